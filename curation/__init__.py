@@ -1,0 +1,1 @@
+"""Curation library: catalog, stores, ingest, synthetic site, CLI. Never imports Airflow."""
