@@ -1,0 +1,1 @@
+"""Airflow hooks and operators: thin wrappers over the `curation` and `deid` libraries."""

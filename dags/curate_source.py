@@ -1,0 +1,55 @@
+"""curate_source: a curator starts it on a source; it ingests, then (as later stages land)
+de-identifies, classifies, scores and registers every series, and emits the `curated_series` asset."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, Asset, Param
+
+from operators.ingest import IngestOperator
+
+CURATED_SERIES = Asset("curated_series")
+
+with DAG(
+    dag_id="curate_source",
+    description="Ingest a hospital source into the catalog and curate every series",
+    schedule=None,
+    catchup=False,
+    max_active_runs=4,
+    tags=["curation"],
+    default_args={
+        "owner": "curation",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(hours=6),
+    },
+    params={
+        "source": Param(
+            "",
+            type="string",
+            minLength=1,
+            title="Source",
+            description="Where the images are: a folder on the worker (/data/export), an archive "
+                        "(/data/export.zip, .tar.gz), an S3 prefix (s3://bucket/prefix) or a DICOMweb server "
+                        "(dicomweb+https://pacs.example.org/dicom-web).",
+        ),
+        "site": Param("default", type="string", minLength=1, title="Site",
+                      description="Name of the hospital or site the data comes from (keys patients per site)."),
+        "exclude": Param([], type="array", items={"type": "string"}, title="Exclude",
+                         description="Glob patterns of files to skip inside the source (e.g. Thumbs.db, "
+                                     "*.txt). Matched against the path inside the source and the file name."),
+        "deid_profile": Param("default", type="string", title="De-identification profile",
+                              description="Name of a profile in include/deid/ (default: Basic + Clean "
+                                          "Descriptors + Modified Dates + Patient Characteristics)."),
+    },
+    doc_md=__doc__,
+    render_template_as_native_obj=True,
+) as dag:
+    ingest = IngestOperator(
+        task_id="ingest",
+        source="{{ params.source }}",
+        site="{{ params.site }}",
+        exclude="{{ params.exclude }}",
+        outlets=[CURATED_SERIES],
+    )

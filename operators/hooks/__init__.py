@@ -1,0 +1,1 @@
+"""Hooks own the connections: the catalog database and the store."""
