@@ -34,7 +34,7 @@ def test_curate_source_dag_ingests_and_quarantines(tmp_path, airflow_env):
     for code in ("truncated", "missing_attribute", "conflicting_duplicate", "corrupt"):
         assert f"[{code}]" in log
     # Paths can carry patient names in real exports: the task log names content hashes instead.
-    assert "no_uid.dcm" not in log and "zz_conflict.dcm" not in log
+    assert "no_uid.dcm" not in log and "conflict.dcm" not in log
 
     from sqlalchemy import func, select
 
