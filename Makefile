@@ -14,6 +14,8 @@ PYTEST_ARGS ?=
 .PHONY: install demo test airflow apt clean-state
 
 install: apt $(STAMPS)/venv $(STAMPS)/editable $(STAMPS)/airflow-db
+	@# Areas with their own install needs (npm builds, browsers) ship an idempotent install.sh.
+	@for script in annotation/install.sh; do [ ! -x $$script ] || $(ENV) && [ ! -x $$script ] || bash $$script; done
 	@echo "install: ready (venv $(VENV), AIRFLOW_HOME $(ROOT)/.airflow)"
 
 apt:

@@ -82,14 +82,15 @@ def _print_report(truth: dict) -> None:
     from sqlalchemy import func, select
 
     from curation.catalog import Catalog, Instance, Patient, QuarantineRecord, Series, Study, verify_chain
+    from curation.cli.ingest import describe_file
 
     catalog = Catalog()
     with catalog.session() as s:
         n = {name: s.scalar(select(func.count()).select_from(model))
              for name, model in (("patients", Patient), ("studies", Study), ("series", Series),
                                  ("instances", Instance), ("quarantined files", QuarantineRecord))}
-        quarantine = s.execute(select(QuarantineRecord.file, QuarantineRecord.reason_code, QuarantineRecord.reason)
-                               .order_by(QuarantineRecord.file)).all()
+        quarantine = s.execute(select(QuarantineRecord.file, QuarantineRecord.sha256, QuarantineRecord.reason_code,
+                                      QuarantineRecord.reason).order_by(QuarantineRecord.file)).all()
     print("\n== Catalog after the demo run ==")
     for k, v in n.items():
         print(f"  {k:<18} {v:>8,}")
@@ -98,7 +99,7 @@ def _print_report(truth: dict) -> None:
           f"{expected_q} files expected in quarantine)")
     if quarantine:
         print("\n== Quarantine (file: reason) ==")
-        for f, code, reason in quarantine:
-            print(f"  {f}: [{code}] {reason}")
+        for f, sha, code, reason in quarantine:
+            print(f"  {describe_file(f, sha, show_paths=False)}: [{code}] {reason}")
     report = verify_chain(catalog)
     print(f"\n== Audit ledger: {'intact' if report.ok else 'BROKEN'}, {report.events} events ==")

@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count, at most 4)")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="skip files whose path (or name) matches GLOB; repeatable (e.g. 'Thumbs.db')")
+    p.add_argument("--show-paths", action="store_true",
+                   help="name quarantined files by their path in the source (paths of hospital exports can "
+                        "hold patient names; by default files are named by content hash and file name)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -47,7 +50,14 @@ class _Progress:
               file=sys.stderr, flush=True)
 
 
-def print_summary(summary, out=sys.stdout) -> None:  # noqa: ANN001 - IngestSummary
+def describe_file(path: str, sha256: str, show_paths: bool) -> str:
+    """How a quarantined file is named in output: its path, or its hash and bare file name."""
+    if show_paths:
+        return path
+    return f"sha256:{(sha256 or 'unreadable')[:12]} ({path.rsplit('/', 1)[-1][:40]})"
+
+
+def print_summary(summary, out=sys.stdout, show_paths: bool = False) -> None:  # noqa: ANN001 - IngestSummary
     d = summary.as_dict()
     rows = [
         ("patients", d["patients"]), ("studies", d["studies"]), ("series", d["series"]),
@@ -62,7 +72,8 @@ def print_summary(summary, out=sys.stdout) -> None:  # noqa: ANN001 - IngestSumm
     if summary.quarantined:
         print("Quarantined (file: reason):", file=out)
         for q in summary.quarantined:
-            print(f"  {q['file']}: [{q['reason_code']}] {q['reason']}", file=out)
+            print(f"  {describe_file(q['file'], q['sha256'], show_paths)}: [{q['reason_code']}] {q['reason']}",
+                  file=out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,8 +91,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     if args.json:
         d = summary.as_dict()
-        d["quarantine"] = [{k: q[k] for k in ("file", "reason_code", "reason")} for q in summary.quarantined]
+        d["quarantine"] = [{"file": describe_file(q["file"], q["sha256"], args.show_paths),
+                            "sha256": q["sha256"], "reason_code": q["reason_code"], "reason": q["reason"]}
+                           for q in summary.quarantined]
         print_json(d)
     else:
-        print_summary(summary)
+        print_summary(summary, show_paths=args.show_paths)
     return 0
