@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 install: apt $(STAMPS)/venv $(STAMPS)/editable $(STAMPS)/airflow-db
 	@# Areas with their own install needs (npm builds, browsers) ship an idempotent install.sh.
-	@for script in annotation/install.sh; do [ ! -x $$script ] || $(ENV) && [ ! -x $$script ] || bash $$script; done
+	@if [ -f annotation/install.sh ]; then $(ENV) && bash annotation/install.sh; fi
 	@echo "install: ready (venv $(VENV), AIRFLOW_HOME $(ROOT)/.airflow)"
 
 apt:
