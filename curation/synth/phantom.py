@@ -49,6 +49,50 @@ MR_TISSUES: dict[Tissue, MRTissue] = {
     Tissue.LESION: MRTissue(t1=1400.0, t2=180.0, pd=0.85, t2star=80.0),
 }
 
+#: Apparent diffusion coefficient (mm^2/s), isotropic, typical adult brain values.
+ADC: dict[Tissue, float] = {
+    Tissue.BACKGROUND: 0.0,
+    Tissue.CSF: 3.0e-3,
+    Tissue.GM: 0.83e-3,
+    Tissue.WM: 0.72e-3,
+    Tissue.SKULL: 0.0,
+    Tissue.SCALP: 1.0e-3,
+    Tissue.LESION: 1.35e-3,
+}
+
+#: Relative gadolinium uptake at the peak of a bolus (mmol/l); the lesion has a broken barrier.
+GD_PEAK_MMOL: dict[Tissue, float] = {
+    Tissue.BACKGROUND: 0.0,
+    Tissue.CSF: 0.0,
+    Tissue.GM: 0.06,
+    Tissue.WM: 0.03,
+    Tissue.SKULL: 0.0,
+    Tissue.SCALP: 0.35,
+    Tissue.LESION: 0.9,
+}
+
+#: T1 relaxivity of a gadolinium agent at 1.5 T (1/(mmol/l * s)), e.g. gadobutrol about 5.
+GD_R1 = 5.0
+
+
+def contrast_tissues(fraction_of_peak: float) -> dict[Tissue, MRTissue]:
+    """MR_TISSUES with T1 shortened by the agent: 1/T1 = 1/T1_0 + r1 C (C = peak x fraction)."""
+    out = {}
+    for tissue, par in MR_TISSUES.items():
+        c = GD_PEAK_MMOL[tissue] * fraction_of_peak
+        r1_ms = 1.0 / par.t1 + GD_R1 * c / 1000.0
+        out[tissue] = MRTissue(t1=1.0 / r1_ms, t2=par.t2, pd=par.pd, t2star=par.t2star)
+    return out
+
+
+def adc_map(labels: np.ndarray) -> np.ndarray:
+    """ADC (mm^2/s) at each label."""
+    lut = np.zeros(max(int(t) for t in Tissue) + 1)
+    for tissue, v in ADC.items():
+        lut[int(tissue)] = v
+    return lut[labels]
+
+
 #: CT attenuation in Hounsfield units.
 CT_HU: dict[Tissue, float] = {
     Tissue.BACKGROUND: -1000.0,
@@ -126,15 +170,17 @@ def mr_signal(
     ti: float | None = None,
     flip_deg: float = 90.0,
     gradient_echo: bool = False,
+    tissues: dict[Tissue, MRTissue] | None = None,
 ) -> np.ndarray:
     """Noise-free MR magnitude (arbitrary units, max about 1) from the tissue labels.
 
     Spin echo: PD (1 - e^{-TR/T1}) e^{-TE/T2}; inversion recovery adds |1 - 2 e^{-TI/T1} + e^{-TR/T1}|;
-    gradient echo uses the spoiled steady state with T2*.
+    gradient echo uses the spoiled steady state with T2*. `tissues` overrides MR_TISSUES (e.g. T1
+    shortened by a contrast agent).
     """
     out = np.zeros(labels.shape, dtype=np.float64)
     alpha = np.deg2rad(flip_deg)
-    for tissue, par in MR_TISSUES.items():
+    for tissue, par in (tissues or MR_TISSUES).items():
         mask = labels == tissue
         if not mask.any() or par.pd == 0.0:
             continue

@@ -1,0 +1,197 @@
+"""`generate_site`: a deterministic synthetic hospital export with its ground truth.
+
+Each patient's data depends only on (seed, patient index), so patients 0..k are the same whatever
+`patients` is, and two runs with the same arguments write byte-identical files.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+)
+
+from curation.synth import degrade as dg
+from curation.synth.bad import plant_bad_inputs
+from curation.synth.chest import Nodule
+from curation.synth.ct import CTStudyBuilder
+from curation.synth.dicomio import VENDORS, StudyCtx
+from curation.synth.identity import Patient, make_patient, make_site, rng_for
+from curation.synth.mr import STRUCTURAL, MROptions, MRStudyBuilder
+from curation.synth.writer import SCHEMA, SiteWriter
+
+VENDOR_ORDER = ("siemens", "ge", "philips")
+DEGRADATION_TYPES = ("noise", "ghosting", "blur", "bias")
+
+#: Transfer syntax of MR series by vendor and kind (default Explicit VR Little Endian). GE exports
+#: Implicit VR, as its older PACS links do.
+MR_TS = {
+    "siemens": {"ADC": RLELossless},
+    "ge": {k: ImplicitVRLittleEndian for k in ("LOCALIZER", "T1W", "T2W", "FLAIR", "PDW", "DWI", "ADC", "DCE", "SWI", "T1W_POST")},
+    "philips": {"SWI": JPEG2000Lossless},
+}
+
+
+def degradation_plan(seed: int, index: int) -> dict[str, tuple[str, int]]:
+    """Which structural MR series of patient `index` get which defect and severity.
+
+    About half the structural series are degraded; across any three consecutive patients every
+    defect type occurs, and severities spread over 1..5.
+    """
+    rng = rng_for(seed, "degradation", index)
+    plan: dict[str, tuple[str, int]] = {}
+    k = 0
+    for j, kind in enumerate(STRUCTURAL):
+        if (index + j) % 2 == 0:
+            plan[kind] = (DEGRADATION_TYPES[(k + index) % 4], int(rng.integers(1, 6)))
+            k += 1
+    return plan
+
+
+def _study(patient: Patient, site, seed: int, index: int, modality: str, vendor: str, days: int,
+           description: str, body_part: str) -> StudyCtx:
+    rng = rng_for(seed, "study", patient.index, index)
+    ph = site.physicians
+    return StudyCtx(
+        patient=patient, site=site, vendor=VENDORS[vendor], modality=modality, index=index,
+        date=patient.first_visit + dt.timedelta(days=days),
+        time=f"{int(rng.integers(7, 18)):02d}{int(rng.integers(0, 60)):02d}{int(rng.integers(0, 60)):02d}",
+        description=description, body_part=body_part,
+        referring=ph[int(rng.integers(len(ph)))], performing=ph[(index + patient.index) % len(ph)],
+        operator=site.operators[int(rng.integers(len(site.operators)))], reader=ph[(index + 2) % len(ph)],
+        seed=seed, name_in_description=(patient.index + index) % 3 == 0,
+    )
+
+
+def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict) -> Patient:
+    p = make_patient(seed, index, site)
+    rng = rng_for(seed, "visits", index)
+    vendor = VENDOR_ORDER[index % 3]
+
+    # MR brain, full protocol
+    mr = _study(p, site, seed, 0, "MR", vendor, 0, "MRI BRAIN W/WO CONTRAST", "HEAD")
+    writer.add_study(mr)
+    MRStudyBuilder(writer, mr, MROptions(matrix=opts["matrix"], slices=opts["slices"],
+                                         slices_4d=opts["slices_4d"], matrix_4d=opts["matrix_4d"]),
+                   degradation_plan(seed, index), with_post_contrast=index % 2 == 1,
+                   transfer_syntaxes=MR_TS[vendor]).build()
+
+    # CT head: without, with, or without-then-with contrast
+    ct_vendor = VENDOR_ORDER[(index + 1) % 3]
+    head = _study(p, site, seed, 1, "CT", ct_vendor, int(rng.integers(3, 40)), "CT HEAD", "HEAD")
+    writer.add_study(head)
+    phases = ((False,), (True,), (False, True))[index % 3]
+    CTStudyBuilder(writer, head, opts["ct_matrix"], opts["slices"], JPEGLSLossless).head(phases)
+
+    # CT chest with a lung nodule in some patients
+    chest = _study(p, site, seed, 2, "CT", ct_vendor, int(rng.integers(41, 120)), "CT CHEST", "CHEST")
+    writer.add_study(chest)
+    nodule = None
+    if index % 3 != 2:
+        nodule = Nodule((float(rng.uniform(-95, -55)), float(rng.uniform(-20, 30)), float(rng.uniform(0, 70))),
+                        float(round(rng.uniform(6, 11), 1)))
+    CTStudyBuilder(writer, chest, opts["ct_matrix"], opts["slices"], ExplicitVRLittleEndian).chest(
+        contrast=index % 2 == 0, nodule=nodule, topogram_ts=ExplicitVRLittleEndian)
+    return p
+
+
+def generate_site(
+    out_dir: Path,
+    patients: int = 3,
+    seed: int = 0,
+    *,
+    matrix: int = 128,
+    slices: int = 24,
+    slices_4d: int | None = None,
+    matrix_4d: int | None = None,
+    ct_matrix: int | None = None,
+    phi_locations: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Write a synthetic hospital export under `out_dir` and return its ground truth (also written to
+    `out_dir/ground_truth.json`). Same arguments, same bytes."""
+    if patients < 1:
+        raise ValueError("patients must be >= 1")
+    if matrix < 32 or slices < 4:
+        raise ValueError("matrix must be >= 32 and slices >= 4")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    opts = {
+        "matrix": matrix,
+        "slices": slices,
+        "slices_4d": slices_4d or max(6, slices // 2),
+        "matrix_4d": matrix_4d or max(32, (matrix * 3 // 4) // 2 * 2),
+        "ct_matrix": ct_matrix or 2 * matrix,
+    }
+    site = make_site(seed)
+    writer = SiteWriter(out, record_phi_locations=phi_locations)
+    people: list[Patient] = []
+    t0 = time.monotonic()
+    for i in range(patients):
+        before = writer.n_written
+        people.append(generate_patient(writer, site, seed, i, opts))
+        say(f"synth: patient {i + 1}/{patients}: {writer.n_written - before} files "
+            f"({time.monotonic() - t0:.1f} s)")
+    bad = plant_bad_inputs(writer, seed)
+    say(f"synth: {len(bad)} bad inputs planted")
+
+    truth = {
+        "schema": SCHEMA,
+        "seed": seed,
+        "options": dict(opts, patients=patients, phi_locations=phi_locations),
+        "site": dict(site.to_json(), baseline_noise_sigma=dg.BASELINE_NOISE_SIGMA),
+        "patients": [_patient_json(p) for p in people],
+        "studies": writer.studies,
+        "series": writer.series,
+        "bad_inputs": bad,
+        "files": dict(sorted(writer.files.items())),
+        "phi_locations": writer.phi_locations,
+    }
+    (out / "ground_truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True) + "\n")
+    return truth
+
+
+def _patient_json(p: Patient) -> dict:
+    return {
+        "index": p.index,
+        "patient_id": p.patient_id,
+        "other_patient_id": p.other_id,
+        "patient_name": p.pn,
+        "birth_date": p.birth_da,
+        "sex": p.sex,
+        "age": p.age_at(p.first_visit),
+        "address": p.address,
+        "phone": p.phone,
+        "head_scale": p.head_scale,
+        "phi_values": list(p.phi_values),
+    }
+
+
+def summarize(truth: dict) -> dict:
+    """Counts for the CLI's closing summary."""
+    files = truth["files"]
+    by_type: dict[str, int] = {}
+    for f in files.values():
+        by_type[f["type"]] = by_type.get(f["type"], 0) + 1
+    kinds: dict[str, int] = {}
+    for s in truth["series"]:
+        kinds[s["kind"]] = kinds.get(s["kind"], 0) + 1
+    return {
+        "patients": len(truth["patients"]),
+        "studies": len(truth["studies"]),
+        "series": len(truth["series"]),
+        "instances": sum(s["n_instances"] for s in truth["series"]),
+        "files_by_type": by_type,
+        "series_by_kind": kinds,
+        "phi_locations": len(truth["phi_locations"]),
+    }
