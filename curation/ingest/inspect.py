@@ -174,6 +174,9 @@ def _validate_dicom(data: bytes, insp: Inspection, site: str) -> Inspection:
         if ts is None:
             ts = pydicom.uid.ImplicitVRLittleEndian  # no file meta: pydicom guessed the encoding
         ts = UID(str(ts))
+        problem = _truncation(ds, data)
+        if problem:
+            return insp.refuse("truncated", problem)
         for keyword, tag in REQUIRED:
             value = ds.get(keyword)
             if value is None or str(value).strip() == "":
@@ -190,6 +193,31 @@ def _validate_dicom(data: bytes, insp: Inspection, site: str) -> Inspection:
     except Exception as exc:  # noqa: BLE001
         return insp.refuse("corrupt", f"DICOM header is damaged ({_safe_message(exc)})")
     return insp
+
+
+#: Sequence Delimitation Item that closes encapsulated (compressed) Pixel Data, little endian.
+_SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def _truncation(ds: pydicom.Dataset, data: bytes) -> str | None:
+    """Why the file looks cut short, or None. pydicom stops quietly at end of file, so compare where
+    the last top-level element ends with the file's length."""
+    tags = list(ds.keys())
+    if not tags:
+        return "no data element could be read after the header"
+    raw = ds.get_item(tags[-1])
+    length = getattr(raw, "length", None)
+    tell = getattr(raw, "value_tell", None)
+    if length is None or tell is None:
+        return None
+    if length == 0xFFFFFFFF:
+        if tags[-1] == 0x7FE00010 and not data.endswith(_SEQ_DELIMITER):
+            return "encapsulated Pixel Data has no closing delimiter: the file is truncated"
+        return None
+    end = tell + length
+    if end > len(data):
+        return f"the last element declares {end - len(data)} more bytes than the file holds: the file is truncated"
+    return None
 
 
 def _validate_pixels(data: bytes, ds: pydicom.Dataset, ts: UID, insp: Inspection) -> Inspection:
