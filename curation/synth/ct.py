@@ -12,6 +12,7 @@ from curation.synth.identity import rng_for
 from curation.synth.mr import lesion_boxes
 from curation.synth.phantom import Tissue, ct_hu, head_labels_at
 from curation.synth.writer import SiteWriter
+from curation.synth.xray import XRAY_EXTENT_MM
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 CONTRAST_AGENT = {"siemens": "Ultravist 370", "ge": "Omnipaque 350", "philips": "Iomeron 400"}
@@ -133,7 +134,7 @@ class CTStudyBuilder:
                                        "box": [int(cc.min()), int(rr.min()), int(np.ptp(cc) + 1), int(np.ptp(rr) + 1)]})
 
     def _topogram(self, nodule: Nodule | None, ts: str) -> None:
-        n, extent = 256, 500.0
+        n, extent = self.matrix, XRAY_EXTENT_MM  # the radiographs' grid: one cached projection
         img = radiograph(projection(n, extent, nodule)).astype(np.uint16)
         desc = {"siemens": "Topogram 0.6 T20f", "ge": "Scout", "philips": "Surview"}[self.vendor]
         sctx = self._series(1, desc, 0.5, "CHEST", "")

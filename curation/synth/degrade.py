@@ -21,7 +21,7 @@ SEVERITIES = (1, 2, 3, 4, 5)
 #: Noise sigma as a fraction of the volume's 99th percentile (the bright tissue level).
 NOISE_SIGMA = {0: 0.0, 1: 0.02, 2: 0.035, 3: 0.055, 4: 0.08, 5: 0.12}
 #: Amplitude (pixels) of the periodic displacement along the phase-encode direction.
-GHOST_AMPLITUDE = {0: 0.0, 1: 0.4, 2: 0.8, 3: 1.3, 4: 2.0, 5: 3.0}
+GHOST_AMPLITUDE = {0: 0.0, 1: 0.12, 2: 0.25, 3: 0.45, 4: 0.75, 5: 1.2}
 #: Gaussian sigma (pixels) in-plane.
 BLUR_SIGMA = {0: 0.0, 1: 0.6, 2: 1.0, 3: 1.5, 4: 2.1, 5: 3.0}
 #: Peak log-amplitude of the multiplicative field: the field spans about exp(-a) .. exp(a).

@@ -294,10 +294,16 @@ def encode(ds: Dataset, transfer_syntax: str) -> bytes:
     ds.file_meta = meta
     if transfer_syntax in _ENCODING_PLUGIN:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.compress(transfer_syntax, encoding_plugin=_ENCODING_PLUGIN[transfer_syntax])
+        # pydicom would give a compressed copy a new SOPInstanceUID; ours are deterministic.
+        ds.compress(transfer_syntax, encoding_plugin=_ENCODING_PLUGIN[transfer_syntax], generate_instance_uid=False)
     meta.TransferSyntaxUID = transfer_syntax
     buf = io.BytesIO()
-    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    if "SOPInstanceUID" in ds:
+        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    else:  # a planted bad input: the standard forbids it, so write the meta as it is
+        ds.preamble = bytes(128)
+        meta.FileMetaInformationVersion = b"\x00\x01"
+        pydicom.dcmwrite(buf, ds, enforce_file_format=False)
     return buf.getvalue()
 
 

@@ -87,6 +87,8 @@ class MRStudyBuilder:
         self.scale = study.patient.head_scale
         self._label_cache: dict[tuple, np.ndarray] = {}
         self._localizer_refs: list[str] = []
+        #: (kind, stored volume, geometry, degradation) of series also exported as NIfTI.
+        self.nifti_volumes: list[tuple[str, np.ndarray, SliceGeometry, dict]] = []
         self.key = (study.seed, "mr", study.patient.index, study.index)
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -248,12 +250,14 @@ class MRStudyBuilder:
         if d_type == "noise":
             vol = dg.rician_noise(clean, dg.NOISE_SIGMA[severity] * float(np.percentile(clean, 99)), rng)
         stored = to_stored(vol, scale)
-        rec = self.w.new_series(sctx, kind, plane=p.plane, dimensions="3D" if p.acquisition == "3D" else "2D",
+        rec = self.w.new_series(sctx, p.kind, plane=p.plane, dimensions="3D" if p.acquisition == "3D" else "2D",
                                 contrast=p.contrast, derived=False, transfer_syntax=ts,
                                 degradation={"type": d_type, "severity": severity},
                                 acquisition_type=p.acquisition,
                                 repetition_time=p.tr, echo_time=p.te, inversion_time=p.ti, flip_angle=p.flip)
         self._write_stack(p, sctx, rec, geom, stored, labels, ts)
+        if kind in ("T1W", "T2W", "FLAIR"):
+            self.nifti_volumes.append((kind, stored, geom, dict(rec["degradation"], series_instance_uid=sctx.uid)))
 
     def _dwi(self, p: Protocol, number: int, minute: float, ext: str) -> list[list[str]]:
         sctx = self._series(p, number, minute, ext)

@@ -27,7 +27,10 @@ from curation.synth.ct import CTStudyBuilder
 from curation.synth.dicomio import VENDORS, StudyCtx
 from curation.synth.identity import Patient, make_patient, make_site, rng_for
 from curation.synth.mr import STRUCTURAL, MROptions, MRStudyBuilder
+from curation.synth.exports import chest_pictures, write_nifti
+from curation.synth.us import screen_capture, us_study
 from curation.synth.writer import SCHEMA, SiteWriter
+from curation.synth.xray import chest_radiograph
 
 VENDOR_ORDER = ("siemens", "ge", "philips")
 DEGRADATION_TYPES = ("noise", "ghosting", "blur", "bias")
@@ -72,7 +75,10 @@ def _study(patient: Patient, site, seed: int, index: int, modality: str, vendor:
     )
 
 
-def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict) -> Patient:
+NIFTI_SUFFIX = {"T1W": "T1w", "T2W": "T2w", "FLAIR": "FLAIR"}
+
+
+def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict, extra: dict) -> Patient:
     p = make_patient(seed, index, site)
     rng = rng_for(seed, "visits", index)
     vendor = VENDOR_ORDER[index % 3]
@@ -80,10 +86,16 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
     # MR brain, full protocol
     mr = _study(p, site, seed, 0, "MR", vendor, 0, "MRI BRAIN W/WO CONTRAST", "HEAD")
     writer.add_study(mr)
-    MRStudyBuilder(writer, mr, MROptions(matrix=opts["matrix"], slices=opts["slices"],
-                                         slices_4d=opts["slices_4d"], matrix_4d=opts["matrix_4d"]),
-                   degradation_plan(seed, index), with_post_contrast=index % 2 == 1,
-                   transfer_syntaxes=MR_TS[vendor]).build()
+    builder = MRStudyBuilder(writer, mr, MROptions(matrix=opts["matrix"], slices=opts["slices"],
+                                                   slices_4d=opts["slices_4d"], matrix_4d=opts["matrix_4d"]),
+                             degradation_plan(seed, index), with_post_contrast=index % 2 == 1,
+                             transfer_syntaxes=MR_TS[vendor])
+    builder.build()
+    screen_capture(writer, mr, number=99)
+    for kind, stored, geom, degradation in builder.nifti_volumes:
+        rel = f"nifti/P{index + 1:05d}/P{index + 1:05d}_{NIFTI_SUFFIX[kind]}.nii.gz"
+        extra.setdefault("nifti", []).append(write_nifti(writer, rel, stored, geom, {
+            "kind": kind, "patient_index": index, "patient_id": p.patient_id, "degradation": degradation}))
 
     # CT head: without, with, or without-then-with contrast
     ct_vendor = VENDOR_ORDER[(index + 1) % 3]
@@ -101,6 +113,21 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
                         float(round(rng.uniform(6, 11), 1)))
     CTStudyBuilder(writer, chest, opts["ct_matrix"], opts["slices"], ExplicitVRLittleEndian).chest(
         contrast=index % 2 == 0, nodule=nodule, topogram_ts=ExplicitVRLittleEndian)
+
+    # Chest radiograph: CR for even patients, DX for odd ones; same nodule as the CT
+    xr_mod = "CR" if index % 2 == 0 else "DX"
+    xr = _study(p, site, seed, 3, xr_mod, ct_vendor, int(rng.integers(121, 200)), "XR CHEST PA", "CHEST")
+    writer.add_study(xr)
+    chest_radiograph(writer, xr, xr_mod, opts["xray_matrix"], nodule,
+                     ExplicitVRLittleEndian if index % 3 else ImplicitVRLittleEndian)
+    extra.setdefault("images", []).extend(chest_pictures(writer, seed, p, opts["xray_matrix"], nodule))
+
+    # Ultrasound with burned-in text
+    us = _study(p, site, seed, 4, "US", VENDOR_ORDER[(index + 2) % 3], int(rng.integers(201, 300)),
+                "US ABDOMEN COMPLETE", "ABDOMEN")
+    writer.add_study(us)
+    p.add_phi(f"{us.date:%m/%d/%Y} {us.time[:2]}:{us.time[2:4]}", f"{mr.date:%Y-%m-%d}")
+    us_study(writer, us)
     return p
 
 
@@ -132,14 +159,16 @@ def generate_site(
         "slices_4d": slices_4d or max(6, slices // 2),
         "matrix_4d": matrix_4d or max(32, (matrix * 3 // 4) // 2 * 2),
         "ct_matrix": ct_matrix or 2 * matrix,
+        "xray_matrix": ct_matrix or 2 * matrix,
     }
     site = make_site(seed)
     writer = SiteWriter(out, record_phi_locations=phi_locations)
     people: list[Patient] = []
+    extra: dict[str, list] = {"images": [], "nifti": []}
     t0 = time.monotonic()
     for i in range(patients):
         before = writer.n_written
-        people.append(generate_patient(writer, site, seed, i, opts))
+        people.append(generate_patient(writer, site, seed, i, opts, extra))
         say(f"synth: patient {i + 1}/{patients}: {writer.n_written - before} files "
             f"({time.monotonic() - t0:.1f} s)")
     bad = plant_bad_inputs(writer, seed)
@@ -154,6 +183,8 @@ def generate_site(
         "studies": writer.studies,
         "series": writer.series,
         "bad_inputs": bad,
+        "images": extra["images"],
+        "nifti": extra["nifti"],
         "files": dict(sorted(writer.files.items())),
         "phi_locations": writer.phi_locations,
     }

@@ -1,0 +1,64 @@
+"""Non-DICOM files a site also hands over: 8-bit PNG/JPEG chest images (as research datasets ship
+them) and NIfTI head volumes with a correct affine."""
+from __future__ import annotations
+
+import gzip
+
+import cv2
+import nibabel as nib
+import numpy as np
+
+from curation.synth.chest import Nodule, nodule_box
+from curation.synth.geometry import SliceGeometry
+from curation.synth.identity import Patient, rng_for
+from curation.synth.writer import SiteWriter
+from curation.synth.xray import XRAY_EXTENT_MM, chest_image
+
+#: LPS (DICOM) to RAS (NIfTI) flips the first two axes.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def chest_pictures(writer: SiteWriter, seed: int, patient: Patient, n: int, nodule: Nodule | None) -> list[dict]:
+    """A PNG for every patient and, for every other patient, a JPEG (quality 90) of a PA chest image."""
+    rng = rng_for(seed, "picture", patient.index)
+    img8 = np.rint(chest_image(n, nodule, rng, bits=8)).astype(np.uint8)
+    out = []
+    stem = f"images/chest_{patient.index + 1:05d}"
+    formats = [("png", ".png", [cv2.IMWRITE_PNG_COMPRESSION, 6])]
+    if patient.index % 2 == 0:
+        formats.append(("jpeg", ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 90]))
+    for kind, ext, params in formats:
+        ok, buf = cv2.imencode(ext, img8, params)
+        if not ok:
+            raise RuntimeError(f"OpenCV could not encode {ext}")
+        rel = f"{stem}{ext}"
+        lesions = [{"label": "nodule", "box": nodule_box(nodule, n, XRAY_EXTENT_MM)}] if nodule else []
+        writer.write_other(rel, buf.tobytes(), kind, "ingest", patient_index=patient.index, kind="DX",
+                           view="PA", lesions=lesions)
+        out.append({"file": rel, "format": kind, "kind": "DX", "view": "PA", "shape": list(img8.shape),
+                    "pixel_spacing_mm": XRAY_EXTENT_MM / (n - 1), "lesions": lesions,
+                    "patient_index": patient.index})
+    return out
+
+
+def nifti_bytes(volume_zyx: np.ndarray, geom: SliceGeometry, description: str) -> bytes:
+    """A .nii.gz of a (slices, rows, columns) volume on `geom`: voxel (i, j, k) = (column, row, slice),
+    affine = LPS_TO_RAS @ the DICOM index-to-LPS matrix. Gzip with mtime 0 and no name: same bytes every run."""
+    data = np.ascontiguousarray(np.transpose(volume_zyx, (2, 1, 0)))
+    affine = LPS_TO_RAS @ geom.affine_lps()
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=1)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["descrip"] = description.encode()[:79]
+    return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
+
+
+def write_nifti(writer: SiteWriter, rel: str, volume_zyx: np.ndarray, geom: SliceGeometry, entry: dict) -> dict:
+    data = nifti_bytes(volume_zyx, geom, entry.get("kind", ""))
+    affine = LPS_TO_RAS @ geom.affine_lps()
+    rec = dict(entry, file=rel, shape=[geom.columns, geom.rows, geom.n_slices],
+               voxel_size_mm=[geom.col_spacing, geom.row_spacing, geom.slice_spacing],
+               affine_ras=[[float(round(v, 6)) for v in row] for row in affine], plane=geom.plane)
+    writer.write_other(rel, data, "nifti", "ingest", kind=entry.get("kind"), patient_index=entry.get("patient_index"))
+    return rec
