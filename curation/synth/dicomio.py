@@ -183,7 +183,7 @@ def base_dataset(series: SeriesCtx, sop_class: str, instance: int, seconds_into_
     ds.ReferringPhysicianName = st.referring.pn
     ds.ReferringPhysicianTelephoneNumbers = site.phone
     ds.StationName = v.station
-    ds.StudyDescription = st.written_description
+    ds.StudyDescription = _lo(st.written_description)
     ds.SeriesDescription = series.description
     ds.InstitutionalDepartmentName = site.department
     ds.PhysiciansOfRecord = st.referring.pn
@@ -227,13 +227,14 @@ def base_dataset(series: SeriesCtx, sop_class: str, instance: int, seconds_into_
     req = Dataset()
     req.AccessionNumber = st.accession
     req.RequestedProcedureID = f"RP{st.study_id}"
-    req.RequestedProcedureDescription = f"{st.description} - {p.pn}"
+    req.RequestedProcedureDescription = _lo(f"{p.pn} - {st.description}")
     req.ScheduledProcedureStepID = f"SPS{st.study_id}1"
     req.ScheduledProcedureStepDescription = st.description
     req.ScheduledProcedureStepStartDate = st.da
     req.RequestingPhysician = st.referring.pn
     ds.RequestAttributesSequence = Sequence([req])
-    ds.RequestedProcedureDescription = f"{st.description} for {p.given} {p.family} (MRN {p.patient_id})"
+    # identifiers first: LO holds 64 characters, so a long description is what gets cut
+    ds.RequestedProcedureDescription = _lo(f"{p.given} {p.family} MRN {p.patient_id}: {st.description}")
     ds.PerformedProcedureStepStartDate = st.da
     ds.PerformedProcedureStepStartTime = st.time
     ds.PerformedProcedureStepID = f"PPS{st.study_id}"
@@ -245,6 +246,11 @@ def base_dataset(series: SeriesCtx, sop_class: str, instance: int, seconds_into_
     block.add_new(0x12, "DA", st.da)
     block.add_new(0x13, "LT", f"{p.family}, {p.given} / DOB {p.birth_date:%m/%d/%Y} / {p.address}")
     return ds
+
+
+def _lo(text: str) -> str:
+    """A value that fits LO (64 characters)."""
+    return text[:64].rstrip()
 
 
 def _ref(sop_class: str, sop_uid: str) -> Dataset:
@@ -320,7 +326,7 @@ def add_overlay(ds: Dataset, text: str, description: str, group: int = 0x6000) -
         bits = np.append(bits, np.uint8(0))
     ds.add_new((group, 0x0010), "US", rows)
     ds.add_new((group, 0x0011), "US", cols)
-    ds.add_new((group, 0x0022), "LO", description)
+    ds.add_new((group, 0x0022), "LO", _lo(description))
     ds.add_new((group, 0x0040), "CS", "G")
     ds.add_new((group, 0x0050), "SS", [1, 1])
     ds.add_new((group, 0x0100), "US", 1)
@@ -342,7 +348,8 @@ class PhiScanner:
 
     def __init__(self, patient: Patient, text_values: list[str]) -> None:
         self.patient = patient
-        self.text_values = sorted(set(text_values), key=len, reverse=True)
+        self.text_values_source = list(text_values)
+        self.text_values = sorted(set(text_values), key=lambda v: (-len(v), v))  # longest first, stable
         pattern = "|".join(re.escape(v) for v in self.text_values)
         self._re = re.compile(rf"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])", re.IGNORECASE)
         self._lut = {v.lower(): v for v in reversed(self.text_values)}
@@ -376,7 +383,7 @@ class PhiScanner:
                 if not s:
                     continue
                 if elem.VR in ("DA", "TM", "DT") or (elem.VR == "UI" and s.startswith("2.25.")):
-                    self.patient.add_phi(s)
+                    self.patient.add_phi(s, exact=True)
                     out.append({"file": file, "tag": prefix + tag, "value": s})
                     continue
                 if elem.VR in ("UI", "US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "AT", "UV", "SV"):

@@ -152,6 +152,9 @@ class Patient:
     head_scale: float
     first_visit: dt.date
     phi_values: list[str] = field(default_factory=list)
+    #: The subset of phi_values searched as text (names, IDs, addresses...); the rest are exact values
+    #: (dates, times, UIDs) learnt while scanning.
+    text_phi: list[str] = field(default_factory=list)
 
     @property
     def pn(self) -> str:
@@ -182,11 +185,18 @@ class Patient:
             years -= 1
         return years
 
-    def add_phi(self, *values: str) -> None:
-        """Remember an identifying string planted for this patient (kept unique, order kept)."""
+    def add_phi(self, *values: str, exact: bool = False) -> None:
+        """Remember an identifying string planted for this patient (kept unique, order kept).
+
+        `exact` values (dates, times, UIDs) are matched as whole element values, the others as text
+        anywhere in a string element."""
         for v in values:
-            if v and v not in self.phi_values:
+            if not v:
+                continue
+            if v not in self.phi_values:
                 self.phi_values.append(v)
+            if not exact and v not in self.text_phi:
+                self.text_phi.append(v)
 
 
 def make_patient(seed: int, index: int, site: Site) -> Patient:

@@ -83,10 +83,10 @@ def _sector(rng: np.random.Generator, frame: int, rows: int = US_ROWS, cols: int
 def _patient_lines(study: StudyCtx, cols: int) -> list[tuple[str, tuple[int, int], float]]:
     p = study.patient
     return [
-        (f"{p.family.upper()}, {p.given.upper()}", (6, 16), 0.45),
-        (f"ID: {p.patient_id}", (6, 34), 0.45),
-        (f"{study.date:%m/%d/%Y} {study.time[:2]}:{study.time[2:4]}", (cols - 150, 16), 0.45),
-        (study.site.institution, (cols - 280, 34), 0.4),
+        (f"{p.family.upper()}, {p.given.upper()}", (6, 18), 0.5),
+        (f"ID: {p.patient_id}", (6, 38), 0.5),
+        (f"{study.date:%m/%d/%Y} {study.time[:2]}:{study.time[2:4]}", (cols - 160, 18), 0.5),
+        (study.site.institution, (cols - 290, 38), 0.42),
     ]
 
 

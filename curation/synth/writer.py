@@ -30,8 +30,8 @@ class SiteWriter:
 
     def scanner(self, patient: Patient) -> PhiScanner:
         s = self._scanners.get(patient.index)
-        if s is None:
-            s = PhiScanner(patient, list(patient.phi_values))
+        if s is None or len(s.text_values_source) != len(patient.text_phi):  # new study, new accession
+            s = PhiScanner(patient, list(patient.text_phi))
             self._scanners[patient.index] = s
         return s
 
@@ -47,7 +47,7 @@ class SiteWriter:
             "vendor": study.vendor.key,
             "accession_number": study.accession,
         })
-        study.patient.add_phi(study.accession, study.study_id, study.written_description)
+        study.patient.add_phi(study.accession, study.study_id)
 
     def new_series(
         self,
