@@ -44,7 +44,10 @@ class Nodule:
 
 
 def _ell(p: np.ndarray, c, a) -> np.ndarray:
-    return np.sqrt((((p - np.asarray(c, float)) / np.asarray(a, float)) ** 2).sum(axis=-1))
+    x = (p[..., 0] - c[0]) / a[0]
+    y = (p[..., 1] - c[1]) / a[1]
+    z = (p[..., 2] - c[2]) / a[2]
+    return np.sqrt(x * x + y * y + z * z)
 
 
 def chest_labels_at(points_mm: np.ndarray, nodule: Nodule | None = None) -> np.ndarray:

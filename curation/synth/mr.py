@@ -154,8 +154,9 @@ class MRStudyBuilder:
         if self._localizer_refs and p.kind != "LOCALIZER":
             ds.ReferencedImageSequence = Sequence([_ref(MR_IMAGE_STORAGE, u) for u in self._localizer_refs])
 
-    def _window(self, ds: Dataset, stored: np.ndarray) -> None:
-        hi = float(np.percentile(stored, 99.5)) or 1.0
+    @staticmethod
+    def _window(ds: Dataset, stored: np.ndarray, hi: float | None = None) -> None:
+        hi = hi if hi is not None else (float(np.percentile(stored, 99.5)) or 1.0)
         ds.WindowCenter = f"{hi / 2:.0f}"
         ds.WindowWidth = f"{hi:.0f}"
 
@@ -171,6 +172,7 @@ class MRStudyBuilder:
     def _write_stack(self, p: Protocol, sctx: SeriesCtx, rec: dict, geom: SliceGeometry, stored: np.ndarray,
                      labels: np.ndarray | None, ts: str, first_instance: int = 1, per_slice=None) -> list[str]:
         uids = []
+        hi = float(np.percentile(stored, 99.5)) or 1.0  # one window for the whole stack
         for k in range(geom.n_slices):
             inst = first_instance + k
             ds = base_dataset(sctx, MR_IMAGE_STORAGE, inst, seconds_into_series=k * 0.5)
@@ -178,13 +180,11 @@ class MRStudyBuilder:
             if per_slice:
                 per_slice(ds, k)
             set_pixels(ds, stored[k], bits_stored=12)
-            self._window(ds, stored)
+            self._window(ds, stored, hi)
             if inst == 1 and p.kind in ("T2W",):
                 add_overlay(ds, self.study.patient.pn, f"Annotated by {self.study.reader.pn} for {self.study.patient.pn}")
-            rel = self.w.write_instance(ds, sctx, rec, inst, ts, keep=(k == geom.n_slices // 2))
+            self.w.write_instance(ds, sctx, rec, inst, ts, keep=(k == geom.n_slices // 2))
             uids.append(str(ds.SOPInstanceUID))
-            if labels is not None:
-                pass
         if labels is not None:
             for k, box in lesion_boxes(labels):
                 rec["lesions"].append({"label": "lesion", "file": rec["files"][k], "box": box})
