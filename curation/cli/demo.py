@@ -87,13 +87,16 @@ def _print_report(truth: dict) -> None:
     catalog = Catalog()
     with catalog.session() as s:
         n = {name: s.scalar(select(func.count()).select_from(model))
-             for name, model in (("patients", Patient), ("studies", Study), ("series", Series),
-                                 ("instances", Instance), ("quarantined files", QuarantineRecord))}
+             for name, model in (("patients", Patient), ("studies", Study), ("instances", Instance),
+                                 ("quarantined files", QuarantineRecord))}
+        n["series"] = s.scalar(select(func.count()).select_from(Series).where(Series.format == "dicom"))
+        n["images (PNG/JPEG/NIfTI)"] = s.scalar(select(func.count()).select_from(Series)
+                                                .where(Series.format != "dicom"))
         quarantine = s.execute(select(QuarantineRecord.file, QuarantineRecord.sha256, QuarantineRecord.reason_code,
                                       QuarantineRecord.reason).order_by(QuarantineRecord.file)).all()
     print("\n== Catalog after the demo run ==")
-    for k, v in n.items():
-        print(f"  {k:<18} {v:>8,}")
+    for k in ("patients", "studies", "series", "instances", "images (PNG/JPEG/NIfTI)", "quarantined files"):
+        print(f"  {k:<24} {n[k]:>8,}")
     expected_q = sum(1 for f in truth.get("files", {}).values() if f.get("expected") == "quarantine")
     print(f"  (ground truth: {len(truth.get('patients', []))} patients, {len(truth.get('series', []))} series, "
           f"{expected_q} files expected in quarantine)")

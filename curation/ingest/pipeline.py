@@ -362,7 +362,7 @@ def ingest(source_uri: str, catalog: Catalog, store: Store, *, site: str = "defa
                 progress(done, summary.files_seen)
         if batch:
             writer.write(batch)
-        if progress is not None:
+        if progress is not None and not mat.files:
             progress(summary.files_seen, summary.files_seen)
         summary.patients = len(writer.patients)
         summary.studies = len(writer.studies)
