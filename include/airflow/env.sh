@@ -9,6 +9,8 @@ export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+# Workers reach the task execution API on the API server we start (not Airflow's default :8080).
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT/execution/}"
 export CURATE_HOME="${CURATE_HOME:-$ROOT/var}"
 export OMP_THREAD_LIMIT="${OMP_THREAD_LIMIT:-1}"
 if [ -z "${AIRFLOW__API_AUTH__JWT_SECRET:-}" ]; then
