@@ -226,7 +226,7 @@ class LocalStore(Store):
         except FileNotFoundError:
             if not missing_ok:
                 raise ObjectNotFound(zone, key, self.uri) from None
-        except IsADirectoryError:
+        except (IsADirectoryError, NotADirectoryError):
             if not missing_ok:
                 raise ObjectNotFound(zone, key, self.uri) from None
 
