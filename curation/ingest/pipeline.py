@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from curation.catalog import Catalog, Instance, Patient, QuarantineRecord, Series, Source, Study, add_event
 from curation.ingest.inspect import Inspection, inspect_file, raw_key_for
 from curation.ingest.sources import Limits, Materialized, Refusal, SourceError, cleanup, materialize, source_kind
-from curation.store import Store, Zone
+from curation.store import LocalStore, Store, Zone
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,9 @@ def _get_source(catalog: Catalog, kind: str, uri: str, site: str) -> int:
 class _Writer:
     """Batches inspections into catalog transactions with in-run de-duplication."""
 
-    def __init__(self, catalog: Catalog, source_id: int, site: str, summary: IngestSummary) -> None:
+    def __init__(self, catalog: Catalog, store: Store, source_id: int, site: str, summary: IngestSummary) -> None:
         self.catalog = catalog
+        self.store = store
         self.source_id = source_id
         self.site = site
         self.summary = summary
@@ -147,6 +148,8 @@ class _Writer:
         self._ids: dict[tuple[str, str], int] = {}
 
     def write(self, batch: list[Inspection]) -> None:
+        if isinstance(self.store, LocalStore) and any(i.copied for i in batch):
+            self.store.sync()  # the batch's bytes are durable before rows point at them
         for attempt in range(10):
             try:
                 with self.catalog.session() as session:
@@ -347,7 +350,7 @@ def ingest(source_uri: str, catalog: Catalog, store: Store, *, site: str = "defa
             mat.files = kept
         summary.source_id = _get_source(catalog, kind, mat.uri, site)
         summary.files_seen = len(mat.files) + len(mat.refusals)
-        writer = _Writer(catalog, summary.source_id, site, summary)
+        writer = _Writer(catalog, store, summary.source_id, site, summary)
         batch = [_refusal_inspection(r, store) for r in mat.refusals]
         done = len(batch)
         for insp in _inspections(mat.files, store, site, workers, limits):
