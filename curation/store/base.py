@@ -45,6 +45,11 @@ class ObjectNotFound(FileNotFoundError):
     def __str__(self) -> str:
         return self.strerror or ""
 
+    def __reduce__(self) -> tuple[type[ObjectNotFound], tuple[Zone, str, str]]:
+        # OSError pickles as cls(*args) = cls(errno, message), which does not fit __init__; task
+        # runners and process pools pickle exceptions, so rebuild from the real arguments.
+        return (type(self), (self.zone, self.key, self.store_uri))
+
 
 def _check_common(text: str, what: str) -> None:
     if not isinstance(text, str):

@@ -2,7 +2,9 @@
 temp-file sweeping, bulk mode without per-object fsync, and the URI forms of open_store."""
 from __future__ import annotations
 
+import errno
 import os
+import pickle
 import signal
 import stat
 import subprocess
@@ -15,7 +17,7 @@ import pytest
 from curation.store import LocalStore, ObjectNotFound, Zone, open_store
 from curation.store.base import TEMP_PREFIX, validate_key
 
-BIG = 256 * 1024 * 1024
+BIG = 96 * 1024 * 1024
 
 WRITER = r"""
 import sys
@@ -36,12 +38,14 @@ def test_writer_killed_mid_write_leaves_no_partial_object(tmp_path: Path) -> Non
     LocalStore(root).put_bytes(Zone.RAW, "big/object", b"old version")
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root), str(BIG)], stdout=subprocess.PIPE,
                             cwd=Path(__file__).resolve().parents[2])
-    # Kill as soon as the temp file has data in it: the writer is then provably mid-write.
+    final = root / "raw" / "big" / "object"
+    # Kill as soon as new bytes land anywhere (a temp file, or the final name if writes were not
+    # atomic): the writer is then provably mid-write.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        temps = _temps(root / "raw")
         try:
-            if temps and temps[0].stat().st_size > 0:
+            temps = _temps(root / "raw")
+            if (temps and temps[0].stat().st_size > 0) or final.stat().st_size != len(b"old version"):
                 break
         except FileNotFoundError:
             pass
@@ -49,11 +53,11 @@ def test_writer_killed_mid_write_leaves_no_partial_object(tmp_path: Path) -> Non
     assert proc.poll() is None, "the writer finished before it could be killed; the object is too small"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    [temp] = _temps(root / "raw")
-    assert 0 < temp.stat().st_size < BIG  # a partial write exists, but only under a temp name
 
     store = LocalStore(root)
     assert store.get_bytes(Zone.RAW, "big/object") == b"old version"
+    [temp] = _temps(root / "raw")
+    assert 0 < temp.stat().st_size < BIG  # a partial write exists, but only under a temp name
     assert store.size(Zone.RAW, "big/object") == len(b"old version")
     assert list(store.list(Zone.RAW)) == ["big/object"]  # the stray temp file is not listed
     assert store.sweep_temp(older_than_s=3600) == 0  # too young: could be a write in progress
@@ -148,6 +152,15 @@ def test_open_store_s3_uri_builds_prefix_without_network(monkeypatch: pytest.Mon
     assert store.uri_for(Zone.RAW, "k/v") == "s3://bucket-x/site/a/raw/k/v"
     assert store.local_path(Zone.RAW, "k/v") is None
     assert open_store("s3://bucket-x").uri_for(Zone.VAULT, "k") == "s3://bucket-x/vault/k"
+
+
+def test_object_not_found_survives_pickling(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    with pytest.raises(ObjectNotFound) as info:
+        store.get_bytes(Zone.DEID, "k/v")
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert (type(copy), copy.zone, copy.key, str(copy)) == (ObjectNotFound, Zone.DEID, "k/v", str(info.value))
+    assert copy.errno == errno.ENOENT
 
 
 @pytest.mark.parametrize("key", ["a", "a/b", "ab/cd/ef.dcm", "with space/é", "..a/b..", ".hidden"])
