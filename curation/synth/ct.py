@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydicom.dataset import Dataset
 
-from curation.synth.chest import Nodule, chest_hu, chest_labels_at, projection, radiograph
+from curation.synth.chest import ChestTissue, Nodule, chest_hu, chest_labels_at, nodule_box, projection, radiograph
 from curation.synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
 from curation.synth.geometry import SliceGeometry, centred_stack
 from curation.synth.identity import rng_for
@@ -128,7 +128,7 @@ class CTStudyBuilder:
                                 transfer_syntax=self.ts)
         self._write_volume(sctx, rec, geom, hu, contrast, KERNELS[self.vendor][1], (-600, 1500), self.ts)
         for k in range(labels.shape[0]):
-            rr, cc = np.nonzero(labels[k] == 7)
+            rr, cc = np.nonzero(labels[k] == ChestTissue.NODULE)
             if rr.size:
                 rec["lesions"].append({"label": "nodule", "file": rec["files"][k],
                                        "box": [int(cc.min()), int(rr.min()), int(np.ptp(cc) + 1), int(np.ptp(rr) + 1)]})
@@ -156,3 +156,5 @@ class CTStudyBuilder:
         ds.WindowWidth = "4096"
         set_pixels(ds, img, bits_stored=12)
         self.w.write_instance(ds, sctx, rec, 1, ts)
+        if nodule is not None:
+            rec["lesions"].append({"label": "nodule", "file": rec["files"][0], "box": nodule_box(nodule, n, extent)})

@@ -186,3 +186,18 @@ def test_ct_hounsfield_units(site):
         assert hu[labels == Tissue.SKULL].mean() > 1000
         assert (ds.PixelRepresentation == 1) == (s["pixel_representation"] == 1)
     assert {s.get("pixel_representation") for s in truth["series"] if s["kind"] == "CT"} == {0, 1}
+
+
+def test_head_lesion_boxes_are_the_lesion_bounding_boxes(site):
+    out, truth = site
+    n = 0
+    for s in truth["series"]:
+        if s["modality"] not in ("MR", "CT") or s["body_part"] == "CHEST":
+            continue
+        scale = patient_of(truth, s["patient_id"])["head_scale"]
+        for les in s["lesions"]:
+            ds = pydicom.dcmread(out / les["file"], stop_before_pixels=True)
+            rr, cc = np.nonzero(header_labels(ds, scale) == Tissue.LESION)
+            assert les["box"] == [cc.min(), rr.min(), np.ptp(cc) + 1, np.ptp(rr) + 1]
+            n += 1
+    assert n > 0
