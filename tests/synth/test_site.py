@@ -24,6 +24,7 @@ def _hashes(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_same_arguments_give_identical_bytes(site, tmp_path):
     out, _ = site
     generate_site(tmp_path / "again", progress=lambda m: None, **SITE_ARGS)
