@@ -1,0 +1,95 @@
+"""The FastAPI application: routers by resource, OpenAPI at /api/openapi.json, the built web viewer at /."""
+from __future__ import annotations
+
+import mimetypes
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from annotation import __version__
+from annotation.config import Settings
+from annotation.db import make_engine, make_session_factory
+from annotation.imaging import InstanceCache
+from annotation.migrate import upgrade
+from annotation.routers import auth, exports, invites, items, projects, review, tasks, users
+
+mimetypes.add_type("application/wasm", ".wasm")
+mimetypes.add_type("text/javascript", ".js")
+
+CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+       "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'")
+
+
+class _SessionFactories:
+    """GET/HEAD requests use plain transactions; others begin IMMEDIATE on SQLite (see db.make_engine)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.reader_engine = make_engine(settings.database_url)
+        if self.reader_engine.dialect.name == "sqlite":
+            self.writer_engine = make_engine(settings.database_url, writer=True)
+        else:
+            self.writer_engine = self.reader_engine
+        self.reader = make_session_factory(self.reader_engine)
+        self.writer = make_session_factory(self.writer_engine)
+
+    def dispose(self) -> None:
+        self.reader_engine.dispose()
+        if self.writer_engine is not self.reader_engine:
+            self.writer_engine.dispose()
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    settings = settings or Settings.from_env()
+    if migrate:
+        upgrade(settings.database_url)
+    app = FastAPI(title="curate annotation service", version=__version__, openapi_url="/api/openapi.json",
+                  docs_url="/api/docs", redoc_url=None, swagger_ui_oauth2_redirect_url=None)
+    factories = _SessionFactories(settings)
+    app.state.settings = settings
+    app.state.factories = factories
+    app.state.session_factory = factories.writer  # overridden per request method in deps.get_db
+    app.state.instances = InstanceCache(settings.cache_mb * 1024 * 1024, settings.allowed_roots)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not request.url.path.startswith("/api/"):
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        elif "cache-control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 without the offending input echoed back: it may be an identifying value sent by mistake."""
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    for module in (auth, users, invites, projects, items, tasks, review, exports):
+        app.include_router(module.router)
+
+    @app.get("/api/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    _mount_web(app, settings)
+    return app
+
+
+def _mount_web(app: FastAPI, settings: Settings) -> None:
+    dist = settings.web_dist
+    index = dist / "index.html"
+    if (dist / "assets").is_dir():
+        app.mount("/assets", StaticFiles(directory=dist / "assets"), name="assets")
+
+    @app.get("/", include_in_schema=False)
+    def web_index() -> Response:
+        if index.is_file():
+            return FileResponse(index, media_type="text/html", headers={"Cache-Control": "no-cache"})
+        return HTMLResponse("<h1>curate annotation service</h1><p>The web viewer is not built: run "
+                            "<code>bash annotation/install.sh</code>. The REST API is at /api/docs.</p>")

@@ -1,0 +1,50 @@
+"""Settings of the service, read from the environment (prefix ANNOTATION_) so one binary serves
+SQLite on a laptop and PostgreSQL in production."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WEB_DIST = Path(__file__).resolve().parent / "web" / "dist"
+
+
+def _env_list(name: str) -> list[str]:
+    raw = os.environ.get(name, "")
+    return [p for p in (s.strip() for s in raw.split(os.pathsep)) if p]
+
+
+@dataclass
+class Settings:
+    """Everything tunable; defaults suit a single machine."""
+
+    database_url: str = "sqlite:///var/annotation/annotation.db"
+    session_hours: float = 12.0
+    invite_hours: float = 72.0
+    login_window_s: int = 300
+    login_max_failures: int = 10
+    lease_minutes: int = 120
+    # file:// URIs must lie under one of these roots when any is given; the raw zone is refused always.
+    allowed_roots: list[str] = field(default_factory=list)
+    cache_mb: int = 256
+    web_dist: Path = WEB_DIST
+    cookie_secure: bool = False
+    log_requests: bool = False
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = os.environ
+        s = cls()
+        s.database_url = env.get("ANNOTATION_DATABASE_URL", s.database_url)
+        s.session_hours = float(env.get("ANNOTATION_SESSION_HOURS", s.session_hours))
+        s.invite_hours = float(env.get("ANNOTATION_INVITE_HOURS", s.invite_hours))
+        s.login_window_s = int(env.get("ANNOTATION_LOGIN_WINDOW_S", s.login_window_s))
+        s.login_max_failures = int(env.get("ANNOTATION_LOGIN_MAX_FAILURES", s.login_max_failures))
+        s.lease_minutes = int(env.get("ANNOTATION_LEASE_MINUTES", s.lease_minutes))
+        s.allowed_roots = _env_list("ANNOTATION_ALLOWED_ROOTS")
+        s.cache_mb = int(env.get("ANNOTATION_CACHE_MB", s.cache_mb))
+        if env.get("ANNOTATION_WEB_DIST"):
+            s.web_dist = Path(env["ANNOTATION_WEB_DIST"])
+        s.cookie_secure = env.get("ANNOTATION_COOKIE_SECURE", "0") == "1"
+        s.log_requests = env.get("ANNOTATION_LOG_REQUESTS", "0") == "1"
+        return s

@@ -1,0 +1,270 @@
+"""ORM models of the service's own database (SQLAlchemy 2, typed mappings).
+
+Times are stored as naive UTC so SQLite and PostgreSQL behave the same.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from annotation.db import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Role(str, enum.Enum):
+    """Per-project roles (MarkIt's owner/manager/data owner/annotator, plus reviewer)."""
+
+    OWNER = "owner"
+    MANAGER = "manager"
+    DATA_OWNER = "data_owner"
+    ANNOTATOR = "annotator"
+    REVIEWER = "reviewer"
+
+
+class Level(str, enum.Enum):
+    """Reader privilege: a verifier must rank above the reader whose work it checks."""
+
+    JUNIOR = "junior"
+    SENIOR = "senior"
+
+
+class TaskKind(str, enum.Enum):
+    ANNOTATE = "annotate"
+    VERIFY = "verify"
+
+
+class TaskStatus(str, enum.Enum):
+    OPEN = "open"  # waiting for a reader
+    ASSIGNED = "assigned"  # in a reader's hands (leased)
+    SUBMITTED = "submitted"
+    SKIPPED = "skipped"
+
+
+class User(Base):
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    memberships: Mapped[list["Membership"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+
+class LoginSession(Base):
+    """A login: only the SHA-256 of the bearer token is stored, so a DB leak gives no live session."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class LoginAttempt(Base):
+    """Failed logins, kept in the DB so the rate limit holds across worker processes."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (Index("ix_login_attempt_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Project(Base):
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    readers_per_item: Mapped[int] = mapped_column(Integer, default=1)
+    gold_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    verification_levels: Mapped[int] = mapped_column(Integer, default=0)
+    current_round: Mapped[int] = mapped_column(Integer, default=1)
+    webhook_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    schema_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+
+
+class SchemaVersion(Base):
+    """An immutable label schema; editing the schema adds a version so older annotations stay readable."""
+
+    __tablename__ = "schema_version"
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+
+
+class Membership(Base):
+    """One role of one user in one project; a user may hold several roles there."""
+
+    __tablename__ = "membership"
+    __table_args__ = (UniqueConstraint("project_id", "user_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # [{"modality": "CT", "body_part": "CHEST"}]; empty means every item.
+    competences: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class Invite(Base):
+    """Single-use, expiring link that lets an external expert join one project without onboarding."""
+
+    __tablename__ = "invite"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    competences: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(String(256), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+
+
+class Item(Base):
+    """A unit of reading: one image, one series or one multi-frame object, from the deid/derived zone."""
+
+    __tablename__ = "item"
+    __table_args__ = (UniqueConstraint("project_id", "external_id", "round"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(128))
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    body_part: Mapped[str] = mapped_column(String(64), default="")
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    gold_answer: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    instances: Mapped[list["Instance"]] = relationship(
+        back_populates="item", order_by="Instance.position", cascade="all, delete-orphan"
+    )
+
+
+class Instance(Base):
+    """One DICOM instance of an item, referenced by URI; the UIDs let SR/SEG exports reference it."""
+
+    __tablename__ = "instance"
+    __table_args__ = (UniqueConstraint("item_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    uri: Mapped[str] = mapped_column(Text)
+    sop_class_uid: Mapped[str] = mapped_column(String(64), default="")
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    series_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    study_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    frames: Mapped[int] = mapped_column(Integer, default=1)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    columns: Mapped[int] = mapped_column(Integer, default=0)
+
+    item: Mapped[Item] = relationship(back_populates="instances")
+
+
+class Task(Base):
+    """One reading (or one verification of a reading) of one item by one reader."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_queue", "project_id", "kind", "status", "assignee_id"),
+        Index("ix_task_item_round", "item_id", "round"),
+        UniqueConstraint("dedupe_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    kind: Mapped[str] = mapped_column(String(16), default=TaskKind.ANNOTATE.value)
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.OPEN.value)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True, index=True)
+    # Gold and verification tasks carry a key that stops the same reader getting them twice.
+    dedupe_key: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    parent_task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), nullable=True, index=True)
+    verify_level: Mapped[int] = mapped_column(Integer, default=0)
+    # A verification task goes only to readers ranked above min_rank and not in excluded_users.
+    min_rank: Mapped[int] = mapped_column(Integer, default=0)
+    excluded_users: Mapped[list[int]] = mapped_column(JSON, default=list)
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    gold_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    schema_version_id: Mapped[int | None] = mapped_column(ForeignKey("schema_version.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    loaded_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    wall_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    active_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    idle_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    label_ms: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    skip_reason: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # Verify tasks: "accept" | "reject" | "correct"; annotate tasks: "verified" | "rejected" once checked.
+    decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+    item: Mapped[Item] = relationship()
+    assignee: Mapped[User | None] = relationship()
+    annotation: Mapped["Annotation | None"] = relationship(back_populates="task", uselist=False, cascade="all, delete-orphan")
+
+
+class Annotation(Base):
+    """What a reader submitted: labels with confidence and ROIs in image pixel coordinates."""
+
+    __tablename__ = "annotation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), unique=True)
+    schema_version_id: Mapped[int | None] = mapped_column(ForeignKey("schema_version.id", ondelete="SET NULL"), nullable=True)
+    labels: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    rois: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    task: Mapped[Task] = relationship(back_populates="annotation")

@@ -1,0 +1,278 @@
+"""The reading queue: k readers per item, routing by competence, gold items at a set rate,
+second-level verification by a higher-ranked reader, skip with reason, leases that expire.
+
+Open tasks are created when an item is registered (k per item); a reader claims one with a
+conditional UPDATE, so two readers never get the same slot on either database.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, delete, false, func, or_, select, true, update
+from sqlalchemy.orm import Session
+
+from annotation.models import (
+    Item,
+    Membership,
+    Project,
+    Role,
+    SchemaVersion,
+    Task,
+    TaskKind,
+    TaskStatus,
+    User,
+    utcnow,
+)
+from annotation.permissions import RANK
+
+
+@dataclass
+class Reader:
+    """A user's standing in one project, as far as the queue cares."""
+
+    project: Project
+    rank: int
+    annotates: bool
+    verifies: bool
+    competences: list[dict[str, str]]
+
+
+def current_schema(db: Session, project: Project) -> SchemaVersion | None:
+    return db.scalar(
+        select(SchemaVersion).where(SchemaVersion.project_id == project.id, SchemaVersion.version == project.schema_version)
+    )
+
+
+def open_tasks_for_item(db: Session, project: Project, item: Item, count: int | None = None) -> None:
+    """Give a non-gold item its k open reading slots."""
+    if item.is_gold:
+        return
+    n = project.readers_per_item if count is None else count
+    for _ in range(n):
+        db.add(Task(project_id=project.id, item_id=item.id, round=item.round, kind=TaskKind.ANNOTATE.value))
+
+
+def adjust_readers(db: Session, project: Project, new_k: int) -> None:
+    """Change k for items not yet complete: add open slots, or drop unclaimed ones."""
+    items = db.scalars(
+        select(Item).where(Item.project_id == project.id, Item.is_gold == false(), Item.completed_at.is_(None))
+    ).all()
+    for item in items:
+        live = db.scalars(
+            select(Task).where(
+                Task.item_id == item.id, Task.round == item.round, Task.kind == TaskKind.ANNOTATE.value,
+                Task.status.in_([TaskStatus.OPEN.value, TaskStatus.ASSIGNED.value, TaskStatus.SUBMITTED.value]),
+                or_(Task.decision.is_(None), Task.decision != "rejected"),
+            )
+        ).all()
+        if len(live) < new_k:
+            open_tasks_for_item(db, project, item, new_k - len(live))
+        elif len(live) > new_k:
+            surplus = [t for t in live if t.status == TaskStatus.OPEN.value][: len(live) - new_k]
+            for t in surplus:
+                db.delete(t)
+
+
+def reader_standing(db: Session, user: User, project_ids: list[int] | None) -> list[Reader]:
+    q = select(Membership, Project).join(Project, Project.id == Membership.project_id).where(
+        Membership.user_id == user.id, Membership.role.in_([Role.ANNOTATOR.value, Role.REVIEWER.value])
+    )
+    if project_ids is not None:
+        q = q.where(Membership.project_id.in_(project_ids))
+    standing: dict[int, Reader] = {}
+    for m, p in db.execute(q.order_by(Project.id)).all():
+        r = standing.setdefault(p.id, Reader(project=p, rank=0, annotates=False, verifies=False, competences=[]))
+        if m.role == Role.REVIEWER.value:
+            r.rank = max(r.rank, RANK["reviewer"])
+            r.verifies = True
+        else:
+            r.rank = max(r.rank, RANK.get(m.level or "junior", 1))
+            r.annotates = True
+            r.competences.extend(m.competences or [])
+            if m.level == "senior":
+                r.verifies = True
+    return list(standing.values())
+
+
+def _competence_clause(competences: list[dict[str, str]]):
+    if not competences:
+        return true()
+    clauses = []
+    for c in competences:
+        parts = []
+        if c.get("modality"):
+            parts.append(Item.modality == c["modality"])
+        if c.get("body_part"):
+            parts.append(Item.body_part == c["body_part"])
+        clauses.append(and_(*parts) if parts else true())
+    return or_(*clauses)
+
+
+def _claim(db: Session, task_id: int, user: User, lease_minutes: int) -> bool:
+    now = utcnow()
+    res = db.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == TaskStatus.OPEN.value, Task.assignee_id.is_(None))
+        .values(assignee_id=user.id, status=TaskStatus.ASSIGNED.value, assigned_at=now,
+                lease_expires_at=now + timedelta(minutes=lease_minutes))
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1
+
+
+def release_expired(db: Session, project_ids: list[int]) -> None:
+    """Leases that ran out go back to the queue (the reader left without submitting)."""
+    db.execute(
+        update(Task)
+        .where(Task.project_id.in_(project_ids), Task.status == TaskStatus.ASSIGNED.value,
+               Task.lease_expires_at < utcnow(), Task.is_gold == false())
+        .values(assignee_id=None, status=TaskStatus.OPEN.value, assigned_at=None, loaded_at=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _gold_due(db: Session, user: User, project: Project) -> bool:
+    if project.gold_rate <= 0:
+        return False
+    counts = dict(
+        db.execute(
+            select(Task.is_gold, func.count())
+            .where(Task.project_id == project.id, Task.assignee_id == user.id, Task.kind == TaskKind.ANNOTATE.value,
+                   Task.status.in_([TaskStatus.SUBMITTED.value, TaskStatus.ASSIGNED.value]))
+            .group_by(Task.is_gold)
+        ).all()
+    )
+    regular, gold = counts.get(False, 0), counts.get(True, 0)
+    # One gold reading per 1/rate readings in all: the (n+1)-th reading is gold when it is due.
+    return math.floor((regular + gold + 1) * project.gold_rate + 1e-9) > gold
+
+
+def _take_gold(db: Session, user: User, reader: Reader) -> Task | None:
+    project = reader.project
+    done = select(Task.item_id).where(Task.project_id == project.id, Task.assignee_id == user.id)
+    item = db.scalar(
+        select(Item)
+        .where(Item.project_id == project.id, Item.is_gold == true(), Item.id.not_in(done),
+               _competence_clause(reader.competences))
+        .order_by(Item.id)
+        .limit(1)
+    )
+    if item is None:
+        return None
+    now = utcnow()
+    task = Task(project_id=project.id, item_id=item.id, round=item.round, kind=TaskKind.ANNOTATE.value,
+                status=TaskStatus.ASSIGNED.value, assignee_id=user.id, is_gold=True,
+                dedupe_key=f"g:{item.id}:{user.id}", assigned_at=now, lease_expires_at=None)
+    db.add(task)
+    db.flush()
+    return task
+
+
+def _take_verification(db: Session, user: User, reader: Reader, lease_minutes: int) -> Task | None:
+    if reader.project.verification_levels <= 0 or not reader.verifies:
+        return None
+    mine = select(Task.item_id).where(Task.project_id == reader.project.id, Task.assignee_id == user.id,
+                                      Task.kind == TaskKind.ANNOTATE.value)
+    candidates = db.scalars(
+        select(Task)
+        .where(Task.project_id == reader.project.id, Task.kind == TaskKind.VERIFY.value,
+               Task.status == TaskStatus.OPEN.value, Task.min_rank < reader.rank, Task.item_id.not_in(mine))
+        .order_by(Task.id)
+        .limit(25)
+    ).all()
+    for task in candidates:
+        if user.id in (task.excluded_users or []):
+            continue
+        if _claim(db, task.id, user, lease_minutes):
+            return task
+    return None
+
+
+def _take_reading(db: Session, user: User, reader: Reader, lease_minutes: int) -> Task | None:
+    if not reader.annotates:
+        return None
+    project = reader.project
+    seen = select(Task.item_id).where(Task.project_id == project.id, Task.assignee_id == user.id)
+    candidates = db.execute(
+        select(Task.id)
+        .join(Item, Item.id == Task.item_id)
+        .where(Task.project_id == project.id, Task.kind == TaskKind.ANNOTATE.value,
+               Task.status == TaskStatus.OPEN.value, Task.item_id.not_in(seen),
+               _competence_clause(reader.competences))
+        .order_by(Item.priority.desc(), Item.id, Task.id)
+        .limit(20)
+    ).scalars().all()
+    taken: set[int] = set()
+    for task_id in candidates:
+        if task_id in taken:
+            continue
+        if _claim(db, task_id, user, lease_minutes):
+            return db.get(Task, task_id)
+    return None
+
+
+def next_task(db: Session, user: User, project_id: int | None, lease_minutes: int) -> Task | None:
+    """The reader's open task if any, else verification first, then gold when due, then a new reading."""
+    readers = reader_standing(db, user, [project_id] if project_id is not None else None)
+    if not readers:
+        return None
+    ids = [r.project.id for r in readers]
+    held = db.scalar(
+        select(Task).where(Task.project_id.in_(ids), Task.assignee_id == user.id, Task.status == TaskStatus.ASSIGNED.value,
+                           or_(Task.lease_expires_at.is_(None), Task.lease_expires_at >= utcnow()))
+        .order_by(Task.assigned_at, Task.id).limit(1)
+    )
+    if held is not None:
+        return held
+    release_expired(db, ids)
+    for reader in readers:
+        task = _take_verification(db, user, reader, lease_minutes)
+        if task is None and reader.annotates and _gold_due(db, user, reader.project):
+            task = _take_gold(db, user, reader)
+        if task is None:
+            task = _take_reading(db, user, reader, lease_minutes)
+        if task is not None:
+            db.refresh(task)
+            return task
+    return None
+
+
+def remaining_for(db: Session, user: User, project_id: int | None) -> int:
+    """Open readings this reader could still take (an upper bound; verification not counted)."""
+    readers = reader_standing(db, user, [project_id] if project_id is not None else None)
+    total = 0
+    for reader in readers:
+        if not reader.annotates:
+            continue
+        seen = select(Task.item_id).where(Task.project_id == reader.project.id, Task.assignee_id == user.id)
+        total += db.scalar(
+            select(func.count(func.distinct(Task.item_id)))
+            .join(Item, Item.id == Task.item_id)
+            .where(Task.project_id == reader.project.id, Task.kind == TaskKind.ANNOTATE.value,
+                   Task.status == TaskStatus.OPEN.value, Task.item_id.not_in(seen),
+                   _competence_clause(reader.competences))
+        ) or 0
+    return total
+
+
+def reopen_slot(db: Session, task: Task) -> None:
+    """Replace a skipped or rejected reading so the item still gets its k readers."""
+    if task.is_gold:
+        return
+    if task.kind == TaskKind.ANNOTATE.value:
+        db.add(Task(project_id=task.project_id, item_id=task.item_id, round=task.round, kind=TaskKind.ANNOTATE.value))
+    else:
+        db.add(Task(project_id=task.project_id, item_id=task.item_id, round=task.round, kind=TaskKind.VERIFY.value,
+                    parent_task_id=task.parent_task_id, verify_level=task.verify_level, min_rank=task.min_rank,
+                    excluded_users=sorted(set(task.excluded_users or []) | {task.assignee_id or 0})))
+
+
+def open_verification(db: Session, reading: Task, level: int, author_rank: int, excluded: list[int]) -> None:
+    db.add(Task(project_id=reading.project_id, item_id=reading.item_id, round=reading.round, kind=TaskKind.VERIFY.value,
+                parent_task_id=reading.id, verify_level=level, min_rank=author_rank, excluded_users=sorted(set(excluded))))
+
+
+def purge_open_tasks(db: Session, item: Item) -> None:
+    db.execute(delete(Task).where(Task.item_id == item.id, Task.status == TaskStatus.OPEN.value))

@@ -1,0 +1,163 @@
+"""Items: registered by the pipeline, read by readers; DICOM bytes and raw frames served cleaned."""
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from sqlalchemy import func, select
+
+from annotation import queue
+from annotation.deps import DB, CurrentUser, project_roles, require
+from annotation.imaging import UriError, header_of
+from annotation.models import Instance, Item, Role, Task, TaskKind, TaskStatus, User
+from annotation.permissions import MATRIX, Action
+from annotation.routers.projects import get_project
+from annotation.schemas import GoldIn, ItemBrief, ItemOut, ItemsIn, RegisterOut
+from annotation.views import item_out
+
+router = APIRouter(tags=["items"])
+
+
+@router.post("/api/projects/{project_id}/items", response_model=RegisterOut, status_code=status.HTTP_201_CREATED)
+def register_items(project_id: int, body: ItemsIn, request: Request, db: DB, user: CurrentUser) -> RegisterOut:
+    """Idempotent per (external_id, round): a second registration returns the existing item."""
+    require(db, user, project_id, Action.REGISTER_ITEMS)
+    project = get_project(db, project_id)
+    cache = request.app.state.instances
+    created, existing = [], []
+    for spec in body.items:
+        rnd = spec.round or project.current_round
+        found = db.scalar(select(Item.id).where(Item.project_id == project_id, Item.external_id == spec.external_id, Item.round == rnd))
+        if found is not None:
+            existing.append(found)
+            continue
+        headers = []
+        for uri in spec.uris:
+            try:
+                headers.append(header_of(cache.dataset(uri)))
+            except UriError as exc:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"item {spec.external_id}: {exc}") from None
+        item = Item(project_id=project_id, external_id=spec.external_id, round=rnd, modality=spec.modality,
+                    body_part=spec.body_part, context=spec.context.model_dump(exclude_none=True),
+                    is_gold=spec.is_gold, gold_answer=spec.gold_answer.model_dump() if spec.gold_answer else None,
+                    priority=spec.priority)
+        db.add(item)
+        db.flush()
+        for pos, (uri, h) in enumerate(zip(spec.uris, headers)):
+            db.add(Instance(item_id=item.id, position=pos, uri=uri, sop_class_uid=h.sop_class_uid,
+                            sop_instance_uid=h.sop_instance_uid, series_instance_uid=h.series_instance_uid,
+                            study_instance_uid=h.study_instance_uid, frames=h.frames, rows=h.rows, columns=h.columns))
+        queue.open_tasks_for_item(db, project, item)
+        created.append(item.id)
+    db.flush()
+    return RegisterOut(created=created, existing=existing)
+
+
+@router.get("/api/projects/{project_id}/items", response_model=list[ItemBrief])
+def list_items(project_id: int, db: DB, user: CurrentUser, round: int | None = Query(None, ge=1, le=10_000),
+               limit: int = Query(500, ge=1, le=5000), offset: int = Query(0, ge=0, le=10**9)) -> list[ItemBrief]:
+    require(db, user, project_id, Action.LIST_ITEMS)
+    q = select(Item).where(Item.project_id == project_id).order_by(Item.id).limit(limit).offset(offset)
+    if round is not None:
+        q = q.where(Item.round == round)
+    items = db.scalars(q).all()
+    counts = dict(db.execute(
+        select(Task.item_id, func.count()).where(Task.item_id.in_([i.id for i in items]), Task.kind == TaskKind.ANNOTATE.value,
+                                                 Task.status == TaskStatus.SUBMITTED.value).group_by(Task.item_id)
+    ).all()) if items else {}
+    return [ItemBrief(id=i.id, external_id=i.external_id, round=i.round, modality=i.modality, body_part=i.body_part,
+                      is_gold=i.is_gold, instances=len(i.instances), submitted=counts.get(i.id, 0),
+                      complete=i.completed_at is not None) for i in items]
+
+
+def readable_item(db, user: User, item_id: int) -> tuple[Item, bool]:
+    """The item if the user may see it: staff of its project, or a reader holding one of its tasks.
+
+    Returns (item, is_staff); 404 for an unknown item, 403 otherwise.
+    """
+    item = db.get(Item, item_id)
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such item")
+    roles = project_roles(db, user, item.project_id)
+    if user.is_admin or roles & MATRIX[Action.VIEW_ITEM]:
+        return item, True
+    if roles & {Role.ANNOTATOR, Role.REVIEWER}:
+        mine = db.scalar(select(Task.id).where(Task.item_id == item.id, Task.assignee_id == user.id).limit(1))
+        if mine is not None:
+            return item, False
+    raise HTTPException(status.HTTP_403_FORBIDDEN, "this item is not in your tasks")
+
+
+@router.get("/api/items/{item_id}", response_model=ItemOut)
+def read_item(item_id: int, db: DB, user: CurrentUser) -> ItemOut:
+    item, staff = readable_item(db, user, item_id)
+    return item_out(item, staff=staff)
+
+
+def _instance(item: Item, position: int) -> Instance:
+    if position < 0 or position >= len(item.instances):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such instance in this item")
+    return item.instances[position]
+
+
+@router.get("/api/items/{item_id}/instances/{position}/file", response_class=Response,
+            responses={200: {"content": {"application/dicom": {}}}})
+def instance_file(item_id: int, position: int, request: Request, db: DB, user: CurrentUser) -> Response:
+    """The whole DICOM object, identifying attributes stripped, for the browser to decode (16-bit kept)."""
+    item, _ = readable_item(db, user, item_id)
+    inst = _instance(item, position)
+    db.close()  # free the connection before the (possibly slow) read
+    try:
+        data = request.app.state.instances.cleaned(inst.uri)
+    except UriError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+    return Response(data, media_type="application/dicom", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/api/items/{item_id}/instances/{position}/frames/{frame}", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def instance_frame(item_id: int, position: int, frame: int, request: Request, db: DB, user: CurrentUser) -> Response:
+    """Stored pixel values of one frame, little-endian, shape and VOI in headers (for plain-canvas clients)."""
+    item, _ = readable_item(db, user, item_id)
+    inst = _instance(item, position)
+    db.close()
+    try:
+        arr, ds = request.app.state.instances.frame(inst.uri, frame)
+    except IndexError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such frame") from None
+    except UriError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+    headers = {
+        "Cache-Control": "private, max-age=3600",
+        "X-Rows": str(arr.shape[0]), "X-Columns": str(arr.shape[1]),
+        "X-Samples-Per-Pixel": str(arr.shape[2] if arr.ndim == 3 else 1),
+        "X-Dtype": arr.dtype.newbyteorder("<").str,
+        "X-Rescale-Slope": str(getattr(ds, "RescaleSlope", 1) or 1),
+        "X-Rescale-Intercept": str(getattr(ds, "RescaleIntercept", 0) or 0),
+    }
+    wc, ww = getattr(ds, "WindowCenter", None), getattr(ds, "WindowWidth", None)
+    if wc is not None and ww is not None:
+        wc = wc[0] if hasattr(wc, "__len__") and not isinstance(wc, str) else wc
+        ww = ww[0] if hasattr(ww, "__len__") and not isinstance(ww, str) else ww
+        headers["X-Window-Center"], headers["X-Window-Width"] = str(float(wc)), str(float(ww))
+    return Response(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes(), media_type="application/octet-stream",
+                    headers=headers)
+
+
+@router.put("/api/items/{item_id}/gold", response_model=ItemOut)
+def set_gold(item_id: int, body: GoldIn, db: DB, user: CurrentUser) -> ItemOut:
+    """Mark an item as gold (known answer, shown to every reader at the project's rate) or unmark it."""
+    item = db.get(Item, item_id)
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such item")
+    require(db, user, item.project_id, Action.SET_GOLD)
+    project = get_project(db, item.project_id)
+    was_gold = item.is_gold
+    item.is_gold = body.is_gold
+    if body.is_gold and not was_gold:
+        queue.purge_open_tasks(db, item)
+    elif not body.is_gold and was_gold:
+        queue.open_tasks_for_item(db, project, item)
+    item.gold_answer = body.gold_answer.model_dump() if body.gold_answer else item.gold_answer
+    if item.is_gold:
+        item.completed_at = None
+    db.flush()
+    return item_out(item, staff=True)

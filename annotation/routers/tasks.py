@@ -1,0 +1,105 @@
+"""The reader's side: next task, my tasks, image-loaded mark, submit, skip."""
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
+from sqlalchemy import func, select
+
+from annotation import queue, submission
+from annotation.completion import notify_completed
+from annotation.deps import DB, CurrentUser, SettingsDep, project_roles, require
+from annotation.models import Project, Task, TaskStatus, User, utcnow
+from annotation.permissions import MATRIX, Action
+from annotation.schemas import MyProgress, NextTaskOut, SkipIn, SubmitIn, TaskBrief, TaskOut, TasksOut
+from annotation.views import task_out
+
+router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+
+
+@router.post("/next", response_model=NextTaskOut)
+def next_task(db: DB, user: CurrentUser, settings: SettingsDep,
+              project_id: int | None = Query(None, ge=1, le=2**31 - 1)) -> NextTaskOut:
+    """The reader's current task, or a new one from the queue (POST: it assigns)."""
+    if project_id is not None:
+        require(db, user, project_id, Action.READ)
+    task = queue.next_task(db, user, project_id, settings.lease_minutes)
+    if task is not None and task.schema_version_id is None:
+        sv = queue.current_schema(db, db.get(Project, task.project_id))
+        task.schema_version_id = sv.id if sv else None
+        db.flush()
+    remaining = queue.remaining_for(db, user, project_id)
+    return NextTaskOut(task=task_out(db, task) if task is not None else None, remaining=remaining)
+
+
+@router.get("", response_model=TasksOut)
+def my_tasks(db: DB, user: CurrentUser, limit: int = Query(100, ge=1, le=1000)) -> TasksOut:
+    """Only the caller's own tasks, newest first, with per-project progress."""
+    rows = db.execute(
+        select(Task, Project.name).join(Project, Project.id == Task.project_id)
+        .where(Task.assignee_id == user.id).order_by(Task.id.desc()).limit(limit)
+    ).all()
+    tasks = [TaskBrief(id=t.id, project_id=t.project_id, project_name=name, item_id=t.item_id, kind=t.kind, status=t.status,
+                       round=t.round, submitted_at=t.submitted_at) for t, name in rows]
+    progress = []
+    for reader in queue.reader_standing(db, user, None):
+        counts = dict(db.execute(
+            select(Task.status, func.count()).where(Task.project_id == reader.project.id, Task.assignee_id == user.id)
+            .group_by(Task.status)
+        ).all())
+        progress.append(MyProgress(project_id=reader.project.id, project_name=reader.project.name,
+                                   submitted=counts.get(TaskStatus.SUBMITTED.value, 0),
+                                   skipped=counts.get(TaskStatus.SKIPPED.value, 0),
+                                   open_for_me=queue.remaining_for(db, user, reader.project.id)))
+    return TasksOut(tasks=tasks, progress=progress)
+
+
+def _task_for(db, user: User, task_id: int, *, own: bool) -> Task:
+    """The task if the caller holds it (own=True), or holds it or manages/reviews its project."""
+    task = db.get(Task, task_id)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such task")
+    if task.assignee_id == user.id:
+        return task
+    if not own:
+        roles = project_roles(db, user, task.project_id)
+        if user.is_admin or roles & MATRIX[Action.REVIEW]:
+            return task
+    raise HTTPException(status.HTTP_403_FORBIDDEN, "not your task")
+
+
+@router.get("/{task_id}", response_model=TaskOut)
+def read_task(task_id: int, db: DB, user: CurrentUser) -> TaskOut:
+    return task_out(db, _task_for(db, user, task_id, own=False))
+
+
+@router.post("/{task_id}/loaded", response_model=TaskOut)
+def image_loaded(task_id: int, db: DB, user: CurrentUser) -> TaskOut:
+    """Starts the reading clock: time per case runs from image fully loaded to submit (as in MarkIt)."""
+    task = _task_for(db, user, task_id, own=True)
+    if task.status != TaskStatus.ASSIGNED.value:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"task is {task.status}")
+    if task.loaded_at is None:
+        task.loaded_at = utcnow()
+    return task_out(db, task)
+
+
+@router.post("/{task_id}/submit", response_model=TaskOut)
+def submit_task(task_id: int, body: SubmitIn, request: Request, background: BackgroundTasks, db: DB,
+                user: CurrentUser) -> TaskOut:
+    task = _task_for(db, user, task_id, own=True)
+    db.refresh(task, with_for_update=True)  # PostgreSQL: serialise a double submit of one task
+    events = submission.submit(db, task, body)
+    out = task_out(db, task)
+    if events:
+        project = db.get(Project, task.project_id)
+        if project is not None and project.webhook_url:
+            background.add_task(notify_completed, project.webhook_url, events)
+    return out
+
+
+@router.post("/{task_id}/skip", response_model=TaskOut)
+def skip_task(task_id: int, body: SkipIn, db: DB, user: CurrentUser) -> TaskOut:
+    task = _task_for(db, user, task_id, own=True)
+    db.refresh(task, with_for_update=True)
+    submission.skip(db, task, body.reason)
+    db.flush()
+    return task_out(db, task)

@@ -1,0 +1,431 @@
+"""Pydantic request/response models of the REST API, kept apart from the ORM models.
+
+Item context is a closed set of non-identifying fields (extra keys are refused), so an identifying
+DICOM header field sent by mistake never enters the database.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from annotation.models import Level, Role
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]{0,31}$")]
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-@]{2,63}$")]
+Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+Confidence = Literal[0, 20, 40, 60, 80, 100]
+
+
+class Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- auth and users -------------------------------------------------------------------------
+class LoginIn(Closed):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    username: str
+    display_name: str
+    is_admin: bool
+    is_active: bool
+
+
+class SessionOut(BaseModel):
+    token: str
+    expires_at: datetime
+    user: UserOut
+
+
+class MembershipBrief(BaseModel):
+    project_id: int
+    project_name: str
+    role: Role
+    level: Level | None
+
+
+class MeOut(UserOut):
+    memberships: list[MembershipBrief]
+
+
+class UserCreate(Closed):
+    username: Username
+    password: Password
+    display_name: ShortText = ""
+    is_admin: bool = False
+
+
+class UserPatch(Closed):
+    display_name: ShortText | None = None
+    password: Password | None = None
+    is_admin: bool | None = None
+    is_active: bool | None = None
+
+
+# --- projects and schemas -------------------------------------------------------------------
+class LabelDef(Closed):
+    id: Slug
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    kind: Literal["boolean", "box", "freehand"]
+    instructions: Annotated[str, StringConstraints(max_length=4000)] = ""
+    color: Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")] = "#ffcc00"
+
+
+class SchemaDef(Closed):
+    labels: Annotated[list[LabelDef], Field(min_length=1, max_length=100)]
+    instructions: Annotated[str, StringConstraints(max_length=8000)] = ""
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_ids(cls, labels: list[LabelDef]) -> list[LabelDef]:
+        ids = [label.id for label in labels]
+        if len(set(ids)) != len(ids):
+            raise ValueError("label ids must be unique")
+        return labels
+
+
+class SchemaVersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    version: int
+    definition: SchemaDef
+    created_at: datetime
+
+
+class Competence(Closed):
+    modality: Annotated[str, StringConstraints(max_length=16)] = ""
+    body_part: Annotated[str, StringConstraints(max_length=64)] = ""
+
+
+class ProjectSettings(Closed):
+    description: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    readers_per_item: Annotated[int, Field(ge=1, le=50)] | None = None
+    gold_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    verification_levels: Annotated[int, Field(ge=0, le=2)] | None = None
+    current_round: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    webhook_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=512)] | None = None
+
+
+class ProjectCreate(Closed):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    description: Annotated[str, StringConstraints(max_length=4000)] = ""
+    readers_per_item: Annotated[int, Field(ge=1, le=50)] = 1
+    gold_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    verification_levels: Annotated[int, Field(ge=0, le=2)] = 0
+    webhook_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=512)] | None = None
+    schema_: SchemaDef | None = Field(default=None, alias="schema")
+
+
+class ProjectOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    description: str
+    readers_per_item: int
+    gold_rate: float
+    verification_levels: int
+    current_round: int
+    schema_version: int
+    webhook_url: str | None = None
+    my_roles: list[Role] = []
+
+
+class MemberIn(Closed):
+    user_id: int
+    role: Role
+    level: Level | None = None
+    competences: Annotated[list[Competence], Field(max_length=50)] = []
+
+
+class MemberPatch(Closed):
+    level: Level | None = None
+    competences: Annotated[list[Competence], Field(max_length=50)] | None = None
+
+
+class MemberOut(BaseModel):
+    id: int
+    user_id: int
+    username: str
+    display_name: str
+    role: Role
+    level: Level | None
+    competences: list[Competence]
+
+
+class InviteIn(Closed):
+    role: Role = Role.ANNOTATOR
+    level: Level | None = Level.JUNIOR
+    competences: Annotated[list[Competence], Field(max_length=50)] = []
+    note: ShortText = ""
+    hours: Annotated[float, Field(gt=0, le=24 * 30)] | None = None
+
+
+class InviteOut(BaseModel):
+    id: int
+    role: Role
+    level: Level | None
+    note: str
+    expires_at: datetime
+    used: bool
+    token: str | None = None  # only in the answer to its creation
+    path: str | None = None
+
+
+class InviteInfo(BaseModel):
+    project_name: str
+    role: Role
+    level: Level | None
+    expires_at: datetime
+
+
+class InviteAccept(Closed):
+    username: Username
+    password: Password
+    display_name: ShortText = ""
+
+
+# --- items ----------------------------------------------------------------------------------
+class ItemContext(Closed):
+    """Non-identifying context shown beside the image; anything else is refused (422)."""
+
+    age_bracket: Annotated[str, StringConstraints(pattern=r"^(\d{1,2}-\d{1,2}|\d{2}\+|[<>]\d{1,2})$")] | None = None
+    sex: Literal["F", "M", "O", "U"] | None = None
+    comorbidities: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=30)] = []
+    report_text: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+
+
+class GoldAnswer(Closed):
+    labels: Annotated[list["LabelValue"], Field(max_length=100)] = []
+
+
+UriStr = Annotated[str, StringConstraints(pattern=r"^(file|s3|https?)://", max_length=2048)]
+
+
+class ItemIn(Closed):
+    external_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")]
+    uris: Annotated[list[UriStr], Field(min_length=1, max_length=2000)]
+    modality: Annotated[str, StringConstraints(max_length=16)] = ""
+    body_part: Annotated[str, StringConstraints(max_length=64)] = ""
+    context: ItemContext = ItemContext()
+    round: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    is_gold: bool = False
+    gold_answer: GoldAnswer | None = None
+    priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
+
+
+class ItemsIn(Closed):
+    items: Annotated[list[ItemIn], Field(min_length=1, max_length=1000)]
+
+
+class InstanceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    position: int
+    frames: int
+    rows: int
+    columns: int
+    sop_instance_uid: str
+
+
+class ItemOut(BaseModel):
+    id: int
+    project_id: int
+    external_id: str
+    round: int
+    modality: str
+    body_part: str
+    context: ItemContext
+    instances: list[InstanceOut]
+    is_gold: bool | None = None  # hidden from readers
+
+
+class ItemBrief(BaseModel):
+    id: int
+    external_id: str
+    round: int
+    modality: str
+    body_part: str
+    is_gold: bool
+    instances: int
+    submitted: int
+    complete: bool
+
+
+class RegisterOut(BaseModel):
+    created: list[int]
+    existing: list[int]
+
+
+class GoldIn(Closed):
+    is_gold: bool = True
+    gold_answer: GoldAnswer | None = None
+
+
+# --- tasks and annotations ------------------------------------------------------------------
+class LabelValue(Closed):
+    label: Slug
+    value: bool
+    confidence: Confidence
+
+
+GoldAnswer.model_rebuild()
+
+Point = Annotated[list[Annotated[float, Field(ge=-1e6, le=1e6)]], Field(min_length=2, max_length=2)]
+
+
+class RoiIn(Closed):
+    label: Slug
+    kind: Literal["box", "freehand"]
+    instance: Annotated[int, Field(ge=0, le=100_000)] = 0
+    frame: Annotated[int, Field(ge=0, le=100_000)] = 0
+    points: Annotated[list[Point], Field(min_length=2, max_length=5000)]
+
+    @model_validator(mode="after")
+    def _shape(self) -> "RoiIn":
+        if self.kind == "box" and len(self.points) != 2:
+            raise ValueError("a box is two corner points [[x0, y0], [x1, y1]]")
+        if self.kind == "freehand" and len(self.points) < 3:
+            raise ValueError("a freehand ROI needs at least 3 points")
+        return self
+
+
+class SubmitIn(Closed):
+    labels: Annotated[list[LabelValue], Field(max_length=100)] = []
+    rois: Annotated[list[RoiIn], Field(max_length=500)] = []
+    comment: Annotated[str, StringConstraints(max_length=4000)] = ""
+    active_ms: Annotated[int, Field(ge=0, le=86_400_000)] = 0
+    idle_ms: Annotated[int, Field(ge=0, le=86_400_000)] = 0
+    label_ms: Annotated[dict[Slug, Annotated[int, Field(ge=0, le=86_400_000)]], Field(max_length=100)] = {}
+    decision: Literal["accept", "reject", "correct"] | None = None
+
+
+class SkipIn(Closed):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class AnnotationOut(BaseModel):
+    labels: list[dict[str, Any]]
+    rois: list[dict[str, Any]]
+    comment: str
+    schema_version: int | None
+
+
+class TaskOut(BaseModel):
+    id: int
+    project_id: int
+    project_name: str
+    item: ItemOut
+    kind: str
+    status: str
+    round: int
+    verify_level: int
+    schema_version: SchemaVersionOut | None
+    assigned_at: datetime | None
+    loaded_at: datetime | None
+    submitted_at: datetime | None
+    skip_reason: str | None
+    annotation: AnnotationOut | None = None
+    reviewed: AnnotationOut | None = None  # the reading under verification
+
+
+class TaskBrief(BaseModel):
+    id: int
+    project_id: int
+    project_name: str
+    item_id: int
+    kind: str
+    status: str
+    round: int
+    submitted_at: datetime | None
+
+
+class NextTaskOut(BaseModel):
+    task: TaskOut | None
+    remaining: int
+
+
+class MyProgress(BaseModel):
+    project_id: int
+    project_name: str
+    submitted: int
+    skipped: int
+    open_for_me: int
+
+
+class TasksOut(BaseModel):
+    tasks: list[TaskBrief]
+    progress: list[MyProgress]
+
+
+# --- review, statistics, progress, completion ----------------------------------------------
+class ReaderReading(BaseModel):
+    task_id: int
+    reader: str
+    level: str | None
+    kind: str
+    status: str
+    verify_level: int
+    decision: str | None
+    labels: list[dict[str, Any]]
+    rois: list[dict[str, Any]]
+    wall_ms: int | None
+    active_ms: int | None
+    skip_reason: str | None
+
+
+class ReviewOut(BaseModel):
+    item: ItemOut
+    schema_version: SchemaVersionOut | None
+    readings: list[ReaderReading]
+    disagreements: list[str]
+
+
+class StatisticsOut(BaseModel):
+    labels: list[str]
+    readers: list[str]
+    positive_rate: list[list[float | None]]  # label x reader
+    mean_confidence: list[list[float | None]]
+    pairwise_agreement: list[list[float | None]]  # reader x reader, share of equal boolean values
+    gold_accuracy: dict[str, float]
+
+
+class ReaderProgress(BaseModel):
+    reader: str
+    submitted: int
+    skipped: int
+    assigned: int
+    median_wall_s: float | None
+    median_active_s: float | None
+
+
+class ProgressOut(BaseModel):
+    items: int
+    complete_items: int
+    tasks_open: int
+    tasks_assigned: int
+    tasks_submitted: int
+    tasks_skipped: int
+    readers: list[ReaderProgress]
+
+
+class ItemCompletion(BaseModel):
+    item_id: int
+    external_id: str
+    round: int
+    required: int
+    submitted: int
+    verified: bool
+    complete: bool
+    completed_at: datetime | None
+
+
+class CompletionOut(BaseModel):
+    project_id: int
+    rounds: dict[str, dict[str, int | bool]]
+    items: list[ItemCompletion]

@@ -1,0 +1,152 @@
+"""Submitting and skipping a task: validation against the task's schema version, time tracking,
+gold scoring, verification chain and item completion."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import HTTPException, status
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from annotation import queue
+from annotation.models import Annotation, Item, Membership, Project, Role, SchemaVersion, Task, TaskKind, TaskStatus, utcnow
+from annotation.permissions import RANK
+from annotation.schemas import SubmitIn
+
+
+@dataclass
+class CompletionEvent:
+    """Handed to the webhook after commit; ids only, never patient data."""
+
+    project_id: int
+    item_id: int
+    external_id: str
+    round: int
+
+
+def _unprocessable(msg: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, msg)
+
+
+def validate_against_schema(body: SubmitIn, schema: SchemaVersion | None, item: Item) -> None:
+    labels = {lab["id"]: lab for lab in (schema.definition["labels"] if schema else [])}
+    seen: set[str] = set()
+    for lv in body.labels:
+        lab = labels.get(lv.label)
+        if lab is None or lab["kind"] != "boolean":
+            raise _unprocessable(f"'{lv.label}' is not a classification label of this schema version")
+        if lv.label in seen:
+            raise _unprocessable(f"label '{lv.label}' given twice")
+        seen.add(lv.label)
+    for roi in body.rois:
+        lab = labels.get(roi.label)
+        if lab is None or lab["kind"] != roi.kind:
+            raise _unprocessable(f"'{roi.label}' is not a {roi.kind} label of this schema version")
+        if roi.instance >= len(item.instances):
+            raise _unprocessable("ROI references an instance the item does not have")
+        if roi.frame >= item.instances[roi.instance].frames:
+            raise _unprocessable("ROI references a frame the instance does not have")
+    for key in body.label_ms:
+        if key not in labels:
+            raise _unprocessable(f"time given for unknown label '{key}'")
+
+
+def reader_rank(db: Session, project_id: int, user_id: int | None) -> int:
+    if user_id is None:
+        return 0
+    rank = 0
+    for m in db.scalars(select(Membership).where(Membership.project_id == project_id, Membership.user_id == user_id)):
+        if m.role == Role.REVIEWER.value:
+            rank = max(rank, RANK["reviewer"])
+        elif m.role == Role.ANNOTATOR.value:
+            rank = max(rank, RANK.get(m.level or "junior", 1))
+    return rank
+
+
+def gold_score(answer: dict | None, labels: list[dict]) -> float | None:
+    expected = (answer or {}).get("labels") or []
+    if not expected:
+        return None
+    given = {lv["label"]: lv["value"] for lv in labels}
+    hits = sum(1 for e in expected if given.get(e["label"]) == e["value"])
+    return hits / len(expected)
+
+
+def submit(db: Session, task: Task, body: SubmitIn) -> list[CompletionEvent]:
+    if task.status != TaskStatus.ASSIGNED.value:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"task is {task.status}, not open for submission")
+    project = db.get(Project, task.project_id)
+    item = db.scalar(select(Item).where(Item.id == task.item_id).with_for_update())
+    assert project is not None and item is not None
+    schema = db.get(SchemaVersion, task.schema_version_id) if task.schema_version_id else queue.current_schema(db, project)
+    if task.kind == TaskKind.VERIFY.value and body.decision is None:
+        raise _unprocessable("a verification needs a decision: accept, reject or correct")
+    if task.kind == TaskKind.ANNOTATE.value and body.decision is not None:
+        raise _unprocessable("a decision belongs to verification tasks only")
+    if task.kind == TaskKind.ANNOTATE.value or body.decision == "correct":
+        validate_against_schema(body, schema, item)
+    now = utcnow()
+    task.status = TaskStatus.SUBMITTED.value
+    task.submitted_at = now
+    task.schema_version_id = schema.id if schema else None
+    start = task.loaded_at or task.assigned_at or now
+    task.wall_ms = max(0, int((now - start).total_seconds() * 1000))
+    task.active_ms, task.idle_ms = body.active_ms, body.idle_ms
+    task.label_ms = dict(body.label_ms)
+    task.decision = body.decision if task.kind == TaskKind.VERIFY.value else None
+    labels = [lv.model_dump() for lv in body.labels]
+    rois = [r.model_dump() for r in body.rois]
+    db.add(Annotation(task_id=task.id, schema_version_id=task.schema_version_id, labels=labels, rois=rois, comment=body.comment))
+    if task.is_gold:
+        task.gold_score = gold_score(item.gold_answer, labels)
+        return []
+    if task.kind == TaskKind.ANNOTATE.value:
+        if project.verification_levels > 0:
+            queue.open_verification(db, task, 1, reader_rank(db, project.id, task.assignee_id), [task.assignee_id or 0])
+    else:
+        _after_verification(db, project, task)
+    db.flush()
+    return _check_complete(db, project, item)
+
+
+def _after_verification(db: Session, project: Project, vtask: Task) -> None:
+    reading = db.get(Task, vtask.parent_task_id)
+    if reading is None:
+        return
+    if vtask.decision == "reject":
+        reading.decision = "rejected"
+        queue.reopen_slot(db, reading)
+        return
+    if vtask.verify_level >= project.verification_levels:
+        reading.decision = "verified"
+        return
+    excluded = list(vtask.excluded_users or []) + [vtask.assignee_id or 0]
+    queue.open_verification(db, reading, vtask.verify_level + 1, vtask.min_rank, excluded)
+
+
+def accepted_readings(db: Session, project: Project, item: Item) -> int:
+    q = select(func.count()).select_from(Task).where(
+        Task.item_id == item.id, Task.round == item.round, Task.kind == TaskKind.ANNOTATE.value,
+        Task.status == TaskStatus.SUBMITTED.value, Task.is_gold.is_(False),
+    )
+    if project.verification_levels > 0:
+        q = q.where(Task.decision == "verified")
+    return db.scalar(q) or 0
+
+
+def _check_complete(db: Session, project: Project, item: Item) -> list[CompletionEvent]:
+    if item.completed_at is not None or item.is_gold:
+        return []
+    if accepted_readings(db, project, item) >= project.readers_per_item:
+        item.completed_at = utcnow()
+        return [CompletionEvent(project.id, item.id, item.external_id, item.round)]
+    return []
+
+
+def skip(db: Session, task: Task, reason: str) -> None:
+    if task.status != TaskStatus.ASSIGNED.value:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"task is {task.status}, cannot be skipped")
+    task.status = TaskStatus.SKIPPED.value
+    task.skip_reason = reason
+    task.submitted_at = utcnow()
+    queue.reopen_slot(db, task)

@@ -1,0 +1,87 @@
+"""`curate annotation serve` and `curate annotation admin create`: run the annotation service."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import re
+import sys
+
+from curation.cli._common import CliError, print_json
+
+_TOKEN_PATH = re.compile(r"(/api/invites/)[^/\s?\"]+")
+
+
+class _RedactInviteTokens(logging.Filter):
+    """Access logs must not carry invite tokens (they are credentials)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_PATH.sub(r"\1<token>", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("annotation", help="run the annotation service (REST API + web viewer)")
+    sub = p.add_subparsers(dest="annotation_command", metavar="ACTION")
+    sub.required = True
+
+    s = sub.add_parser("serve", help="start the service (SQLite by default, PostgreSQL with --db)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--db", default=None, help="database URL (default: $ANNOTATION_DATABASE_URL or var/annotation/annotation.db)")
+    s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    s.add_argument("--no-access-log", action="store_true")
+    s.set_defaults(func=run_serve)
+
+    a = sub.add_parser("admin", help="manage site admins")
+    asub = a.add_subparsers(dest="admin_command", metavar="ACTION")
+    asub.required = True
+    c = asub.add_parser("create", help="create the first (or another) site admin")
+    c.add_argument("--username", required=True)
+    c.add_argument("--display-name", default="")
+    c.add_argument("--db", default=None)
+    c.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    c.add_argument("--update", action="store_true", help="reset an existing user's password and make it admin")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=run_admin_create)
+
+
+def _db_url(arg: str | None) -> str:
+    from annotation.config import Settings
+
+    return arg or os.environ.get("ANNOTATION_DATABASE_URL") or Settings().database_url
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    os.environ["ANNOTATION_DATABASE_URL"] = _db_url(args.db)
+    from annotation.migrate import upgrade
+
+    upgrade(os.environ["ANNOTATION_DATABASE_URL"])  # once, before workers start
+    logging.getLogger("uvicorn.access").addFilter(_RedactInviteTokens())
+    uvicorn.run("annotation.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                access_log=not args.no_access_log, log_level="info")
+    return 0
+
+
+def run_admin_create(args: argparse.Namespace) -> int:
+    from annotation.admin import AdminError, create_admin
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif os.environ.get("ANNOTATION_ADMIN_PASSWORD"):
+        password = os.environ["ANNOTATION_ADMIN_PASSWORD"]
+    else:
+        password = getpass.getpass("password: ")
+    try:
+        user_id = create_admin(_db_url(args.db), args.username, password, display_name=args.display_name, update=args.update)
+    except AdminError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        print_json({"user_id": user_id, "username": args.username, "is_admin": True})
+    else:
+        print(f"admin '{args.username}' ready (id {user_id})")
+    return 0
