@@ -1,0 +1,142 @@
+"""De-identify a folder tree with a process pool (one Deidentifier per worker, built once), then
+merge the re-identification entries into the encrypted vault map once, in the parent."""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from deid.engine import Deidentifier
+from deid.profile import Profile, load_profile
+from deid.report import RunReport
+from deid.vault import ReidentificationMap, load_or_create_key, load_or_create_secret
+
+_worker: Deidentifier | None = None
+_dst: Path | None = None
+
+SKIP_NAMES = {"DICOMDIR"}
+
+
+def output_path(dst: Path, pseudonym: str, study: str, series: str, sop: str) -> Path:
+    return dst / (pseudonym or "UNKNOWN") / study / series / f"{sop}.dcm"
+
+
+def write_exclusive(path: Path, data: bytes) -> str:
+    """Write atomically without overwriting: 'written'; 'unchanged' when the same bytes are
+    already there (a rerun, or a duplicate input); 'conflict' when other bytes are."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    try:
+        os.link(tmp, path)  # atomic and exclusive: fails if the name exists
+        return "written"
+    except FileExistsError:
+        return "unchanged" if path.read_bytes() == data else "conflict"
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def process_one(deider: Deidentifier, src: Path, dst: Path, rel: str) -> dict[str, Any]:
+    data = src.read_bytes()
+    r = deider.deidentify(data, rel)
+    rec: dict[str, Any] = {"file": rel, "sha256": r.sha256, "status": r.status, "reason": r.reason,
+                           "counts": dict(r.counts), "findings": [f.as_dict() for f in r.findings],
+                           "pixels": r.pixels}
+    if r.status == "written" and r.data is not None:
+        out = output_path(dst, r.pseudonym, r.study_uid, r.series_uid, r.sop_uid)
+        state = write_exclusive(out, r.data)
+        if state == "conflict":
+            rec.update(status="quarantined", reason="another input maps to the same SOPInstanceUID with other content")
+        elif state == "unchanged":
+            rec["status"] = "unchanged"
+        rec["output"] = str(out.relative_to(dst))
+        rec["pseudonym"] = r.pseudonym
+        rec["reid"] = r.reid
+    return rec
+
+
+def _init(profile: Profile, secret: bytes, dst: str) -> None:
+    global _worker, _dst
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    _worker = Deidentifier(profile, secret)
+    _dst = Path(dst)
+
+
+def _task(batch: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    assert _worker is not None and _dst is not None
+    return [process_one(_worker, Path(src), _dst, rel) for src, rel in batch]
+
+
+def iter_files(src: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(src):
+        dirs.sort()
+        for name in sorted(files):
+            if name not in SKIP_NAMES:
+                yield Path(root) / name
+
+
+def deidentify_tree(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    profile: Profile | str = "default",
+    options: tuple[str, ...] = (),
+    secret_file: str | os.PathLike,
+    reid_map: str | os.PathLike | None = None,
+    reid_key_file: str | os.PathLike | None = None,
+    workers: int | None = None,
+    batch_size: int = 16,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> RunReport:
+    """De-identify every file under ``src`` into ``dst``; returns the run report. The secret and
+    the map key are created (0600) if missing. Quarantined inputs are listed in the report only."""
+    src_p, dst_p = Path(src), Path(dst)
+    if not src_p.is_dir():
+        raise FileNotFoundError(f"source folder {src_p} does not exist")
+    if dst_p.resolve() == src_p.resolve() or src_p.resolve() in dst_p.resolve().parents:
+        raise ValueError("the output folder must not be inside the source folder")
+    prof = load_profile(profile, options) if isinstance(profile, str) else profile.with_options(options)
+    secret = load_or_create_secret(secret_file)
+    vault = Path(secret_file).parent
+    map_path = Path(reid_map) if reid_map else vault / "reid_map.fernet"
+    key_path = Path(reid_key_file) if reid_key_file else vault / "reid_map.key"
+    dst_p.mkdir(parents=True, exist_ok=True)
+    files = list(iter_files(src_p))
+    batches = [[(str(f), str(f.relative_to(src_p))) for f in files[i:i + batch_size]] for i in range(0, len(files), batch_size)]
+    report = RunReport(prof)
+    reid: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    n_workers = workers or min(os.cpu_count() or 1, 2 if len(files) > 8 else 1)
+    outputs: dict[str, str] = {}
+
+    def take(recs: list[dict[str, Any]]) -> None:
+        for rec in recs:
+            out = rec.get("output")
+            if out and rec["status"] in ("written", "unchanged"):
+                if out in outputs and rec["status"] == "unchanged":
+                    rec["status"] = "duplicate"  # a second input of this run gave the same object
+                outputs[out] = rec["file"]
+                for pid, info in (rec.pop("reid", None) or {}).items():
+                    slot = reid.setdefault(pid, {"studies": {}})
+                    slot.update({k: v for k, v in info.items() if k != "studies"})
+                    slot["studies"].update(info.get("studies", {}))
+            rec.pop("reid", None)
+            report.add(rec)
+            if progress:
+                progress(report.files_seen, len(files), len(report.quarantined))
+
+    if n_workers <= 1:
+        _init(prof, secret, str(dst_p))
+        for b in batches:
+            take(_task(b))
+    else:
+        with ProcessPoolExecutor(n_workers, initializer=_init, initargs=(prof, secret, str(dst_p))) as pool:
+            for recs in pool.map(_task, batches):
+                take(recs)
+    report.seconds = time.perf_counter() - t0
+    if reid:
+        ReidentificationMap(map_path, load_or_create_key(key_path)).merge(reid)
+    return report

@@ -1,0 +1,143 @@
+"""The identifying values of one source object: what scrubbing removes from kept free text and
+what the leak scanner searches for in every output byte.
+
+An identifying value is a name (PN), a date (DA, DT), a source UID, or the value of an
+identifier-like attribute (IDs, numbers, addresses, phones, institution, station, AE titles)
+that the profile does not keep. Values are kept lowercased; short values need word boundaries
+so that a 5-digit ID does not "match" inside an unrelated number."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+#: Whole values shorter than this are matched only as whole words (both sides non-alphanumeric).
+SUBSTRING_MIN = 8
+#: Shorter tokens are never searched: too many chance hits (e.g. "LI", "MR").
+WORD_MIN = 3
+_SPLIT = re.compile(r"[\^\s,.;:/\\_()\[\]\"'-]+")
+_STANDARD_UID_ROOT = "1.2.840.10008."
+
+# Words of institution names and addresses that identify nobody on their own.
+STOPWORDS = frozenset(
+    """the and for of des der die und van von hospital hospitals clinic clinics centre center
+    medical medicine university universitat universite department dept radiology imaging
+    institute health healthcare general street road avenue lane drive suite floor building
+    saint city county state north south east west new old mri scanner room unit""".split()
+)
+
+_IDENTIFIER_KEYWORD = re.compile(
+    r"(ID|IDs|Identifier|Number|Numbers|Address|Telephone|Telecom|Institution|InstitutionName|"
+    r"StationName|Title|Email|Location|Name|Names|Locator|Coordinates)$"
+)
+_NOT_IDENTIFIER = frozenset(
+    {
+        "SeriesNumber", "InstanceNumber", "AcquisitionNumber", "ProtocolName", "SequenceName",
+        "CodeMeaning", "CodeValue", "ConceptNameCodeSequence", "ReferencedFrameNumber",
+        "TemporalPositionIdentifier", "StackID", "InStackPositionNumber", "EchoNumbers",
+        "TemporalPositionIndex", "ImagesInAcquisition", "NumberOfFrames", "ReferencedSegmentNumber",
+        "SegmentNumber", "DimensionIndexPointer", "RescaleType", "ContentLabel", "TransferSyntaxUID",
+        "ImplementationVersionName", "SOPClassUID", "MediaStorageSOPClassUID", "ManufacturerModelName",
+        "Manufacturer", "SoftwareVersions", "StudyID", "LUTLabel", "SeriesInstanceUID",
+    }
+)
+
+
+def is_identifier_keyword(keyword: str) -> bool:
+    return bool(keyword) and keyword not in _NOT_IDENTIFIER and bool(_IDENTIFIER_KEYWORD.search(keyword))
+
+
+def date_variants(da: str) -> list[str]:
+    """A DA value in the formats people type into free text and burn into pixels."""
+    d = da.strip().replace(".", "")
+    if len(d) != 8 or not d.isdigit():
+        return []
+    y, m, dd = d[:4], d[4:6], d[6:]
+    return [d, f"{y}-{m}-{dd}", f"{y}/{m}/{dd}", f"{y}.{m}.{dd}", f"{m}/{dd}/{y}", f"{dd}/{m}/{y}",
+            f"{dd}.{m}.{y}", f"{dd}-{m}-{y}", f"{m}-{dd}-{y}"]
+
+
+@dataclass
+class PhiValues:
+    """Identifying values of one object (and its patient), lowercased, with where they came from."""
+
+    strings: dict[str, str] = field(default_factory=dict)  # value -> attribute keyword
+    words: dict[str, str] = field(default_factory=dict)
+
+    def add(self, keyword: str, vr: str, value: object) -> None:
+        if value is None or value == "":
+            return
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            for v in value:  # type: ignore[union-attr]
+                self.add(keyword, vr, v)
+            return
+        if isinstance(value, (bytes, bytearray)):
+            return
+        s = str(value).strip(" \x00")
+        if not s:
+            return
+        low = s.lower()
+        if vr == "PN":
+            self.strings.setdefault(low, keyword)
+            self._add_words(keyword, low)
+        elif vr == "DA":
+            for v in date_variants(s):
+                self.strings.setdefault(v, keyword)
+        elif vr == "DT":
+            for v in date_variants(s[:8]):
+                self.strings.setdefault(v, keyword)
+        elif vr == "UI":
+            if not s.startswith(_STANDARD_UID_ROOT) and len(s) >= 10:
+                self.strings.setdefault(low, keyword)
+        elif vr == "TM":
+            if len(s) >= 6 and s[:6].isdigit():
+                self.strings.setdefault(s[:6], keyword)
+                if len(s) > 6:
+                    self.strings.setdefault(s.lower(), keyword)
+        elif vr in ("US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "AS", "CS", "SQ"):
+            return
+        else:
+            if len(low) >= 4 or (len(low) >= WORD_MIN and any(c.isdigit() for c in low)):
+                self.strings.setdefault(low, keyword)
+            compact = re.sub(r"[^0-9a-z]", "", low)
+            if compact != low and len(compact) >= 6:
+                self.strings.setdefault(compact, keyword)
+            if "Address" in keyword or "Institution" in keyword or keyword.endswith("Name"):
+                self._add_words(keyword, low)
+
+    def _add_words(self, keyword: str, low: str) -> None:
+        for tok in _SPLIT.split(low):
+            if len(tok) >= WORD_MIN and tok not in STOPWORDS and not tok.isdigit():
+                self.words.setdefault(tok, keyword)
+
+    def update(self, other: "PhiValues") -> None:
+        for k, v in other.strings.items():
+            self.strings.setdefault(k, v)
+        for k, v in other.words.items():
+            self.words.setdefault(k, v)
+
+    def terms(self) -> list[tuple[str, str, bool]]:
+        """(term, attribute, whole_word) sorted longest first (scrubbing removes long ones first)."""
+        out = [(s, k, len(s) < SUBSTRING_MIN) for s, k in self.strings.items()]
+        out += [(w, k, True) for w, k in self.words.items() if w not in self.strings]
+        out.sort(key=lambda t: -len(t[0]))
+        return out
+
+
+def _is_boundary(text: str | bytes, i: int) -> bool:
+    if i < 0 or i >= len(text):
+        return True
+    c = text[i]
+    if isinstance(c, int):
+        return not (48 <= c <= 57 or 97 <= c <= 122 or 65 <= c <= 90)
+    return not c.isalnum()
+
+
+def find_term(hay: str | bytes, term: str | bytes, whole_word: bool, start: int = 0, end: int | None = None) -> int:
+    """Index of ``term`` in lowercased ``hay`` (respecting word boundaries when asked), or -1."""
+    end = len(hay) if end is None else end
+    i = hay.find(term, start, end)  # type: ignore[arg-type]
+    while i != -1:
+        if not whole_word or (_is_boundary(hay, i - 1) and _is_boundary(hay, i + len(term))):
+            return i
+        i = hay.find(term, i + 1, end)  # type: ignore[arg-type]
+    return -1

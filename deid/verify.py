@@ -1,0 +1,94 @@
+"""Residual-PHI verification (the leak scanner): before anything is written, every element of
+the output (file meta, sequences, private) and its raw bytes are searched for every identifying
+value of the source object and patient; structure checks catch private and overlay groups.
+
+Raw bytes are lowercased and searched with ``bytes.find`` (C speed). Inside the Pixel Data value
+only values of >= SUBSTRING_MIN characters are searched: 8-bit pixel data holds letter-like byte
+runs by chance, and pixel text is verified by OCR instead."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+
+from deid.header import _vr_of
+from deid.phi import SUBSTRING_MIN, PhiValues, find_term
+
+_PIXEL_TAGS_LE = (b"\xe0\x7f\x10\x00OB", b"\xe0\x7f\x10\x00OW", b"\xe0\x7f\x10\x00")
+_PIXEL_TAGS_BE = (b"\x7f\xe0\x00\x10OB", b"\x7f\xe0\x00\x10OW")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A verification failure; ``detail`` never holds the identifying value itself."""
+
+    kind: str  # value | private | overlay | structure | pixel_text | pixel
+    where: str
+    source_attribute: str = ""
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "where": self.where, "source_attribute": self.source_attribute, "detail": self.detail}
+
+
+def pixel_value_span(data: bytes) -> tuple[int, int]:
+    """(start, end) of the Pixel Data value in a Part 10 byte string, or (len, len)."""
+    for tag in _PIXEL_TAGS_LE + _PIXEL_TAGS_BE:
+        i = data.find(tag)
+        if i != -1:
+            header = 12 if len(tag) == 6 else 8
+            return i + header, len(data)
+    return len(data), len(data)
+
+
+def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None) -> list[Finding]:
+    """Search the serialized object for every identifying value."""
+    low = data.lower()
+    p0, p1 = pixel_value_span(low)
+    out = []
+    for term, kw, whole in terms if terms is not None else phi.terms():
+        t = term.encode("utf-8", "ignore")
+        if not t:
+            continue
+        i = find_term(low, t, whole, 0, p0)
+        if i == -1 and p1 < len(low):
+            i = find_term(low, t, whole, p1, len(low))
+        if i == -1 and len(t) >= SUBSTRING_MIN and p0 < p1:
+            i = find_term(low, t, whole, p0, p1)
+        if i != -1:
+            out.append(Finding("value", f"byte {i}", kw, "identifying value of the source found in output bytes"))
+    return out
+
+
+def scan_structure(ds: Dataset, allow_private: bool, path: str = "") -> list[Finding]:
+    """Private groups (unless the safe-private option kept them), curves and overlays anywhere."""
+    out = []
+    for elem in ds.elements():
+        tag = int(elem.tag)
+        g = tag >> 16
+        where = f"{path}({g:04X},{tag & 0xFFFF:04X})"
+        if g & 1 and not allow_private:
+            out.append(Finding("private", where, detail="private attribute left"))
+        elif (g & 0xFF00) in (0x5000, 0x6000):
+            out.append(Finding("overlay", where, detail="curve/overlay attribute left"))
+        elif _vr_of(elem) == "SQ":
+            for i, item in enumerate(ds[tag].value or ()):
+                out += scan_structure(item, allow_private, f"{where}[{i}].")
+    return out
+
+
+
+def check_identity_removed(ds: Dataset) -> list[Finding]:
+    out = []
+    if str(ds.get("PatientIdentityRemoved", "")) != "YES":
+        out.append(Finding("structure", "(0012,0062)", detail="PatientIdentityRemoved is not YES"))
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and str(meta.get("MediaStorageSOPInstanceUID", "")) != str(ds.get("SOPInstanceUID", "")):
+        out.append(Finding("structure", "(0002,0003)", detail="MediaStorageSOPInstanceUID differs from SOPInstanceUID"))
+    return out
+
+
+def scan_text(text: str, phi: PhiValues, terms: list | None = None) -> list[str]:
+    """Attributes whose identifying values occur in ``text`` (e.g. what OCR read)."""
+    low = text.lower()
+    return [kw for term, kw, whole in (terms if terms is not None else phi.terms()) if find_term(low, term, whole) != -1]
