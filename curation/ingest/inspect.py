@@ -247,9 +247,7 @@ def _validate_pixels(data: bytes, ds: pydicom.Dataset, ts: UID, insp: Inspection
     if decoder is None or not decoder.is_available:
         return insp.refuse("unsupported_transfer_syntax", f"no decoder installed for transfer syntax {ts.name}")
     try:
-        from pydicom.pixels import pixel_array
-
-        pixel_array(io.BytesIO(data), index=0)
+        decoder.as_array(ds, index=0)  # the parsed dataset: no second parse of the file
     except Exception as exc:  # noqa: BLE001
         return insp.refuse("pixel_decode_failed", f"first frame does not decode ({_safe_message(exc)})")
     return insp
