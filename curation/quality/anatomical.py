@@ -1,0 +1,160 @@
+"""MRIQC's anatomical image-quality metrics on our masks, computed by `mriqc.qc.anatomical`'s own
+functions (snr, snr_dietrich, cnr, cjv, efc, fber, wm2max, art_qi1, volume_fraction) the way MRIQC's
+StructuralQC interface composes them, plus the artifact measures of `artifacts.py`.
+
+What differs from MRIQC, and why: MRIQC gets its head, air ("hat") and tissue masks from templates
+and FSL FAST, which are not shipped here. We make them from the image (`masks.py`, `tissues.py`);
+the tissue maps are hard (0/1) labels of a Gaussian mixture. Like MRIQC we harmonise intensities so
+the WM median is 1000 before the summary statistics (which round to integers).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from curation.quality import artifacts
+from curation.quality.masks import Masks, compute_masks
+from curation.quality.results import MetricSet
+from curation.quality.stats import tissue_stats
+from curation.quality.tissues import TissueClasses, tissue_classes
+
+
+@dataclass
+class AnatomicalInputs:
+    """Everything the MRIQC functions are called on: harmonised data and the masks."""
+
+    data: np.ndarray  # harmonised (WM median 1000), non-negative, float32
+    head: np.ndarray
+    air: np.ndarray
+    artifact: np.ndarray
+    rotation: np.ndarray
+    csf: np.ndarray
+    gm: np.ndarray
+    wm: np.ndarray
+    scale: float  # harmonisation factor applied to the input
+
+
+def prepare(volume: np.ndarray, spacing: tuple[float, float, float], kind: str | None = None,
+            masks: Masks | None = None, tissues: TissueClasses | None = None, *, brain_depth_mm: float = 12.0,
+            tissue_order: dict | None = None) -> tuple[AnatomicalInputs | None, Masks, TissueClasses | None]:
+    """Masks, tissue classes and harmonised data (inputs None when no tissue classes can be made)."""
+    v = np.nan_to_num(np.asarray(volume, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    v[v < 0] = 0
+    masks = masks or compute_masks(v, spacing)
+    if tissues is None and masks.head.any():
+        tissues = tissue_classes(v, masks.head, spacing, kind, brain_depth_mm, tissue_order)
+    if tissues is None or not tissues.wm.any():
+        return None, masks, tissues
+    wm_median = float(np.median(v[tissues.wm]))
+    if wm_median <= 0:
+        return None, masks, tissues
+    scale = 1000.0 / wm_median
+    data = v * np.float32(scale)
+    return (AnatomicalInputs(data, masks.head, masks.air, masks.artifact, masks.rotation, tissues.csf, tissues.gm,
+                             tissues.wm, scale), masks, tissues)
+
+
+def iqms(inp: AnatomicalInputs) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(metrics by MRIQC name, summary stats) from prepared inputs -- the StructuralQC composition."""
+    from mriqc.qc import anatomical as mq  # imported late: it loads mriqc's config (about a second)
+
+    data = inp.data
+    stats = {name: tissue_stats(data, m, kurt=False) for name, m in
+             (("csf", inp.csf), ("gm", inp.gm), ("wm", inp.wm), ("bg", inp.air))}
+    out: dict[str, float] = {}
+    snrs = []
+    for t in ("csf", "wm", "gm"):
+        s = stats[t]
+        val = mq.snr(s["median"], s["stdv"], s["n"]) if s["n"] > 1 and s["stdv"] > 0 else math.nan
+        out[f"snr_{t}"] = val
+        snrs.append(val)
+    out["snr_total"] = float(np.mean(snrs))
+    snrd = []
+    for t in ("csf", "wm", "gm"):
+        val = mq.snr_dietrich(stats[t]["median"], mad_air=stats["bg"]["mad"], sigma_air=stats["bg"]["stdv"]) \
+            if stats["bg"]["n"] > 0 else math.nan
+        out[f"snrd_{t}"] = val
+        snrd.append(val)
+    out["snrd_total"] = float(np.mean(snrd))
+    out["cnr"] = math.nan if not _spread(stats, "wm", "gm", "bg") else mq.cnr(stats["wm"]["median"], stats["gm"]["median"], stats["bg"]["stdv"], stats["wm"]["stdv"],
+                        stats["gm"]["stdv"])
+    rot = inp.rotation.astype(np.uint8)
+    out["fber"] = mq.fber(data, inp.head.astype(np.uint8), rot)
+    out["efc"] = mq.efc(data, rot)
+    out["wm2max"] = mq.wm2max(data, stats["wm"]["median"]) if stats["wm"]["n"] else math.nan
+    out["qi_1"] = mq.art_qi1(inp.air, inp.artifact)
+    out["cjv"] = (mq.cjv(stats["wm"]["median"], stats["gm"]["median"], stats["wm"]["mad"], stats["gm"]["mad"])
+                  if stats["wm"]["n"] and stats["gm"]["n"] and stats["wm"]["median"] != stats["gm"]["median"]
+                  else math.nan)
+    icvs = mq.volume_fraction([inp.csf.astype(np.float32), inp.gm.astype(np.float32), inp.wm.astype(np.float32)])
+    for t, v in icvs.items():
+        out[f"icvs_{t}"] = v
+    return out, stats
+
+
+def _spread(stats: dict, *tissues: str) -> bool:
+    """Whether the tissues are non-empty and the contrast-to-noise denominator is not zero."""
+    if any(stats[t]["n"] == 0 for t in tissues):
+        return False
+    return sum(stats[t]["stdv"] ** 2 for t in tissues) > 0
+
+
+#: MRIQC's sentinels, turned into NaN with a reason.
+_SENTINELS = {
+    "fber": "no signal outside the head mask (skull-stripped or masked image)",
+    "qi_1": "empty air mask",
+    "snrd_total": "background noise too small to estimate (sigma_air < 1e-3)",
+    "snrd_csf": "background noise too small to estimate (sigma_air < 1e-3)",
+    "snrd_wm": "background noise too small to estimate (sigma_air < 1e-3)",
+    "snrd_gm": "background noise too small to estimate (sigma_air < 1e-3)",
+}
+
+
+def anatomical_metrics(volume: np.ndarray, spacing: tuple[float, float, float], kind: str | None = None, *,
+                       masks: Masks | None = None, brain_depth_mm: float = 12.0,
+                       tissue_order: dict | None = None) -> MetricSet:
+    """All anatomical metrics of a brain MR volume, lower-case names (snr, snr_dietrich, cnr, cjv, efc,
+    fber, wm2max, qi1, ...), with mask sizes; NaN with a reason where a metric cannot be computed."""
+    ms = MetricSet()
+    inp, masks, tissues = prepare(volume, spacing, kind, masks, brain_depth_mm=brain_depth_mm,
+                                  tissue_order=tissue_order)
+    ms.masks.update(masks.sizes())
+    if tissues is not None:
+        ms.masks.update({k: v for k, v in tissues.sizes().items()})
+    names = ("snr", "snr_dietrich", "cnr", "cjv", "efc", "fber", "wm2max", "qi1", "snr_csf", "snr_gm", "snr_wm",
+             "icvs_csf", "icvs_gm", "icvs_wm", "fwhm_avg", "inu_range", "inu_med", "gsr", "var")
+    if inp is None:
+        why = ("no head/foreground found" if not masks.head.any()
+               else "brain too small for tissue classes (is this a brain MR volume?)")
+        for n in names:
+            ms.nan(n, why)
+        return ms
+    m, stats = iqms(inp)
+    ms.notes["summary"] = stats
+    ms.notes["harmonisation_scale"] = inp.scale
+    ms.notes["tissue_order"] = list(tissues.order)
+    mapping = {"snr": "snr_total", "snr_dietrich": "snrd_total", "cnr": "cnr", "cjv": "cjv", "efc": "efc",
+               "fber": "fber", "wm2max": "wm2max", "qi1": "qi_1", "snr_csf": "snr_csf", "snr_gm": "snr_gm",
+               "snr_wm": "snr_wm", "icvs_csf": "icvs_csf", "icvs_gm": "icvs_gm", "icvs_wm": "icvs_wm"}
+    for ours, theirs in mapping.items():
+        val = m[theirs]
+        if val == -1.0 and theirs in _SENTINELS:
+            ms.nan(ours, _SENTINELS[theirs])
+        else:
+            ms.set(ours, val, "tissue class empty or without spread")
+    brain = tissues.brain
+    fw = artifacts.fwhm(inp.data, brain)
+    ms.set("fwhm_avg", fw["fwhm_avg"], "no autocorrelation estimate in the brain mask")
+    for k in ("fwhm_x", "fwhm_y", "fwhm_z"):
+        ms.set(k, fw[k], "axis too short or no autocorrelation estimate")
+    for k, v in artifacts.inu(inp.data, inp.wm).items():
+        ms.set(k, v, "too few WM voxels for a bias-field fit")
+    g = artifacts.ghost_ratio(inp.data, inp.head, inp.air)
+    ms.set("gsr_x", g["gsr_x"], "no background beside the head along x")
+    ms.set("gsr_y", g["gsr_y"], "no background beside the head along y")
+    finite = [x for x in (g["gsr_x"], g["gsr_y"]) if math.isfinite(x)]
+    ms.set("gsr", max(finite) if finite else math.nan, "no background beside the head")
+    ms.set("var", artifacts.laplacian_variance(inp.data, brain), "brain mask empty")
+    return ms

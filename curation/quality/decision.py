@@ -1,0 +1,124 @@
+"""approve / review / exclude for a series, with the reason: which metric, how far from clean.
+
+The classifier gives p(degraded); thresholds in include/quality/thresholds.yaml turn it into a
+decision; hard limits on single metrics can only make a decision stricter. The reason names the
+metric furthest on its bad side from the clean reference of the same kind (robust z-score), so a
+curator reading "snr_dietrich 6.1 is 7.4 robust SD below clean T2W (median 37.9)" knows what to look at.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curation.quality.features import DIRECTION, KINDS, quality_features, transform
+
+THRESHOLDS_PATH = Path(__file__).resolve().parents[2] / "include" / "quality" / "thresholds.yaml"
+_SEVERITY = {"approve": 0, "review": 1, "exclude": 2}
+
+
+@lru_cache(maxsize=4)
+def _read_config(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def load_config(overrides: Mapping[str, Any] | None = None, path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The shipped thresholds with `overrides` merged in (one level deep for dict sections)."""
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _read_config(str(path or THRESHOLDS_PATH)).items()}
+    for k, v in (overrides or {}).items():
+        if isinstance(v, Mapping) and isinstance(cfg.get(k), dict):
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    return cfg
+
+
+@lru_cache(maxsize=2)
+def _load_model(path: str | None):
+    from qc_models.quality_classifier import WEIGHTS, QualityModel
+
+    p = Path(path) if path else WEIGHTS
+    return QualityModel(p) if p.exists() else None
+
+
+def default_model(path: str | None = None):
+    """The shipped quality classifier, or None when its weights are absent."""
+    return _load_model(path or os.environ.get("CURATE_QUALITY_MODEL"))
+
+
+def worst_metric(metrics: Mapping[str, float], kind: str, reference: Mapping[str, Mapping[str, Mapping[str, float]]]
+                 ) -> tuple[str, float, str] | None:
+    """(metric, robust z on its bad side, text) of the metric furthest from the clean reference."""
+    ref = reference.get(kind)
+    if not ref:
+        return None
+    best: tuple[str, float, str] | None = None
+    for name, stats in ref.items():
+        sign = DIRECTION.get(name, 0)
+        value = metrics.get(name, math.nan)
+        if sign == 0 or value is None or not math.isfinite(value):
+            continue
+        t = transform(name, value)
+        spread = max(stats["scale"], 1e-6)
+        z = (stats["median"] - t) / spread if sign > 0 else (t - stats["median"]) / spread
+        if best is None or z > best[1]:
+            side = "below" if sign > 0 else "above"
+            best = (name, z, f"{name} {value:.4g} is {z:.1f} robust SD {side} clean {kind} "
+                              f"(median {stats['median_raw']:.4g})")
+    return best
+
+
+def _limits(metrics: Mapping[str, float], limits: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    hits = []
+    for name, lim in (limits or {}).items():
+        v = metrics.get(name)
+        if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
+            continue
+        if "min" in lim and v < lim["min"]:
+            hits.append((lim.get("action", "review"), f"{name} {v:.4g} < limit {lim['min']}"))
+        if "max" in lim and v > lim["max"]:
+            hits.append((lim.get("action", "review"), f"{name} {v:.4g} > limit {lim['max']}"))
+    return hits
+
+
+def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | None = None, model: Any = "default"
+           ) -> dict[str, Any]:
+    """{decision, reason, p_degraded, worst_metric, z, limits_hit, thresholds, model} for one series."""
+    cfg = config if config is not None and "decision" in config else load_config(config)
+    if model == "default":
+        model = default_model()
+    d = cfg["decision"]
+    out: dict[str, Any] = {"p_degraded": None, "worst_metric": None, "z": None, "model": None,
+                           "thresholds": {"approve_below": d["approve_below"], "exclude_above": d["exclude_above"]}}
+    covered = model is not None and kind in getattr(model, "kinds", KINDS)
+    reasons: list[str] = []
+    if covered:
+        x = quality_features(metrics, kind, model.fill)
+        p = float(model.p_degraded(x[None, :])[0])
+        out["p_degraded"] = round(p, 4)
+        out["model"] = model.meta.get("name", "quality_classifier")
+        decision = "approve" if p < d["approve_below"] else ("exclude" if p >= d["exclude_above"] else "review")
+        w = worst_metric(metrics, kind, model.reference)
+        if w is not None:
+            out["worst_metric"], out["z"] = w[0], round(w[1], 2)
+        reasons.append(f"p(degraded) {p:.2f}")
+        if w is not None and (decision != "approve" or w[1] >= d.get("reason_min_z", 2.0)):
+            reasons.append(w[2])
+    else:
+        decision = cfg.get("without_model", "approve")
+        reasons.append(f"no learned model for {kind}: limits only")
+    hits = _limits(metrics, cfg.get("limits", {}))
+    out["limits_hit"] = [h[1] for h in hits]
+    for action, text in hits:
+        reasons.append(text)
+        if _SEVERITY[action] > _SEVERITY[decision]:
+            decision = action
+    out["decision"] = decision
+    out["reason"] = "; ".join(reasons)
+    return out

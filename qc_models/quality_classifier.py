@@ -1,0 +1,47 @@
+"""Quality classifier: p(degraded) of a series from its image-quality metrics (and its kind).
+
+Features are built by `curation.quality.features` (log-scaled metrics, kind one-hot); the weights
+file also carries the clean reference distribution of every metric per kind, which the decision uses
+to say which metric is off and by how much.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qc_models import mlp
+
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "quality_classifier.pt"
+HPARAMS: dict[str, Any] = {"hidden": [32, 16], "epochs": 800, "lr": 5e-3, "weight_decay": 1e-3, "seed": 7, "noise": 0.1}
+
+
+def train(x: np.ndarray, degraded: Sequence[int], feature_names: Sequence[str], meta: dict[str, Any] | None = None,
+          **overrides: Any) -> tuple[mlp.MLP, dict[str, Any]]:
+    """Train on (n, d) features and 0/1 labels (1 = degraded); class-balanced."""
+    hp = {**HPARAMS, **overrides}
+    y = np.asarray(degraded, dtype=np.int64)
+    counts = np.bincount(y, minlength=2).astype(np.float64)
+    weight = counts.sum() / np.maximum(counts, 1) / 2.0
+    model = mlp.train_mlp(x, y, 2, hidden=hp["hidden"], epochs=hp["epochs"], lr=hp["lr"],
+                          weight_decay=hp["weight_decay"], seed=hp["seed"], class_weight=weight, noise=hp["noise"])
+    full = {"task": "quality", "classes": ["clean", "degraded"], "feature_names": list(feature_names), "hparams": hp,
+            "n_train": int(len(y)), "n_degraded": int(y.sum()), **(meta or {})}
+    return model, full
+
+
+class QualityModel:
+    """Loaded weights, their feature names and the clean reference statistics per kind."""
+
+    def __init__(self, path: str | Path = WEIGHTS) -> None:
+        self.model, self.meta = mlp.load(path)
+        self.feature_names: list[str] = list(self.meta["feature_names"])
+        self.kinds: list[str] = list(self.meta.get("kinds", []))
+        self.reference: dict[str, dict[str, dict[str, float]]] = self.meta.get("reference", {})
+        self.fill: dict[str, float] = self.meta.get("fill", {})
+
+    def p_degraded(self, x: np.ndarray) -> np.ndarray:
+        """Probability of the 'degraded' class per row."""
+        return mlp.predict_proba(self.model, x)[:, 1]
