@@ -1,0 +1,104 @@
+// Project management: settings, label schema (versioned), members, invites, progress, exports.
+import { del, get, patch, post } from './api.js';
+import { h, mount, toast } from './dom.js';
+import { can } from './main.js';
+
+function schemaEditor(pid, schema, reload) {
+  const labels = (schema?.definition.labels || []).map((l) => ({ ...l }));
+  const body = h('tbody');
+  const render = () => body.replaceChildren(...labels.map((l, i) => h('tr', {},
+    h('td', {}, h('input', { value: l.id, size: 12, oninput: (e) => (l.id = e.target.value) })),
+    h('td', {}, h('input', { value: l.name, oninput: (e) => (l.name = e.target.value) })),
+    h('td', {}, h('select', { onchange: (e) => (l.kind = e.target.value) },
+      ['boolean', 'box', 'freehand'].map((k) => h('option', { value: k, selected: k === l.kind }, k)))),
+    h('td', {}, h('input', { value: l.instructions || '', size: 30, oninput: (e) => (l.instructions = e.target.value) })),
+    h('td', {}, h('input', { type: 'color', value: l.color || '#ffcc00', oninput: (e) => (l.color = e.target.value) })),
+    h('td', {}, h('button', { class: 'link', onclick: () => { labels.splice(i, 1); render(); } }, 'remove')))));
+  render();
+  const instructions = h('textarea', { rows: 2, cols: 60 }, schema?.definition.instructions || '');
+  return h('section', { testid: 'schema' },
+    h('h2', {}, `Label schema ${schema ? `(version ${schema.version})` : '(none yet)'}`),
+    h('table', { class: 'grid' }, h('thead', {}, h('tr', {}, ['id', 'name', 'kind', 'instructions', 'colour', ''].map((c) => h('th', {}, c)))), body),
+    h('button', { onclick: () => { labels.push({ id: `label${labels.length + 1}`, name: 'New label', kind: 'boolean', instructions: '', color: '#ffcc00' }); render(); } }, 'Add label'),
+    h('label', {}, 'Instructions for readers', instructions),
+    h('button', { class: 'primary', testid: 'schema-save', onclick: async () => {
+      try {
+        await post(`/api/projects/${pid}/schema`, { labels, instructions: instructions.value });
+        toast('Schema saved as a new version; earlier annotations keep theirs.');
+        reload();
+      } catch (e) { toast(e.message, 'error'); }
+    } }, 'Save as new version'));
+}
+
+function settingsForm(pid, p, reload) {
+  const k = h('input', { type: 'number', min: 1, max: 50, value: p.readers_per_item, testid: 'k' });
+  const gold = h('input', { type: 'number', min: 0, max: 1, step: 0.05, value: p.gold_rate });
+  const ver = h('select', {}, [0, 1, 2].map((v) => h('option', { value: v, selected: v === p.verification_levels }, v === 0 ? 'none' : `${v} level${v > 1 ? 's' : ''}`)));
+  const round = h('input', { type: 'number', min: 1, value: p.current_round });
+  const hook = h('input', { type: 'url', value: p.webhook_url || '', size: 40, placeholder: 'https://pipeline/hooks/annotation' });
+  return h('section', {}, h('h2', {}, 'Settings'),
+    h('label', {}, 'Readers per item (k)', k), h('label', {}, 'Gold rate (0-1)', gold),
+    h('label', {}, 'Verification by a higher-ranked reader', ver), h('label', {}, 'Current round', round),
+    h('label', {}, 'Completion webhook', hook),
+    h('button', { class: 'primary', onclick: async () => {
+      try {
+        await patch(`/api/projects/${pid}`, { readers_per_item: Number(k.value), gold_rate: Number(gold.value),
+          verification_levels: Number(ver.value), current_round: Number(round.value), webhook_url: hook.value || null });
+        toast('Settings saved.');
+        reload();
+      } catch (e) { toast(e.message, 'error'); }
+    } }, 'Save settings'));
+}
+
+function membersSection(pid, members, invites, reload) {
+  const role = h('select', { testid: 'invite-role' }, ['annotator', 'reviewer', 'data_owner', 'manager'].map((r) => h('option', { value: r }, r)));
+  const level = h('select', { testid: 'invite-level' }, ['junior', 'senior'].map((l) => h('option', { value: l }, l)));
+  const note = h('input', { placeholder: 'note (e.g. who it is for)', testid: 'invite-note' });
+  const link = h('p', { testid: 'invite-link', class: 'invite-link' });
+  return h('section', { testid: 'members' }, h('h2', {}, 'Members'),
+    h('table', { class: 'grid' }, h('tr', {}, ['user', 'role', 'level', 'competences', ''].map((c) => h('th', {}, c))),
+      members.map((m) => h('tr', {}, h('td', {}, m.display_name || m.username), h('td', {}, m.role), h('td', {}, m.level || ''),
+        h('td', {}, m.competences.map((c) => [c.modality, c.body_part].filter(Boolean).join('/')).join(', ') || 'all'),
+        h('td', {}, h('button', { class: 'link', onclick: async () => {
+          try { await del(`/api/projects/${pid}/members/${m.id}`); reload(); } catch (e) { toast(e.message, 'error'); }
+        } }, 'remove'))))),
+    h('h3', {}, 'Invite an expert (single-use link, expires)'),
+    h('div', { class: 'row' }, role, level, note,
+      h('button', { class: 'primary', testid: 'invite-create', onclick: async () => {
+        const inv = await post(`/api/projects/${pid}/invites`, { role: role.value, level: role.value === 'annotator' ? level.value : null, note: note.value });
+        link.textContent = `${location.origin}${inv.path}`;
+        toast('Invite created: send the link; it works once.');
+      } }, 'Create invite link')),
+    link,
+    h('table', { class: 'grid' }, h('tr', {}, ['role', 'level', 'note', 'expires', 'used'].map((c) => h('th', {}, c))),
+      invites.map((i) => h('tr', {}, h('td', {}, i.role), h('td', {}, i.level || ''), h('td', {}, i.note), h('td', {}, i.expires_at.slice(0, 16)), h('td', {}, i.used ? 'yes' : 'no')))));
+}
+
+function progressSection(p) {
+  return h('section', { testid: 'progress' }, h('h2', {}, 'Progress'),
+    h('p', {}, `${p.complete_items}/${p.items} items complete · tasks open ${p.tasks_open}, in hand ${p.tasks_assigned}, submitted ${p.tasks_submitted}, skipped ${p.tasks_skipped}`),
+    h('table', { class: 'grid' }, h('tr', {}, ['reader', 'submitted', 'skipped', 'in hand', 'median time (s)', 'median active (s)'].map((c) => h('th', {}, c))),
+      p.readers.map((r) => h('tr', {}, [r.reader, r.submitted, r.skipped, r.assigned, r.median_wall_s ?? '', r.median_active_s ?? ''].map((v) => h('td', {}, v))))));
+}
+
+function exportSection(pid) {
+  const a = (fmt, text) => h('a', { class: 'button', href: `/api/projects/${pid}/export/${fmt}`, download: `project-${pid}.${fmt === 'sr' || fmt === 'seg' ? `${fmt}.zip` : fmt}`, testid: `export-${fmt}` }, text);
+  return h('section', { testid: 'exports' }, h('h2', {}, 'Export'),
+    h('p', {}, a('csv', 'CSV'), ' ', a('json', 'JSON'), ' ', a('sr', 'DICOM SR (TID 1500)'), ' ', a('seg', 'DICOM SEG')));
+}
+
+export async function manageProject(pid) {
+  const reload = () => manageProject(pid);
+  const project = await get(`/api/projects/${pid}`);
+  const manage = can(pid, 'manage');
+  const parts = [h('h1', {}, `Manage · ${project.name}`)];
+  if (manage) {
+    const [schema, members, invites] = await Promise.all([
+      get(`/api/projects/${pid}/schema`).catch(() => null), get(`/api/projects/${pid}/members`), get(`/api/projects/${pid}/invites`),
+    ]);
+    parts.push(settingsForm(pid, project, reload), schemaEditor(pid, schema, reload), membersSection(pid, members, invites, reload));
+  }
+  if (can(pid, 'progress')) parts.push(progressSection(await get(`/api/projects/${pid}/progress`)));
+  if (can(pid, 'export')) parts.push(exportSection(pid));
+  mount(h('div', { class: 'page' }, parts));
+}

@@ -1,0 +1,517 @@
+// The reading viewer: Cornerstone3D decodes the DICOM in the browser, so window/level acts on the
+// original (16-bit, rescaled) values. Tools: window/level, zoom (incl. 1:1), pan, slice/frame scroll,
+// invert, reset, rectangle and freehand ROIs with edit and delete; labels with six confidence grades;
+// submit and skip; time from image fully loaded to submit, active versus idle, per label.
+import {
+  Enums as csEnums,
+  RenderingEngine,
+  eventTarget,
+  imageLoader,
+  init as csInit,
+  isCornerstoneInitialized,
+  utilities as csUtils,
+} from '@cornerstonejs/core';
+import { init as dicomLoaderInit } from '@cornerstonejs/dicom-image-loader';
+import * as cstools from '@cornerstonejs/tools';
+import { get, post } from './api.js';
+import { h, mount, toast } from './dom.js';
+
+const {
+  ToolGroupManager, WindowLevelTool, ZoomTool, PanTool, StackScrollTool, RectangleROITool, PlanarFreehandROITool,
+  Enums: toolEnums, annotation: annotationApi,
+} = cstools;
+
+const CONFIDENCES = [0, 20, 40, 60, 80, 100];
+const IDLE_AFTER_MS = 30000;
+const PRESETS = [
+  { name: 'Default', key: 'default' },
+  { name: 'Soft tissue', ww: 400, wc: 40 },
+  { name: 'Lung', ww: 1500, wc: -600 },
+  { name: 'Bone', ww: 1800, wc: 400 },
+  { name: 'Brain', ww: 80, wc: 40 },
+];
+const RE_ID = 'annotation-engine';
+const VP_ID = 'reading-viewport';
+const TG_ID = 'reading-tools';
+let initialised = false;
+
+async function initCornerstone() {
+  if (initialised) return;
+  if (!isCornerstoneInitialized()) await csInit();
+  dicomLoaderInit({ maxWebWorkers: 1 });
+  cstools.init();
+  for (const Tool of [WindowLevelTool, ZoomTool, PanTool, StackScrollTool, RectangleROITool, PlanarFreehandROITool]) {
+    cstools.addTool(Tool);
+  }
+  initialised = true;
+}
+
+// imageIds: one per instance, or one per frame of a multi-frame instance (wadouri ?frame= is 1-based)
+function imageIdsFor(item) {
+  const ids = [];
+  const where = [];
+  item.instances.forEach((inst) => {
+    const base = `wadouri:${location.origin}/api/items/${item.id}/instances/${inst.position}/file`;
+    if (inst.frames > 1) {
+      for (let f = 0; f < inst.frames; f++) {
+        ids.push(`${base}?frame=${f + 1}`);
+        where.push({ instance: inst.position, frame: f });
+      }
+    } else {
+      ids.push(base);
+      where.push({ instance: inst.position, frame: 0 });
+    }
+  });
+  return { ids, where };
+}
+
+export async function viewerPage(params) {
+  let data;
+  if (params.get('id')) {
+    data = { task: await get(`/api/tasks/${params.get('id')}`), remaining: null };
+  } else {
+    const pid = params.get('project');
+    data = await post(`/api/tasks/next${pid ? `?project_id=${pid}` : ''}`);
+  }
+  if (!data.task) {
+    mount(h('div', { class: 'card', testid: 'no-task' }, h('h1', {}, 'No task left for you'),
+      h('p', {}, 'Thank you. New items appear here when the pipeline dispatches them.'), h('a', { href: '#/tasks' }, 'Back to my tasks')));
+    return;
+  }
+  await initCornerstone();
+  await new Reading(data.task, data.remaining, params.get('project')).start();
+}
+
+class Reading {
+  constructor(task, remaining, projectParam) {
+    this.task = task;
+    this.remaining = remaining;
+    this.projectParam = projectParam;
+    this.schema = task.schema_version?.definition || { labels: [] };
+    this.labels = {}; // label id -> {value, confidence}
+    this.roiLabel = {}; // annotationUID -> label id
+    this.currentRoi = null;
+    this.currentLabel = null;
+    this.activeMs = 0;
+    this.idleMs = 0;
+    this.labelMs = {};
+    this.lastInput = performance.now();
+    this.lastTick = performance.now();
+    this.loaded = false;
+    this.cleanup = [];
+  }
+
+  async start() {
+    const t = this.task;
+    const boolLabels = this.schema.labels.filter((l) => l.kind === 'boolean');
+    const roiLabels = this.schema.labels.filter((l) => l.kind !== 'boolean');
+    this.element = h('div', { class: 'viewport', testid: 'viewport', oncontextmenu: (e) => e.preventDefault() });
+    this.overlay = h('div', { class: 'overlay', testid: 'overlay' });
+    this.voiText = h('span', { testid: 'voi' });
+    this.zoomText = h('span', { testid: 'zoom' });
+    this.sliceText = h('span', { testid: 'slice' });
+    this.overlay.append(this.voiText, ' · ', this.zoomText, ' · ', this.sliceText);
+    this.roiList = h('ul', { class: 'roi-list', testid: 'roi-list' });
+    this.submitBtn = h('button', { class: 'primary', testid: 'submit', onclick: () => this.submit() }, 'Submit (Ctrl+Enter)');
+    const toolBtn = (name, tool, key) => h('button', { testid: `tool-${name}`, 'data-tool': tool, onclick: () => this.setTool(tool), title: key }, `${name} (${key})`);
+    const toolbar = h('div', { class: 'toolbar', testid: 'toolbar' },
+      toolBtn('W/L', WindowLevelTool.toolName, 'W'), toolBtn('Zoom', ZoomTool.toolName, 'Z'), toolBtn('Pan', PanTool.toolName, 'P'),
+      h('button', { testid: 'zoom-1to1', onclick: () => this.fullResolution(), title: '1' }, '1:1 (1)'),
+      h('button', { testid: 'invert', onclick: () => this.invert(), title: 'I' }, 'Invert (I)'),
+      h('button', { testid: 'reset', onclick: () => this.reset(), title: 'R' }, 'Reset (R)'),
+      h('select', { testid: 'preset', onchange: (e) => this.preset(e.target.value) },
+        PRESETS.map((p, i) => h('option', { value: i }, p.ww ? `${p.name} ${p.ww}/${p.wc}` : p.name))),
+      h('button', { testid: 'slice-prev', onclick: () => this.scroll(-1) }, '▲'),
+      h('button', { testid: 'slice-next', onclick: () => this.scroll(1) }, '▼'));
+    const roiButtons = roiLabels.map((l, i) => h('button', {
+      class: 'roi-label', testid: `roi-${l.id}`, style: { borderColor: l.color },
+      onclick: () => this.startRoi(l), title: l.instructions || '',
+    }, `${l.kind === 'box' ? '▭' : '✎'} ${l.name}${i < 9 ? ` (${l.kind === 'box' ? 'B' : 'F'})` : ''}`));
+    const labelRows = boolLabels.map((l) => this.labelRow(l));
+    const ctx = t.item.context || {};
+    const context = h('div', { class: 'context', testid: 'context' },
+      h('h3', {}, 'Case'),
+      h('p', {}, [ctx.age_bracket && `Age ${ctx.age_bracket}`, ctx.sex && `Sex ${ctx.sex}`, t.item.modality, t.item.body_part].filter(Boolean).join(' · ')),
+      (ctx.comorbidities || []).length ? h('p', {}, `Comorbidities: ${ctx.comorbidities.join(', ')}`) : '',
+      ctx.report_text ? h('details', { open: true }, h('summary', {}, 'Report'), h('pre', { class: 'report', testid: 'report' }, ctx.report_text)) : '');
+    const verify = t.kind === 'verify' ? this.verifyPanel() : '';
+    const side = h('aside', { class: 'panel' },
+      h('div', { class: 'taskhead' }, h('strong', { testid: 'task-id' }, `Task #${t.id}`), ` ${t.project_name} · ${t.kind}${t.kind === 'verify' ? ` L${t.verify_level}` : ''}`,
+        this.remaining !== null ? h('span', { class: 'muted', testid: 'remaining' }, ` · ${this.remaining} left`) : ''),
+      this.schema.instructions ? h('p', { class: 'muted' }, this.schema.instructions) : '',
+      verify,
+      h('h3', {}, 'Labels'), h('div', { testid: 'labels' }, labelRows),
+      h('h3', {}, 'Regions'), h('div', { class: 'roi-buttons' }, roiButtons), this.roiList,
+      h('label', {}, 'Comment', this.comment = h('textarea', { rows: 2, testid: 'comment', maxlength: 4000 })),
+      h('div', { class: 'actions' }, this.submitBtn,
+        h('button', { testid: 'skip', onclick: () => this.skip() }, 'Skip (Ctrl+S)')),
+      context,
+      h('details', {}, h('summary', {}, 'Keyboard'), h('p', { class: 'muted' },
+        'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, 1 full resolution, I invert, R reset, B/F first box/freehand label, Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.')));
+    mount(h('div', { class: 'reader' }, h('div', { class: 'stage' }, toolbar, h('div', { class: 'viewport-wrap' }, this.element, this.overlay)), side));
+
+    this.engine = new RenderingEngine(RE_ID);
+    this.engine.enableElement({ viewportId: VP_ID, type: csEnums.ViewportType.STACK, element: this.element });
+    this.viewport = this.engine.getViewport(VP_ID);
+    ToolGroupManager.destroyToolGroup(TG_ID);
+    this.tools = ToolGroupManager.createToolGroup(TG_ID);
+    for (const Tool of [WindowLevelTool, ZoomTool, PanTool, StackScrollTool, RectangleROITool, PlanarFreehandROITool]) {
+      this.tools.addTool(Tool.toolName);
+    }
+    this.tools.addViewport(VP_ID, RE_ID);
+    this.tools.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: toolEnums.MouseBindings.Secondary }] });
+    this.tools.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: toolEnums.MouseBindings.Auxiliary }] });
+    this.tools.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: toolEnums.MouseBindings.Wheel }] });
+    this.tools.setToolPassive(RectangleROITool.toolName);
+    this.tools.setToolPassive(PlanarFreehandROITool.toolName);
+    this.setTool(WindowLevelTool.toolName);
+
+    const { ids, where } = imageIdsFor(t.item);
+    this.imageIds = ids;
+    this.where = where;
+    this.listen(this.element, csEnums.Events.VOI_MODIFIED, () => this.updateOverlay());
+    this.listen(this.element, csEnums.Events.CAMERA_MODIFIED, () => this.updateOverlay());
+    this.listen(this.element, csEnums.Events.STACK_NEW_IMAGE, () => this.updateOverlay());
+    this.listen(eventTarget, toolEnums.Events.ANNOTATION_COMPLETED, (e) => this.roiCompleted(e.detail.annotation));
+    this.listen(eventTarget, toolEnums.Events.ANNOTATION_MODIFIED, () => this.renderRois());
+    this.listen(eventTarget, toolEnums.Events.ANNOTATION_REMOVED, () => this.renderRois());
+    for (const ev of ['mousemove', 'mousedown', 'keydown', 'wheel', 'touchstart']) this.listen(window, ev, () => this.touch());
+    this.listen(window, 'keydown', (e) => this.key(e));
+    this.listen(window, 'resize', () => this.engine?.resize(true, false));
+    this.timer = setInterval(() => this.tick(), 500);
+    this.cleanup.push(() => clearInterval(this.timer));
+    window.addEventListener('app:leave', () => this.destroy(), { once: true });
+
+    await this.viewport.setStack(this.imageIds, 0);
+    this.viewport.render();
+    this.initialVoi = { ...this.viewport.getProperties().voiRange };
+    this.updateOverlay();
+    // time per case starts when the image is fully loaded and shown (MarkIt's definition)
+    if (this.task.status === 'assigned') await post(`/api/tasks/${t.id}/loaded`);
+    this.loaded = true;
+    this.lastTick = performance.now();
+    this.element.dataset.loaded = 'true';
+    this.prefetch();
+  }
+
+  prefetch() {
+    // Fetch the other slices in the background so scrolling is instant.
+    this.imageIds.slice(1, 200).forEach((id) => imageLoader.loadAndCacheImage(id).catch(() => {}));
+  }
+
+  listen(target, ev, fn) {
+    target.addEventListener(ev, fn);
+    this.cleanup.push(() => target.removeEventListener(ev, fn));
+  }
+
+  destroy() {
+    this.cleanup.forEach((fn) => fn());
+    this.cleanup = [];
+    try {
+      annotationApi.state.removeAllAnnotations();
+      ToolGroupManager.destroyToolGroup(TG_ID);
+      this.engine?.destroy();
+    } catch (e) {
+      /* page is going away */
+    }
+    this.engine = null;
+  }
+
+  touch() {
+    this.lastInput = performance.now();
+  }
+
+  tick() {
+    const now = performance.now();
+    const dt = now - this.lastTick;
+    this.lastTick = now;
+    if (!this.loaded) return;
+    if (now - this.lastInput < IDLE_AFTER_MS && document.visibilityState === 'visible') {
+      this.activeMs += dt;
+      if (this.currentLabel) this.labelMs[this.currentLabel] = (this.labelMs[this.currentLabel] || 0) + dt;
+    } else {
+      this.idleMs += dt;
+    }
+  }
+
+  labelRow(l) {
+    const yes = h('button', { class: 'yn', testid: `label-${l.id}-yes`, onclick: () => this.setLabel(l.id, { value: true }) }, 'Yes');
+    const no = h('button', { class: 'yn', testid: `label-${l.id}-no`, onclick: () => this.setLabel(l.id, { value: false }) }, 'No');
+    const conf = CONFIDENCES.map((c) => h('button', { class: 'conf', testid: `label-${l.id}-conf-${c}`, onclick: () => this.setLabel(l.id, { confidence: c }) }, `${c}%`));
+    const row = h('div', { class: 'label-row', testid: `label-${l.id}`, onclick: () => this.focusLabel(l.id), title: l.instructions || '' },
+      h('div', { class: 'label-name' }, l.name, l.instructions ? h('span', { class: 'muted' }, ` — ${l.instructions}`) : ''),
+      h('div', { class: 'label-controls' }, yes, no, h('span', { class: 'conf-group' }, conf)));
+    row._yes = yes;
+    row._no = no;
+    row._conf = conf;
+    (this.rows ||= {})[l.id] = row;
+    return row;
+  }
+
+  focusLabel(id) {
+    this.currentLabel = id;
+    Object.entries(this.rows || {}).forEach(([k, r]) => r.classList.toggle('focused', k === id));
+  }
+
+  setLabel(id, change) {
+    this.focusLabel(id);
+    const cur = { ...(this.labels[id] || {}), ...change };
+    this.labels[id] = cur;
+    const row = this.rows[id];
+    row._yes.classList.toggle('on', cur.value === true);
+    row._no.classList.toggle('on', cur.value === false);
+    row._conf.forEach((b, i) => b.classList.toggle('on', cur.confidence === CONFIDENCES[i]));
+    row.classList.toggle('complete', cur.value !== undefined && cur.confidence !== undefined);
+  }
+
+  verifyPanel() {
+    const r = this.task.reviewed || { labels: [], rois: [] };
+    this.decision = null;
+    const btn = (d, text) => h('button', { testid: `decision-${d}`, onclick: (e) => {
+      this.decision = d;
+      e.target.parentNode.querySelectorAll('button').forEach((b) => b.classList.toggle('on', b === e.target));
+    } }, text);
+    return h('div', { class: 'verify', testid: 'verify' },
+      h('h3', {}, 'Reading to verify'),
+      h('ul', {}, r.labels.map((l) => h('li', {}, `${l.label}: ${l.value ? 'yes' : 'no'} (${l.confidence}%)`)),
+        r.rois.map((roi) => h('li', {}, `${roi.kind} ${roi.label} on image ${roi.instance + 1}${roi.frame ? ` frame ${roi.frame + 1}` : ''}`))),
+      h('div', {}, btn('accept', 'Accept'), btn('reject', 'Reject'), btn('correct', 'Correct (use my labels)')));
+  }
+
+  setTool(toolName) {
+    for (const name of [WindowLevelTool.toolName, RectangleROITool.toolName, PlanarFreehandROITool.toolName]) {
+      if (name !== toolName) this.tools.setToolPassive(name);
+    }
+    // Zoom/Pan keep their right/middle bindings; left goes to the chosen tool.
+    const keep = { [ZoomTool.toolName]: toolEnums.MouseBindings.Secondary, [PanTool.toolName]: toolEnums.MouseBindings.Auxiliary };
+    for (const [name, button] of Object.entries(keep)) {
+      const bindings = [{ mouseButton: button }];
+      if (name === toolName) bindings.push({ mouseButton: toolEnums.MouseBindings.Primary });
+      this.tools.setToolActive(name, { bindings });
+    }
+    if (!(toolName in keep)) this.tools.setToolActive(toolName, { bindings: [{ mouseButton: toolEnums.MouseBindings.Primary }] });
+    this.activeTool = toolName;
+    document.querySelectorAll('[data-tool]').forEach((b) => b.classList.toggle('on', b.dataset.tool === toolName));
+    if (toolName !== RectangleROITool.toolName && toolName !== PlanarFreehandROITool.toolName) {
+      this.currentRoi = null;
+      document.querySelectorAll('.roi-label').forEach((b) => b.classList.remove('on'));
+    }
+  }
+
+  startRoi(label) {
+    this.setTool(label.kind === 'box' ? RectangleROITool.toolName : PlanarFreehandROITool.toolName);
+    this.currentRoi = label;
+    this.currentLabel = label.id;
+    document.querySelectorAll('.roi-label').forEach((b) => b.classList.toggle('on', b.dataset.testid === `roi-${label.id}`));
+  }
+
+  roiCompleted(ann) {
+    if (!ann || this.roiLabel[ann.annotationUID]) return;
+    const label = this.currentRoi;
+    if (!label) {
+      annotationApi.state.removeAnnotation(ann.annotationUID);
+      toast('Choose a region label first.', 'error');
+      return;
+    }
+    this.roiLabel[ann.annotationUID] = label.id;
+    ann.data.label = label.name;
+    this.renderRois();
+  }
+
+  rois() {
+    const all = annotationApi.state.getAllAnnotations();
+    return all.filter((a) => this.roiLabel[a.annotationUID]);
+  }
+
+  renderRois() {
+    const byId = Object.fromEntries(this.schema.labels.map((l) => [l.id, l]));
+    this.roiList.replaceChildren(...this.rois().map((a, i) => {
+      const label = byId[this.roiLabel[a.annotationUID]];
+      const idx = this.imageIds.indexOf(a.metadata.referencedImageId);
+      return h('li', { testid: 'roi-item' },
+        `${label?.kind === 'box' ? '▭' : '✎'} ${label?.name || '?'} · image ${idx + 1}`, ' ',
+        h('button', { class: 'link', testid: `roi-delete-${i}`, onclick: () => {
+          annotationApi.state.removeAnnotation(a.annotationUID);
+          delete this.roiLabel[a.annotationUID];
+          this.viewport.render();
+          this.renderRois();
+        } }, 'delete'));
+    }));
+  }
+
+  roiPayload() {
+    const out = [];
+    for (const a of this.rois()) {
+      const imageId = a.metadata.referencedImageId;
+      const idx = this.imageIds.indexOf(imageId);
+      if (idx < 0) continue;
+      const where = this.where[idx];
+      const label = this.schema.labels.find((l) => l.id === this.roiLabel[a.annotationUID]);
+      const toImage = (p) => csUtils.worldToImageCoords(imageId, p).map((v) => Math.round(v * 100) / 100);
+      if (label.kind === 'box') {
+        const pts = a.data.handles.points.map(toImage);
+        const xs = pts.map((p) => p[0]);
+        const ys = pts.map((p) => p[1]);
+        out.push({ label: label.id, kind: 'box', instance: where.instance, frame: where.frame,
+          points: [[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]] });
+      } else {
+        let pts = (a.data.contour?.polyline || []).map(toImage);
+        const step = Math.ceil(pts.length / 2000);
+        if (step > 1) pts = pts.filter((_, i) => i % step === 0);
+        if (pts.length >= 3) out.push({ label: label.id, kind: 'freehand', instance: where.instance, frame: where.frame, points: pts });
+      }
+    }
+    return out;
+  }
+
+  updateOverlay() {
+    if (!this.viewport) return;
+    const voi = this.viewport.getProperties().voiRange;
+    if (voi) {
+      const { windowWidth, windowCenter } = csUtils.windowLevel.toWindowLevel(voi.lower, voi.upper);
+      this.voiText.textContent = `W ${Math.round(windowWidth)} L ${Math.round(windowCenter)}`;
+      this.voiText.dataset.ww = windowWidth;
+      this.voiText.dataset.wc = windowCenter;
+    }
+    const zoom = this.viewport.getZoom();
+    this.zoomText.textContent = `zoom ${Math.round(zoom * 100)}%`;
+    this.zoomText.dataset.zoom = zoom;
+    const i = this.viewport.getCurrentImageIdIndex();
+    this.sliceText.textContent = `image ${i + 1}/${this.imageIds.length}`;
+    this.sliceText.dataset.index = i;
+  }
+
+  fullResolution() {
+    // One image pixel per screen pixel: parallelScale is half the viewport height in world units.
+    const spacing = this.viewport.getImageData()?.spacing || [1, 1, 1];
+    const canvas = this.viewport.canvas;
+    const cssHeight = canvas.clientHeight || canvas.height;
+    this.viewport.setCamera({ parallelScale: (cssHeight / 2) * spacing[1] });
+    this.viewport.render();
+  }
+
+  invert() {
+    const { invert } = this.viewport.getProperties();
+    this.viewport.setProperties({ invert: !invert });
+    this.viewport.render();
+  }
+
+  reset() {
+    this.viewport.resetCamera();
+    this.viewport.resetProperties();
+    this.viewport.render();
+    this.updateOverlay();
+  }
+
+  preset(index) {
+    const p = PRESETS[Number(index)];
+    if (p.key === 'default') {
+      this.viewport.setProperties({ voiRange: { ...this.initialVoi } });
+    } else {
+      this.viewport.setProperties({ voiRange: csUtils.windowLevel.toLowHighRange(p.ww, p.wc) });
+    }
+    this.viewport.render();
+    this.updateOverlay();
+  }
+
+  async scroll(delta) {
+    const n = this.imageIds.length;
+    const i = Math.min(n - 1, Math.max(0, this.viewport.getCurrentImageIdIndex() + delta));
+    await this.viewport.setImageIdIndex(i);
+    this.updateOverlay();
+  }
+
+  key(e) {
+    if (['INPUT', 'TEXTAREA', 'SELECT'].includes(e.target.tagName)) return;
+    const k = e.key.toLowerCase();
+    if (e.ctrlKey && k === 'enter') return void this.submit();
+    if (e.ctrlKey && k === 's') {
+      e.preventDefault();
+      return void this.skip();
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const roiLabels = this.schema.labels.filter((l) => l.kind !== 'boolean');
+    const actions = {
+      w: () => this.setTool(WindowLevelTool.toolName), z: () => this.setTool(ZoomTool.toolName), p: () => this.setTool(PanTool.toolName),
+      i: () => this.invert(), r: () => this.reset(), 1: () => this.fullResolution(),
+      b: () => roiLabels.find((l) => l.kind === 'box') && this.startRoi(roiLabels.find((l) => l.kind === 'box')),
+      f: () => roiLabels.find((l) => l.kind === 'freehand') && this.startRoi(roiLabels.find((l) => l.kind === 'freehand')),
+      arrowup: () => this.scroll(-1), arrowdown: () => this.scroll(1),
+      delete: () => this.deleteSelected(), backspace: () => this.deleteSelected(),
+      y: () => this.currentLabelBool() && this.setLabel(this.currentLabel, { value: true }),
+      n: () => this.currentLabelBool() && this.setLabel(this.currentLabel, { value: false }),
+    };
+    if (/^[0-5]$/.test(k) && k !== '1' && this.currentLabelBool()) {
+      this.setLabel(this.currentLabel, { confidence: CONFIDENCES[Number(k)] });
+      return;
+    }
+    if (actions[k]) {
+      e.preventDefault();
+      actions[k]();
+    }
+  }
+
+  currentLabelBool() {
+    return this.schema.labels.some((l) => l.id === this.currentLabel && l.kind === 'boolean');
+  }
+
+  deleteSelected() {
+    const selected = annotationApi.selection.getAnnotationsSelected() || [];
+    selected.forEach((a) => {
+      annotationApi.state.removeAnnotation(a.annotationUID);
+      delete this.roiLabel[a.annotationUID];
+    });
+    this.viewport.render();
+    this.renderRois();
+  }
+
+  async submit() {
+    const labels = Object.entries(this.labels)
+      .filter(([, v]) => v.value !== undefined && v.confidence !== undefined)
+      .map(([label, v]) => ({ label, value: v.value, confidence: v.confidence }));
+    const partial = Object.values(this.labels).some((v) => v.value === undefined || v.confidence === undefined);
+    if (partial) {
+      toast('Each label needs Yes/No and a confidence.', 'error');
+      return;
+    }
+    if (this.task.kind === 'verify' && !this.decision) {
+      toast('Choose accept, reject or correct.', 'error');
+      return;
+    }
+    this.tick();
+    const body = {
+      labels, rois: this.roiPayload(), comment: this.comment.value,
+      active_ms: Math.round(this.activeMs), idle_ms: Math.round(this.idleMs),
+      label_ms: Object.fromEntries(Object.entries(this.labelMs).map(([k, v]) => [k, Math.round(v)])),
+    };
+    if (this.task.kind === 'verify') body.decision = this.decision;
+    if (this.task.kind === 'verify' && this.decision !== 'correct') {
+      body.labels = [];
+      body.rois = [];
+    }
+    this.submitBtn.disabled = true;
+    try {
+      await post(`/api/tasks/${this.task.id}/submit`, body);
+      toast(`Task #${this.task.id} submitted.`);
+      this.next();
+    } catch (e) {
+      toast(e.message, 'error');
+      this.submitBtn.disabled = false;
+    }
+  }
+
+  async skip() {
+    const reason = window.prompt('Why skip this case? (e.g. not diagnostic, artefact, outside my expertise)');
+    if (!reason) return;
+    await post(`/api/tasks/${this.task.id}/skip`, { reason });
+    toast(`Task #${this.task.id} skipped.`);
+    this.next();
+  }
+
+  next() {
+    this.destroy();
+    const target = `#/task${this.projectParam ? `?project=${this.projectParam}` : ''}`;
+    const bump = location.hash === target ? `${target}${this.projectParam ? '&' : '?'}n=${Date.now()}` : target;
+    location.hash = bump;
+  }
+}
