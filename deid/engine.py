@@ -79,6 +79,11 @@ class Deidentifier:
             return FileResult("quarantined", sha, "missing SOPInstanceUID (0008,0018)")
         if "SOPInstanceUID" not in ds:
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+        truncated = _truncated_element(ds)
+        if truncated:
+            return FileResult("quarantined", sha, f"truncated: attribute {truncated} ends past the end of the file")
+        if "Rows" in ds and not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+            return FileResult("quarantined", sha, "image without Pixel Data (7FE0,0010): truncated or damaged")
         meta = ds.file_meta if getattr(ds, "file_meta", None) is not None else FileMetaDataset()
         pkey = patient_key(ds)
         shift = self.pseudo.date_shift_days(pkey) if self.shifting else None
@@ -186,7 +191,8 @@ class Deidentifier:
             raise OcrError("unexpected pixel array shape")
         frames = np.array(frames, copy=True)
         pres, lines = scrub_frames(frames, risky)
-        res.pixels = {"at_risk": risky, "masked_boxes": len({tuple(b) for _, b in pres.masked_boxes}),
+        boxes = sorted({tuple(b) for _, b in pres.masked_boxes})
+        res.pixels = {"at_risk": risky, "masked_boxes": len(boxes), "boxes": [list(b) for b in boxes],
                       "frames": int(frames.shape[0]), "ocr_calls": pres.ocr_calls}
         res.counts["pixel_images_scanned"] += 1
         if risky:
@@ -219,9 +225,21 @@ class Deidentifier:
         if samples == 3:
             pi = "RGB"
         lossy = str(ds.file_meta.get("TransferSyntaxUID", "")) in _LOSSY
-        ds.set_pixel_data(arr, photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)))
+        ds.set_pixel_data(arr, photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
+                          generate_instance_uid=False)
         if lossy:
             ds.LossyImageCompression = "01"
+
+
+def _truncated_element(ds: Dataset) -> str:
+    """The tag of a top-level element whose value is shorter than its declared length, or ''."""
+    for elem in ds.elements():
+        length = getattr(elem, "length", None)
+        value = getattr(elem, "value", None)
+        if isinstance(value, (bytes, bytearray)) and length not in (None, 0xFFFFFFFF) and len(value) < length:
+            t = int(elem.tag)
+            return f"({t >> 16:04X},{t & 0xFFFF:04X})"
+    return ""
 
 
 def _native_monochrome(ds: Dataset) -> np.ndarray | None:

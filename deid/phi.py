@@ -101,7 +101,7 @@ class PhiValues:
             compact = re.sub(r"[^0-9a-z]", "", low)
             if compact != low and len(compact) >= 6:
                 self.strings.setdefault(compact, keyword)
-            if "Address" in keyword or "Institution" in keyword or keyword.endswith("Name"):
+            if "Address" in keyword or keyword in ("InstitutionName", "InstitutionalDepartmentName"):
                 self._add_words(keyword, low)
 
     def _add_words(self, keyword: str, low: str) -> None:

@@ -4,9 +4,10 @@ every text box in every frame.
 
 Detection: a white top-hat isolates thin bright strokes, character-sized connected components are
 kept and closed horizontally into lines; a line of >= 3 aligned characters of uniform height is
-"strong" text. On images at risk (US, SC/OT, XA, ES, colour, BurnedInAnnotation YES) strong lines
-are masked outright and weaker ones when tesseract reads characters in them; elsewhere (CT, MR...)
-a line is masked only when tesseract confirms it, so anatomy is not blanked on a noisy slice."""
+"strong" text. On images at risk (US, SC/OT, XA, ES, colour, BurnedInAnnotation YES) every
+candidate line is masked (recall first); elsewhere (CT, MR...) only strong lines are OCR'd and a
+line is masked when tesseract confirms it, so anatomy is not blanked on a noisy slice. After
+masking, verification detects again and OCRs every candidate left (``residual_text``)."""
 from __future__ import annotations
 
 import os
@@ -103,7 +104,8 @@ def detect_lines(g: np.ndarray, strict_intensity: bool = False) -> list[Line]:
     if n <= 1:
         return []
     hs, ws, areas = st[:, 3], st[:, 2], st[:, 4]
-    charlike = (hs >= 3) & (hs <= 48) & (ws <= 48) & (areas >= 4)
+    # characters, plus small marks (hyphens, dots, commas) that join them into one line
+    charlike = (hs <= 48) & (ws <= 48) & (areas >= 2)
     charlike[0] = False
     ids = np.nonzero(charlike)[0]
     if len(ids) == 0:
@@ -112,15 +114,17 @@ def detect_lines(g: np.ndarray, strict_intensity: bool = False) -> list[Line]:
     closed = cv2.morphologyEx(chars, cv2.MORPH_CLOSE, _LINE_K)
     n2, lab2, st2, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
     lines: list[Line] = []
-    # component centres, to count the characters of each line
-    cx = st[ids, 0] + st[ids, 2] // 2
-    cy = st[ids, 1] + st[ids, 3] // 2
-    line_of = lab2[cy, cx]
+    # the line each character belongs to (any of its pixels: a thin '1' has no pixel at its centre)
+    on = chars > 0
+    pairs = np.unique(np.stack([lab[on], lab2[on]]), axis=1)
+    line_of_char = dict(zip(pairs[0].tolist(), pairs[1].tolist()))
+    line_of = np.array([line_of_char.get(int(c), 0) for c in ids])
     for i in range(1, n2):
         x, y, w, h, _a = (int(v) for v in st2[i])
         if h < 5 or h > 50 or w < h:
             continue
         members = ids[line_of == i]
+        members = members[(hs[members] >= 3) & (areas[members] >= 4)]
         k = len(members)
         if k < 2:
             continue
@@ -211,8 +215,9 @@ def find_text(frames: np.ndarray, risky: bool) -> tuple[list[Line], list[np.ndar
     if not lines:
         return [], grays, 0
     if risky:
-        sure = [ln for ln in lines if ln.flat or ln.strong]
-        unsure = [ln for ln in lines if not (ln.flat or ln.strong)]
+        # recall first: on an image at risk every candidate line is masked (speckle that looks
+        # like characters loses a few pixels; a missed digit would be a leak)
+        sure, unsure = lines, []
     else:
         sure = []
         unsure = [ln for ln in lines if ln.strong]

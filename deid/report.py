@@ -26,9 +26,11 @@ class RunReport:
     findings: Counter = field(default_factory=Counter)
     patients: set[str] = field(default_factory=set)
     seconds: float = 0.0
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, rec: dict[str, Any]) -> None:
         self.files_seen += 1
+        self.files.append({k: rec.get(k) for k in ("file", "sha256", "status", "output", "pixels") if rec.get(k) is not None})
         self.actions.update(rec.get("counts", {}))
         status = rec["status"]
         if status == "written":
@@ -63,6 +65,7 @@ class RunReport:
             "findings": dict(self.findings),
             "seconds": round(self.seconds, 3),
             "files_per_second": round(self.files_seen / self.seconds, 2) if self.seconds else None,
+            "files": sorted(self.files, key=lambda r: str(r.get("file"))),
         }
 
     def write(self, path: str | Path) -> None:
