@@ -1,0 +1,192 @@
+"""Table, profiles, pseudonyms, dates, scrubbing, vault, CLI and the tampering test."""
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+
+from deid.dates import shift_da, shift_dt
+from deid.engine import Deidentifier
+from deid.phi import PhiValues
+from deid.profile import ProfileError, compile_plan, load_profile
+from deid.pseudonym import Pseudonymizer
+from deid.scrub import scrub_text
+from deid.table import load_table
+from deid.vault import ReidentificationMap, load_or_create_key, load_or_create_secret
+
+SECRET = b"unit-test-secret-0123456789abcdef"
+
+
+def test_table_edition_and_option_columns():
+    t = load_table()
+    assert t.edition == "2026c" and t.edition_options_columns == "2020b"
+    rows = {r.keyword: r for r in t.rows if r.keyword}
+    assert len(t.rows) > 600
+    assert rows["PatientName"].actions["basic"] == "Z"
+    assert rows["SeriesDescription"].actions == {"basic": "X", "clean_descriptors": "C"}
+    assert rows["StudyDate"].actions["retain_modified_dates"] == "C"
+    assert rows["PatientAge"].actions["retain_patient_characteristics"] == "K"
+    assert rows["DeviceSerialNumber"].actions["retain_device_identity"] == "K"
+    assert any(r.mask != 0xFFFFFFFF and r.actions.get("clean_graphics") == "C" for r in t.rows)
+
+
+def test_profiles_are_data_and_options_select_columns():
+    default = load_profile()
+    assert set(default.options) == {"clean_descriptors", "retain_modified_dates", "retain_patient_characteristics"}
+    plan = compile_plan(default)
+    sd = pydicom.datadict.tag_for_keyword
+    assert plan.exact[sd("SeriesDescription")] == "C"
+    assert plan.exact[sd("PatientSex")] == "K"
+    assert plan.exact[sd("DeviceSerialNumber")] == "Z"
+    dev = compile_plan(load_profile("default", ["retain_device_identity"]))
+    assert dev.exact[sd("DeviceSerialNumber")] == "K"
+    basic = compile_plan(load_profile("basic"))
+    assert basic.exact[sd("SeriesDescription")] == "X" and basic.exact[sd("PatientSex")] == "Z"
+    with pytest.raises(ProfileError):
+        load_profile("default", ["retain_everything"])
+    with pytest.raises(ProfileError):
+        load_profile("nope")
+
+
+def test_pseudonyms_keyed_deterministic_distinct():
+    a, b = Pseudonymizer(SECRET), Pseudonymizer(SECRET + b"x")
+    assert a.patient_id("id:1") == Pseudonymizer(SECRET).patient_id("id:1") != a.patient_id("id:2")
+    assert a.patient_id("id:1") != b.patient_id("id:1")
+    u = a.uid("1.2.3.4.5")
+    assert u.startswith("2.25.") and len(u) <= 64 and u == a.uid("1.2.3.4.5") != a.uid("1.2.3.4.6")
+    assert -36525 - 3653 <= a.date_shift_days("id:1") <= -36525
+
+
+def test_date_shift_keeps_intervals():
+    assert shift_da("20240131", -1) == "20240130"
+    assert shift_da("20240101-20240131", -10) == "20231222-20240121"
+    assert shift_dt("20240131235959.5", 0, 2) == "20240201000001.5"
+    assert shift_da("garbage", 5) is None
+
+
+def test_scrub_names_any_order_ids_dates_phones():
+    phi = PhiValues()
+    phi.add("PatientName", "PN", "Doe^John^Q")
+    phi.add("PatientID", "LO", "MRN-0012345")
+    phi.add("StudyDate", "DA", "20240131")
+    for text, want in [("T1 MPRAGE john DOE", "T1 MPRAGE"), ("Doe, John t2_tse", "t2_tse"),
+                       ("DWI b1000 2024-01-31", "DWI b1000"), ("FLAIR MRN-0012345", "FLAIR"),
+                       ("call (555) 123-4567", "call"), ("t1_mprage_sag_p2_iso_0.9", "t1_mprage_sag_p2_iso_0.9"),
+                       ("CT 31.01.2024 ID 99887766", "CT ID")]:
+        assert scrub_text(text, phi)[0] == want, text
+
+
+def test_vault_secret_0600_and_map_encrypted(tmp_path):
+    s = load_or_create_secret(tmp_path / "v" / "secret")
+    assert len(s) >= 32 and os.stat(tmp_path / "v" / "secret").st_mode & 0o777 == 0o600
+    assert load_or_create_secret(tmp_path / "v" / "secret") == s
+    key = load_or_create_key(tmp_path / "v" / "k")
+    m = ReidentificationMap(tmp_path / "v" / "map", key)
+    m.merge({"ANONX": {"PatientID": "REAL-ID-77", "studies": {"2.25.1": {"AccessionNumber": "A1"}}}})
+    m.merge({"ANONX": {"PatientID": "REAL-ID-77", "studies": {"2.25.2": {"AccessionNumber": "A2"}}}})
+    assert b"REAL-ID-77" not in (tmp_path / "v" / "map").read_bytes()
+    assert set(m.lookup("ANONX")["studies"]) == {"2.25.1", "2.25.2"}
+    with pytest.raises(PermissionError):
+        ReidentificationMap(tmp_path / "v" / "map", load_or_create_key(tmp_path / "v" / "other")).read()
+
+
+def _planted() -> bytes:
+    """CT_small with PHI planted in free text, a sequence, a private tag and the overlay description."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PatientName = "Zebulon^Quixote"
+    ds.PatientID = "PID-4455667"
+    ds.SeriesDescription = "CHEST Quixote Zebulon PID-4455667"
+    ds.ImageComments = "seen 2003-12-09 by Dr House"
+    ds.add_new(0x60000022, "LO", "Zebulon overlay")
+    ds.add_new(0x00291010, "LO", "Quixote private")
+    ds.ReferencedImageSequence = [Dataset()]
+    ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID = ds.SOPInstanceUID + ".9"
+    ds.ReferencedImageSequence[0].ReferencedSOPClassUID = ds.SOPClassUID
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
+
+
+def test_planted_phi_removed_everywhere():
+    r = Deidentifier("default", SECRET).deidentify(_planted())
+    assert r.status == "written", r.reason
+    low = r.data.lower()
+    for v in (b"zebulon", b"quixote", b"4455667", b"20031209", b"2003-12-09"):
+        assert v not in low
+    out = pydicom.dcmread(io.BytesIO(r.data))
+    assert out.SeriesDescription == "CHEST"
+    ref = out.ReferencedImageSequence[0].ReferencedSOPInstanceUID
+    assert ref.startswith("2.25.")
+
+
+def test_tampering_leak_is_quarantined_not_written(tmp_path, monkeypatch):
+    """Simulate a broken header step that leaves the name in place: verification must catch it
+    and the batch must not write the file."""
+    import deid.engine as engine
+    from deid.batch import deidentify_tree
+
+    real = engine.apply_plan
+
+    def leaky(ds, ctx):
+        name = str(ds.PatientName)
+        real(ds, ctx)
+        ds.ImageComments = f"x {name}"
+
+    monkeypatch.setattr(engine, "apply_plan", leaky)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.dcm").write_bytes(_planted())
+    rep = deidentify_tree(src, tmp_path / "out", secret_file=tmp_path / "vault" / "s", workers=1).as_dict()
+    assert rep["written"] == 0 and rep["quarantined_count"] == 1
+    q = rep["quarantined"][0]
+    assert q["findings"] and q["findings"][0]["source_attribute"] == "PatientName"
+    assert "zebulon" not in json.dumps(rep).lower()
+    assert not list((tmp_path / "out").rglob("*.dcm"))
+
+
+def test_tampering_pixel_text_left_is_quarantined(monkeypatch):
+    """Masking switched off on an at-risk image with burned-in text: the OCR verification must
+    quarantine it."""
+    import cv2
+
+    import deid.engine as engine
+    from deid.pixels import PixelResult
+
+    ds = pydicom.dcmread(get_testdata_file("examples_rgb_color.dcm"))
+    img = np.zeros((240, 320, 3), np.uint8)
+    cv2.putText(img, "QUIXOTE ZEBULON 4455667", (10, 120), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
+    ds.PixelData = img.tobytes()
+    ds.PatientName = "Quixote^Zebulon"
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    monkeypatch.setattr(engine, "scrub_frames", lambda frames, risky: (PixelResult(scanned=True, at_risk=risky), []))
+    r = Deidentifier("default", SECRET).deidentify(buf.getvalue())
+    assert r.status == "quarantined" and r.data is None
+    assert any(f.kind == "pixel_text" for f in r.findings)
+    monkeypatch.undo()
+    r2 = Deidentifier("default", SECRET).deidentify(buf.getvalue())
+    assert r2.status == "written"
+
+
+def test_cli_runs_and_reports(tmp_path, capsys):
+    from curation.cli.main import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.dcm").write_bytes(_planted())
+    (src / "notes.txt").write_text("not dicom")
+    rc = main(["deid", str(src), str(tmp_path / "out"), "--secret-file", str(tmp_path / "vault" / "s"),
+               "--report", str(tmp_path / "r.json"), "--json", "--quiet", "--workers", "1"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["written"] == 1 and summary["quarantined_count"] == 1
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["standard"]["edition"] == "2026c" and rep["actions"]["P"] == 2
+    assert main(["deid", str(tmp_path / "missing"), str(tmp_path / "o2")]) == 2
+    assert main(["deid", str(src), str(tmp_path / "o3"), "--option", "bogus"]) == 2
