@@ -6,6 +6,7 @@ import mimetypes
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import IntegrityError
 from fastapi.staticfiles import StaticFiles
 
 from annotation import __version__
@@ -50,7 +51,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.settings = settings
     app.state.factories = factories
     app.state.session_factory = factories.writer  # overridden per request method in deps.get_db
-    app.state.instances = InstanceCache(settings.cache_mb * 1024 * 1024, settings.allowed_roots)
+    app.state.instances = InstanceCache(settings.cache_mb * 1024 * 1024, settings.allowed_roots,
+                                        settings.allowed_prefixes)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next) -> Response:
@@ -69,6 +71,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         """422 without the offending input echoed back: it may be an identifying value sent by mistake."""
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(IntegrityError)
+    async def _conflict(request: Request, exc: IntegrityError) -> JSONResponse:
+        """A unique constraint lost a race with a concurrent request: the client may retry."""
+        return JSONResponse({"detail": "conflicting concurrent change; retry"}, status_code=409)
 
     for module in (auth, users, invites, projects, items, tasks, review, exports):
         app.include_router(module.router)

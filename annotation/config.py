@@ -26,6 +26,8 @@ class Settings:
     lease_minutes: int = 120
     # file:// URIs must lie under one of these roots when any is given; the raw zone is refused always.
     allowed_roots: list[str] = field(default_factory=list)
+    # s3:// and DICOMweb URIs must start with one of these when any is given (space-separated).
+    allowed_prefixes: list[str] = field(default_factory=list)
     cache_mb: int = 256
     web_dist: Path = WEB_DIST
     cookie_secure: bool = False
@@ -42,6 +44,7 @@ class Settings:
         s.login_max_failures = int(env.get("ANNOTATION_LOGIN_MAX_FAILURES", s.login_max_failures))
         s.lease_minutes = int(env.get("ANNOTATION_LEASE_MINUTES", s.lease_minutes))
         s.allowed_roots = _env_list("ANNOTATION_ALLOWED_ROOTS")
+        s.allowed_prefixes = env.get("ANNOTATION_ALLOWED_URL_PREFIXES", "").split()
         s.cache_mb = int(env.get("ANNOTATION_CACHE_MB", s.cache_mb))
         if env.get("ANNOTATION_WEB_DIST"):
             s.web_dist = Path(env["ANNOTATION_WEB_DIST"])

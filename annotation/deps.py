@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,10 @@ def get_db(request: Request) -> Iterator[Session]:
 
 
 DB = Annotated[Session, Depends(get_db)]
+# Database ids fit a 32-bit signed integer on both backends; larger ones are a 422, never a 500.
+MAX_ID = 2_147_483_647
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IndexPath = Annotated[int, Path(ge=0, le=100_000)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

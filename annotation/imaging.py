@@ -36,8 +36,16 @@ class InstanceHeader:
 
 
 def local_path(uri: str, allowed_roots: list[str]) -> Path:
-    parsed = urlparse(uri)
-    path = Path(unquote(parsed.path)).resolve()
+    try:
+        parsed = urlparse(uri)
+    except ValueError:
+        raise UriError("malformed URI") from None
+    if parsed.netloc not in ("", "localhost"):
+        raise UriError("file URI must name a local path (file:///...)")
+    try:
+        path = Path(unquote(parsed.path)).resolve()
+    except (ValueError, OSError):
+        raise UriError("malformed file URI") from None
     if any(part in FORBIDDEN_ZONES for part in path.parts):
         raise UriError("the raw zone and the vault are never read by the annotation service")
     if allowed_roots and not any(path.is_relative_to(Path(root).resolve()) for root in allowed_roots):
@@ -45,8 +53,15 @@ def local_path(uri: str, allowed_roots: list[str]) -> Path:
     return path
 
 
-def read_bytes(uri: str, allowed_roots: list[str]) -> bytes:
-    scheme = urlparse(uri).scheme
+def read_bytes(uri: str, allowed_roots: list[str], allowed_prefixes: list[str] | None = None) -> bytes:
+    """Bytes behind a URI. Remote URIs (s3, DICOMweb) must start with an allowed prefix when any is
+    configured, so a registered item cannot make the service fetch arbitrary addresses."""
+    try:
+        scheme = urlparse(uri).scheme
+    except ValueError:
+        raise UriError("malformed URI") from None
+    if scheme != "file" and allowed_prefixes and not any(uri.startswith(p) for p in allowed_prefixes):
+        raise UriError("remote URI outside the allowed prefixes")
     if scheme == "file":
         path = local_path(uri, allowed_roots)
         try:
@@ -56,12 +71,12 @@ def read_bytes(uri: str, allowed_roots: list[str]) -> bytes:
     if scheme == "s3":
         import boto3  # deferred: only deployments with S3 need it loaded
 
-        parsed = urlparse(uri)
+        parsed = urlparse(uri)  # already parsed once above: cannot raise here
         key = parsed.path.lstrip("/")
         if any(part in FORBIDDEN_ZONES for part in key.split("/")):
             raise UriError("the raw zone and the vault are never read by the annotation service")
-        client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
         try:
+            client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
             return client.get_object(Bucket=parsed.netloc, Key=key)["Body"].read()
         except Exception as exc:  # botocore raises many kinds; the message names no patient data
             raise UriError(f"cannot read S3 object ({type(exc).__name__})") from None
@@ -75,7 +90,7 @@ def read_bytes(uri: str, allowed_roots: list[str]) -> bytes:
         try:
             resp = httpx.get(uri, headers=headers, timeout=30.0)
             resp.raise_for_status()
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # httpx errors, and malformed hosts (idna) alike
             raise UriError(f"cannot fetch DICOMweb URL ({type(exc).__name__})") from None
         return _unwrap_multipart(resp.content, resp.headers.get("content-type", ""))
     raise UriError("unsupported URI scheme")
@@ -103,13 +118,13 @@ def _unwrap_multipart(body: bytes, content_type: str) -> bytes:
 class InstanceCache:
     """LRU of cleaned DICOM bytes keyed by URI, bounded in bytes; shared by all request threads."""
 
-    def __init__(self, max_bytes: int, allowed_roots: list[str]) -> None:
+    def __init__(self, max_bytes: int, allowed_roots: list[str], allowed_prefixes: list[str] | None = None) -> None:
         self.max_bytes = max_bytes
         self.allowed_roots = allowed_roots
+        self.allowed_prefixes = allowed_prefixes or []
         self._data: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
-        self._pixels: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
 
     def cleaned(self, uri: str) -> bytes:
         with self._lock:
@@ -117,7 +132,7 @@ class InstanceCache:
             if hit is not None:
                 self._data.move_to_end(uri)
                 return hit
-        data = clean_bytes(read_bytes(uri, self.allowed_roots))
+        data = clean_bytes(read_bytes(uri, self.allowed_roots, self.allowed_prefixes))
         with self._lock:
             if uri not in self._data:
                 self._data[uri] = data

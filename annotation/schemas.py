@@ -19,8 +19,27 @@ ShortText = Annotated[str, StringConstraints(max_length=256)]
 Confidence = Literal[0, 20, 40, 60, 80, 100]
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
 class Closed(BaseModel):
+    """Request bodies: unknown keys refused; NUL characters refused (PostgreSQL cannot store them)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError("NUL characters are not allowed")
+        return value
 
 
 # --- auth and users -------------------------------------------------------------------------
@@ -138,7 +157,7 @@ class ProjectOut(BaseModel):
 
 
 class MemberIn(Closed):
-    user_id: int
+    user_id: Annotated[int, Field(ge=1, le=2_147_483_647)]
     role: Role
     level: Level | None = None
     competences: Annotated[list[Competence], Field(max_length=50)] = []

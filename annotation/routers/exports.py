@@ -9,7 +9,7 @@ import zipfile
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
-from annotation.deps import DB, CurrentUser, require
+from annotation.deps import CurrentUser, DB, IdPath, require
 from annotation.exports import dicom_objects, tabular
 from annotation.exports.readings import collect
 from annotation.models import SchemaVersion, TaskKind, TaskStatus
@@ -23,7 +23,7 @@ RoundQuery = Query(None, ge=1, le=10_000)
 
 
 @router.get("/csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-def export_csv(project_id: int, db: DB, user: CurrentUser, round: int | None = RoundQuery) -> Response:
+def export_csv(project_id: IdPath, db: DB, user: CurrentUser, round: int | None = RoundQuery) -> Response:
     require(db, user, project_id, Action.EXPORT)
     project = get_project(db, project_id)
     body = tabular.to_csv(project, collect(db, project, round))
@@ -32,7 +32,7 @@ def export_csv(project_id: int, db: DB, user: CurrentUser, round: int | None = R
 
 
 @router.get("/json")
-def export_json(project_id: int, db: DB, user: CurrentUser, round: int | None = RoundQuery) -> dict:
+def export_json(project_id: IdPath, db: DB, user: CurrentUser, round: int | None = RoundQuery) -> dict:
     require(db, user, project_id, Action.EXPORT)
     project = get_project(db, project_id)
     schemas = [{"version": sv.version, "definition": sv.definition}
@@ -40,7 +40,7 @@ def export_json(project_id: int, db: DB, user: CurrentUser, round: int | None = 
     return tabular.to_json(project, collect(db, project, round), schemas)
 
 
-def _dicom_zip(project_id: int, db, user, request: Request, round_: int | None, kind: str) -> Response:
+def _dicom_zip(project_id: IdPath, db, user, request: Request, round_: int | None, kind: str) -> Response:
     require(db, user, project_id, Action.EXPORT)
     project = get_project(db, project_id)
     readings = [r for r in collect(db, project, round_)
@@ -70,12 +70,12 @@ def _dicom_zip(project_id: int, db, user, request: Request, round_: int | None, 
 
 
 @router.get("/sr", response_class=Response, responses={200: {"content": {"application/zip": {}}}})
-def export_sr(project_id: int, request: Request, db: DB, user: CurrentUser, round: int | None = RoundQuery) -> Response:
+def export_sr(project_id: IdPath, request: Request, db: DB, user: CurrentUser, round: int | None = RoundQuery) -> Response:
     """One Comprehensive 3D SR (TID 1500) per reading, zipped with a manifest."""
     return _dicom_zip(project_id, db, user, request, round, "sr")
 
 
 @router.get("/seg", response_class=Response, responses={200: {"content": {"application/zip": {}}}})
-def export_seg(project_id: int, request: Request, db: DB, user: CurrentUser, round: int | None = RoundQuery) -> Response:
+def export_seg(project_id: IdPath, request: Request, db: DB, user: CurrentUser, round: int | None = RoundQuery) -> Response:
     """Binary DICOM SEG of the ROIs of each reading, zipped with a manifest."""
     return _dicom_zip(project_id, db, user, request, round, "seg")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from sqlalchemy import select, update
 
 from annotation import security
-from annotation.deps import DB, CurrentUser, SettingsDep, require
+from annotation.deps import CurrentUser, DB, IdPath, SettingsDep, require
 from annotation.models import Invite, Membership, Project, Role, User, utcnow
 from annotation.permissions import Action
 from annotation.routers.auth import start_session
@@ -24,7 +24,7 @@ def invite_out(inv: Invite, token: str | None = None) -> InviteOut:
 
 
 @router.post("/api/projects/{project_id}/invites", response_model=InviteOut, status_code=status.HTTP_201_CREATED)
-def create_invite(project_id: int, body: InviteIn, db: DB, user: CurrentUser, settings: SettingsDep) -> InviteOut:
+def create_invite(project_id: IdPath, body: InviteIn, db: DB, user: CurrentUser, settings: SettingsDep) -> InviteOut:
     roles = require(db, user, project_id, Action.MANAGE_MEMBERS)
     get_project(db, project_id)
     _guard_owner_grant(roles, user.is_admin, body.role)
@@ -40,7 +40,7 @@ def create_invite(project_id: int, body: InviteIn, db: DB, user: CurrentUser, se
 
 
 @router.get("/api/projects/{project_id}/invites", response_model=list[InviteOut])
-def list_invites(project_id: int, db: DB, user: CurrentUser) -> list[InviteOut]:
+def list_invites(project_id: IdPath, db: DB, user: CurrentUser) -> list[InviteOut]:
     require(db, user, project_id, Action.MANAGE_MEMBERS)
     return [invite_out(i) for i in db.scalars(select(Invite).where(Invite.project_id == project_id).order_by(Invite.id))]
 

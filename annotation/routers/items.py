@@ -5,7 +5,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import func, select
 
 from annotation import queue
-from annotation.deps import DB, CurrentUser, project_roles, require
+from annotation.deps import CurrentUser, DB, IdPath, IndexPath, project_roles, require
 from annotation.imaging import UriError, header_of
 from annotation.models import Instance, Item, Role, Task, TaskKind, TaskStatus, User
 from annotation.permissions import MATRIX, Action
@@ -17,7 +17,7 @@ router = APIRouter(tags=["items"])
 
 
 @router.post("/api/projects/{project_id}/items", response_model=RegisterOut, status_code=status.HTTP_201_CREATED)
-def register_items(project_id: int, body: ItemsIn, request: Request, db: DB, user: CurrentUser) -> RegisterOut:
+def register_items(project_id: IdPath, body: ItemsIn, request: Request, db: DB, user: CurrentUser) -> RegisterOut:
     """Idempotent per (external_id, round): a second registration returns the existing item."""
     require(db, user, project_id, Action.REGISTER_ITEMS)
     project = get_project(db, project_id)
@@ -52,7 +52,7 @@ def register_items(project_id: int, body: ItemsIn, request: Request, db: DB, use
 
 
 @router.get("/api/projects/{project_id}/items", response_model=list[ItemBrief])
-def list_items(project_id: int, db: DB, user: CurrentUser, round: int | None = Query(None, ge=1, le=10_000),
+def list_items(project_id: IdPath, db: DB, user: CurrentUser, round: int | None = Query(None, ge=1, le=10_000),
                limit: int = Query(500, ge=1, le=5000), offset: int = Query(0, ge=0, le=10**9)) -> list[ItemBrief]:
     require(db, user, project_id, Action.LIST_ITEMS)
     q = select(Item).where(Item.project_id == project_id).order_by(Item.id).limit(limit).offset(offset)
@@ -68,7 +68,7 @@ def list_items(project_id: int, db: DB, user: CurrentUser, round: int | None = Q
                       complete=i.completed_at is not None) for i in items]
 
 
-def readable_item(db, user: User, item_id: int) -> tuple[Item, bool]:
+def readable_item(db, user: User, item_id: IdPath) -> tuple[Item, bool]:
     """The item if the user may see it: staff of its project, or a reader holding one of its tasks.
 
     Returns (item, is_staff); 404 for an unknown item, 403 otherwise.
@@ -87,12 +87,12 @@ def readable_item(db, user: User, item_id: int) -> tuple[Item, bool]:
 
 
 @router.get("/api/items/{item_id}", response_model=ItemOut)
-def read_item(item_id: int, db: DB, user: CurrentUser) -> ItemOut:
+def read_item(item_id: IdPath, db: DB, user: CurrentUser) -> ItemOut:
     item, staff = readable_item(db, user, item_id)
     return item_out(item, staff=staff)
 
 
-def _instance(item: Item, position: int) -> Instance:
+def _instance(item: Item, position: IndexPath) -> Instance:
     if position < 0 or position >= len(item.instances):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such instance in this item")
     return item.instances[position]
@@ -100,7 +100,7 @@ def _instance(item: Item, position: int) -> Instance:
 
 @router.get("/api/items/{item_id}/instances/{position}/file", response_class=Response,
             responses={200: {"content": {"application/dicom": {}}}})
-def instance_file(item_id: int, position: int, request: Request, db: DB, user: CurrentUser) -> Response:
+def instance_file(item_id: IdPath, position: IndexPath, request: Request, db: DB, user: CurrentUser) -> Response:
     """The whole DICOM object, identifying attributes stripped, for the browser to decode (16-bit kept)."""
     item, _ = readable_item(db, user, item_id)
     inst = _instance(item, position)
@@ -114,7 +114,7 @@ def instance_file(item_id: int, position: int, request: Request, db: DB, user: C
 
 @router.get("/api/items/{item_id}/instances/{position}/frames/{frame}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}}})
-def instance_frame(item_id: int, position: int, frame: int, request: Request, db: DB, user: CurrentUser) -> Response:
+def instance_frame(item_id: IdPath, position: IndexPath, frame: IndexPath, request: Request, db: DB, user: CurrentUser) -> Response:
     """Stored pixel values of one frame, little-endian, shape and VOI in headers (for plain-canvas clients)."""
     item, _ = readable_item(db, user, item_id)
     inst = _instance(item, position)
@@ -143,7 +143,7 @@ def instance_frame(item_id: int, position: int, frame: int, request: Request, db
 
 
 @router.put("/api/items/{item_id}/gold", response_model=ItemOut)
-def set_gold(item_id: int, body: GoldIn, db: DB, user: CurrentUser) -> ItemOut:
+def set_gold(item_id: IdPath, body: GoldIn, db: DB, user: CurrentUser) -> ItemOut:
     """Mark an item as gold (known answer, shown to every reader at the project's rate) or unmark it."""
     item = db.get(Item, item_id)
     if item is None:

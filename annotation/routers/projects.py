@@ -5,7 +5,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from sqlalchemy import select
 
 from annotation import queue
-from annotation.deps import DB, AdminUser, CurrentUser, project_roles, require
+from annotation.deps import AdminUser, CurrentUser, DB, IdPath, project_roles, require
 from annotation.models import Membership, Project, Role, SchemaVersion, User
 from annotation.permissions import Action
 from annotation.schemas import (
@@ -22,8 +22,9 @@ from annotation.schemas import (
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
 
-def get_project(db, project_id: int) -> Project:
-    project = db.get(Project, project_id)
+def get_project(db, project_id: IdPath, *, lock: bool = False) -> Project:
+    """The project or 404; lock=True serialises concurrent edits of it (PostgreSQL row lock)."""
+    project = db.get(Project, project_id, with_for_update=lock or None)
     if project is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such project")
     return project
@@ -69,15 +70,15 @@ def create_project(body: ProjectCreate, db: DB, admin: AdminUser) -> ProjectOut:
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
-def read_project(project_id: int, db: DB, user: CurrentUser) -> ProjectOut:
+def read_project(project_id: IdPath, db: DB, user: CurrentUser) -> ProjectOut:
     require(db, user, project_id, Action.VIEW_PROJECT)
     return project_out(db, get_project(db, project_id), user)
 
 
 @router.patch("/{project_id}", response_model=ProjectOut)
-def edit_project(project_id: int, body: ProjectSettings, db: DB, user: CurrentUser) -> ProjectOut:
+def edit_project(project_id: IdPath, body: ProjectSettings, db: DB, user: CurrentUser) -> ProjectOut:
     require(db, user, project_id, Action.EDIT_PROJECT)
-    project = get_project(db, project_id)
+    project = get_project(db, project_id, lock=True)
     changes = body.model_dump(exclude_unset=True)
     if "readers_per_item" in changes and changes["readers_per_item"] is not None:
         queue.adjust_readers(db, project, changes["readers_per_item"])
@@ -90,7 +91,7 @@ def edit_project(project_id: int, body: ProjectSettings, db: DB, user: CurrentUs
 
 
 @router.get("/{project_id}/schema", response_model=SchemaVersionOut)
-def read_schema(project_id: int, db: DB, user: CurrentUser) -> SchemaVersion:
+def read_schema(project_id: IdPath, db: DB, user: CurrentUser) -> SchemaVersion:
     require(db, user, project_id, Action.VIEW_SCHEMA)
     sv = queue.current_schema(db, get_project(db, project_id))
     if sv is None:
@@ -99,16 +100,16 @@ def read_schema(project_id: int, db: DB, user: CurrentUser) -> SchemaVersion:
 
 
 @router.get("/{project_id}/schema/versions", response_model=list[SchemaVersionOut])
-def list_schema_versions(project_id: int, db: DB, user: CurrentUser) -> list[SchemaVersion]:
+def list_schema_versions(project_id: IdPath, db: DB, user: CurrentUser) -> list[SchemaVersion]:
     require(db, user, project_id, Action.VIEW_SCHEMA)
     return list(db.scalars(select(SchemaVersion).where(SchemaVersion.project_id == project_id).order_by(SchemaVersion.version)))
 
 
 @router.post("/{project_id}/schema", response_model=SchemaVersionOut, status_code=status.HTTP_201_CREATED)
-def edit_schema(project_id: int, body: SchemaDef, db: DB, user: CurrentUser) -> SchemaVersion:
+def edit_schema(project_id: IdPath, body: SchemaDef, db: DB, user: CurrentUser) -> SchemaVersion:
     """Adds a version; earlier versions stay so annotations made under them stay interpretable."""
     require(db, user, project_id, Action.EDIT_SCHEMA)
-    return add_schema_version(db, get_project(db, project_id), body, user)
+    return add_schema_version(db, get_project(db, project_id, lock=True), body, user)
 
 
 def member_out(m: Membership) -> MemberOut:
@@ -117,7 +118,7 @@ def member_out(m: Membership) -> MemberOut:
 
 
 @router.get("/{project_id}/members", response_model=list[MemberOut])
-def list_members(project_id: int, db: DB, user: CurrentUser) -> list[MemberOut]:
+def list_members(project_id: IdPath, db: DB, user: CurrentUser) -> list[MemberOut]:
     require(db, user, project_id, Action.MANAGE_MEMBERS)
     rows = db.scalars(select(Membership).where(Membership.project_id == project_id).order_by(Membership.id))
     return [member_out(m) for m in rows]
@@ -129,7 +130,7 @@ def _guard_owner_grant(roles: set[Role], is_admin: bool, role: Role | str) -> No
 
 
 @router.post("/{project_id}/members", response_model=MemberOut, status_code=status.HTTP_201_CREATED)
-def add_member(project_id: int, body: MemberIn, db: DB, user: CurrentUser) -> MemberOut:
+def add_member(project_id: IdPath, body: MemberIn, db: DB, user: CurrentUser) -> MemberOut:
     roles = require(db, user, project_id, Action.MANAGE_MEMBERS)
     get_project(db, project_id)
     _guard_owner_grant(roles, user.is_admin, body.role)
@@ -149,7 +150,7 @@ def add_member(project_id: int, body: MemberIn, db: DB, user: CurrentUser) -> Me
     return member_out(m)
 
 
-def _membership(db, project_id: int, member_id: int) -> Membership:
+def _membership(db, project_id: IdPath, member_id: IdPath) -> Membership:
     m = db.get(Membership, member_id)
     if m is None or m.project_id != project_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such member")
@@ -157,7 +158,7 @@ def _membership(db, project_id: int, member_id: int) -> Membership:
 
 
 @router.patch("/{project_id}/members/{member_id}", response_model=MemberOut)
-def edit_member(project_id: int, member_id: int, body: MemberPatch, db: DB, user: CurrentUser) -> MemberOut:
+def edit_member(project_id: IdPath, member_id: IdPath, body: MemberPatch, db: DB, user: CurrentUser) -> MemberOut:
     require(db, user, project_id, Action.MANAGE_MEMBERS)
     m = _membership(db, project_id, member_id)
     if body.level is not None and m.role == Role.ANNOTATOR.value:
@@ -169,7 +170,7 @@ def edit_member(project_id: int, member_id: int, body: MemberPatch, db: DB, user
 
 
 @router.delete("/{project_id}/members/{member_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(project_id: int, member_id: int, db: DB, user: CurrentUser) -> Response:
+def remove_member(project_id: IdPath, member_id: IdPath, db: DB, user: CurrentUser) -> Response:
     roles = require(db, user, project_id, Action.MANAGE_MEMBERS)
     m = _membership(db, project_id, member_id)
     _guard_owner_grant(roles, user.is_admin, m.role)

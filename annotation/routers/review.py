@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from annotation import queue
 from annotation.completion import completion
-from annotation.deps import DB, CurrentUser, require
+from annotation.deps import CurrentUser, DB, IdPath, require
 from annotation.models import Annotation, Item, Membership, Role, SchemaVersion, Task, TaskKind, TaskStatus, User
 from annotation.permissions import Action
 from annotation.routers.projects import get_project
@@ -20,7 +20,7 @@ from annotation.views import item_out, schema_out
 router = APIRouter(tags=["review"])
 
 
-def _levels(db, project_id: int) -> dict[int, str]:
+def _levels(db, project_id: IdPath) -> dict[int, str]:
     out: dict[int, str] = {}
     for m in db.scalars(select(Membership).where(Membership.project_id == project_id,
                                                  Membership.role.in_([Role.ANNOTATOR.value, Role.REVIEWER.value]))):
@@ -29,7 +29,7 @@ def _levels(db, project_id: int) -> dict[int, str]:
 
 
 @router.get("/api/items/{item_id}/review", response_model=ReviewOut)
-def review_item(item_id: int, db: DB, user: CurrentUser) -> ReviewOut:
+def review_item(item_id: IdPath, db: DB, user: CurrentUser) -> ReviewOut:
     """Every reader's labels and ROIs for one item side by side, with the labels they disagree on."""
     item = db.get(Item, item_id)
     if item is None:
@@ -64,7 +64,7 @@ def review_item(item_id: int, db: DB, user: CurrentUser) -> ReviewOut:
 
 
 @router.get("/api/projects/{project_id}/statistics", response_model=StatisticsOut)
-def project_statistics(project_id: int, db: DB, user: CurrentUser) -> StatisticsOut:
+def project_statistics(project_id: IdPath, db: DB, user: CurrentUser) -> StatisticsOut:
     """The reader-agreement heatmap data: labels x readers, and readers x readers agreement."""
     require(db, user, project_id, Action.STATISTICS)
     get_project(db, project_id)
@@ -109,7 +109,7 @@ def project_statistics(project_id: int, db: DB, user: CurrentUser) -> Statistics
 
 
 @router.get("/api/projects/{project_id}/progress", response_model=ProgressOut)
-def project_progress(project_id: int, db: DB, user: CurrentUser) -> ProgressOut:
+def project_progress(project_id: IdPath, db: DB, user: CurrentUser) -> ProgressOut:
     require(db, user, project_id, Action.PROGRESS)
     get_project(db, project_id)
     items = db.scalars(select(Item).where(Item.project_id == project_id, Item.is_gold.is_(False))).all()
@@ -143,7 +143,7 @@ def project_progress(project_id: int, db: DB, user: CurrentUser) -> ProgressOut:
 
 
 @router.get("/api/projects/{project_id}/completion", response_model=CompletionOut)
-def project_completion(project_id: int, db: DB, user: CurrentUser,
+def project_completion(project_id: IdPath, db: DB, user: CurrentUser,
                        round: int | None = Query(None, ge=1, le=10_000)) -> CompletionOut:
     """For the pipeline's deferrable wait: which items and rounds are complete."""
     require(db, user, project_id, Action.COMPLETION)

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from annotation import queue, submission
 from annotation.completion import notify_completed
-from annotation.deps import DB, CurrentUser, SettingsDep, project_roles, require
+from annotation.deps import CurrentUser, DB, IdPath, SettingsDep, project_roles, require
 from annotation.models import Project, Task, TaskStatus, User, utcnow
 from annotation.permissions import MATRIX, Action
 from annotation.schemas import MyProgress, NextTaskOut, SkipIn, SubmitIn, TaskBrief, TaskOut, TasksOut
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
 @router.post("/next", response_model=NextTaskOut)
 def next_task(db: DB, user: CurrentUser, settings: SettingsDep,
-              project_id: int | None = Query(None, ge=1, le=2**31 - 1)) -> NextTaskOut:
+              project_id: IdPath | None = Query(None, ge=1, le=2**31 - 1)) -> NextTaskOut:
     """The reader's current task, or a new one from the queue (POST: it assigns)."""
     if project_id is not None:
         require(db, user, project_id, Action.READ)
@@ -52,7 +52,7 @@ def my_tasks(db: DB, user: CurrentUser, limit: int = Query(100, ge=1, le=1000)) 
     return TasksOut(tasks=tasks, progress=progress)
 
 
-def _task_for(db, user: User, task_id: int, *, own: bool) -> Task:
+def _task_for(db, user: User, task_id: IdPath, *, own: bool) -> Task:
     """The task if the caller holds it (own=True), or holds it or manages/reviews its project."""
     task = db.get(Task, task_id)
     if task is None:
@@ -67,12 +67,12 @@ def _task_for(db, user: User, task_id: int, *, own: bool) -> Task:
 
 
 @router.get("/{task_id}", response_model=TaskOut)
-def read_task(task_id: int, db: DB, user: CurrentUser) -> TaskOut:
+def read_task(task_id: IdPath, db: DB, user: CurrentUser) -> TaskOut:
     return task_out(db, _task_for(db, user, task_id, own=False))
 
 
 @router.post("/{task_id}/loaded", response_model=TaskOut)
-def image_loaded(task_id: int, db: DB, user: CurrentUser) -> TaskOut:
+def image_loaded(task_id: IdPath, db: DB, user: CurrentUser) -> TaskOut:
     """Starts the reading clock: time per case runs from image fully loaded to submit (as in MarkIt)."""
     task = _task_for(db, user, task_id, own=True)
     if task.status != TaskStatus.ASSIGNED.value:
@@ -83,7 +83,7 @@ def image_loaded(task_id: int, db: DB, user: CurrentUser) -> TaskOut:
 
 
 @router.post("/{task_id}/submit", response_model=TaskOut)
-def submit_task(task_id: int, body: SubmitIn, request: Request, background: BackgroundTasks, db: DB,
+def submit_task(task_id: IdPath, body: SubmitIn, request: Request, background: BackgroundTasks, db: DB,
                 user: CurrentUser) -> TaskOut:
     task = _task_for(db, user, task_id, own=True)
     db.refresh(task, with_for_update=True)  # PostgreSQL: serialise a double submit of one task
@@ -97,7 +97,7 @@ def submit_task(task_id: int, body: SubmitIn, request: Request, background: Back
 
 
 @router.post("/{task_id}/skip", response_model=TaskOut)
-def skip_task(task_id: int, body: SkipIn, db: DB, user: CurrentUser) -> TaskOut:
+def skip_task(task_id: IdPath, body: SkipIn, db: DB, user: CurrentUser) -> TaskOut:
     task = _task_for(db, user, task_id, own=True)
     db.refresh(task, with_for_update=True)
     submission.skip(db, task, body.reason)

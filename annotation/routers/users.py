@@ -5,7 +5,7 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import delete, select
 
 from annotation import security
-from annotation.deps import DB, AdminUser
+from annotation.deps import AdminUser, DB, IdPath
 from annotation.models import LoginSession, User
 from annotation.schemas import UserCreate, UserOut, UserPatch
 
@@ -29,7 +29,7 @@ def create_user(body: UserCreate, db: DB, admin: AdminUser) -> User:
 
 
 @router.patch("/{user_id}", response_model=UserOut)
-def patch_user(user_id: int, body: UserPatch, db: DB, admin: AdminUser) -> User:
+def patch_user(user_id: IdPath, body: UserPatch, db: DB, admin: AdminUser) -> User:
     user = db.get(User, user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such user")
