@@ -14,6 +14,9 @@ from curation.classify.header import SeriesHeader
 OBLIQUE_DEGREES = 30.0
 
 _AXIS_PLANE = {0: "sagittal", 1: "coronal", 2: "axial"}  # normal along x (L), y (P), z (S)
+#: ViewPosition (DICOM defined terms) -> plane of the detector.
+_VIEW_PLANE = {"PA": "coronal", "AP": "coronal", "LAT": "sagittal", "LL": "sagittal", "RL": "sagittal",
+               "RLD": "coronal", "LLD": "coronal"}
 
 
 def plane_of_orientation(iop: list[float], oblique_degrees: float = OBLIQUE_DEGREES) -> str:
@@ -51,6 +54,11 @@ def plane(h: SeriesHeader, oblique_degrees: float = OBLIQUE_DEGREES) -> tuple[st
             planes.append(p)
     if len(planes) == 1:
         return planes[0], planes
+    if not planes and h.view_position:
+        # A projection radiograph has no slice; its view says which plane the detector lies in.
+        view = _VIEW_PLANE.get(h.view_position)
+        if view:
+            return view, [view]
     return None, planes
 
 

@@ -64,6 +64,7 @@ class SeriesHeader:
     derived: bool = False
     units: str = ""  # RescaleType / Units, e.g. HU
     exposure_index: float | None = None
+    view_position: str = ""  # projection radiography: PA, AP, LAT, LL, RL...
     source: str = "dicom"  # dicom | nifti
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -159,6 +160,7 @@ def summarize(datasets: Sequence[Dataset]) -> SeriesHeader:
     h.slice_thickness = _float(first.get("SliceThickness"))
     h.units = _str(first.get("RescaleType") or first.get("Units")).upper()
     h.exposure_index = _float(first.get("ExposureIndex"))
+    h.view_position = _str(first.get("ViewPosition")).upper()
     h.magnetic_field_strength = _float(first.get("MagneticFieldStrength"))
 
     image_type: list[str] = []

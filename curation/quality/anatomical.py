@@ -56,10 +56,23 @@ def prepare(volume: np.ndarray, spacing: tuple[float, float, float], kind: str |
                              tissues.wm, scale), masks, tissues)
 
 
+def mriqc_functions():
+    """`mriqc.qc.anatomical`, imported late (it loads mriqc's config, about a second). Its
+    snr_dietrich warns through a nipype logger that only mriqc's CLI sets up; a plain logger stands
+    in, so a warning is logged instead of an AttributeError."""
+    import logging
+
+    from mriqc import config
+    from mriqc.qc import anatomical
+
+    if config.loggers.interface is None:
+        config.loggers.interface = logging.getLogger("nipype.interface")
+    return anatomical
+
+
 def iqms(inp: AnatomicalInputs) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(metrics by MRIQC name, summary stats) from prepared inputs -- the StructuralQC composition."""
-    from mriqc.qc import anatomical as mq  # imported late: it loads mriqc's config (about a second)
-
+    mq = mriqc_functions()
     data = inp.data
     stats = {name: tissue_stats(data, m, kurt=False) for name, m in
              (("csf", inp.csf), ("gm", inp.gm), ("wm", inp.wm), ("bg", inp.air))}
@@ -149,7 +162,7 @@ def anatomical_metrics(volume: np.ndarray, spacing: tuple[float, float, float], 
     ms.set("fwhm_avg", fw["fwhm_avg"], "no autocorrelation estimate in the brain mask")
     for k in ("fwhm_x", "fwhm_y", "fwhm_z"):
         ms.set(k, fw[k], "axis too short or no autocorrelation estimate")
-    for k, v in artifacts.inu(inp.data, inp.wm).items():
+    for k, v in artifacts.inu(inp.data, [inp.gm, inp.wm]).items():
         ms.set(k, v, "too few WM voxels for a bias-field fit")
     g = artifacts.ghost_ratio(inp.data, inp.head, inp.air)
     ms.set("gsr_x", g["gsr_x"], "no background beside the head along x")

@@ -58,27 +58,45 @@ def _poly_terms(coords: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(x), x, y, z, x * x, y * y, z * z, x * y, x * z, y * z], axis=1)
 
 
-def inu(volume: np.ndarray, wm: np.ndarray, max_samples: int = 40000) -> dict[str, float]:
-    """Bias-field estimate: least-squares quadratic fit of log intensity over WM (regularly subsampled);
-    inu_range = p95 - p5 and inu_med = median of the fitted field (normalised to median 1) over WM."""
-    idx = np.flatnonzero(np.asarray(wm, dtype=bool).ravel())
+def inu(volume: np.ndarray, classes: list[np.ndarray], max_samples: int = 40000) -> dict[str, float]:
+    """Bias-field estimate: trimmed least-squares fit of log intensity = class offset + quadratic field
+    over the voxels of the given tissue classes (GM and WM; regularly subsampled). inu_range = p95 - p5 and
+    inu_med = median of the fitted field (normalised to median 1) over those voxels (MRIQC reports the
+    same two numbers for the N4 field)."""
+    idx_all, cls_all = [], []
+    for c, m in enumerate(classes):
+        idx = np.flatnonzero(np.asarray(m, dtype=bool).ravel())
+        idx_all.append(idx)
+        cls_all.append(np.full(idx.size, c))
+    idx = np.concatenate(idx_all) if idx_all else np.zeros(0, np.int64)
+    cls = np.concatenate(cls_all) if cls_all else np.zeros(0, np.int64)
     vals = np.asarray(volume).ravel()[idx]
     keep = vals > 0
-    idx, vals = idx[keep], vals[keep]
+    idx, cls, vals = idx[keep], cls[keep], vals[keep]
     if idx.size < 50:
         return {"inu_range": math.nan, "inu_med": math.nan}
     if idx.size > max_samples:
         step = idx.size // max_samples
-        idx, vals = idx[::step], vals[::step]
+        idx, cls, vals = idx[::step], cls[::step], vals[::step]
     shape = np.asarray(volume.shape, dtype=np.float64)
     coords = np.stack(np.unravel_index(idx, volume.shape), axis=1).astype(np.float64)
     coords = 2.0 * coords / np.maximum(shape - 1, 1) - 1.0
-    terms = _poly_terms(coords)
+    terms = _poly_terms(coords)[:, 1:]  # no constant: the class offsets carry it
     if volume.shape[0] < 3:  # a single slice has no z trend
-        terms = terms[:, [0, 1, 2, 4, 5, 7]]
+        terms = terms[:, [0, 1, 3, 4, 6]]
+    offsets = np.stack([(cls == c).astype(np.float64) for c in range(len(classes))], axis=1)
+    design = np.concatenate([offsets, terms], axis=1)
     y = np.log(vals.astype(np.float64))
-    coef, *_ = np.linalg.lstsq(terms, y, rcond=None)
-    field = np.exp(terms @ coef)
+    keep = np.ones(y.size, dtype=bool)
+    for _ in range(3):  # trimmed least squares: misclassified and partial-volume voxels are outliers
+        coef, *_ = np.linalg.lstsq(design[keep], y[keep], rcond=None)
+        resid = y - design @ coef
+        mad = float(np.median(np.abs(resid[keep] - np.median(resid[keep])))) * 1.4826
+        new = np.abs(resid) <= 2.5 * max(mad, 1e-6)
+        if new.sum() < 50 or np.array_equal(new, keep):
+            break
+        keep = new
+    field = np.exp(terms @ coef[len(classes):])
     field /= np.median(field)
     p5, p95 = np.percentile(field, [5, 95])
     return {"inu_range": float(p95 - p5), "inu_med": float(np.median(field))}

@@ -87,8 +87,8 @@ def _limits(metrics: Mapping[str, float], limits: Mapping[str, Mapping[str, Any]
     return hits
 
 
-def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | None = None, model: Any = "default"
-           ) -> dict[str, Any]:
+def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | None = None, model: Any = "default",
+           contrast: bool = False) -> dict[str, Any]:
     """{decision, reason, p_degraded, worst_metric, z, limits_hit, thresholds, model} for one series."""
     cfg = config if config is not None and "decision" in config else load_config(config)
     if model == "default":
@@ -99,7 +99,7 @@ def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | 
     covered = model is not None and kind in getattr(model, "kinds", KINDS)
     reasons: list[str] = []
     if covered:
-        x = quality_features(metrics, kind, model.fill)
+        x = quality_features(metrics, kind, model.fill, contrast)
         p = float(model.p_degraded(x[None, :])[0])
         out["p_degraded"] = round(p, 4)
         out["model"] = model.meta.get("name", "quality_classifier")

@@ -18,7 +18,7 @@ METRICS: tuple[tuple[str, bool, int], ...] = (
     ("fber", True, 1), ("wm2max", False, 1), ("qi1", False, -1), ("var", True, 0), ("fwhm_avg", True, -1),
     ("inu_range", False, -1), ("gsr", False, -1), ("snr_wm", True, 1), ("snr_gm", True, 1),
 )
-FEATURE_NAMES: tuple[str, ...] = tuple(m for m, _, _ in METRICS) + tuple(f"kind_{k}" for k in KINDS)
+FEATURE_NAMES: tuple[str, ...] = tuple(m for m, _, _ in METRICS) + tuple(f"kind_{k}" for k in KINDS) + ("contrast",)
 DIRECTION = {m: d for m, _, d in METRICS}
 
 
@@ -32,8 +32,10 @@ def transform(name: str, value: float) -> float:
     return float(value)
 
 
-def quality_features(metrics: Mapping[str, float], kind: str, fill: Mapping[str, float] | None = None) -> np.ndarray:
-    """Feature vector; a NaN metric takes `fill[name]` (the clean training median), else 0."""
+def quality_features(metrics: Mapping[str, float], kind: str, fill: Mapping[str, float] | None = None,
+                     contrast: bool = False) -> np.ndarray:
+    """Feature vector; a NaN metric takes `fill[name]` (the clean training median), else 0.
+    `contrast`: the series is contrast-enhanced (tissue intensities, hence metrics, differ)."""
     fill = fill or {}
     out = []
     for m, _, _ in METRICS:
@@ -42,4 +44,5 @@ def quality_features(metrics: Mapping[str, float], kind: str, fill: Mapping[str,
             v = float(fill.get(m, 0.0))
         out.append(v)
     out += [float(kind == k) for k in KINDS]
+    out.append(float(bool(contrast)))
     return np.asarray(out, dtype=np.float32)

@@ -33,9 +33,10 @@ STAGE_VERSION = "quality/1"
 
 def _foreground_mr(volume: np.ndarray, spacing: tuple[float, float, float]) -> MetricSet:
     """MR without brain tissue classes: MRIQC's functions with the whole foreground as the tissue."""
-    from mriqc.qc import anatomical as mq
-
+    from curation.quality.anatomical import mriqc_functions
     from curation.quality.stats import tissue_stats
+
+    mq = mriqc_functions()
 
     ms = MetricSet()
     v = np.nan_to_num(np.asarray(volume, dtype=np.float32))

@@ -117,7 +117,7 @@ def assess_series(
         return {"kind": kind, "metrics": ms.values, "nan_reasons": ms.reasons, "masks": {},
                 "decision": {"decision": "review", "reason": f"pixel data unusable ({type(exc).__name__})",
                              "p_degraded": None}, "stage_version": STAGE_VERSION}
-    decision = decide(ms.values, kind, cfg, model)
+    decision = decide(ms.values, kind, cfg, model, contrast=bool(classification.get("contrast")))
     return {
         "kind": kind,
         "metrics": ms.values,

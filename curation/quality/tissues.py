@@ -140,6 +140,20 @@ class TissueClasses:
                 "wm": int(self.wm.sum())}
 
 
+def _noise_sigma(volume: np.ndarray, mask: np.ndarray) -> float:
+    """Noise standard deviation inside a mask: Immerkaer's Laplacian-difference estimator, per slice."""
+    kern = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+    total, n = 0.0, 0
+    for k in range(volume.shape[0]):
+        m = mask[k]
+        if m.sum() < 20:
+            continue
+        conv = cv2.filter2D(volume[k], cv2.CV_32F, kern, borderType=cv2.BORDER_REFLECT)
+        total += float(np.abs(conv[m], dtype=np.float32).sum(dtype=np.float64))
+        n += int(m.sum())
+    return float(np.sqrt(np.pi / 2.0) * total / (6.0 * n)) if n else 0.0
+
+
 def brain_mask(head: np.ndarray, spacing: tuple[float, float, float], depth_mm: float = 12.0,
                distance_in: np.ndarray | None = None) -> np.ndarray:
     """The head mask eroded by `depth_mm`: scalp and skull stripped, the brain kept.
@@ -178,9 +192,15 @@ def tissue_classes(volume: np.ndarray, head: np.ndarray, spacing: tuple[float, f
     # classes follow anatomy rather than single noisy voxels (the job FAST's Markov field does).
     # Metrics are then computed on the original intensities inside these classes.
     if smooth_sigma > 0:
+        vol32 = np.asarray(volume, dtype=np.float32)
+        noise = _noise_sigma(vol32, brain)
         src = np.empty(volume.shape, dtype=np.float32)
+        d = 2 * int(np.ceil(2 * smooth_sigma)) + 1
         for k in range(volume.shape[0]):
-            src[k] = cv2.GaussianBlur(np.asarray(volume[k], dtype=np.float32), (0, 0), smooth_sigma)
+            if noise > 0:  # edge-preserving: smooths within a tissue, not across GM/WM borders
+                src[k] = cv2.bilateralFilter(vol32[k], d, 3.0 * noise, smooth_sigma)
+            else:
+                src[k] = vol32[k]
     else:
         src = np.asarray(volume, dtype=np.float32)
     vals = src[brain]

@@ -1,0 +1,84 @@
+"""`curate train quality` / `curate train classifier`: rebuild the shipped models from synthetic sites.
+
+Deterministic end to end: the sites are generated from fixed seeds, features are computed the same
+way, and training is seeded and single-threaded -- so the command reproduces the shipped weights.
+`--table` (quality) saves the metric table; `--from-table` trains from one without generating sites.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from curation.cli._common import CliError, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the quality classifier or the series classifier")
+    tsub = p.add_subparsers(dest="train_command", metavar="MODEL")
+    tsub.required = True
+    for name, helptext in (("quality", "quality classifier (clean vs degraded, on image-quality metrics)"),
+                           ("classifier", "series-kind classifier (on header features)")):
+        t = tsub.add_parser(name, help=helptext)
+        t.add_argument("--workdir", default=None, help="where training sites are generated (default: CURATE_HOME/train)")
+        t.add_argument("--seeds", default=None, help="comma-separated site seeds (default: 101,202,303)")
+        t.add_argument("--patients", type=int, default=None, help="patients per site (default: 6)")
+        t.add_argument("--out", default=None, help="weights file (default: the shipped one in qc_models/weights/)")
+        t.add_argument("--json", action="store_true")
+        if name == "quality":
+            t.add_argument("--table", default=None, help="also write the metric table (CSV) here")
+            t.add_argument("--from-table", default=None, help="train from this metric table instead of generating")
+        t.set_defaults(func=run_quality if name == "quality" else run_classifier)
+
+
+def _common(args: argparse.Namespace, default_seeds, default_patients):
+    from curation.config import curate_home
+
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else tuple(default_seeds)
+    patients = args.patients or default_patients
+    workdir = Path(args.workdir) if args.workdir else curate_home() / "train"
+    return seeds, patients, workdir
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    from curation.quality import training
+    from qc_models import mlp, quality_classifier
+
+    seeds, patients, workdir = _common(args, training.TRAIN_SEEDS, training.TRAIN_PATIENTS)
+    if args.from_table:
+        if not Path(args.from_table).exists():
+            raise CliError(f"{args.from_table}: no such table")
+        rows = training.read_table(Path(args.from_table))
+    else:
+        _say(f"train quality: generating/reading sites {seeds} x {patients} patients under {workdir}")
+        rows = training.build_table(workdir, seeds, patients, progress=None)
+    if args.table:
+        training.write_table(rows, Path(args.table))
+    model, meta = training.fit(rows)
+    out = Path(args.out) if args.out else quality_classifier.WEIGHTS
+    mlp.save(model, out, meta)
+    summary = {"weights": str(out), "rows": len(rows), "degraded": meta["n_degraded"], "seeds": meta["train_seeds"],
+               "bytes": out.stat().st_size}
+    print_json(summary) if args.json else print(f"quality classifier: {summary['rows']} rows "
+                                                f"({summary['degraded']} degraded) -> {out} ({summary['bytes']} bytes)")
+    return 0
+
+
+def run_classifier(args: argparse.Namespace) -> int:
+    from curation.classify import training
+    from qc_models import mlp, series_classifier
+
+    seeds, patients, workdir = _common(args, training.TRAIN_SEEDS, training.TRAIN_PATIENTS)
+    _say(f"train classifier: generating/reading sites {seeds} x {patients} patients under {workdir}")
+    x, labels = training.build(workdir, seeds, patients)
+    model, meta = training.fit(x, labels, seeds)
+    out = Path(args.out) if args.out else series_classifier.WEIGHTS
+    mlp.save(model, out, meta)
+    summary = {"weights": str(out), "examples": int(len(labels)), "seeds": list(seeds), "bytes": out.stat().st_size}
+    print_json(summary) if args.json else print(f"series classifier: {summary['examples']} examples -> {out} "
+                                                f"({summary['bytes']} bytes)")
+    return 0
