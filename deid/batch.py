@@ -43,13 +43,15 @@ def process_one(deider: Deidentifier, src: Path, dst: Path, rel: str) -> dict[st
     data = src.read_bytes()
     r = deider.deidentify(data, rel)
     rec: dict[str, Any] = {"file": rel, "sha256": r.sha256, "status": r.status, "reason": r.reason,
+                           "reason_code": r.reason_code,
                            "counts": dict(r.counts), "findings": [f.as_dict() for f in r.findings],
                            "pixels": r.pixels}
     if r.status == "written" and r.data is not None:
         out = output_path(dst, r.pseudonym, r.study_uid, r.series_uid, r.sop_uid)
         state = write_exclusive(out, r.data)
         if state == "conflict":
-            rec.update(status="quarantined", reason="another input maps to the same SOPInstanceUID with other content")
+            rec.update(status="quarantined", reason_code="conflict",
+                       reason="another input maps to the same SOPInstanceUID with other content")
         elif state == "unchanged":
             rec["status"] = "unchanged"
         rec["output"] = str(out.relative_to(dst))

@@ -39,6 +39,7 @@ class FileResult:
     status: str
     sha256: str
     reason: str = ""
+    reason_code: str = ""
     data: bytes | None = None
     findings: list[Finding] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
@@ -66,24 +67,24 @@ class Deidentifier:
         try:
             ds = pydicom.dcmread(io.BytesIO(data))
         except Exception as exc:
-            return FileResult("quarantined", sha, f"not readable as DICOM ({type(exc).__name__})")
+            return FileResult("quarantined", sha, f"not readable as DICOM ({type(exc).__name__})", "not_dicom")
         try:
             return self._deidentify(ds, sha)
         except OcrError as exc:
-            return FileResult("quarantined", sha, f"pixel text could not be checked: {exc}")
+            return FileResult("quarantined", sha, f"pixel text could not be checked: {exc}", "pixels_unhandled")
         except Exception as exc:  # a damaged object: quarantine, name the error type only
-            return FileResult("quarantined", sha, f"de-identification failed ({type(exc).__name__})")
+            return FileResult("quarantined", sha, f"de-identification failed ({type(exc).__name__})", "deid_error")
 
     def _deidentify(self, ds: Dataset, sha: str) -> FileResult:
         if "SOPInstanceUID" not in ds and "MediaStorageSOPInstanceUID" not in getattr(ds, "file_meta", {}):
-            return FileResult("quarantined", sha, "missing SOPInstanceUID (0008,0018)")
+            return FileResult("quarantined", sha, "missing SOPInstanceUID (0008,0018)", "missing_uid")
         if "SOPInstanceUID" not in ds:
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
         truncated = _truncated_element(ds)
         if truncated:
-            return FileResult("quarantined", sha, f"truncated: attribute {truncated} ends past the end of the file")
+            return FileResult("quarantined", sha, f"truncated: attribute {truncated} ends past the end of the file", "truncated")
         if "Rows" in ds and not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-            return FileResult("quarantined", sha, "image without Pixel Data (7FE0,0010): truncated or damaged")
+            return FileResult("quarantined", sha, "image without Pixel Data (7FE0,0010): truncated or damaged", "truncated")
         meta = ds.file_meta if getattr(ds, "file_meta", None) is not None else FileMetaDataset()
         pkey = patient_key(ds)
         shift = self.pseudo.date_shift_days(pkey) if self.shifting else None
@@ -110,7 +111,7 @@ class Deidentifier:
             findings = self._pixels(ds, risky, phi, ctx.terms, res)
             if findings:
                 res.status, res.findings = "quarantined", findings
-                res.reason = "burned-in text left after masking"
+                res.reason, res.reason_code = "burned-in text left after masking", "pixel_text_left"
                 return res
 
         # file meta
@@ -140,6 +141,7 @@ class Deidentifier:
         findings += check_identity_removed(ds)
         if findings:
             res.status, res.findings = "quarantined", findings
+            res.reason_code = "phi_leak"
             res.reason = "verification found identifying data: " + ", ".join(sorted({f"{f.kind}:{f.source_attribute or f.where}" for f in findings}))[:300]
             return res
         res.data = out

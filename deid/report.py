@@ -41,7 +41,7 @@ class RunReport:
         elif status == "duplicate":
             self.duplicates += 1
         else:
-            self.quarantined.append({k: rec.get(k) for k in ("file", "sha256", "reason", "findings")})
+            self.quarantined.append({k: rec.get(k) for k in ("file", "sha256", "reason_code", "reason", "findings")})
             for f in rec.get("findings") or ():
                 self.findings[f["kind"]] += 1
 

@@ -81,3 +81,24 @@ class ReidentificationMap:
 
     def lookup(self, pseudonym: str) -> dict[str, Any] | None:
         return self.read().get(pseudonym)
+
+
+def read_map_fragments(blobs: list[bytes], key: bytes) -> dict[str, Any]:
+    """Merge several encrypted map fragments (the pipeline writes one per series so that parallel
+    tasks never rewrite a shared object)."""
+    f = Fernet(key)
+    merged: dict[str, Any] = {}
+    for blob in blobs:
+        try:
+            part = json.loads(f.decrypt(blob))
+        except InvalidToken as exc:
+            raise PermissionError("re-identification map fragment: wrong key or damaged") from exc
+        for pid, info in part.items():
+            slot = merged.setdefault(pid, {"studies": {}})
+            slot.update({k: v for k, v in info.items() if k != "studies"})
+            slot["studies"].update(info.get("studies", {}))
+    return merged
+
+
+def encrypt_map(entries: dict[str, Any], key: bytes) -> bytes:
+    return Fernet(key).encrypt(json.dumps(entries, sort_keys=True).encode())

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"add an option (repeatable): {', '.join(sorted(SUPPORTED_OPTIONS))}")
     p.add_argument("--secret-file", type=Path, default=DEFAULT_VAULT / "deid_secret",
                    help="HMAC site secret in the vault zone, created (0600) if missing (default var/vault/deid_secret)")
-    p.add_argument("--map", type=Path, default=None, help="encrypted re-identification map (default: beside the secret)")
+    p.add_argument("--map", type=Path, default=None, help="encrypted re-identification map, or a folder of per-series fragments (default: beside the secret)")
     p.add_argument("--key-file", type=Path, default=None, help="key of the map (default: beside the secret)")
     p.add_argument("--report", type=Path, default=None, help="write the run report (JSON) here")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: 2, the machine's cores)")
@@ -85,19 +85,24 @@ def _reidentify(args: argparse.Namespace) -> int:
     to whoever holds the map's key."""
     import json
 
-    from deid.vault import ReidentificationMap
+    from deid.vault import ReidentificationMap, read_map_fragments
 
     if not args.dst:
         raise CliError("usage: curate deid reidentify PSEUDONYM --key-file KEY [--map MAP]")
     vault = args.secret_file.parent
     map_path = args.map or vault / "reid_map.fernet"
     key_path = args.key_file or vault / "reid_map.key"
-    if not map_path.is_file():
+    if not map_path.exists():
         raise CliError(f"no re-identification map at {map_path}")
     if not key_path.is_file():
         raise CliError(f"no key file at {key_path}")
+    key = key_path.read_bytes().strip()
     try:
-        entry = ReidentificationMap(map_path, key_path.read_bytes().strip()).lookup(args.dst)
+        if map_path.is_dir():  # the pipeline's vault: one fragment per series
+            blobs = [p.read_bytes() for p in sorted(map_path.rglob("*.fernet"))]
+            entry = read_map_fragments(blobs, key).get(args.dst)
+        else:
+            entry = ReidentificationMap(map_path, key).lookup(args.dst)
     except (PermissionError, ValueError) as exc:
         raise CliError(str(exc)) from exc
     if entry is None:

@@ -1,0 +1,115 @@
+"""The `deid` stage of curate_source: de-identify ONE series from the raw zone into the deid zone.
+
+Glue only: the work is ``deid.engine.Deidentifier``. Vault layout (zone VAULT of the same store):
+``deid/site_secret`` (HMAC key, created on first use), ``deid/reid_map.key`` (Fernet key of the
+map), ``deid/reid/<series>.fernet`` (one encrypted map fragment per series, so parallel mapped
+tasks never rewrite a shared object; `curate deid reidentify --map DIR` merges them).
+Deid zone layout: ``<pseudonymous PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``.
+The returned dict carries no PHI (pseudonyms, new UIDs, counts, hashes, reasons): safe for XCom.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+from curation.store import Store, Zone, open_store
+from deid.engine import Deidentifier
+from deid.profile import load_profile
+from deid.vault import encrypt_map
+
+STAGE = "deid"
+STAGE_VERSION = "1"
+SECRET_KEY = "deid/site_secret"
+MAP_KEY_KEY = "deid/reid_map.key"
+MAP_PREFIX = "deid/reid/"
+
+
+def _vault_blob(store: Store, key: str, make) -> bytes:
+    if not store.exists(Zone.VAULT, key):
+        store.put_bytes(Zone.VAULT, key, make())
+    return store.get_bytes(Zone.VAULT, key).strip()
+
+
+@lru_cache(maxsize=8)
+def _deidentifier(store_uri: str, profile: str, options: tuple[str, ...]) -> Deidentifier:
+    store = open_store(store_uri)
+    secret = _vault_blob(store, SECRET_KEY, lambda: secrets.token_hex(32).encode())
+    return Deidentifier(profile, secret, options)
+
+
+def config_hash(profile: str = "default", options: Sequence[str] = ()) -> str:
+    """Part of the idempotency key: the profile's resolved options and the stage version."""
+    prof = load_profile(profile, tuple(options))
+    blob = json.dumps({"profile": prof.name, "options": sorted(prof.options), "version": STAGE_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def deidentify_series(
+    store_uri: str,
+    raw_keys: Sequence[str],
+    *,
+    profile: str = "default",
+    options: Sequence[str] = (),
+) -> dict[str, Any]:
+    """De-identify the raw objects ``raw_keys`` (one series) and write the results to the deid zone.
+
+    Returns ``{"status", "series_instance_uid", "study_instance_uid", "patient_pseudonym",
+    "written", "unchanged", "quarantined": [{"raw_key", "sha256", "reason_code", "reason",
+    "findings"}], "outputs": [deid keys], "counts", "pixels", "config_hash", "stage_version"}``.
+    ``status`` is ok (all written), partial (some quarantined) or failed (none written)."""
+    store = open_store(store_uri)
+    deider = _deidentifier(store_uri, profile, tuple(options))
+    counts: Counter = Counter()
+    pixels: Counter = Counter()
+    out: dict[str, Any] = {"written": 0, "unchanged": 0, "quarantined": [], "outputs": [],
+                           "series_instance_uid": None, "study_instance_uid": None, "patient_pseudonym": None}
+    reid: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for raw_key in raw_keys:
+        data = store.get_bytes(Zone.RAW, raw_key)
+        r = deider.deidentify(data, raw_key)
+        counts.update(r.counts)
+        if r.status != "written" or r.data is None:
+            out["quarantined"].append({"raw_key": raw_key, "sha256": r.sha256, "reason_code": r.reason_code or "quarantined",
+                                       "reason": r.reason, "findings": [f.as_dict() for f in r.findings]})
+            continue
+        key = f"{r.pseudonym}/{r.study_uid}/{r.series_uid}/{r.sop_uid}.dcm"
+        new_hash = hashlib.sha256(r.data).hexdigest()
+        if key in seen and seen[key] != new_hash:
+            out["quarantined"].append({"raw_key": raw_key, "sha256": r.sha256, "reason_code": "conflict",
+                                       "reason": "another object of the series maps to the same SOPInstanceUID with other content",
+                                       "findings": []})
+            continue
+        seen[key] = new_hash
+        if store.exists(Zone.DEID, key) and hashlib.sha256(store.get_bytes(Zone.DEID, key)).hexdigest() == new_hash:
+            out["unchanged"] += 1
+        else:
+            store.put_bytes(Zone.DEID, key, r.data)
+            out["written"] += 1
+        out["outputs"].append(key)
+        out["series_instance_uid"] = r.series_uid
+        out["study_instance_uid"] = r.study_uid
+        out["patient_pseudonym"] = r.pseudonym
+        for k in ("masked_boxes", "ocr_calls"):
+            pixels[k] += int((r.pixels or {}).get(k, 0) or 0)
+        for pid, info in r.reid.items():
+            slot = reid.setdefault(pid, {"studies": {}})
+            slot.update({k: v for k, v in info.items() if k != "studies"})
+            slot["studies"].update(info.get("studies", {}))
+    if reid and out["series_instance_uid"]:
+        map_key = _vault_blob(store, MAP_KEY_KEY, Fernet.generate_key)
+        store.put_bytes(Zone.VAULT, f"{MAP_PREFIX}{out['series_instance_uid']}.fernet", encrypt_map(reid, map_key))
+    n_ok = out["written"] + out["unchanged"]
+    out["status"] = "ok" if not out["quarantined"] else ("partial" if n_ok else "failed")
+    out["counts"] = dict(counts)
+    out["pixels"] = dict(pixels)
+    out["config_hash"] = config_hash(profile, options)
+    out["stage_version"] = STAGE_VERSION
+    return out
