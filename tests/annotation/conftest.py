@@ -7,8 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +18,6 @@ from annotation.config import Settings
 from tests.annotation import dicomgen
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(scope="session")
@@ -39,30 +36,11 @@ def series_uris(store_root: Path, n: int) -> list[str]:
     return [p.as_uri() for p in sorted((store_root / "deid" / f"series{n}").glob("*.dcm"))]
 
 
-def _pg_exec(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)
-
-
-@pytest.fixture
-def pg_database_url() -> Iterator[str]:
-    """A fresh PostgreSQL database on 127.0.0.1:5432, dropped after the test."""
-    name = f"annotation_test_{uuid.uuid4().hex[:12]}"
-    try:
-        _pg_exec(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # the suite's servers fixture normally guarantees PostgreSQL is up
-        pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is needed for this test: {exc}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'annotation.db'}"
-    return request.getfixturevalue("pg_database_url")
+    return request.getfixturevalue("fresh_postgres_url")  # tests/fixtures/servers.py: dropped at session end
 
 
 def make_client(database_url: str, **overrides) -> TestClient:

@@ -53,7 +53,10 @@ def _seed(base: str, db_url: str, store: Path) -> dict:
         assert r.status_code == 201, r.text
     items = []
     for n in range(3):
-        paths = dicomgen.write_series(store / "deid" / f"b{n}", 3, rows=256, cols=256, seed=10 + n)
+        if n == 1:  # the expert's second case is one multi-frame object: frames scroll like slices
+            paths = [dicomgen.write_multiframe(store / "deid" / "mf" / "0000.dcm", frames=3, rows=256, cols=256, seed=20)]
+        else:
+            paths = dicomgen.write_series(store / "deid" / f"b{n}", 3, rows=256, cols=256, seed=10 + n)
         items.append({"external_id": f"case-{n}", "uris": [p.as_uri() for p in paths], "modality": "CT", "body_part": "CHEST",
                       "context": {"age_bracket": "50-59", "sex": "M", "comorbidities": ["diabetes"],
                                   "report_text": "CT chest: 9 mm nodule in the right upper lobe."}})
@@ -120,9 +123,13 @@ def test_invite_read_submit_review_export(live_server_factory, tmp_path: Path) -
             # --- the external expert opens the link, sets a password, sees the first task
             expert = browser.new_context(viewport={"width": 1400, "height": 900})
             page = expert.new_page()
-            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            # "Failed to load resource" console lines duplicate the response log below
+            page.on("console", lambda m: console_errors.append(m.text)
+                    if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
             page.on("pageerror", lambda e: console_errors.append(str(e)))
-            page.on("response", lambda r: console_errors.append(f"HTTP {r.status} {r.request.method} {r.url}") if r.status >= 400 else None)
+            page.on("response", lambda r: console_errors.append(
+                f"HTTP {r.status} {r.request.method} {r.url} at {page.url} cookie={'cookie' in r.request.all_headers()}")
+                if r.status >= 400 and not (r.status == 401 and r.url.endswith("/api/auth/me")) else None)
             page.goto(invite_url)
             page.get_by_test_id("invite-username").fill("dr-external")
             page.get_by_test_id("invite-password").fill(PASSWORD)
@@ -156,6 +163,12 @@ def test_invite_read_submit_review_export(live_server_factory, tmp_path: Path) -
             z1 = float(zoom.get_attribute("data-zoom"))
             assert z1 != z0
             page.get_by_test_id("reset").click()
+            expect(page.get_by_test_id("zoom")).to_have_attribute("data-zoom", "1")
+            page.get_by_test_id("zoom-1to1").click()  # one image pixel per screen pixel
+            z11 = float(zoom.get_attribute("data-zoom"))
+            assert abs(z11 - 256 / vp["height"]) < 0.03, (z11, vp)
+            page.keyboard.press("r")  # shortcut: reset
+            expect(page.get_by_test_id("zoom")).to_have_attribute("data-zoom", "1")
             page.get_by_test_id("slice-next").click()
             expect(page.get_by_test_id("slice")).to_have_attribute("data-index", "1")
             page.get_by_test_id("slice-prev").click()
@@ -169,6 +182,12 @@ def test_invite_read_submit_review_export(live_server_factory, tmp_path: Path) -
             page.get_by_test_id("roi-lesion_outline").click()
             _drag(page, vp, (cx + 20, cy + 20), [(cx + 90, cy + 25), (cx + 95, cy + 80), (cx + 40, cy + 95), (cx + 18, cy + 40), (cx + 21, cy + 21)])
             expect(page.get_by_test_id("roi-item")).to_have_count(2, timeout=10000)
+            # a third box, then deleted again
+            page.get_by_test_id("roi-lesion_box").click()
+            _drag(page, vp, (cx + 120, cy - 150), [(cx + 170, cy - 110)])
+            expect(page.get_by_test_id("roi-item")).to_have_count(3)
+            page.get_by_test_id("roi-item").filter(has_text="Lesion box").nth(1).get_by_role("button").click()
+            expect(page.get_by_test_id("roi-item")).to_have_count(2)
             # two labels with confidence
             page.get_by_test_id("label-nodule-yes").click()
             page.get_by_test_id("label-nodule-conf-80").click()
@@ -179,6 +198,9 @@ def test_invite_read_submit_review_export(live_server_factory, tmp_path: Path) -
             expect(page.get_by_test_id("task-id")).not_to_have_text(first_task, timeout=30000)
             page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)
             assert page.get_by_test_id("roi-list").locator("li").count() == 0
+            expect(page.get_by_test_id("slice")).to_have_text("image 1/3")  # 3 frames of one object
+            page.get_by_test_id("slice-next").click()
+            expect(page.get_by_test_id("slice")).to_have_attribute("data-index", "1")
             page.screenshot(path=ARTIFACTS / "05-next-task.png")
 
             # --- a reviewer opens the discrepancy view
@@ -212,4 +234,5 @@ def test_invite_read_submit_review_export(live_server_factory, tmp_path: Path) -
     box = next(r for r in mine if r["label"] == "lesion_box")
     assert 0 <= float(box["x_min"]) < float(box["x_max"]) <= 256 and 0 <= float(box["y_min"]) < float(box["y_max"]) <= 256
     assert float(box["time_total_s"]) > 0 and box["loaded_at"]
+    # a 401 from /api/auth/me is the app's "am I logged in?" probe, not an error
     assert not [e for e in console_errors if "favicon" not in e], console_errors

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
-from sqlalchemy import select
 
 from annotation.models import Membership, Task, TaskStatus, utcnow
 from tests.annotation.conftest import make_client, series_uris

@@ -116,7 +116,7 @@ class Reading {
     const toolBtn = (name, tool, key) => h('button', { testid: `tool-${name}`, 'data-tool': tool, onclick: () => this.setTool(tool), title: key }, `${name} (${key})`);
     const toolbar = h('div', { class: 'toolbar', testid: 'toolbar' },
       toolBtn('W/L', WindowLevelTool.toolName, 'W'), toolBtn('Zoom', ZoomTool.toolName, 'Z'), toolBtn('Pan', PanTool.toolName, 'P'),
-      h('button', { testid: 'zoom-1to1', onclick: () => this.fullResolution(), title: '1' }, '1:1 (1)'),
+      h('button', { testid: 'zoom-1to1', onclick: () => this.fullResolution(), title: 'O' }, '1:1 (O)'),
       h('button', { testid: 'invert', onclick: () => this.invert(), title: 'I' }, 'Invert (I)'),
       h('button', { testid: 'reset', onclick: () => this.reset(), title: 'R' }, 'Reset (R)'),
       h('select', { testid: 'preset', onchange: (e) => this.preset(e.target.value) },
@@ -147,7 +147,7 @@ class Reading {
         h('button', { testid: 'skip', onclick: () => this.skip() }, 'Skip (Ctrl+S)')),
       context,
       h('details', {}, h('summary', {}, 'Keyboard'), h('p', { class: 'muted' },
-        'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, 1 full resolution, I invert, R reset, B/F first box/freehand label, Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.')));
+        'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, O full resolution (1:1), I invert, R reset, B/F first box/freehand label, Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.')));
     mount(h('div', { class: 'reader' }, h('div', { class: 'stage' }, toolbar, h('div', { class: 'viewport-wrap' }, this.element, this.overlay)), side));
 
     this.engine = new RenderingEngine(RE_ID);
@@ -433,7 +433,7 @@ class Reading {
     const roiLabels = this.schema.labels.filter((l) => l.kind !== 'boolean');
     const actions = {
       w: () => this.setTool(WindowLevelTool.toolName), z: () => this.setTool(ZoomTool.toolName), p: () => this.setTool(PanTool.toolName),
-      i: () => this.invert(), r: () => this.reset(), 1: () => this.fullResolution(),
+      i: () => this.invert(), r: () => this.reset(), o: () => this.fullResolution(),
       b: () => roiLabels.find((l) => l.kind === 'box') && this.startRoi(roiLabels.find((l) => l.kind === 'box')),
       f: () => roiLabels.find((l) => l.kind === 'freehand') && this.startRoi(roiLabels.find((l) => l.kind === 'freehand')),
       arrowup: () => this.scroll(-1), arrowdown: () => this.scroll(1),
@@ -441,7 +441,7 @@ class Reading {
       y: () => this.currentLabelBool() && this.setLabel(this.currentLabel, { value: true }),
       n: () => this.currentLabelBool() && this.setLabel(this.currentLabel, { value: false }),
     };
-    if (/^[0-5]$/.test(k) && k !== '1' && this.currentLabelBool()) {
+    if (/^[0-5]$/.test(k) && this.currentLabelBool()) {
       this.setLabel(this.currentLabel, { confidence: CONFIDENCES[Number(k)] });
       return;
     }
