@@ -102,6 +102,8 @@ class Deidentifier:
         ctx = HeaderContext(self.plan, self.pseudo, pkey, shift, self.safe_private, phi)
         ctx.seconds_shift = self.pseudo.time_shift_seconds(pkey) if self.shifting else 0
         ctx.terms = phi.terms()
+        enc = ds.original_encoding
+        ctx.enc = (bool(enc[0]), bool(enc[1]) if enc[1] is not None else True)
         apply_plan(ds, ctx)
         self._mark(ds)
         res = FileResult("written", sha, counts=ctx.counts)
@@ -131,9 +133,7 @@ class Deidentifier:
         ds.file_meta = new_meta
         ds.preamble = b"\x00" * 128
 
-        buf = io.BytesIO()
-        ds.save_as(buf, enforce_file_format=True)
-        out = buf.getvalue()
+        out = _serialize(ds)
 
         # verification
         findings = scan_bytes(out, phi, ctx.terms)
@@ -231,6 +231,35 @@ class Deidentifier:
                           generate_instance_uid=False)
         if lossy:
             ds.LossyImageCompression = "01"
+
+
+def _serialize(ds: Dataset) -> bytes:
+    """Part 10 bytes: preamble, file meta, then the dataset in its transfer syntax's encoding.
+    Raw (untouched or raw-rewritten) elements are copied as bytes; dcmwrite's checks are done
+    here once instead of per call."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import UID
+
+    ts = UID(ds.file_meta.TransferSyntaxUID)
+    fp = DicomBytesIO()
+    fp.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(fp, ds.file_meta, enforce_standard=True)
+    fp.is_implicit_VR = ts.is_implicit_VR
+    fp.is_little_endian = ts.is_little_endian
+    enc = ds.original_encoding
+    if (enc[0], enc[1]) != (ts.is_implicit_VR, ts.is_little_endian) and enc[0] is not None:
+        # encoding changes (deflated input written uncompressed): let pydicom convert elements
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        return buf.getvalue()
+    if ts.is_little_endian:
+        from deid.writer import write_le
+
+        write_le(fp, ds, ts.is_implicit_VR, ds._character_set)
+    else:
+        write_dataset(fp, ds)
+    return fp.getvalue()
 
 
 def _truncated_element(ds: Dataset) -> str:

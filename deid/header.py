@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 
 from deid.dates import shift_da, shift_dt
 from deid.phi import PhiValues, is_identifier_keyword
@@ -47,6 +48,39 @@ def _vr_of(elem: Any) -> str:
         except KeyError:
             vr = "UN"
     return vr.split(" or ")[0] if " or " in vr else vr
+
+
+def _texts(ds: Dataset, tag: int) -> list[str]:
+    """An element's values as text. Raw elements are decoded as latin-1 without pydicom's value
+    conversion (the costly part of a pass); latin-1 round-trips every byte, so a cleaned value
+    written back keeps any other character set intact."""
+    elem = ds.get_item(tag)
+    if elem is None:
+        return []
+    if elem.is_raw:
+        v = elem.value
+        if not v:
+            return []
+        return [x.strip(" \x00") for x in v.decode("latin-1").split("\\")]
+    v = elem.value
+    if v is None or v == "":
+        return []
+    if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
+        return [str(x) for x in v]
+    return [str(v)]
+
+
+def _put(ds: Dataset, tag: int, vr: str, values: list[str], enc: tuple) -> None:
+    """Store text values as a raw element in the dataset's own encoding (written as is)."""
+    text = "\\".join(values)
+    try:
+        b = text.encode("latin-1")
+    except UnicodeEncodeError:
+        ds[tag] = DataElement(tag, vr, values[0] if len(values) == 1 else values)
+        return
+    if len(b) % 2:
+        b += b"\x00" if vr == "UI" else b" "
+    ds._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(b), b, 0, enc[0], enc[1])
 
 
 def _unlisted_action(tag: int, vr: str, shifting: bool) -> str:
@@ -94,6 +128,7 @@ class HeaderContext:
     counts: Counter = field(default_factory=Counter)
     terms: list = field(default_factory=list)
     seconds_shift: int = 0
+    enc: tuple = (False, True)  # (implicit VR, little endian) of the source
 
 
 def collect_phi(ds: Dataset, plan: Plan, phi: PhiValues, shifting: bool) -> None:
@@ -116,11 +151,11 @@ def collect_phi(ds: Dataset, plan: Plan, phi: PhiValues, shifting: bool) -> None
         if action is None and vr not in ("PN", "DA", "DT", "UI", "TM"):
             continue
         if vr in ("PN", "DA", "DT", "UI", "TM"):
-            phi.add(_keyword(tag), vr, ds[tag].value)
+            phi.add(_keyword(tag), vr, _texts(ds, tag))
         else:
             kw = _keyword(tag)
             if action != "C" and is_identifier_keyword(kw):
-                phi.add(kw, vr, ds[tag].value)
+                phi.add(kw, vr, _texts(ds, tag))
 
 
 def apply_plan(ds: Dataset, ctx: HeaderContext) -> None:
@@ -168,20 +203,20 @@ def apply_plan(ds: Dataset, ctx: HeaderContext) -> None:
             del ds[tag]
             counts["X"] += 1
         elif action == "Z":
-            _set_empty(ds, tag, vr)
+            _set_empty(ds, tag, vr, ctx.enc)
             counts["Z"] += 1
         elif action == "U" or action == "u":
             if vr == "UI":
-                value = ds[tag].value
-                if value:
-                    ds[tag].value = _remap_uids(value, ctx.pseudo, standard_kept=(action == "u"))
+                values = _texts(ds, tag)
+                if values:
+                    _put(ds, tag, vr, _remap_uids(values, ctx.pseudo, standard_kept=(action == "u")), ctx.enc)
                 counts["U"] += 1
             elif vr == "SQ":
                 for item in ds[tag].value or ():
                     apply_plan(item, ctx)
                 counts["K"] += 1
             else:
-                _set_empty(ds, tag, vr)
+                _set_empty(ds, tag, vr, ctx.enc)
                 counts["Z"] += 1
         elif action == "D":
             _dummy(ds, tag, vr, ctx)
@@ -200,13 +235,11 @@ def apply_plan(ds: Dataset, ctx: HeaderContext) -> None:
             counts["private_removed"] += 1
 
 
-def _set_empty(ds: Dataset, tag: int, vr: str) -> None:
+def _set_empty(ds: Dataset, tag: int, vr: str, enc: tuple = (False, True)) -> None:
     if vr == "SQ":
         ds[tag] = DataElement(tag, "SQ", Sequence())
-    elif vr in TEXT_VRS or vr in ("DA", "DT", "TM", "UI", "IS", "DS"):
-        ds[tag] = DataElement(tag, vr, "")
     else:
-        ds[tag] = DataElement(tag, vr, None)
+        ds._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, 0, b"", 0, enc[0], enc[1])
 
 
 def _remap_uids(value: Any, pseudo: Pseudonymizer, standard_kept: bool) -> Any:
@@ -223,31 +256,30 @@ def _remap_uids(value: Any, pseudo: Pseudonymizer, standard_kept: bool) -> Any:
 
 def _dummy(ds: Dataset, tag: int, vr: str, ctx: HeaderContext) -> None:
     if vr == "UI":
-        v = ds[tag].value
-        ds[tag].value = _remap_uids(v, ctx.pseudo, False) if v else ""
+        _put(ds, tag, vr, _remap_uids(_texts(ds, tag), ctx.pseudo, False), ctx.enc)
     elif vr == "SQ":
         ds[tag] = DataElement(tag, "SQ", Sequence())
     elif vr in ("DA", "DT") and ctx.shift_days is not None:
         _clean(ds, tag, vr, ctx, patterns=True)
     elif vr in _DUMMY:
-        ds[tag] = DataElement(tag, vr, _DUMMY[vr])
+        _put(ds, tag, vr, [_DUMMY[vr]], ctx.enc)
     else:
-        _set_empty(ds, tag, vr)
+        _set_empty(ds, tag, vr, ctx.enc)
 
 
 def _pseudonymise(ds: Dataset, tag: int, vr: str, ctx: HeaderContext) -> None:
     kw = _keyword(tag)
     if kw == "PatientName":
-        ds[tag] = DataElement(tag, "PN", ctx.pseudo.patient_name(ctx.patient_key))
+        _put(ds, tag, "PN", [ctx.pseudo.patient_name(ctx.patient_key)], ctx.enc)
     elif kw == "PatientID":
-        ds[tag] = DataElement(tag, vr, ctx.pseudo.patient_id(ctx.patient_key))
+        _put(ds, tag, vr, [ctx.pseudo.patient_id(ctx.patient_key)], ctx.enc)
     elif vr == "UI":
         _dummy(ds, tag, vr, ctx)
     elif vr in ("LO", "SH", "CS", "AE", "LT", "ST", "UT", "UC", "PN"):
-        v = str(ds[tag].value or "")
-        ds[tag] = DataElement(tag, vr, ctx.pseudo.token(kw or str(tag), v) if v else "")
+        v = "\\".join(_texts(ds, tag))
+        _put(ds, tag, vr, [ctx.pseudo.token(kw or str(tag), v)] if v else [], ctx.enc)
     else:
-        _set_empty(ds, tag, vr)
+        _set_empty(ds, tag, vr, ctx.enc)
 
 
 def _clean(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool) -> None:
@@ -259,54 +291,52 @@ def _clean(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool) -
         return
     if vr in ("DA", "DT"):
         if ctx.shift_days is None:
-            _set_empty(ds, tag, vr)
+            _set_empty(ds, tag, vr, ctx.enc)
             counts["Z"] += 1
             return
-        elem = ds[tag]
-        values = elem.value if not isinstance(elem.value, str) else [elem.value]
         out = []
-        for v in values or ():
-            s = shift_da(str(v), ctx.shift_days) if vr == "DA" else shift_dt(str(v), ctx.shift_days, ctx.seconds_shift)
+        for v in _texts(ds, tag):
+            s = shift_da(v, ctx.shift_days) if vr == "DA" else shift_dt(v, ctx.shift_days, ctx.seconds_shift)
             if s is None:
                 out = None
                 break
             out.append(s)
         if out is None:
-            _set_empty(ds, tag, vr)
+            _set_empty(ds, tag, vr, ctx.enc)
             counts["Z"] += 1
         else:
-            ds[tag] = DataElement(tag, vr, out[0] if len(out) == 1 else (out or ""))
+            _put(ds, tag, vr, out, ctx.enc)
             counts["shifted"] += 1
         return
     if vr == "TM":
         # Times of day are emptied: a shifted time would collide with other real times of the
         # same patient (series are acquired second by second), and intervals inside a series are
         # kept by TriggerTime and by the shifted DT attributes.
-        _set_empty(ds, tag, vr)
+        _set_empty(ds, tag, vr, ctx.enc)
         counts["Z"] += 1
         return
     if vr == "PN":
-        _set_empty(ds, tag, vr)
+        _set_empty(ds, tag, vr, ctx.enc)
         counts["Z"] += 1
         return
     if vr in ("LO", "SH", "ST", "LT", "UT", "UC", "CS"):
-        elem = ds[tag]
-        value = elem.value
-        if not value:
+        values = _texts(ds, tag)
+        if not values:
             counts["K"] += 1
             return
-        values = [value] if isinstance(value, str) else list(value)
+        if vr in FREE_TEXT_VRS:
+            values = ["\\".join(values)]  # backslash is text in ST/LT/UT, not a separator
         changed = 0
         cleaned = []
         for v in values:
             if patterns:
-                s, k = scrub_text(str(v), ctx.phi, ctx.terms)
+                s, k = scrub_text(v, ctx.phi, ctx.terms)
             else:
-                s, k = _scrub_known(str(v), ctx)
+                s, k = _scrub_known(v, ctx)
             cleaned.append(s)
             changed += k
         if changed:
-            elem.value = cleaned[0] if len(cleaned) == 1 else cleaned
+            _put(ds, tag, vr, cleaned, ctx.enc)
             counts["C_scrubbed"] += 1
         counts["C"] += 1
         return

@@ -84,11 +84,11 @@ def to_gray_u8(frame: np.ndarray) -> np.ndarray:
         frame = frame.max(axis=2)
     if frame.dtype == np.uint8:
         return frame
-    f = frame.astype(np.float32)
-    lo, hi = float(f.min()), float(f.max())
-    if hi <= lo:
-        return np.zeros(f.shape, np.uint8)
-    return ((f - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    if frame.dtype not in (np.uint16, np.int16, np.float32, np.float64, np.int32, np.uint32):
+        frame = frame.astype(np.float32)
+    if frame.dtype in (np.int32, np.uint32):
+        frame = frame.astype(np.float32)
+    return cv2.normalize(frame, None, 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
 
 
 _TOPHAT_K = cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15))

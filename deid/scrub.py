@@ -27,6 +27,8 @@ def scrub_text(value: str, phi: PhiValues, terms: list[tuple[str, str, bool]] | 
     out = value
     low = out.lower()
     for term, _kw, whole in terms if terms is not None else phi.terms():
+        if term not in low:
+            continue
         i = find_term(low, term, whole)
         while i != -1:
             out = out[:i] + out[i + len(term):]

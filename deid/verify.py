@@ -47,7 +47,7 @@ def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None) -> list[F
     p0, p1 = pixel_value_span(low)
     out = []
     for term, kw, whole in terms if terms is not None else phi.terms():
-        t = term.encode("utf-8", "ignore")
+        t = term.encode("latin-1", "ignore")
         if not t:
             continue
         i = find_term(low, t, whole, 0, p0)
