@@ -33,13 +33,13 @@ def format_confusion(pairs: Sequence[tuple[str, str]], title: str = "series kind
     conf = confusion(pairs)
     order = [k for k in ALL_KINDS if k in conf or any(k in c for c in conf.values())]
     order += sorted({p for c in conf.values() for p in c} - set(order))
-    w = max(5, max((len(k) for k in order), default=5))
+    w = 6  # column width: kinds abbreviated to 6 characters in the header row
     lines = [f"{title}: {sum(t == p for t, p in pairs)}/{len(pairs)} correct ({100 * accuracy(pairs):.1f}%)",
-             " " * (w + 2) + " ".join(f"{k[:w]:>{w}}" for k in order)]
+             "truth/pred".ljust(13) + " ".join(f"{k[:w]:>{w}}" for k in order)]
     for t in order:
         if t not in conf:
             continue
-        lines.append(f"{t:<{w}}  " + " ".join(f"{conf[t].get(p, 0) or '.':>{w}}" for p in order))
+        lines.append(f"{t:<13}" + " ".join(f"{conf[t].get(p, 0) or '.':>{w}}" for p in order))
     return "\n".join(lines)
 
 

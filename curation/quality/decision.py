@@ -43,8 +43,15 @@ def load_config(overrides: Mapping[str, Any] | None = None, path: str | os.PathL
 def _load_model(path: str | None):
     from qc_models.quality_classifier import WEIGHTS, QualityModel
 
+    from curation.quality.features import FEATURE_NAMES
+
     p = Path(path) if path else WEIGHTS
-    return QualityModel(p) if p.exists() else None
+    if not p.exists():
+        return None
+    model = QualityModel(p)
+    if model.feature_names != list(FEATURE_NAMES):
+        raise ValueError(f"{p}: quality weights were trained on other features; retrain with `curate train quality`")
+    return model
 
 
 def default_model(path: str | None = None):
@@ -52,10 +59,12 @@ def default_model(path: str | None = None):
     return _load_model(path or os.environ.get("CURATE_QUALITY_MODEL"))
 
 
-def worst_metric(metrics: Mapping[str, float], kind: str, reference: Mapping[str, Mapping[str, Mapping[str, float]]]
-                 ) -> tuple[str, float, str] | None:
-    """(metric, robust z on its bad side, text) of the metric furthest from the clean reference."""
-    ref = reference.get(kind)
+def worst_metric(metrics: Mapping[str, float], kind: str, reference: Mapping[str, Mapping[str, Mapping[str, float]]],
+                 contrast: bool = False) -> tuple[str, float, str] | None:
+    """(metric, robust z on its bad side, text) of the metric furthest from the clean reference of
+    the same kind (contrast-enhanced series against contrast-enhanced references when there are)."""
+    key = f"{kind}+C" if contrast and f"{kind}+C" in reference else kind
+    ref = reference.get(key)
     if not ref:
         return None
     best: tuple[str, float, str] | None = None
@@ -69,7 +78,7 @@ def worst_metric(metrics: Mapping[str, float], kind: str, reference: Mapping[str
         z = (stats["median"] - t) / spread if sign > 0 else (t - stats["median"]) / spread
         if best is None or z > best[1]:
             side = "below" if sign > 0 else "above"
-            best = (name, z, f"{name} {value:.4g} is {z:.1f} robust SD {side} clean {kind} "
+            best = (name, z, f"{name} {value:.4g} is {z:.1f} robust SD {side} clean {key} "
                               f"(median {stats['median_raw']:.4g})")
     return best
 
@@ -104,9 +113,11 @@ def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | 
         out["p_degraded"] = round(p, 4)
         out["model"] = model.meta.get("name", "quality_classifier")
         decision = "approve" if p < d["approve_below"] else ("exclude" if p >= d["exclude_above"] else "review")
-        w = worst_metric(metrics, kind, model.reference)
+        w = worst_metric(metrics, kind, model.reference, contrast)
         if w is not None:
             out["worst_metric"], out["z"] = w[0], round(w[1], 2)
+            if decision == "approve" and w[1] >= d.get("review_z", math.inf):
+                decision = "review"  # the model is sure, but one metric is far outside clean: a person looks
         reasons.append(f"p(degraded) {p:.2f}")
         if w is not None and (decision != "approve" or w[1] >= d.get("reason_min_z", 2.0)):
             reasons.append(w[2])

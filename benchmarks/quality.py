@@ -1,0 +1,155 @@
+"""Benchmark: classification + all quality metrics (+ decision) for one 256x256x64 MR volume.
+
+    .venv/bin/python benchmarks/quality.py [--repeats 7] [--threads N] [--json]
+
+A T2-weighted head phantom (curation.synth physics, baseline Rician noise) is written as a 64-file
+DICOM series; then, per repeat:
+  classify  classify_series(folder): 64 headers read without pixels, rules + header model
+  load      the volume through curation.volume (pydicom decode + geometry), reported apart
+  metrics   compute_metrics on the in-memory volume: masks, tissue classes, MRIQC IQMs, artifacts
+  decide    quality model + thresholds
+The goal (issue 4) is classify + metrics (+ decide) <= 0.5 s on 2 cores. Medians are reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def write_series(folder: Path, volume: np.ndarray, spacing: tuple[float, float, float]) -> None:
+    """A plain MR Image Storage series (Siemens-style T2 TSE headers) from a (z, y, x) uint16 volume."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    series_uid, study_uid, for_uid = generate_uid(), generate_uid(), generate_uid()
+    nz, ny, nx = volume.shape
+    for k in range(nz):
+        ds = Dataset()
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+        ds.SOPInstanceUID = generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, for_uid
+        ds.Modality, ds.Manufacturer, ds.BodyPartExamined = "MR", "SIEMENS", "HEAD"
+        ds.SeriesDescription = ds.ProtocolName = "t2_tse_tra"
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"]
+        ds.ScanningSequence, ds.SequenceVariant, ds.MRAcquisitionType = "SE", ["SK", "SP", "OSP"], "2D"
+        ds.RepetitionTime, ds.EchoTime, ds.FlipAngle, ds.EchoTrainLength = "5000", "100", "150", "15"
+        ds.MagneticFieldStrength = "3"
+        ds.InstanceNumber = k + 1
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [-(nx - 1) * spacing[2] / 2, -(ny - 1) * spacing[1] / 2,
+                                   (k - (nz - 1) / 2) * spacing[0]]
+        ds.PixelSpacing = [spacing[1], spacing[2]]
+        ds.SliceThickness = spacing[0]
+        ds.Rows, ds.Columns = ny, nx
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.PixelData = volume[k].astype("<u2").tobytes()
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta = meta
+        pydicom.dcmwrite(folder / f"IM{k + 1:04d}.dcm", ds, enforce_file_format=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=None, help="limit OpenCV/torch threads (default: all)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    if args.threads:
+        import cv2
+        import torch
+
+        cv2.setNumThreads(args.threads)
+        torch.set_num_threads(args.threads)
+
+    from curation.classify import classify_series
+    from curation.quality import compute_metrics, decide, load_config
+    from curation.quality.anatomical import mriqc_functions
+    from curation.quality.series import _volumes
+    from curation.synth import degrade as dg
+    from curation.synth.mr import signal_of
+    from curation.synth.mr_protocols import PROTOCOLS
+    from curation.synth.phantom import head_labels
+
+    spacing = (2.5, 0.9375, 0.9375)  # 160 mm x 240 mm x 240 mm
+    labels = head_labels((64, 256, 256), spacing)
+    clean = signal_of(PROTOCOLS["siemens"]["T2W"], labels)
+    vol = dg.rician_noise(clean, dg.BASELINE_NOISE_SIGMA * np.percentile(clean, 99), np.random.default_rng(0))
+    stored = np.clip(np.rint(vol * 2000 / clean.max()), 0, 4095).astype(np.uint16)
+    mriqc_functions()  # one-off import cost (about a second), not per volume
+    cfg = load_config()
+    times: dict[str, list[float]] = {"classify": [], "load": [], "metrics": [], "decide": []}
+    cpu: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_series(folder, stored, spacing)
+        files = sorted(folder.iterdir())
+        result = None
+        for i in range(args.repeats + 1):  # the first round warms caches and lazy imports
+            t0 = time.perf_counter()
+            c0 = time.process_time()
+            c = classify_series(folder)
+            t1 = time.perf_counter()
+            c1 = time.process_time()
+            arrays, sp, _ = _volumes(files)
+            t2 = time.perf_counter()
+            c2 = time.process_time()
+            ms = compute_metrics(arrays[0], sp, c["kind"], body_part=c["body_part"], config=cfg)
+            t3 = time.perf_counter()
+            d = decide(ms.values, c["kind"], cfg, contrast=c["contrast"])
+            t4 = time.perf_counter()
+            c4 = time.process_time()
+            if i:
+                for k, v in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    times[k].append(v)
+                cpu.append((c1 - c0) + (c4 - c2))
+            result = (c, ms, d)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    total = med["classify"] + med["metrics"] + med["decide"]
+    c, ms, d = result
+    out = {
+        "volume": "256x256x64 MR (T2W head phantom), 64 DICOM files",
+        "repeats": args.repeats,
+        "median_s": {k: round(v, 4) for k, v in med.items()},
+        "classify_plus_metrics_plus_decide_s": round(total, 4),
+        "with_load_s": round(total + med["load"], 4),
+        "cpu_s_classify_metrics_decide": round(statistics.median(cpu), 4),
+        "goal_s": 0.5,
+        "kind": c["kind"],
+        "decision": d["decision"],
+        "metrics": {k: round(ms.values[k], 4) for k in ("snr", "snr_dietrich", "cnr", "cjv", "efc", "fber", "wm2max", "qi1")},
+        "cpu_count": os.cpu_count(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{out['volume']}, median of {args.repeats} (load average {out['loadavg']}):")
+        for k, v in med.items():
+            print(f"  {k:9s} {v * 1000:7.1f} ms")
+        print(f"  classify + metrics + decide: {total * 1000:.1f} ms (goal 500 ms); with loading: "
+              f"{(total + med['load']) * 1000:.1f} ms")
+        print(f"  CPU time of classify + metrics + decide: {out['cpu_s_classify_metrics_decide'] * 1000:.1f} ms "
+              "(all threads of this process; close to the wall time of an unshared machine)")
+        print(f"  kind {c['kind']}, decision {d['decision']}, metrics {out['metrics']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
