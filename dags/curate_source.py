@@ -1,5 +1,5 @@
-"""curate_source: a curator starts it on a source; it ingests, then (as later stages land)
-de-identifies, classifies, scores and registers every series, and emits the `curated_series` asset."""
+"""curate_source: a curator starts it on a source; it ingests, then for every series de-identifies,
+classifies and scores quality, summarises, and emits the `curated_series` asset."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,6 +7,7 @@ from datetime import timedelta
 from airflow.sdk import DAG, Asset, Param
 
 from operators.ingest import IngestOperator
+from operators.series import ClassifyOperator, CurationSummaryOperator, DeidOperator, QualityOperator
 
 CURATED_SERIES = Asset("curated_series")
 
@@ -51,5 +52,9 @@ with DAG(
         source="{{ params.source }}",
         site="{{ params.site }}",
         exclude="{{ params.exclude }}",
-        outlets=[CURATED_SERIES],
     )
+    deid = DeidOperator.partial(task_id="deid", profile="{{ params.deid_profile }}",
+                                max_active_tis_per_dagrun=2).expand(series_id=ingest.output)
+    classify = ClassifyOperator.partial(task_id="classify").expand(ref=deid.output)
+    quality = QualityOperator.partial(task_id="quality", max_active_tis_per_dagrun=2).expand(ref=classify.output)
+    summary = CurationSummaryOperator(task_id="summary", results=quality.output, outlets=[CURATED_SERIES])

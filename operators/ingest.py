@@ -12,8 +12,8 @@ from operators.hooks.curation import CurationHook
 class IngestOperator(BaseOperator):
     """Ingest `source` (folder, archive, s3:// prefix, DICOMweb URL) for `site`.
 
-    Returns the run's counts (XCom: no paths, no UIDs, no PHI) and pushes the catalog ids of the
-    series it saw under the XCom key `series_ids`, for per-series mapping of later stages.
+    Returns the catalog ids of the series it saw (what later stages map over) and pushes the run's
+    counts under the XCom key `summary` (no paths, no UIDs, no PHI).
     """
 
     template_fields: Sequence[str] = ("source", "site", "exclude")
@@ -29,7 +29,7 @@ class IngestOperator(BaseOperator):
         self.workers = workers
         self.curate_conn_id = curate_conn_id
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> list[int]:
         from curation.ingest import SourceError, ingest
 
         hook = CurationHook(self.curate_conn_id)
@@ -48,8 +48,8 @@ class IngestOperator(BaseOperator):
             # File paths of hospital exports can carry names: log the content hash, not the path.
             self.log.warning("quarantined file sha256:%s: [%s] %s", (q["sha256"] or "unreadable")[:16],
                              q["reason_code"], q["reason"])
-        context["ti"].xcom_push(key="series_ids", value=summary.series_ids)
-        return result
+        context["ti"].xcom_push(key="summary", value=result)
+        return summary.series_ids
 
     def _progress(self, done: int, total: int) -> None:
         if done == total or done % 2000 == 0:
