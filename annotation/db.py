@@ -21,7 +21,9 @@ def make_engine(url: str, *, writer: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Pools as large as the request thread pool (40), so no request waits for a connection
+        # while holding another (a next-task answer reads on a second connection after committing).
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=45, max_overflow=20)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial

@@ -28,7 +28,9 @@ def get_db(request: Request) -> Iterator[Session]:
     yield from session_scope(factory)
 
 
-DB = Annotated[Session, Depends(get_db)]
+# scope="function": commit before the response is sent, so a client never acts on a change that is
+# not yet committed (or that failed to commit).
+DB = Annotated[Session, Depends(get_db, scope="function")]
 # Database ids fit a 32-bit signed integer on both backends; larger ones are a 422, never a 500.
 MAX_ID = 2_147_483_647
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]

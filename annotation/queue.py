@@ -7,6 +7,8 @@ conditional UPDATE, so two readers never get the same slot on either database.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -122,8 +124,25 @@ def _claim(db: Session, task_id: int, user: User, lease_minutes: int) -> bool:
     return res.rowcount == 1
 
 
+_RELEASE_EVERY_S = 30.0
+_last_release: dict[int, float] = {}
+_release_lock = threading.Lock()
+
+
 def release_expired(db: Session, project_ids: list[int]) -> None:
-    """Leases that ran out go back to the queue (the reader left without submitting)."""
+    """Leases that ran out go back to the queue (the reader left without submitting).
+
+    Leases last hours, so a sweep per project every 30 s is enough; it keeps the UPDATE off the
+    hot path of next-task.
+    """
+    now = time.monotonic()
+    with _release_lock:
+        due = [p for p in project_ids if now - _last_release.get(p, -1e9) >= _RELEASE_EVERY_S]
+        for p in due:
+            _last_release[p] = now
+    if not due:
+        return
+    project_ids = due
     db.execute(
         update(Task)
         .where(Task.project_id.in_(project_ids), Task.status == TaskStatus.ASSIGNED.value,
@@ -181,6 +200,7 @@ def _take_verification(db: Session, user: User, reader: Reader, lease_minutes: i
                Task.status == TaskStatus.OPEN.value, Task.min_rank < reader.rank, Task.item_id.not_in(mine))
         .order_by(Task.id)
         .limit(25)
+        .with_for_update(skip_locked=True, of=Task)  # PostgreSQL: readers do not queue on one row
     ).all()
     for task in candidates:
         if user.id in (task.excluded_users or []):
@@ -202,7 +222,8 @@ def _take_reading(db: Session, user: User, reader: Reader, lease_minutes: int) -
                Task.status == TaskStatus.OPEN.value, Task.item_id.not_in(seen),
                _competence_clause(reader.competences))
         .order_by(Item.priority.desc(), Item.id, Task.id)
-        .limit(20)
+        .limit(5)
+        .with_for_update(skip_locked=True, of=Task)  # PostgreSQL: concurrent readers take different slots
     ).scalars().all()
     taken: set[int] = set()
     for task_id in candidates:

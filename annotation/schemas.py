@@ -364,6 +364,15 @@ class TaskBrief(BaseModel):
     submitted_at: datetime | None
 
 
+class TaskState(BaseModel):
+    """Short answer of loaded/submit/skip (the viewer moves on; it needs no full task)."""
+
+    id: int
+    status: str
+    loaded_at: datetime | None
+    submitted_at: datetime | None
+
+
 class NextTaskOut(BaseModel):
     task: TaskOut | None
     remaining: int

@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--annotators", type=int, default=50)
     ap.add_argument("--duration", type=float, default=120.0, help="seconds of load (the run stops by itself)")
-    ap.add_argument("--think-min", type=float, default=0.5, help="seconds a simulated reader looks before submitting")
-    ap.add_argument("--think-max", type=float, default=1.5)
+    ap.add_argument("--think-min", type=float, default=2.0, help="seconds a simulated reader looks before submitting")
+    ap.add_argument("--think-max", type=float, default=6.0)
     ap.add_argument("--images", type=int, default=300, help="distinct 512x512 16-bit images")
     ap.add_argument("--items", type=int, default=2500)
     ap.add_argument("--readers-per-item", type=int, default=3)
@@ -219,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
         log = (tmpd / "service.log").read_text()
         result["service_tracebacks"] = log.count("Traceback")
+        if result["service_tracebacks"]:
+            errs = sorted({line[:300] for line in log.splitlines()
+                           if line and not line.startswith((" ", "INFO", "Traceback", "20", "(Background"))})
+            print("service errors:\n" + "\n".join(errs[:20]), file=sys.stderr)
     result["config"] = {k: v for k, v in vars(args).items() if k != "json"} | {"db": "sqlite" if not args.db else args.db.split(":")[0]}
     result["load_average"] = os.getloadavg()
     text = json.dumps(result, indent=2)

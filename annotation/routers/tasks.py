@@ -9,14 +9,14 @@ from annotation.completion import notify_completed
 from annotation.deps import CurrentUser, DB, IdPath, SettingsDep, project_roles, require
 from annotation.models import Project, Task, TaskStatus, User, utcnow
 from annotation.permissions import MATRIX, Action
-from annotation.schemas import MyProgress, NextTaskOut, SkipIn, SubmitIn, TaskBrief, TaskOut, TasksOut
+from annotation.schemas import MyProgress, NextTaskOut, SkipIn, SubmitIn, TaskBrief, TaskOut, TasksOut, TaskState
 from annotation.views import task_out
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
 
 @router.post("/next", response_model=NextTaskOut)
-def next_task(db: DB, user: CurrentUser, settings: SettingsDep,
+def next_task(request: Request, db: DB, user: CurrentUser, settings: SettingsDep,
               project_id: IdPath | None = Query(None, ge=1, le=2**31 - 1)) -> NextTaskOut:
     """The reader's current task, or a new one from the queue (POST: it assigns)."""
     if project_id is not None:
@@ -25,9 +25,12 @@ def next_task(db: DB, user: CurrentUser, settings: SettingsDep,
     if task is not None and task.schema_version_id is None:
         sv = queue.current_schema(db, db.get(Project, task.project_id))
         task.schema_version_id = sv.id if sv else None
-        db.flush()
-    remaining = queue.remaining_for(db, user, project_id)
-    return NextTaskOut(task=task_out(db, task) if task is not None else None, remaining=remaining)
+    task_id = task.id if task is not None else None
+    db.commit()  # end the write transaction (SQLite: the write lock) before building the answer
+    with request.app.state.factories.reader() as ro:
+        remaining = queue.remaining_for(ro, user, project_id)
+        out = task_out(ro, ro.get(Task, task_id)) if task_id is not None else None
+    return NextTaskOut(task=out, remaining=remaining)
 
 
 @router.get("", response_model=TasksOut)
@@ -71,24 +74,28 @@ def read_task(task_id: IdPath, db: DB, user: CurrentUser) -> TaskOut:
     return task_out(db, _task_for(db, user, task_id, own=False))
 
 
-@router.post("/{task_id}/loaded", response_model=TaskOut)
-def image_loaded(task_id: IdPath, db: DB, user: CurrentUser) -> TaskOut:
+def task_state(task: Task) -> TaskState:
+    return TaskState(id=task.id, status=task.status, loaded_at=task.loaded_at, submitted_at=task.submitted_at)
+
+
+@router.post("/{task_id}/loaded", response_model=TaskState)
+def image_loaded(task_id: IdPath, db: DB, user: CurrentUser) -> TaskState:
     """Starts the reading clock: time per case runs from image fully loaded to submit (as in MarkIt)."""
     task = _task_for(db, user, task_id, own=True)
     if task.status != TaskStatus.ASSIGNED.value:
         raise HTTPException(status.HTTP_409_CONFLICT, f"task is {task.status}")
     if task.loaded_at is None:
         task.loaded_at = utcnow()
-    return task_out(db, task)
+    return task_state(task)
 
 
-@router.post("/{task_id}/submit", response_model=TaskOut)
+@router.post("/{task_id}/submit", response_model=TaskState)
 def submit_task(task_id: IdPath, body: SubmitIn, request: Request, background: BackgroundTasks, db: DB,
-                user: CurrentUser) -> TaskOut:
+                user: CurrentUser) -> TaskState:
     task = _task_for(db, user, task_id, own=True)
     db.refresh(task, with_for_update=True)  # PostgreSQL: serialise a double submit of one task
     events = submission.submit(db, task, body)
-    out = task_out(db, task)
+    out = task_state(task)
     if events:
         project = db.get(Project, task.project_id)
         if project is not None and project.webhook_url:
@@ -96,10 +103,10 @@ def submit_task(task_id: IdPath, body: SubmitIn, request: Request, background: B
     return out
 
 
-@router.post("/{task_id}/skip", response_model=TaskOut)
-def skip_task(task_id: IdPath, body: SkipIn, db: DB, user: CurrentUser) -> TaskOut:
+@router.post("/{task_id}/skip", response_model=TaskState)
+def skip_task(task_id: IdPath, body: SkipIn, db: DB, user: CurrentUser) -> TaskState:
     task = _task_for(db, user, task_id, own=True)
     db.refresh(task, with_for_update=True)
     submission.skip(db, task, body.reason)
     db.flush()
-    return task_out(db, task)
+    return task_state(task)
