@@ -167,3 +167,14 @@ def classify_series(
 
 def _is_nifti(p: Path) -> bool:
     return p.name.endswith((".nii", ".nii.gz"))
+
+
+def stage_result(result: dict[str, Any], min_confidence: float = 0.5) -> dict[str, Any]:
+    """The fields of a catalog StageResult for a classification: status ("ok", or "review" when the
+    confidence is below `min_confidence`), metrics (the whole result, plain JSON), reason."""
+    low = result["confidence"] < min_confidence
+    reason = f"{result['kind']} ({result['confidence']:.2f}) by {result['rule']}"
+    if low:
+        reason = f"low confidence: {reason}"
+    return {"status": "review" if low else "ok", "metrics": result, "reason": reason,
+            "stage_version": result.get("stage_version", STAGE_VERSION)}
