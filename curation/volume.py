@@ -485,7 +485,6 @@ def write_dicom_series(
     series_description: str | None = None,
     series_number: int | None = None,
     frame_of_reference_uid: str | None = None,
-    referenced_series_uids: Sequence[str] = (),
     derivation_code: tuple[str, str, str] = SPATIAL_RESAMPLING,
     uid_seed: str | None = None,
     series_instance_uid: str | None = None,
@@ -498,9 +497,10 @@ def write_dicom_series(
     source volume (one list) or of each source volume (a list per volume); patient, study,
     equipment and acquisition attributes are copied from them, private tags are not.
     The new series: a fresh SeriesInstanceUID (reproducible when `uid_seed` is given, so a rerun of
-    the same work gives the same UIDs), ImageType DERIVED\\SECONDARY, ReferencedSeriesSequence to
-    every source series (plus `referenced_series_uids`), DerivationDescription and
-    DerivationCodeSequence, geometry of `image`'s grid. Written to a temporary folder and renamed
+    the same work gives the same UIDs), ImageType DERIVED\\SECONDARY, DerivationDescription and
+    DerivationCodeSequence, geometry of `image`'s grid, and in each instance a
+    SourceImageSequence listing the instances of its source volume, with the matching
+    ReferencedSeriesSequence (Common Instance Reference module) naming the source series. Written to a temporary folder and renamed
     into `out_dir`, so a reader never sees half a series.
     """
     volumes = [image] if isinstance(image, sitk.Image) else list(image)
@@ -521,15 +521,6 @@ def write_dicom_series(
 
     seed = [uid_seed] if uid_seed is not None else None
     series_uid = series_instance_uid or generate_uid(entropy_srcs=seed + ["series"] if seed else None)
-    source_uids: list[str] = []
-    for group in per_volume:
-        for ds in group:
-            uid = str(ds.get("SeriesInstanceUID", ""))
-            if uid and uid not in source_uids:
-                source_uids.append(uid)
-    for uid in referenced_series_uids:
-        if uid and uid not in source_uids:
-            source_uids.append(str(uid))
     if series_number is None:
         series_number = int(first.get("SeriesNumber", 0) or 0) + 1000
     if series_description is None:
@@ -540,6 +531,7 @@ def write_dicom_series(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the series is an ordinary folder once renamed
     files: list[Path] = []
     sop_uids: list[str] = []
     number = 0
@@ -562,12 +554,8 @@ def write_dicom_series(
                 ds.InstanceNumber = number
                 ds.DerivationDescription = derivation_description[:1024]
                 ds.DerivationCodeSequence = DicomSequence([_code_item(*derivation_code)])
-                refs = []
-                for uid in source_uids:
-                    item = Dataset()
-                    item.SeriesInstanceUID = uid
-                    refs.append(item)
-                ds.ReferencedSeriesSequence = DicomSequence(refs)
+                ds.SourceImageSequence = _source_images(group)
+                ds.ReferencedSeriesSequence = _references(group)
                 if frame_of_reference_uid:
                     ds.FrameOfReferenceUID = frame_of_reference_uid
                 pos = vol.TransformIndexToPhysicalPoint((0, 0, k))
@@ -612,6 +600,50 @@ def write_dicom_series(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return WrittenSeries(out, series_uid, sop_uids, files)
+
+
+#: Purpose of reference of each source image (CID 7202): source image for image processing operation.
+_SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")
+
+
+def _source_images(sources: Sequence[Dataset]) -> DicomSequence:
+    """Source Image Sequence: every instance of the source volume (after rotation any may contribute)."""
+    items = []
+    seen: set[str] = set()
+    for src in sources:
+        if str(src.SOPInstanceUID) in seen:
+            continue
+        seen.add(str(src.SOPInstanceUID))
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = src.SOPClassUID
+        ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
+        ref.PurposeOfReferenceCodeSequence = DicomSequence([_code_item(*_SOURCE_PURPOSE)])
+        items.append(ref)
+    return DicomSequence(items)
+
+
+def _references(sources: Sequence[Dataset]) -> DicomSequence:
+    """Common Instance Reference: the source series and the instances of the source volume."""
+    by_series: dict[str, list[Dataset]] = {}
+    for src in sources:
+        by_series.setdefault(str(src.SeriesInstanceUID), []).append(src)
+    items = []
+    for uid, group in by_series.items():
+        instances = []
+        seen: set[str] = set()
+        for src in group:
+            if str(src.SOPInstanceUID) in seen:
+                continue  # frames of one multi-frame source
+            seen.add(str(src.SOPInstanceUID))
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = src.SOPClassUID
+            ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
+            instances.append(ref)
+        item = Dataset()
+        item.SeriesInstanceUID = uid
+        item.ReferencedInstanceSequence = DicomSequence(instances)
+        items.append(item)
+    return DicomSequence(items)
 
 
 def _derived_header(template: Dataset, modality: str) -> Dataset:

@@ -30,6 +30,8 @@ def study_header(seed: int = 0, study_uid: str | None = None, frame_uid: str | N
     ds.PositionReferenceIndicator = ""
     ds.Manufacturer = "TEST"
     ds.Modality = "MR"
+    ds.PatientPosition = "HFS"
+    ds.BodyPartExamined = "HEAD"
     return ds
 
 
