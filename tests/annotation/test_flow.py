@@ -101,3 +101,25 @@ def test_competence_routing(tmp_path: Path, store_root: Path) -> None:
         ok(client.patch(f"/api/projects/{pid}/members/{mid}", headers=w.h("manager"),
                         json={"competences": [{"modality": "CT", "body_part": ""}]}))
         assert ok(client.post(f"/api/tasks/next?project_id={pid}", headers=w.h("junior")))["task"] is not None
+
+
+def test_expired_lease_goes_back_to_the_queue(tmp_path: Path, store_root: Path) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from annotation import queue
+    from annotation.models import Task, utcnow
+
+    url = f"sqlite:///{tmp_path / 'lease.db'}"
+    with make_client(url) as client:
+        w = build_world(client, url, store_root, readers=1, verification=0, n_items=1)
+        pid = w.project_id
+        t = ok(client.post(f"/api/tasks/next?project_id={pid}", headers=w.h("junior")))["task"]
+        assert ok(client.post(f"/api/tasks/next?project_id={pid}", headers=w.h("senior")))["task"] is None
+        with client.app.state.factories.writer() as db, db.begin():
+            db.execute(update(Task).where(Task.id == t["id"]).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        queue._last_release.clear()  # the sweep runs at most every 30 s per process
+        s = ok(client.post(f"/api/tasks/next?project_id={pid}", headers=w.h("senior")))["task"]
+        assert s is not None and s["id"] == t["id"] and s["item"]["id"] == w.items[0]
+        assert client.post(f"/api/tasks/{t['id']}/submit", headers=w.h("junior"), json=reading()).status_code == 403
