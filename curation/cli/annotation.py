@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--db", default=None, help="database URL (default: $ANNOTATION_DATABASE_URL or var/annotation/annotation.db)")
     s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     s.add_argument("--no-access-log", action="store_true")
+    s.add_argument("--keep-alive", type=int, default=75,
+                   help="seconds an idle HTTP connection stays open (uvicorn's 5 s default races clients that reuse it)")
     s.set_defaults(func=run_serve)
 
     a = sub.add_parser("admin", help="manage site admins")
@@ -63,7 +65,7 @@ def run_serve(args: argparse.Namespace) -> int:
     upgrade(os.environ["ANNOTATION_DATABASE_URL"])  # once, before workers start
     logging.getLogger("uvicorn.access").addFilter(_RedactInviteTokens())
     uvicorn.run("annotation.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                access_log=not args.no_access_log, log_level="info")
+                access_log=not args.no_access_log, log_level="info", timeout_keep_alive=args.keep_alive)
     return 0
 
 
