@@ -157,3 +157,12 @@ def test_rules_yaml_rejects_unknown_kinds_and_conditions(tmp_path):
     bad.write_text("stages:\n  - name: x\n    rules:\n      - {id: a, kind: T1W, confidence: 0.5, colour: red}\n")
     with pytest.raises(ValueError, match="unknown condition"):
         RuleEngine.from_file(bad)
+
+
+def test_stage_result_flags_low_confidence_for_review():
+    from curation.classify import stage_result
+
+    sure = stage_result(_classify(Path(get_testdata_file("CT_small.dcm"))))
+    assert sure["status"] == "ok" and sure["reason"].startswith("CT")
+    unsure = stage_result(classify_header(SeriesHeader(modality="MR"), model=None))
+    assert unsure["status"] == "review" and "low confidence" in unsure["reason"]
