@@ -77,6 +77,45 @@ def run(args: argparse.Namespace) -> int:
     return 0 if state.endswith("success") else 1
 
 
+def _print_stage_report(catalog, truth: dict) -> None:  # noqa: ANN001 - Catalog
+    """Per-series stage outcomes against the synthetic ground truth: de-identification counts, the
+    confusion of series kinds and the quality decisions (series named by catalog id, never UID)."""
+    from collections import Counter
+
+    from sqlalchemy import select
+
+    from curation.catalog import Series, StageResult
+    from curation.classify.report import confusion_from_results, format_decisions
+
+    by_uid = {t["series_instance_uid"]: t for t in truth.get("series", [])}
+    with catalog.session() as s:
+        uid_of = dict(s.execute(select(Series.id, Series.series_instance_uid)).all())
+        rows = s.execute(select(StageResult.stage, StageResult.subject_id, StageResult.status,
+                                StageResult.metrics, StageResult.reason)
+                         .where(StageResult.subject_type == "series")
+                         .order_by(StageResult.id)).all()
+    latest: dict[tuple[str, int], tuple] = {}
+    for stage, sid, status, metrics, reason in rows:
+        latest[(stage, sid)] = (status, metrics or {}, reason)
+    deid = Counter(v[0] for (stage, _), v in latest.items() if stage == "deid")
+    print(f"\n== De-identification (series): {dict(deid)}")
+    results, truths, decisions = [], [], []
+    for (stage, sid), (status, metrics, _reason) in sorted(latest.items(), key=lambda kv: kv[0][1]):
+        t = by_uid.get(uid_of.get(sid))
+        if stage == "classify" and t is not None:
+            results.append(metrics)
+            truths.append(t)
+        if stage == "quality" and isinstance(metrics.get("decision"), dict):
+            decisions.append({"series": f"series #{sid}", "kind": metrics.get("kind", ""),
+                              "decision": metrics["decision"], "truth": (t or {}).get("degradation")})
+    if results:
+        print("\n== Series classification against the ground truth ==")
+        print(confusion_from_results(results, truths))
+    if decisions:
+        print("\n== Quality decisions ==")
+        print(format_decisions(decisions))
+
+
 def _print_report(truth: dict) -> None:
     """What the catalog now holds for the demo site, and what was quarantined, with reasons."""
     from sqlalchemy import func, select
@@ -92,17 +131,22 @@ def _print_report(truth: dict) -> None:
         n["series"] = s.scalar(select(func.count()).select_from(Series).where(Series.format == "dicom"))
         n["images (PNG/JPEG/NIfTI)"] = s.scalar(select(func.count()).select_from(Series)
                                                 .where(Series.format != "dicom"))
-        quarantine = s.execute(select(QuarantineRecord.file, QuarantineRecord.sha256, QuarantineRecord.reason_code,
-                                      QuarantineRecord.reason).order_by(QuarantineRecord.file)).all()
+        quarantine = s.execute(select(QuarantineRecord.stage, QuarantineRecord.file, QuarantineRecord.sha256,
+                                      QuarantineRecord.reason_code, QuarantineRecord.reason)
+                               .order_by(QuarantineRecord.id)).all()
     print("\n== Catalog after the demo run ==")
     for k in ("patients", "studies", "series", "instances", "images (PNG/JPEG/NIfTI)", "quarantined files"):
         print(f"  {k:<24} {n[k]:>8,}")
     expected_q = sum(1 for f in truth.get("files", {}).values() if f.get("expected") == "quarantine")
     print(f"  (ground truth: {len(truth.get('patients', []))} patients, {len(truth.get('series', []))} series, "
-          f"{expected_q} files expected in quarantine)")
+          f"{expected_q} files expected in ingest quarantine)")
     if quarantine:
-        print("\n== Quarantine (file: reason) ==")
-        for f, sha, code, reason in quarantine:
-            print(f"  {describe_file(f, sha, show_paths=False)}: [{code}] {reason}")
+        from collections import Counter
+
+        by_stage = Counter(q[0] for q in quarantine)
+        print(f"\n== Quarantine (stage, file: reason) == {dict(by_stage)}")
+        for stage, f, sha, code, reason in quarantine:
+            print(f"  {stage:<7} {describe_file(f, sha, show_paths=False)}: [{code}] {reason}")
+    _print_stage_report(catalog, truth)
     report = verify_chain(catalog)
     print(f"\n== Audit ledger: {'intact' if report.ok else 'BROKEN'}, {report.events} events ==")
