@@ -192,7 +192,8 @@ class Deidentifier:
         if samples > 1 and frames.ndim != 4:
             raise OcrError("unexpected pixel array shape")
         frames = np.array(frames, copy=True)
-        pres, lines = scrub_frames(frames, risky)
+        invert = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
+        pres, lines = scrub_frames(frames, risky, invert)
         boxes = sorted({tuple(b) for _, b in pres.masked_boxes})
         res.pixels = {"at_risk": risky, "masked_boxes": len(boxes), "boxes": [list(b) for b in boxes],
                       "frames": int(frames.shape[0]), "ocr_calls": pres.ocr_calls}
@@ -201,7 +202,7 @@ class Deidentifier:
             res.counts["pixel_images_at_risk"] += 1
         findings: list[Finding] = []
         if pres.masked_boxes or risky:
-            read, bad, calls = residual_text(frames, risky)
+            read, bad, calls = residual_text(frames, risky, invert)
             res.pixels["ocr_calls"] += calls
             for ln in bad:
                 findings.append(Finding("pixel_text", f"box {ln.box.as_list()}", detail="readable text left after masking"))

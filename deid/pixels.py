@@ -110,15 +110,19 @@ def detect_lines(g: np.ndarray, strict_intensity: bool = False) -> list[Line]:
     ids = np.nonzero(charlike)[0]
     if len(ids) == 0:
         return []
-    chars = (np.isin(lab, ids).astype(np.uint8)) * 255
+    lut = np.zeros(n, np.uint8)
+    lut[ids] = 255
+    chars = lut[lab]
     closed = cv2.morphologyEx(chars, cv2.MORPH_CLOSE, _LINE_K)
     n2, lab2, st2, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
     lines: list[Line] = []
     # the line each character belongs to (any of its pixels: a thin '1' has no pixel at its centre)
+    # (closing only adds pixels, so a character lies inside one line: any of its pixels tells which;
+    # duplicate writes below all carry the same value)
     on = chars > 0
-    pairs = np.unique(np.stack([lab[on], lab2[on]]), axis=1)
-    line_of_char = dict(zip(pairs[0].tolist(), pairs[1].tolist()))
-    line_of = np.array([line_of_char.get(int(c), 0) for c in ids])
+    comp_line = np.zeros(n, np.int32)
+    comp_line[lab[on]] = lab2[on]
+    line_of = comp_line[ids]
     for i in range(1, n2):
         x, y, w, h, _a = (int(v) for v in st2[i])
         if h < 5 or h > 50 or w < h:
@@ -206,11 +210,12 @@ class PixelResult:
     texts: list[str] = field(default_factory=list)
 
 
-def find_text(frames: np.ndarray, risky: bool) -> tuple[list[Line], list[np.ndarray], int]:
+def find_text(frames: np.ndarray, risky: bool, invert: bool = False) -> tuple[list[Line], list[np.ndarray], int]:
     """Detect text lines on every frame and decide which to mask. On images at risk a line of
     characters on a flat background is text without asking tesseract; every other candidate is
-    OCR'd. Returns (lines to mask, gray frames, OCR calls)."""
-    grays = [to_gray_u8(fr) for fr in frames]
+    OCR'd. Returns (lines to mask, gray frames, OCR calls). ``invert`` for MONOCHROME1 (text burned
+    in at the minimum stored value displays white)."""
+    grays = [_gray(fr, invert) for fr in frames]
     lines = merge_lines([detect_lines(g, strict_intensity=not risky) for g in grays])
     if not lines:
         return [], grays, 0
@@ -225,17 +230,23 @@ def find_text(frames: np.ndarray, risky: bool) -> tuple[list[Line], list[np.ndar
     return sure + [ln for ln in unsure if ln.confirmed], grays, calls
 
 
-def scrub_frames(frames: np.ndarray, risky: bool) -> tuple[PixelResult, list[Line]]:
+def _gray(frame: np.ndarray, invert: bool) -> np.ndarray:
+    g = to_gray_u8(frame)
+    return 255 - g if invert else g
+
+
+def scrub_frames(frames: np.ndarray, risky: bool, invert: bool = False) -> tuple[PixelResult, list[Line]]:
     """Detect and mask text in ``frames`` (F, R, C[, S]) in place; every line found in any frame is
     masked in every frame (cine loops repeat their annotations)."""
     res = PixelResult(scanned=True, at_risk=risky)
-    lines, _grays, calls = find_text(frames, risky)
+    lines, _grays, calls = find_text(frames, risky, invert)
     res.ocr_calls = calls
     res.candidates = len(lines)
     if lines:
         shape = frames.shape[1:3]
         boxes = [ln.box.padded(PAD, shape) for ln in lines]
-        mask_frames(frames, {f: boxes for f in range(frames.shape[0])})
+        fill = int(frames.max()) if invert else 0  # masked boxes display black
+        mask_frames(frames, {f: boxes for f in range(frames.shape[0])}, fill)
         res.masked_boxes = [(f, b.as_list()) for f in range(frames.shape[0]) for b in boxes]
     return res, lines
 
@@ -243,13 +254,13 @@ def scrub_frames(frames: np.ndarray, risky: bool) -> tuple[PixelResult, list[Lin
 READABLE_CONF = 75.0
 
 
-def residual_text(frames: np.ndarray, risky: bool) -> tuple[list[Line], list[Line], int]:
+def residual_text(frames: np.ndarray, risky: bool, invert: bool = False) -> tuple[list[Line], list[Line], int]:
     """Verification after masking: detect again on every frame and OCR every candidate left;
     a line tesseract reads with confidence (a word of >= 2 alphanumerics at >= READABLE_CONF, >= 3
     alphanumerics in the line) is a finding. The caller also matches every text read against the
     object's identifying values. Returns (lines read,
     findings, OCR calls)."""
-    grays = [to_gray_u8(fr) for fr in frames]
+    grays = [_gray(fr, invert) for fr in frames]
     lines = merge_lines([detect_lines(g, strict_intensity=not risky) for g in grays])
     if not risky:
         lines = [ln for ln in lines if ln.strong]

@@ -3,8 +3,9 @@ the output (file meta, sequences, private) and its raw bytes are searched for ev
 value of the source object and patient; structure checks catch private and overlay groups.
 
 Raw bytes are lowercased and searched with ``bytes.find`` (C speed). Inside the Pixel Data value
-only values of >= SUBSTRING_MIN characters are searched: 8-bit pixel data holds letter-like byte
-runs by chance, and pixel text is verified by OCR instead."""
+only the patient's own identifiers (PIXEL_SPAN_ATTRIBUTES) of >= SUBSTRING_MIN characters are
+searched: 8-bit pixel data holds letter-like byte runs by chance, and pixel text is verified by
+OCR instead."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,6 +17,13 @@ from deid.phi import SUBSTRING_MIN, PhiValues, find_term
 
 _PIXEL_TAGS_LE = (b"\xe0\x7f\x10\x00OB", b"\xe0\x7f\x10\x00OW", b"\xe0\x7f\x10\x00")
 _PIXEL_TAGS_BE = (b"\x7f\xe0\x00\x10OB", b"\x7f\xe0\x00\x10OW")
+
+
+#: Values also searched inside the Pixel Data bytes (a few MB per colour cine: searching every
+#: UID and time there would cost more than the rest of the object); pixel text is OCR-checked.
+PIXEL_SPAN_ATTRIBUTES = frozenset({"PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames",
+                                   "PatientBirthDate", "AccessionNumber", "PatientAddress",
+                                   "PatientTelephoneNumbers", "PatientBirthName", "PatientMotherBirthName"})
 
 
 @dataclass(frozen=True)
@@ -42,19 +50,25 @@ def pixel_value_span(data: bytes) -> tuple[int, int]:
 
 
 def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None) -> list[Finding]:
-    """Search the serialized object for every identifying value."""
-    low = data.lower()
-    p0, p1 = pixel_value_span(low)
+    """Search the serialized object for every identifying value (case-insensitive). Only the
+    bytes around Pixel Data are lowercased; inside it the patient's identifiers are searched as
+    written, upper and title case."""
+    p0, p1 = pixel_value_span(data)
+    head, tail = data[:p0].lower(), data[p1:].lower()
     out = []
     for term, kw, whole in terms if terms is not None else phi.terms():
         t = term.encode("latin-1", "ignore")
         if not t:
             continue
-        i = find_term(low, t, whole, 0, p0)
-        if i == -1 and p1 < len(low):
-            i = find_term(low, t, whole, p1, len(low))
-        if i == -1 and len(t) >= SUBSTRING_MIN and p0 < p1:
-            i = find_term(low, t, whole, p0, p1)
+        i = find_term(head, t, whole)
+        if i == -1 and tail:
+            i = find_term(tail, t, whole)
+            i = -1 if i == -1 else p1 + i
+        if i == -1 and len(t) >= SUBSTRING_MIN and p0 < p1 and kw in PIXEL_SPAN_ATTRIBUTES:
+            for v in {t, t.upper(), t.title()}:
+                i = find_term(data, v, whole, p0, p1)
+                if i != -1:
+                    break
         if i != -1:
             out.append(Finding("value", f"byte {i}", kw, "identifying value of the source found in output bytes"))
     return out

@@ -165,7 +165,7 @@ def test_tampering_pixel_text_left_is_quarantined(monkeypatch):
     ds.PatientName = "Quixote^Zebulon"
     buf = io.BytesIO()
     ds.save_as(buf)
-    monkeypatch.setattr(engine, "scrub_frames", lambda frames, risky: (PixelResult(scanned=True, at_risk=risky), []))
+    monkeypatch.setattr(engine, "scrub_frames", lambda frames, risky, *a: (PixelResult(scanned=True, at_risk=risky), []))
     r = Deidentifier("default", SECRET).deidentify(buf.getvalue())
     assert r.status == "quarantined" and r.data is None
     assert any(f.kind == "pixel_text" for f in r.findings)
@@ -190,3 +190,27 @@ def test_cli_runs_and_reports(tmp_path, capsys):
     assert rep["standard"]["edition"] == "2026c" and rep["actions"]["P"] == 2
     assert main(["deid", str(tmp_path / "missing"), str(tmp_path / "o2")]) == 2
     assert main(["deid", str(src), str(tmp_path / "o3"), "--option", "bogus"]) == 2
+
+
+def test_monochrome1_text_found_and_masked_black():
+    """MONOCHROME1: text burned in at the minimum stored value (white on screen) is masked with the
+    maximum (black on screen)."""
+    import cv2
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    img = np.full((128, 128), 3000, np.uint16)
+    mask = np.zeros((128, 128), np.uint8)
+    cv2.putText(mask, "ZEBULON 44", (4, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1)
+    img[mask > 0] = 0
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.Modality = "CR"
+    ds.PixelRepresentation = 0
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelData = img.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    r = Deidentifier("default", SECRET).deidentify(buf.getvalue())
+    assert r.status == "written", r.reason
+    out = pydicom.dcmread(io.BytesIO(r.data)).pixel_array
+    assert (out[mask > 0] == 3000).all() and r.pixels["masked_boxes"] >= 1
