@@ -40,8 +40,11 @@ def prepare(volume: np.ndarray, spacing: tuple[float, float, float], kind: str |
             masks: Masks | None = None, tissues: TissueClasses | None = None, *, brain_depth_mm: float = 12.0,
             tissue_order: dict | None = None) -> tuple[AnatomicalInputs | None, Masks, TissueClasses | None]:
     """Masks, tissue classes and harmonised data (inputs None when no tissue classes can be made)."""
-    v = np.nan_to_num(np.asarray(volume, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    v[v < 0] = 0
+    v = np.asarray(volume, dtype=np.float32)
+    if not np.isfinite(v).all():
+        v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
+    if (v < 0).any():
+        v = np.maximum(v, 0.0)  # a copy: the caller's array is never modified
     masks = masks or compute_masks(v, spacing)
     if tissues is None and masks.head.any():
         tissues = tissue_classes(v, masks.head, spacing, kind, brain_depth_mm, tissue_order)
