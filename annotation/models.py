@@ -215,6 +215,8 @@ class Task(Base):
     __tablename__ = "task"
     __table_args__ = (
         Index("ix_task_queue", "project_id", "kind", "status", "assignee_id"),
+        # The queue's pick order: an index walk finds the next open slot without sorting them all.
+        Index("ix_task_pick", "project_id", "kind", "status", "queue_rank", "id"),
         Index("ix_task_item_round", "item_id", "round"),
         UniqueConstraint("dedupe_key"),
     )
@@ -230,6 +232,7 @@ class Task(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(96), nullable=True)
     parent_task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), nullable=True, index=True)
     verify_level: Mapped[int] = mapped_column(Integer, default=0)
+    queue_rank: Mapped[int] = mapped_column(Integer, default=0)  # minus the item's priority: lower is read first
     # A verification task goes only to readers ranked above min_rank and not in excluded_users.
     min_rank: Mapped[int] = mapped_column(Integer, default=0)
     excluded_users: Mapped[list[int]] = mapped_column(JSON, default=list)

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, false, func, or_, select, true, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, exists, false, func, or_, select, true, update
+from sqlalchemy.orm import Session, aliased
 
 from annotation.models import (
     Item,
@@ -53,7 +53,8 @@ def open_tasks_for_item(db: Session, project: Project, item: Item, count: int | 
         return
     n = project.readers_per_item if count is None else count
     for _ in range(n):
-        db.add(Task(project_id=project.id, item_id=item.id, round=item.round, kind=TaskKind.ANNOTATE.value))
+        db.add(Task(project_id=project.id, item_id=item.id, round=item.round, kind=TaskKind.ANNOTATE.value,
+                    queue_rank=-item.priority))
 
 
 def adjust_readers(db: Session, project: Project, new_k: int) -> None:
@@ -96,6 +97,12 @@ def reader_standing(db: Session, user: User, project_ids: list[int] | None) -> l
             if m.level == "senior":
                 r.verifies = True
     return list(standing.values())
+
+
+def _not_seen_by(user: User, item_id_column):
+    """No task of this user on the item (NOT EXISTS: an anti-join on PostgreSQL, unlike NOT IN)."""
+    mine = aliased(Task)
+    return ~exists().where(mine.item_id == item_id_column, mine.assignee_id == user.id)
 
 
 def _competence_clause(competences: list[dict[str, str]]):
@@ -170,10 +177,9 @@ def _gold_due(db: Session, user: User, project: Project) -> bool:
 
 def _take_gold(db: Session, user: User, reader: Reader) -> Task | None:
     project = reader.project
-    done = select(Task.item_id).where(Task.project_id == project.id, Task.assignee_id == user.id)
     item = db.scalar(
         select(Item)
-        .where(Item.project_id == project.id, Item.is_gold == true(), Item.id.not_in(done),
+        .where(Item.project_id == project.id, Item.is_gold == true(), _not_seen_by(user, Item.id),
                _competence_clause(reader.competences))
         .order_by(Item.id)
         .limit(1)
@@ -192,12 +198,12 @@ def _take_gold(db: Session, user: User, reader: Reader) -> Task | None:
 def _take_verification(db: Session, user: User, reader: Reader, lease_minutes: int) -> Task | None:
     if reader.project.verification_levels <= 0 or not reader.verifies:
         return None
-    mine = select(Task.item_id).where(Task.project_id == reader.project.id, Task.assignee_id == user.id,
-                                      Task.kind == TaskKind.ANNOTATE.value)
+    mine = aliased(Task)
+    read_it = exists().where(mine.item_id == Task.item_id, mine.assignee_id == user.id, mine.kind == TaskKind.ANNOTATE.value)
     candidates = db.scalars(
         select(Task)
         .where(Task.project_id == reader.project.id, Task.kind == TaskKind.VERIFY.value,
-               Task.status == TaskStatus.OPEN.value, Task.min_rank < reader.rank, Task.item_id.not_in(mine))
+               Task.status == TaskStatus.OPEN.value, Task.min_rank < reader.rank, ~read_it)
         .order_by(Task.id)
         .limit(25)
         .with_for_update(skip_locked=True, of=Task)  # PostgreSQL: readers do not queue on one row
@@ -214,17 +220,17 @@ def _take_reading(db: Session, user: User, reader: Reader, lease_minutes: int) -
     if not reader.annotates:
         return None
     project = reader.project
-    seen = select(Task.item_id).where(Task.project_id == project.id, Task.assignee_id == user.id)
-    candidates = db.execute(
+    q = (
         select(Task.id)
-        .join(Item, Item.id == Task.item_id)
         .where(Task.project_id == project.id, Task.kind == TaskKind.ANNOTATE.value,
-               Task.status == TaskStatus.OPEN.value, Task.item_id.not_in(seen),
-               _competence_clause(reader.competences))
-        .order_by(Item.priority.desc(), Item.id, Task.id)
+               Task.status == TaskStatus.OPEN.value, _not_seen_by(user, Task.item_id))
+        .order_by(Task.queue_rank, Task.id)  # tasks are made in item order: item order within a priority
         .limit(5)
         .with_for_update(skip_locked=True, of=Task)  # PostgreSQL: concurrent readers take different slots
-    ).scalars().all()
+    )
+    if reader.competences:
+        q = q.join(Item, Item.id == Task.item_id).where(_competence_clause(reader.competences))
+    candidates = db.execute(q).scalars().all()
     taken: set[int] = set()
     for task_id in candidates:
         if task_id in taken:
@@ -260,6 +266,19 @@ def next_task(db: Session, user: User, project_id: int | None, lease_minutes: in
     return None
 
 
+def open_slots(db: Session, user: User, project_id: int | None) -> int:
+    """Open reading slots in the reader's projects: the cheap "about N left" of the next-task answer
+    (an upper bound: it counts slots of items this reader has already read)."""
+    readers = [r for r in reader_standing(db, user, [project_id] if project_id is not None else None) if r.annotates]
+    if not readers:
+        return 0
+    return db.scalar(
+        select(func.count()).select_from(Task)
+        .where(Task.project_id.in_([r.project.id for r in readers]), Task.kind == TaskKind.ANNOTATE.value,
+               Task.status == TaskStatus.OPEN.value)
+    ) or 0
+
+
 def remaining_for(db: Session, user: User, project_id: int | None) -> int:
     """Open readings this reader could still take (an upper bound; verification not counted)."""
     readers = reader_standing(db, user, [project_id] if project_id is not None else None)
@@ -267,12 +286,11 @@ def remaining_for(db: Session, user: User, project_id: int | None) -> int:
     for reader in readers:
         if not reader.annotates:
             continue
-        seen = select(Task.item_id).where(Task.project_id == reader.project.id, Task.assignee_id == user.id)
         total += db.scalar(
             select(func.count(func.distinct(Task.item_id)))
             .join(Item, Item.id == Task.item_id)
             .where(Task.project_id == reader.project.id, Task.kind == TaskKind.ANNOTATE.value,
-                   Task.status == TaskStatus.OPEN.value, Task.item_id.not_in(seen),
+                   Task.status == TaskStatus.OPEN.value, _not_seen_by(user, Task.item_id),
                    _competence_clause(reader.competences))
         ) or 0
     return total
@@ -283,7 +301,8 @@ def reopen_slot(db: Session, task: Task) -> None:
     if task.is_gold:
         return
     if task.kind == TaskKind.ANNOTATE.value:
-        db.add(Task(project_id=task.project_id, item_id=task.item_id, round=task.round, kind=TaskKind.ANNOTATE.value))
+        db.add(Task(project_id=task.project_id, item_id=task.item_id, round=task.round, kind=TaskKind.ANNOTATE.value,
+                    queue_rank=task.queue_rank))
     else:
         db.add(Task(project_id=task.project_id, item_id=task.item_id, round=task.round, kind=TaskKind.VERIFY.value,
                     parent_task_id=task.parent_task_id, verify_level=task.verify_level, min_rank=task.min_rank,

@@ -375,7 +375,7 @@ class TaskState(BaseModel):
 
 class NextTaskOut(BaseModel):
     task: TaskOut | None
-    remaining: int
+    remaining: int  # open reading slots in the reader's project(s): "about N left"
 
 
 class MyProgress(BaseModel):

@@ -154,7 +154,7 @@ def set_gold(item_id: IdPath, body: GoldIn, db: DB, user: CurrentUser) -> ItemOu
     item.is_gold = body.is_gold
     if body.is_gold and not was_gold:
         queue.purge_open_tasks(db, item)
-    elif not body.is_gold and was_gold:
+    elif not body.is_gold and was_gold:  # back in the queue at the item's priority
         queue.open_tasks_for_item(db, project, item)
     item.gold_answer = body.gold_answer.model_dump() if body.gold_answer else item.gold_answer
     if item.is_gold:

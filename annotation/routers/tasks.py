@@ -28,7 +28,7 @@ def next_task(request: Request, db: DB, user: CurrentUser, settings: SettingsDep
     task_id = task.id if task is not None else None
     db.commit()  # end the write transaction (SQLite: the write lock) before building the answer
     with request.app.state.factories.reader() as ro:
-        remaining = queue.remaining_for(ro, user, project_id)
+        remaining = queue.open_slots(ro, user, project_id)
         out = task_out(ro, ro.get(Task, task_id)) if task_id is not None else None
     return NextTaskOut(task=out, remaining=remaining)
 

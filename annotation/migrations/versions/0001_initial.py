@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 10:29:46.951539
+Create Date: 2026-11-23 11:28:33.136837
 """
 from alembic import op
 import sqlalchemy as sa
@@ -169,6 +169,7 @@ def upgrade() -> None:
     sa.Column('dedupe_key', sa.String(length=96), nullable=True),
     sa.Column('parent_task_id', sa.Integer(), nullable=True),
     sa.Column('verify_level', sa.Integer(), nullable=False),
+    sa.Column('queue_rank', sa.Integer(), nullable=False),
     sa.Column('min_rank', sa.Integer(), nullable=False),
     sa.Column('excluded_users', sa.JSON(), nullable=False),
     sa.Column('is_gold', sa.Boolean(), nullable=False),
@@ -197,6 +198,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_task_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index('ix_task_item_round', ['item_id', 'round'], unique=False)
         batch_op.create_index(batch_op.f('ix_task_parent_task_id'), ['parent_task_id'], unique=False)
+        batch_op.create_index('ix_task_pick', ['project_id', 'kind', 'status', 'queue_rank', 'id'], unique=False)
         batch_op.create_index('ix_task_queue', ['project_id', 'kind', 'status', 'assignee_id'], unique=False)
 
     op.create_table('annotation',
@@ -220,6 +222,7 @@ def downgrade() -> None:
     op.drop_table('annotation')
     with op.batch_alter_table('task', schema=None) as batch_op:
         batch_op.drop_index('ix_task_queue')
+        batch_op.drop_index('ix_task_pick')
         batch_op.drop_index(batch_op.f('ix_task_parent_task_id'))
         batch_op.drop_index('ix_task_item_round')
         batch_op.drop_index(batch_op.f('ix_task_assignee_id'))
