@@ -1,5 +1,6 @@
 """curate_source: a curator starts it on a source; it ingests, then for every series de-identifies,
-classifies and scores quality, summarises, and emits the `curated_series` asset."""
+classifies and scores quality, then per study motion-corrects and co-registers, summarises, and
+emits the `curated_series` asset."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,7 +8,14 @@ from datetime import timedelta
 from airflow.sdk import DAG, Asset, Param
 
 from operators.ingest import IngestOperator
-from operators.series import ClassifyOperator, CurationSummaryOperator, DeidOperator, QualityOperator
+from operators.series import (
+    ClassifyOperator,
+    CurationSummaryOperator,
+    DeidOperator,
+    QualityOperator,
+    RegisterOperator,
+    StudiesOperator,
+)
 
 CURATED_SERIES = Asset("curated_series")
 
@@ -40,6 +48,10 @@ with DAG(
         "exclude": Param([], type="array", items={"type": "string"}, title="Exclude",
                          description="Glob patterns of files to skip inside the source (e.g. Thumbs.db, "
                                      "*.txt). Matched against the path inside the source and the file name."),
+        "registration": Param({}, type="object", title="Registration settings",
+                              description="Overrides of include/registration/default.yaml, e.g. "
+                                          '{"coregister": {"transform": "affine"}} to rerun a study with other '
+                                          "hyperparameters (transform, metric, levels, sampling, iterations)."),
         "deid_profile": Param("default", type="string", title="De-identification profile",
                               description="Name of a profile in include/deid/ (default: Basic + Clean "
                                           "Descriptors + Modified Dates + Patient Characteristics)."),
@@ -57,4 +69,8 @@ with DAG(
                                 max_active_tis_per_dagrun=2).expand(series_id=ingest.output)
     classify = ClassifyOperator.partial(task_id="classify").expand(ref=deid.output)
     quality = QualityOperator.partial(task_id="quality", max_active_tis_per_dagrun=2).expand(ref=classify.output)
-    summary = CurationSummaryOperator(task_id="summary", results=quality.output, outlets=[CURATED_SERIES])
+    studies = StudiesOperator(task_id="group_studies", results=quality.output)
+    register = RegisterOperator.partial(task_id="register", config="{{ params.registration }}",
+                                        max_active_tis_per_dagrun=1).expand(study=studies.output)
+    summary = CurationSummaryOperator(task_id="summary", results=quality.output, registrations=register.output,
+                                      outlets=[CURATED_SERIES])

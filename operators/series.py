@@ -81,22 +81,27 @@ class QualityOperator(_SeriesStageOperator):
 class CurationSummaryOperator(BaseOperator):
     """Counts of the run by stage outcome, logged for operators (no PHI)."""
 
-    template_fields: Sequence[str] = ("results",)
+    template_fields: Sequence[str] = ("results", "registrations")
     ui_color = "#fdebd0"
 
-    def __init__(self, *, results: Sequence[dict[str, Any]], **kwargs: Any):
+    def __init__(self, *, results: Sequence[dict[str, Any]], registrations: Sequence[dict[str, Any]] = (),
+                 **kwargs: Any):
         super().__init__(**kwargs)
         self.results = results
+        self.registrations = registrations
 
     def execute(self, context: Any) -> dict[str, Any]:
         from collections import Counter
 
         results = list(self.results or [])
+        registrations = list(self.registrations or [])
         summary = {
             "series": len(results),
             "deid": dict(Counter(r.get("status") for r in results)),
             "kinds": dict(Counter(r.get("kind") or "unclassified" for r in results)),
             "decisions": dict(Counter(r.get("decision") or "none" for r in results)),
+            "studies_registered": sum(1 for r in registrations if r.get("status") == "ok"),
+            "derived_series": sum(int(r.get("derived") or 0) for r in registrations),
         }
         self.log.info("curation summary: %s", summary)
         for r in results:
@@ -104,3 +109,39 @@ class CurationSummaryOperator(BaseOperator):
                 self.log.info("series %s (%s) sent to %s: %s", r["series_id"], r.get("kind"), r["decision"],
                               r.get("decision_reason"))
         return summary
+
+
+class StudiesOperator(BaseOperator):
+    """Bundle per-series results by study (the unit of co-registration)."""
+
+    template_fields: Sequence[str] = ("results",)
+
+    def __init__(self, *, results: Sequence[dict[str, Any]], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.results = results
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        from curation.study_stages import group_by_study
+
+        studies = group_by_study(list(self.results or []))
+        self.log.info("%d studies to register", len(studies))
+        return studies
+
+
+class RegisterOperator(_SeriesStageOperator):
+    """Motion correction and co-registration of one study; derived series go to the derived zone."""
+
+    template_fields: Sequence[str] = ("config",)
+
+    def __init__(self, *, study: dict[str, Any], config: dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.study, self.config = study, config
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from curation.study_stages import register_study_stage
+
+        hook = self._hook()
+        out = register_study_stage(hook.get_catalog(), hook.get_store(), self.study, dict(self.config or {}) or None)
+        self.log.info("register: %s, %s derived series (fixed image: %s)%s", out["status"], out.get("derived"),
+                      out.get("fixed_reason"), " [result reused]" if out.get("reused") else "")
+        return out
