@@ -488,6 +488,7 @@ def write_dicom_series(
     derivation_code: tuple[str, str, str] = SPATIAL_RESAMPLING,
     uid_seed: str | None = None,
     series_instance_uid: str | None = None,
+    source_matrices: Sequence[np.ndarray] | None = None,
     overwrite: bool = True,
 ) -> WrittenSeries:
     """Write volume(s) as a new derived series in the source's study, one classic instance per slice.
@@ -502,6 +503,9 @@ def write_dicom_series(
     SourceImageSequence listing the instances of its source volume, with the matching
     ReferencedSeriesSequence (Common Instance Reference module) naming the source series. Written to a temporary folder and renamed
     into `out_dir`, so a reader never sees half a series.
+    source_matrices: per volume, the 4x4 matrix mapping a point of `image`'s grid to the source
+    volume's space (the resampling transform); with it each slice references only the source
+    slices it was interpolated from, instead of the whole source volume.
     """
     volumes = [image] if isinstance(image, sitk.Image) else list(image)
     if not volumes:
@@ -537,49 +541,52 @@ def write_dicom_series(
     number = 0
     try:
         for v, (vol, arr, group) in enumerate(zip(volumes, arrays, per_volume)):
-            template = group[0]
             direction = np.asarray(vol.GetDirection()).reshape(3, 3)
             spacing = vol.GetSpacing()
             stored = np.clip(np.rint((arr - intercept) / slope), -32768, 32767).astype(np.int16)
             finite = arr[np.isfinite(arr)]
             lo_w, hi_w = (np.percentile(finite, [1, 99.5]) if finite.size else (0.0, 1.0))
+            # Attributes shared by the volume's slices, built once; each slice is a shallow copy
+            # whose per-slice attributes are replaced (never mutated in place).
+            base = _derived_header(group[0], modality)
+            base.SeriesInstanceUID = series_uid
+            base.SeriesNumber = int(series_number)
+            base.SeriesDescription = series_description[:64]
+            base.DerivationDescription = derivation_description[:1024]
+            base.DerivationCodeSequence = DicomSequence([_code_item(*derivation_code)])
+            if frame_of_reference_uid:
+                base.FrameOfReferenceUID = frame_of_reference_uid
+            base.ImageOrientationPatient = [_ds(float(c)) for c in np.concatenate([direction[:, 0], direction[:, 1]])]
+            base.PixelSpacing = [_ds(float(spacing[1])), _ds(float(spacing[0]))]
+            base.SliceThickness = _ds(float(spacing[2]))
+            base.SpacingBetweenSlices = _ds(float(spacing[2]))
+            base.Rows, base.Columns = int(stored.shape[1]), int(stored.shape[2])
+            base.SamplesPerPixel = 1
+            base.PhotometricInterpretation = "MONOCHROME2"
+            base.BitsAllocated = 16
+            base.BitsStored = 16
+            base.HighBit = 15
+            base.PixelRepresentation = 1
+            if modality == "CT" or slope != 1.0 or intercept != 0.0:
+                base.RescaleIntercept = _ds(intercept)
+                base.RescaleSlope = _ds(slope)
+                if modality == "CT":
+                    base.RescaleType = "HU"
+            base.WindowCenter = _ds(float((lo_w + hi_w) / 2.0))
+            base.WindowWidth = _ds(float(max(hi_w - lo_w, 1e-3)))
+            matrix = None if source_matrices is None else np.asarray(source_matrices[v], dtype=np.float64)
             for k in range(stored.shape[0]):
                 number += 1
-                ds = _derived_header(template, modality)
+                ds = Dataset(dict(base.items()))  # its own element dict (Dataset(base) would share it)
                 sop_uid = generate_uid(entropy_srcs=seed + ["sop", str(v), str(k)] if seed else None)
                 ds.SOPInstanceUID = sop_uid
-                ds.SeriesInstanceUID = series_uid
-                ds.SeriesNumber = int(series_number)
-                ds.SeriesDescription = series_description[:64]
                 ds.InstanceNumber = number
-                ds.DerivationDescription = derivation_description[:1024]
-                ds.DerivationCodeSequence = DicomSequence([_code_item(*derivation_code)])
-                ds.SourceImageSequence = _source_images(group)
-                ds.ReferencedSeriesSequence = _references(group)
-                if frame_of_reference_uid:
-                    ds.FrameOfReferenceUID = frame_of_reference_uid
+                sources = group if matrix is None else _contributing(vol, k, matrix, group)
+                ds.SourceImageSequence = _source_images(sources)
+                ds.ReferencedSeriesSequence = _references(sources)
                 pos = vol.TransformIndexToPhysicalPoint((0, 0, k))
                 ds.ImagePositionPatient = [_ds(float(c)) for c in pos]
-                ds.ImageOrientationPatient = [_ds(float(c)) for c in
-                                              np.concatenate([direction[:, 0], direction[:, 1]])]
-                ds.PixelSpacing = [_ds(float(spacing[1])), _ds(float(spacing[0]))]
-                ds.SliceThickness = _ds(float(spacing[2]))
-                ds.SpacingBetweenSlices = _ds(float(spacing[2]))
                 ds.SliceLocation = _ds(float(np.asarray(pos) @ direction[:, 2]))
-                ds.Rows, ds.Columns = int(stored.shape[1]), int(stored.shape[2])
-                ds.SamplesPerPixel = 1
-                ds.PhotometricInterpretation = "MONOCHROME2"
-                ds.BitsAllocated = 16
-                ds.BitsStored = 16
-                ds.HighBit = 15
-                ds.PixelRepresentation = 1
-                if modality == "CT" or slope != 1.0 or intercept != 0.0:
-                    ds.RescaleIntercept = _ds(intercept)
-                    ds.RescaleSlope = _ds(slope)
-                    if modality == "CT":
-                        ds.RescaleType = "HU"
-                ds.WindowCenter = _ds(float((lo_w + hi_w) / 2.0))
-                ds.WindowWidth = _ds(float(max(hi_w - lo_w, 1e-3)))
                 ds.PixelData = stored[k].tobytes()
                 ds["PixelData"].VR = "OW"
                 meta = FileMetaDataset()
@@ -604,6 +611,26 @@ def write_dicom_series(
 
 #: Purpose of reference of each source image (CID 7202): source image for image processing operation.
 _SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")
+
+
+def _contributing(vol: sitk.Image, k: int, matrix: np.ndarray, sources: Sequence[Dataset]) -> list[Dataset]:
+    """The source slices (sorted along their normal) that slice k of `vol` samples through `matrix`."""
+    size = vol.GetSize()
+    corners = [vol.TransformContinuousIndexToPhysicalPoint((float(i), float(j), float(k)))
+               for i in (0, size[0] - 1) for j in (0, size[1] - 1)]
+    pts = np.asarray(corners) @ matrix[:3, :3].T + matrix[:3, 3]
+    first = sources[0]
+    try:
+        iop = np.asarray([float(x) for x in first.ImageOrientationPatient])
+        normal = np.cross(iop[:3], iop[3:])
+        depth = np.asarray([float(np.asarray([float(x) for x in ds.ImagePositionPatient]) @ normal) for ds in sources])
+    except (AttributeError, TypeError, ValueError):
+        return list(sources)
+    along = pts @ normal
+    step = float(np.median(np.abs(np.diff(depth)))) if len(depth) > 1 else 1.0
+    lo, hi = along.min() - step, along.max() + step  # linear interpolation reaches one slice further
+    chosen = [ds for ds, d in zip(sources, depth) if lo <= d <= hi]
+    return chosen or [sources[int(np.argmin(np.abs(depth - along.mean())))]]
 
 
 def _source_images(sources: Sequence[Dataset]) -> DicomSequence:

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             f"{OUR_DERIVATION_PREFIX} inter-volume motion correction ({params['transform']}, {params['backend']}, "
             f"{'Mattes MI' if params['metric'] == 'mattes' else 'correlation'}) to volume {mc.reference + 1}, "
             "resampled onto its grid",
-            "MOCO", series_number_offset=int(cfg["output"]["series_number_offset"]))
+            "MOCO", series_number_offset=int(cfg["output"]["series_number_offset"]), source_matrices=mc.matrices)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
     result = mc.to_dict()

@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
             f"{'Mattes MI' if params['metric'] == 'mattes' else 'correlation'}) to series {ref}, "
             "resampled onto its grid",
             "REG", frame_of_reference_uid=fixed.frame_of_reference_uid,
-            series_number_offset=2 * int(cfg["output"]["series_number_offset"]))
+            series_number_offset=2 * int(cfg["output"]["series_number_offset"]),
+            source_matrices=[reg.matrix] * len(resampled))
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
     result = reg.to_dict()

@@ -56,6 +56,7 @@ def write_output(
     series_suffix: str,
     frame_of_reference_uid: str | None = None,
     series_number_offset: int = 1000,
+    source_matrices: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Write `volumes` the way the source came: NIfTI file (3D or 4D) or a derived DICOM series."""
     target = Path(out)
@@ -75,6 +76,7 @@ def write_output(
         series_description=desc,
         series_number=int(first.get("SeriesNumber", 0) or 0) + series_number_offset,
         frame_of_reference_uid=frame_of_reference_uid,
+        source_matrices=source_matrices,
     )
     return {"output": str(written.path), "format": "dicom", "series_instance_uid": written.series_instance_uid,
             "instances": len(written.files)}

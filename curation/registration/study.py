@@ -33,7 +33,7 @@ from curation.registration.motion import MotionCorrection, motion_correct
 from curation.registration.review import review_png
 from curation.registration.similarity import resample
 from curation.registration.static import OUR_DERIVATION_PREFIX, SeriesInfo, choose_static, eligible, why
-from curation.volume import DicomSeries, read_dicom_series, write_dicom_series
+from curation.volume import DicomSeries, read_dicom_series, series_headers, write_dicom_series
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,13 @@ def _content_hash(paths: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
+def _series_uid(path: Path) -> str | None:
+    """SeriesInstanceUID of the first DICOM file under `path` (to name a series that is not a volume)."""
+    for h in series_headers(path)[:1]:
+        return str(h.get("SeriesInstanceUID", "")) or None
+    return None
+
+
 def _info(key: str, series: DicomSeries) -> SeriesInfo:
     v = series.volumes[0]
     sp = v.GetSpacing()
@@ -210,7 +217,7 @@ def register_study(
         try:
             s = read_dicom_series(p)
         except (ValueError, OSError) as exc:
-            outcomes[k] = SeriesOutcome(k, None, "skipped", f"not a volume: {exc}")
+            outcomes[k] = SeriesOutcome(k, _series_uid(p), "skipped", f"not a volume: {exc}")
             continue
         info = _info(k, s)
         if not eligible(info, int(study_cfg["min_slices"]), study_cfg["modalities"]):
@@ -260,7 +267,7 @@ def register_study(
                         f"{OUR_DERIVATION_PREFIX} inter-volume motion correction ({_engine_words(mc_params)}) "
                         f"to volume {moco.reference + 1}, resampled onto its grid; config {chash}",
                         series_description=_desc(src0, "MOCO"), series_number=src_number + offset,
-                        uid_seed=seed + "|moco", series_instance_uid=uid)
+                        uid_seed=seed + "|moco", series_instance_uid=uid, source_matrices=moco.matrices)
                     worst = int(np.argmax(moco.displacement_mm))
                     png = review_png(s.volumes[moco.reference], s.volumes[worst], moco.matrices[worst],
                                      reviews / f"{written.series_instance_uid}.png",
@@ -292,7 +299,7 @@ def register_study(
                     f"{fixed_uid}, resampled onto its grid; config {chash}",
                     series_description=_desc(src0, "REG"), series_number=src_number + 2 * offset,
                     frame_of_reference_uid=str(fixed_series.datasets[0][0].get("FrameOfReferenceUID", "")) or None,
-                    uid_seed=seed + "|reg", series_instance_uid=uid)
+                    uid_seed=seed + "|reg", series_instance_uid=uid, source_matrices=mats)
                 png = review_png(fixed_img, moving_ref, reg.matrix, reviews / f"{written.series_instance_uid}.png",
                                  title=f"series {src_number} to {int(fixed_series.datasets[0][0].get('SeriesNumber', 0) or 0)}"
                                        f"  MI {reg.metrics.get('mi_before', float('nan')):.3f}->"
