@@ -80,10 +80,14 @@ def test_folder_zip_s3_and_dicomweb_give_the_same_catalog(site, tmp_path, s3_ser
 
     dicom_files = sorted(site / rel for rel, f in truth["files"].items()
                          if f["type"] in ("dicom", "duplicate", "conflict"))
-    _stow_raw(orthanc_server.dicomweb_url, (orthanc_server.username, orthanc_server.password), dicom_files)
-    monkeypatch.setenv("CURATE_DICOMWEB_USERNAME", orthanc_server.username)
-    monkeypatch.setenv("CURATE_DICOMWEB_PASSWORD", orthanc_server.password)
-    web = _catalog_of(tmp_path, "dicomweb", "dicomweb+" + orthanc_server.dicomweb_url)
+    orthanc_server.clear()  # the server is shared by the session: start empty, leave it empty
+    try:
+        _stow_raw(orthanc_server.dicomweb_url, (orthanc_server.username, orthanc_server.password), dicom_files)
+        monkeypatch.setenv("CURATE_DICOMWEB_USERNAME", orthanc_server.username)
+        monkeypatch.setenv("CURATE_DICOMWEB_PASSWORD", orthanc_server.password)
+        web = _catalog_of(tmp_path, "dicomweb", "dicomweb+" + orthanc_server.dicomweb_url)
+    finally:
+        orthanc_server.clear()
     assert web == folder
 
 

@@ -27,6 +27,7 @@ def _listening_addresses(pid: int) -> set[str]:
 
 
 def test_orthanc_stow_qido_wado_roundtrip_and_auth(orthanc_server) -> None:
+    orthanc_server.clear()  # the server is shared by the session; other tests may have left studies
     files = [Path(get_testdata_file("CT_small.dcm")), Path(get_testdata_file("MR_small.dcm"))]
     assert orthanc_server.stow(files) == 2
     # A dataset without preamble/file meta (the ENVIRONMENT.md gotcha) is stored too.
