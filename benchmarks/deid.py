@@ -57,15 +57,25 @@ def corpus(workdir: Path, patients: int) -> tuple[Path, dict, list[str]]:
     return clean, truth, files
 
 
-def timed(cmds: list[list[str]], env: dict | None = None, cwd: str | None = None) -> float:
-    """Run commands in parallel (one process each), return the wall time."""
+def cpu_now() -> float:
+    """CPU seconds (user + system) of this process and its reaped children: unlike wall time it
+    hardly moves with the other jobs sharing the machine."""
+    import resource
+
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def timed(cmds: list[list[str]], env: dict | None = None, cwd: str | None = None) -> tuple[float, float]:
+    """Run commands in parallel (one process each), return (wall seconds, CPU seconds)."""
+    c0 = cpu_now()
     t = time.perf_counter()
     procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd) for c in cmds]
     for p in procs:
         _, err = p.communicate()
         if p.returncode != 0:
             print(f"  warning: {' '.join(cmds[0][:3])} exited {p.returncode}: {err.decode()[-300:]}", file=sys.stderr)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, cpu_now() - c0
 
 
 def _scan_one(args):
@@ -123,7 +133,7 @@ def _kind(v: str, truth: dict) -> str:
     return "name/id/text"
 
 
-def ours(clean: Path, work: Path, workers: int) -> tuple[float, Path]:
+def ours(clean: Path, work: Path, workers: int) -> tuple[tuple[float, float], Path]:
     out = work / "out_ours"
     shutil.rmtree(out, ignore_errors=True)
     vault = work / "vault"
@@ -132,7 +142,7 @@ def ours(clean: Path, work: Path, workers: int) -> tuple[float, Path]:
     return timed([cmd], cwd=str(ROOT)), out
 
 
-def dicognito(files: list[str], work: Path, py: str, procs: int) -> tuple[float, Path]:
+def dicognito(files: list[str], work: Path, py: str, procs: int) -> tuple[tuple[float, float], Path]:
     out = work / f"out_dicognito_{procs}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -141,7 +151,7 @@ def dicognito(files: list[str], work: Path, py: str, procs: int) -> tuple[float,
     return timed(cmds, cwd="/"), out
 
 
-def deid_pkg(files: list[str], work: Path, py: str, procs: int) -> tuple[float, Path]:
+def deid_pkg(files: list[str], work: Path, py: str, procs: int) -> tuple[tuple[float, float], Path]:
     out = work / f"out_deidpkg_{procs}"
     shutil.rmtree(out, ignore_errors=True)
     chunks = [files[i::procs] for i in range(procs)]
@@ -213,16 +223,16 @@ def pixel_bench(site: Path, truth: dict, work: Path, repeat: int = 4) -> dict:
     # ours: the full de-identification (header + pixels + verification) of the at-risk images
     out = work / "pixel_out_ours"
     shutil.rmtree(out, ignore_errors=True)
-    t0 = time.perf_counter()
+    c0, t0 = cpu_now(), time.perf_counter()
     rep = deidentify_tree(src_dir, out, secret_file=work / "vault" / "secret", workers=2).as_dict()
-    t_ours = time.perf_counter() - t0
+    t_ours, c_ours = time.perf_counter() - t0, cpu_now() - c0
     recs = {r["file"][len("rep0/"):]: r for r in rep["files"] if r["file"].startswith("rep0/")}
     # baseline: full-image tesseract on every frame, 2 processes
-    t0 = time.perf_counter()
+    c0, t0 = cpu_now(), time.perf_counter()
     with ProcessPoolExecutor(2) as pool:
         allf = [str(src_dir / f"rep{k}" / f) for k in range(repeat) for f in files]
         base = dict(zip(files, pool.map(_tesseract_full, allf)))  # first repeat's results
-    t_base = time.perf_counter() - t0
+    t_base, c_base = time.perf_counter() - t0, cpu_now() - c0
     res = {"images": len(files) * repeat, "frames": n_frames * repeat, "boxes": sum(len(v) for v in texts.values()),
            "repeat": repeat}
     for name, get in (("ours", lambda f: _frames_of(out / recs[f]["output"]) if recs[f].get("output") else None),
@@ -242,6 +252,8 @@ def pixel_bench(site: Path, truth: dict, work: Path, repeat: int = 4) -> dict:
     res["ours"]["images_per_s"] = round(len(files) * repeat / t_ours, 2)
     res["ours"]["frames_per_s"] = round(n_frames * repeat / t_ours, 2)
     res["ours"]["quarantined"] = rep["quarantined_count"]
+    res["ours"]["cpu_ms_per_image"] = round(c_ours / (len(files) * repeat) * 1000, 1)
+    res["tesseract_full"]["cpu_ms_per_image"] = round(c_base / (len(files) * repeat) * 1000, 1)
     res["tesseract_full"]["seconds"] = round(t_base, 2)
     res["tesseract_full"]["images_per_s"] = round(len(files) * repeat / t_base, 2)
     res["tesseract_full"]["frames_per_s"] = round(n_frames * repeat / t_base, 2)
@@ -279,14 +291,16 @@ def main() -> None:
                  ("deid 0.4.13 default recipe (2 processes)", lambda: deid_pkg(files, a.workdir, a.peer_python, 2))]
     else:
         print(f"peer tools skipped: {a.peer_python} not found (see the module docstring)")
-    print(f"{'tool':44s} {'files/s':>8s} {'out':>5s} {'leaky files':>11s} {'values left':>11s} {'private':>7s} {'overlay':>7s}  by kind")
+    print(f"{'tool':44s} {'files/s':>8s} {'CPU ms/file':>11s} {'out':>5s} {'leaky files':>11s} {'values left':>11s} "
+          f"{'private':>7s} {'overlay':>7s}  by kind")
     for name, fn in ([] if a.skip_headers else runs):
-        secs, out = fn()
+        (secs, cpu), out = fn()
         lk = leak_count(out, truth)
         fps = len(files) / secs
-        results[name] = {"seconds": round(secs, 2), "files_per_s": round(fps, 1), **lk}
-        print(f"{name:44s} {fps:8.1f} {lk['files']:5d} {lk['files_with_leaks']:11d} {lk['values_left']:11d} "
-              f"{lk['private_left']:7d} {lk['overlay_left']:7d}  {lk['by_kind']}")
+        results[name] = {"seconds": round(secs, 2), "files_per_s": round(fps, 1),
+                         "cpu_ms_per_file": round(cpu / len(files) * 1000, 2), **lk}
+        print(f"{name:44s} {fps:8.1f} {cpu / len(files) * 1000:11.2f} {lk['files']:5d} {lk['files_with_leaks']:11d} "
+              f"{lk['values_left']:11d} {lk['private_left']:7d} {lk['overlay_left']:7d}  {lk['by_kind']}")
     if not a.skip_pixels:
         px = pixel_bench(site, truth, a.workdir, a.pixel_repeat)
         results["pixels"] = px
@@ -294,7 +308,8 @@ def main() -> None:
               f"{px['boxes']} ground-truth text boxes of the first repeat):")
         for name in ("ours", "tesseract_full"):
             r = px[name]
-            print(f"  {name:16s} {r['images_per_s']:6.2f} images/s ({r['frames_per_s']:.1f} frames/s)  boxes >=95% masked {r['boxes_masked_95']}/{px['boxes']}"
+            print(f"  {name:16s} {r['images_per_s']:6.2f} images/s ({r['frames_per_s']:.1f} frames/s, "
+                  f"{r['cpu_ms_per_image']:.0f} CPU ms/image)  boxes >=95% masked {r['boxes_masked_95']}/{px['boxes']}"
                   f"  tokens still readable {r['tokens_readable']}  not written {r['not_written']}")
     results["load_after"] = os.getloadavg()
     print(f"load after: {os.getloadavg()}")

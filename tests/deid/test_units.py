@@ -214,3 +214,23 @@ def test_monochrome1_text_found_and_masked_black():
     assert r.status == "written", r.reason
     out = pydicom.dcmread(io.BytesIO(r.data)).pixel_array
     assert (out[mask > 0] == 3000).all() and r.pixels["masked_boxes"] >= 1
+
+
+def test_retain_safe_private_keeps_only_the_allow_list():
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    blk = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+    blk.add_new(0x0C, "IS", "1000")
+    blk.add_new(0x20, "LO", "Zebulon^Quixote")  # not on the list
+    ris = ds.private_block(0x0031, "HOSPITAL RIS", create=True)
+    ris.add_new(0x10, "LO", "Zebulon Quixote")
+    ds.PatientName = "Quixote^Zebulon"
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    default = pydicom.dcmread(io.BytesIO(Deidentifier("default", SECRET).deidentify(buf.getvalue()).data))
+    assert not any(e.tag.is_private for e in default)
+    r = Deidentifier("research", SECRET).deidentify(buf.getvalue())
+    assert r.status == "written", r.reason
+    out = pydicom.dcmread(io.BytesIO(r.data))
+    kept = {(e.tag.group, e.tag.element) for e in out if e.tag.is_private}
+    assert kept == {(0x0019, 0x0010), (0x0019, 0x100C)}
+    assert "113111" in [c.CodeValue for c in out.DeidentificationMethodCodeSequence]
