@@ -1,5 +1,5 @@
 """Load test of the annotation service on loopback: N simulated annotators (default 50) fetch their
-next task, fetch the image (a 512x512 16-bit DICOM frame), mark it loaded, think, and submit, for a
+next task, fetch the image (a 512x512 16-bit DICOM frame), mark it loaded, think (2-6 s), and submit, for a
 fixed time (default 120 s); then it stops by itself and prints latency percentiles and errors.
 
     .venv/bin/python benchmarks/annotation_load.py [--annotators 50] [--duration 120] [--db URL] [--json OUT]
