@@ -163,21 +163,30 @@ class Deidentifier:
         return res
 
     def _mark(self, ds: Dataset) -> None:
-        """PatientIdentityRemoved, DeidentificationMethod(+CodeSequence, CID 7050), temporal flag."""
-        ds.PatientIdentityRemoved = "YES"
-        ds.DeidentificationMethod = [m for _, m in self.profile.method_codes]
-        seq = Sequence()
-        for code, meaning in self.profile.method_codes:
-            item = Dataset()
-            item.CodeValue = code
-            item.CodingSchemeDesignator = "DCM"
-            item.CodeMeaning = meaning
-            seq.append(item)
-        ds.DeidentificationMethodCodeSequence = seq
-        opts = self.profile.options
-        ds.LongitudinalTemporalInformationModified = (
-            "MODIFIED" if "retain_modified_dates" in opts else "UNMODIFIED" if "retain_full_dates" in opts else "REMOVED"
-        )
+        """PatientIdentityRemoved, DeidentificationMethod(+CodeSequence, CID 7050), temporal flag.
+        Built once per Deidentifier; every output gets the same (read-only) elements."""
+        marks = getattr(self, "_marks", None)
+        if marks is None:
+            tmpl = Dataset()
+            tmpl.PatientIdentityRemoved = "YES"
+            tmpl.DeidentificationMethod = [m for _, m in self.profile.method_codes]
+            seq = Sequence()
+            for code, meaning in self.profile.method_codes:
+                item = Dataset()
+                item.CodeValue = code
+                item.CodingSchemeDesignator = "DCM"
+                item.CodeMeaning = meaning
+                seq.append(item)
+            tmpl.DeidentificationMethodCodeSequence = seq
+            opts = self.profile.options
+            tmpl.LongitudinalTemporalInformationModified = (
+                "MODIFIED" if "retain_modified_dates" in opts else "UNMODIFIED" if "retain_full_dates" in opts else "REMOVED"
+            )
+            marks = self._marks = [tmpl[k] for k in ("PatientIdentityRemoved", "DeidentificationMethod",
+                                                       "DeidentificationMethodCodeSequence",
+                                                       "LongitudinalTemporalInformationModified")]
+        for elem in marks:
+            ds._dict[elem.tag] = elem
 
     def _pixels(self, ds: Dataset, risky: bool, phi: PhiValues, terms: list, res: FileResult) -> list[Finding]:
         try:

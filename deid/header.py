@@ -194,6 +194,9 @@ def apply_plan(ds: Dataset, ctx: HeaderContext) -> None:
         action = plan.exact.get(tag)
         if action is None:
             action = _unlisted_action(tag, vr, shifting)
+            counts["by:unlisted"] += 1
+        else:
+            counts["by:" + plan.source[tag]] += 1
         if action == "K":
             if vr == "SQ":
                 for item in ds[tag].value or ():

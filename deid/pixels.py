@@ -100,6 +100,8 @@ def detect_lines(g: np.ndarray, strict_intensity: bool = False) -> list[Line]:
     """Candidate text lines of one uint8 frame."""
     th = cv2.morphologyEx(g, cv2.MORPH_TOPHAT, _TOPHAT_K)
     _, bw = cv2.threshold(th, 70, 255, cv2.THRESH_BINARY)
+    if cv2.countNonZero(bw) < 12:  # not even one short word of strokes: most CT/MR slices stop here
+        return []
     n, lab, st, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
     if n <= 1:
         return []

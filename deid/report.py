@@ -61,7 +61,10 @@ class RunReport:
             "quarantined_count": len(self.quarantined),
             "quarantined": sorted(self.quarantined, key=lambda q: str(q.get("file"))),
             "patients": len(self.patients - {""}),
-            "actions": dict(sorted(self.actions.items())),
+            "actions": {k: v for k, v in sorted(self.actions.items()) if not k.startswith("by:")},
+            # elements decided by each column of Table E.1-1 (an option's name when it overrode
+            # the Basic Profile), by pseudonymisation, or by the rules for unlisted attributes
+            "per_option": {k[3:]: v for k, v in sorted(self.actions.items()) if k.startswith("by:")},
             "findings": dict(self.findings),
             "seconds": round(self.seconds, 3),
             "files_per_second": round(self.files_seen / self.seconds, 2) if self.seconds else None,
