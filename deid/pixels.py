@@ -22,6 +22,8 @@ cv2.setNumThreads(1)  # the process pool is the parallelism; threads only add ov
 AT_RISK_MODALITIES = frozenset({"US", "SC", "OT", "XA", "ES", "XC", "GM", "SM", "DOC", "IVUS", "RF"})
 SC_SOP_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 PAD = 3
+#: OCR confidence of a word that counts as read text (verification; masking outside images at risk)
+READABLE_CONF = 75.0
 
 
 @dataclass(frozen=True)
@@ -213,10 +215,10 @@ class PixelResult:
 
 
 def find_text(frames: np.ndarray, risky: bool, invert: bool = False) -> tuple[list[Line], list[np.ndarray], int]:
-    """Detect text lines on every frame and decide which to mask. On images at risk a line of
-    characters on a flat background is text without asking tesseract; every other candidate is
-    OCR'd. Returns (lines to mask, gray frames, OCR calls). ``invert`` for MONOCHROME1 (text burned
-    in at the minimum stored value displays white)."""
+    """Detect text lines on every frame and decide which to mask: on images at risk every
+    candidate; elsewhere strong lines on a flat background that tesseract reads with confidence.
+    Returns (lines to mask, gray frames, OCR calls). ``invert`` for MONOCHROME1 (text burned in at
+    the minimum stored value displays white)."""
     grays = [_gray(fr, invert) for fr in frames]
     lines = merge_lines([detect_lines(g, strict_intensity=not risky) for g in grays])
     if not lines:
@@ -224,12 +226,13 @@ def find_text(frames: np.ndarray, risky: bool, invert: bool = False) -> tuple[li
     if risky:
         # recall first: on an image at risk every candidate line is masked (speckle that looks
         # like characters loses a few pixels; a missed digit would be a leak)
-        sure, unsure = lines, []
-    else:
-        sure = []
-        unsure = [ln for ln in lines if ln.strong]
+        return lines, grays, 0
+    # elsewhere (CT, MR...): only uniform character lines on a flat background, and only what
+    # tesseract reads with confidence (noise in a low-signal DWI slice must not blank anatomy)
+    unsure = [ln for ln in lines if ln.strong and ln.flat]
     calls = ocr_lines(grays, unsure) if unsure else 0
-    return sure + [ln for ln in unsure if ln.confirmed], grays, calls
+    keep = [ln for ln in unsure if ln.conf >= READABLE_CONF and sum(c.isalnum() for c in ln.text) >= 3]
+    return keep, grays, calls
 
 
 def _gray(frame: np.ndarray, invert: bool) -> np.ndarray:
@@ -251,9 +254,6 @@ def scrub_frames(frames: np.ndarray, risky: bool, invert: bool = False) -> tuple
         mask_frames(frames, {f: boxes for f in range(frames.shape[0])}, fill)
         res.masked_boxes = [(f, b.as_list()) for f in range(frames.shape[0]) for b in boxes]
     return res, lines
-
-
-READABLE_CONF = 75.0
 
 
 def residual_text(frames: np.ndarray, risky: bool, invert: bool = False) -> tuple[list[Line], list[Line], int]:
