@@ -226,8 +226,14 @@ def _truncation(ds: pydicom.Dataset, data: bytes) -> str | None:
     return None
 
 
+#: Series whose sample frame this process has decoded (decoding every compressed instance would
+#: dominate ingest time; the other instances get a structural check of their encapsulation).
+_decoded_series: set[str | None] = set()
+
+
 def _validate_pixels(data: bytes, ds: pydicom.Dataset, ts: UID, insp: Inspection) -> Inspection:
-    """Check the pixel data is complete and that a sample frame (the first) decodes."""
+    """Check the pixel data is complete; for compressed syntaxes decode a sample frame (the first
+    frame of the first instance of each series this process sees) and check the structure of the rest."""
     for keyword in ("Rows", "Columns", "BitsAllocated"):
         if keyword not in ds:
             return insp.refuse("missing_attribute", f"image attribute {keyword} is missing beside Pixel Data")
@@ -246,10 +252,24 @@ def _validate_pixels(data: bytes, ds: pydicom.Dataset, ts: UID, insp: Inspection
     decoder = get_decoder(ts)
     if decoder is None or not decoder.is_available:
         return insp.refuse("unsupported_transfer_syntax", f"no decoder installed for transfer syntax {ts.name}")
+    if insp.series_instance_uid in _decoded_series:
+        # A frame of this series already decoded in this worker: check the encapsulation instead
+        # (every fragment item parses to the end, one or more fragments per declared frame).
+        try:
+            from pydicom.encaps import parse_fragments
+
+            n_fragments, _ = parse_fragments(ds.PixelData)
+        except Exception as exc:  # noqa: BLE001
+            return insp.refuse("pixel_decode_failed", f"encapsulated Pixel Data is damaged ({_safe_message(exc)})")
+        if n_fragments < (insp.number_of_frames or 1):
+            return insp.refuse("pixel_decode_failed", f"encapsulated Pixel Data holds {n_fragments} fragments "
+                                                      f"for {insp.number_of_frames} frames")
+        return insp
     try:
         decoder.as_array(ds, index=0)  # the parsed dataset: no second parse of the file
     except Exception as exc:  # noqa: BLE001
         return insp.refuse("pixel_decode_failed", f"first frame does not decode ({_safe_message(exc)})")
+    _decoded_series.add(insp.series_instance_uid)
     return insp
 
 
