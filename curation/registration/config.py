@@ -100,7 +100,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
             if key in params and params[key] not in allowed:
                 raise ValueError(f"{section}.{key} = {params[key]!r}; choose one of {list(allowed)}")
         n = len(params["shrink_factors"])
-        for key in ("smoothing_sigmas_mm", "sampling_percentage"):
+        for key in ("smoothing_sigmas_mm", "sampling_percentage", "dense_below_voxels"):
             if len(params[key]) != n:
                 raise ValueError(f"{section}.{key} needs {n} values (one per level), got {len(params[key])}")
         if any(int(f) < 1 for f in params["shrink_factors"]):

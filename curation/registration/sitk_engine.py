@@ -173,12 +173,17 @@ def register(
     sigmas = [float(v) for v in params["smoothing_sigmas_mm"]]
     base = float(min(fixed.GetSpacing()))
     levels = []
-    for f, sigma, p in zip(shrink, sigmas, params["sampling_percentage"]):
+    prev_f = None
+    dense = params.get("dense_below_voxels", 0)
+    dense = [int(dense)] * len(shrink) if isinstance(dense, (int, float)) else [int(d) for d in dense]
+    for f, sigma, p, d in zip(shrink, sigmas, params["sampling_percentage"], dense):
         ff = _axis_factors(fixed, f * base)
         fm = _axis_factors(moving, f * base)
-        if levels and ff == levels[-1][0] and fm == levels[-1][1] and sigma == levels[-1][2]:
-            continue
-        levels.append((ff, fm, sigma, float(p), f / shrink[0] if params.get("scale_learning_rate", True) else 1.0))
+        if levels and ff == levels[-1][0] and fm == levels[-1][1] and sigma == levels[-1][2] and f != prev_f:
+            continue  # a small image: this level would repeat the previous one
+        prev_f = f
+        lr_scale = f / shrink[0] if params.get("scale_learning_rate", True) else 1.0
+        levels.append((ff, fm, sigma, float(p), lr_scale, d))
     min_samples = int(params.get("min_samples", 0))
     setup_seconds = time.perf_counter() - started
 
@@ -212,7 +217,7 @@ def register(
             aff.SetMatrix(tuple(m[:3, :3].ravel()))
             aff.SetTranslation(tuple(m[:3, :3] @ centre + m[:3, 3] - centre))
             kind = aff
-        for ff, fm, sigma, pct, level_scale in levels:
+        for ff, fm, sigma, pct, level_scale, dense_below in levels:
             f_img = _level_image(fixed, ff, sigma)
             m_img = _level_image(moving, fm, sigma)
             f_mask = _level_mask(fixed_mask, f_img) if fixed_mask is not None else None
@@ -220,7 +225,7 @@ def register(
                 f_mask = _within_moving_fov(f_img, f_mask, m_img, kind, float(params["fov_margin_mm"]))
             n_vox = int(np.prod(f_img.GetSize())) if f_mask is None else int(sitk.GetArrayFromImage(f_mask).sum())
             pct = min(1.0, max(pct, min_samples / max(n_vox, 1)))
-            if n_vox <= int(params.get("dense_below_voxels", 0)):
+            if n_vox <= dense_below:
                 pct = 1.0  # small enough to use every voxel: exact values, smoother metric
             # Finer levels start closer to the optimum: smaller first steps, fewer wasted iterations.
             lr = float(params.get("learning_rate", 1.0)) * level_scale

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
@@ -324,4 +325,32 @@ def register_study(
     return result
 
 
-__all__ = ["DerivedSeries", "STAGE", "STAGE_VERSION", "SeriesOutcome", "StudyRegistration", "register_study"]
+
+
+def publish(result: StudyRegistration, store: Any, prefix: str = "registration") -> dict[str, list[str]]:
+    """Copy a study's outputs into the store's derived zone and return their URIs by kind.
+
+    Keys: <prefix>/<StudyInstanceUID>/<derived SeriesInstanceUID>/<file> for the series,
+    <prefix>/<StudyInstanceUID>/review/<derived SeriesInstanceUID>.png and
+    <prefix>/<StudyInstanceUID>/registration-<key[:16]>.json; UIDs only, no PHI in keys.
+    """
+    from curation.store import Zone
+
+    uris: dict[str, list[str]] = {"series": [], "review": [], "summary": []}
+    study_uid = None
+    for d in result.derived:
+        files = sorted(Path(d.path).iterdir())
+        if study_uid is None and files:
+            study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+        for f in files:
+            uris["series"].append(store.put_file(Zone.DERIVED, f"{prefix}/{study_uid}/{d.series_instance_uid}/{f.name}", f))
+        if d.review_png:
+            uris["review"].append(store.put_file(Zone.DERIVED, f"{prefix}/{study_uid}/review/{d.series_instance_uid}.png",
+                                                 Path(d.review_png)))
+    if study_uid is not None:
+        blob = json.dumps(result.to_dict(), indent=1, sort_keys=True, default=str).encode()
+        uris["summary"].append(store.put_bytes(Zone.DERIVED, f"{prefix}/{study_uid}/registration-{result.key[:16]}.json", blob))
+    return uris
+
+
+__all__ = ["DerivedSeries", "STAGE", "STAGE_VERSION", "SeriesOutcome", "StudyRegistration", "publish", "register_study"]

@@ -183,3 +183,17 @@ def test_rerun_is_idempotent_and_new_settings_make_new_series(study):
                   and d.source_series_uid == next(s.series_instance_uid for s in r.series if Path(s.source).name == "t1"))
     assert t1_uid not in {d.series_instance_uid for d in other.derived}
     assert next(s for s in other.series if Path(s.source).name == "t1").coregistration["transform"] == "affine"
+
+
+def test_publish_copies_series_reviews_and_summary_into_the_derived_zone(study, tmp_path):
+    from curation.registration.study import publish
+    from curation.store import Zone, open_store
+
+    store = open_store(str(tmp_path / "store"))
+    uris = publish(study["result"], store)
+    n_files = sum(d.instances for d in study["result"].derived)
+    assert len(uris["series"]) == n_files
+    assert len(uris["review"]) == len(study["result"].review_pngs) and len(uris["summary"]) == 1
+    keys = list(store.list(Zone.DERIVED, "registration/"))
+    assert len(keys) == n_files + len(uris["review"]) + 1
+    assert all(k.startswith(f"registration/{study['header'].StudyInstanceUID}/") for k in keys)
