@@ -101,8 +101,10 @@ def validate(cfg: Mapping[str, Any]) -> None:
                 raise ValueError(f"{section}.{key} = {params[key]!r}; choose one of {list(allowed)}")
         n = len(params["shrink_factors"])
         for key in ("smoothing_sigmas_mm", "sampling_percentage", "dense_below_voxels"):
-            if len(params[key]) != n:
-                raise ValueError(f"{section}.{key} needs {n} values (one per level), got {len(params[key])}")
+            if key == "dense_below_voxels" and isinstance(params[key], (int, float)):
+                continue  # one threshold for every level
+            if not isinstance(params[key], (list, tuple)) or len(params[key]) != n:
+                raise ValueError(f"{section}.{key} needs {n} values (one per level), got {params[key]!r}")
         if any(int(f) < 1 for f in params["shrink_factors"]):
             raise ValueError(f"{section}.shrink_factors must be >= 1")
         if any(not 0 < float(p) <= 1 for p in params["sampling_percentage"]):

@@ -204,6 +204,7 @@ def register(
         stages.append((None, [rms**2] * 9 + [1.0] * 3))  # built from the rigid result below
 
     iterations: list[int] = []
+    moved_mm = 0.0
     used_pct: list[float] = []
     level_seconds: list[float] = []
     metric_value = float("nan")
@@ -217,7 +218,17 @@ def register(
             aff.SetMatrix(tuple(m[:3, :3].ravel()))
             aff.SetTranslation(tuple(m[:3, :3] @ centre + m[:3, 3] - centre))
             kind = aff
-        for ff, fm, sigma, pct, level_scale, dense_below in levels:
+        # The finest level may run again: regular-step descent shrinks its step at each turn and can
+        # stop short in a long valley (measured on 3 mm slabs: 0.3-0.4 mm short); a restart with a
+        # fresh step walks on. It reruns only while the last pass still moved the head noticeably.
+        restarts = int(params.get("final_restarts", 0))
+        schedule = list(levels) + [levels[-1]] * restarts
+        for index, (ff, fm, sigma, pct, level_scale, dense_below) in enumerate(schedule):
+            if index >= len(levels):
+                # Only a dense finest level reruns: measured to help small images (slabs: 0.42 -> 0.11 mm
+                # worst case) and to cost accuracy and time on large sampled ones (128x128x64).
+                if used_pct[-1] < 1.0 or moved_mm < float(params.get("restart_if_moved_mm", 0.05)):
+                    break
             f_img = _level_image(fixed, ff, sigma)
             m_img = _level_image(moving, fm, sigma)
             f_mask = _level_mask(fixed_mask, f_img) if fixed_mask is not None else None
@@ -235,7 +246,10 @@ def register(
             counter = [0]
             t_level = time.perf_counter()
             reg.AddCommand(sitk.sitkIterationEvent, lambda c=counter: c.__setitem__(0, c[0] + 1))
+            before = transform_to_matrix(kind)
             kind = reg.Execute(f_img, m_img).Downcast()
+            after = transform_to_matrix(kind)
+            moved_mm = float(np.sqrt((((pts @ (after - before)[:3, :3].T) + (after - before)[:3, 3]) ** 2).sum(1).mean()))
             iterations.append(counter[0])
             level_seconds.append(round(time.perf_counter() - t_level, 3))
             metric_value = float(reg.GetMetricValue())
