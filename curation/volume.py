@@ -227,6 +227,9 @@ def _read_slices(folder: Path, series_uid: str | None) -> list[_Slice]:
             continue  # not DICOM (a README, a thumbnail): not part of the series
         if "PixelData" not in ds:
             continue
+        if "SOPInstanceUID" not in ds or "SeriesInstanceUID" not in ds:
+            log.warning("skipping an instance without SOPInstanceUID/SeriesInstanceUID")
+            continue
         uid = str(ds.get("SeriesInstanceUID", ""))
         if series_uid is not None and uid != series_uid:
             continue

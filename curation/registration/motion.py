@@ -8,6 +8,7 @@ too much.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from curation.registration.coregister import Registration, register_images
+from curation.registration.coregister import Registration, describe_matrix, register_images
 from curation.registration.similarity import coverage, resample
 from curation.registration.sitk_engine import foreground_mask
 from curation.registration.transforms import apply, framewise_displacement, physical_points
@@ -40,8 +41,6 @@ class MotionCorrection:
     centre_mm: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        from curation.registration.coregister import describe_matrix
-
         vols = []
         for i, (m, fd, disp) in enumerate(zip(self.matrices, self.framewise_displacement_mm, self.displacement_mm)):
             d = {"volume": i, "matrix": [[float(v) for v in row] for row in m],
@@ -74,8 +73,6 @@ def motion_correct(
     output_interpolator: str = "linear",
 ) -> MotionCorrection:
     """Register every volume to the reference volume and resample it onto the reference grid."""
-    import time
-
     started = time.perf_counter()
     n = len(volumes)
     if n < 2:

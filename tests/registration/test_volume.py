@@ -2,7 +2,6 @@
 into volumes, derived series written with the right geometry and references."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
