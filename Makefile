@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMPS := $(ROOT)/.stamps
 ENV := source $(ROOT)/include/airflow/env.sh
-APT_PACKAGES := tesseract-ocr tesseract-ocr-eng orthanc orthanc-dicomweb
+APT_PACKAGES := tesseract-ocr tesseract-ocr-eng orthanc orthanc-dicomweb dicom3tools
 PYTEST_ARGS ?=
 
 .PHONY: install demo test airflow apt clean-state
