@@ -17,13 +17,23 @@ WORD_MIN = 3
 _SPLIT = re.compile(r"[\^\s,.;:/\\_()\[\]\"'-]+")
 _STANDARD_UID_ROOT = "1.2.840.10008."
 
-# Words of institution names and addresses that identify nobody on their own.
+# Words of institution names and addresses that identify nobody on their own: institution
+# words, and street designators (USPS Publication 28 suffixes, full and abbreviated). "Row" as
+# in "Old Mill Row" is also the MR defined term InPlanePhaseEncodingDirection ROW, so searching
+# it alone quarantined whole sagittal series (synthetic site, seed 7). The full address and its
+# other words are still searched.
 STOPWORDS = frozenset(
     """the and for of des der die und van von hospital hospitals clinic clinics centre center
     medical medicine university universitat universite department dept radiology imaging
     institute health healthcare general street road avenue lane drive suite floor building
-    saint city county state north south east west new old mri scanner room unit""".split()
+    saint city county state north south east west new old mri scanner room unit
+    str ave rd dr ln blvd boulevard way row court crt crescent cres terrace ter place plz plaza
+    square sq close circle cir loop trail trl parkway pkwy highway hwy alley aly walk mews
+    apt apartment box""".split()
 )
+# Name particles: the only words of a person name too common to search alone (a patient called
+# Lane or West is still searched by that word).
+NAME_PARTICLES = frozenset("van von der den des die del della dos das ter ten".split())
 
 _IDENTIFIER_KEYWORD = re.compile(
     r"(ID|IDs|Identifier|Number|Numbers|Address|Telephone|Telecom|Institution|InstitutionName|"
@@ -78,7 +88,7 @@ class PhiValues:
         low = s.lower()
         if vr == "PN":
             self.strings.setdefault(low, keyword)
-            self._add_words(keyword, low)
+            self._add_words(keyword, low, NAME_PARTICLES)
         elif vr == "DA":
             for v in date_variants(s):
                 self.strings.setdefault(v, keyword)
@@ -102,11 +112,11 @@ class PhiValues:
             if compact != low and len(compact) >= 6:
                 self.strings.setdefault(compact, keyword)
             if "Address" in keyword or keyword in ("InstitutionName", "InstitutionalDepartmentName"):
-                self._add_words(keyword, low)
+                self._add_words(keyword, low, STOPWORDS)
 
-    def _add_words(self, keyword: str, low: str) -> None:
+    def _add_words(self, keyword: str, low: str, common: frozenset[str]) -> None:
         for tok in _SPLIT.split(low):
-            if len(tok) >= WORD_MIN and tok not in STOPWORDS and not tok.isdigit():
+            if len(tok) >= WORD_MIN and tok not in common and not tok.isdigit():
                 self.words.setdefault(tok, keyword)
 
     def update(self, other: "PhiValues") -> None:

@@ -234,3 +234,30 @@ def test_retain_safe_private_keeps_only_the_allow_list():
     kept = {(e.tag.group, e.tag.element) for e in out if e.tag.is_private}
     assert kept == {(0x0019, 0x0010), (0x0019, 0x100C)}
     assert "113111" in [c.CodeValue for c in out.DeidentificationMethodCodeSequence]
+
+
+def test_address_street_designator_is_not_a_leak_but_address_words_are():
+    """Seed 7 of the synthetic site: PatientAddress '... Old Mill Row ...' and the MR attribute
+    InPlanePhaseEncodingDirection 'ROW' (a kept defined term). 'Row' names no one: the object is
+    written with ROW kept, while the address's own words are still scrubbed from kept text."""
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.PatientAddress = "751 Old Mill Row, Riverton, WY 82501"
+    ds.InPlanePhaseEncodingDirection = "ROW"
+    ds.ImageComments = "moved to Riverton"
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    r = Deidentifier("default", SECRET).deidentify(buf.getvalue())
+    assert r.status == "written", r.reason
+    out = pydicom.dcmread(io.BytesIO(r.data))
+    assert out.InPlanePhaseEncodingDirection == "ROW"
+    assert b"riverton" not in r.data.lower() and "PatientAddress" not in out
+
+
+def test_name_words_that_are_address_words_are_still_searched():
+    """Generic address words are dropped only from addresses and institutions: a patient called
+    Lane is still scrubbed from free text as a single word."""
+    phi = PhiValues()
+    phi.add("PatientName", "PN", "Lane^Josephine")
+    phi.add("PatientAddress", "LO", "12 Juniper Lane, Glenwood")
+    assert scrub_text("follow-up lane", phi)[0] == "follow-up"
+    assert scrub_text("Juniper", phi)[0] == "" and scrub_text("Glenwood", phi)[0] == ""
