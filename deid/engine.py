@@ -16,19 +16,19 @@ import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.filebase import DicomBytesIO
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, DeflatedExplicitVRLittleEndian
 
 from deid.header import HeaderContext, apply_plan, collect_phi, patient_key
 from deid.ocr import OcrError
 from deid.phi import PhiValues
-from deid.pixels import at_risk, residual_text, scrub_frames
+from deid.pixels import Box, at_risk, residual_text, scrub_frames
 from deid.private import load_safe_private
 from deid.profile import Profile, compile_plan, load_profile
 from deid.pseudonym import Pseudonymizer
-from deid.verify import Finding, check_identity_removed, scan_bytes, scan_structure, scan_text
+from deid.verify import Finding, check_identity_removed, scan_bytes, scan_structure, scan_text, structure_findings
 
 IMPLEMENTATION_VERSION = "CURATE_DEID_1"
-_META_KEEP = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 
 
 @dataclass
@@ -116,29 +116,21 @@ class Deidentifier:
                 res.reason, res.reason_code = "burned-in text left after masking", "pixel_text_left"
                 return res
 
-        # file meta
-        new_meta = FileMetaDataset()
-        for elem in meta:
-            if int(elem.tag) in _META_KEEP:
-                new_meta.add(elem)
-        new_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        if "SOPClassUID" in ds:
-            new_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        ts = new_meta.get("TransferSyntaxUID") or ExplicitVRLittleEndian
+        # file meta: only what this de-identifier writes (nothing else of the source's meta)
+        meta = getattr(ds, "file_meta", None) or meta  # the pixel step may have changed it
+        ts = str(meta.get("TransferSyntaxUID") or ExplicitVRLittleEndian)
         if ts == DeflatedExplicitVRLittleEndian:
             ts = ExplicitVRLittleEndian  # raw-byte verification needs uncompressed headers
-        new_meta.TransferSyntaxUID = ts
-        new_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        new_meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-        ds.file_meta = new_meta
+        sop_uid = str(ds.SOPInstanceUID)
+        sop_class = str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "") or "")
         ds.preamble = b"\x00" * 128
-
-        out = _serialize(ds)
+        flagged: list[str] = []
+        out = _serialize(ds, ts, sop_class, sop_uid, flagged)
 
         # verification
         findings = scan_bytes(out, phi, ctx.terms)
-        findings += scan_structure(ds, allow_private=bool(self.safe_private))
-        findings += check_identity_removed(ds)
+        findings += structure_findings(flagged, allow_private=bool(self.safe_private))
+        findings += check_identity_removed(ds, sop_uid)
         if findings:
             res.status, res.findings = "quarantined", findings
             res.reason_code = "phi_leak"
@@ -211,7 +203,8 @@ class Deidentifier:
             res.counts["pixel_images_at_risk"] += 1
         findings: list[Finding] = []
         if pres.masked_boxes or risky:
-            read, bad, calls = residual_text(frames, risky, invert)
+            masked = [Box(*b) for b in boxes] if risky else None  # every candidate of the first pass
+            read, bad, calls = residual_text(frames, risky, invert, masked)
             res.pixels["ocr_calls"] += calls
             for ln in bad:
                 findings.append(Finding("pixel_text", f"box {ln.box.as_list()}", detail="readable text left after masking"))
@@ -243,32 +236,37 @@ class Deidentifier:
             ds.LossyImageCompression = "01"
 
 
-def _serialize(ds: Dataset) -> bytes:
+def _serialize(ds: Dataset, ts: str, sop_class: str, sop_uid: str, flagged: list[str]) -> bytes:
     """Part 10 bytes: preamble, file meta, then the dataset in its transfer syntax's encoding.
-    Raw (untouched or raw-rewritten) elements are copied as bytes; dcmwrite's checks are done
-    here once instead of per call."""
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset, write_file_meta_info
+    The lean writer reports the private/curve/overlay tags it wrote into ``flagged``; the
+    pydicom fallbacks (big endian, deflated input) are walked once more for them."""
     from pydicom.uid import UID
 
-    ts = UID(ds.file_meta.TransferSyntaxUID)
-    fp = DicomBytesIO()
-    fp.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(fp, ds.file_meta, enforce_standard=True)
-    fp.is_implicit_VR = ts.is_implicit_VR
-    fp.is_little_endian = ts.is_little_endian
+    from deid.writer import file_meta_bytes, write_le
+
+    uid = UID(ts)
     enc = ds.original_encoding
-    if (enc[0], enc[1]) != (ts.is_implicit_VR, ts.is_little_endian) and enc[0] is not None:
-        # encoding changes (deflated input written uncompressed): let pydicom convert elements
+    lean = uid.is_little_endian and (enc[0] is None or (enc[0], enc[1]) == (uid.is_implicit_VR, uid.is_little_endian))
+    if not lean:
+        # encoding changes (deflated input written uncompressed) or big endian: pydicom converts
+        fm = FileMetaDataset()
+        if sop_class:
+            fm.MediaStorageSOPClassUID = sop_class
+        fm.MediaStorageSOPInstanceUID = sop_uid
+        fm.TransferSyntaxUID = uid
+        fm.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        fm.ImplementationVersionName = IMPLEMENTATION_VERSION
+        ds.file_meta = fm
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
+        flagged += [f.where for f in scan_structure(ds, allow_private=False)]
         return buf.getvalue()
-    if ts.is_little_endian:
-        from deid.writer import write_le
-
-        write_le(fp, ds, ts.is_implicit_VR, ds._character_set)
-    else:
-        write_dataset(fp, ds)
+    fp = DicomBytesIO()
+    fp.is_implicit_VR = uid.is_implicit_VR
+    fp.is_little_endian = True
+    fp.write(b"\x00" * 128 + b"DICM")
+    fp.write(file_meta_bytes(sop_class, sop_uid, ts, PYDICOM_IMPLEMENTATION_UID, IMPLEMENTATION_VERSION))
+    write_le(fp, ds, uid.is_implicit_VR, ds._character_set, flagged)
     return fp.getvalue()
 
 

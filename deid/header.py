@@ -41,8 +41,10 @@ def _keyword(tag: int) -> str:
 
 
 def _vr_of(elem: Any) -> str:
+    """The element's VR; the dictionary's where the file gave none (implicit VR) or UN (some
+    writers store known attributes as UN: a UID written as UN is still remapped)."""
     vr = elem.VR
-    if not vr:
+    if not vr or vr == "UN":
         try:
             vr = dictionary_VR(elem.tag)
         except KeyError:

@@ -92,12 +92,28 @@ def scan_structure(ds: Dataset, allow_private: bool, path: str = "") -> list[Fin
 
 
 
-def check_identity_removed(ds: Dataset) -> list[Finding]:
+def structure_findings(flagged: list[str], allow_private: bool) -> list[Finding]:
+    """Findings for the private/curve/overlay element paths the writer reported (deid.writer)."""
+    out = []
+    for where in flagged:
+        g = int(where[where.rindex("(") + 1:where.rindex("(") + 5], 16)
+        if g & 1:
+            if not allow_private:
+                out.append(Finding("private", where, detail="private attribute left"))
+        else:
+            out.append(Finding("overlay", where, detail="curve/overlay attribute left"))
+    return out
+
+
+def check_identity_removed(ds: Dataset, meta_sop_uid: str) -> list[Finding]:
+    """PatientIdentityRemoved YES, and the file meta's MediaStorageSOPInstanceUID (as written)
+    equal to the SOPInstanceUID."""
     out = []
     if str(ds.get("PatientIdentityRemoved", "")) != "YES":
         out.append(Finding("structure", "(0012,0062)", detail="PatientIdentityRemoved is not YES"))
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and str(meta.get("MediaStorageSOPInstanceUID", "")) != str(ds.get("SOPInstanceUID", "")):
+    if not meta_sop_uid:
+        out.append(Finding("structure", "(0008,0018)", detail="SOPInstanceUID is empty"))
+    elif meta_sop_uid != str(ds.get("SOPInstanceUID", "")):
         out.append(Finding("structure", "(0002,0003)", detail="MediaStorageSOPInstanceUID differs from SOPInstanceUID"))
     return out
 

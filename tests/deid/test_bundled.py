@@ -89,3 +89,32 @@ def test_ct_small_private_removed(deider):
     src, out, _ = _check(deider, get_testdata_file("CT_small.dcm"), expect_mask=False)
     assert any(e.tag.is_private for e in src.iterall())
     assert not any(e.tag.is_private for e in out.iterall())
+
+
+def test_rt_dose_with_uids_stored_as_un(deider):
+    """rtdose_rle_1frame.dcm writes SOPInstanceUID and StudyInstanceUID with VR UN: they are UIDs
+    all the same and must be remapped (they used to be emptied)."""
+    path = get_testdata_file("rtdose_rle_1frame.dcm")
+    raw = pydicom.dcmread(path)
+    assert raw.get_item(0x00080018).VR == "UN"
+    src, out, _ = _check(deider, path, expect_mask=False)
+    assert out.SOPInstanceUID.startswith("2.25.") and out.StudyInstanceUID.startswith("2.25.")
+
+
+def test_private_tag_in_a_sequence_item_is_found_by_the_writer(monkeypatch):
+    """The structure check runs inside the writer: a private element left deep in a sequence (a
+    broken header step, simulated) must still quarantine the object."""
+    import deid.engine as engine
+
+    real = engine.apply_plan
+
+    def leaky(ds, ctx):
+        real(ds, ctx)
+        item = pydicom.Dataset()
+        item.add_new(0x00291010, "LO", "kept by mistake")
+        ds.ReferencedImageSequence = [item]
+
+    monkeypatch.setattr(engine, "apply_plan", leaky)
+    r = Deidentifier("default", SECRET).deidentify(open(MR_SMALL[0], "rb").read())
+    assert r.status == "quarantined" and r.data is None
+    assert [f.where for f in r.findings if f.kind == "private"] == ["(0008,1140)[0].(0029,1010)"]
