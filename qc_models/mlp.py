@@ -139,6 +139,13 @@ def load(path: str | Path) -> tuple[MLP, dict[str, Any]]:
     return model, blob["meta"]
 
 
+#: How far a retrain may land from shipped weights that were trained on another CPU. Training is
+#: bit-identical on one machine, but BLAS kernels differ in their last bits across instruction sets
+#: (AVX2/AVX-512, FMA), and 500 Adam steps carry that to ~2e-7 in the weights; a change of data,
+#: features or settings moves them by orders of magnitude more.
+REPRODUCE_ATOL = 1e-5
+
+
 def same_weights(a: MLP, b: MLP, atol: float = 0.0) -> bool:
     """Whether two models hold the same parameters (bit-identical with atol=0)."""
     sa, sb = a.state_dict(), b.state_dict()

@@ -17,7 +17,7 @@ import numpy as np
 from curation.quality import artifacts
 from curation.quality.masks import Masks, compute_masks
 from curation.quality.results import MetricSet
-from curation.quality.stats import tissue_stats
+from curation.quality.stats import Levels, level_stats, middle, percentile, tissue_stats
 from curation.quality.tissues import TissueClasses, tissue_classes
 
 
@@ -34,6 +34,7 @@ class AnatomicalInputs:
     gm: np.ndarray
     wm: np.ndarray
     scale: float  # harmonisation factor applied to the input
+    levels: Levels | None = None  # `data` as integer codes x per-code values, when the input held integers
 
 
 def prepare(volume: np.ndarray, spacing: tuple[float, float, float], kind: str | None = None,
@@ -45,18 +46,19 @@ def prepare(volume: np.ndarray, spacing: tuple[float, float, float], kind: str |
         v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
     if (v < 0).any():
         v = np.maximum(v, 0.0)  # a copy: the caller's array is never modified
-    masks = masks or compute_masks(v, spacing)
+    levels = Levels.of(v)
+    masks = masks or compute_masks(v, spacing, levels=levels)
     if tissues is None and masks.head.any():
         tissues = tissue_classes(v, masks.head, spacing, kind, brain_depth_mm, tissue_order)
     if tissues is None or not tissues.wm.any():
         return None, masks, tissues
-    wm_median = float(np.median(v[tissues.wm]))
+    wm_median = float(np.median(v[tissues.wm] if levels is None else middle(levels.counts(tissues.wm), levels.values)))
     if wm_median <= 0:
         return None, masks, tissues
     scale = 1000.0 / wm_median
     data = v * np.float32(scale)
     return (AnatomicalInputs(data, masks.head, masks.air, masks.artifact, masks.rotation, tissues.csf, tissues.gm,
-                             tissues.wm, scale), masks, tissues)
+                             tissues.wm, scale, levels.scaled(scale) if levels is not None else None), masks, tissues)
 
 
 def mriqc_functions():
@@ -73,12 +75,54 @@ def mriqc_functions():
     return anatomical
 
 
+def _efc(inp: AnatomicalInputs) -> float:
+    """mq.efc(data, rotation) computed the same way -- the same float32 operations per voxel, summed
+    in the same order -- with each voxel's term looked up by its code instead of recomputed (a
+    logarithm per distinct value, not per voxel)."""
+    keep = ~inp.rotation if inp.rotation.any() else None
+    img = inp.data.reshape(-1) if keep is None else inp.data[keep]  # img[framemask == 0]
+    codes = inp.levels.codes.reshape(-1) if keep is None else inp.levels.codes[keep]
+    n_vox = np.int64(img.size)
+    efc_max = 1.0 * n_vox * (1.0 / np.sqrt(n_vox)) * np.log(1.0 / np.sqrt(n_vox))
+    b_max = np.sqrt((img**2).sum())
+    lv = inp.levels.values
+    terms = ((lv / b_max) * np.log((lv + 1e-16) / b_max))[codes]
+    return round(float((1.0 / efc_max) * np.sum(terms)), 4)
+
+
+def _level_iqms(inp: AnatomicalInputs, mq) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """(summary stats, fber/efc/wm2max) from histograms of the codes: the same numbers as
+    tissue_stats and MRIQC's fber/efc/wm2max on the data, in a fraction of the time. fber is MRIQC's
+    own function, given what its two medians read: the middle voxel values of the head and of the
+    background (|x|^2 keeps their order, the data being non-negative)."""
+    lv = inp.levels
+    everything = lv.counts()
+    head = lv.counts(inp.head)
+    outside = everything - (head if not inp.rotation.any() else lv.counts(inp.head | inp.rotation))
+    counts = {"csf": lv.counts(inp.csf), "gm": lv.counts(inp.gm), "wm": lv.counts(inp.wm), "bg": lv.counts(inp.air)}
+    stats = {name: level_stats(c, lv.values) for name, c in counts.items()}
+    fg_mid, bg_mid = middle(head, lv.values), middle(outside, lv.values)
+    out = {"fber": mq.fber(np.concatenate([fg_mid, bg_mid]),
+                           np.r_[np.ones(fg_mid.size, np.uint8), np.zeros(bg_mid.size, np.uint8)]),
+           "efc": _efc(inp)}
+    if stats["wm"]["n"]:
+        out["wm2max"] = float(stats["wm"]["median"] / percentile(everything, lv.values, 99.95))  # mq.wm2max
+    return stats, out
+
+
 def iqms(inp: AnatomicalInputs) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(metrics by MRIQC name, summary stats) from prepared inputs -- the StructuralQC composition."""
     mq = mriqc_functions()
     data = inp.data
-    stats = {name: tissue_stats(data, m, kurt=False) for name, m in
-             (("csf", inp.csf), ("gm", inp.gm), ("wm", inp.wm), ("bg", inp.air))}
+    if inp.levels is not None:
+        stats, fast = _level_iqms(inp, mq)
+    else:
+        stats = {name: tissue_stats(data, m, kurt=False) for name, m in
+                 (("csf", inp.csf), ("gm", inp.gm), ("wm", inp.wm), ("bg", inp.air))}
+        rot = inp.rotation.astype(np.uint8)
+        fast = {"fber": mq.fber(data, inp.head.astype(np.uint8), rot), "efc": mq.efc(data, rot)}
+        if stats["wm"]["n"]:
+            fast["wm2max"] = mq.wm2max(data, stats["wm"]["median"])
     out: dict[str, float] = {}
     snrs = []
     for t in ("csf", "wm", "gm"):
@@ -96,15 +140,14 @@ def iqms(inp: AnatomicalInputs) -> tuple[dict[str, float], dict[str, dict[str, f
     out["snrd_total"] = float(np.mean(snrd))
     out["cnr"] = math.nan if not _spread(stats, "wm", "gm", "bg") else mq.cnr(stats["wm"]["median"], stats["gm"]["median"], stats["bg"]["stdv"], stats["wm"]["stdv"],
                         stats["gm"]["stdv"])
-    rot = inp.rotation.astype(np.uint8)
-    out["fber"] = mq.fber(data, inp.head.astype(np.uint8), rot)
-    out["efc"] = mq.efc(data, rot)
-    out["wm2max"] = mq.wm2max(data, stats["wm"]["median"]) if stats["wm"]["n"] else math.nan
-    out["qi_1"] = mq.art_qi1(inp.air, inp.artifact)
+    out["fber"], out["efc"], out["wm2max"] = fast["fber"], fast["efc"], fast.get("wm2max", math.nan)
+    # art_qi1 and volume_fraction read only the masks' voxel counts (sums of 0/1 values): given as such
+    n_air, n_art = np.count_nonzero(inp.air), np.count_nonzero(inp.artifact)
+    out["qi_1"] = mq.art_qi1(np.array([n_air]), np.array([n_art]))
     out["cjv"] = (mq.cjv(stats["wm"]["median"], stats["gm"]["median"], stats["wm"]["mad"], stats["gm"]["mad"])
                   if stats["wm"]["n"] and stats["gm"]["n"] and stats["wm"]["median"] != stats["gm"]["median"]
                   else math.nan)
-    icvs = mq.volume_fraction([inp.csf.astype(np.float32), inp.gm.astype(np.float32), inp.wm.astype(np.float32)])
+    icvs = mq.volume_fraction([np.array([np.count_nonzero(m)], np.float32) for m in (inp.csf, inp.gm, inp.wm)])
     for t, v in icvs.items():
         out[f"icvs_{t}"] = v
     return out, stats

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage as nd
 
 from curation.quality.masks import distance_2d
 
@@ -88,11 +87,12 @@ def _em(x: np.ndarray, h: np.ndarray, means: np.ndarray, sigmas: np.ndarray, wei
     return weights, means, sigmas, it, converged
 
 
-def fit_gmm_1d(values: np.ndarray, k: int = 3, bins: int = 512, max_iter: int = 300, tol: float = 1e-8
-               ) -> GaussianMixture1D:
+def fit_gmm_1d(values: np.ndarray, k: int = 3, bins: int = 512, max_iter: int = 300, tol: float = 1e-8,
+               trim: float | None = None) -> GaussianMixture1D:
     """A k-class Gaussian mixture on the histogram of `values`: the best of a few k-means starts
     (quantile-spread and extreme-spread, so a small class at either end -- CSF in a brain mask -- is
-    found), refined by EM with capped component widths."""
+    found), refined by EM with capped component widths. The histogram spans the 0.5 % to 99.5 %
+    quantiles; with `trim`, the fit sees only the values between the `trim` and 1 - `trim` quantiles."""
     v = np.asarray(values).ravel()
     # Quantiles from a fine histogram: exact enough for starting points, and linear time.
     vmin, vmax = float(v.min()), float(v.max())
@@ -102,15 +102,18 @@ def fit_gmm_1d(values: np.ndarray, k: int = 3, bins: int = 512, max_iter: int = 
     def q(p: np.ndarray | float) -> np.ndarray:
         return fedges[1:][np.minimum(np.searchsorted(cdf, p), len(cdf) - 1)]
 
-    lo, hi = float(q(0.005)), float(q(0.995))
+    def q_kept(p: np.ndarray) -> np.ndarray:  # quantiles of the values the fit sees
+        return q(p) if trim is None else q(trim + (1.0 - 2.0 * trim) * p)
+
+    lo, hi = (float(q(0.005)), float(q(0.995))) if trim is None else (float(q(trim)), float(q(1.0 - trim)))
     if hi <= lo:
         hi = lo + 1.0
     hist, edges = np.histogram(v, bins=bins, range=(lo, hi))
     x = (edges[:-1] + edges[1:]) / 2
     h = hist.astype(np.float64)
     floor = (hi - lo) / bins
-    starts = [q(np.array([(i + 0.5) / k for i in range(k)])), q(np.linspace(0.01, 0.99, k)),
-              q(np.linspace(0.05, 0.95, k)), np.linspace(lo, hi, k)]
+    starts = [q_kept(np.array([(i + 0.5) / k for i in range(k)])), q_kept(np.linspace(0.01, 0.99, k)),
+              q_kept(np.linspace(0.05, 0.95, k)), np.linspace(lo, hi, k)]
     best = min((_kmeans_1d(x, h, s) for s in starts), key=lambda r: r[1])
     centres = best[0]
     lab = np.argmin(np.abs(x[:, None] - centres[None, :]), axis=1)
@@ -136,8 +139,7 @@ class TissueClasses:
     method: str = "gmm3"
 
     def sizes(self) -> dict[str, int]:
-        return {"brain": int(self.brain.sum()), "csf": int(self.csf.sum()), "gm": int(self.gm.sum()),
-                "wm": int(self.wm.sum())}
+        return {name: np.count_nonzero(getattr(self, name)) for name in ("brain", "csf", "gm", "wm")}
 
 
 def _noise_sigma(volume: np.ndarray, mask: np.ndarray) -> float:
@@ -174,7 +176,10 @@ def brain_mask(head: np.ndarray, spacing: tuple[float, float, float], depth_mm: 
     sub = head[box]
     k = int(np.ceil(depth_mm / max(spacing[0], 1e-3)))
     if head.shape[0] > 2 * k + 2:  # through-plane: as deep in the head k slices up and down
-        sub = nd.minimum_filter1d(sub, size=2 * k + 1, axis=0, mode="constant", cval=False)
+        # a minimum over 2k+1 slices (outside: not head), as OpenCV's erosion of the (slices, voxels) image
+        flat = np.ascontiguousarray(sub).view(np.uint8).reshape(sub.shape[0], -1)
+        sub = cv2.erode(flat, np.ones((2 * k + 1, 1), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                        borderValue=0).view(bool).reshape(sub.shape)
     out[box] = distance_2d(sub, (spacing[1], spacing[2])) > depth_mm
     return out
 
@@ -183,10 +188,10 @@ def tissue_classes(volume: np.ndarray, head: np.ndarray, spacing: tuple[float, f
                    kind: str | None = None, depth_mm: float = 12.0,
                    order: dict[str, tuple[str, str, str]] | None = None, smooth_sigma: float = 2.0,
                    min_csf_fraction: float = 0.05, csf_sigmas: float = 3.0,
-                   min_csf_floor: float = 0.005) -> TissueClasses | None:
+                   min_csf_floor: float = 0.005, gm_wm_trim: float = 0.035) -> TissueClasses | None:
     """CSF/GM/WM masks by a Gaussian mixture on the brain-mask intensities (None if the brain is tiny)."""
     brain_full = brain_mask(head, spacing, depth_mm)
-    if brain_full.sum() < 300:
+    if np.count_nonzero(brain_full) < 300:
         return None
     # Work inside the brain's bounding box (the classes are empty outside it).
     zz, yy, xx = (np.flatnonzero(brain_full.any(axis=ax)) for ax in ((1, 2), (0, 2), (0, 1)))
@@ -219,7 +224,11 @@ def tissue_classes(volume: np.ndarray, head: np.ndarray, spacing: tuple[float, f
     grid = np.linspace(lo, hi, nb)
     idx = np.clip(((vals - lo) / max(hi - lo, 1e-12) * (nb - 1) + 0.5).astype(np.int64), 0, nb - 1)
     # GM and WM first; CSF is what lies more than `csf_sigmas` widths beyond them on CSF's side.
-    gmm2 = fit_gmm_1d(vals, 2)
+    # Their mixture is fitted without the outer `gm_wm_trim` of the values on either side: when noise
+    # has merged the GM and WM peaks, the CSF partial-volume tail (or bright vessels) would otherwise
+    # take a component of its own and leave "WM" a few hundred voxels (seen from 2 % noise on FLAIR,
+    # from mild bias fields and on low-contrast T1).
+    gmm2 = fit_gmm_1d(vals, 2, trim=gm_wm_trim)
     near = 0 if csf_low else 1
     edge = gmm2.means[near] + (-1 if csf_low else 1) * csf_sigmas * gmm2.sigmas[near]
     is_csf = vals < edge if csf_low else vals > edge
