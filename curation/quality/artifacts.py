@@ -16,6 +16,8 @@ import math
 import cv2
 import numpy as np
 
+from curation.quality.masks import bounding_box
+
 
 def fwhm(volume: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """Per-axis FWHM (voxels) from the lag-1 autocorrelation inside the mask: r = 1 - var(d)/(2 var(x)),
@@ -114,21 +116,29 @@ def ghost_ratio(volume: np.ndarray, head: np.ndarray, air: np.ndarray) -> dict[s
     cols_any = head.any(axis=1)  # (z, cols)
     band_y = air & cols_any[:, None, :] & ~rows_any[:, :, None]  # above/below the head
     band_x = air & rows_any[:, :, None] & ~cols_any[:, None, :]  # left/right of the head
+    # each band's size and mean once (they serve as ghost and as reference in turn)
+    size = {"y": np.count_nonzero(band_y), "x": np.count_nonzero(band_x)}
+    mean = {k: v[band].mean(dtype=np.float64) if size[k] >= 20 else math.nan
+            for k, band in (("y", band_y), ("x", band_x))}
     out = {}
-    for name, ghost, other in (("gsr_y", band_y, band_x), ("gsr_x", band_x, band_y)):
-        if ghost.sum() < 20 or other.sum() < 20 or fg <= 0:
+    for name, ghost, other in (("gsr_y", "y", "x"), ("gsr_x", "x", "y")):
+        if size[ghost] < 20 or size[other] < 20 or fg <= 0:
             out[name] = math.nan
         else:
-            out[name] = float((v[ghost].mean(dtype=np.float64) - v[other].mean(dtype=np.float64)) / fg)
+            out[name] = float((mean[ghost] - mean[other]) / fg)
     return out
 
 
 def laplacian_variance(volume: np.ndarray, mask: np.ndarray) -> float:
     """var(in-plane Laplacian) inside the mask / mean(signal inside the mask)^2 (scale-free)."""
     m = np.asarray(mask, dtype=bool)
-    if m.sum() < 10:
+    if np.count_nonzero(m) < 10:
         return math.nan
-    v = np.asarray(volume, dtype=np.float32)
+    # Only the mask's bounding box one voxel wider (the 3x3 kernel's reach) matters; where the box
+    # meets the image's edge, the edge handling is the same as on the whole slice.
+    box = bounding_box(m, 1)
+    v = np.asarray(volume, dtype=np.float32)[box]
+    m = m[box]
     lap = np.empty_like(v)
     for k in range(v.shape[0]):
         lap[k] = cv2.Laplacian(v[k], cv2.CV_32F, ksize=1)
