@@ -10,15 +10,41 @@ the WM median is 1000 before the summary statistics (which round to integers).
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from curation.quality import artifacts
-from curation.quality.masks import Masks, compute_masks
+from curation.quality.masks import Masks, background_masks, head_mask
 from curation.quality.results import MetricSet
 from curation.quality.stats import Levels, level_stats, middle, percentile, tissue_stats
 from curation.quality.tissues import TissueClasses, tissue_classes
+
+
+A = TypeVar("A")
+B = TypeVar("B")
+_helper: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def both(f: Callable[[], A], g: Callable[[], B]) -> tuple[A, B]:
+    """(f(), g()), f on a helper thread while g runs on this one: the work is numpy and OpenCV on
+    large arrays, which release the GIL, so two cores finish it in about half the time. One helper
+    per process (made again after a fork, where threads do not survive)."""
+    global _helper
+    if (os.cpu_count() or 1) < 2:
+        return f(), g()
+    if _helper is None or _helper[0] != os.getpid():
+        _helper = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="curate-quality"))
+    future = _helper[1].submit(f)
+    try:
+        b = g()
+    finally:
+        a = future.result()  # f's error, if any, or g's after f has finished
+    return a, b
 
 
 @dataclass
@@ -47,9 +73,16 @@ def prepare(volume: np.ndarray, spacing: tuple[float, float, float], kind: str |
     if (v < 0).any():
         v = np.maximum(v, 0.0)  # a copy: the caller's array is never modified
     levels = Levels.of(v)
-    masks = masks or compute_masks(v, spacing, levels=levels)
-    if tissues is None and masks.head.any():
-        tissues = tissue_classes(v, masks.head, spacing, kind, brain_depth_mm, tissue_order)
+
+    def classes(head: np.ndarray) -> TissueClasses | None:
+        return tissue_classes(v, head, spacing, kind, brain_depth_mm, tissue_order) \
+            if tissues is None and head.any() else tissues
+
+    if masks is None:  # the masks around the head and the tissue classes inside it, side by side
+        head, t = head_mask(v, spacing, levels=levels)
+        masks, tissues = both(lambda: background_masks(v, spacing, head, t), lambda: classes(head))
+    else:
+        tissues = classes(masks.head)
     if tissues is None or not tissues.wm.any():
         return None, masks, tissues
     wm_median = float(np.median(v[tissues.wm] if levels is None else middle(levels.counts(tissues.wm), levels.values)))
@@ -190,7 +223,10 @@ def anatomical_metrics(volume: np.ndarray, spacing: tuple[float, float, float], 
         for n in names:
             ms.nan(n, why)
         return ms
-    m, stats = iqms(inp)
+    brain = tissues.brain
+    ((m, stats), fw, var), (bias, g) = both(
+        lambda: (iqms(inp), artifacts.fwhm(inp.data, brain), artifacts.laplacian_variance(inp.data, brain)),
+        lambda: (artifacts.inu(inp.data, [inp.gm, inp.wm]), artifacts.ghost_ratio(inp.data, inp.head, inp.air)))
     ms.notes["summary"] = stats
     ms.notes["harmonisation_scale"] = inp.scale
     ms.notes["tissue_order"] = list(tissues.order)
@@ -203,17 +239,14 @@ def anatomical_metrics(volume: np.ndarray, spacing: tuple[float, float, float], 
             ms.nan(ours, _SENTINELS[theirs])
         else:
             ms.set(ours, val, "tissue class empty or without spread")
-    brain = tissues.brain
-    fw = artifacts.fwhm(inp.data, brain)
     ms.set("fwhm_avg", fw["fwhm_avg"], "no autocorrelation estimate in the brain mask")
     for k in ("fwhm_x", "fwhm_y", "fwhm_z"):
         ms.set(k, fw[k], "axis too short or no autocorrelation estimate")
-    for k, v in artifacts.inu(inp.data, [inp.gm, inp.wm]).items():
+    for k, v in bias.items():
         ms.set(k, v, "too few WM voxels for a bias-field fit")
-    g = artifacts.ghost_ratio(inp.data, inp.head, inp.air)
     ms.set("gsr_x", g["gsr_x"], "no background beside the head along x")
     ms.set("gsr_y", g["gsr_y"], "no background beside the head along y")
     finite = [x for x in (g["gsr_x"], g["gsr_y"]) if math.isfinite(x)]
     ms.set("gsr", max(finite) if finite else math.nan, "no background beside the head")
-    ms.set("var", artifacts.laplacian_variance(inp.data, brain), "brain mask empty")
+    ms.set("var", var, "brain mask empty")
     return ms

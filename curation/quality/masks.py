@@ -201,11 +201,18 @@ def compute_masks(volume: np.ndarray, spacing: tuple[float, float, float], *, cl
     """All masks of a magnitude volume (slices, rows, columns) with voxel spacing (mm, same order);
     `levels`: the volume's integer levels when known (`Levels.of`)."""
     v = np.asarray(volume, dtype=np.float32)
-    rot = rotation_mask(v)
     head, t = head_mask(v, spacing, closing_mm, levels=levels)
+    return background_masks(v, spacing, head, t, artifact_margin_mm=artifact_margin_mm, zscore=zscore)
+
+
+def background_masks(volume: np.ndarray, spacing: tuple[float, float, float], head: np.ndarray, threshold: float, *,
+                     artifact_margin_mm: float = 10.0, zscore: float = 10.0) -> Masks:
+    """The masks around a head mask (rotation padding, air, artifacts): compute_masks after head_mask."""
+    v = np.asarray(volume, dtype=np.float32)
+    rot = rotation_mask(v)
     background = ~head & ~rot
     r = max(1, int(round(artifact_margin_mm / max(min(spacing[1], spacing[2]), 1e-3))))
     near_head = _morph_2d(head, cv2.MORPH_DILATE, r, cv2.MORPH_RECT)  # a square margin: separable, fast
     art = artifact_mask(v, background, near_head, zscore)
     air = background & ~art
-    return Masks(head=head, air=air, artifact=art, rotation=rot, threshold=t)
+    return Masks(head=head, air=air, artifact=art, rotation=rot, threshold=threshold)
