@@ -187,7 +187,7 @@ def brain_mask(head: np.ndarray, spacing: tuple[float, float, float], depth_mm: 
 def tissue_classes(volume: np.ndarray, head: np.ndarray, spacing: tuple[float, float, float],
                    kind: str | None = None, depth_mm: float = 12.0,
                    order: dict[str, tuple[str, str, str]] | None = None, smooth_sigma: float = 2.0,
-                   min_csf_fraction: float = 0.05, csf_sigmas: float = 3.0,
+                   min_csf_fraction: float = 0.05, csf_sigmas: float = 4.0,
                    min_csf_floor: float = 0.005, gm_wm_trim: float = 0.035) -> TissueClasses | None:
     """CSF/GM/WM masks by a Gaussian mixture on the brain-mask intensities (None if the brain is tiny)."""
     brain_full = brain_mask(head, spacing, depth_mm)
@@ -223,7 +223,9 @@ def tissue_classes(volume: np.ndarray, head: np.ndarray, spacing: tuple[float, f
     nb = 4096
     grid = np.linspace(lo, hi, nb)
     idx = np.clip(((vals - lo) / max(hi - lo, 1e-12) * (nb - 1) + 0.5).astype(np.int64), 0, nb - 1)
-    # GM and WM first; CSF is what lies more than `csf_sigmas` widths beyond them on CSF's side.
+    # GM and WM first; CSF is what lies more than `csf_sigmas` widths beyond them on CSF's side (4,
+    # not 3: at 3 the class took in GM/CSF partial-volume voxels, and its SNR, a third of MRIQC's
+    # snr_total, jumped when a mild defect moved that border).
     # Their mixture is fitted without the outer `gm_wm_trim` of the values on either side: when noise
     # has merged the GM and WM peaks, the CSF partial-volume tail (or bright vessels) would otherwise
     # take a component of its own and leave "WM" a few hundred voxels (seen from 2 % noise on FLAIR,

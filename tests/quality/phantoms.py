@@ -35,14 +35,15 @@ def clean_signal(vendor: str, kind: str, shape=SHAPE, spacing=SPACING) -> np.nda
 
 def degraded(vendor: str, kind: str, degradation: str | None, severity: int, shape=SHAPE, spacing=SPACING) -> np.ndarray:
     """Stored-like volume (uint12 range, float32): the site's recipe -- defect, then the baseline
-    Rician noise (noise defects replace it by the stronger one). The same seed at every severity, so
-    the ghost period/phase and the bias-field shape stay fixed while the amplitude grows."""
+    Rician noise (noise defects replace it by the stronger one). One defect instance per degradation
+    (the ghost period/phase and the bias-field shape are drawn from a seed of the degradation alone),
+    the same at every severity and in every series, so that a severity is one physical defect across
+    the whole set while its amplitude grows; the noise draws are seeded per series."""
     clean = clean_signal(vendor, kind, shape, spacing)
     ref = float(np.percentile(clean, 99))
-    rng = np.random.default_rng(seed_of(vendor, kind, degradation))
     v = clean
     if degradation in ("ghosting", "blur", "bias") and severity:
-        v = dg.degrade(clean, degradation, severity, rng)
+        v = dg.degrade(clean, degradation, severity, np.random.default_rng(seed_of(degradation)))
     sigma = dg.NOISE_SIGMA[severity] if degradation == "noise" and severity else dg.BASELINE_NOISE_SIGMA
-    v = dg.rician_noise(v, sigma * ref, rng)
+    v = dg.rician_noise(v, sigma * ref, np.random.default_rng(seed_of(vendor, kind, degradation)))
     return np.clip(np.rint(v * 2000.0 / clean.max()), 0, 4095).astype(np.float32)

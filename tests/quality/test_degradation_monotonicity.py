@@ -9,8 +9,11 @@ Expected directions -- and only where physics fixes one:
 - bias field: SNR falls (tissue spread grows) and the fitted INU range rises.
 CNR is asserted only where the clean image has GM/WM contrast to lose (>= 10 %): the phantom's SWI and
 Philips T1 TFE have 3 % and 8 %.
-Criterion: the mean over the 15 series of the per-series Spearman rho (severity vs metric, signed to
-the expected direction) is >= 0.9; the pooled rho over all series is printed as well.
+Criteria, both required (Spearman rho of severity vs metric, signed to the expected direction):
+- across the synthetic set: one rho over all series x 6 severities pooled, each value taken relative
+  to the same series' clean one (its ratio; for the INU range, which is ~0 on a clean image, its
+  difference), so that series of different baseline SNR can be ranked together: >= 0.9;
+- per series: the mean over the series of each series' own rho >= 0.9 (the lowest is printed).
 """
 from __future__ import annotations
 
@@ -28,6 +31,11 @@ EXPECT = {
     "blur": {"efc": 1},
     "bias": {"snr": -1, "inu_range": 1},
 }
+
+
+def relative_to_clean(metric: str, value: float, clean: float) -> float:
+    """A metric's value relative to the clean image of the same series, comparable across series."""
+    return value - clean if metric == "inu_range" else value / clean
 
 
 def gm_wm_contrast(vendor: str, kind: str) -> float:
@@ -55,11 +63,14 @@ def test_metrics_follow_the_physics_of_each_defect(degradation):
                 v = np.asarray(values[m])
                 assert np.isfinite(v).all(), (vendor, kind, m, v)
                 per_series[m].append(sign * spearmanr(range(6), v).statistic)
-                pooled[m] += [(s, x / v[0]) for s, x in enumerate(v)]
+                pooled[m] += [(s, relative_to_clean(m, x, v[0])) for s, x in enumerate(v)]
     print()
+    failures = []
     for m, rhos in per_series.items():
         p = np.asarray(pooled[m])
         pooled_rho = expected[m] * spearmanr(p[:, 0], p[:, 1]).statistic
-        print(f"{degradation:8s} {m:13s} series={len(rhos):2d} mean rho={np.mean(rhos):+.3f} "
-              f"min={np.min(rhos):+.3f} pooled (ratio to clean) rho={pooled_rho:+.3f}")
-        assert np.mean(rhos) >= 0.9, (degradation, m, rhos)
+        print(f"{degradation:8s} {m:13s} series={len(rhos):2d} pooled rho={pooled_rho:+.3f} "
+              f"per-series mean rho={np.mean(rhos):+.3f} min={np.min(rhos):+.3f}")
+        if pooled_rho < 0.9 or np.mean(rhos) < 0.9:
+            failures.append((m, round(pooled_rho, 3), [round(r, 3) for r in rhos]))
+    assert not failures, (degradation, failures)
