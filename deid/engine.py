@@ -19,10 +19,10 @@ from pydicom.sequence import Sequence
 from pydicom.filebase import DicomBytesIO
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, DeflatedExplicitVRLittleEndian
 
-from deid.header import HeaderContext, apply_plan, collect_phi, patient_key
+from deid.header import HeaderContext, apply_plan, patient_key
 from deid.ocr import OcrError
 from deid.phi import PhiValues
-from deid.pixels import Box, at_risk, residual_text, scrub_frames
+from deid.pixels import at_risk, residual_text, scrub_frames
 from deid.private import load_safe_private
 from deid.profile import Profile, compile_plan, load_profile
 from deid.pseudonym import Pseudonymizer
@@ -60,6 +60,7 @@ class Deidentifier:
         self.pseudo = Pseudonymizer(secret)
         self.safe_private = load_safe_private() if "retain_safe_private" in self.profile.options else frozenset()
         self.shifting = "retain_modified_dates" in self.profile.options
+        self._constants = frozenset(code for code, _meaning in self.profile.method_codes)
 
     # -- one object -------------------------------------------------------------------------
     def deidentify(self, data: bytes, name: str = "") -> FileResult:
@@ -89,7 +90,6 @@ class Deidentifier:
         pkey = patient_key(ds)
         shift = self.pseudo.date_shift_days(pkey) if self.shifting else None
         phi = PhiValues()
-        collect_phi(ds, self.plan, phi, self.shifting)
         for kw in ("MediaStorageSOPInstanceUID", "SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
                    "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID"):
             if kw in meta:
@@ -97,11 +97,9 @@ class Deidentifier:
         risky = at_risk(ds)
         originals = {k: str(ds.get(k, "") or "") for k in ("PatientID", "PatientName", "PatientBirthDate",
                                                             "StudyInstanceUID", "AccessionNumber", "StudyDate", "StudyID")}
-        for code, _meaning in self.profile.method_codes:  # constants this run writes itself
-            phi.strings.pop(code, None)
         ctx = HeaderContext(self.plan, self.pseudo, pkey, shift, self.safe_private, phi)
         ctx.seconds_shift = self.pseudo.time_shift_seconds(pkey) if self.shifting else 0
-        ctx.terms = phi.terms()
+        ctx.constants = self._constants  # CID 7050 code values this run writes itself
         enc = ds.original_encoding
         ctx.enc = (bool(enc[0]), bool(enc[1]) if enc[1] is not None else True)
         apply_plan(ds, ctx)
@@ -203,8 +201,7 @@ class Deidentifier:
             res.counts["pixel_images_at_risk"] += 1
         findings: list[Finding] = []
         if pres.masked_boxes or risky:
-            masked = [Box(*b) for b in boxes] if risky else None  # every candidate of the first pass
-            read, bad, calls = residual_text(frames, risky, invert, masked)
+            read, bad, calls = residual_text(frames, risky, invert)
             res.pixels["ocr_calls"] += calls
             for ln in bad:
                 findings.append(Finding("pixel_text", f"box {ln.box.as_list()}", detail="readable text left after masking"))
@@ -272,7 +269,7 @@ def _serialize(ds: Dataset, ts: str, sop_class: str, sop_uid: str, flagged: list
 
 def _truncated_element(ds: Dataset) -> str:
     """The tag of a top-level element whose value is shorter than its declared length, or ''."""
-    for elem in ds.elements():
+    for elem in ds._dict.values():
         length = getattr(elem, "length", None)
         value = getattr(elem, "value", None)
         if isinstance(value, (bytes, bytearray)) and length not in (None, 0xFFFFFFFF) and len(value) < length:

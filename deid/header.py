@@ -22,6 +22,7 @@ from deid.scrub import scrub_text
 
 TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "AE", "CS", "UR", "AS"})
 FREE_TEXT_VRS = frozenset({"ST", "LT", "UT"})
+_CLEANED_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "CS"})
 _STANDARD_UID_ROOT = "1.2.840.10008."
 _DUMMY = {
     "PN": "ANONYMOUS", "LO": "ANONYMIZED", "SH": "ANONYMIZED", "LT": "ANONYMIZED", "ST": "ANONYMIZED",
@@ -53,12 +54,14 @@ def _vr_of(elem: Any) -> str:
 
 
 def _texts(ds: Dataset, tag: int) -> list[str]:
+    elem = ds.get_item(tag)
+    return [] if elem is None else _texts_of(elem)
+
+
+def _texts_of(elem: Any) -> list[str]:
     """An element's values as text. Raw elements are decoded as latin-1 without pydicom's value
     conversion (the costly part of a pass); latin-1 round-trips every byte, so a cleaned value
     written back keeps any other character set intact."""
-    elem = ds.get_item(tag)
-    if elem is None:
-        return []
     if elem.is_raw:
         v = elem.value
         if not v:
@@ -131,13 +134,39 @@ class HeaderContext:
     terms: list = field(default_factory=list)
     seconds_shift: int = 0
     enc: tuple = (False, True)  # (implicit VR, little endian) of the source
+    #: values this run writes itself (CID 7050 code values): never identifying, never searched
+    constants: frozenset = frozenset()
+    #: text elements to clean once every identifying value of the object is known
+    deferred: list = field(default_factory=list)
 
 
-def collect_phi(ds: Dataset, plan: Plan, phi: PhiValues, shifting: bool) -> None:
-    """Gather the identifying values of ``ds`` (all levels) before anything changes, so free text
-    anywhere in the object is scrubbed of values that appear later in tag order."""
-    for elem in ds.elements():
-        tag = int(elem.tag)
+_NAME_DATE_UID_VRS = frozenset({"PN", "DA", "DT", "UI", "TM"})
+_collect_cache: dict[tuple[int, str, str | None], bool] = {}
+
+
+def _collects(tag: int, vr: str, action: str | None) -> bool:
+    """Whether an element's value is an identifying value of the object: names, dates, times and
+    UIDs wherever they are (unless kept), identifier-like attributes the profile changes."""
+    key = (tag, vr, action)
+    c = _collect_cache.get(key)
+    if c is None:
+        if action == "K":
+            c = False
+        elif vr in _NAME_DATE_UID_VRS:
+            c = True
+        else:
+            c = action is not None and action != "C" and is_identifier_keyword(_keyword(tag))
+        _collect_cache[key] = c
+    return c
+
+
+def collect_phi(ds: Dataset, plan: Plan, phi: PhiValues) -> None:
+    """Gather the identifying values of ``ds`` (all levels) without changing it: for sequences
+    the profile empties or replaces, whose values may still appear elsewhere in the object."""
+    d = ds._dict
+    for key in sorted(d, key=int):  # key=int: BaseTag's own comparisons are Python calls
+        elem = d[key]
+        tag = int(key)
         group = tag >> 16
         if group & 1 or group == 0x0002:
             continue
@@ -146,30 +175,38 @@ def collect_phi(ds: Dataset, plan: Plan, phi: PhiValues, shifting: bool) -> None
         if vr == "SQ":
             if action != "X":
                 for item in ds[tag].value or ():
-                    collect_phi(item, plan, phi, shifting)
-            continue
-        if action == "K":
-            continue
-        if action is None and vr not in ("PN", "DA", "DT", "UI", "TM"):
-            continue
-        if vr in ("PN", "DA", "DT", "UI", "TM"):
-            phi.add(_keyword(tag), vr, _texts(ds, tag))
-        else:
-            kw = _keyword(tag)
-            if action != "C" and is_identifier_keyword(kw):
-                phi.add(kw, vr, _texts(ds, tag))
+                    collect_phi(item, plan, phi)
+        elif _collects(tag, vr, action):
+            phi.add(_keyword(tag), vr, _texts_of(elem))
 
 
 def apply_plan(ds: Dataset, ctx: HeaderContext) -> None:
-    """Apply the profile to ``ds`` in place, recursing into sequences."""
+    """Apply the profile to ``ds`` in place, recursing into sequences, in one walk: each
+    element's identifying value is gathered before its action runs; kept free text is cleaned
+    after the walk, when the values of the whole object (later tags included) are known."""
+    _walk(ds, ctx)
+    for code in ctx.constants:
+        ctx.phi.strings.pop(code, None)
+    ctx.terms = ctx.phi.terms()
+    for item, tag, vr, patterns in ctx.deferred:
+        _clean_text(item, tag, vr, ctx, patterns)
+    ctx.deferred.clear()
+
+
+def _walk(ds: Dataset, ctx: HeaderContext) -> None:
     plan = ctx.plan
+    exact = plan.exact
+    source = plan.source
+    phi = ctx.phi
     counts = ctx.counts
     shifting = ctx.shift_days is not None
+    d = ds._dict
     creators = None
     kept_private_blocks: set[tuple[int, int]] = set()
     private_creator_tags: list[int] = []
-    for elem in list(ds.elements()):
-        tag = int(elem.tag)
+    for key in sorted(d, key=int):  # key=int: BaseTag's own comparisons are Python calls
+        elem = d[key]
+        tag = int(key)  # int keys: a BaseTag looked up in an int-keyed dict calls BaseTag.__eq__
         group = tag >> 16
         if group & 1:
             e = tag & 0xFFFF
@@ -183,42 +220,49 @@ def apply_plan(ds: Dataset, ctx: HeaderContext) -> None:
                     kept_private_blocks.add((group, e >> 8))
                     counts["private_kept"] += 1
                     continue
-            del ds[tag]
+            del d[key]
             counts["private_removed"] += 1
             continue
+        vr = _vr_of(elem)
+        action = exact.get(tag)
+        if vr == "SQ":
+            if action in ("Z", "D", "P"):
+                # emptied or replaced: its values may appear elsewhere, gather them first
+                for item in ds[tag].value or ():
+                    collect_phi(item, plan, phi)
+        elif group != 0x0002 and _collects(tag, vr, action):
+            phi.add(_keyword(tag), vr, _texts_of(elem))
         if (group & 0xFF00) in (0x5000, 0x6000):
             # Curves and overlays, the whole repeating group (Overlay Description included,
             # which Table E.1-1 does not list).
-            del ds[tag]
+            del d[key]
             counts["X"] += 1
             continue
-        vr = _vr_of(elem)
-        action = plan.exact.get(tag)
         if action is None:
             action = _unlisted_action(tag, vr, shifting)
             counts["by:unlisted"] += 1
         else:
-            counts["by:" + plan.source[tag]] += 1
+            counts["by:" + source[tag]] += 1
         if action == "K":
             if vr == "SQ":
                 for item in ds[tag].value or ():
-                    apply_plan(item, ctx)
+                    _walk(item, ctx)
             counts["K"] += 1
         elif action == "X":
-            del ds[tag]
+            del d[key]
             counts["X"] += 1
         elif action == "Z":
             _set_empty(ds, tag, vr, ctx.enc)
             counts["Z"] += 1
         elif action == "U" or action == "u":
             if vr == "UI":
-                values = _texts(ds, tag)
+                values = _texts_of(elem)
                 if values:
                     _put(ds, tag, vr, _remap_uids(values, ctx.pseudo, standard_kept=(action == "u")), ctx.enc)
                 counts["U"] += 1
             elif vr == "SQ":
                 for item in ds[tag].value or ():
-                    apply_plan(item, ctx)
+                    _walk(item, ctx)
                 counts["K"] += 1
             else:
                 _set_empty(ds, tag, vr, ctx.enc)
@@ -236,7 +280,7 @@ def apply_plan(ds: Dataset, ctx: HeaderContext) -> None:
     for tag in private_creator_tags:
         g, e = tag >> 16, tag & 0xFFFF
         if (g, e) not in kept_private_blocks:
-            del ds[tag]
+            del d[tag]
             counts["private_removed"] += 1
 
 
@@ -291,7 +335,7 @@ def _clean(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool) -
     counts = ctx.counts
     if vr == "SQ":
         for item in ds[tag].value or ():
-            apply_plan(item, ctx)
+            _walk(item, ctx)
         counts["C"] += 1
         return
     if vr in ("DA", "DT"):
@@ -324,28 +368,35 @@ def _clean(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool) -
         _set_empty(ds, tag, vr, ctx.enc)
         counts["Z"] += 1
         return
-    if vr in ("LO", "SH", "ST", "LT", "UT", "UC", "CS"):
-        values = _texts(ds, tag)
-        if not values:
-            counts["K"] += 1
-            return
-        if vr in FREE_TEXT_VRS:
-            values = ["\\".join(values)]  # backslash is text in ST/LT/UT, not a separator
-        changed = 0
-        cleaned = []
-        for v in values:
-            if patterns:
-                s, k = scrub_text(v, ctx.phi, ctx.terms)
-            else:
-                s, k = _scrub_known(v, ctx)
-            cleaned.append(s)
-            changed += k
-        if changed:
-            _put(ds, tag, vr, cleaned, ctx.enc)
-            counts["C_scrubbed"] += 1
-        counts["C"] += 1
+    if vr in _CLEANED_TEXT_VRS:
+        ctx.deferred.append((ds, tag, vr, patterns))
         return
     counts["K"] += 1
+
+
+def _clean_text(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool) -> None:
+    """Scrub a kept text value of the object's identifying values (and, with ``patterns``, of
+    date-, phone- and ID-shaped tokens)."""
+    counts = ctx.counts
+    values = _texts(ds, tag)
+    if not values:
+        counts["K"] += 1
+        return
+    if vr in FREE_TEXT_VRS:
+        values = ["\\".join(values)]  # backslash is text in ST/LT/UT, not a separator
+    changed = 0
+    cleaned = []
+    for v in values:
+        if patterns:
+            s, k = scrub_text(v, ctx.phi, ctx.terms)
+        else:
+            s, k = _scrub_known(v, ctx)
+        cleaned.append(s)
+        changed += k
+    if changed:
+        _put(ds, tag, vr, cleaned, ctx.enc)
+        counts["C_scrubbed"] += 1
+    counts["C"] += 1
 
 
 def _scrub_known(value: str, ctx: HeaderContext) -> tuple[str, int]:

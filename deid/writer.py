@@ -105,8 +105,10 @@ def write_le(fp: DicomBytesIO, ds: Dataset, implicit: bool, encodings: Any, flag
     pack = struct.pack
     write = fp.write
     charset = getattr(ds, "_character_set", None) or encodings
-    for elem in ds.elements():
-        tag = int(elem.tag)
+    d = ds._dict
+    for key in sorted(d, key=int):  # key=int: BaseTag's own comparisons are Python calls
+        elem = d[key]
+        tag = int(key)
         g = tag >> 16
         if flagged is not None and (g & 1 or (g & 0xFF00) in (0x5000, 0x6000)):
             flagged.append(f"{path}({g:04X},{tag & 0xFFFF:04X})")
@@ -114,7 +116,7 @@ def write_le(fp: DicomBytesIO, ds: Dataset, implicit: bool, encodings: Any, flag
             if elem.length == 0xFFFFFFFF or _is_sq(elem, implicit) or (elem.VR is None and not implicit):
                 # undefined length, a sequence, or no VR to write (read as implicit VR from a file
                 # that declares explicit): pydicom converts it
-                elem = ds[tag]
+                elem = ds[key]
                 value = None
             else:
                 value = elem.value or b""
