@@ -22,7 +22,7 @@ from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, Defl
 from deid.header import HeaderContext, apply_plan, patient_key
 from deid.ocr import OcrError
 from deid.phi import PhiValues
-from deid.pixels import at_risk, residual_text, scrub_frames
+from deid.pixels import Box, at_risk, decode_rle_u8, residual_text, scrub_frames
 from deid.private import load_safe_private
 from deid.profile import Profile, compile_plan, load_profile
 from deid.pseudonym import Pseudonymizer
@@ -179,8 +179,12 @@ class Deidentifier:
             ds._dict[elem.tag] = elem
 
     def _pixels(self, ds: Dataset, risky: bool, phi: PhiValues, terms: list, res: FileResult) -> list[Finding]:
+        owned = False  # an array nobody else holds (no defensive copy needed)
         try:
             arr = _native_monochrome(ds)
+            if arr is None:
+                arr = decode_rle_u8(ds)
+                owned = arr is not None
             if arr is None:
                 arr = ds.pixel_array
         except Exception as exc:
@@ -190,7 +194,8 @@ class Deidentifier:
         frames = arr if n_frames > 1 else arr[None]
         if samples > 1 and frames.ndim != 4:
             raise OcrError("unexpected pixel array shape")
-        frames = np.array(frames, copy=True)
+        if not owned:
+            frames = np.array(frames, copy=True)
         invert = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
         pres, lines = scrub_frames(frames, risky, invert)
         boxes = sorted({tuple(b) for _, b in pres.masked_boxes})
@@ -201,7 +206,8 @@ class Deidentifier:
             res.counts["pixel_images_at_risk"] += 1
         findings: list[Finding] = []
         if pres.masked_boxes or risky:
-            read, bad, calls = residual_text(frames, risky, invert)
+            masked = [Box(*b) for b in boxes] if risky else None  # every candidate of the first pass
+            read, bad, calls = residual_text(frames, risky, invert, masked)
             res.pixels["ocr_calls"] += calls
             for ln in bad:
                 findings.append(Finding("pixel_text", f"box {ln.box.as_list()}", detail="readable text left after masking"))
@@ -227,7 +233,8 @@ class Deidentifier:
         if samples == 3:
             pi = "RGB"
         lossy = str(ds.file_meta.get("TransferSyntaxUID", "")) in _LOSSY
-        ds.set_pixel_data(arr, photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
+        # C order first: decoded colour is often plane-interleaved, and a strided tobytes() is slow
+        ds.set_pixel_data(np.ascontiguousarray(arr), photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
                           generate_instance_uid=False)
         if lossy:
             ds.LossyImageCompression = "01"
