@@ -109,7 +109,10 @@ def _median(vals: list[float]) -> float | None:
 
 
 def _private_b_value(ds: Dataset) -> float | None:
+    groups = {tag >> 16 for tag in ds.keys()}  # private_block scans the dataset: only where the group is
     for group, offset, creator in _PRIVATE_BVALUE:
+        if group not in groups:
+            continue
         try:
             block = ds.private_block(group, creator)
             elem = block[offset]
