@@ -141,9 +141,11 @@ def load(path: str | Path) -> tuple[MLP, dict[str, Any]]:
 
 #: How far a retrain may land from shipped weights that were trained on another CPU. Training is
 #: bit-identical on one machine, but BLAS kernels differ in their last bits across instruction sets
-#: (AVX2/AVX-512, FMA), and 500 Adam steps carry that to ~2e-7 in the weights; a change of data,
-#: features or settings moves them by orders of magnitude more.
-REPRODUCE_ATOL = 1e-5
+#: (AVX2/AVX-512, FMA), and hundreds of Adam steps carry that into the weights: measured 2e-7
+#: (quality model) and 4e-5 (series-kind model) between two machines. Real changes move them far
+#: more: 6e-3 when one feature of the series-kind table is scaled by 1.001, 0.4 when one row of
+#: it is dropped.
+REPRODUCE_ATOL = 1e-3
 
 
 def same_weights(a: MLP, b: MLP, atol: float = 0.0) -> bool:

@@ -3,10 +3,16 @@
 Each MR series gives one header summary (descriptions play no part: the model never sees text);
 `jitter` copies with TR/TE/TI/flip scaled by a few percent (seeded) teach it ranges rather than the
 exact values of three vendors' protocols.
+
+The summaries of the training sites are shipped as a table (include/classify/training_headers.json,
+`curate train classifier --table`), so the weights can be rebuilt from it in seconds
+(`--from-table`) instead of generating the sites (minutes); the features and the jitter are made
+from the table the same way as from the sites.
 """
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -22,18 +28,16 @@ from curation.classify.vocabulary import MR_KINDS
 
 TRAIN_SEEDS = (101, 202, 303)
 TRAIN_PATIENTS = 6
+TABLE = Path(__file__).resolve().parents[2] / "include" / "classify" / "training_headers.json"
 
 
-def site_headers(root: Path, truth: dict[str, Any]) -> list[tuple[SeriesHeader, str]]:
-    """(header summary, true kind) of every MR series of a generated site."""
+def _mr_series(truth: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """(series record, true kind) of every MR series of a generated site whose kind the model knows."""
     out = []
     for s in truth["series"]:
-        if s.get("modality") != "MR":
-            continue
         kind = truth_kind(s["kind"])
-        if kind not in {k.value for k in MR_KINDS}:
-            continue
-        out.append((summarize(read_headers([root / f for f in s["files"]])), kind))
+        if s.get("modality") == "MR" and kind in {k.value for k in MR_KINDS}:
+            out.append((s, kind))
     return out
 
 
@@ -46,25 +50,58 @@ def jittered(h: SeriesHeader, rng: np.random.Generator, scale: float = 0.08) -> 
                    inversion_time=j(h.inversion_time), flip_angle=j(h.flip_angle))
 
 
-def build(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int = TRAIN_PATIENTS, jitter: int = 8,
-          progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, list[str]]:
-    """(features, labels) from the training sites under `workdir` (generated when absent)."""
+def site_rows(root: Path, truth: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table rows of one generated site: seed, position among its MR series, series UID, true kind and
+    the header summary, in the order `features` jitters them."""
+    return [{"seed": int(truth["seed"]), "index": i, "series": s["series_instance_uid"], "kind": kind,
+             "header": summarize(read_headers([root / f for f in s["files"]])).to_dict()}
+            for i, (s, kind) in enumerate(_mr_series(truth))]
+
+
+def build_table(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int = TRAIN_PATIENTS,
+                progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """The rows of the training sites under `workdir` (generated when absent)."""
     from curation.synth import generate_site
 
-    xs, ys = [], []
+    rows: list[dict[str, Any]] = []
     for seed in seeds:
         root = Path(workdir) / f"site-{seed}-{patients}"
         gt = root / "ground_truth.json"
         truth = json.loads(gt.read_text()) if gt.exists() else generate_site(
             root, patients=patients, seed=seed, phi_locations=False, progress=progress or (lambda m: None))
-        for i, (h, kind) in enumerate(site_headers(root, truth)):
-            xs.append(header_features(h))
+        rows.extend(site_rows(root, truth))
+    return rows
+
+
+def write_table(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
+    """The rows as JSON (one row a line: small diffs when a site changes; floats round-trip exactly)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    lines = ",\n".join(json.dumps(r, sort_keys=True) for r in rows)
+    Path(path).write_text(f"[\n{lines}\n]\n", encoding="utf-8")
+
+
+def read_table(path: str | os.PathLike = TABLE) -> list[dict[str, Any]]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def features(rows: Sequence[dict[str, Any]], jitter: int = 8) -> tuple[np.ndarray, list[str]]:
+    """(features, labels): each row's header and `jitter` copies seeded by (site seed, position)."""
+    xs, ys = [], []
+    for r in rows:
+        h, kind = SeriesHeader.from_dict(r["header"]), r["kind"]
+        xs.append(header_features(h))
+        ys.append(kind)
+        rng = np.random.default_rng(zlib.crc32(f"{r['seed']}/{r['index']}".encode()))
+        for _ in range(jitter):
+            xs.append(header_features(jittered(h, rng)))
             ys.append(kind)
-            rng = np.random.default_rng(zlib.crc32(f"{seed}/{i}".encode()))
-            for _ in range(jitter):
-                xs.append(header_features(jittered(h, rng)))
-                ys.append(kind)
     return np.stack(xs), ys
+
+
+def build(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int = TRAIN_PATIENTS, jitter: int = 8,
+          progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, list[str]]:
+    """(features, labels) from the training sites under `workdir` (generated when absent)."""
+    return features(build_table(workdir, seeds, patients, progress), jitter)
 
 
 def fit(x: np.ndarray, labels: Sequence[str], seeds: Sequence[int] = TRAIN_SEEDS, **overrides: Any):

@@ -2,7 +2,8 @@
 
 Deterministic end to end: the sites are generated from fixed seeds, features are computed the same
 way, and training is seeded and single-threaded -- so the command reproduces the shipped weights.
-`--table` (quality) saves the metric table; `--from-table` trains from one without generating sites.
+`--table` saves the training table (quality: metrics CSV; classifier: header summaries JSON);
+`--from-table` trains from one without generating sites.
 """
 from __future__ import annotations
 
@@ -25,9 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         t.add_argument("--patients", type=int, default=None, help="patients per site (default: 6)")
         t.add_argument("--out", default=None, help="weights file (default: the shipped one in qc_models/weights/)")
         t.add_argument("--json", action="store_true")
-        if name == "quality":
-            t.add_argument("--table", default=None, help="also write the metric table (CSV) here")
-            t.add_argument("--from-table", default=None, help="train from this metric table instead of generating")
+        t.add_argument("--table", default=None, help="also write the training table here")
+        t.add_argument("--from-table", default=None, help="train from this table instead of generating sites")
         t.set_defaults(func=run_quality if name == "quality" else run_classifier)
 
 
@@ -73,8 +73,17 @@ def run_classifier(args: argparse.Namespace) -> int:
     from qc_models import mlp, series_classifier
 
     seeds, patients, workdir = _common(args, training.TRAIN_SEEDS, training.TRAIN_PATIENTS)
-    _say(f"train classifier: generating/reading sites {seeds} x {patients} patients under {workdir}")
-    x, labels = training.build(workdir, seeds, patients)
+    if args.from_table:
+        if not Path(args.from_table).exists():
+            raise CliError(f"{args.from_table}: no such table")
+        rows = training.read_table(Path(args.from_table))
+        seeds = tuple(dict.fromkeys(r["seed"] for r in rows))
+    else:
+        _say(f"train classifier: generating/reading sites {seeds} x {patients} patients under {workdir}")
+        rows = training.build_table(workdir, seeds, patients)
+    if args.table:
+        training.write_table(rows, Path(args.table))
+    x, labels = training.features(rows)
     model, meta = training.fit(x, labels, seeds)
     out = Path(args.out) if args.out else series_classifier.WEIGHTS
     mlp.save(model, out, meta)

@@ -24,6 +24,7 @@ from curation.quality.metrics import compute_metrics
 #: Seeds of the training sites (the tests evaluate on other seeds).
 TRAIN_SEEDS = (101, 202, 303)
 TRAIN_PATIENTS = 6
+TABLE = Path(__file__).resolve().parents[2] / "include" / "quality" / "training_table.csv"
 METRIC_COLUMNS = tuple(m for m, _, _ in METRICS)
 #: Smallest robust spread of a metric's clean reference (model scale: log units for the log-scaled
 #: metrics, i.e. 5 %); a handful of clean series can agree more closely than any real population.
