@@ -132,7 +132,12 @@ def _level_iqms(inp: AnatomicalInputs, mq) -> tuple[dict[str, dict[str, float]],
     everything = lv.counts()
     head = lv.counts(inp.head)
     outside = everything - (head if not inp.rotation.any() else lv.counts(inp.head | inp.rotation))
-    counts = {"csf": lv.counts(inp.csf), "gm": lv.counts(inp.gm), "wm": lv.counts(inp.wm), "bg": lv.counts(inp.air)}
+    # The air is the outside less the artifacts (masks.background_masks): a subtraction instead of a
+    # histogram of millions of voxels, unless masks given by a caller say otherwise.
+    air = outside - lv.counts(inp.artifact)
+    if air.min() < 0 or int(air.sum()) != np.count_nonzero(inp.air):
+        air = lv.counts(inp.air)
+    counts = {"csf": lv.counts(inp.csf), "gm": lv.counts(inp.gm), "wm": lv.counts(inp.wm), "bg": air}
     stats = {name: level_stats(c, lv.values) for name, c in counts.items()}
     fg_mid, bg_mid = middle(head, lv.values), middle(outside, lv.values)
     out = {"fber": mq.fber(np.concatenate([fg_mid, bg_mid]),
