@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,9 +34,10 @@ _helper: tuple[int, ThreadPoolExecutor] | None = None
 def both(f: Callable[[], A], g: Callable[[], B]) -> tuple[A, B]:
     """(f(), g()), f on a helper thread while g runs on this one: the work is numpy and OpenCV on
     large arrays, which release the GIL, so two cores finish it in about half the time. One helper
-    per process (made again after a fork, where threads do not survive)."""
+    per process (made again after a fork, where threads do not survive); called from the helper
+    itself, both run here (waiting on its own queue would never end)."""
     global _helper
-    if (os.cpu_count() or 1) < 2:
+    if (os.cpu_count() or 1) < 2 or threading.current_thread().name.startswith("curate-quality"):
         return f(), g()
     if _helper is None or _helper[0] != os.getpid():
         _helper = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="curate-quality"))
