@@ -1,5 +1,5 @@
 """Burned-in text in pixel data: cheap OpenCV text detection on every frame, tesseract only on
-candidate lines (all of an image's candidates in ONE tesseract call, as a mosaic), masking of
+candidate lines (one in-process call per line crop: a mosaic of crops costs as much), masking of
 every text box in every frame.
 
 Detection: a white top-hat isolates thin bright strokes, character-sized connected components are
@@ -7,7 +7,10 @@ kept and closed horizontally into lines; a line of >= 3 aligned characters of un
 "strong" text. On images at risk (US, SC/OT, XA, ES, colour, BurnedInAnnotation YES) every
 candidate line is masked (recall first); elsewhere (CT, MR...) only strong lines are OCR'd and a
 line is masked when tesseract confirms it, so anatomy is not blanked on a noisy slice. After
-masking, verification detects again and OCRs every candidate left (``residual_text``)."""
+masking, verification detects again and OCRs every candidate left (``residual_text``): on images
+at risk only around the masked boxes, the only places where the detector's answer can change
+(a line cut by such a window sends the frame to a whole search). A frame identical to an earlier
+one of the same object is searched once."""
 from __future__ import annotations
 
 import os
@@ -305,7 +308,8 @@ def _gray(frame: np.ndarray, invert: bool) -> np.ndarray:
 def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | None = None) -> list[list[Line]]:
     """detect_lines on every frame; a frame identical to an earlier one (a frozen cine loop, a
     repeated still) reuses that frame's answer. With ``windows``, only those regions are searched
-    (their lines in frame coordinates)."""
+    (their lines in frame coordinates); a line cut by a window's edge sends the frame to a whole
+    search, so that no line is read in part."""
     import hashlib
 
     seen: dict[bytes, list[Line]] = {}
@@ -316,12 +320,19 @@ def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | N
             if windows is None:
                 seen[key] = detect_lines(g, strict)
             else:
-                found = []
+                found: list[Line] | None = []
                 for w in windows:
                     for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict):
-                        ln.box = Box(ln.box.x + w.x, ln.box.y + w.y, ln.box.w, ln.box.h)
+                        b = ln.box
+                        if ((b.x == 0 and w.x > 0) or (b.y == 0 and w.y > 0) or (b.x + b.w == w.w and w.x + w.w < g.shape[1])
+                                or (b.y + b.h == w.h and w.y + w.h < g.shape[0])):
+                            found = None  # a line cut by the window's edge: read it whole
+                            break
+                        ln.box = Box(b.x + w.x, b.y + w.y, b.w, b.h)
                         found.append(ln)
-                seen[key] = found
+                    if found is None:
+                        break
+                seen[key] = found if found is not None else detect_lines(g, strict)
         out.append([Line(ln.box, ln.chars, ln.strong, ln.flat) for ln in seen[key]])
     return out
 

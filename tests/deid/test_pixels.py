@@ -1,0 +1,145 @@
+"""Pixel text detection and verification internals: frame reuse, verification windows, the
+fast RLE decoder, the in-process OCR engine, and a half-done mask caught by verification."""
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from deid import pixels
+from deid.pixels import Box, decode_rle_u8, residual_text, scrub_frames, verify_windows
+
+SECRET = b"unit-test-secret-0123456789abcdef"
+
+
+def _text_frame(text: str = "QUIXOTE 4455667", org: tuple[int, int] = (20, 60), shape=(120, 320)) -> np.ndarray:
+    img = np.zeros(shape, np.uint8)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 2)
+    return img
+
+
+def test_identical_frames_detected_once(monkeypatch):
+    calls = []
+    real = pixels.detect_lines
+    monkeypatch.setattr(pixels, "detect_lines", lambda g, strict=False: calls.append(1) or real(g, strict))
+    a, b = _text_frame(), _text_frame("OTHER 123", (20, 100))
+    per_frame = pixels._detect_frames([a, b, a.copy(), b], strict=False)
+    assert len(calls) == 2
+    assert [ln.box for ln in per_frame[0]] == [ln.box for ln in per_frame[2]] != []
+    assert [ln.box for ln in per_frame[1]] == [ln.box for ln in per_frame[3]]
+    assert per_frame[0][0] is not per_frame[2][0]  # fresh objects: merge_lines mutates them
+
+
+def test_verify_windows_cover_every_box_and_are_disjoint():
+    shape = (400, 600)
+    boxes = [Box(10, 10, 40, 12), Box(40, 20, 30, 10), Box(400, 300, 50, 14)]
+    wins = verify_windows(boxes, shape, margin=20)
+    assert wins is not None and len(wins) == 2  # the first two overlap once padded
+    for b in boxes:
+        p = b.padded(20, shape)
+        assert any(w.x <= p.x and w.y <= p.y and p.x + p.w <= w.x + w.w and p.y + p.h <= w.y + w.h for w in wins)
+    for i, w in enumerate(wins):
+        for o in wins[i + 1:]:
+            assert w.iou(o) == 0
+    # windows covering most of the frame: search the whole frame instead
+    assert verify_windows([Box(0, 0, 580, 380)], shape, margin=20) is None
+
+
+def test_residual_near_masked_box_catches_a_line_left_beside_it():
+    frames = _text_frame()[None].copy()
+    res, lines = scrub_frames(frames.copy(), risky=True)
+    boxes = [ln.box.padded(pixels.PAD, frames.shape[1:3]) for ln in lines]
+    assert len(boxes) == 2  # the two words
+    # only the first word masked: the verification around that box must read the second
+    one = frames.copy()
+    pixels.mask_frames(one, {0: boxes[:1]})
+    read, bad, calls = residual_text(one, risky=True, masked=boxes[:1])
+    assert calls >= 1 and any("4455667" in ln.text for ln in bad)
+    # the same answer as searching the whole frame
+    assert [ln.box for ln in read] == [ln.box for ln in residual_text(one, risky=True)[0]]
+    full = frames.copy()
+    pixels.mask_frames(full, {0: boxes})
+    read, bad, calls = residual_text(full, risky=True, masked=boxes)
+    assert not bad
+
+
+def test_engine_quarantines_a_half_done_mask(monkeypatch):
+    import deid.engine as engine
+    from deid.engine import Deidentifier
+
+    ds = pydicom.dcmread(get_testdata_file("examples_rgb_color.dcm"))
+    img = np.zeros((240, 320, 3), np.uint8)
+    cv2.putText(img, "QUIXOTE ZEBULON 4455667", (10, 120), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
+    ds.PixelData = img.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    real = pixels.mask_frames
+
+    def half_mask(frames, boxes_per_frame, fill=0):
+        return real(frames, {f: [Box(b.x, b.y, b.w // 3, b.h) for b in bs] for f, bs in boxes_per_frame.items()}, fill)
+
+    monkeypatch.setattr(pixels, "mask_frames", half_mask)
+    r = Deidentifier("default", SECRET).deidentify(buf.getvalue())
+    assert r.status == "quarantined" and any(f.kind == "pixel_text" for f in r.findings)
+    monkeypatch.undo()
+    assert engine.Deidentifier("default", SECRET).deidentify(buf.getvalue()).status == "written"
+
+
+def _ybr_rle_cine() -> pydicom.Dataset:
+    """A small 3-frame YBR_FULL RLE object (pydicom's own encoder), text on dark."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+
+    rgb = np.stack([cv2.cvtColor(_text_frame(f"FRAME {k} 4455667", shape=(64, 200)), cv2.COLOR_GRAY2RGB)
+                    for k in range(3)])
+    rgb[:, 40:, :, 0] = np.random.default_rng(0).integers(0, 200, (3, 24, 200), dtype=np.uint8)
+    ybr = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2YCrCb)[..., [0, 2, 1]] for f in rgb])
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.3.1", generate_uid()
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 64, 200, 3
+    ds.SamplesPerPixel, ds.PlanarConfiguration, ds.PhotometricInterpretation = 3, 0, "YBR_FULL"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = ybr.tobytes()
+    ds.compress(RLELossless, encoding_plugin="pydicom")
+    return ds
+
+
+@pytest.mark.parametrize("name", ["SC_rgb_rle.dcm", "SC_rgb_rle_2frame.dcm", "ybr_cine"])
+def test_rle_decoder_gives_pydicoms_array(name):
+    if name == "ybr_cine":
+        buf = io.BytesIO()
+        _ybr_rle_cine().save_as(buf, enforce_file_format=True)
+        data = buf.getvalue()
+    else:
+        data = open(get_testdata_file(name), "rb").read()
+    ours = decode_rle_u8(pydicom.dcmread(io.BytesIO(data)))
+    ref = pydicom.dcmread(io.BytesIO(data)).pixel_array
+    assert ours is not None and ours.dtype == ref.dtype and np.array_equal(ours, ref)
+
+
+@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "SC_rgb_rle_16bit.dcm", "CT_small.dcm"])
+def test_rle_decoder_leaves_other_objects_to_pydicom(name):
+    assert decode_rle_u8(pydicom.dcmread(get_testdata_file(name))) is None
+
+
+def test_ocr_engine_reads_a_line_from_raw_bytes():
+    from deid.ocr import engine, read_line
+
+    if engine().kind != "tesserocr":
+        pytest.skip("tesserocr not installed: pytesseract fallback")
+    img = 255 - cv2.resize(_text_frame("ZEBULON 4455667", (8, 40), (60, 260)), None, fx=2, fy=2)
+    words = read_line(np.ascontiguousarray(img[::1, ::1]))
+    text = " ".join(w.text for w in words)
+    assert "ZEBULON" in text and "4455667" in text
+    assert all(w.conf >= 75 for w in words)
+    # a view that is not C-contiguous reads the same
+    wide = np.full((img.shape[0], img.shape[1] * 2), 255, np.uint8)
+    wide[:, ::2] = img
+    assert " ".join(w.text for w in read_line(wide[:, ::2])) == text
