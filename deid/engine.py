@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.filebase import DicomBytesIO
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, DeflatedExplicitVRLittleEndian
 
-from deid.header import HeaderContext, apply_plan, patient_key
+from deid.header import HeaderContext, apply_plan, patient_key, text_value
 from deid.ocr import OcrError
 from deid.phi import PhiValues
 from deid.pixels import Box, at_risk, decode_rle_u8, residual_text, scrub_frames
@@ -29,6 +30,8 @@ from deid.pseudonym import Pseudonymizer
 from deid.verify import Finding, check_identity_removed, scan_bytes, scan_structure, scan_text, structure_findings
 
 IMPLEMENTATION_VERSION = "CURATE_DEID_1"
+_ORIGINALS = ("PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID", "AccessionNumber", "StudyDate", "StudyID")
+_TAGS = {kw: tag_for_keyword(kw) for kw in _ORIGINALS + ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID")}
 
 
 @dataclass
@@ -95,8 +98,7 @@ class Deidentifier:
             if kw in meta:
                 phi.add(kw, "UI" if kw.endswith("UID") else "AE", meta[kw].value)
         risky = at_risk(ds)
-        originals = {k: str(ds.get(k, "") or "") for k in ("PatientID", "PatientName", "PatientBirthDate",
-                                                            "StudyInstanceUID", "AccessionNumber", "StudyDate", "StudyID")}
+        originals = {k: text_value(ds, _TAGS[k]) for k in _ORIGINALS}
         ctx = HeaderContext(self.plan, self.pseudo, pkey, shift, self.safe_private, phi)
         ctx.seconds_shift = self.pseudo.time_shift_seconds(pkey) if self.shifting else 0
         ctx.constants = self._constants  # CID 7050 code values this run writes itself
@@ -119,14 +121,14 @@ class Deidentifier:
         ts = str(meta.get("TransferSyntaxUID") or ExplicitVRLittleEndian)
         if ts == DeflatedExplicitVRLittleEndian:
             ts = ExplicitVRLittleEndian  # raw-byte verification needs uncompressed headers
-        sop_uid = str(ds.SOPInstanceUID)
-        sop_class = str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "") or "")
+        sop_uid = text_value(ds, _TAGS["SOPInstanceUID"])
+        sop_class = text_value(ds, _TAGS["SOPClassUID"]) or str(meta.get("MediaStorageSOPClassUID", "") or "")
         ds.preamble = b"\x00" * 128
         flagged: list[str] = []
         out = _serialize(ds, ts, sop_class, sop_uid, flagged)
 
         # verification
-        findings = scan_bytes(out, phi, ctx.terms)
+        findings = scan_bytes(out, phi, ctx.terms, ctx.new_uids)
         findings += structure_findings(flagged, allow_private=bool(self.safe_private))
         findings += check_identity_removed(ds, sop_uid)
         if findings:
@@ -135,10 +137,10 @@ class Deidentifier:
             res.reason = "verification found identifying data: " + ", ".join(sorted({f"{f.kind}:{f.source_attribute or f.where}" for f in findings}))[:300]
             return res
         res.data = out
-        res.pseudonym = str(ds.get("PatientID", ""))
-        res.study_uid = str(ds.get("StudyInstanceUID", ""))
-        res.series_uid = str(ds.get("SeriesInstanceUID", ""))
-        res.sop_uid = str(ds.get("SOPInstanceUID", ""))
+        res.pseudonym = text_value(ds, _TAGS["PatientID"])
+        res.study_uid = text_value(ds, _TAGS["StudyInstanceUID"])
+        res.series_uid = text_value(ds, _TAGS["SeriesInstanceUID"])
+        res.sop_uid = sop_uid
         res.reid = {
             res.pseudonym: {
                 "PatientID": originals["PatientID"],

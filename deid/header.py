@@ -22,6 +22,7 @@ from deid.scrub import scrub_text
 
 TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "AE", "CS", "UR", "AS"})
 FREE_TEXT_VRS = frozenset({"ST", "LT", "UT"})
+_PLAIN_TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
 _CLEANED_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "CS"})
 _STANDARD_UID_ROOT = "1.2.840.10008."
 _DUMMY = {
@@ -111,9 +112,22 @@ def _unlisted_action(tag: int, vr: str, shifting: bool) -> str:
     return a
 
 
+def text_value(ds: Dataset, tag: int) -> str:
+    """``str(ds.get(tag, "") or "")`` without pydicom's value conversion (~20 us an element) for
+    the common case, a single ASCII value; anything else goes through pydicom unchanged."""
+    elem = ds._dict.get(tag)
+    if elem is None:
+        return ""
+    if elem.is_raw and _vr_of(elem) in _PLAIN_TEXT_VRS:
+        v = elem.value
+        if isinstance(v, bytes) and v.isascii() and b"\\" not in v:
+            return v.decode("ascii").strip(" \x00")
+    return str(ds[tag].value or "")
+
+
 def patient_key(ds: Dataset) -> str:
     """The identity a pseudonym is derived from: PatientID, else name + birth date, else the study."""
-    pid = str(ds.get("PatientID", "") or "").strip()
+    pid = text_value(ds, 0x00100020).strip()
     if pid:
         return "id:" + pid
     name = str(ds.get("PatientName", "") or "").strip()
@@ -138,6 +152,8 @@ class HeaderContext:
     constants: frozenset = frozenset()
     #: text elements to clean once every identifying value of the object is known
     deferred: list = field(default_factory=list)
+    #: the keyed-hash UIDs written into this object (random digits: the leak scan masks them)
+    new_uids: set = field(default_factory=set)
 
 
 _NAME_DATE_UID_VRS = frozenset({"PN", "DA", "DT", "UI", "TM"})
@@ -258,7 +274,7 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
             if vr == "UI":
                 values = _texts_of(elem)
                 if values:
-                    _put(ds, tag, vr, _remap_uids(values, ctx.pseudo, standard_kept=(action == "u")), ctx.enc)
+                    _put(ds, tag, vr, _remap_uids(values, ctx), ctx.enc)
                 counts["U"] += 1
             elif vr == "SQ":
                 for item in ds[tag].value or ():
@@ -291,21 +307,21 @@ def _set_empty(ds: Dataset, tag: int, vr: str, enc: tuple = (False, True)) -> No
         ds._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, 0, b"", 0, enc[0], enc[1])
 
 
-def _remap_uids(value: Any, pseudo: Pseudonymizer, standard_kept: bool) -> Any:
-    def one(u: str) -> str:
+def _remap_uids(values: list[str], ctx: HeaderContext) -> list[str]:
+    """New UIDs for every non-standard UID; each one made is remembered in ``ctx.new_uids``."""
+    out = []
+    for u in values:
         u = str(u).strip("\x00 ")
-        if not u or (u.startswith(_STANDARD_UID_ROOT)):
-            return u
-        return pseudo.uid(u)
-
-    if isinstance(value, str):
-        return one(value)
-    return [one(v) for v in value]
+        if u and not u.startswith(_STANDARD_UID_ROOT):
+            u = ctx.pseudo.uid(u)
+            ctx.new_uids.add(u)
+        out.append(u)
+    return out
 
 
 def _dummy(ds: Dataset, tag: int, vr: str, ctx: HeaderContext) -> None:
     if vr == "UI":
-        _put(ds, tag, vr, _remap_uids(_texts(ds, tag), ctx.pseudo, False), ctx.enc)
+        _put(ds, tag, vr, _remap_uids(_texts(ds, tag), ctx), ctx.enc)
     elif vr == "SQ":
         ds[tag] = DataElement(tag, "SQ", Sequence())
     elif vr in ("DA", "DT") and ctx.shift_days is not None:

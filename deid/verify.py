@@ -8,11 +8,14 @@ searched: 8-bit pixel data holds letter-like byte runs by chance, and pixel text
 OCR instead."""
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydicom.dataset import Dataset
 
-from deid.header import _vr_of
+from deid.header import _vr_of, text_value
 from deid.phi import SUBSTRING_MIN, PhiValues, find_term
 
 _PIXEL_TAGS_LE = (b"\xe0\x7f\x10\x00OB", b"\xe0\x7f\x10\x00OW", b"\xe0\x7f\x10\x00")
@@ -49,29 +52,78 @@ def pixel_value_span(data: bytes) -> tuple[int, int]:
     return len(data), len(data)
 
 
-def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None) -> list[Finding]:
-    """Search the serialized object for every identifying value (case-insensitive). Only the
-    bytes around Pixel Data are lowercased; inside it the patient's identifiers are searched as
-    written, upper and title case."""
+def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None, own_uids: Iterable[str] = ()) -> list[Finding]:
+    """Search the serialized object for every identifying value (case-insensitive).
+
+    Outside Pixel Data the bytes are lowercased once and split into their alphanumeric words:
+    a short (whole-word) alphanumeric value is found iff it is one of those words, a set lookup;
+    other values are searched with ``bytes.find``. ``own_uids`` are the keyed-hash UIDs this run
+    wrote (random decimal digits, no source data in them): their bytes are blanked first, so an
+    8-digit ID that occurs inside one by chance is not a finding. Inside Pixel Data the patient's
+    identifiers are searched only in runs of bytes that could spell them (``_pixel_hits``)."""
     p0, p1 = pixel_value_span(data)
     head, tail = data[:p0].lower(), data[p1:].lower()
+    for uid in own_uids:
+        u = uid.encode("ascii")
+        if u in head:
+            head = head.replace(u, b"\x00" * len(u))
+        if u in tail:
+            tail = tail.replace(u, b"\x00" * len(u))
+    words = set(_WORD.findall(head))
+    if tail:
+        words.update(_WORD.findall(tail))
     out = []
+    in_pixels = []
     for term, kw, whole in terms if terms is not None else phi.terms():
         t = term.encode("latin-1", "ignore")
         if not t:
             continue
-        i = find_term(head, t, whole)
-        if i == -1 and tail:
-            i = find_term(tail, t, whole)
-            i = -1 if i == -1 else p1 + i
-        if i == -1 and len(t) >= SUBSTRING_MIN and p0 < p1 and kw in PIXEL_SPAN_ATTRIBUTES:
-            for v in {t, t.upper(), t.title()}:
-                i = find_term(data, v, whole, p0, p1)
-                if i != -1:
-                    break
-        if i != -1:
+        if whole and t.isalnum():
+            hit = t in words
+        else:
+            hit = (t in head or t in tail) if not whole else (find_term(head, t, True) != -1 or find_term(tail, t, True) != -1)
+        if hit:
+            i = find_term(head, t, whole)
+            i = i if i != -1 else p1 + find_term(tail, t, whole)
             out.append(Finding("value", f"byte {i}", kw, "identifying value of the source found in output bytes"))
+        elif len(t) >= SUBSTRING_MIN and p0 < p1 and kw in PIXEL_SPAN_ATTRIBUTES:
+            in_pixels.append((t, kw))
+    if in_pixels:
+        out += [Finding("value", f"byte {i}", kw, "identifying value of the source found in output bytes")
+                for i, kw in _pixel_hits(data, p0, p1, in_pixels)]
     return out
+
+
+_WORD = re.compile(rb"[a-z0-9]+")
+
+
+@lru_cache(maxsize=256)
+def _spelling_table(allowed: bytes) -> bytes:
+    return bytes(1 if b in allowed else 0 for b in range(256))
+
+
+def _pixel_hits(data: bytes, p0: int, p1: int, terms: list[tuple[bytes, str]]) -> list[tuple[int, str]]:
+    """(byte offset, attribute) of each value found in data[p0:p1], case-insensitively. A value
+    can only lie inside a run of bytes that occur in some value (either case); such runs of the
+    shortest value's length are rare in pixel data, so only they are lowercased and searched."""
+    allowed = set()
+    for t, _ in terms:
+        allowed.update(t)
+        allowed.update(t.upper())
+    mask = data[p0:p1].translate(_spelling_table(bytes(sorted(allowed))))
+    need = b"\x01" * min(len(t) for t, _ in terms)
+    found: dict[str, int] = {}
+    i = mask.find(need)
+    while i != -1:
+        j = mask.find(b"\x00", i)
+        j = len(mask) if j == -1 else j
+        run = data[p0 + i:p0 + j].lower()
+        for t, kw in terms:
+            k = run.find(t)
+            if k != -1 and kw not in found:
+                found[kw] = p0 + i + k
+        i = mask.find(need, j)
+    return [(i, kw) for kw, i in found.items()]
 
 
 def scan_structure(ds: Dataset, allow_private: bool, path: str = "") -> list[Finding]:
@@ -113,7 +165,7 @@ def check_identity_removed(ds: Dataset, meta_sop_uid: str) -> list[Finding]:
         out.append(Finding("structure", "(0012,0062)", detail="PatientIdentityRemoved is not YES"))
     if not meta_sop_uid:
         out.append(Finding("structure", "(0008,0018)", detail="SOPInstanceUID is empty"))
-    elif meta_sop_uid != str(ds.get("SOPInstanceUID", "")):
+    elif meta_sop_uid != text_value(ds, 0x00080018):
         out.append(Finding("structure", "(0002,0003)", detail="MediaStorageSOPInstanceUID differs from SOPInstanceUID"))
     return out
 

@@ -261,3 +261,46 @@ def test_name_words_that_are_address_words_are_still_searched():
     phi.add("PatientAddress", "LO", "12 Juniper Lane, Glenwood")
     assert scrub_text("follow-up lane", phi)[0] == "follow-up"
     assert scrub_text("Juniper", phi)[0] == "" and scrub_text("Glenwood", phi)[0] == ""
+
+
+def test_an_id_inside_a_new_uid_by_chance_is_not_a_leak():
+    """Seed 10 of the synthetic site: the 8-digit PatientID occurred by chance inside the keyed-hash
+    UID written as MediaStorageSOPInstanceUID. New UIDs are random digits; the byte scan blanks
+    exactly those, and still finds the ID anywhere else."""
+    from deid.verify import scan_bytes
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    new_sop = Pseudonymizer(SECRET).uid(str(ds.SOPInstanceUID))
+    ds.PatientID = new_sop[12:20]
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    r = Deidentifier("default", SECRET).deidentify(buf.getvalue())
+    assert r.status == "written", r.reason
+    assert r.sop_uid == new_sop and ds.PatientID.encode() in r.data
+    phi = PhiValues()
+    phi.add("PatientID", "LO", ds.PatientID)
+    out = b"\x00UI" + new_sop.encode() + b"\x00"
+    assert scan_bytes(out, phi, own_uids={new_sop}) == []
+    assert [f.source_attribute for f in scan_bytes(out + b"LO" + ds.PatientID.encode(), phi, own_uids={new_sop})] == ["PatientID"]
+    assert [f.source_attribute for f in scan_bytes(out, phi)] == ["PatientID"]
+
+
+def test_patient_identifiers_found_inside_pixel_data_in_any_case():
+    """Inside Pixel Data only runs of bytes that could spell an identifier are searched; a name
+    stored there in any case is still found, random pixels are not a finding."""
+    import struct
+
+    from deid.verify import scan_bytes
+
+    phi = PhiValues()
+    phi.add("PatientName", "PN", "Quixote^Zebulon")
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 4096, 20000, dtype=np.uint16).tobytes() + rng.integers(0, 256, 20000, dtype=np.uint8).tobytes()
+    head = b"\x00" * 132 + b"\xe0\x7f\x10\x00OB\x00\x00"
+    clean = head + struct.pack("<I", len(pixels)) + pixels
+    assert scan_bytes(clean, phi) == []
+    for spelled in (b"QUIXOTE^ZEBULON", b"Quixote^Zebulon", b"qUIXOTE^zEBULON"):
+        leaky = head + struct.pack("<I", len(pixels) + 16) + pixels[:7001] + spelled + b"\x00" + pixels[7001:]
+        found = scan_bytes(leaky, phi)
+        assert [f.source_attribute for f in found] == ["PatientName"], spelled
+        assert found[0].where == f"byte {len(head) + 4 + 7001}"
