@@ -10,43 +10,16 @@ the WM median is 1000 before the summary statistics (which round to integers).
 from __future__ import annotations
 
 import math
-import os
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 
 from curation.quality import artifacts
 from curation.quality.masks import Masks, background_masks, head_mask
+from curation.quality.parallel import both
 from curation.quality.results import MetricSet
 from curation.quality.stats import Levels, level_stats, middle, percentile, tissue_stats
 from curation.quality.tissues import TissueClasses, tissue_classes
-
-
-A = TypeVar("A")
-B = TypeVar("B")
-_helper: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def both(f: Callable[[], A], g: Callable[[], B]) -> tuple[A, B]:
-    """(f(), g()), f on a helper thread while g runs on this one: the work is numpy and OpenCV on
-    large arrays, which release the GIL, so two cores finish it in about half the time. One helper
-    per process (made again after a fork, where threads do not survive); called from the helper
-    itself, both run here (waiting on its own queue would never end)."""
-    global _helper
-    if (os.cpu_count() or 1) < 2 or threading.current_thread().name.startswith("curate-quality"):
-        return f(), g()
-    if _helper is None or _helper[0] != os.getpid():
-        _helper = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="curate-quality"))
-    future = _helper[1].submit(f)
-    try:
-        b = g()
-    finally:
-        a = future.result()  # f's error, if any, or g's after f has finished
-    return a, b
 
 
 @dataclass
