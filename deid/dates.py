@@ -24,8 +24,12 @@ def shift_da(value: str, days: int) -> str | None:
 
 
 def shift_dt(value: str, days: int, seconds: int = 0) -> str | None:
-    """Shift a DT value (YYYYMMDDHHMMSS.FFFFFF&ZZXX) by days and seconds; fraction and UTC offset
-    are kept. Values without seconds precision shift by whole days only."""
+    """Shift a DT value (YYYYMMDDHHMMSS.FFFFFF&ZZXX) by days and seconds; the UTC offset is kept,
+    the fraction of a second is dropped: a shifted "HHMMSS.FFFFFF" can spell another real time
+    of the same patient (the benchmark's secret moved one acquisition's 07:21:09.5 onto another
+    series' real AcquisitionTime; TM values are emptied for the same reason). Without a
+    fraction the shifted time of day lies inside one digit run with the shifted date, which no
+    time value matches. Values without seconds precision shift by whole days only."""
     v = value.strip()
     if not v:
         return ""
@@ -41,7 +45,10 @@ def shift_dt(value: str, days: int, seconds: int = 0) -> str | None:
             t = _dt.datetime.strptime(v[:14], "%Y%m%d%H%M%S")
         except ValueError:
             return None
-        return (t + _dt.timedelta(days=days, seconds=seconds)).strftime("%Y%m%d%H%M%S") + v[14:]
+        rest = v[14:]
+        if rest.startswith("."):
+            rest = rest[1:].lstrip("0123456789")
+        return (t + _dt.timedelta(days=days, seconds=seconds)).strftime("%Y%m%d%H%M%S") + rest
     head = (v[:8] + "0101"[max(0, len(v[:8]) - 4):])[:8] if len(v) < 8 else v[:8]
     shifted = shift_da(head, days)
     if shifted is None:

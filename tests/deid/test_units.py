@@ -66,7 +66,10 @@ def test_pseudonyms_keyed_deterministic_distinct():
 def test_date_shift_keeps_intervals():
     assert shift_da("20240131", -1) == "20240130"
     assert shift_da("20240101-20240131", -10) == "20231222-20240121"
-    assert shift_dt("20240131235959.5", 0, 2) == "20240201000001.5"
+    assert shift_dt("20240131235959", 0, 2) == "20240201000001"
+    # fractions go (a shifted HHMMSS.F can spell another real time), the UTC offset stays
+    assert shift_dt("20240131235959.5", 0, 2) == "20240201000001"
+    assert shift_dt("20240131235959.123456+0100", -1, 2) == "20240131000001+0100"
     assert shift_da("garbage", 5) is None
 
 
@@ -304,3 +307,23 @@ def test_patient_identifiers_found_inside_pixel_data_in_any_case():
         found = scan_bytes(leaky, phi)
         assert [f.source_attribute for f in found] == ["PatientName"], spelled
         assert found[0].where == f"byte {len(head) + 4 + 7001}"
+
+
+def test_shifted_datetime_never_spells_another_real_time_of_the_patient():
+    """Benchmark corpus, new secret: AcquisitionDateTime 07:21:09.5 shifted by the patient's
+    seconds landed on the real AcquisitionTime of another series of the same patient. The
+    fraction is dropped, so the shifted time of day no longer stands as a time value."""
+    import datetime as dt
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    shift = Pseudonymizer(SECRET).time_shift_seconds("id:" + str(ds.PatientID).strip())
+    t = dt.datetime(2024, 1, 31, 7, 21, 9)
+    ds.AcquisitionDateTime = t.strftime("%Y%m%d%H%M%S") + ".500000"
+    other_series_time = (t + dt.timedelta(seconds=shift)).strftime("%H%M%S") + ".500000"
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    r = Deidentifier("default", SECRET).deidentify(buf.getvalue())
+    assert r.status == "written", r.reason
+    out = pydicom.dcmread(io.BytesIO(r.data))
+    assert out.AcquisitionDateTime.endswith(other_series_time[:6])  # shifted by days and seconds
+    assert other_series_time.encode() not in r.data
