@@ -5,7 +5,11 @@ that flag the common failures: a detector driven into saturation (clipped white 
 under-used dynamic range (under/over-exposure), and a noisy image (low SNR):
 - exposure_index / deviation_index: as recorded by the modality (IEC 62494-1), when present;
 - mean_level: mean pixel value over the anatomy as a fraction of the stored range;
-- saturation_high / saturation_low: fraction of pixels at the top / bottom of the stored range;
+- saturation_high / saturation_low: fraction of the imaged field's pixels at the top / bottom of the
+  stored range. The field is the region of non-zero pixels with its holes filled: the black outside
+  an ultrasound sector or a collimated field is not a detector clipped black (counted over the whole
+  image, every clean US series went to review at ~60 % 'saturation'); clipping that reaches the
+  field's edge looks like the edge and is not counted;
 - dynamic_range: (p99 - p1) of the anatomy as a fraction of the stored range;
 - noise_sigma: Immerkaer's fast noise estimate (1996) from a Laplacian-difference mask, stored units;
 - snr_proxy: mean over the anatomy / noise_sigma.
@@ -16,6 +20,7 @@ import math
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from curation.quality.masks import otsu_threshold
 from curation.quality.results import MetricSet
@@ -31,6 +36,16 @@ def immerkaer_sigma(image: np.ndarray) -> float:
     conv = cv2.filter2D(img, cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
     h, w = img.shape
     return float(math.sqrt(math.pi / 2.0) * np.abs(conv, dtype=np.float32).sum(dtype=np.float64) / (6.0 * (w - 2) * (h - 2)))
+
+
+def imaged_field(img: np.ndarray, background: float = 0.0) -> np.ndarray:
+    """The imaged field: pixels above `background`, closed over speckle-sized gaps, holes filled
+    (so clipped-black areas inside the field stay in it). The whole image when nothing is above."""
+    above = (img > background).astype(np.uint8)
+    if not above.any():
+        return np.ones(img.shape, bool)
+    closed = cv2.morphologyEx(above, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    return ndimage.binary_fill_holes(closed.astype(bool))
 
 
 def projection_metrics(image: np.ndarray, bits_stored: int | None = None, exposure_index: float | None = None,
@@ -50,9 +65,11 @@ def projection_metrics(image: np.ndarray, bits_stored: int | None = None, exposu
     span = max(hi_range - lo_range, 1.0)
     t = otsu_threshold(img)
     anatomy = img > t if (img > t).mean() < 0.95 else np.ones(img.shape, bool)
-    ms.masks.update({"anatomy": int(anatomy.sum()), "image": int(img.size)})
-    ms.set("saturation_high", float((img >= hi_range).mean()))
-    ms.set("saturation_low", float((img <= lo_range).mean()))
+    field = imaged_field(img, lo_range)
+    ms.masks.update({"anatomy": int(anatomy.sum()), "field": int(field.sum()), "image": int(img.size)})
+    in_field = img[field]
+    ms.set("saturation_high", float((in_field >= hi_range).mean()))
+    ms.set("saturation_low", float((in_field <= lo_range).mean()))
     vals = img[anatomy]
     ms.set("mean_level", float(vals.mean()) / span)
     p1, p99 = np.percentile(vals, [1, 99])

@@ -48,6 +48,25 @@ def test_radiography_saturation_and_snr_proxies_move_the_right_way():
     assert abs(di.get("deviation_index") - 10 * math.log10(2)) < 1e-9
 
 
+def test_black_outside_an_ultrasound_sector_is_not_saturation_but_clipping_inside_it_is():
+    """A US frame is black outside its fan; only clipped-black pixels inside the fan count."""
+    rng = np.random.default_rng(6)
+    yy, xx = np.mgrid[:360, :480]
+    angle, radius = np.arctan2(xx - 240, yy + 20), np.hypot(xx - 240, yy + 20)
+    fan = (np.abs(angle) < 0.6) & (radius > 40) & (radius < 340)
+    speckle = rng.rayleigh(60.0, fan.shape)
+    clean = np.where(fan, np.clip(speckle + 20, 1, 255), 0).astype(np.uint8)
+    clipped = clean.copy()
+    # a band across the middle of the fan clipped black (clipping that reaches the fan's edge cannot
+    # be told from a smaller fan, so the band stays inside it)
+    clipped[fan & (np.abs(angle) < 0.45) & (radius > 110) & (radius < 270)] = 0
+    ok, bad = projection_metrics(clean, bits_stored=8), projection_metrics(clipped, bits_stored=8)
+    assert (clean == 0).mean() > 0.5  # most of the frame is outside the fan
+    assert ok.get("saturation_low") < 0.01, ok.get("saturation_low")
+    assert bad.get("saturation_low") > 0.3, bad.get("saturation_low")
+    assert ok.masks["field"] == pytest.approx(fan.sum(), rel=0.02)
+
+
 def test_temporal_snr_falls_with_temporal_noise():
     lab = head_labels((6, 48, 48), (6.0, 5.0, 5.0))
     base = np.where(lab > 0, 1000.0, 5.0)
