@@ -53,7 +53,7 @@ def otsu_threshold(values: np.ndarray, bins: int = 256, log: bool = False, count
     return float(centres[int(np.argmax(between[:-1]))])
 
 
-def _fill_holes_2d(mask: np.ndarray) -> np.ndarray:
+def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
     """Fill the holes of each slice: what the border cannot reach through background is inside.
 
     The slices are stacked into one image, each framed by background, so that one flood fill from a
@@ -167,7 +167,7 @@ def head_mask(volume: np.ndarray, spacing: tuple[float, float, float], closing_m
     r = max(1, int(round(closing_mm / max(min(spacing[1], spacing[2]), 1e-3))))
     m = _morph_2d(m, cv2.MORPH_OPEN, 1)
     m = _morph_2d(m, cv2.MORPH_CLOSE, r)
-    m = _fill_holes_2d(m)
+    m = fill_holes_2d(m)
     if m.any():
         m = largest_component(m)
     return m, t

@@ -20,9 +20,8 @@ import math
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
-from curation.quality.masks import otsu_threshold
+from curation.quality.masks import fill_holes_2d, otsu_threshold
 from curation.quality.results import MetricSet
 
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
@@ -45,7 +44,7 @@ def imaged_field(img: np.ndarray, background: float = 0.0) -> np.ndarray:
     if not above.any():
         return np.ones(img.shape, bool)
     closed = cv2.morphologyEx(above, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    return ndimage.binary_fill_holes(closed.astype(bool))
+    return fill_holes_2d(closed.astype(bool)[None])[0]
 
 
 def projection_metrics(image: np.ndarray, bits_stored: int | None = None, exposure_index: float | None = None,
