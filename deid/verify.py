@@ -4,8 +4,8 @@ value of the source object and patient; structure checks catch private and overl
 
 Raw bytes are lowercased and searched with ``bytes.find`` (C speed). Inside the Pixel Data value
 only the patient's own identifiers (PIXEL_SPAN_ATTRIBUTES) of >= SUBSTRING_MIN characters are
-searched: 8-bit pixel data holds letter-like byte runs by chance, and pixel text is verified by
-OCR instead."""
+searched, all in one Hyperscan pass: 8-bit pixel data holds letter-like byte runs by chance, and
+pixel text is verified by OCR instead."""
 from __future__ import annotations
 
 import re
@@ -60,7 +60,7 @@ def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None, own_uids:
     other values are searched with ``bytes.find``. ``own_uids`` are the keyed-hash UIDs this run
     wrote (random decimal digits, no source data in them): their bytes are blanked first, so an
     8-digit ID that occurs inside one by chance is not a finding. Inside Pixel Data the patient's
-    identifiers are searched only in runs of bytes that could spell them (``_pixel_hits``)."""
+    identifiers are searched, all at once (``_pixel_hits``)."""
     p0, p1 = pixel_value_span(data)
     head, tail = data[:p0].lower(), data[p1:].lower()
     for uid in own_uids:
@@ -97,33 +97,41 @@ def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None, own_uids:
 _WORD = re.compile(rb"[a-z0-9]+")
 
 
-@lru_cache(maxsize=256)
-def _spelling_table(allowed: bytes) -> bytes:
-    return bytes(1 if b in allowed else 0 for b in range(256))
-
-
 def _pixel_hits(data: bytes, p0: int, p1: int, terms: list[tuple[bytes, str]]) -> list[tuple[int, str]]:
-    """(byte offset, attribute) of each value found in data[p0:p1], case-insensitively. A value
-    can only lie inside a run of bytes that occur in some value (either case); such runs of the
-    shortest value's length are rare in pixel data, so only they are lowercased and searched."""
-    allowed = set()
-    for t, _ in terms:
-        allowed.update(t)
-        allowed.update(t.upper())
-    mask = data[p0:p1].translate(_spelling_table(bytes(sorted(allowed))))
-    need = b"\x01" * min(len(t) for t, _ in terms)
+    """(byte offset, attribute) of each value found in data[p0:p1], case-insensitively: one pass
+    of Hyperscan over the pixel bytes for all values at once (a colour cine is megabytes; one
+    ``bytes.find`` per value and date format cost ~7 ms per image); lowercased ``bytes.find``
+    where Hyperscan is not installed."""
     found: dict[str, int] = {}
-    i = mask.find(need)
-    while i != -1:
-        j = mask.find(b"\x00", i)
-        j = len(mask) if j == -1 else j
-        run = data[p0 + i:p0 + j].lower()
+    matcher = _pixel_matcher(tuple(t for t, _ in terms))
+    if matcher is not None:
+        def on_match(idx: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            kw = terms[idx][1]
+            if kw not in found:
+                found[kw] = p0 + end - len(terms[idx][0])
+        matcher.scan(memoryview(data)[p0:p1], match_event_handler=on_match)
+    else:
+        low = data[p0:p1].lower()
         for t, kw in terms:
-            k = run.find(t)
+            k = low.find(t)
             if k != -1 and kw not in found:
-                found[kw] = p0 + i + k
-        i = mask.find(need, j)
-    return [(i, kw) for kw, i in found.items()]
+                found[kw] = p0 + k
+    return sorted(((i, kw) for kw, i in found.items()), key=lambda h: h[0])
+
+
+@lru_cache(maxsize=64)
+def _pixel_matcher(values: tuple[bytes, ...]):
+    """A compiled Hyperscan block-mode database of ``values`` as caseless literals (compiled once
+    per patient's value set: ~0.7 ms), or None without Hyperscan."""
+    try:
+        import hyperscan
+    except ImportError:
+        return None
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
+    db.compile(expressions=list(values), ids=list(range(len(values))), elements=len(values),
+               flags=[flags] * len(values), literal=True)
+    return db
 
 
 def scan_structure(ds: Dataset, allow_private: bool, path: str = "") -> list[Finding]:
