@@ -143,12 +143,29 @@ _LINE_K = cv2.getStructuringElement(cv2.MORPH_RECT, (13, 1))
 _DOT = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
 
-def detect_lines(g: np.ndarray, strict: bool = False) -> list[Line]:
+def _tophat(g: np.ndarray, masked: list[Box]) -> np.ndarray:
+    """White top-hat (image minus its 15x15 opening). ``masked``: boxes blacked out in ``g``;
+    the opening ignores them (eroded as if absent, then black), so that around a masked box the
+    image is compared with its own surroundings, not with the black box: otherwise every bright
+    speckle along a box's edge stands out as a stroke and becomes a line to OCR."""
+    if not masked:
+        return cv2.morphologyEx(g, cv2.MORPH_TOPHAT, _TOPHAT_K)
+    lifted = g.copy()
+    for b in masked:
+        lifted[b.y:b.y + b.h, b.x:b.x + b.w] = 255
+    eroded = cv2.erode(lifted, _TOPHAT_K)
+    for b in masked:
+        eroded[b.y:b.y + b.h, b.x:b.x + b.w] = 0
+    return cv2.subtract(g, cv2.dilate(eroded, _TOPHAT_K))
+
+
+def detect_lines(g: np.ndarray, strict: bool = False, masked: list[Box] | None = None) -> list[Line]:
     """Candidate text lines of one uint8 frame, top to bottom. With ``strict`` (images not at
     risk, where only confirmed text is masked) each line is also classified: ``strong`` (>= 3
     bright characters of uniform height) and ``flat`` (on a uniform background); on images at
-    risk every candidate is masked, so that per-line work is skipped."""
-    th = cv2.morphologyEx(g, cv2.MORPH_TOPHAT, _TOPHAT_K)
+    risk every candidate is masked, so that per-line work is skipped. ``masked``: boxes already
+    blacked out in ``g`` (verification, see ``_tophat``)."""
+    th = _tophat(g, masked or [])
     _, bw = cv2.threshold(th, 70, 255, cv2.THRESH_BINARY)
     if cv2.countNonZero(bw) < 12:  # not even one short word of strokes: most CT/MR slices stop here
         return []
@@ -312,11 +329,12 @@ def _gray(frame: np.ndarray, invert: bool) -> np.ndarray:
     return 255 - g if invert else g
 
 
-def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | None = None) -> list[list[Line]]:
+def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | None = None,
+                   masked: list[Box] | None = None) -> list[list[Line]]:
     """detect_lines on every frame; a frame identical to an earlier one (a frozen cine loop, a
     repeated still) reuses that frame's answer. With ``windows``, only those regions are searched
     (their lines in frame coordinates); a line cut by a window's edge sends the frame to a whole
-    search, so that no line is read in part."""
+    search, so that no line is read in part. ``masked``: boxes blacked out in every frame."""
     import hashlib
 
     seen: dict[bytes, list[Line]] = {}
@@ -325,11 +343,11 @@ def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | N
         key = hashlib.blake2b(np.ascontiguousarray(g).data, digest_size=16).digest()
         if key not in seen:
             if windows is None:
-                seen[key] = detect_lines(g, strict)
+                seen[key] = detect_lines(g, strict, masked)
             else:
                 found: list[Line] | None = []
                 for w in windows:
-                    for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict):
+                    for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict, _boxes_within(masked or [], w)):
                         b = ln.box
                         if ((b.x == 0 and w.x > 0) or (b.y == 0 and w.y > 0) or (b.x + b.w == w.w and w.x + w.w < g.shape[1])
                                 or (b.y + b.h == w.h and w.y + w.h < g.shape[0])):
@@ -339,8 +357,19 @@ def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | N
                         found.append(ln)
                     if found is None:
                         break
-                seen[key] = found if found is not None else detect_lines(g, strict)
+                seen[key] = found if found is not None else detect_lines(g, strict, masked)
         out.append([Line(ln.box, ln.chars, ln.strong, ln.flat) for ln in seen[key]])
+    return out
+
+
+def _boxes_within(boxes: list[Box], w: Box) -> list[Box]:
+    """The parts of ``boxes`` inside window ``w``, in the window's coordinates."""
+    out = []
+    for b in boxes:
+        x0, y0 = max(b.x, w.x), max(b.y, w.y)
+        x1, y1 = min(b.x + b.w, w.x + w.w), min(b.y + b.h, w.y + w.h)
+        if x1 > x0 and y1 > y0:
+            out.append(Box(x0 - w.x, y0 - w.y, x1 - x0, y1 - y0))
     return out
 
 
@@ -403,7 +432,7 @@ def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
     they cover most of it). Without it (and on other images) every frame is searched whole."""
     grays = [_gray(fr, invert) for fr in frames]
     windows = verify_windows(masked, grays[0].shape[:2]) if (risky and masked) else None
-    lines = merge_lines(_detect_frames(grays, not risky, windows))
+    lines = merge_lines(_detect_frames(grays, not risky, windows, masked if risky else None))
     if not risky:
         lines = [ln for ln in lines if ln.strong]
     if not lines:

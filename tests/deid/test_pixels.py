@@ -25,7 +25,7 @@ def _text_frame(text: str = "QUIXOTE 4455667", org: tuple[int, int] = (20, 60), 
 def test_identical_frames_detected_once(monkeypatch):
     calls = []
     real = pixels.detect_lines
-    monkeypatch.setattr(pixels, "detect_lines", lambda g, strict=False: calls.append(1) or real(g, strict))
+    monkeypatch.setattr(pixels, "detect_lines", lambda g, strict=False, masked=None: calls.append(1) or real(g, strict, masked))
     a, b = _text_frame(), _text_frame("OTHER 123", (20, 100))
     per_frame = pixels._detect_frames([a, b, a.copy(), b], strict=False)
     assert len(calls) == 2
@@ -143,3 +143,33 @@ def test_ocr_engine_reads_a_line_from_raw_bytes():
     wide = np.full((img.shape[0], img.shape[1] * 2), 255, np.uint8)
     wide[:, ::2] = img
     assert " ".join(w.text for w in read_line(wide[:, ::2])) == text
+
+
+def test_masked_box_edge_is_not_a_stroke_but_text_beside_it_is():
+    """Verification's top-hat ignores the black boxes it masked. With a plain top-hat the opening
+    sinks towards the box's black, so speckle all around a masked box stands out as 'strokes'
+    (which came back as lines to OCR); ignoring the box gives the ring its unmasked density. A
+    bright stroke right beside a box still stands out."""
+    rng = np.random.default_rng(1)
+    speckle = cv2.GaussianBlur(rng.integers(0, 256, (160, 240)).astype(np.float32), (0, 0), 1.2)
+    g = cv2.normalize(speckle, None, 20, 200, cv2.NORM_MINMAX).astype(np.uint8)
+    box = Box(90, 60, 60, 24)
+    masked = g.copy()
+    masked[box.y:box.y + box.h, box.x:box.x + box.w] = 0
+    ring = np.zeros(g.shape, bool)
+    p = box.padded(8, g.shape)
+    ring[p.y:p.y + p.h, p.x:p.x + p.w] = True
+    ring[box.y:box.y + box.h, box.x:box.x + box.w] = False
+
+    def ring_strokes(th: np.ndarray) -> float:
+        return float((th[ring] > 70).mean())
+
+    before = ring_strokes(cv2.morphologyEx(g, cv2.MORPH_TOPHAT, pixels._TOPHAT_K))
+    assert ring_strokes(cv2.morphologyEx(masked, cv2.MORPH_TOPHAT, pixels._TOPHAT_K)) > 1.3 * before
+    assert ring_strokes(pixels._tophat(masked, [box])) <= 1.05 * before
+    flat = np.full((120, 200), 120, np.uint8)
+    flat[box.y:box.y + box.h, box.x:box.x + box.w] = 0
+    flat[box.y + 4:box.y + 16, box.x + box.w + 1:box.x + box.w + 3] = 250  # a stroke touching the box
+    assert pixels._tophat(flat, [box])[box.y + 8, box.x + box.w + 2] >= 100
+    # without boxes it is OpenCV's own top-hat
+    assert np.array_equal(pixels._tophat(g, []), cv2.morphologyEx(g, cv2.MORPH_TOPHAT, pixels._TOPHAT_K))
