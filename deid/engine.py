@@ -185,7 +185,7 @@ class Deidentifier:
         try:
             arr = _native_monochrome(ds)
             if arr is None:
-                arr = decode_rle_u8(ds)
+                arr = decode_rle_u8(ds, as_rgb=False)  # YBR_FULL masked and stored as it is
                 owned = arr is not None
             if arr is None:
                 arr = ds.pixel_array
@@ -198,8 +198,10 @@ class Deidentifier:
             raise OcrError("unexpected pixel array shape")
         if not owned:
             frames = np.array(frames, copy=True)
-        invert = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
-        pres, lines = scrub_frames(frames, risky, invert)
+        pi = str(ds.get("PhotometricInterpretation", "")).upper()
+        invert = pi == "MONOCHROME1"
+        ybr = owned and pi == "YBR_FULL"  # only our RLE decoder keeps YBR; pydicom's gives RGB
+        pres, lines = scrub_frames(frames, risky, invert, ybr=ybr)
         boxes = sorted({tuple(b) for _, b in pres.masked_boxes})
         res.pixels = {"at_risk": risky, "masked_boxes": len(boxes), "boxes": [list(b) for b in boxes],
                       "frames": int(frames.shape[0]), "ocr_calls": pres.ocr_calls}
@@ -209,7 +211,7 @@ class Deidentifier:
         findings: list[Finding] = []
         if pres.masked_boxes or risky:
             masked = [Box(*b) for b in boxes] if risky else None  # every candidate of the first pass
-            read, bad, calls = residual_text(frames, risky, invert, masked)
+            read, bad, calls = residual_text(frames, risky, invert, masked, ybr=ybr)
             res.pixels["ocr_calls"] += calls
             for ln in bad:
                 findings.append(Finding("pixel_text", f"box {ln.box.as_list()}", detail="readable text left after masking"))
@@ -220,20 +222,21 @@ class Deidentifier:
             if findings:
                 return findings
         if pres.masked_boxes:
-            self._store_pixels(ds, frames if n_frames > 1 else frames[0])
+            self._store_pixels(ds, frames if n_frames > 1 else frames[0], "YBR_FULL" if ybr else "RGB")
             res.counts["pixel_images_masked"] += 1
         if pres.masked_boxes or risky:
             ds.BurnedInAnnotation = "NO"
         return []
 
     @staticmethod
-    def _store_pixels(ds: Dataset, arr: np.ndarray) -> None:
+    def _store_pixels(ds: Dataset, arr: np.ndarray, colour: str = "RGB") -> None:
         """Masked pixels go back uncompressed (Explicit VR Little Endian): always a correct transfer
-        syntax whatever the source encoding; decoded colour is RGB."""
+        syntax whatever the source encoding. ``colour``: what three-sample pixels are, RGB as
+        decoded, or YBR_FULL as stored (RLE YBR_FULL keeps its samples: no colour rounding)."""
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
         pi = str(ds.PhotometricInterpretation)
         if samples == 3:
-            pi = "RGB"
+            pi = colour
         lossy = str(ds.file_meta.get("TransferSyntaxUID", "")) in _LOSSY
         # C order first: decoded colour is often plane-interleaved, and a strided tobytes() is slow
         ds.set_pixel_data(np.ascontiguousarray(arr), photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),

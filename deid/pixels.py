@@ -103,11 +103,13 @@ def to_gray_u8(frame: np.ndarray) -> np.ndarray:
 _RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 
 
-def decode_rle_u8(ds) -> np.ndarray | None:
+def decode_rle_u8(ds, as_rgb: bool = True) -> np.ndarray | None:
     """8-bit unsigned RLE Lossless pixels through Pillow's PackBits decoder (C; pydicom's own
     decoder loops over runs in Python, ~3x slower), YBR_FULL converted to RGB by pydicom's own
-    routine: the same array as ``ds.pixel_array``. None when the object is not like that (the
-    caller decodes it with pydicom)."""
+    routine: the same array as ``ds.pixel_array``. ``as_rgb=False`` keeps YBR_FULL samples as
+    stored (the de-identifier masks and writes them as they are: no colour rounding, and no
+    float conversion of every sample, ~4 ms per 480x360 frame). None when the object is not like
+    that (the caller decodes it with pydicom)."""
     import struct
 
     from PIL import Image
@@ -133,7 +135,7 @@ def decode_rle_u8(ds) -> np.ndarray | None:
     if got != n:
         return None
     arr = out.transpose(0, 2, 3, 1) if spp > 1 else out[:, 0]
-    if pi == "YBR_FULL":
+    if pi == "YBR_FULL" and as_rgb:
         arr = convert_color_space(arr, "YBR_FULL", "RGB")
     return arr if n > 1 else arr[0]
 
@@ -283,8 +285,9 @@ def ocr_lines(gray_frames: list[np.ndarray], lines: list[Line]) -> int:
     return len(lines)
 
 
-def mask_frames(frames: np.ndarray, boxes_per_frame: dict[int, list[Box]], fill: int = 0) -> int:
-    """Set every pixel of every box to ``fill`` in place, all samples; returns pixels masked."""
+def mask_frames(frames: np.ndarray, boxes_per_frame: dict[int, list[Box]], fill: int | tuple[int, ...] = 0) -> int:
+    """Set every pixel of every box to ``fill`` (one value, or one per sample) in place; returns
+    pixels masked."""
     n = 0
     for f, boxes in boxes_per_frame.items():
         for b in boxes:
@@ -303,12 +306,13 @@ class PixelResult:
     texts: list[str] = field(default_factory=list)
 
 
-def find_text(frames: np.ndarray, risky: bool, invert: bool = False) -> tuple[list[Line], list[np.ndarray], int]:
+def find_text(frames: np.ndarray, risky: bool, invert: bool = False, *,
+              ybr: bool = False) -> tuple[list[Line], list[np.ndarray], int]:
     """Detect text lines on every frame and decide which to mask: on images at risk every
     candidate; elsewhere strong lines on a flat background that tesseract reads with confidence.
     Returns (lines to mask, gray frames, OCR calls). ``invert`` for MONOCHROME1 (text burned in at
-    the minimum stored value displays white)."""
-    grays = [_gray(fr, invert) for fr in frames]
+    the minimum stored value displays white); ``ybr`` for YBR_FULL samples (Y, Cb, Cr)."""
+    grays = [_gray(fr, invert, ybr) for fr in frames]
     lines = merge_lines(_detect_frames(grays, not risky))
     if not lines:
         return [], grays, 0
@@ -324,9 +328,15 @@ def find_text(frames: np.ndarray, risky: bool, invert: bool = False) -> tuple[li
     return keep, grays, calls
 
 
-def _gray(frame: np.ndarray, invert: bool) -> np.ndarray:
+def _gray(frame: np.ndarray, invert: bool, ybr: bool = False) -> np.ndarray:
+    if ybr:  # OpenCV's BT.601 full-range YCrCb is DICOM's YBR_FULL with Cb and Cr swapped
+        frame = cv2.cvtColor(np.ascontiguousarray(frame[..., (0, 2, 1)]), cv2.COLOR_YCrCb2RGB)
     g = to_gray_u8(frame)
     return 255 - g if invert else g
+
+
+#: masked boxes display black: YBR_FULL black is Y=0 with neutral chroma
+YBR_BLACK = (0, 128, 128)
 
 
 def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | None = None,
@@ -403,24 +413,25 @@ def verify_windows(boxes: list[Box], shape: tuple[int, int], margin: int = VERIF
     return rects
 
 
-def scrub_frames(frames: np.ndarray, risky: bool, invert: bool = False) -> tuple[PixelResult, list[Line]]:
+def scrub_frames(frames: np.ndarray, risky: bool, invert: bool = False, *,
+                 ybr: bool = False) -> tuple[PixelResult, list[Line]]:
     """Detect and mask text in ``frames`` (F, R, C[, S]) in place; every line found in any frame is
     masked in every frame (cine loops repeat their annotations)."""
     res = PixelResult(scanned=True, at_risk=risky)
-    lines, _grays, calls = find_text(frames, risky, invert)
+    lines, _grays, calls = find_text(frames, risky, invert, ybr=ybr)
     res.ocr_calls = calls
     res.candidates = len(lines)
     if lines:
         shape = frames.shape[1:3]
         boxes = [ln.box.padded(PAD, shape) for ln in lines]
-        fill = int(frames.max()) if invert else 0  # masked boxes display black
+        fill = YBR_BLACK if ybr else int(frames.max()) if invert else 0  # masked boxes display black
         mask_frames(frames, {f: boxes for f in range(frames.shape[0])}, fill)
         res.masked_boxes = [(f, b.as_list()) for f in range(frames.shape[0]) for b in boxes]
     return res, lines
 
 
 def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
-                  masked: list[Box] | None = None) -> tuple[list[Line], list[Line], int]:
+                  masked: list[Box] | None = None, *, ybr: bool = False) -> tuple[list[Line], list[Line], int]:
     """Verification after masking: detect again and OCR every candidate left; a line tesseract
     reads with confidence (a word of >= 2 alphanumerics at >= READABLE_CONF, >= 3 alphanumerics in
     the line) is a finding. The caller also matches every text read against the object's
@@ -430,7 +441,7 @@ def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
     first pass was masked and pixels outside the boxes are the input's, so the detector can only
     answer differently near the boxes: only those regions are searched again (the whole frame when
     they cover most of it). Without it (and on other images) every frame is searched whole."""
-    grays = [_gray(fr, invert) for fr in frames]
+    grays = [_gray(fr, invert, ybr) for fr in frames]
     windows = verify_windows(masked, grays[0].shape[:2]) if (risky and masked) else None
     lines = merge_lines(_detect_frames(grays, not risky, windows, masked if risky else None))
     if not risky:

@@ -89,12 +89,13 @@ def test_engine_quarantines_a_half_done_mask(monkeypatch):
     assert engine.Deidentifier("default", SECRET).deidentify(buf.getvalue()).status == "written"
 
 
-def _ybr_rle_cine() -> pydicom.Dataset:
-    """A small 3-frame YBR_FULL RLE object (pydicom's own encoder), text on dark."""
+def _ybr_rle_cine(org: tuple[int, int] = (20, 60)) -> pydicom.Dataset:
+    """A small 3-frame YBR_FULL RLE object (pydicom's own encoder), text on dark, noise in red
+    below row 40."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
-    rgb = np.stack([cv2.cvtColor(_text_frame(f"FRAME {k} 4455667", shape=(64, 200)), cv2.COLOR_GRAY2RGB)
+    rgb = np.stack([cv2.cvtColor(_text_frame(f"FRAME {k} 4455667", org, shape=(64, 200)), cv2.COLOR_GRAY2RGB)
                     for k in range(3)])
     rgb[:, 40:, :, 0] = np.random.default_rng(0).integers(0, 200, (3, 24, 200), dtype=np.uint8)
     ybr = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2YCrCb)[..., [0, 2, 1]] for f in rgb])
@@ -173,3 +174,28 @@ def test_masked_box_edge_is_not_a_stroke_but_text_beside_it_is():
     assert pixels._tophat(flat, [box])[box.y + 8, box.x + box.w + 2] >= 100
     # without boxes it is OpenCV's own top-hat
     assert np.array_equal(pixels._tophat(g, []), cv2.morphologyEx(g, cv2.MORPH_TOPHAT, pixels._TOPHAT_K))
+
+
+def test_ybr_rle_cine_is_masked_and_stored_in_its_own_colour_space():
+    """RLE YBR_FULL keeps its samples: masked boxes are YBR black (0, 128, 128), every other
+    sample is the input's stored value, and the output is uncompressed YBR_FULL, which pydicom
+    shows as the input's RGB outside the boxes and black inside."""
+    from deid.engine import Deidentifier
+
+    src = _ybr_rle_cine(org=(10, 30))  # the text above the noise
+    buf = io.BytesIO()
+    src.save_as(buf, enforce_file_format=True)
+    r = Deidentifier("default", SECRET).deidentify(buf.getvalue())
+    assert r.status == "written", r.reason
+    out = pydicom.dcmread(io.BytesIO(r.data))
+    assert out.PhotometricInterpretation == "YBR_FULL" and not out.file_meta.TransferSyntaxUID.is_compressed
+    stored_in = decode_rle_u8(pydicom.dcmread(io.BytesIO(buf.getvalue())), as_rgb=False)
+    stored_out = np.frombuffer(out.PixelData, np.uint8).reshape(stored_in.shape)
+    inside = np.zeros(stored_in.shape[:3], bool)
+    for x, y, w, h in r.pixels["boxes"]:
+        inside[:, y:y + h, x:x + w] = True
+    assert inside.any()
+    assert np.array_equal(stored_out[~inside], stored_in[~inside])
+    assert (stored_out[inside] == (0, 128, 128)).all()
+    rgb_in, rgb_out = pydicom.dcmread(io.BytesIO(buf.getvalue())).pixel_array, out.pixel_array
+    assert np.array_equal(rgb_out[~inside], rgb_in[~inside]) and rgb_out[inside].max() == 0

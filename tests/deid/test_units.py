@@ -168,7 +168,7 @@ def test_tampering_pixel_text_left_is_quarantined(monkeypatch):
     ds.PatientName = "Quixote^Zebulon"
     buf = io.BytesIO()
     ds.save_as(buf)
-    monkeypatch.setattr(engine, "scrub_frames", lambda frames, risky, *a: (PixelResult(scanned=True, at_risk=risky), []))
+    monkeypatch.setattr(engine, "scrub_frames", lambda frames, risky, *a, **k: (PixelResult(scanned=True, at_risk=risky), []))
     r = Deidentifier("default", SECRET).deidentify(buf.getvalue())
     assert r.status == "quarantined" and r.data is None
     assert any(f.kind == "pixel_text" for f in r.findings)
