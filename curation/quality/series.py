@@ -31,15 +31,10 @@ def _projection_image(files: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
             continue
         if "PixelData" not in ds:
             continue
-        arr = ds.pixel_array
+        arr = ds.pixel_array  # pydicom gives YBR_FULL / YBR_FULL_422 as RGB already (as_rgb)
         frames = int(ds.get("NumberOfFrames", 1) or 1)
-        colour = int(ds.get("SamplesPerPixel", 1)) > 1
         if frames > 1:
             arr = arr[frames // 2]
-        if colour and str(ds.get("PhotometricInterpretation", "")).startswith("YBR"):
-            from pydicom.pixels import convert_color_space
-
-            arr = convert_color_space(arr, str(ds.PhotometricInterpretation), "RGB")
         info = {"bits_stored": int(ds.get("BitsStored", 8)), "exposure_index": ds.get("ExposureIndex"),
                 "target_exposure_index": ds.get("TargetExposureIndex")}
         for k in ("exposure_index", "target_exposure_index"):
