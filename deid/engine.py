@@ -23,7 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, Defl
 from deid.header import HeaderContext, apply_plan, patient_key, text_value
 from deid.ocr import OcrError
 from deid.phi import PhiValues
-from deid.pixels import Box, at_risk, decode_rle_u8, residual_text, scrub_frames
+from deid.pixels import Box, at_risk, decode_rle_u8, interleaved, residual_text, scrub_frames
 from deid.private import load_safe_private
 from deid.profile import Profile, compile_plan, load_profile
 from deid.pseudonym import Pseudonymizer
@@ -238,8 +238,8 @@ class Deidentifier:
         if samples == 3:
             pi = colour
         lossy = str(ds.file_meta.get("TransferSyntaxUID", "")) in _LOSSY
-        # C order first: decoded colour is often plane-interleaved, and a strided tobytes() is slow
-        ds.set_pixel_data(np.ascontiguousarray(arr), photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
+        # C order first: decoded colour is often by plane, and a strided tobytes() is slow
+        ds.set_pixel_data(interleaved(arr), photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
                           generate_instance_uid=False)
         if lossy:
             ds.LossyImageCompression = "01"

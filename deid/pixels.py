@@ -330,9 +330,23 @@ def find_text(frames: np.ndarray, risky: bool, invert: bool = False, *,
 
 def _gray(frame: np.ndarray, invert: bool, ybr: bool = False) -> np.ndarray:
     if ybr:  # OpenCV's BT.601 full-range YCrCb is DICOM's YBR_FULL with Cb and Cr swapped
-        frame = cv2.cvtColor(np.ascontiguousarray(frame[..., (0, 2, 1)]), cv2.COLOR_YCrCb2RGB)
+        frame = cv2.cvtColor(cv2.merge([frame[..., 0], frame[..., 2], frame[..., 1]]), cv2.COLOR_YCrCb2RGB)
     g = to_gray_u8(frame)
     return 255 - g if invert else g
+
+
+def interleaved(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in C order. Colour decoded by plane (RLE) is a transposed view whose samples lie
+    rows x columns apart; numpy copies that ~30x slower than OpenCV's merge of the planes."""
+    if arr.flags.c_contiguous:
+        return arr
+    if arr.dtype != np.uint8 or arr.ndim not in (3, 4) or arr.shape[-1] not in (3, 4):
+        return np.ascontiguousarray(arr)
+    frames = arr if arr.ndim == 4 else arr[None]
+    out = np.empty(frames.shape, np.uint8)
+    for f in range(frames.shape[0]):
+        cv2.merge([frames[f, ..., c] for c in range(frames.shape[-1])], dst=out[f])
+    return out if arr.ndim == 4 else out[0]
 
 
 #: masked boxes display black: YBR_FULL black is Y=0 with neutral chroma

@@ -199,3 +199,14 @@ def test_ybr_rle_cine_is_masked_and_stored_in_its_own_colour_space():
     assert (stored_out[inside] == (0, 128, 128)).all()
     rgb_in, rgb_out = pydicom.dcmread(io.BytesIO(buf.getvalue())).pixel_array, out.pixel_array
     assert np.array_equal(rgb_out[~inside], rgb_in[~inside]) and rgb_out[inside].max() == 0
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 40, 50), (1, 3, 40, 50), (2, 4, 16, 24)])
+def test_interleaved_equals_numpys_copy(shape):
+    planes = np.random.default_rng(5).integers(0, 256, shape, dtype=np.uint8)
+    by_plane = planes.transpose(0, 2, 3, 1)
+    for arr in (by_plane, by_plane[0]):
+        out = pixels.interleaved(arr)
+        assert out.flags.c_contiguous and np.array_equal(out, np.ascontiguousarray(arr))
+    same = np.zeros((4, 5, 3), np.uint8)
+    assert pixels.interleaved(same) is same
