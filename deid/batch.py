@@ -90,11 +90,12 @@ def deidentify_tree(
     reid_map: str | os.PathLike | None = None,
     reid_key_file: str | os.PathLike | None = None,
     workers: int | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> RunReport:
     """De-identify every file under ``src`` into ``dst``; returns the run report. The secret and
-    the map key are created (0600) if missing. Quarantined inputs are listed in the report only."""
+    the map key are created (0600) if missing. Quarantined inputs are listed in the report only.
+    ``batch_size``: files per task sent to a worker (default up to 8, fewer on small runs)."""
     src_p, dst_p = Path(src), Path(dst)
     if not src_p.is_dir():
         raise FileNotFoundError(f"source folder {src_p} does not exist")
@@ -107,11 +108,15 @@ def deidentify_tree(
     key_path = Path(reid_key_file) if reid_key_file else vault / "reid_map.key"
     dst_p.mkdir(parents=True, exist_ok=True)
     files = list(iter_files(src_p))
+    n_workers = workers or min(os.cpu_count() or 1, 2 if len(files) > 8 else 1)
+    if batch_size is None:
+        # small batches keep both workers busy to the end (a batch of 16 US cines is ~1 s a
+        # worker may wait for alone); a batch still costs far less to send than to process
+        batch_size = max(1, min(8, len(files) // (8 * n_workers)))
     batches = [[(str(f), str(f.relative_to(src_p))) for f in files[i:i + batch_size]] for i in range(0, len(files), batch_size)]
     report = RunReport(prof)
     reid: dict[str, dict] = {}
     t0 = time.perf_counter()
-    n_workers = workers or min(os.cpu_count() or 1, 2 if len(files) > 8 else 1)
     outputs: dict[str, str] = {}
 
     def take(recs: list[dict[str, Any]]) -> None:

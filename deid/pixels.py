@@ -364,7 +364,7 @@ def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | N
     seen: dict[bytes, list[Line]] = {}
     out: list[list[Line]] = []
     for g in grays:
-        key = hashlib.blake2b(np.ascontiguousarray(g).data, digest_size=16).digest()
+        key = hashlib.blake2b(np.ascontiguousarray(g).data, digest_size=16).digest() if len(grays) > 1 else b""
         if key not in seen:
             if windows is None:
                 seen[key] = detect_lines(g, strict, masked)
