@@ -8,8 +8,8 @@ scanner (deid.leakscan) against every value the synthetic site planted (ground_t
     .venv/bin/python benchmarks/deid.py [--patients 3] [--workdir var/bench-deid] [--peer-python var/peer-venv/bin/python]
 
 Peers live in their own venv because the PyPI package `deid` has the same import name as this
-project's library:  python3.11 -m venv var/peer-venv &&
-var/peer-venv/bin/pip install dicognito==0.19.0 deid==0.4.13 pydicom==3.0.2 numpy==1.26.4
+project's library; the benchmark makes it on first use (PyPI only): python3.11 -m venv
+var/peer-venv && var/peer-venv/bin/pip install PEER_PACKAGES. ``--no-peers`` times ours alone.
 """
 from __future__ import annotations
 
@@ -27,6 +27,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+#: what the peer venv gets (pinned: the versions these figures were taken with)
+PEER_PACKAGES = ("dicognito==0.19.0", "deid==0.4.13", "pydicom==3.0.2", "numpy==1.26.4")
+
+
+def peer_python(py: Path) -> Path:
+    """The peer venv's python, made (PyPI only) when missing."""
+    if not py.exists() or subprocess.run([str(py), "-I", "-c", "import dicognito, deid.dicom"],
+                                         capture_output=True).returncode != 0:
+        venv = py.parent.parent
+        print(f"setting up {venv} (pip, PyPI): {' '.join(PEER_PACKAGES)}", file=sys.stderr)
+        subprocess.run(["python3.11", "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *PEER_PACKAGES], check=True)
+    return py
 
 DEID_PKG_DRIVER = r"""
 import sys, os
@@ -163,6 +177,7 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench-deid")
     ap.add_argument("--peer-python", default=str(ROOT / "var" / "peer-venv" / "bin" / "python"))
+    ap.add_argument("--no-peers", action="store_true", help="time this project alone (while tuning)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args()
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
@@ -171,12 +186,11 @@ def main() -> None:
     print(f"corpus: {len(files)} valid DICOM files of the synthetic site ({a.patients} patients); load: {os.getloadavg()}")
     results = {"files": len(files), "load_before": os.getloadavg()}
     runs = [("this project (curate deid, 2 workers)", lambda: ours(clean, a.workdir, 2))]
-    if Path(a.peer_python).exists():
+    if not a.no_peers:
+        a.peer_python = str(peer_python(Path(a.peer_python)))
         runs += [("dicognito 0.19.0 (1 process, as shipped)", lambda: dicognito(files, a.workdir, a.peer_python, 1)),
                  ("dicognito 0.19.0 (2 processes)", lambda: dicognito(files, a.workdir, a.peer_python, 2)),
                  ("deid 0.4.13 default recipe (2 processes)", lambda: deid_pkg(files, a.workdir, a.peer_python, 2))]
-    else:
-        print(f"peer tools skipped: {a.peer_python} not found (see the module docstring)")
     print(f"{'tool':44s} {'files/s':>8s} {'CPU ms/file':>11s} {'out':>5s} {'leaky files':>11s} {'values left':>11s} "
           f"{'private':>7s} {'overlay':>7s}  by kind")
     for name, fn in runs:
