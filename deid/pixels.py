@@ -357,8 +357,7 @@ def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | N
                    masked: list[Box] | None = None) -> list[list[Line]]:
     """detect_lines on every frame; a frame identical to an earlier one (a frozen cine loop, a
     repeated still) reuses that frame's answer. With ``windows``, only those regions are searched
-    (their lines in frame coordinates); a line cut by a window's edge sends the frame to a whole
-    search, so that no line is read in part. ``masked``: boxes blacked out in every frame."""
+    (see ``_detect_in_windows``). ``masked``: boxes blacked out in every frame."""
     import hashlib
 
     seen: dict[bytes, list[Line]] = {}
@@ -366,24 +365,31 @@ def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | N
     for g in grays:
         key = hashlib.blake2b(np.ascontiguousarray(g).data, digest_size=16).digest() if len(grays) > 1 else b""
         if key not in seen:
-            if windows is None:
-                seen[key] = detect_lines(g, strict, masked)
-            else:
-                found: list[Line] | None = []
-                for w in windows:
-                    for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict, _boxes_within(masked or [], w)):
-                        b = ln.box
-                        if ((b.x == 0 and w.x > 0) or (b.y == 0 and w.y > 0) or (b.x + b.w == w.w and w.x + w.w < g.shape[1])
-                                or (b.y + b.h == w.h and w.y + w.h < g.shape[0])):
-                            found = None  # a line cut by the window's edge: read it whole
-                            break
-                        ln.box = Box(b.x + w.x, b.y + w.y, b.w, b.h)
-                        found.append(ln)
-                    if found is None:
-                        break
-                seen[key] = found if found is not None else detect_lines(g, strict, masked)
+            found = _detect_in_windows(g, strict, windows, masked or []) if windows is not None else None
+            seen[key] = found if found is not None else detect_lines(g, strict, masked)
         out.append([Line(ln.box, ln.chars, ln.strong, ln.flat) for ln in seen[key]])
     return out
+
+
+def _detect_in_windows(g: np.ndarray, strict: bool, windows: list[Box], masked: list[Box]) -> list[Line] | None:
+    """The lines of ``g`` inside ``windows``, in frame coordinates; None when a line touches a
+    window's edge inside the frame (it may go on beyond the window: the caller reads the whole
+    frame, so that no line is read in part)."""
+    found: list[Line] = []
+    for w in windows:
+        for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict, _boxes_within(masked, w)):
+            if _cut_by_window(ln.box, w, g.shape):
+                return None
+            ln.box = Box(ln.box.x + w.x, ln.box.y + w.y, ln.box.w, ln.box.h)
+            found.append(ln)
+    return found
+
+
+def _cut_by_window(b: Box, w: Box, shape: tuple[int, ...]) -> bool:
+    """Whether box ``b`` (window coordinates) touches an edge of window ``w`` that is not also an
+    edge of the frame."""
+    return ((b.x == 0 and w.x > 0) or (b.y == 0 and w.y > 0)
+            or (b.x + b.w == w.w and w.x + w.w < shape[1]) or (b.y + b.h == w.h and w.y + w.h < shape[0]))
 
 
 def _boxes_within(boxes: list[Box], w: Box) -> list[Box]:

@@ -210,3 +210,18 @@ def test_interleaved_equals_numpys_copy(shape):
         assert out.flags.c_contiguous and np.array_equal(out, np.ascontiguousarray(arr))
     same = np.zeros((4, 5, 3), np.uint8)
     assert pixels.interleaved(same) is same
+
+
+def test_a_line_cut_by_a_window_edge_sends_the_frame_to_a_whole_search():
+    shape = (100, 200)
+    inner = Box(50, 20, 60, 40)
+    assert pixels._cut_by_window(Box(0, 10, 20, 10), inner, shape)  # left edge, inside the frame
+    assert pixels._cut_by_window(Box(30, 25, 30, 15), inner, shape)  # right and bottom edges
+    assert not pixels._cut_by_window(Box(5, 5, 20, 10), inner, shape)
+    corner = Box(0, 0, 60, 40)
+    assert not pixels._cut_by_window(Box(0, 0, 20, 10), corner, shape)  # the frame's own edges
+    g = _text_frame()
+    whole = pixels.detect_lines(g)
+    assert pixels._detect_in_windows(g, False, [Box(0, 0, 100, 120)], []) is None  # a word crosses x=100
+    found = pixels._detect_in_windows(g, False, [Box(0, 0, 320, 120)], [])
+    assert [ln.box for ln in found] == [ln.box for ln in whole]
