@@ -9,6 +9,7 @@ pixel text is verified by OCR instead."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -103,7 +104,7 @@ def _pixel_hits(data: bytes, p0: int, p1: int, terms: list[tuple[bytes, str]]) -
     ``bytes.find`` per value and date format cost ~7 ms per image); lowercased ``bytes.find``
     where Hyperscan is not installed."""
     found: dict[str, int] = {}
-    matcher = _pixel_matcher(tuple(t for t, _ in terms))
+    matcher = _pixel_matcher(tuple(t for t, _ in terms), threading.get_ident())
     if matcher is not None:
         def on_match(idx: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
             kw = terms[idx][1]
@@ -120,9 +121,10 @@ def _pixel_hits(data: bytes, p0: int, p1: int, terms: list[tuple[bytes, str]]) -
 
 
 @lru_cache(maxsize=64)
-def _pixel_matcher(values: tuple[bytes, ...]):
+def _pixel_matcher(values: tuple[bytes, ...], _thread: int):
     """A compiled Hyperscan block-mode database of ``values`` as caseless literals (compiled once
-    per patient's value set: ~0.7 ms), or None without Hyperscan."""
+    per patient's value set: ~0.7 ms), or None without Hyperscan. One per thread: a database
+    scans with its own scratch space, which two threads must not share."""
     try:
         import hyperscan
     except ImportError:

@@ -302,7 +302,7 @@ def test_patient_identifiers_found_inside_pixel_data_in_any_case(search, monkeyp
         pytest.importorskip("hyperscan", reason="Hyperscan is in requirements.txt for x86-64 only")
         deid.verify._pixel_matcher.cache_clear()
     else:
-        monkeypatch.setattr(deid.verify, "_pixel_matcher", lambda values: None)
+        monkeypatch.setattr(deid.verify, "_pixel_matcher", lambda values, thread: None)
 
     phi = PhiValues()
     phi.add("PatientName", "PN", "Quixote^Zebulon")
@@ -336,3 +336,23 @@ def test_shifted_datetime_never_spells_another_real_time_of_the_patient():
     out = pydicom.dcmread(io.BytesIO(r.data))
     assert out.AcquisitionDateTime.endswith(other_series_time[:6])  # shifted by days and seconds
     assert other_series_time.encode() not in r.data
+
+
+def test_pixel_search_from_several_threads_at_once():
+    """Each thread gets its own Hyperscan database (scratch space must not be shared)."""
+    import struct
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deid.verify import scan_bytes
+
+    phi = PhiValues()
+    phi.add("PatientName", "PN", "Quixote^Zebulon")
+    pixels = np.random.default_rng(1).integers(0, 256, 400_000, dtype=np.uint8).tobytes()
+    head = b"\x00" * 132 + b"\xe0\x7f\x10\x00OB\x00\x00"
+    leaky = head + struct.pack("<I", len(pixels) + 15) + pixels[:9000] + b"QUIXOTE^ZEBULON" + pixels[9000:]
+
+    def names(_: int) -> list[str]:
+        return [f.source_attribute for f in scan_bytes(leaky, phi)]
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(found == ["PatientName"] for found in pool.map(names, range(40)))
