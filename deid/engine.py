@@ -185,7 +185,7 @@ class Deidentifier:
         try:
             arr = _native_monochrome(ds)
             if arr is None:
-                arr = decode_rle_u8(ds, as_rgb=False)  # YBR_FULL masked and stored as it is
+                arr = decode_rle_u8(ds, as_rgb=False)  # YBR_FULL converted only if masked
                 owned = arr is not None
             if arr is None:
                 arr = ds.pixel_array
@@ -222,24 +222,31 @@ class Deidentifier:
             if findings:
                 return findings
         if pres.masked_boxes:
-            self._store_pixels(ds, frames if n_frames > 1 else frames[0], "YBR_FULL" if ybr else "RGB")
+            self._store_pixels(ds, frames if n_frames > 1 else frames[0], ybr)
             res.counts["pixel_images_masked"] += 1
         if pres.masked_boxes or risky:
             ds.BurnedInAnnotation = "NO"
         return []
 
     @staticmethod
-    def _store_pixels(ds: Dataset, arr: np.ndarray, colour: str = "RGB") -> None:
+    def _store_pixels(ds: Dataset, arr: np.ndarray, ybr: bool = False) -> None:
         """Masked pixels go back uncompressed (Explicit VR Little Endian): always a correct transfer
-        syntax whatever the source encoding. ``colour``: what three-sample pixels are, RGB as
-        decoded, or YBR_FULL as stored (RLE YBR_FULL keeps its samples: no colour rounding)."""
+        syntax whatever the source encoding; colour as RGB (uncompressed US allows MONOCHROME2,
+        PALETTE COLOR or RGB only). ``ybr``: ``arr`` holds YBR_FULL samples (masked with YBR
+        black), converted here by pydicom's own routine: outside the boxes the same RGB as
+        pydicom's decoding of the input."""
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
         pi = str(ds.PhotometricInterpretation)
         if samples == 3:
-            pi = colour
+            pi = "RGB"
+        # C order first: decoded colour is often by plane, and a strided copy is slow
+        arr = interleaved(arr)
+        if ybr:
+            from pydicom.pixels.processing import convert_color_space
+
+            arr = convert_color_space(arr, "YBR_FULL", "RGB")
         lossy = str(ds.file_meta.get("TransferSyntaxUID", "")) in _LOSSY
-        # C order first: decoded colour is often by plane, and a strided tobytes() is slow
-        ds.set_pixel_data(interleaved(arr), photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
+        ds.set_pixel_data(np.ascontiguousarray(arr), photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
                           generate_instance_uid=False)
         if lossy:
             ds.LossyImageCompression = "01"

@@ -107,9 +107,10 @@ def decode_rle_u8(ds, as_rgb: bool = True) -> np.ndarray | None:
     """8-bit unsigned RLE Lossless pixels through Pillow's PackBits decoder (C; pydicom's own
     decoder loops over runs in Python, ~3x slower), YBR_FULL converted to RGB by pydicom's own
     routine: the same array as ``ds.pixel_array``. ``as_rgb=False`` keeps YBR_FULL samples as
-    stored (the de-identifier masks and writes them as they are: no colour rounding, and no
-    float conversion of every sample, ~4 ms per 480x360 frame). None when the object is not like
-    that (the caller decodes it with pydicom)."""
+    stored (the de-identifier detects and masks text on them and converts only what it writes:
+    pydicom's float conversion costs ~4 ms per 480x360 frame, and an image without text is not
+    rewritten at all). None when the object is not like that (the caller decodes it with
+    pydicom)."""
     import struct
 
     from PIL import Image
