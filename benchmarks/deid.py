@@ -24,23 +24,13 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from peer_venv import peer_python
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 #: what the peer venv gets (pinned: the versions these figures were taken with)
 PEER_PACKAGES = ("dicognito==0.19.0", "deid==0.4.13", "pydicom==3.0.2", "numpy==1.26.4")
-
-
-def peer_python(py: Path) -> Path:
-    """The peer venv's python, made (PyPI only) when missing."""
-    if not py.exists() or subprocess.run([str(py), "-I", "-c", "import dicognito, deid.dicom"],
-                                         capture_output=True).returncode != 0:
-        venv = py.parent.parent
-        print(f"setting up {venv} (pip, PyPI): {' '.join(PEER_PACKAGES)}", file=sys.stderr)
-        subprocess.run(["python3.11", "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *PEER_PACKAGES], check=True)
-    return py
 
 DEID_PKG_DRIVER = r"""
 import sys, os
@@ -187,7 +177,7 @@ def main() -> None:
     results = {"files": len(files), "load_before": os.getloadavg()}
     runs = [("this project (curate deid, 2 workers)", lambda: ours(clean, a.workdir, 2))]
     if not a.no_peers:
-        a.peer_python = str(peer_python(Path(a.peer_python)))
+        a.peer_python = str(peer_python(Path(a.peer_python).parent.parent, PEER_PACKAGES, "dicognito, deid.dicom"))
         runs += [("dicognito 0.19.0 (1 process, as shipped)", lambda: dicognito(files, a.workdir, a.peer_python, 1)),
                  ("dicognito 0.19.0 (2 processes)", lambda: dicognito(files, a.workdir, a.peer_python, 2)),
                  ("deid 0.4.13 default recipe (2 processes)", lambda: deid_pkg(files, a.workdir, a.peer_python, 2))]

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from peer_venv import peer_python
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -104,17 +106,6 @@ def cpu_now() -> float:
     """CPU seconds (user + system) of this process and its reaped children (and theirs)."""
     a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
-
-
-def peer_python(venv: Path) -> Path:
-    """The presidio venv's python, made (PyPI only) when missing."""
-    py = venv / "bin" / "python"
-    if not py.exists() or subprocess.run([str(py), "-I", "-c", f"import presidio_image_redactor, {SPACY_MODEL}"],
-                                         capture_output=True).returncode != 0:
-        print(f"setting up {venv} (pip, PyPI): {' '.join(PEER_PACKAGES)}", file=sys.stderr)
-        subprocess.run(["python3.11", "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *PEER_PACKAGES], check=True)
-    return py
 
 
 # ---------------------------------------------------------------- corpus and ground truth
@@ -362,7 +353,7 @@ def main() -> None:
 
     runs: list[tuple[str, object]] = [("this project (curate deid, 2 workers)", lambda: run_ours(src, a.workdir, files, 2))]
     if not (a.skip_presidio or a.only_ours):
-        py = peer_python(a.peer_venv)
+        py = peer_python(a.peer_venv, PEER_PACKAGES, f"presidio_image_redactor, {SPACY_MODEL}")
         freeze = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True).stdout.split()
         res["presidio_env"] = [x for x in freeze if x.split("==")[0].lower().replace("_", "-") in
                                {p.split("==")[0] for p in PEER_PACKAGES}]

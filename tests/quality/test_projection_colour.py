@@ -1,5 +1,6 @@
 """2D images in YCbCr: pydicom's pixel_array already gives RGB, so the quality stage must not
-convert again (de-identification stores RLE YBR_FULL cines as uncompressed YBR_FULL)."""
+convert again (a JPEG YBR_FULL_422 or RLE YBR_FULL ultrasound series without burned-in text
+reaches the deid zone in its own encoding)."""
 from __future__ import annotations
 
 import cv2
