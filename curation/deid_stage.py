@@ -1,9 +1,8 @@
 """The `deid` stage of curate_source: de-identify ONE series from the raw zone into the deid zone.
 
-Glue only: the work is ``deid.engine.Deidentifier``. Vault layout (zone VAULT of the same store):
-``deid/site_secret`` (HMAC key, created on first use), ``deid/reid_map.key`` (Fernet key of the
-map), ``deid/reid/<series>.fernet`` (one encrypted map fragment per series, so parallel mapped
-tasks never rewrite a shared object; `curate deid reidentify --map DIR` merges them).
+Glue only: the work is ``deid.engine.Deidentifier``. Vault (zone VAULT of the same store, see
+`curation.reid_vault`): the pseudonym secret, the officer's public key, and one sealed map fragment
+per series ``deid/reid/<series>.sealed``, which the pipeline can write but not read.
 Deid zone layout: ``<pseudonymous PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``.
 The returned dict carries no PHI (pseudonyms, new UIDs, counts, hashes, reasons): safe for XCom.
 """
@@ -11,37 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from cryptography.fernet import Fernet
-
-from curation.store import Store, Zone, open_store
+from curation.reid_vault import store_public_key, store_secret, write_fragment
+from curation.store import Zone, open_store
 from deid.engine import Deidentifier
 from deid.profile import load_profile
-from deid.vault import encrypt_map
 
 STAGE = "deid"
 STAGE_VERSION = "1"
-SECRET_KEY = "deid/site_secret"
-MAP_KEY_KEY = "deid/reid_map.key"
-MAP_PREFIX = "deid/reid/"
-
-
-def _vault_blob(store: Store, key: str, make) -> bytes:
-    if not store.exists(Zone.VAULT, key):
-        store.put_bytes(Zone.VAULT, key, make())
-    return store.get_bytes(Zone.VAULT, key).strip()
 
 
 @lru_cache(maxsize=8)
 def _deidentifier(store_uri: str, profile: str, options: tuple[str, ...]) -> Deidentifier:
     store = open_store(store_uri)
-    secret = _vault_blob(store, SECRET_KEY, lambda: secrets.token_hex(32).encode())
-    return Deidentifier(profile, secret, options)
+    return Deidentifier(profile, store_secret(store), options)
 
 
 def config_hash(profile: str = "default", options: Sequence[str] = ()) -> str:
@@ -65,6 +51,7 @@ def deidentify_series(
     "findings"}], "outputs": [deid keys], "counts", "pixels", "config_hash", "stage_version"}``.
     ``status`` is ok (all written), partial (some quarantined) or failed (none written)."""
     store = open_store(store_uri)
+    public_key = store_public_key(store)  # before any output: no written object without its map entry
     deider = _deidentifier(store_uri, profile, tuple(options))
     counts: Counter = Counter()
     pixels: Counter = Counter()
@@ -104,8 +91,7 @@ def deidentify_series(
             slot.update({k: v for k, v in info.items() if k != "studies"})
             slot["studies"].update(info.get("studies", {}))
     if reid and out["series_instance_uid"]:
-        map_key = _vault_blob(store, MAP_KEY_KEY, Fernet.generate_key)
-        store.put_bytes(Zone.VAULT, f"{MAP_PREFIX}{out['series_instance_uid']}.fernet", encrypt_map(reid, map_key))
+        write_fragment(store, out["series_instance_uid"], reid, public_key)
     n_ok = out["written"] + out["unchanged"]
     out["status"] = "ok" if not out["quarantined"] else ("partial" if n_ok else "failed")
     out["counts"] = dict(counts)

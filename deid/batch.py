@@ -1,5 +1,6 @@
 """De-identify a folder tree with a process pool (one Deidentifier per worker, built once), then
-merge the re-identification entries into the encrypted vault map once, in the parent."""
+append the re-identification entries to the sealed vault map once, in the parent (with the
+officer's public key only: the run can add entries but not read them)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ from typing import Any
 from deid.engine import Deidentifier
 from deid.profile import Profile, load_profile
 from deid.report import RunReport
-from deid.vault import ReidentificationMap, load_or_create_key, load_or_create_secret
+from deid.vault import SEALED_MAP_NAME, SealedMap, folder_public_key, load_or_create_secret
 
 _worker: Deidentifier | None = None
 _dst: Path | None = None
@@ -88,13 +89,15 @@ def deidentify_tree(
     options: tuple[str, ...] = (),
     secret_file: str | os.PathLike,
     reid_map: str | os.PathLike | None = None,
-    reid_key_file: str | os.PathLike | None = None,
+    reid_public_key: str | os.PathLike | None = None,
     workers: int | None = None,
     batch_size: int | None = None,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> RunReport:
-    """De-identify every file under ``src`` into ``dst``; returns the run report. The secret and
-    the map key are created (0600) if missing. Quarantined inputs are listed in the report only.
+    """De-identify every file under ``src`` into ``dst``; returns the run report. The secret is
+    created (0600) if missing; the map is sealed for ``reid_public_key`` (default beside the
+    secret; a fresh vault gets a demo pair, see `deid.vault.folder_public_key`). Quarantined
+    inputs are listed in the report only.
     ``batch_size``: files per task sent to a worker (default up to 8, fewer on small runs)."""
     src_p, dst_p = Path(src), Path(dst)
     if not src_p.is_dir():
@@ -104,8 +107,8 @@ def deidentify_tree(
     prof = load_profile(profile, options) if isinstance(profile, str) else profile.with_options(options)
     secret = load_or_create_secret(secret_file)
     vault = Path(secret_file).parent
-    map_path = Path(reid_map) if reid_map else vault / "reid_map.fernet"
-    key_path = Path(reid_key_file) if reid_key_file else vault / "reid_map.key"
+    map_path = Path(reid_map) if reid_map else vault / SEALED_MAP_NAME
+    public_key = folder_public_key(vault, Path(reid_public_key) if reid_public_key else None)
     dst_p.mkdir(parents=True, exist_ok=True)
     files = list(iter_files(src_p))
     n_workers = workers or min(os.cpu_count() or 1, 2 if len(files) > 8 else 1)
@@ -145,5 +148,5 @@ def deidentify_tree(
                 take(recs)
     report.seconds = time.perf_counter() - t0
     if reid:
-        ReidentificationMap(map_path, load_or_create_key(key_path)).merge(reid)
+        SealedMap(map_path).append(reid, public_key)
     return report

@@ -104,3 +104,25 @@ def verify_chain(catalog: Any) -> ChainReport:
                 return ChainReport(False, n, ev.id, "content does not match its hash (event edited)")
             prev = ev.hash
     return ChainReport(True, n)
+
+
+#: The ledger event of a re-identification (`curate deid reidentify`): who, when, which pseudonym,
+#: with which officer key and the outcome. Never the identity: no parameter can carry it.
+REIDENTIFY_STAGE, REIDENTIFY_ACTION = "deid", "reidentify"
+
+
+def record_reidentification(catalog: Any, *, pseudonym: str, actor: str, outcome: str,
+                            details: dict[str, Any] | None = None) -> str:
+    """Append a re-identification attempt to the ledger before any identity is shown; returns its hash."""
+    return append_event(catalog, stage=REIDENTIFY_STAGE, action=REIDENTIFY_ACTION, subject=pseudonym,
+                        actor=actor[:128], details={"outcome": outcome, **(details or {})})
+
+
+def reidentification_events(catalog: Any) -> list[dict[str, Any]]:
+    """Every recorded re-identification, oldest first (for the officer's review)."""
+    with catalog.session() as session:
+        rows = session.scalars(select(LineageEvent).where(LineageEvent.stage == REIDENTIFY_STAGE,
+                                                          LineageEvent.action == REIDENTIFY_ACTION)
+                               .order_by(LineageEvent.id))
+        return [{"id": ev.id, "at": _utc_naive(ev.at).isoformat(timespec="seconds") + "Z", "actor": ev.actor,
+                 "pseudonym": ev.subject, **ev.details} for ev in rows]

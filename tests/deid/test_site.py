@@ -191,14 +191,18 @@ def test_every_output_valid_dicom_and_decodes(deid_site):
             assert arr.shape[0] == nf if nf > 1 else arr.ndim >= 2
 
 
-def test_reidentify_cli_reads_the_map(deid_site, capsys):
+def test_reidentify_cli_reads_the_map(deid_site, capsys, tmp_path):
     from curation.cli.main import main
 
     p = deid_site.truth["patients"][0]
     pseudo = Pseudonymizer(deid_site.secret).patient_id("id:" + p["patient_id"])
-    assert main(["deid", "reidentify", pseudo, "--secret-file", str(deid_site.secret_file)]) == 0
+    vault = deid_site.secret_file.parent
+    # a fresh vault got a demo key pair: the private key lies outside the vault, not beside the map
+    private_key = vault.parent / "dpo-private-key.pem"
+    assert not list(vault.glob("*.key")) and not list(vault.glob("*private*"))
+    assert main(["deid", "reidentify", pseudo, "--secret-file", str(deid_site.secret_file),
+                 "--private-key", str(private_key), "--db", f"sqlite:///{tmp_path / 'c.sqlite'}"]) == 0
     out = capsys.readouterr().out
     assert p["patient_id"] in out
-    vault = deid_site.secret_file.parent
-    assert (vault / "reid_map.fernet").stat().st_mode & 0o777 == 0o600
-    assert p["patient_id"].encode() not in (vault / "reid_map.fernet").read_bytes()
+    assert (vault / "reid_map.sealed").stat().st_mode & 0o777 == 0o600
+    assert p["patient_id"].encode() not in (vault / "reid_map.sealed").read_bytes()

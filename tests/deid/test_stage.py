@@ -6,11 +6,15 @@ import io
 import pydicom
 from pydicom.data import get_testdata_file
 
-from curation.deid_stage import MAP_PREFIX, deidentify_series
+from curation.deid_stage import deidentify_series
+from curation.reid_vault import MAP_PREFIX
 from curation.store import Zone, open_store
 
 
 def test_series_from_raw_to_deid_zone(tmp_path, capsys):
+    from curation.cli.main import main
+
+    assert main(["deid", "keys", "create", "--out", str(tmp_path / "dpo.pem"), "--store", str(tmp_path / "store")]) == 0
     store = open_store(tmp_path / "store")
     keys = []
     for i, p in enumerate([get_testdata_file("MR_small.dcm"), get_testdata_file("MR_small_RLE.dcm")]):
@@ -28,13 +32,11 @@ def test_series_from_raw_to_deid_zone(tmp_path, capsys):
     out = pydicom.dcmread(io.BytesIO(store.get_bytes(Zone.DEID, res["outputs"][0])))
     assert out.PatientID == res["patient_pseudonym"] and out.SeriesInstanceUID == res["series_instance_uid"]
     assert "CompressedSamples" not in str(res)
-    assert store.exists(Zone.VAULT, f"{MAP_PREFIX}{res['series_instance_uid']}.fernet")
+    assert store.exists(Zone.VAULT, f"{MAP_PREFIX}{res['series_instance_uid']}.sealed")
     again = deidentify_series(str(tmp_path / "store"), keys)
     assert again["written"] == 0 and again["unchanged"] == 1
-    # the CLI reads the per-series fragments with the key
-    from curation.cli.main import main
-
+    # the CLI reads the per-series fragments with the officer's private key
     vault = tmp_path / "store" / "vault" / "deid"
     assert main(["deid", "reidentify", res["patient_pseudonym"], "--map", str(vault / "reid"),
-                 "--key-file", str(vault / "reid_map.key")]) == 0
+                 "--private-key", str(tmp_path / "dpo.pem"), "--db", f"sqlite:///{tmp_path / 'c.sqlite'}"]) == 0
     assert "CompressedSamples" in capsys.readouterr().out

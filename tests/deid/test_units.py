@@ -18,7 +18,7 @@ from deid.profile import ProfileError, compile_plan, load_profile
 from deid.pseudonym import Pseudonymizer
 from deid.scrub import scrub_text
 from deid.table import load_table
-from deid.vault import ReidentificationMap, load_or_create_key, load_or_create_secret
+from deid.vault import SealedMap, generate_key_pair, load_or_create_secret, load_private_key, load_public_key, open_records
 
 SECRET = b"unit-test-secret-0123456789abcdef"
 
@@ -89,14 +89,14 @@ def test_vault_secret_0600_and_map_encrypted(tmp_path):
     s = load_or_create_secret(tmp_path / "v" / "secret")
     assert len(s) >= 32 and os.stat(tmp_path / "v" / "secret").st_mode & 0o777 == 0o600
     assert load_or_create_secret(tmp_path / "v" / "secret") == s
-    key = load_or_create_key(tmp_path / "v" / "k")
-    m = ReidentificationMap(tmp_path / "v" / "map", key)
-    m.merge({"ANONX": {"PatientID": "REAL-ID-77", "studies": {"2.25.1": {"AccessionNumber": "A1"}}}})
-    m.merge({"ANONX": {"PatientID": "REAL-ID-77", "studies": {"2.25.2": {"AccessionNumber": "A2"}}}})
+    priv, pub = generate_key_pair()
+    m = SealedMap(tmp_path / "v" / "map")
+    m.append({"ANONX": {"PatientID": "REAL-ID-77", "studies": {"2.25.1": {"AccessionNumber": "A1"}}}}, load_public_key(pub))
+    m.append({"ANONX": {"PatientID": "REAL-ID-77", "studies": {"2.25.2": {"AccessionNumber": "A2"}}}}, load_public_key(pub))
     assert b"REAL-ID-77" not in (tmp_path / "v" / "map").read_bytes()
-    assert set(m.lookup("ANONX")["studies"]) == {"2.25.1", "2.25.2"}
+    assert set(open_records(m.records(), load_private_key(priv))["ANONX"]["studies"]) == {"2.25.1", "2.25.2"}
     with pytest.raises(PermissionError):
-        ReidentificationMap(tmp_path / "v" / "map", load_or_create_key(tmp_path / "v" / "other")).read()
+        open_records(m.records(), load_private_key(generate_key_pair()[0]))
 
 
 def _planted() -> bytes:
