@@ -8,33 +8,49 @@ The returned dict carries no PHI (pseudonyms, new UIDs, counts, hashes, reasons)
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from curation.confighash import config_hash, file_digest
 from curation.reid_vault import store_public_key, store_secret, write_fragment
 from curation.store import Zone, open_store
-from deid.engine import Deidentifier
-from deid.profile import load_profile
+from deid._paths import include_dir
+from deid.engine import IMPLEMENTATION_VERSION, Deidentifier
+from deid.profile import compile_plan, load_profile
+from deid.table import TABLE_FILE
 
 STAGE = "deid"
 STAGE_VERSION = "1"
 
 
 @lru_cache(maxsize=8)
-def _deidentifier(store_uri: str, profile: str, options: tuple[str, ...]) -> Deidentifier:
+def _deidentifier(store_uri: str, profile: str, options: tuple[str, ...], config_key: str) -> Deidentifier:
+    """One per store, profile and resolved configuration (`config_key`): an edited profile in a
+    long-lived process builds a new de-identifier instead of reusing the old one."""
     store = open_store(store_uri)
     return Deidentifier(profile, store_secret(store), options)
 
 
-def config_hash(profile: str = "default", options: Sequence[str] = ()) -> str:
-    """Part of the idempotency key: the profile's resolved options and the stage version."""
+def resolved_config(profile: str = "default", options: Sequence[str] = ()) -> dict[str, Any]:
+    """What the stage will apply, for its idempotency key: the profile as loaded (every field, and
+    its YAML as read), the compiled action of every Annex E tag, the Annex E table and safe-private
+    list by content hash, and the code's versions. Editing any of them re-runs the stage."""
     prof = load_profile(profile, tuple(options))
-    blob = json.dumps({"profile": prof.name, "options": sorted(prof.options), "version": STAGE_VERSION}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    plan = compile_plan(prof)
+    path = Path(profile) if Path(profile).suffix else include_dir() / "profiles" / f"{profile}.yaml"
+    return {"stage_version": STAGE_VERSION, "implementation": IMPLEMENTATION_VERSION,
+            "profile": dataclasses.asdict(prof), "profile_file": yaml.safe_load(path.read_text()) or {},
+            "actions": {"exact": sorted(plan.exact.items()), "repeating": list(plan.repeating),
+                        "private": plan.private},
+            "annex_e_table": file_digest(include_dir() / TABLE_FILE),
+            "safe_private": file_digest(include_dir() / "safe_private.yaml")}
 
 
 def deidentify_series(
@@ -52,7 +68,8 @@ def deidentify_series(
     ``status`` is ok (all written), partial (some quarantined) or failed (none written)."""
     store = open_store(store_uri)
     public_key = store_public_key(store)  # before any output: no written object without its map entry
-    deider = _deidentifier(store_uri, profile, tuple(options))
+    chash = config_hash(resolved_config(profile, options))
+    deider = _deidentifier(store_uri, profile, tuple(options), chash)
     counts: Counter = Counter()
     pixels: Counter = Counter()
     out: dict[str, Any] = {"written": 0, "unchanged": 0, "quarantined": [], "outputs": [],
@@ -96,6 +113,6 @@ def deidentify_series(
     out["status"] = "ok" if not out["quarantined"] else ("partial" if n_ok else "failed")
     out["counts"] = dict(counts)
     out["pixels"] = dict(pixels)
-    out["config_hash"] = config_hash(profile, options)
+    out["config_hash"] = chash
     out["stage_version"] = STAGE_VERSION
     return out

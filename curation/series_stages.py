@@ -7,6 +7,7 @@ safe for XCom: catalog ids, pseudonymous keys, statuses, counts; never PHI, neve
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,8 @@ from typing import Any
 from sqlalchemy import select
 
 from curation.catalog import Catalog, Instance, QuarantineRecord, Series
-from curation.stages import Outcome, config_hash, run_stage, series_input_hash
+from curation.confighash import config_hash, file_digest
+from curation.stages import Outcome, run_stage, series_input_hash
 from curation.store import Store, Zone
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ def _quarantine(catalog: Catalog, stage: str, items: list[dict[str, Any]]) -> No
 def deid_series(catalog: Catalog, store: Store, series_id: int, *, profile: str = "default",
                 options: Sequence[str] = ()) -> dict[str, Any]:
     """De-identify one ingested series into the deid zone; quarantine what cannot be made safe."""
-    from curation.deid_stage import STAGE_VERSION, deidentify_series
+    from curation.deid_stage import STAGE_VERSION, deidentify_series, resolved_config
 
     with catalog.session() as s:
         series = s.get(Series, series_id)
@@ -60,7 +62,7 @@ def deid_series(catalog: Catalog, store: Store, series_id: int, *, profile: str 
         fmt = series.format
         raw_keys = list(s.scalars(select(Instance.raw_key).where(Instance.series_id == series_id)
                                   .order_by(Instance.raw_key)))
-    config = {"profile": profile, "options": sorted(options)}
+    config = resolved_config(profile, options)
     result: dict[str, Any] = {}
 
     def work() -> Outcome:
@@ -92,6 +94,28 @@ def _deid_keys(ref: dict[str, Any]) -> list[str]:
     return list(ref.get("outputs") or [])
 
 
+def classify_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The classify stage's resolved configuration (its idempotency key): the overrides, the rules
+    file and the header model's weights by content hash (None: rules only or no weights)."""
+    from curation.classify.rules import RULES_PATH
+    from qc_models.series_classifier import WEIGHTS
+
+    config = dict(config or {})
+    model = config.get("model")
+    weights = None if model is False else file_digest(model or os.environ.get("CURATE_SERIES_MODEL") or WEIGHTS)
+    return {"overrides": config, "rules": file_digest(config.get("rules") or RULES_PATH), "model": weights}
+
+
+def quality_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The quality stage's resolved configuration (its idempotency key): the thresholds file with
+    the overrides merged in, and the quality model's weights by content hash."""
+    from curation.quality.decision import load_config
+    from qc_models.quality_classifier import WEIGHTS
+
+    return {"thresholds": load_config(config),
+            "model": file_digest(os.environ.get("CURATE_QUALITY_MODEL") or WEIGHTS)}
+
+
 def classify_deid_series(catalog: Catalog, store: Store, ref: dict[str, Any],
                          config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Series kind and attributes of a de-identified series (`ref` is deid_series' result)."""
@@ -108,7 +132,8 @@ def classify_deid_series(catalog: Catalog, store: Store, ref: dict[str, Any],
         return Outcome(status="ok", metrics=result)
 
     run = run_stage(catalog, stage="classify", version=str(CLASSIFY_VERSION), subject_type="series",
-                    subject_id=ref["series_id"], input_hash=config_hash({"deid": keys}), config=config, work=work)
+                    subject_id=ref["series_id"], input_hash=config_hash({"deid": keys}), config=classify_config(config),
+                    work=work)
     m = run.metrics
     return {**ref, "kind": m.get("kind"), "confidence": m.get("confidence"), "plane": m.get("plane"),
             "dimensions": m.get("dimensions"), "contrast": m.get("contrast"), "derived": m.get("derived"),
@@ -133,6 +158,6 @@ def assess_deid_series(catalog: Catalog, store: Store, ref: dict[str, Any],
 
     run = run_stage(catalog, stage="quality", version=str(QUALITY_VERSION), subject_type="series",
                     subject_id=ref["series_id"], input_hash=config_hash({"deid": keys, "class": classification}),
-                    config=config, work=work)
+                    config=quality_config(config), work=work)
     decision = (run.metrics.get("decision") or {}).get("decision", run.status)
     return {**ref, "decision": decision, "decision_reason": run.reason, "quality_status": run.status}

@@ -1,11 +1,12 @@
 """Idempotent stage execution: a stage's result is keyed by (stage, version, subject, input content
 hash, config hash). A rerun with the same key finds the stored result and skips the work; a new
-version, new input bytes or a new config runs again. Each result commits together with its lineage
+version, new input bytes or a new config runs again. `config` is the stage's RESOLVED configuration
+(files read, weights named by content hash: see `curation.confighash`), so an edited profile,
+rules or thresholds file re-runs the stage. Each result commits together with its lineage
 event."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,14 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from curation.catalog import Catalog, Instance, StageResult, add_event
+from curation.confighash import config_hash
 
 log = logging.getLogger(__name__)
-
-
-def config_hash(config: dict[str, Any] | None) -> str:
-    """SHA-256 of the canonical JSON of a stage's configuration."""
-    body = json.dumps(config or {}, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def series_input_hash(catalog: Catalog, series_id: int) -> str:

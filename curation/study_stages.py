@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from curation.catalog import Catalog, Series
 from curation.series_stages import local_files
-from curation.stages import Outcome, config_hash, run_stage
+from curation.confighash import config_hash
+from curation.stages import Outcome, run_stage
 from curation.store import Store, Zone
 
 
@@ -28,6 +29,8 @@ def group_by_study(refs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for ref in refs:
         prefix = ref.get("deid_prefix")
         if not prefix or ref.get("decision") == "exclude" or ref.get("status") != "ok":
+            continue
+        if ref.get("format", "dicom") != "dicom":  # a PNG/JPEG/NIfTI belongs to no study
             continue
         study_key = "/".join(prefix.strip("/").split("/")[:2])
         studies[study_key].append({k: ref.get(k) for k in ("series_id", "deid_prefix", "kind", "plane",
@@ -45,6 +48,7 @@ def register_study_stage(catalog: Catalog, store: Store, study: dict[str, Any],
                          config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Register one study's series; returns counts and derived-zone keys (safe for XCom)."""
     from curation.classify import choose_default_series
+    from curation.registration import load_config
     from curation.registration.study import STAGE_VERSION, register_study
 
     series = [r for r in study["series"] if r.get("kind") not in (None, "LOCALIZER", "CT_LOCALIZER", "US", "SC",
@@ -94,7 +98,7 @@ def register_study_stage(catalog: Catalog, store: Store, study: dict[str, Any],
             shutil.rmtree(tmp, ignore_errors=True)
 
     run = run_stage(catalog, stage="register", version=STAGE_VERSION, subject_type="study", subject_id=study_id,
-                    input_hash=input_hash, config=config, work=work)
+                    input_hash=input_hash, config=load_config(config), work=work)
     return {"study": study["study"], "status": run.status, "reason": run.reason,
             "derived": run.metrics.get("derived_series", 0),
             "fixed_reason": run.metrics.get("fixed_reason"), "reused": run.reused}

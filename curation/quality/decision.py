@@ -23,14 +23,17 @@ _SEVERITY = {"approve": 0, "review": 1, "exclude": 2}
 
 
 @lru_cache(maxsize=4)
-def _read_config(path: str) -> dict[str, Any]:
+def _read_config(path: str, stamp: tuple[int, int]) -> dict[str, Any]:
+    """Parsed once per (path, mtime, size): an edited thresholds file is read again."""
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)
 
 
 def load_config(overrides: Mapping[str, Any] | None = None, path: str | os.PathLike | None = None) -> dict[str, Any]:
     """The shipped thresholds with `overrides` merged in (one level deep for dict sections)."""
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _read_config(str(path or THRESHOLDS_PATH)).items()}
+    p = str(path or THRESHOLDS_PATH)
+    st = os.stat(p)
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _read_config(p, (st.st_mtime_ns, st.st_size)).items()}
     for k, v in (overrides or {}).items():
         if isinstance(v, Mapping) and isinstance(cfg.get(k), dict):
             cfg[k].update(v)

@@ -5,7 +5,8 @@ points, and as new derived DICOM series in the same study.
 Entry points: `register_images` (two volumes), `motion_correct` (a 4D series), `register_study`
 (the pipeline's `register` stage), `load_config` (defaults + overrides).
 """
-from curation.registration.config import config_hash, load_config
+from curation.confighash import config_hash
+from curation.registration.config import load_config
 from curation.registration.coregister import Registration, describe_matrix, register_images
 from curation.registration.motion import MotionCorrection, motion_correct
 from curation.registration.study import STAGE, STAGE_VERSION, StudyRegistration, register_study

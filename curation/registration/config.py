@@ -7,8 +7,6 @@ of silently running with the default.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -113,10 +111,4 @@ def validate(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"output.interpolator must be one of {list(CHOICES['interpolator'])}")
 
 
-def config_hash(cfg: Mapping[str, Any]) -> str:
-    """Short stable hash of a configuration (part of the stage's idempotency key)."""
-    blob = json.dumps(cfg, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-__all__ = ["CHOICES", "DEFAULT_CONFIG_PATH", "config_hash", "default_config", "load_config", "parse_assignment", "validate"]
+__all__ = ["CHOICES", "DEFAULT_CONFIG_PATH", "default_config", "load_config", "parse_assignment", "validate"]

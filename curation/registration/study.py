@@ -28,7 +28,8 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
-from curation.registration.config import config_hash, load_config
+from curation.confighash import config_hash
+from curation.registration.config import load_config
 from curation.registration.coregister import Registration, register_images
 from curation.registration.motion import MotionCorrection, motion_correct
 from curation.registration.review import review_png

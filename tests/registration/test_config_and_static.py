@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from pydicom.dataset import Dataset
 
-from curation.registration.config import config_hash, load_config, parse_assignment
+from curation.confighash import config_hash
+from curation.registration.config import load_config, parse_assignment
 from curation.registration.static import SeriesInfo, choose_static
 
 
