@@ -9,7 +9,6 @@ per series so parallel mapped tasks never rewrite a shared object). The private 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,22 +18,18 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from curation.store import Store, Zone
 from deid.vault import (
-    DEMO_PRIVATE_KEY_NAME,
     SEALED_SUFFIX,
     VaultKeyError,
     dump_records,
     file_lock,
-    generate_key_pair,
     load_public_key,
+    make_demo_pair,
     new_secret,
     parse_records,
     seal_entries,
     secret_from_environment,
     read_fernet_map,
-    write_private_key,
 )
-
-log = logging.getLogger(__name__)
 
 SECRET_KEY = "deid/site_secret"
 PUBLIC_KEY_KEY = "deid/reid_public_key.pem"
@@ -93,8 +88,11 @@ def put_public_key(store: Store, pem: bytes, *, replace: bool = False) -> None:
 
 def store_public_key(store: Store) -> X25519PublicKey:
     """The officer's public key from the vault. Missing: the embedded default (demo) creates a
-    pair and writes the private key to CURATE_HOME/dpo-private-key.pem, outside the store; any
-    other store fails with what to run."""
+    pair and writes the private key to CURATE_HOME/dpo-private-key-<fingerprint>.pem, outside the store; any
+    other store fails with what to run. A vault that still holds the old Fernet key fails too."""
+    if store.exists(Zone.VAULT, LEGACY_KEY_KEY):
+        raise VaultKeyError(f"the vault of {store.uri} still holds the old symmetric map key beside its map: run "
+                            f"`curate deid keys migrate --public-key FILE --store {store.uri}` first")
     if not store.exists(Zone.VAULT, PUBLIC_KEY_KEY):
         home = _embedded_home(store)
         if home is None:
@@ -103,12 +101,7 @@ def store_public_key(store: Store) -> X25519PublicKey:
                                 "key stays with the officer)")
         with _vault_lock(store):
             if not store.exists(Zone.VAULT, PUBLIC_KEY_KEY):
-                private_path = home / DEMO_PRIVATE_KEY_NAME
-                priv, pub = generate_key_pair()
-                write_private_key(private_path, priv)
-                store.put_bytes(Zone.VAULT, PUBLIC_KEY_KEY, pub)
-                log.warning("demo key pair created: the re-identification private key is %s (outside the store); "
-                            "hand it to the data protection officer and delete it here", private_path)
+                store.put_bytes(Zone.VAULT, PUBLIC_KEY_KEY, make_demo_pair(home))
     return load_public_key(store.get_bytes(Zone.VAULT, PUBLIC_KEY_KEY))
 
 

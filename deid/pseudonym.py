@@ -1,6 +1,7 @@
 """Keyed pseudonyms: HMAC-SHA256 with the site secret, so the same patient gets the same
 pseudonym across runs, studies and series, different patients differ, and nobody without the
-secret can recompute the mapping from a guessed identifier."""
+secret can recompute the mapping from a guessed identifier. The secret is the whole key: a new
+one (rotation) gives every patient new pseudonyms, UIDs and date shifts (see deid/README.md)."""
 from __future__ import annotations
 
 import base64

@@ -42,7 +42,7 @@ PUBLIC_KEY_NAME = "reid_public_key.pem"  # beside the secret (folder vault) / un
 SEALED_MAP_NAME = "reid_map.sealed"      # folder vault: one JSON line per sealed entry
 SEALED_SUFFIX = ".sealed"
 LEGACY_MAP_NAME, LEGACY_KEY_NAME = "reid_map.fernet", "reid_map.key"
-DEMO_PRIVATE_KEY_NAME = "dpo-private-key.pem"
+DEMO_PRIVATE_KEY_GLOB = "dpo-private-key-*.pem"  # demo pairs only, named by fingerprint
 
 _MAGIC = b"curate-reid-v1"
 _VERSION = 1
@@ -326,26 +326,33 @@ class SealedMap:
 
 def folder_public_key(vault: Path, public_key_path: Path | None = None) -> X25519PublicKey:
     """The public key of a folder vault. First use of a fresh vault (no key, no map) creates a
-    demo key pair whose private key goes to ``<vault>/../dpo-private-key.pem``, outside the vault,
+    demo key pair whose private key goes to ``<vault>/../dpo-private-key-*.pem``, outside the vault,
     for the officer to take away; production creates keys with `curate deid keys create`."""
     path = public_key_path or vault / PUBLIC_KEY_NAME
-    if path.exists():
-        return load_public_key(path.read_bytes())
     if (vault / LEGACY_MAP_NAME).exists() or (vault / LEGACY_KEY_NAME).exists():
         raise VaultKeyError(f"{vault} holds a symmetric (Fernet) map with its key beside it: run `curate deid keys "
-                        "migrate --public-key FILE --secret-file SECRET` (SECRET: the site secret in that folder) first")
+                            "migrate --public-key FILE --secret-file SECRET` (SECRET: the site secret in that folder) first")
+    if path.exists():
+        return load_public_key(path.read_bytes())
     if (vault / SEALED_MAP_NAME).exists() or public_key_path is not None:
         raise VaultKeyError(f"no re-identification public key at {path}: the data protection officer runs "
                         f"`curate deid keys create --out FILE --public-key-out {path}`")
-    private_path = vault.resolve().parent / DEMO_PRIVATE_KEY_NAME
     with file_lock(vault / f".{PUBLIC_KEY_NAME}.lock"):
         if not path.exists():
-            priv, pub = generate_key_pair()
-            write_private_key(private_path, priv)
-            _write_private(path, pub)
-            log.warning("demo key pair created: the re-identification private key is %s (outside the vault); "
-                        "hand it to the data protection officer and delete it here", private_path)
+            _write_private(path, make_demo_pair(vault.resolve().parent))
     return load_public_key(path.read_bytes())
+
+
+def make_demo_pair(folder: Path) -> bytes:
+    """A key pair for the demo / a first local run: the private key goes to
+    ``folder/dpo-private-key-<fingerprint>.pem`` (0600, a new file per pair, never overwritten),
+    announced once; returns the public key PEM for the caller to install."""
+    priv, pub = generate_key_pair()
+    private_path = folder / f"dpo-private-key-{fingerprint(load_public_key(pub))}.pem"
+    write_private_key(private_path, priv)
+    log.warning("demo key pair created: the re-identification private key is %s, outside the vault; hand it to "
+                "the data protection officer and delete it here (production: curate deid keys create)", private_path)
+    return pub
 
 
 def read_fernet_map(blob: bytes, key: bytes) -> dict[str, Any]:

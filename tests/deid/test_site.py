@@ -198,7 +198,7 @@ def test_reidentify_cli_reads_the_map(deid_site, capsys, tmp_path):
     pseudo = Pseudonymizer(deid_site.secret).patient_id("id:" + p["patient_id"])
     vault = deid_site.secret_file.parent
     # a fresh vault got a demo key pair: the private key lies outside the vault, not beside the map
-    private_key = vault.parent / "dpo-private-key.pem"
+    [private_key] = vault.parent.glob("dpo-private-key-*.pem")
     assert not list(vault.glob("*.key")) and not list(vault.glob("*private*"))
     assert main(["deid", "reidentify", pseudo, "--secret-file", str(deid_site.secret_file),
                  "--private-key", str(private_key), "--db", f"sqlite:///{tmp_path / 'c.sqlite'}"]) == 0

@@ -137,11 +137,17 @@ def test_embedded_default_makes_a_demo_pair_outside_the_store(tmp_path, monkeypa
     store = open_store(uri)
     store.put_bytes(Zone.RAW, "ab/00.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes())
     res = deidentify_series(uri, ["ab/00.dcm"])
-    demo_key = tmp_path / "var" / "dpo-private-key.pem"
+    [demo_key] = (tmp_path / "var").glob("dpo-private-key-*.pem")
     assert demo_key.stat().st_mode & 0o777 == 0o600
     _no_private_key_under(tmp_path / "var" / "store")
     records = [r for p in (tmp_path / "var" / "store" / "vault").rglob("*.sealed") for r in SealedMap(p).records()]
     assert open_records(records, load_private_key(demo_key.read_bytes()))[res["patient_pseudonym"]]["PatientID"] == MR_ID
+    # `curate demo --fresh` removes the store: the next first use makes a new pair, never over the old key
+    shutil.rmtree(tmp_path / "var" / "store")
+    store = open_store(default_store_uri())
+    store.put_bytes(Zone.RAW, "ab/00.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes())
+    deidentify_series(default_store_uri(), ["ab/00.dcm"])
+    assert len(list((tmp_path / "var").glob("dpo-private-key-*.pem"))) == 2 and demo_key.exists()
 
 
 def test_keys_create_keeps_the_private_key_away_from_the_platform(tmp_path, capsys):
@@ -216,6 +222,12 @@ def test_migrate_store_fragments_made_by_the_old_code(tmp_path, capsys):
     officer = tmp_path / "officer"
     assert main(["deid", "keys", "create", "--out", str(officer / "dpo.pem"),
                  "--public-key-out", str(officer / "dpo.pub.pem")]) == 0
+    store = open_store(store_dir)
+    store.put_bytes(Zone.RAW, "ab/00.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes())
+    from curation.deid_stage import deidentify_series
+
+    with pytest.raises(VaultKeyError, match="keys migrate"):  # not one more entry beside the old key
+        deidentify_series(str(store_dir), ["ab/00.dcm"])
     assert main(["deid", "keys", "migrate", "--public-key", str(officer / "dpo.pub.pem"), "--store", str(store_dir)]) == 0
     vault = store_dir / "vault" / "deid"
     assert not (vault / "reid_map.key").exists() and not list(vault.rglob("*.fernet"))
@@ -225,6 +237,9 @@ def test_migrate_store_fragments_made_by_the_old_code(tmp_path, capsys):
     assert main(["deid", "reidentify", "ANONQZZEY5WAT5PVQ7CR", "--private-key", str(officer / "dpo.pem"),
                  "--store", str(store_dir), "--db", f"sqlite:///{tmp_path / 'c.sqlite'}"]) == 0
     assert json.loads(capsys.readouterr().out)["ANONQZZEY5WAT5PVQ7CR"]["PatientName"] == MR_NAME
+    # the pipeline runs on with the migrated vault: same secret, same pseudonym, one sealed fragment
+    assert deidentify_series(str(store_dir), ["ab/00.dcm"])["patient_pseudonym"] == "ANONQZZEY5WAT5PVQ7CR"
+    assert len(list((store_dir / "vault" / "deid" / "reid").iterdir())) == 1
 
 
 def test_pseudonym_secret_from_environment_or_airflow_connection(tmp_path, monkeypatch):
