@@ -5,8 +5,10 @@ How the stages combine (each answer says which path it took):
 2. MR evidence (ImageType tokens, b-values, temporal positions) is final;
 3. a naming rule (SeriesDescription/ProtocolName) stands, unless the header-feature model is very
    sure of another kind and the physics rules agree with the model (a misleading description);
-4. without naming, the physics rules (TR/TE/TI...) and the model: the surer one wins, and agreement
-   raises the confidence.
+4. without naming, the physics rules (TR/TE/TI...) and the model: a textbook-clear physics rule
+   (confidence >= physics_defer_below) stands whatever the model says; a weaker one defers to a surer
+   model; agreement raises the confidence.
+Pixel content plays no part in any of these: an MR kind is decided from the header alone.
 """
 from __future__ import annotations
 
@@ -102,6 +104,9 @@ def decide(h: SeriesHeader, engine: RuleEngine | None = None, model: Any = "defa
         if pred is not None and ph.confidence < engine.physics_defer_below and pred["confidence"] > ph.confidence:
             return result(pred["kind"], pred["confidence"] * 0.9, MODEL_RULE, "model",
                           f"physics rule {ph.rule} ({ph.kind}, {ph.confidence}) overruled")
+        if pred is not None:  # textbook-clear physics stands; the disagreement is recorded, not obeyed
+            return result(ph.kind, ph.confidence, ph.rule, "physics",
+                          f"{ph.detail}; model disagrees ({pred['kind']}, p={pred['confidence']:.3f})".lstrip("; "))
         return result(ph.kind, ph.confidence, ph.rule, "physics", ph.detail)
     if pred is not None:
         return result(pred["kind"], pred["confidence"] * 0.8, MODEL_RULE, "model", "no rule fired")

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from curation.classify import attributes as attrs
+from curation.classify import physics
 from curation.classify.header import SeriesHeader
 
 _SEQ = ("SE", "GR", "IR", "EP", "RM")
@@ -28,7 +29,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "derived",
     *(f"it_{t.replace(' ', '_')}" for t in _IMAGE_TYPE),
     "contrast_agent", "log_temporal", "multi_plane", "log_files", "log_positions", "images_per_position",
-    "field_strength",
+    "field_strength", "log_flip_over_ernst",
 )
 
 
@@ -60,6 +61,7 @@ def header_features(h: SeriesHeader) -> np.ndarray:
         math.log(max(h.n_positions, 1)),
         images / max(h.n_positions, 1),
         (h.magnetic_field_strength or 0.0) / 3.0,
+        math.log(ratio) if (ratio := physics.flip_over_ernst(h)) else 0.0,
     ]
     return np.asarray(f, dtype=np.float32)
 

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from curation.classify import attributes as attrs
+from curation.classify import physics
 from curation.classify.header import SeriesHeader
 from curation.classify.vocabulary import ALL_KINDS
 
@@ -74,6 +75,11 @@ def _condition(key: str, value: Any, oblique_degrees: float) -> Callable[[Series
     if key == "scanning_sequence_any":
         tokens = {str(v).upper() for v in value}
         return lambda h: bool(tokens & set(h.scanning_sequence))
+    if key == "scanning_sequence_none":
+        tokens = {str(v).upper() for v in value}
+        return lambda h: not (tokens & set(h.scanning_sequence))
+    if key == "flip_over_ernst":
+        return lambda h: _in_range(physics.flip_over_ernst(h), value)
     if key == "sequence_variant_any":
         tokens = {str(v).upper() for v in value}
         return lambda h: bool(tokens & set(h.sequence_variant))

@@ -8,6 +8,12 @@ The summaries of the training sites are shipped as a table (include/classify/tra
 `curate train classifier --table`), so the weights can be rebuilt from it in seconds
 (`--from-table`) instead of generating the sites (minutes); the features and the jitter are made
 from the table the same way as from the sites.
+
+The sites alone teach their protocol table, not contrast physics (issue 11: a textbook spin-echo T1,
+TR 550 / TE 9.5, was called PDW because the sites' only short-TE spin echo is their PDW). So the
+training set also holds `curation.classify.physics.sample(PHYSICS_SEED)`: acquisitions over the whole
+range of TR/TE/TI/flip/sequence codes that physics names, generated from the seed (not shipped: it
+is code). Its held-out seed (physics.HELDOUT_SEED) is used for evaluation only.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from curation.classify import physics
 from curation.classify.features import FEATURE_NAMES, header_features
 from curation.classify.header import SeriesHeader, read_headers, summarize
 from curation.classify.report import truth_kind
@@ -98,10 +105,25 @@ def features(rows: Sequence[dict[str, Any]], jitter: int = 8) -> tuple[np.ndarra
     return np.stack(xs), ys
 
 
-def build(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int = TRAIN_PATIENTS, jitter: int = 8,
+def physics_features(seed: int = physics.TRAIN_SEED, per_recipe: int = physics.PER_RECIPE
+                     ) -> tuple[np.ndarray, list[str]]:
+    """(features, labels) of the physics-labelled sample (each acquisition once: it is already spread)."""
+    acquisitions = physics.sample(seed, per_recipe)
+    return np.stack([header_features(a.header) for a in acquisitions]), [a.kind for a in acquisitions]
+
+
+def training_set(rows: Sequence[dict[str, Any]], physics_seed: int = physics.TRAIN_SEED,
+                 per_recipe: int = physics.PER_RECIPE) -> tuple[np.ndarray, list[str]]:
+    """(features, labels): the sites' rows with their jitter, then the physics sample."""
+    xs, ys = features(rows)
+    xp, yp = physics_features(physics_seed, per_recipe)
+    return np.concatenate([xs, xp]), [*ys, *yp]
+
+
+def build(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int = TRAIN_PATIENTS,
           progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, list[str]]:
-    """(features, labels) from the training sites under `workdir` (generated when absent)."""
-    return features(build_table(workdir, seeds, patients, progress), jitter)
+    """(features, labels) from the training sites under `workdir` (generated when absent) and the physics sample."""
+    return training_set(build_table(workdir, seeds, patients, progress))
 
 
 def fit(x: np.ndarray, labels: Sequence[str], seeds: Sequence[int] = TRAIN_SEEDS, **overrides: Any):
@@ -110,4 +132,6 @@ def fit(x: np.ndarray, labels: Sequence[str], seeds: Sequence[int] = TRAIN_SEEDS
 
     classes = [k.value for k in MR_KINDS]
     return series_classifier.train(x, labels, classes, FEATURE_NAMES,
-                                   {"name": "series_classifier", "train_seeds": list(seeds)}, **overrides)
+                                   {"name": "series_classifier", "train_seeds": list(seeds),
+                                    "physics_seed": physics.TRAIN_SEED, "physics_per_recipe": physics.PER_RECIPE},
+                                   **overrides)

@@ -1,5 +1,7 @@
 """`curate train quality` / `curate train classifier`: rebuild the shipped models from synthetic sites.
 
+The classifier also learns from a physics-labelled sample generated from a fixed seed
+(`curation.classify.physics`), so it knows MR contrast physics beyond the sites' protocol table.
 Deterministic end to end: the sites are generated from fixed seeds, features are computed the same
 way, and training is seeded and single-threaded -- so the command reproduces the shipped weights.
 `--table` saves the training table (quality: metrics CSV; classifier: header summaries JSON);
@@ -83,7 +85,7 @@ def run_classifier(args: argparse.Namespace) -> int:
         rows = training.build_table(workdir, seeds, patients)
     if args.table:
         training.write_table(rows, Path(args.table))
-    x, labels = training.features(rows)
+    x, labels = training.training_set(rows)  # the sites' series and the physics-labelled sample
     model, meta = training.fit(x, labels, seeds)
     out = Path(args.out) if args.out else series_classifier.WEIGHTS
     mlp.save(model, out, meta)

@@ -16,6 +16,7 @@ import math
 import numpy as np
 import pytest
 
+from curation.classify import physics
 from curation.classify import training as classify_training
 from curation.cli.main import main as curate
 from curation.quality import training as quality_training
@@ -48,7 +49,10 @@ def test_train_classifier_from_the_shipped_table_reproduces_the_shipped_weights(
     assert meta == meta2 and series_classifier.WEIGHTS.stat().st_size < 1_000_000
     rows = classify_training.read_table(table)
     assert meta["train_seeds"] == list(classify_training.TRAIN_SEEDS) == sorted({r["seed"] for r in rows})
-    assert meta["n_train"] == len(rows) * 9  # each series and its 8 jittered copies
+    # each series and its 8 jittered copies, then the physics-labelled sample (every recipe PER_RECIPE times)
+    assert meta["n_train"] == len(rows) * 9 + len(physics.RECIPES) * physics.PER_RECIPE
+    assert (meta["physics_seed"], meta["physics_per_recipe"]) == (physics.TRAIN_SEED, physics.PER_RECIPE)
+    assert physics.HELDOUT_SEED != physics.TRAIN_SEED
 
 
 @pytest.mark.slow
