@@ -116,3 +116,59 @@ def deidentify_series(
     out["config_hash"] = chash
     out["stage_version"] = STAGE_VERSION
     return out
+
+
+#: Deid-zone folders of the non-DICOM formats (the DICOM layout starts with a patient pseudonym).
+IMAGE_FOLDERS = {"png": "images", "jpeg": "images", "nifti": "volumes"}
+
+
+def image_deid_version(fmt: str) -> str:
+    """The version of the de-identifier of a non-DICOM format (part of the stage's idempotency key)."""
+    if fmt == "nifti":
+        from deid.nifti import VERSION
+    else:
+        from deid.raster import VERSION
+    return VERSION
+
+
+def deidentify_images(store_uri: str, raw_keys: Sequence[str], fmt: str,
+                      source_names: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
+    """De-identify PNG/JPEG (``deid.raster``) or NIfTI (``deid.nifti``) objects of the raw zone into
+    ``<images|volumes>/<name stem>/<name>`` of the deid zone, where ``name`` is derived from the
+    output's content (the source's file name is never carried over). ``source_names[i]``: the
+    names the i-th object had at its sources, searched for in the output and never written.
+    Returns the same fields as ``deidentify_series`` (no PHI: content-derived names, counts)."""
+    if fmt == "nifti":
+        from deid.nifti import deidentify_nifti as deidentify
+    elif fmt in ("png", "jpeg"):
+        from deid.raster import deidentify_raster as deidentify
+    else:
+        raise ValueError(f"no de-identifier for format {fmt!r}")
+    store = open_store(store_uri)
+    counts: Counter = Counter()
+    pixels: Counter = Counter()
+    out: dict[str, Any] = {"written": 0, "unchanged": 0, "quarantined": [], "outputs": [],
+                           "series_instance_uid": None, "study_instance_uid": None, "patient_pseudonym": None}
+    for i, raw_key in enumerate(raw_keys):
+        r = deidentify(store.get_bytes(Zone.RAW, raw_key), source_names[i] if i < len(source_names) else ())
+        counts.update(r.counts)
+        if r.status != "written" or r.data is None:
+            out["quarantined"].append({"raw_key": raw_key, "sha256": r.sha256, "reason_code": r.reason_code,
+                                       "reason": r.reason, "findings": [f.as_dict() for f in r.findings]})
+            continue
+        stem = r.name.split(".", 1)[0]
+        key = f"{IMAGE_FOLDERS[fmt]}/{stem}/{r.name}"
+        if store.exists(Zone.DEID, key):  # the name is the content's hash: same key, same bytes
+            out["unchanged"] += 1
+        else:
+            store.put_bytes(Zone.DEID, key, r.data)
+            out["written"] += 1
+        out["outputs"].append(key)
+        for k in ("masked_boxes", "ocr_calls"):
+            pixels[k] += int((r.pixels or {}).get(k, 0) or 0)
+    n_ok = out["written"] + out["unchanged"]
+    out["status"] = "ok" if not out["quarantined"] else ("partial" if n_ok else "failed")
+    out["counts"] = dict(counts)
+    out["pixels"] = dict(pixels)
+    out["stage_version"] = f"{STAGE_VERSION}+{image_deid_version(fmt)}"
+    return out

@@ -34,9 +34,14 @@ def local_files(store: Store, zone: Zone, keys: Sequence[str]) -> Iterator[list[
         return
     tmp = Path(tempfile.mkdtemp(prefix="curate-series-"))
     try:
-        yield [store.download(zone, k, tmp / f"{i:06d}.dcm") for i, k in enumerate(keys)]
+        # the suffix tells NIfTI/PNG readers what a file is; DICOM keys end in .dcm already
+        yield [store.download(zone, k, tmp / f"{i:06d}{_suffix(k)}") for i, k in enumerate(keys)]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _suffix(key: str) -> str:
+    return ".nii.gz" if key.endswith(".nii.gz") else (Path(key).suffix or ".dcm")
 
 
 def _quarantine(catalog: Catalog, stage: str, items: list[dict[str, Any]]) -> None:
@@ -53,28 +58,34 @@ def _quarantine(catalog: Catalog, stage: str, items: list[dict[str, Any]]) -> No
 def deid_series(catalog: Catalog, store: Store, series_id: int, *, profile: str = "default",
                 options: Sequence[str] = ()) -> dict[str, Any]:
     """De-identify one ingested series into the deid zone; quarantine what cannot be made safe."""
-    from curation.deid_stage import STAGE_VERSION, deidentify_series, resolved_config
+    from curation.deid_stage import (STAGE_VERSION, deidentify_images, deidentify_series, image_deid_version,
+                                     resolved_config)
 
     with catalog.session() as s:
         series = s.get(Series, series_id)
         if series is None:
             raise ValueError(f"series {series_id} is not in the catalog")
         fmt = series.format
-        raw_keys = list(s.scalars(select(Instance.raw_key).where(Instance.series_id == series_id)
-                                  .order_by(Instance.raw_key)))
+        rows = list(s.execute(select(Instance.raw_key, Instance.source_path).where(Instance.series_id == series_id)
+                              .order_by(Instance.raw_key)))
+        raw_keys = [r[0] for r in rows]
+        # the names at the source (may hold a patient's name or MRN): searched for, never written
+        source_names = [[r[1]] if r[1] else [] for r in rows]
     config = resolved_config(profile, options)
     result: dict[str, Any] = {}
 
     def work() -> Outcome:
-        if fmt != "dicom":
-            # PNG/JPEG/NIfTI have no DICOM header to clean and may carry burned-in text: they stay in
-            # the raw zone until a de-identifier for them exists (never silently passed on).
-            return Outcome(status="skipped", reason=f"{fmt} images are not de-identified yet; kept in the raw zone")
-        out = deidentify_series(store.uri, raw_keys, profile=profile, options=options)
+        if fmt == "dicom":
+            out = deidentify_series(store.uri, raw_keys, profile=profile, options=options)
+            prefix = "/".join(out["outputs"][0].split("/")[:3]) + "/" if out["outputs"] else None
+        else:
+            # PNG/JPEG (metadata dropped, burned-in text masked) and NIfTI (free text cleaned,
+            # extensions dropped), under content-derived names: deid.raster, deid.nifti
+            out = deidentify_images(store.uri, raw_keys, fmt, source_names)
+            prefix = out["outputs"][0].rsplit("/", 1)[0] + "/" if out["outputs"] else None
         result.update(out)
         if out["quarantined"]:
             _quarantine(catalog, "deid", out["quarantined"])
-        prefix = "/".join(out["outputs"][0].split("/")[:3]) + "/" if out["outputs"] else None
         status = {"ok": "ok", "partial": "ok", "failed": "failed"}[out["status"]]
         reason = (f"{len(out['quarantined'])} of {len(raw_keys)} instances quarantined"
                   if out["quarantined"] else None)
@@ -83,9 +94,10 @@ def deid_series(catalog: Catalog, store: Store, series_id: int, *, profile: str 
                                 "quarantined": len(out["quarantined"]), "outputs": out["outputs"],
                                 "pixels": out["pixels"]})
 
-    run = run_stage(catalog, stage="deid", version=STAGE_VERSION, subject_type="series", subject_id=series_id,
+    version = STAGE_VERSION if fmt == "dicom" else f"{STAGE_VERSION}+{image_deid_version(fmt)}"
+    run = run_stage(catalog, stage="deid", version=version, subject_type="series", subject_id=series_id,
                     input_hash=series_input_hash(catalog, series_id), config=config, work=work)
-    return {"series_id": series_id, "status": run.status, "reason": run.reason, "deid_prefix": run.output_uri,
+    return {"series_id": series_id, "format": fmt, "status": run.status, "reason": run.reason, "deid_prefix": run.output_uri,
             "outputs": run.metrics.get("outputs", []), "quarantined": run.metrics.get("quarantined", 0),
             "reused": run.reused}
 
@@ -128,7 +140,12 @@ def classify_deid_series(catalog: Catalog, store: Store, ref: dict[str, Any],
 
     def work() -> Outcome:
         with local_files(store, Zone.DEID, keys) as paths:
-            result = classify_series(paths, config)
+            if ref.get("format", "dicom") != "dicom":  # PNG/JPEG/NIfTI: kind from content
+                from curation.classify.raster import classify_image
+
+                result = classify_image(paths[0], config)
+            else:
+                result = classify_series(paths, config)
         return Outcome(status="ok", metrics=result)
 
     run = run_stage(catalog, stage="classify", version=str(CLASSIFY_VERSION), subject_type="series",
@@ -153,7 +170,15 @@ def assess_deid_series(catalog: Catalog, store: Store, ref: dict[str, Any],
 
     def work() -> Outcome:
         with local_files(store, Zone.DEID, keys) as paths:
-            row = stage_result(assess_series(paths, config, classification=classification))
+            if ref.get("format", "dicom") in ("png", "jpeg"):
+                result = assess_image(paths[0], config, classification)
+            elif classification["kind"] == "VOLUME":  # NIfTI of unknown acquisition: foreground metrics
+                result = assess_series(paths, config, classification={**classification, "kind": "OTHER_MR"})
+                result["kind"] = "VOLUME"
+                result["decision"]["reason"] += " (scored as a volume of unknown acquisition: foreground metrics)"
+            else:
+                result = assess_series(paths, config, classification=classification)
+            row = stage_result(result)
         return Outcome(status=row["status"], metrics=row["metrics"], reason=row["reason"])
 
     run = run_stage(catalog, stage="quality", version=str(QUALITY_VERSION), subject_type="series",
@@ -161,3 +186,27 @@ def assess_deid_series(catalog: Catalog, store: Store, ref: dict[str, Any],
                     config=quality_config(config), work=work)
     decision = (run.metrics.get("decision") or {}).get("decision", run.status)
     return {**ref, "decision": decision, "decision_reason": run.reason, "quality_status": run.status}
+
+
+def assess_image(path: Path, config: dict[str, Any] | None, classification: dict[str, Any]) -> dict[str, Any]:
+    """Quality of one de-identified PNG/JPEG (``assess_series``' result fields): the projection
+    metrics (exposure, saturation, noise) on its pixels, the decision for its kind. A photo or a
+    screenshot is scored with the same 2D proxies; where no learned model covers the kind the
+    decision says so (limits only). Unreadable pixels give a review decision with the reason."""
+    from curation.classify.raster import read_raster
+    from curation.quality.decision import decide, load_config
+    from curation.quality.metrics import PROJECTION, STAGE_VERSION, compute_metrics
+
+    cfg = load_config(config)
+    kind = classification.get("kind") or "OTHER"
+    try:
+        img = read_raster(path)
+        bits = 16 if img.dtype.itemsize == 2 else 8
+        ms = compute_metrics(None, (1.0, 1.0, 1.0), kind if kind in PROJECTION else "SC", image2d=img,
+                             bits_stored=bits, config=cfg)
+    except (ValueError, OSError) as exc:
+        return {"kind": kind, "metrics": {}, "nan_reasons": {}, "masks": {},
+                "decision": {"decision": "review", "reason": f"pixel data unusable ({type(exc).__name__})",
+                             "p_degraded": None}, "stage_version": STAGE_VERSION}
+    return {"kind": kind, "metrics": ms.values, "nan_reasons": ms.reasons, "masks": ms.masks,
+            "decision": decide(ms.values, kind, cfg), "stage_version": STAGE_VERSION}

@@ -96,8 +96,11 @@ def nifti_header(path: str | Path) -> SeriesHeader:
     if not h.modality:
         h.modality = "MR"  # NIfTI in the wild is overwhelmingly MR; CT NIfTI ships a sidecar saying CT
     if not h.series_description:
-        # The BIDS suffix (sub-01_T1w) or the bare file name is the only naming there is.
+        # The BIDS suffix (sub-01_T1w); else the header's own description (converters write the
+        # series description there; the de-identifier keeps only acquisition words in it, and its
+        # outputs' names are content hashes); else the bare file name.
         m = re.search(r"_([A-Za-z0-9]+)$", stem)
         suffix = m.group(1).lower() if m else ""
-        h.series_description = _BIDS_SUFFIX_TEXT.get(suffix, stem)
+        descrip = bytes(np.asarray(img.header["descrip"]).item()).split(b"\x00", 1)[0].decode("latin-1").strip()
+        h.series_description = _BIDS_SUFFIX_TEXT.get(suffix) or descrip or stem
     return h

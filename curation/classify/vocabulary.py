@@ -24,6 +24,9 @@ class SeriesKind(str, Enum):
     MG = "MG"
     US = "US"
     SC = "SC"
+    PHOTO = "PHOTO"  # a camera picture (PNG/JPEG: wound, dermatology, specimen)
+    SCREENSHOT = "SCREENSHOT"  # a captured screen (PNG/JPEG: viewer or report capture)
+    VOLUME = "VOLUME"  # a volume whose acquisition nothing says (NIfTI without description or sidecar)
     OTHER = "OTHER"
 
     def __str__(self) -> str:  # plain value in f-strings and JSON
