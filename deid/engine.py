@@ -27,7 +27,8 @@ from deid.pixels import Box, at_risk, decode_rle_u8, interleaved, residual_text,
 from deid.private import load_safe_private
 from deid.profile import Profile, compile_plan, load_profile
 from deid.pseudonym import Pseudonymizer
-from deid.verify import Finding, check_identity_removed, scan_bytes, scan_structure, scan_text, structure_findings
+from deid.verify import (Finding, check_identity_removed, scan_bytes, scan_fragments, scan_structure, scan_text,
+                         structure_findings)
 
 IMPLEMENTATION_VERSION = "CURATE_DEID_1"
 _ORIGINALS = ("PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID", "AccessionNumber", "StudyDate", "StudyID")
@@ -204,19 +205,20 @@ class Deidentifier:
         pres, lines = scrub_frames(frames, risky, invert, ybr=ybr)
         boxes = sorted({tuple(b) for _, b in pres.masked_boxes})
         res.pixels = {"at_risk": risky, "masked_boxes": len(boxes), "boxes": [list(b) for b in boxes],
-                      "frames": int(frames.shape[0]), "ocr_calls": pres.ocr_calls}
+                      "frames": int(frames.shape[0]), "ocr_calls": pres.ocr_calls,
+                      "imaged_field_px": pres.field_px, "masked_in_field_px": pres.masked_in_field_px}
         res.counts["pixel_images_scanned"] += 1
         if risky:
             res.counts["pixel_images_at_risk"] += 1
         findings: list[Finding] = []
         if pres.masked_boxes or risky:
-            masked = [Box(*b) for b in boxes] if risky else None  # every candidate of the first pass
-            read, bad, calls = residual_text(frames, risky, invert, masked, ybr=ybr)
+            masked = [Box(*b) for b in boxes]
+            read, bad, calls = residual_text(frames, risky, invert, masked, ybr=ybr, prior=pres.rejected)
             res.pixels["ocr_calls"] += calls
             for ln in bad:
                 findings.append(Finding("pixel_text", f"box {ln.box.as_list()}", detail="readable text left after masking"))
             for ln in read:
-                hits = scan_text(ln.text, phi, terms)
+                hits = scan_text(ln.text, phi, terms) or scan_fragments(ln.text, terms)
                 if hits:
                     findings.append(Finding("pixel_text", f"box {ln.box.as_list()}", hits[0], "identifying value read by OCR"))
             if findings:

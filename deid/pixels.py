@@ -25,6 +25,11 @@ cv2.setNumThreads(1)  # the process pool is the parallelism; threads only add ov
 AT_RISK_MODALITIES = frozenset({"US", "SC", "OT", "XA", "ES", "XC", "GM", "SM", "DOC", "IVUS", "RF"})
 SC_SOP_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 PAD = 3
+#: glyph components up to this height (fonts of 12-40 px, descenders and anti-aliasing included)
+CHAR_MAX_H = 64
+LINE_MAX_H = 72
+#: pieces of one line further apart than this many line heights are separate lines
+LINE_GAP = 2.0
 #: OCR confidence of a word that counts as read text (verification; masking outside images at risk)
 READABLE_CONF = 75.0
 
@@ -178,8 +183,11 @@ def detect_lines(g: np.ndarray, strict: bool = False, masked: list[Box] | None =
     if n <= 1:
         return []
     hs, ws, areas = st[:, 3], st[:, 2], st[:, 4]
-    # characters, plus small marks (hyphens, dots, commas) that join them into one line
-    charlike = (hs <= 48) & (ws <= 48) & (areas >= 2)
+    # characters, plus small marks (hyphens, dots, commas) that join them into one line; glyphs
+    # that touch (anti-aliased capitals of a large font: "ALLI" is one component 55 px wide) are
+    # one component as wide as several characters: a width limit alone dropped them, and the
+    # line was masked in pieces with those letters readable between the boxes
+    charlike = (hs <= CHAR_MAX_H) & ((ws <= CHAR_MAX_H) | ((hs >= 8) & (ws <= 10 * hs))) & (areas >= 2)
     charlike[0] = False
     ids = np.nonzero(charlike)[0]
     if len(ids) == 0:
@@ -190,7 +198,7 @@ def detect_lines(g: np.ndarray, strict: bool = False, masked: list[Box] | None =
     closed = cv2.morphologyEx(chars, cv2.MORPH_CLOSE, _LINE_K)
     n2, lab2, st2, _ = cv2.connectedComponentsWithStatsWithAlgorithm(closed, 8, cv2.CV_32S, cv2.CCL_GRANA)
     h2, w2 = st2[:, 3], st2[:, 2]
-    shape_ok = (h2 >= 5) & (h2 <= 50) & (w2 >= h2)
+    shape_ok = (h2 >= 5) & (h2 <= LINE_MAX_H) & (w2 >= h2)
     shape_ok[0] = False
     if not shape_ok.any():
         return []
@@ -214,10 +222,13 @@ def detect_lines(g: np.ndarray, strict: bool = False, masked: list[Box] | None =
     # block-based labels are not in raster order: lines are returned sorted by (top, left)
     cand = cand[np.lexsort((st2[cand, 0], st2[cand, 1]))]
     starts = np.searchsorted(mem_line[order], cand)
+    ext, extra = _with_lone_glyphs(st2, cand, shape_ok & (counts >= 2))
     lines: list[Line] = []
-    for i, s0 in zip(cand.tolist(), starts.tolist()):
-        x, y, w, h, _a = (int(v) for v in st2[i])
+    for j, (i, s0) in enumerate(zip(cand.tolist(), starts.tolist())):
+        x, y, w, h = (int(v) for v in ext[j])
         k = int(counts[i])
+        if extra[j]:
+            k += int(extra[j])
         if not strict:
             lines.append(Line(Box(x, y, w, h), k, False))
             continue
@@ -241,7 +252,79 @@ def detect_lines(g: np.ndarray, strict: bool = False, masked: list[Box] | None =
             flat = bg_sd <= 14.0 + 1e-9 and cv2.mean(patch, mask=bwp)[0] - bg_mean >= 60 - 1e-9
         bright = n_strokes > 0 and float(np.percentile(patch[bwp > 0], 90)) >= 200
         lines.append(Line(Box(x, y, w, h), k, bool(uniform and bright), flat=bool(flat)))
-    return lines
+    return join_line_pieces(lines)
+
+
+def _with_lone_glyphs(st2: np.ndarray, cand: np.ndarray, is_line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Line boxes (x, y, w, h) of ``cand`` grown over the lone glyphs beside them, and how many
+    each took. A glyph further than the closing from its neighbours (the "D" of "ID" once the
+    "I" is cut by the image edge, a capital after a wide word gap) is no line on its own, but
+    it is part of the line it stands on: same band, same height, within LINE_GAP heights."""
+    h2, w2 = st2[:, 3], st2[:, 2]
+    lone = (h2 >= 8) & (h2 <= LINE_MAX_H) & (w2 >= 2) & ~is_line
+    lone[0] = False
+    box = st2[cand, :4].astype(np.int64)
+    extra = np.zeros(len(cand), np.int64)
+    sidx = np.nonzero(lone)[0]
+    if len(sidx) == 0:
+        return box, extra
+    sb = st2[sidx, :4].astype(np.int64)
+    for _ in range(2):  # a glyph joined may bring the next one within reach
+        ax, ay, aw, ah = (box[:, k:k + 1] for k in range(4))
+        sx, sy, sw, sh = (sb[None, :, k] for k in range(4))
+        lo, hi = np.minimum(ah, sh), np.maximum(ah, sh)
+        overlap = np.minimum(ay + ah, sy + sh) - np.maximum(ay, sy)
+        gap = np.maximum(ax, sx) - np.minimum(ax + aw, sx + sw)
+        hit = (overlap * 2 >= lo) & (hi <= 2 * lo) & (gap <= LINE_GAP * hi) & (gap > 0)
+        if not hit.any():
+            break
+        for j in np.nonzero(hit.any(axis=1))[0]:
+            m = sb[hit[j]]
+            x0 = min(box[j, 0], int(m[:, 0].min()))
+            y0 = min(box[j, 1], int(m[:, 1].min()))
+            x1 = max(box[j, 0] + box[j, 2], int((m[:, 0] + m[:, 2]).max()))
+            y1 = max(box[j, 1] + box[j, 3], int((m[:, 1] + m[:, 3]).max()))
+            box[j] = (x0, y0, x1 - x0, y1 - y0)
+            extra[j] += int(hit[j].sum())
+        keep = ~hit.any(axis=0)
+        sb = sb[keep]
+        if len(sb) == 0:
+            break
+    return box, extra
+
+
+def join_line_pieces(lines: list[Line]) -> list[Line]:
+    """Pieces of one text line joined into one line, first to last character: pieces on the same
+    baseline band (vertical overlap >= half the smaller height, heights within 2x) less than
+    LINE_GAP line heights apart. Word gaps of a large font exceed the 13 px closing, and a
+    character the detector lost (touching speckle, or a glyph run it could not split) leaves a
+    gap: masked piece by piece, the letters in the gap stayed readable."""
+    if len(lines) < 2:
+        return lines
+    out = sorted(lines, key=lambda ln: ln.box.x)
+    joined = True
+    while joined:
+        joined = False
+        for i, a in enumerate(out):
+            for j in range(i + 1, len(out)):
+                b = out[j]
+                ha, hb = a.box.h, b.box.h
+                lo, hi = min(ha, hb), max(ha, hb)
+                overlap = min(a.box.y + ha, b.box.y + hb) - max(a.box.y, b.box.y)
+                gap = max(a.box.x, b.box.x) - min(a.box.x + a.box.w, b.box.x + b.box.w)
+                if overlap >= 0.5 * lo and hi <= 2 * lo and gap <= LINE_GAP * hi:
+                    x0, y0 = min(a.box.x, b.box.x), min(a.box.y, b.box.y)
+                    x1 = max(a.box.x + a.box.w, b.box.x + b.box.w)
+                    y1 = max(a.box.y + ha, b.box.y + hb)
+                    out[i] = Line(Box(x0, y0, x1 - x0, y1 - y0), a.chars + b.chars, a.strong or b.strong,
+                                  flat=a.flat or b.flat)
+                    del out[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    out.sort(key=lambda ln: (ln.box.y, ln.box.x))
+    return out
 
 
 def merge_lines(per_frame: list[list[Line]]) -> list[Line]:
@@ -261,16 +344,21 @@ def merge_lines(per_frame: list[list[Line]]) -> list[Line]:
     return merged
 
 
-def _crop_for_ocr(gray: np.ndarray, box: Box) -> np.ndarray:
+def _crop_for_ocr(gray: np.ndarray, box: Box, binarize: bool = False) -> np.ndarray:
+    """Dark-on-light crop of a line for tesseract. ``binarize``: Otsu's threshold first (text
+    over speckled tissue: the strokes are the brightest pixels, the speckle between them would
+    otherwise be read as marks)."""
     b = box.padded(PAD + 2, gray.shape)
     crop = gray[b.y:b.y + b.h, b.x:b.x + b.w]
     if b.h < 32:
         crop = cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    if binarize:
+        _, crop = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     crop = 255 - crop
     return cv2.copyMakeBorder(crop, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
 
 
-def ocr_lines(gray_frames: list[np.ndarray], lines: list[Line]) -> int:
+def ocr_lines(gray_frames: list[np.ndarray], lines: list[Line], binarize: bool = False) -> int:
     """Read each line (one OCR call per line crop, from the first frame it was seen in); sets
     ``text`` and ``confirmed`` (a word of >= 2 alphanumerics read with confidence >= 40).
     Returns the number of OCR calls; raises deid.ocr.OcrError when tesseract cannot run."""
@@ -278,7 +366,7 @@ def ocr_lines(gray_frames: list[np.ndarray], lines: list[Line]) -> int:
 
     for ln in lines:
         f = min(ln.frames) if ln.frames else 0
-        words = read_line(_crop_for_ocr(gray_frames[f], ln.box))
+        words = read_line(_crop_for_ocr(gray_frames[f], ln.box, binarize))
         ln.text = " ".join(w.text for w in words)
         good = [w.conf for w in words if sum(c.isalnum() for c in w.text) >= 2]
         ln.conf = max(good, default=-1.0)
@@ -305,28 +393,93 @@ class PixelResult:
     ocr_calls: int = 0
     masked_boxes: list[tuple[int, list[int]]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    #: candidates inside the imaged field that OCR did not confirm as text (left unmasked)
+    rejected: list[Line] = field(default_factory=list)
+    #: pixels of the imaged field (one frame) and of it under a mask (images at risk)
+    field_px: int = 0
+    masked_in_field_px: int = 0
+
+
+def imaged_field(g: np.ndarray) -> np.ndarray:
+    """Where the anatomy is: a boolean mask of the textured, non-dark regions of one uint8 frame
+    (the ultrasound fan, the collimated area, the image pane of a screen capture), each filled to
+    its convex hull (a dark vessel or cyst inside is field too). Measured on 4x4 blocks: a block
+    is field when >= 60% of its pixels are above 10 and its standard deviation is >= 4 (flat
+    panels and black surround are not); a 3x3 opening of the blocks (12 px) removes text strokes,
+    and only regions of >= 1% of the frame count."""
+    h, w = g.shape[:2]
+    sw, sh = max(1, w // 4), max(1, h // 4)
+    lit = cv2.resize((g > 10).astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
+    gf = g.astype(np.float32)
+    mean = cv2.resize(gf, (sw, sh), interpolation=cv2.INTER_AREA)
+    sq = cv2.resize(gf * gf, (sw, sh), interpolation=cv2.INTER_AREA)
+    sd = np.sqrt(np.maximum(sq - mean * mean, 0))
+    blocks = ((lit >= 0.6) & (sd >= 4)).astype(np.uint8)
+    blocks = cv2.morphologyEx(blocks, cv2.MORPH_OPEN, _DOT)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(blocks, 8, cv2.CV_32S)
+    filled = np.zeros((sh, sw), np.uint8)
+    for i in range(1, n):
+        if st[i, 4] >= 0.01 * sw * sh:
+            pts = cv2.findNonZero((lab == i).astype(np.uint8))
+            cv2.fillConvexPoly(filled, cv2.convexHull(pts), 1)
+    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def margin_of(box: Box) -> int:
+    """Mask margin around a line: anti-aliasing and the faint edge of a glyph that the
+    threshold left out grow with the font."""
+    return max(PAD, box.h // 8)
+
+
+def mask_box(box: Box, shape: tuple[int, int]) -> Box:
+    return box.padded(margin_of(box), shape)
+
+
+def _in_field(box: Box, field: np.ndarray) -> float:
+    return float(field[box.y:box.y + box.h, box.x:box.x + box.w].mean()) if box.w and box.h else 0.0
+
+
+#: OCR confidence that confirms a text-shaped line inside the imaged field as text
+FIELD_CONFIRM_CONF = 50.0
 
 
 def find_text(frames: np.ndarray, risky: bool, invert: bool = False, *,
-              ybr: bool = False) -> tuple[list[Line], list[np.ndarray], int]:
-    """Detect text lines on every frame and decide which to mask: on images at risk every
-    candidate; elsewhere strong lines on a flat background that tesseract reads with confidence.
-    Returns (lines to mask, gray frames, OCR calls). ``invert`` for MONOCHROME1 (text burned in at
-    the minimum stored value displays white); ``ybr`` for YBR_FULL samples (Y, Cb, Cr)."""
+              ybr: bool = False) -> tuple[list[Line], list[np.ndarray], int, list[Line], np.ndarray | None]:
+    """Detect text lines on every frame and decide which to mask. Returns (lines to mask, gray
+    frames, OCR calls, candidates left unmasked after OCR, imaged field or None).
+
+    On images at risk the imaged field (``imaged_field`` of the first frame) decides: a line
+    mostly outside it (on the black surround or a flat panel, where scanners burn in their
+    text) is masked without more ado (recall first; nothing of the anatomy is lost); a line
+    inside it is the exception and is masked only when it is text: a uniform character line
+    (>= 3 bright characters of one height) on a flat background, or one that tesseract reads
+    (a word of >= 2 alphanumerics at >= FIELD_CONFIRM_CONF). Speckle that the detector takes for
+    characters is neither, and no longer blacks out anatomy. Elsewhere (CT, MR...) only strong
+    lines on a flat background that tesseract reads with confidence are masked. ``invert`` for
+    MONOCHROME1 (text burned in at the minimum stored value displays white); ``ybr`` for
+    YBR_FULL samples (Y, Cb, Cr)."""
     grays = [_gray(fr, invert, ybr) for fr in frames]
-    lines = merge_lines(_detect_frames(grays, not risky))
-    if not lines:
-        return [], grays, 0
-    if risky:
-        # recall first: on an image at risk every candidate line is masked (speckle that looks
-        # like characters loses a few pixels; a missed digit would be a leak)
-        return lines, grays, 0
-    # elsewhere (CT, MR...): only uniform character lines on a flat background, and only what
-    # tesseract reads with confidence (noise in a low-signal DWI slice must not blank anatomy)
-    unsure = [ln for ln in lines if ln.strong and ln.flat]
-    calls = ocr_lines(grays, unsure) if unsure else 0
-    keep = [ln for ln in unsure if ln.conf >= READABLE_CONF and sum(c.isalnum() for c in ln.text) >= 3]
-    return keep, grays, calls
+    lines = merge_lines(_detect_frames(grays, True))
+    if not risky:
+        # CT, MR...: only uniform character lines on a flat background, and only what tesseract
+        # reads with confidence (noise in a low-signal DWI slice must not blank anatomy)
+        unsure = [ln for ln in lines if ln.strong and ln.flat]
+        calls = ocr_lines(grays, unsure) if unsure else 0
+        keep = [ln for ln in unsure if ln.conf >= READABLE_CONF and sum(c.isalnum() for c in ln.text) >= 3]
+        return keep, grays, calls, [ln for ln in unsure if ln not in keep], None
+    field = imaged_field(grays[0])
+    keep, inside = [], []
+    for ln in lines:
+        (inside if _in_field(ln.box, field) >= 0.5 else keep).append(ln)
+    calls = 0
+    unsure = [ln for ln in inside if ln.strong and not ln.flat]
+    keep += [ln for ln in inside if ln.strong and ln.flat]
+    if unsure:
+        calls = ocr_lines(grays, unsure, binarize=True)
+        keep += [ln for ln in unsure if ln.conf >= FIELD_CONFIRM_CONF]
+    rejected = [ln for ln in unsure if ln.conf < FIELD_CONFIRM_CONF]
+    keep.sort(key=lambda ln: (ln.box.y, ln.box.x))
+    return keep, grays, calls, rejected, field
 
 
 def _gray(frame: np.ndarray, invert: bool, ybr: bool = False) -> np.ndarray:
@@ -437,38 +590,105 @@ def verify_windows(boxes: list[Box], shape: tuple[int, int], margin: int = VERIF
 def scrub_frames(frames: np.ndarray, risky: bool, invert: bool = False, *,
                  ybr: bool = False) -> tuple[PixelResult, list[Line]]:
     """Detect and mask text in ``frames`` (F, R, C[, S]) in place; every line found in any frame is
-    masked in every frame (cine loops repeat their annotations)."""
+    masked in every frame (cine loops repeat their annotations), whole, with its margin."""
     res = PixelResult(scanned=True, at_risk=risky)
-    lines, _grays, calls = find_text(frames, risky, invert, ybr=ybr)
+    lines, _grays, calls, rejected, field = find_text(frames, risky, invert, ybr=ybr)
     res.ocr_calls = calls
     res.candidates = len(lines)
+    res.rejected = rejected
+    shape = frames.shape[1:3]
+    boxes = [mask_box(ln.box, shape) for ln in lines]
+    if field is not None:
+        res.field_px = int(field.sum())
+        covered = np.zeros(shape, bool)
+        for b in boxes:
+            covered[b.y:b.y + b.h, b.x:b.x + b.w] = True
+        res.masked_in_field_px = int((covered & field).sum())
     if lines:
-        shape = frames.shape[1:3]
-        boxes = [ln.box.padded(PAD, shape) for ln in lines]
         fill = YBR_BLACK if ybr else int(frames.max()) if invert else 0  # masked boxes display black
         mask_frames(frames, {f: boxes for f in range(frames.shape[0])}, fill)
         res.masked_boxes = [(f, b.as_list()) for f in range(frames.shape[0]) for b in boxes]
     return res, lines
 
 
-def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
-                  masked: list[Box] | None = None, *, ybr: bool = False) -> tuple[list[Line], list[Line], int]:
-    """Verification after masking: detect again and OCR every candidate left; a line tesseract
-    reads with confidence (a word of >= 2 alphanumerics at >= READABLE_CONF, >= 3 alphanumerics in
-    the line) is a finding. The caller also matches every text read against the object's
-    identifying values. Returns (lines read, findings, OCR calls).
+#: how far beyond each end of a masked line verification reads its band, in line heights
+BAND_REACH = 6
 
-    ``masked``: the boxes masked in every frame of an image at risk. There every candidate of the
-    first pass was masked and pixels outside the boxes are the input's, so the detector can only
-    answer differently near the boxes: only those regions are searched again (the whole frame when
-    they cover most of it). Without it (and on other images) every frame is searched whole."""
+
+def band_reads(gray: np.ndarray, masked: list[Box]) -> list[Line]:
+    """Verification independent of the detector: tesseract reads the band of every masked line
+    (its rows, BAND_REACH line heights beyond both ends) with every masked box blanked. Letters
+    the detector lost on that line (merged with speckle, glyphs it could not separate) are read
+    here whatever the detector made of them. One OCR call per band; bands of boxes on the same
+    rows are one."""
+    from deid.ocr import read_line
+
+    if not masked:
+        return []
+    rows: list[Box] = []
+    for b in sorted(masked, key=lambda b: b.y):
+        reach = BAND_REACH * b.h
+        x0, x1 = max(0, b.x - reach), min(gray.shape[1], b.x + b.w + reach)
+        for i, r in enumerate(rows):
+            if min(r.y + r.h, b.y + b.h) - max(r.y, b.y) >= 0.5 * min(r.h, b.h):
+                nx0, ny0 = min(r.x, x0), min(r.y, b.y)
+                nx1, ny1 = max(r.x + r.w, x1), max(r.y + r.h, b.y + b.h)
+                rows[i] = Box(nx0, ny0, nx1 - nx0, ny1 - ny0)
+                break
+        else:
+            rows.append(Box(x0, b.y, x1 - x0, b.h))
+    out = []
+    for r in rows:
+        crop = gray[r.y:r.y + r.h, r.x:r.x + r.w].copy()
+        for b in _boxes_within(masked, r):
+            crop[b.y:b.y + b.h, b.x:b.x + b.w] = 0  # black: white once inverted for tesseract
+        if not crop.any():
+            continue
+        if r.h < 32:
+            crop = cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+        crop = cv2.copyMakeBorder(255 - crop, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
+        words = read_line(crop)
+        ln = Line(r, 0, False, frames={0})
+        ln.text = " ".join(w.text for w in words)
+        ln.conf = max((w.conf for w in words if sum(c.isalnum() for c in w.text) >= 3), default=-1.0)
+        out.append(ln)
+    return out
+
+
+def readable(ln: Line) -> bool:
+    """A line tesseract reads with confidence: a word of >= 3 alphanumerics at >= READABLE_CONF
+    (``conf`` is the best such word's), >= 3 alphanumerics in the line."""
+    return ln.conf >= READABLE_CONF and sum(c.isalnum() for c in ln.text) >= 3
+
+
+def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
+                  masked: list[Box] | None = None, *, ybr: bool = False,
+                  prior: list[Line] | None = None) -> tuple[list[Line], list[Line], int]:
+    """Verification after masking: detect again and OCR every candidate left; a line tesseract
+    reads with confidence (``readable``) is a finding. The caller also matches every text read
+    against the object's identifying values, whole and in fragments of 4+ characters. Returns
+    (lines read, findings, OCR calls).
+
+    ``masked``: the boxes masked in every frame. On an image at risk pixels outside the boxes are
+    the input's, so the detector can only answer differently near the boxes: only those regions
+    are searched again (the whole frame when they cover most of it; nothing when the list is
+    empty: the first pass judged every candidate of the unchanged frame); the band of every
+    masked line is also read by OCR (``band_reads``, first frame: burned-in text is the same in
+    every frame). With None or an empty list every frame is searched whole, and its text-shaped
+    (``strong``) lines are read. ``prior``: lines the first pass read and left unmasked (same
+    pixels): not read twice, returned with the rest."""
     grays = [_gray(fr, invert, ybr) for fr in frames]
     windows = verify_windows(masked, grays[0].shape[:2]) if (risky and masked) else None
-    lines = merge_lines(_detect_frames(grays, not risky, windows, masked if risky else None))
-    if not risky:
+    lines = merge_lines(_detect_frames(grays, windows is None, windows, masked if risky else None))
+    if windows is None:
         lines = [ln for ln in lines if ln.strong]
-    if not lines:
-        return [], [], 0
-    calls = ocr_lines(grays, lines)
-    bad = [ln for ln in lines if ln.conf >= READABLE_CONF and sum(c.isalnum() for c in ln.text) >= 3]
+    prior = prior or []
+    lines = [ln for ln in lines if not any(ln.box.iou(p.box) > 0.9 for p in prior)]
+    calls = ocr_lines(grays, lines, binarize=True) if lines else 0
+    if masked:
+        bands = band_reads(grays[0], masked)
+        calls += len(bands)
+        lines += bands
+    lines += prior
+    bad = [ln for ln in lines if readable(ln)]
     return lines, bad, calls

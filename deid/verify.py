@@ -184,3 +184,27 @@ def scan_text(text: str, phi: PhiValues, terms: list | None = None) -> list[str]
     """Attributes whose identifying values occur in ``text`` (e.g. what OCR read)."""
     low = text.lower()
     return [kw for term, kw, whole in (terms if terms is not None else phi.terms()) if find_term(low, term, whole) != -1]
+
+
+#: runs of this many characters of a known identifier, read in pixels, are a finding
+FRAGMENT_MIN = 4
+_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def scan_fragments(text: str, terms: list, n: int = FRAGMENT_MIN) -> list[str]:
+    """Attributes of the patient (PIXEL_SPAN_ATTRIBUTES) one of whose identifying values has a run
+    of ``n`` consecutive characters in ``text`` (e.g. what OCR read around a masked line),
+    compared on letters and digits only, case-insensitively: a surname masked in pieces leaves
+    "ALLI" of "McAllister" readable, which the whole-value search does not see. OCR reads spaces
+    into a word and punctuation between its letters, so both sides are compared without them."""
+    hay = _ALNUM.sub("", text.lower())
+    if len(hay) < n:
+        return []
+    out: list[str] = []
+    for term, kw, _whole in terms:
+        if kw not in PIXEL_SPAN_ATTRIBUTES or kw in out:
+            continue
+        t = _ALNUM.sub("", term.lower())
+        if len(t) >= n and any(t[i:i + n] in hay for i in range(len(t) - n + 1)):
+            out.append(kw)
+    return out

@@ -50,11 +50,13 @@ def test_verify_windows_cover_every_box_and_are_disjoint():
 
 
 def test_residual_near_masked_box_catches_a_line_left_beside_it():
-    frames = _text_frame()[None].copy()
+    frame = _text_frame("QUIXOTE", (20, 40))
+    cv2.putText(frame, "4455667", (20, 90), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 2)
+    frames = frame[None].copy()
     res, lines = scrub_frames(frames.copy(), risky=True)
-    boxes = [ln.box.padded(pixels.PAD, frames.shape[1:3]) for ln in lines]
-    assert len(boxes) == 2  # the two words
-    # only the first word masked: the verification around that box must read the second
+    boxes = [pixels.mask_box(ln.box, frames.shape[1:3]) for ln in lines]
+    assert len(boxes) == 2  # the two lines
+    # only the first line masked: the verification around that box must read the second
     one = frames.copy()
     pixels.mask_frames(one, {0: boxes[:1]})
     read, bad, calls = residual_text(one, risky=True, masked=boxes[:1])
