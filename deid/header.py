@@ -18,7 +18,7 @@ from deid.phi import PhiValues, is_identifier_keyword
 from deid.private import keep_private, private_creators
 from deid.profile import Plan
 from deid.pseudonym import Pseudonymizer
-from deid.scrub import scrub_text
+from deid.scrub import clean_comment, scrub_text
 
 TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "AE", "CS", "UR", "AS"})
 FREE_TEXT_VRS = frozenset({"ST", "LT", "UT"})
@@ -392,7 +392,9 @@ def _clean(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool) -
 
 def _clean_text(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool) -> None:
     """Scrub a kept text value of the object's identifying values (and, with ``patterns``, of
-    date-, phone- and ID-shaped tokens)."""
+    date-, phone- and ID-shaped tokens). Kept comments (option ``clean_comments``) and free text
+    the table does not list may name people known nowhere else: they also lose unknown names,
+    addresses and long numbers (:func:`deid.scrub.clean_comment`)."""
     counts = ctx.counts
     values = _texts(ds, tag)
     if not values:
@@ -400,11 +402,13 @@ def _clean_text(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bo
         return
     if vr in FREE_TEXT_VRS:
         values = ["\\".join(values)]  # backslash is text in ST/LT/UT, not a separator
+    plan = ctx.plan
+    scrub = clean_comment if tag in plan.comments or (vr in FREE_TEXT_VRS and tag not in plan.exact) else scrub_text
     changed = 0
     cleaned = []
     for v in values:
         if patterns:
-            s, k = scrub_text(v, ctx.phi, ctx.terms)
+            s, k = scrub(v, ctx.phi, ctx.terms)
         else:
             s, k = _scrub_known(v, ctx)
         cleaned.append(s)

@@ -39,8 +39,14 @@ SUPPORTED_OPTIONS = frozenset(
         "retain_safe_private",
         "clean_structured_content",
         "clean_graphics",
+        "clean_comments",
     }
 )
+
+#: Options of this implementation that are no column of Table E.1-1: ``clean_comments`` keeps the
+#: free-text comments of ``include/deid/comments.yaml`` (cleaned) that every profile removes.
+EXTRA_OPTIONS = frozenset({"clean_comments"})
+COMMENTS_FILE = "comments.yaml"
 
 # Composite table codes resolved to one concrete action. No IOD module knowledge is available in a
 # single pass, so the choice that keeps Type 2 attributes present (Z over X) and references
@@ -67,7 +73,10 @@ class Profile:
 
     @property
     def method_codes(self) -> list[tuple[str, str]]:
-        keys = ["basic", *sorted(self.options)]
+        opts = set(self.options)
+        if "clean_comments" in opts:  # comments kept and cleaned: Clean Descriptors (DCM 113105)
+            opts = (opts - {"clean_comments"}) | {"clean_descriptors"}
+        keys = ["basic", *sorted(opts)]
         if self.clean_pixel_data:
             keys.append("clean_pixel_data")
         return [CID_7050[k] for k in keys]
@@ -111,13 +120,23 @@ def load_profile(name_or_path: str = "default", options: tuple[str, ...] | list[
 @dataclass(frozen=True)
 class Plan:
     """Compiled actions: ``exact`` maps a tag to one of X Z D K C U P, ``repeating`` holds
-    (value, mask, action) for 50xx/60xx rows, ``source`` tells which column decided each tag."""
+    (value, mask, action) for 50xx/60xx rows, ``source`` tells which column decided each tag,
+    ``comments`` the kept comment attributes that get the name-finding cleaner."""
 
     exact: dict[int, str]
     repeating: tuple[tuple[int, int, str], ...]
     private: str
     source: dict[int, str] = field(default_factory=dict)
     options: frozenset[str] = frozenset()
+    comments: frozenset[int] = frozenset()
+
+
+@lru_cache(maxsize=4)
+def comment_keywords(path: str | None = None) -> tuple[str, ...]:
+    """The free-text comment attributes (``include/deid/comments.yaml``, all groups)."""
+    p = Path(path) if path else include_dir() / COMMENTS_FILE
+    data = yaml.safe_load(p.read_text()) or {}
+    return tuple(kw for group in data.values() for kw in group)
 
 
 def _decide(actions: dict[str, str], options: tuple[str, ...]) -> tuple[str, str]:
@@ -149,11 +168,22 @@ def _compile(options: tuple[str, ...], pseudonymise: tuple[str, ...], table_path
         if t is not None:
             exact[t] = "P"
             source[t] = "pseudonymise"
+    comments = set()
+    rows = table.exact()
+    for kw in comment_keywords():
+        t = tag_for_keyword(kw)
+        if t is None or t not in rows:
+            raise ProfileError(f"comment attribute {kw!r} is not in Table E.1-1")
+        if "clean_comments" in options:
+            exact[t], source[t] = "C", "clean_comments"
+            comments.add(t)
+        else:  # the Basic Profile's own action, whatever option would keep the text
+            exact[t], source[t] = _decide(rows[t].actions, ())[0], "comments"
     repeating = tuple((r.tag, r.mask, _decide(r.actions, options)[0]) for r in table.repeating())
     private = "C" if "retain_safe_private" in options else "X"
-    return Plan(exact, repeating, private, source, frozenset(options))
+    return Plan(exact, repeating, private, source, frozenset(options), frozenset(comments))
 
 
 def compile_plan(profile: Profile, table_path: str | None = None) -> Plan:
-    assert set(profile.options) <= set(OPTION_COLUMNS)
+    assert set(profile.options) <= set(OPTION_COLUMNS) | EXTRA_OPTIONS
     return _compile(tuple(sorted(profile.options)), tuple(profile.pseudonymise), table_path)
