@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -111,7 +111,7 @@ def _connection_password(value: str) -> str | None:
     return unquote(parts.password) if parts.password else None
 
 
-def secret_from_environment(environ: os._Environ[str] | dict[str, str] | None = None) -> tuple[bytes, str] | None:
+def secret_from_environment(environ: Mapping[str, str] | None = None) -> tuple[bytes, str] | None:
     """The secret and where it came from (never the value), or None to use the vault.
 
     ``CURATE_PSEUDONYM_SECRET`` first, then the password of the Airflow connection named by

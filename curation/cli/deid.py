@@ -167,6 +167,8 @@ def _keys_create(args: argparse.Namespace, open_store) -> int:  # noqa: ANN001
         if store.exists(Zone.VAULT, PUBLIC_KEY_KEY) and not args.replace:
             raise CliError(f"the vault of {store.uri} already has a public key (entries sealed for it need its "
                            "private key); --replace only for a deliberate change of officer key")
+    if args.public_key_out and args.public_key_out.exists() and not args.replace:
+        raise CliError(f"{args.public_key_out} exists; --replace only for a deliberate change of officer key")
     write_private_key(out, priv)
     for store in stores:
         put_public_key(store, pub, replace=args.replace)

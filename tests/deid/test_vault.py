@@ -108,6 +108,9 @@ def test_reidentify_needs_the_private_key_and_is_recorded_without_identity(pipel
         assert value not in ledger
 
     capsys.readouterr()
+    assert main(["audit", "reidentifications", "--db", db]) == 0
+    listing = capsys.readouterr().out
+    assert "dpo-alice" in listing and "ticket 42" in listing and MR_ID not in listing
     assert main(["audit", "verify", "--db", db, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["reidentifications"] == 2
     with catalog.session() as s:  # someone hides who looked
@@ -173,6 +176,9 @@ def test_keys_create_keeps_the_private_key_away_from_the_platform(tmp_path, caps
     assert main(["deid", "keys", "create", "--out", str(tmp_path / "dpo2.pem"), "--store", str(store)]) == 2
     assert not (tmp_path / "dpo2.pem").exists()
     assert (store / "vault" / "deid" / "reid_public_key.pem").read_bytes() == public
+    folder_key = tmp_path / "vault" / "reid_public_key.pem"
+    assert main(["deid", "keys", "create", "--out", str(tmp_path / "k1.pem"), "--public-key-out", str(folder_key)]) == 0
+    assert main(["deid", "keys", "create", "--out", str(tmp_path / "k2.pem"), "--public-key-out", str(folder_key)]) == 2
 
 
 def test_sealed_entries_are_bound_to_their_pseudonym():
