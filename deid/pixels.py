@@ -30,6 +30,8 @@ CHAR_MAX_H = 64
 LINE_MAX_H = 72
 #: pieces of one line further apart than this many line heights are separate lines
 LINE_GAP = 2.0
+#: burned-in text is drawn at or near white: the level of the second, bright-strokes-only search
+BRIGHT_LEVEL = 200
 #: OCR confidence of a word that counts as read text (verification; masking outside images at risk)
 READABLE_CONF = 75.0
 
@@ -167,15 +169,28 @@ def _tophat(g: np.ndarray, masked: list[Box]) -> np.ndarray:
     return cv2.subtract(g, cv2.dilate(eroded, _TOPHAT_K))
 
 
-def detect_lines(g: np.ndarray, strict: bool = False, masked: list[Box] | None = None) -> list[Line]:
-    """Candidate text lines of one uint8 frame, top to bottom. With ``strict`` (images not at
-    risk, where only confirmed text is masked) each line is also classified: ``strong`` (>= 3
-    bright characters of uniform height) and ``flat`` (on a uniform background); on images at
-    risk every candidate is masked, so that per-line work is skipped. ``masked``: boxes already
-    blacked out in ``g`` (verification, see ``_tophat``)."""
+def detect_lines(g: np.ndarray, strict: bool = False, masked: list[Box] | None = None,
+                 bright: bool = False) -> list[Line]:
+    """Candidate text lines of one uint8 frame, top to bottom, each joined whole. With ``strict``
+    each line is also classified: ``strong`` (>= 3 bright characters of uniform height) and
+    ``flat`` (on a uniform background). ``masked``: boxes already blacked out in ``g``
+    (verification, see ``_tophat``). ``bright``: also search the strokes at or above
+    BRIGHT_LEVEL alone: text burned in over bright speckled tissue touches speckle grains that
+    stand out as much as its strokes, and the characters grow into blobs that are no characters;
+    burned-in text is drawn at or near white, most speckle is not."""
     th = _tophat(g, masked or [])
     _, bw = cv2.threshold(th, 70, 255, cv2.THRESH_BINARY)
     if cv2.countNonZero(bw) < 12:  # not even one short word of strokes: most CT/MR slices stop here
+        return []
+    lines = _lines_of(g, bw, strict)
+    if bright:
+        lines += _lines_of(g, cv2.bitwise_and(bw, cv2.compare(g, BRIGHT_LEVEL, cv2.CMP_GE)), strict)
+    return join_line_pieces(lines)
+
+
+def _lines_of(g: np.ndarray, bw: np.ndarray, strict: bool) -> list[Line]:
+    """The lines of one binary stroke map (see detect_lines)."""
+    if cv2.countNonZero(bw) < 12:
         return []
     # block-based labelling (faster on speckle, ~1.6x on closed lines); labels are not in raster
     # order, so the lines are sorted at the end
@@ -252,7 +267,7 @@ def detect_lines(g: np.ndarray, strict: bool = False, masked: list[Box] | None =
             flat = bg_sd <= 14.0 + 1e-9 and cv2.mean(patch, mask=bwp)[0] - bg_mean >= 60 - 1e-9
         bright = n_strokes > 0 and float(np.percentile(patch[bwp > 0], 90)) >= 200
         lines.append(Line(Box(x, y, w, h), k, bool(uniform and bright), flat=bool(flat)))
-    return join_line_pieces(lines)
+    return lines
 
 
 def _with_lone_glyphs(st2: np.ndarray, cand: np.ndarray, is_line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -459,7 +474,7 @@ def find_text(frames: np.ndarray, risky: bool, invert: bool = False, *,
     MONOCHROME1 (text burned in at the minimum stored value displays white); ``ybr`` for
     YBR_FULL samples (Y, Cb, Cr)."""
     grays = [_gray(fr, invert, ybr) for fr in frames]
-    lines = merge_lines(_detect_frames(grays, True))
+    lines = merge_lines(_detect_frames(grays, True, bright=risky))
     if not risky:
         # CT, MR...: only uniform character lines on a flat background, and only what tesseract
         # reads with confidence (noise in a low-signal DWI slice must not blank anatomy)
@@ -508,7 +523,7 @@ YBR_BLACK = (0, 128, 128)
 
 
 def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | None = None,
-                   masked: list[Box] | None = None) -> list[list[Line]]:
+                   masked: list[Box] | None = None, bright: bool = False) -> list[list[Line]]:
     """detect_lines on every frame; a frame identical to an earlier one (a frozen cine loop, a
     repeated still) reuses that frame's answer. With ``windows``, only those regions are searched
     (see ``_detect_in_windows``). ``masked``: boxes blacked out in every frame."""
@@ -519,19 +534,20 @@ def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | N
     for g in grays:
         key = hashlib.blake2b(np.ascontiguousarray(g).data, digest_size=16).digest() if len(grays) > 1 else b""
         if key not in seen:
-            found = _detect_in_windows(g, strict, windows, masked or []) if windows is not None else None
-            seen[key] = found if found is not None else detect_lines(g, strict, masked)
+            found = _detect_in_windows(g, strict, windows, masked or [], bright) if windows is not None else None
+            seen[key] = found if found is not None else detect_lines(g, strict, masked, bright)
         out.append([Line(ln.box, ln.chars, ln.strong, ln.flat) for ln in seen[key]])
     return out
 
 
-def _detect_in_windows(g: np.ndarray, strict: bool, windows: list[Box], masked: list[Box]) -> list[Line] | None:
+def _detect_in_windows(g: np.ndarray, strict: bool, windows: list[Box], masked: list[Box],
+                       bright: bool = False) -> list[Line] | None:
     """The lines of ``g`` inside ``windows``, in frame coordinates; None when a line touches a
     window's edge inside the frame (it may go on beyond the window: the caller reads the whole
     frame, so that no line is read in part)."""
     found: list[Line] = []
     for w in windows:
-        for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict, _boxes_within(masked, w)):
+        for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict, _boxes_within(masked, w), bright):
             if _cut_by_window(ln.box, w, g.shape):
                 return None
             ln.box = Box(ln.box.x + w.x, ln.box.y + w.y, ln.box.w, ln.box.h)
@@ -679,7 +695,7 @@ def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
     pixels): not read twice, returned with the rest."""
     grays = [_gray(fr, invert, ybr) for fr in frames]
     windows = verify_windows(masked, grays[0].shape[:2]) if (risky and masked) else None
-    lines = merge_lines(_detect_frames(grays, windows is None, windows, masked if risky else None))
+    lines = merge_lines(_detect_frames(grays, windows is None, windows, masked if risky else None, bright=risky))
     if windows is None:
         lines = [ln for ln in lines if ln.strong]
     prior = prior or []

@@ -103,10 +103,10 @@ def test_verification_catches_a_fragment_left_between_two_boxes(monkeypatch):
                 lines.append(ln)
         return (lines,) + tuple(found[1:])
 
-    def blind_after_masking(grays, strict, windows=None, masked=None):
+    def blind_after_masking(grays, strict, windows=None, masked=None, *more, **kw):
         # the reported detector did not see those letters (glyphs touching in one component):
         # verification must not depend on the detector seeing them
-        return [[] for _ in grays] if masked else real_detect(grays, strict, windows, masked)
+        return [[] for _ in grays] if masked else real_detect(grays, strict, windows, masked, *more, **kw)
 
     monkeypatch.setattr(pixels, "find_text", in_pieces)
     monkeypatch.setattr(pixels, "_detect_frames", blind_after_masking)
