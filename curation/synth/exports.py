@@ -1,8 +1,12 @@
 """Non-DICOM files a site also hands over: 8-bit PNG/JPEG chest images (as research datasets ship
-them) and NIfTI head volumes with a correct affine."""
+them) and NIfTI head volumes with a correct affine. Like real exports they carry the patient's
+identity in their metadata (PNG tEXt, JPEG comment, NIfTI aux_file and an extension), which
+de-identification (deid.raster, deid.nifti) must remove."""
 from __future__ import annotations
 
 import gzip
+import struct
+import zlib
 
 import cv2
 import nibabel as nib
@@ -16,6 +20,15 @@ from curation.synth.xray import XRAY_EXTENT_MM, chest_image
 
 #: LPS (DICOM) to RAS (NIfTI) flips the first two axes.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def _with_identity(data: bytes, ext: str, text: str) -> bytes:
+    """The encoded image with ``text`` in a PNG tEXt chunk (after IHDR) or a JPEG COM segment."""
+    body = text.encode("latin-1", "replace")
+    if ext == ".png":
+        chunk = b"tEXt" + b"Comment\x00" + body
+        return data[:33] + struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[33:]
+    return data[:2] + b"\xff\xfe" + struct.pack(">H", len(body) + 2) + body + data[2:]
 
 
 def chest_pictures(writer: SiteWriter, seed: int, patient: Patient, n: int, nodule: Nodule | None) -> list[dict]:
@@ -33,7 +46,8 @@ def chest_pictures(writer: SiteWriter, seed: int, patient: Patient, n: int, nodu
             raise RuntimeError(f"OpenCV could not encode {ext}")
         rel = f"{stem}{ext}"
         lesions = [{"label": "nodule", "box": nodule_box(nodule, n, XRAY_EXTENT_MM)}] if nodule else []
-        writer.write_other(rel, buf.tobytes(), kind, "ingest", patient_index=patient.index, kind="DX",
+        data = _with_identity(buf.tobytes(), ext, f"Patient: {patient.given} {patient.family}, ID {patient.patient_id}")
+        writer.write_other(rel, data, kind, "ingest", patient_index=patient.index, kind="DX",
                            view="PA", lesions=lesions)
         out.append({"file": rel, "format": kind, "kind": "DX", "view": "PA", "shape": list(img8.shape),
                     "pixel_spacing_mm": XRAY_EXTENT_MM / (n - 1), "lesions": lesions,
@@ -41,9 +55,10 @@ def chest_pictures(writer: SiteWriter, seed: int, patient: Patient, n: int, nodu
     return out
 
 
-def nifti_bytes(volume_zyx: np.ndarray, geom: SliceGeometry, description: str) -> bytes:
+def nifti_bytes(volume_zyx: np.ndarray, geom: SliceGeometry, description: str, patient_id: str = "") -> bytes:
     """A .nii.gz of a (slices, rows, columns) volume on `geom`: voxel (i, j, k) = (column, row, slice),
-    affine = LPS_TO_RAS @ the DICOM index-to-LPS matrix. Gzip with mtime 0 and no name: same bytes every run."""
+    affine = LPS_TO_RAS @ the DICOM index-to-LPS matrix; `patient_id` in aux_file and in a comment
+    extension, as converters leave it. Gzip with mtime 0 and no name: same bytes every run."""
     data = np.ascontiguousarray(np.transpose(volume_zyx, (2, 1, 0)))
     affine = LPS_TO_RAS @ geom.affine_lps()
     img = nib.Nifti1Image(data, affine)
@@ -51,11 +66,14 @@ def nifti_bytes(volume_zyx: np.ndarray, geom: SliceGeometry, description: str) -
     img.header.set_sform(affine, code=1)
     img.header.set_xyzt_units("mm", "sec")
     img.header["descrip"] = description.encode()[:79]
+    if patient_id:
+        img.header["aux_file"] = patient_id.encode()[:23]
+        img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", f"PatientID={patient_id}".encode()))
     return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
 
 
 def write_nifti(writer: SiteWriter, rel: str, volume_zyx: np.ndarray, geom: SliceGeometry, entry: dict) -> dict:
-    data = nifti_bytes(volume_zyx, geom, entry.get("kind", ""))
+    data = nifti_bytes(volume_zyx, geom, entry.get("kind", ""), str(entry.get("patient_id") or ""))
     affine = LPS_TO_RAS @ geom.affine_lps()
     rec = dict(entry, file=rel, shape=[geom.columns, geom.rows, geom.n_slices],
                voxel_size_mm=[geom.col_spacing, geom.row_spacing, geom.slice_spacing],
