@@ -324,13 +324,27 @@ RECIPES: tuple[tuple[str, str, Callable[[_Draw], SeriesHeader]], ...] = (
 )
 
 
+def _drop_codes(d: _Draw, h: SeriesHeader) -> SeriesHeader:
+    """Exports (converters, older scanners, de-identified copies) often lack the coded fields: drop
+    each now and then, so the physics is learnt from TR/TE/TI/flip and not from the codes alone."""
+    if d.chance(0.1):
+        h.scanning_sequence = []
+    if d.chance(0.1):
+        h.sequence_variant, h.scan_options = [], []
+    if d.chance(0.1):
+        h.magnetic_field_strength = None
+    if d.chance(0.05):
+        h.mr_acquisition_type = ""
+    return h
+
+
 def sample(seed: int = TRAIN_SEED, per_recipe: int = PER_RECIPE) -> list[Acquisition]:
     """`per_recipe` acquisitions of every recipe, deterministic for a seed (descriptions always blank)."""
     d = _Draw(np.random.default_rng(seed))
     out = []
     for kind, name, draw in RECIPES:
         for _ in range(per_recipe):
-            out.append(Acquisition(draw(d), kind, name))
+            out.append(Acquisition(_drop_codes(d, draw(d)), kind, name))
     return out
 
 

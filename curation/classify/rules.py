@@ -86,6 +86,8 @@ def _condition(key: str, value: Any, oblique_degrees: float) -> Callable[[Series
     if key == "text":
         pattern = re.compile(value, re.IGNORECASE)
         return lambda h: _text_match(h, pattern) or False
+    if key == "flip_not":
+        return lambda h: h.flip_angle is None or not _in_range(h.flip_angle, value)
     if key in ("tr", "te", "ti", "flip"):
         attr = {"tr": "repetition_time", "te": "echo_time", "ti": "inversion_time", "flip": "flip_angle"}[key]
         return lambda h: _in_range(getattr(h, attr), value)

@@ -130,3 +130,19 @@ def test_nifti_pixels_and_name_do_not_override_the_sidecar_physics(tmp_path):
         "RepetitionTime": 0.55, "EchoTime": 0.0095, "FlipAngle": 90, "MagneticFieldStrength": 1.5}))
     r = classify_series(path)
     assert r["kind"] == "T1W" and r["rule"] == "phys.t1_se", r
+
+
+@pytest.mark.parametrize("fields,kind", [
+    # A 2D T2* gradient echo whose ScanningSequence is missing: TR/TE alone look like a spin-echo T1,
+    # the 15 degree flip says gradient echo.
+    (dict(repetition_time=600, echo_time=20, flip_angle=15), "OTHER_MR"),
+    # A BOLD time series without codes: TR/TE alone look like a spin-echo PD.
+    (dict(repetition_time=2000, echo_time=30, flip_angle=77, temporal_positions=200), "OTHER_MR"),
+    # A dynamic 3D spoiled gradient echo without codes.
+    (dict(repetition_time=4.2, echo_time=1.9, flip_angle=12, temporal_positions=30, mr_acquisition_type="3D"), "DCE"),
+    # A spoiled gradient echo far above the Ernst angle, without codes.
+    (dict(repetition_time=200, echo_time=4, flip_angle=75), "T1W"),
+])
+def test_physics_without_the_coded_fields(fields, kind):
+    r = classify_header(SeriesHeader(**{**_BASE, **fields}))
+    assert r["kind"] == kind, (fields, r["kind"], r["rule"], r["detail"])
