@@ -42,7 +42,6 @@ PUBLIC_KEY_NAME = "reid_public_key.pem"  # beside the secret (folder vault) / un
 SEALED_MAP_NAME = "reid_map.sealed"      # folder vault: one JSON line per sealed entry
 SEALED_SUFFIX = ".sealed"
 LEGACY_MAP_NAME, LEGACY_KEY_NAME = "reid_map.fernet", "reid_map.key"
-DEMO_PRIVATE_KEY_GLOB = "dpo-private-key-*.pem"  # demo pairs only, named by fingerprint
 
 _MAGIC = b"curate-reid-v1"
 _VERSION = 1
@@ -287,7 +286,7 @@ def open_records(records: Iterable[dict[str, Any]], private_key: X25519PrivateKe
         slot["studies"].update(body.get("studies", {}))
     if not merged and other_keys:
         raise VaultKeyError(f"the entries are sealed for another key pair ({', '.join(sorted(other_keys))}); "
-                        f"this private key is {fp}")
+                            f"this private key is {fp}")
     return merged
 
 
