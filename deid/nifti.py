@@ -123,7 +123,7 @@ def deidentify_nifti(data: bytes, source_names: Iterable[str] = ()) -> ImageResu
     if findings:
         return res.quarantine("phi_leak", "verification found identifying data: "
                               + ", ".join(sorted({f"{f.kind}:{f.where}" for f in findings}))[:300], findings)
-    res.data = gzip.compress(out, compresslevel=6, mtime=0)
+    res.data = gzip.compress(out, compresslevel=1, mtime=0)  # level 6 costs ~4x the time for ~5% smaller volumes
     res.name = pseudonymous_name(res.data, ".nii.gz")
     return res
 
