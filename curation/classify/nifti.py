@@ -103,4 +103,6 @@ def nifti_header(path: str | Path) -> SeriesHeader:
         suffix = m.group(1).lower() if m else ""
         descrip = bytes(np.asarray(img.header["descrip"]).item()).split(b"\x00", 1)[0].decode("latin-1").strip()
         h.series_description = _BIDS_SUFFIX_TEXT.get(suffix) or descrip or stem
+        if not h.protocol_name and h.series_description != stem:
+            h.protocol_name = stem  # read after the description: 'anatomical.nii' whose descrip is 'spm - 3D normalized'
     return h
