@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.filebase import DicomBytesIO
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, DeflatedExplicitVRLittleEndian
 
-from deid.header import HeaderContext, apply_plan, patient_key, text_value
+from deid.header import HeaderContext, apply_plan, patient_key, text_value, texts_of
 from deid.ocr import OcrError
 from deid.phi import PhiValues
 from deid.pixels import Box, at_risk, decode_rle_u8, interleaved, residual_text, scrub_frames
@@ -33,6 +33,12 @@ from deid.verify import (Finding, check_identity_removed, scan_bytes, scan_fragm
 IMPLEMENTATION_VERSION = "CURATE_DEID_1"
 _ORIGINALS = ("PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID", "AccessionNumber", "StudyDate", "StudyID")
 _TAGS = {kw: tag_for_keyword(kw) for kw in _ORIGINALS + ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID")}
+_ROWS = tag_for_keyword("Rows")
+_PIXEL_DATA_TAGS = tuple(tag_for_keyword(k) for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+#: file meta values the output must not carry (the run writes its own meta)
+_META_PHI = tuple((tag_for_keyword(kw), kw, "UI" if kw.endswith("UID") else "AE")
+                  for kw in ("MediaStorageSOPInstanceUID", "SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
+                             "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID"))
 
 
 @dataclass
@@ -81,23 +87,27 @@ class Deidentifier:
             return FileResult("quarantined", sha, f"de-identification failed ({type(exc).__name__})", "deid_error")
 
     def _deidentify(self, ds: Dataset, sha: str) -> FileResult:
-        if "SOPInstanceUID" not in ds and "MediaStorageSOPInstanceUID" not in getattr(ds, "file_meta", {}):
+        # presence checks on the element dict by tag number: Dataset's keyword lookups convert
+        # names to tags on every call, and reading a value converts it
+        elems = ds._dict
+        if _TAGS["SOPInstanceUID"] not in elems and "MediaStorageSOPInstanceUID" not in getattr(ds, "file_meta", {}):
             return FileResult("quarantined", sha, "missing SOPInstanceUID (0008,0018)", "missing_uid")
-        if "SOPInstanceUID" not in ds:
+        if _TAGS["SOPInstanceUID"] not in elems:
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
         truncated = _truncated_element(ds)
         if truncated:
             return FileResult("quarantined", sha, f"truncated: attribute {truncated} ends past the end of the file", "truncated")
-        if "Rows" in ds and not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        if _ROWS in elems and not any(t in elems for t in _PIXEL_DATA_TAGS):
             return FileResult("quarantined", sha, "image without Pixel Data (7FE0,0010): truncated or damaged", "truncated")
         meta = ds.file_meta if getattr(ds, "file_meta", None) is not None else FileMetaDataset()
         pkey = patient_key(ds)
         shift = self.pseudo.date_shift_days(pkey) if self.shifting else None
         phi = PhiValues()
-        for kw in ("MediaStorageSOPInstanceUID", "SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-                   "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID"):
-            if kw in meta:
-                phi.add(kw, "UI" if kw.endswith("UID") else "AE", meta[kw].value)
+        meta_elems = meta._dict
+        for tag, kw, vr in _META_PHI:
+            elem = meta_elems.get(tag)
+            if elem is not None:
+                phi.add_texts(kw, vr, texts_of(elem))
         risky = at_risk(ds)
         originals = {k: text_value(ds, _TAGS[k]) for k in _ORIGINALS}
         ctx = HeaderContext(self.plan, self.pseudo, pkey, shift, self.safe_private, phi)
@@ -289,10 +299,13 @@ def _serialize(ds: Dataset, ts: str, sop_class: str, sop_uid: str, flagged: list
 
 
 def _truncated_element(ds: Dataset) -> str:
-    """The tag of a top-level element whose value is shorter than its declared length, or ''."""
+    """The tag of a top-level element whose value is shorter than its declared length, or ''.
+    Only raw elements carry a declared length (a converted DataElement has none)."""
     for elem in ds._dict.values():
-        length = getattr(elem, "length", None)
-        value = getattr(elem, "value", None)
+        if type(elem) is not RawDataElement:
+            continue
+        length = elem.length
+        value = elem.value
         if isinstance(value, (bytes, bytearray)) and length not in (None, 0xFFFFFFFF) and len(value) < length:
             t = int(elem.tag)
             return f"({t >> 16:04X},{t & 0xFFFF:04X})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -32,6 +33,9 @@ _DUMMY = {
 }
 
 _unlisted_cache: dict[tuple[int, str], str] = {}
+#: date shifts are pure functions of (value, days[, seconds]): a series repeats the same dates
+_shift_da = lru_cache(maxsize=65536)(shift_da)
+_shift_dt = lru_cache(maxsize=65536)(shift_dt)
 _kw_cache: dict[int, str] = {}
 
 
@@ -59,7 +63,7 @@ def _texts(ds: Dataset, tag: int) -> list[str]:
     return [] if elem is None else _texts_of(elem)
 
 
-def _texts_of(elem: Any) -> list[str]:
+def texts_of(elem: Any) -> list[str]:
     """An element's values as text. Raw elements are decoded as latin-1 without pydicom's value
     conversion (the costly part of a pass); latin-1 round-trips every byte, so a cleaned value
     written back keeps any other character set intact."""
@@ -67,6 +71,8 @@ def _texts_of(elem: Any) -> list[str]:
         v = elem.value
         if not v:
             return []
+        if b"\\" not in v:
+            return [v.decode("latin-1").strip(" \x00")]
         return [x.strip(" \x00") for x in v.decode("latin-1").split("\\")]
     v = elem.value
     if v is None or v == "":
@@ -76,8 +82,13 @@ def _texts_of(elem: Any) -> list[str]:
     return [str(v)]
 
 
-def _put(ds: Dataset, tag: int, vr: str, values: list[str], enc: tuple) -> None:
-    """Store text values as a raw element in the dataset's own encoding (written as is)."""
+_texts_of = texts_of
+
+
+def _put(ds: Dataset, tag: int, vr: str, values: list[str], enc: tuple, key: BaseTag | None = None) -> None:
+    """Store text values as a raw element in the dataset's own encoding (written as is).
+    ``key``: the dataset's own key object for ``tag`` (an int or a new BaseTag costs a Python-level
+    ``BaseTag.__eq__`` call in the dict lookup)."""
     text = "\\".join(values)
     try:
         b = text.encode("latin-1")
@@ -86,7 +97,9 @@ def _put(ds: Dataset, tag: int, vr: str, values: list[str], enc: tuple) -> None:
         return
     if len(b) % 2:
         b += b"\x00" if vr == "UI" else b" "
-    ds._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(b), b, 0, enc[0], enc[1])
+    if key is None:
+        key = BaseTag(tag)
+    ds._dict[key] = RawDataElement(key, vr, len(b), b, 0, enc[0], enc[1])
 
 
 def _unlisted_action(tag: int, vr: str, shifting: bool) -> str:
@@ -193,7 +206,7 @@ def collect_phi(ds: Dataset, plan: Plan, phi: PhiValues) -> None:
                 for item in ds[tag].value or ():
                     collect_phi(item, plan, phi)
         elif _collects(tag, vr, action):
-            phi.add(_keyword(tag), vr, _texts_of(elem))
+            phi.add_texts(_keyword(tag), vr, _texts_of(elem))
 
 
 def apply_plan(ds: Dataset, ctx: HeaderContext) -> None:
@@ -204,8 +217,8 @@ def apply_plan(ds: Dataset, ctx: HeaderContext) -> None:
     for code in ctx.constants:
         ctx.phi.strings.pop(code, None)
     ctx.terms = ctx.phi.terms()
-    for item, tag, vr, patterns in ctx.deferred:
-        _clean_text(item, tag, vr, ctx, patterns)
+    for item, tag, vr, patterns, key, elem in ctx.deferred:
+        _clean_text(item, tag, vr, ctx, patterns, key, elem)
     ctx.deferred.clear()
 
 
@@ -217,6 +230,7 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
     counts = ctx.counts
     shifting = ctx.shift_days is not None
     d = ds._dict
+    collect_cache = _collect_cache
     creators = None
     kept_private_blocks: set[tuple[int, int]] = set()
     private_creator_tags: list[int] = []
@@ -239,15 +253,21 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
             del d[key]
             counts["private_removed"] += 1
             continue
-        vr = _vr_of(elem)
+        vr = elem.VR
+        if not vr or vr == "UN" or len(vr) != 2:
+            vr = _vr_of(elem)
         action = exact.get(tag)
         if vr == "SQ":
             if action in ("Z", "D", "P"):
                 # emptied or replaced: its values may appear elsewhere, gather them first
                 for item in ds[tag].value or ():
                     collect_phi(item, plan, phi)
-        elif group != 0x0002 and _collects(tag, vr, action):
-            phi.add(_keyword(tag), vr, _texts_of(elem))
+        elif group != 0x0002:
+            c = collect_cache.get((tag, vr, action))
+            if c is None:
+                c = _collects(tag, vr, action)
+            if c:
+                phi.add_texts(_keyword(tag), vr, _texts_of(elem))
         if (group & 0xFF00) in (0x5000, 0x6000):
             # Curves and overlays, the whole repeating group (Overlay Description included,
             # which Table E.1-1 does not list).
@@ -268,20 +288,20 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
             del d[key]
             counts["X"] += 1
         elif action == "Z":
-            _set_empty(ds, tag, vr, ctx.enc)
+            _set_empty(ds, tag, vr, ctx.enc, key)
             counts["Z"] += 1
         elif action == "U" or action == "u":
             if vr == "UI":
                 values = _texts_of(elem)
                 if values:
-                    _put(ds, tag, vr, _remap_uids(values, ctx), ctx.enc)
+                    _put(ds, tag, vr, _remap_uids(values, ctx), ctx.enc, key)
                 counts["U"] += 1
             elif vr == "SQ":
                 for item in ds[tag].value or ():
                     _walk(item, ctx)
                 counts["K"] += 1
             else:
-                _set_empty(ds, tag, vr, ctx.enc)
+                _set_empty(ds, tag, vr, ctx.enc, key)
                 counts["Z"] += 1
         elif action == "D":
             _dummy(ds, tag, vr, ctx)
@@ -290,7 +310,7 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
             _pseudonymise(ds, tag, vr, ctx)
             counts["P"] += 1
         elif action in ("C", "c"):
-            _clean(ds, tag, vr, ctx, patterns=(action == "C"))
+            _clean(ds, tag, vr, ctx, action == "C", key, elem)
         else:  # pragma: no cover - table codes are validated at compile time
             raise ValueError(f"unknown action {action!r} for attribute {tag:08X}")
     for tag in private_creator_tags:
@@ -300,11 +320,13 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
             counts["private_removed"] += 1
 
 
-def _set_empty(ds: Dataset, tag: int, vr: str, enc: tuple = (False, True)) -> None:
+def _set_empty(ds: Dataset, tag: int, vr: str, enc: tuple = (False, True), key: BaseTag | None = None) -> None:
     if vr == "SQ":
         ds[tag] = DataElement(tag, "SQ", Sequence())
     else:
-        ds._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, 0, b"", 0, enc[0], enc[1])
+        if key is None:
+            key = BaseTag(tag)
+        ds._dict[key] = RawDataElement(key, vr, 0, b"", 0, enc[0], enc[1])
 
 
 def _remap_uids(values: list[str], ctx: HeaderContext) -> list[str]:
@@ -347,7 +369,9 @@ def _pseudonymise(ds: Dataset, tag: int, vr: str, ctx: HeaderContext) -> None:
         _set_empty(ds, tag, vr, ctx.enc)
 
 
-def _clean(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool) -> None:
+def _clean(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool,
+           key: BaseTag | None = None, elem: Any = None) -> None:
+    """``key``/``elem``: the dataset's key and element for ``tag`` when the walk has them."""
     counts = ctx.counts
     if vr == "SQ":
         for item in ds[tag].value or ():
@@ -356,47 +380,48 @@ def _clean(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool) -
         return
     if vr in ("DA", "DT"):
         if ctx.shift_days is None:
-            _set_empty(ds, tag, vr, ctx.enc)
+            _set_empty(ds, tag, vr, ctx.enc, key)
             counts["Z"] += 1
             return
         out = []
-        for v in _texts(ds, tag):
-            s = shift_da(v, ctx.shift_days) if vr == "DA" else shift_dt(v, ctx.shift_days, ctx.seconds_shift)
+        for v in _texts_of(elem) if elem is not None else _texts(ds, tag):
+            s = _shift_da(v, ctx.shift_days) if vr == "DA" else _shift_dt(v, ctx.shift_days, ctx.seconds_shift)
             if s is None:
                 out = None
                 break
             out.append(s)
         if out is None:
-            _set_empty(ds, tag, vr, ctx.enc)
+            _set_empty(ds, tag, vr, ctx.enc, key)
             counts["Z"] += 1
         else:
-            _put(ds, tag, vr, out, ctx.enc)
+            _put(ds, tag, vr, out, ctx.enc, key)
             counts["shifted"] += 1
         return
     if vr == "TM":
         # Times of day are emptied: a shifted time would collide with other real times of the
         # same patient (series are acquired second by second), and intervals inside a series are
         # kept by TriggerTime and by the shifted DT attributes.
-        _set_empty(ds, tag, vr, ctx.enc)
+        _set_empty(ds, tag, vr, ctx.enc, key)
         counts["Z"] += 1
         return
     if vr == "PN":
-        _set_empty(ds, tag, vr, ctx.enc)
+        _set_empty(ds, tag, vr, ctx.enc, key)
         counts["Z"] += 1
         return
     if vr in _CLEANED_TEXT_VRS:
-        ctx.deferred.append((ds, tag, vr, patterns))
+        ctx.deferred.append((ds, tag, vr, patterns, key, elem))
         return
     counts["K"] += 1
 
 
-def _clean_text(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool) -> None:
+def _clean_text(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool,
+                key: BaseTag | None = None, elem: Any = None) -> None:
     """Scrub a kept text value of the object's identifying values (and, with ``patterns``, of
     date-, phone- and ID-shaped tokens). Kept comments (option ``clean_comments``) and free text
     the table does not list may name people known nowhere else: they also lose unknown names,
     addresses and long numbers (:func:`deid.scrub.clean_comment`)."""
     counts = ctx.counts
-    values = _texts(ds, tag)
+    values = _texts_of(elem) if elem is not None else _texts(ds, tag)
     if not values:
         counts["K"] += 1
         return
@@ -414,7 +439,7 @@ def _clean_text(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bo
         cleaned.append(s)
         changed += k
     if changed:
-        _put(ds, tag, vr, cleaned, ctx.enc)
+        _put(ds, tag, vr, cleaned, ctx.enc, key)
         counts["C_scrubbed"] += 1
     counts["C"] += 1
 

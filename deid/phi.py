@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 #: Whole values shorter than this are matched only as whole words (both sides non-alphanumeric).
 SUBSTRING_MIN = 8
@@ -56,14 +57,20 @@ def is_identifier_keyword(keyword: str) -> bool:
     return bool(keyword) and keyword not in _NOT_IDENTIFIER and bool(_IDENTIFIER_KEYWORD.search(keyword))
 
 
-def date_variants(da: str) -> list[str]:
-    """A DA value in the formats people type into free text and burn into pixels."""
+_NOT_ALNUM = re.compile(r"[^0-9a-z]")
+_SKIPPED_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "AS", "CS", "SQ"})
+
+
+@lru_cache(maxsize=4096)
+def date_variants(da: str) -> tuple[str, ...]:
+    """A DA value in the formats people type into free text and burn into pixels (cached: a
+    series repeats the same few dates in every object)."""
     d = da.strip().replace(".", "")
     if len(d) != 8 or not d.isdigit():
-        return []
+        return ()
     y, m, dd = d[:4], d[4:6], d[6:]
-    return [d, f"{y}-{m}-{dd}", f"{y}/{m}/{dd}", f"{y}.{m}.{dd}", f"{m}/{dd}/{y}", f"{dd}/{m}/{y}",
-            f"{dd}.{m}.{y}", f"{dd}-{m}-{y}", f"{m}-{dd}-{y}"]
+    return (d, f"{y}-{m}-{dd}", f"{y}/{m}/{dd}", f"{y}.{m}.{dd}", f"{m}/{dd}/{y}", f"{dd}/{m}/{y}",
+            f"{dd}.{m}.{y}", f"{dd}-{m}-{y}", f"{m}-{dd}-{y}")
 
 
 @dataclass
@@ -77,42 +84,50 @@ class PhiValues:
         if value is None or value == "":
             return
         if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-            for v in value:  # type: ignore[union-attr]
-                self.add(keyword, vr, v)
+            self.add_texts(keyword, vr, [v for v in value if v is not None and v != ""])  # type: ignore[union-attr]
             return
-        if isinstance(value, (bytes, bytearray)):
+        self.add_texts(keyword, vr, [value])
+
+    def add_texts(self, keyword: str, vr: str, values: list) -> None:
+        """``add`` for the values of one element at once (the header walk's call: one dispatch
+        on the VR per element, not per value)."""
+        if vr in _SKIPPED_VRS:
             return
-        s = str(value).strip(" \x00")
-        if not s:
-            return
-        low = s.lower()
-        if vr == "PN":
-            self.strings.setdefault(low, keyword)
-            self._add_words(keyword, low, NAME_PARTICLES)
-        elif vr == "DA":
-            for v in date_variants(s):
-                self.strings.setdefault(v, keyword)
-        elif vr == "DT":
-            for v in date_variants(s[:8]):
-                self.strings.setdefault(v, keyword)
-        elif vr == "UI":
-            if not s.startswith(_STANDARD_UID_ROOT) and len(s) >= 10:
-                self.strings.setdefault(low, keyword)
-        elif vr == "TM":
-            if len(s) >= 6 and s[:6].isdigit():
-                self.strings.setdefault(s[:6], keyword)
-                if len(s) > 6:
-                    self.strings.setdefault(s.lower(), keyword)
-        elif vr in ("US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "AS", "CS", "SQ"):
-            return
-        else:
-            if len(low) >= 4 or (len(low) >= WORD_MIN and any(c.isdigit() for c in low)):
-                self.strings.setdefault(low, keyword)
-            compact = re.sub(r"[^0-9a-z]", "", low)
-            if compact != low and len(compact) >= 6:
-                self.strings.setdefault(compact, keyword)
-            if "Address" in keyword or keyword in ("InstitutionName", "InstitutionalDepartmentName"):
-                self._add_words(keyword, low, STOPWORDS)
+        strings = self.strings
+        for value in values:
+            if isinstance(value, (bytes, bytearray)):
+                continue
+            s = (value if type(value) is str else str(value)).strip(" \x00")
+            if not s:
+                continue
+            if vr == "PN":
+                low = s.lower()
+                strings.setdefault(low, keyword)
+                self._add_words(keyword, low, NAME_PARTICLES)
+            elif vr == "DA":
+                for v in date_variants(s):
+                    strings.setdefault(v, keyword)
+            elif vr == "DT":
+                for v in date_variants(s[:8]):
+                    strings.setdefault(v, keyword)
+            elif vr == "UI":
+                if len(s) >= 10 and not s.startswith(_STANDARD_UID_ROOT):
+                    strings.setdefault(s.lower(), keyword)
+            elif vr == "TM":
+                if len(s) >= 6 and s[:6].isdigit():
+                    strings.setdefault(s[:6], keyword)
+                    if len(s) > 6:
+                        strings.setdefault(s.lower(), keyword)
+            else:
+                low = s.lower()
+                if len(low) >= 4 or (len(low) >= WORD_MIN and any(c.isdigit() for c in low)):
+                    strings.setdefault(low, keyword)
+                if not (low.isascii() and low.isalnum()):
+                    compact = _NOT_ALNUM.sub("", low)
+                    if compact != low and len(compact) >= 6:
+                        strings.setdefault(compact, keyword)
+                if "Address" in keyword or keyword in ("InstitutionName", "InstitutionalDepartmentName"):
+                    self._add_words(keyword, low, STOPWORDS)
 
     def _add_words(self, keyword: str, low: str, common: frozenset[str]) -> None:
         for tok in _SPLIT.split(low):
