@@ -1,16 +1,28 @@
 """Burned-in text in pixel data: cheap OpenCV text detection on every frame, tesseract only on
 candidate lines (one in-process call per line crop: a mosaic of crops costs as much), masking of
-every text box in every frame.
+every text line, whole, in every frame.
 
-Detection: a white top-hat isolates thin bright strokes, character-sized connected components are
-kept and closed horizontally into lines; a line of >= 3 aligned characters of uniform height is
-"strong" text. On images at risk (US, SC/OT, XA, ES, colour, BurnedInAnnotation YES) every
-candidate line is masked (recall first); elsewhere (CT, MR...) only strong lines are OCR'd and a
-line is masked when tesseract confirms it, so anatomy is not blanked on a noisy slice. After
-masking, verification detects again and OCRs every candidate left (``residual_text``): on images
-at risk only around the masked boxes, the only places where the detector's answer can change
-(a line cut by such a window sends the frame to a whole search). A frame identical to an earlier
-one of the same object is searched once."""
+Detection: a white top-hat isolates thin bright strokes, character-sized connected components
+(touching glyphs included) are kept and closed horizontally into lines; pieces of one line (word
+gaps of a large font, a glyph lost to speckle) and lone glyphs on its band are joined, so a line
+is masked from its first to its last character with a margin, never in fragments. On images at
+risk a second search takes the near-white strokes alone (text over bright speckle). A line of
+>= 3 aligned characters of uniform height is "strong" text.
+
+Images at risk (US, SC/OT, XA, ES, colour, BurnedInAnnotation YES): the imaged field (fan,
+collimated area, image pane) is found from texture; a line outside it is masked (recall first,
+nothing of the anatomy lost); a line inside it is the exception and is masked only when it is
+text (strong on a flat background, or strong and read by tesseract), so speckle is not blacked
+out. Elsewhere (CT, MR...) only strong lines on a flat background that tesseract confirms are
+masked. The masked area inside the imaged field is reported per object.
+
+Verification (``residual_text``) detects again around the masked boxes (the only places where
+the detector's answer can change; a line cut by such a window sends the frame to a whole search)
+and reads every line there that touches a mask or is text-shaped; it also reads the band of
+every masked line with OCR alone (``band_reads``), so letters the detector missed are read
+whatever it made of them. The engine fails the object on any confidently read text and on any
+4-character run of a patient identifier (``deid.verify.scan_fragments``). A frame identical to
+an earlier one of the same object is searched once."""
 from __future__ import annotations
 
 import os
@@ -313,35 +325,54 @@ def _with_lone_glyphs(st2: np.ndarray, cand: np.ndarray, is_line: np.ndarray) ->
 def join_line_pieces(lines: list[Line]) -> list[Line]:
     """Pieces of one text line joined into one line, first to last character: pieces on the same
     baseline band (vertical overlap >= half the smaller height, heights within 2x) less than
-    LINE_GAP line heights apart. Word gaps of a large font exceed the 13 px closing, and a
-    character the detector lost (touching speckle, or a glyph run it could not split) leaves a
-    gap: masked piece by piece, the letters in the gap stayed readable."""
+    LINE_GAP line heights apart, and boxes mostly inside another. Word gaps of a large font
+    exceed the 13 px closing, and a character the detector lost (touching speckle, or a glyph run
+    it could not split) leaves a gap: masked piece by piece, the letters in the gap stayed
+    readable."""
     if len(lines) < 2:
         return lines
-    out = sorted(lines, key=lambda ln: ln.box.x)
-    joined = True
-    while joined:
-        joined = False
-        for i, a in enumerate(out):
-            for j in range(i + 1, len(out)):
-                b = out[j]
-                ha, hb = a.box.h, b.box.h
-                lo, hi = min(ha, hb), max(ha, hb)
-                overlap = min(a.box.y + ha, b.box.y + hb) - max(a.box.y, b.box.y)
-                gap = max(a.box.x, b.box.x) - min(a.box.x + a.box.w, b.box.x + b.box.w)
-                if overlap >= 0.5 * lo and hi <= 2 * lo and gap <= LINE_GAP * hi:
-                    x0, y0 = min(a.box.x, b.box.x), min(a.box.y, b.box.y)
-                    x1 = max(a.box.x + a.box.w, b.box.x + b.box.w)
-                    y1 = max(a.box.y + ha, b.box.y + hb)
-                    out[i] = Line(Box(x0, y0, x1 - x0, y1 - y0), a.chars + b.chars, a.strong or b.strong,
-                                  flat=a.flat or b.flat)
-                    del out[j]
-                    joined = True
-                    break
-            if joined:
-                break
+    out = lines
+    while True:  # joined boxes grow and may reach further pieces: until nothing joins
+        b = np.array([[ln.box.x, ln.box.y, ln.box.w, ln.box.h] for ln in out], np.int64)
+        x, y, w, h = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+        lo, hi = np.minimum.outer(h, h), np.maximum.outer(h, h)
+        overlap = np.minimum.outer(y + h, y + h) - np.maximum.outer(y, y)
+        gap = np.maximum.outer(x, x) - np.minimum.outer(x + w, x + w)
+        adj = (2 * overlap >= lo) & (hi <= 2 * lo) & (gap <= LINE_GAP * hi)
+        # a box mostly inside another (the bright-strokes search finds parts of a line) is part of it
+        area = w * h
+        inside = np.maximum(overlap, 0) * np.maximum(-gap, 0) * 2 >= np.minimum.outer(area, area)
+        adj |= inside
+        np.fill_diagonal(adj, False)
+        if not adj.any():
+            break
+        root = list(range(len(out)))
+
+        def find(i: int) -> int:
+            while root[i] != i:
+                root[i] = root[root[i]]
+                i = root[i]
+            return i
+
+        for i, j in zip(*np.nonzero(np.triu(adj))):
+            ri, rj = find(int(i)), find(int(j))
+            if ri != rj:
+                root[rj] = ri
+        groups: dict[int, list[Line]] = {}
+        for i, ln in enumerate(out):
+            groups.setdefault(find(i), []).append(ln)
+        out = [g[0] if len(g) == 1 else _joined(g) for g in groups.values()]
     out.sort(key=lambda ln: (ln.box.y, ln.box.x))
     return out
+
+
+def _joined(pieces: list[Line]) -> Line:
+    x0 = min(p.box.x for p in pieces)
+    y0 = min(p.box.y for p in pieces)
+    x1 = max(p.box.x + p.box.w for p in pieces)
+    y1 = max(p.box.y + p.box.h for p in pieces)
+    return Line(Box(x0, y0, x1 - x0, y1 - y0), sum(p.chars for p in pieces), any(p.strong for p in pieces),
+                flat=any(p.flat for p in pieces))
 
 
 def merge_lines(per_frame: list[list[Line]]) -> list[Line]:
