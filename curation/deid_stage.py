@@ -138,19 +138,15 @@ def deidentify_images(store_uri: str, raw_keys: Sequence[str], fmt: str,
     output's content (the source's file name is never carried over). ``source_names[i]``: the
     names the i-th object had at its sources, searched for in the output and never written.
     Returns the same fields as ``deidentify_series`` (no PHI: content-derived names, counts)."""
-    if fmt == "nifti":
-        from deid.nifti import deidentify_nifti as deidentify
-    elif fmt in ("png", "jpeg"):
-        from deid.raster import deidentify_raster as deidentify
-    else:
-        raise ValueError(f"no de-identifier for format {fmt!r}")
+    from deid.filemeta import deidentify_file
+
     store = open_store(store_uri)
     counts: Counter = Counter()
     pixels: Counter = Counter()
     out: dict[str, Any] = {"written": 0, "unchanged": 0, "quarantined": [], "outputs": [],
                            "series_instance_uid": None, "study_instance_uid": None, "patient_pseudonym": None}
     for i, raw_key in enumerate(raw_keys):
-        r = deidentify(store.get_bytes(Zone.RAW, raw_key), source_names[i] if i < len(source_names) else ())
+        r = deidentify_file(store.get_bytes(Zone.RAW, raw_key), fmt, source_names[i] if i < len(source_names) else ())
         counts.update(r.counts)
         if r.status != "written" or r.data is None:
             out["quarantined"].append({"raw_key": raw_key, "sha256": r.sha256, "reason_code": r.reason_code,

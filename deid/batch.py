@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deid.engine import Deidentifier
+from deid.filemeta import deidentify_file, image_format
 from deid.profile import Profile, load_profile
 from deid.report import RunReport
 from deid.vault import SEALED_MAP_NAME, SealedMap, folder_public_key, load_or_create_secret
@@ -40,8 +41,26 @@ def write_exclusive(path: Path, data: bytes) -> str:
         tmp.unlink(missing_ok=True)
 
 
+def process_image(data: bytes, fmt: str, dst: Path, rel: str) -> dict[str, Any]:
+    """A PNG/JPEG (deid.raster) or NIfTI (deid.nifti) file: written as
+    ``DST/<images|volumes>/<h>/<h>.<png|nii.gz>`` under its content-derived name."""
+    r = deidentify_file(data, fmt, [rel])
+    rec: dict[str, Any] = {"file": rel, "sha256": r.sha256, "status": r.status, "reason": r.reason,
+                           "reason_code": r.reason_code, "counts": dict(r.counts),
+                           "findings": [f.as_dict() for f in r.findings], "pixels": r.pixels}
+    if r.status == "written" and r.data is not None:
+        out = dst / ("volumes" if fmt == "nifti" else "images") / r.name.split(".", 1)[0] / r.name
+        if write_exclusive(out, r.data) == "unchanged":
+            rec["status"] = "unchanged"
+        rec["output"] = str(out.relative_to(dst))
+    return rec
+
+
 def process_one(deider: Deidentifier, src: Path, dst: Path, rel: str) -> dict[str, Any]:
     data = src.read_bytes()
+    fmt = image_format(rel, data[:348])
+    if fmt is not None:
+        return process_image(data, fmt, dst, rel)
     r = deider.deidentify(data, rel)
     rec: dict[str, Any] = {"file": rel, "sha256": r.sha256, "status": r.status, "reason": r.reason,
                            "reason_code": r.reason_code,

@@ -93,6 +93,34 @@ def fragment_hits(text: str, terms: Iterable[str], run: int = 4) -> int:
     return sum(1 for t in terms if any(t[i:i + run] in flat for i in range(len(t) - run + 1)))
 
 
+def image_format(name: str, head: bytes) -> str | None:
+    """"png", "jpeg" or "nifti" from a file's first bytes (and the NIfTI suffix); None otherwise
+    (a DICOM file's 128-byte preamble is free: the DICM marker after it wins)."""
+    if head[128:132] == b"DICM":
+        return None
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    low = name.lower()
+    if (low.endswith(".nii.gz") and head.startswith(b"\x1f\x8b")) or (low.endswith(".nii") and head[344:347] == b"n+1"):
+        return "nifti"
+    return None
+
+
+def deidentify_file(data: bytes, fmt: str, source_names: Iterable[str] = ()) -> ImageResult:
+    """A PNG/JPEG (``deid.raster``) or NIfTI (``deid.nifti``) file, by its ``image_format``."""
+    if fmt == "nifti":
+        from deid.nifti import deidentify_nifti
+
+        return deidentify_nifti(data, source_names)
+    if fmt in ("png", "jpeg"):
+        from deid.raster import deidentify_raster
+
+        return deidentify_raster(data, source_names)
+    raise ValueError(f"no de-identifier for format {fmt!r}")
+
+
 def pseudonymous_name(data: bytes, suffix: str) -> str:
     """The output's file name: derived from the de-identified content only (never from the source's
     name, which often holds a patient's name or MRN)."""

@@ -123,3 +123,21 @@ def test_nifti_plain_uncompressed_and_nifti2_are_handled():
     back = nib.Nifti2Image.from_bytes(gzip.decompress(r2.data))
     assert bytes(np.asarray(back.header["descrip"]).item()) == b"T2w"
     assert np.array_equal(np.asarray(back.dataobj), np.asarray(src.dataobj))
+
+
+def test_curate_deid_folder_run_deidentifies_images_and_volumes(tmp_path):
+    """`curate deid SRC DST` (deid.batch) on a folder of PNG/JPEG/NIfTI: before, each was
+    quarantined as not DICOM; now each is written under a content-derived name."""
+    from deid.batch import deidentify_tree
+
+    expected = fc.write_source(tmp_path / "src")
+    report = deidentify_tree(tmp_path / "src", tmp_path / "out", secret_file=tmp_path / "vault" / "secret", workers=1)
+    rep = report.as_dict()
+    assert rep["written"] == len(expected) and not rep["quarantined"], rep["quarantined"]
+    outputs = sorted(p for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert len(outputs) == len(expected)
+    for p in outputs:
+        rel = str(p.relative_to(tmp_path / "out")).lower()
+        assert rel.startswith(("images/", "volumes/")) and not [i for i in fc.IDENTIFIERS if i in rel]
+        data = p.read_bytes()
+        assert_no_identifier(gzip.decompress(data) if p.name.endswith(".gz") else data)
