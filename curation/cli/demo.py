@@ -1,7 +1,9 @@
 """`curate demo`: generate a synthetic hospital and run the whole pipeline on it, in-process.
 
 The DAG runs through Airflow's own `dag.test()`, so the demo exercises exactly what the scheduler
-runs, without starting one.
+runs, without starting one. What a new user reads: one line per stage (counts, seconds) and the
+report; Airflow's task logs (several thousand lines) go to a file whose path is printed
+(`--verbose`: on the terminal too, as they come).
 """
 from __future__ import annotations
 
@@ -10,7 +12,11 @@ import json
 import os
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
+from typing import Any, TextIO
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic site (default 7)")
     p.add_argument("--site", default="demo-hospital", help="site name (default demo-hospital)")
     p.add_argument("--fresh", action="store_true", help="start from an empty catalog and store")
+    p.add_argument("--verbose", action="store_true",
+                   help="print Airflow's task logs on the terminal too (by default they go to the log file only)")
+    p.add_argument("--log", type=Path, default=None,
+                   help="file for Airflow's full output (default: $CURATE_HOME/demo/airflow.log)")
     p.set_defaults(func=run)
 
 
@@ -68,24 +78,136 @@ def run(args: argparse.Namespace) -> int:
     truth = json.loads((site_dir / "ground_truth.json").read_text())
     print(f"demo: site ready in {time.monotonic() - t0:.1f} s", file=sys.stderr)
 
-    dag = _load_dag("curate_source")
-    t1 = time.monotonic()
-    dagrun = dag.test(run_conf={"source": str(site_dir), "site": args.site, "exclude": ["ground_truth.json"]})
-    state = str(getattr(dagrun, "state", "unknown"))
-    print(f"demo: curate_source finished with state {state} in {time.monotonic() - t1:.1f} s", file=sys.stderr)
-    _print_report(truth)
+    log_path = (args.log or home / "demo" / "airflow.log").resolve()
+    conf = {"source": str(site_dir), "site": args.site, "exclude": ["ground_truth.json"]}
+    print(f"demo: running curate_source under Airflow's dag.test(); its full log: {log_path}", file=sys.stderr)
+    state = run_quietly("curate_source", conf, log_path, verbose=args.verbose, report=lambda: _print_report(truth))
     return 0 if state.endswith("success") else 1
+
+
+@contextmanager
+def airflow_output(log_path: Path, verbose: bool = False) -> Iterator[tuple[TextIO, TextIO]]:
+    """Send everything written to stdout and stderr during the block (Airflow's task logs through
+    structlog and logging, warnings, child processes) to `log_path`, at the file-descriptor level
+    so nothing escapes; yield (stdout, stderr) streams to the terminal for what the user reads.
+    `verbose`: no capture, everything on the terminal as it comes."""
+    if verbose:
+        yield sys.stdout, sys.stderr
+        return
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    out = os.fdopen(os.dup(saved_out), "w", buffering=1)
+    err = os.fdopen(os.dup(saved_err), "w", buffering=1)
+    try:
+        with open(log_path, "wb") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                yield out, err
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved_out, 1)
+                os.dup2(saved_err, 2)
+    finally:
+        for stream in (out, err):
+            stream.close()
+        os.close(saved_out)
+        os.close(saved_err)
+
+
+def run_quietly(dag_id: str, conf: dict[str, Any], log_path: Path, verbose: bool = False,
+                report: Callable[[], None] | None = None) -> str:
+    """`dag.test()` of `dags/<dag_id>.py` with Airflow's output in `log_path` and one line per stage
+    (counts and seconds) on the terminal, then `report()` (its prints reach the terminal; the log
+    lines Airflow's logging set-up still emits meanwhile go to the file). Returns the final state."""
+    with airflow_output(log_path, verbose) as (out, err):
+        from plugins.stage_progress import StageProgress
+
+        dag = _load_dag(dag_id)
+        order = [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else list(dag.task_ids)
+
+        tty = err.isatty()
+
+        def number(tally) -> int:  # noqa: ANN001 - plugins.stage_progress.StageTally
+            return order.index(tally.task_id) + 1 if tally.task_id in order else 0
+
+        def progress(tally) -> None:  # noqa: ANN001
+            line = describe_stage(tally.task_id, tally.states, tally.results, tally.seconds, number(tally), len(order))
+            print(("\r\033[K" if tty else "") + line, file=err, flush=True)
+
+        def ticker(tally) -> None:  # noqa: ANN001
+            """On a terminal only: the stage in progress, rewritten in place (no extra lines)."""
+            if tty:
+                print(f"\r\033[K  [{number(tally)}/{len(order)}] {tally.task_id:<14} {len(tally.states)} tasks done "
+                      f"({tally.seconds:.0f} s) ...", end="", file=err, flush=True)
+
+        started = time.monotonic()
+        with StageProgress(progress, ticker).listening():
+            dagrun = dag.test(run_conf=conf)
+        state = str(getattr(dagrun, "state", "unknown"))
+        print(f"demo: {dag_id} finished with state {state} in {time.monotonic() - started:.1f} s; "
+              f"Airflow's log: {log_path}", file=err, flush=True)
+        if report is not None:
+            with redirect_stdout(out):
+                report()
+            out.flush()
+    return state
+
+
+def _counts(counter: Counter, order: Sequence[str] = ()) -> str:
+    keys = [k for k in order if counter.get(k)] + sorted(k for k in counter if k not in order)
+    return ", ".join(f"{counter[k]} {k}" for k in keys)
+
+
+def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int, Any], seconds: float,
+                   number: int = 0, total: int = 0) -> str:
+    """One progress line: the stage, what its tasks returned (counts only, no identifiers), the
+    task states when not all succeeded, and the wall time."""
+    values = [v for v in results.values() if v is not None]
+    dicts = [v for v in values if isinstance(v, dict)]
+    n = len(states)
+    if task_id == "ingest" and values and isinstance(values[0], list):
+        what = f"{len(values[0])} series to curate"
+    elif task_id == "deid":
+        quarantined = sum(int(v.get("quarantined") or 0) for v in dicts)
+        reused = sum(1 for v in dicts if v.get("reused"))
+        what = (f"{n} series: {_counts(Counter(v.get('status') for v in dicts), ('ok', 'skipped', 'failed'))}; "
+                f"{quarantined} instances quarantined" + (f"; {reused} results reused" if reused else ""))
+    elif task_id == "classify":
+        kinds = Counter(v.get("kind") or "unclassified" for v in dicts)
+        top = ", ".join(f"{k} {c}" for k, c in kinds.most_common(4))
+        what = f"{n} series into {len(kinds)} kinds ({top}{', ...' if len(kinds) > 4 else ''})"
+    elif task_id == "quality":
+        decisions = Counter(v.get("decision") or "not assessed" for v in dicts)
+        what = f"{n} series: {_counts(decisions, ('approve', 'review', 'exclude'))}"
+    elif task_id == "group_studies" and values and isinstance(values[0], list):
+        what = f"{len(values[0])} studies to register"
+    elif task_id == "register":
+        derived = sum(int(v.get("derived") or 0) for v in dicts)
+        what = f"{n} studies: {_counts(Counter(v.get('status') for v in dicts), ('ok', 'skipped'))}; {derived} derived series"
+    elif task_id == "summary" and dicts:
+        v = dicts[0]
+        what = (f"{v.get('series', 0)} series, {v.get('studies_registered', 0)} studies registered, "
+                f"{v.get('derived_series', 0)} derived series")
+    else:
+        what = f"{n} task{'s' if n != 1 else ''}"
+    bad = Counter(s for s in states.values() if s != "success")
+    if bad:
+        what += f" [tasks {_counts(bad)}]"
+    step = f"[{number}/{total}] " if number else ""
+    return f"  {step}{task_id:<14} {what} ({seconds:.1f} s)"
 
 
 def _print_stage_report(catalog, truth: dict) -> None:  # noqa: ANN001 - Catalog
     """Per-series stage outcomes against the synthetic ground truth: de-identification counts, the
     confusion of series kinds and the quality decisions (series named by catalog id, never UID)."""
-    from collections import Counter
-
     from sqlalchemy import select
 
     from curation.catalog import Series, StageResult
-    from curation.classify.report import confusion_from_results, format_decisions
+    from curation.classify.report import confusion_from_results
 
     by_uid = {t["series_instance_uid"]: t for t in truth.get("series", [])}
     with catalog.session() as s:
@@ -112,8 +234,32 @@ def _print_stage_report(catalog, truth: dict) -> None:  # noqa: ANN001 - Catalog
         print("\n== Series classification against the ground truth ==")
         print(confusion_from_results(results, truths))
     if decisions:
-        print("\n== Quality decisions ==")
-        print(format_decisions(decisions))
+        print("\n== Quality decisions (per kind; series not approved listed with the reason) ==")
+        print(format_quality_by_kind(decisions))
+
+
+def format_quality_by_kind(rows: Sequence[dict[str, Any]]) -> str:
+    """Approve / review / exclude counts per series kind, then one line per series that was not
+    approved (decision, kind, series, p(degraded), reason, ground truth when known): what a curator
+    acts on, without a line for every approved series. Rows as `format_decisions` takes them."""
+    from curation.classify.report import format_decisions
+
+    verdicts = ("approve", "review", "exclude")
+    per_kind: dict[str, Counter] = {}
+    for r in rows:
+        per_kind.setdefault(str(r.get("kind") or "?"), Counter())[r["decision"]["decision"]] += 1
+    lines = [f"  {'kind':<14}{'series':>7}" + "".join(f"{v:>9}" for v in verdicts)]
+    total: Counter = Counter()
+    for kind in sorted(per_kind):
+        c = per_kind[kind]
+        total.update(c)
+        lines.append(f"  {kind:<14}{sum(c.values()):>7}" + "".join(f"{c.get(v, 0):>9}" for v in verdicts))
+    lines.append(f"  {'all':<14}{sum(total.values()):>7}" + "".join(f"{total.get(v, 0):>9}" for v in verdicts))
+    flagged = [r for r in rows if r["decision"]["decision"] != "approve"]
+    if flagged:
+        lines.append("  not approved:")
+        lines += format_decisions(flagged).splitlines()[1:]
+    return "\n".join(lines)
 
 
 def _print_report(truth: dict) -> None:
@@ -141,8 +287,6 @@ def _print_report(truth: dict) -> None:
     print(f"  (ground truth: {len(truth.get('patients', []))} patients, {len(truth.get('series', []))} series, "
           f"{expected_q} files expected in ingest quarantine)")
     if quarantine:
-        from collections import Counter
-
         by_stage = Counter(q[0] for q in quarantine)
         print(f"\n== Quarantine (stage, file: reason) == {dict(by_stage)}")
         for stage, f, sha, code, reason in quarantine:
