@@ -141,3 +141,38 @@ def test_curate_deid_folder_run_deidentifies_images_and_volumes(tmp_path):
         assert rel.startswith(("images/", "volumes/")) and not [i for i in fc.IDENTIFIERS if i in rel]
         data = p.read_bytes()
         assert_no_identifier(gzip.decompress(data) if p.name.endswith(".gz") else data)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "P", "RGBA", "LA", "1", "CMYK"])
+def test_every_pillow_mode_becomes_grey_or_rgb_pixels_only(mode):
+    base = fc.radiograph()[:64, :80]
+    im = {"I;16": lambda: Image.fromarray(base.astype(np.uint16) * 200),
+          "P": lambda: Image.fromarray(np.dstack([base] * 3)).convert("P"),
+          "RGBA": lambda: Image.fromarray(np.dstack([base, base // 2, 255 - base, np.full_like(base, 9)]), "RGBA"),
+          "LA": lambda: Image.fromarray(np.dstack([base, np.full_like(base, 9)]), "LA"),
+          "1": lambda: Image.fromarray(base > 60),
+          "CMYK": lambda: Image.fromarray(np.dstack([base] * 3)).convert("CMYK")}[mode]()
+    buf = io.BytesIO()
+    im.save(buf, "JPEG" if mode == "CMYK" else "PNG", **({} if mode == "CMYK" else {"pnginfo": _named()}))
+    r = deidentify_raster(buf.getvalue())
+    assert r.status == "written", r.reason
+    out = cv2.imdecode(np.frombuffer(r.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert out.shape[:2] == base.shape and out.ndim in (2, 3) and (out.ndim == 2 or out.shape[2] == 3)
+    assert out.dtype == (np.uint16 if mode == "I;16" else np.uint8)
+    assert_no_identifier(r.data)
+
+
+def _named():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Patient", f"{fc.SURNAME} {fc.GIVEN} {fc.MRN}")
+    return info
+
+
+def test_animated_png_is_quarantined():
+    buf = io.BytesIO()
+    a = fc.radiograph()[:64, :80]
+    Image.fromarray(a).save(buf, "PNG", save_all=True, append_images=[Image.fromarray(255 - a)])
+    r = deidentify_raster(buf.getvalue())
+    assert r.status == "quarantined" and r.data is None
