@@ -187,7 +187,8 @@ def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int
         what = f"{len(values[0])} studies to register"
     elif task_id == "register":
         derived = sum(int(v.get("derived") or 0) for v in dicts)
-        what = f"{n} studies: {_counts(Counter(v.get('status') for v in dicts), ('ok', 'skipped'))}; {derived} derived series"
+        statuses = _counts(Counter(v.get("status") for v in dicts), ("ok", "skipped"))
+        what = f"{n} studies: {statuses}; {derived} derived series"
     elif task_id == "summary" and dicts:
         v = dicts[0]
         what = (f"{v.get('series', 0)} series, {v.get('studies_registered', 0)} studies registered, "
@@ -241,9 +242,8 @@ def _print_stage_report(catalog, truth: dict) -> None:  # noqa: ANN001 - Catalog
 def format_quality_by_kind(rows: Sequence[dict[str, Any]]) -> str:
     """Approve / review / exclude counts per series kind, then one line per series that was not
     approved (decision, kind, series, p(degraded), reason, ground truth when known): what a curator
-    acts on, without a line for every approved series. Rows as `format_decisions` takes them."""
-    from curation.classify.report import format_decisions
-
+    acts on, without a line for every approved series. Rows: {"series", "kind", "decision": the
+    quality decision dict, optional "truth": the synthetic site's planted defect}."""
     verdicts = ("approve", "review", "exclude")
     per_kind: dict[str, Counter] = {}
     for r in rows:
@@ -255,10 +255,17 @@ def format_quality_by_kind(rows: Sequence[dict[str, Any]]) -> str:
         total.update(c)
         lines.append(f"  {kind:<14}{sum(c.values()):>7}" + "".join(f"{c.get(v, 0):>9}" for v in verdicts))
     lines.append(f"  {'all':<14}{sum(total.values()):>7}" + "".join(f"{total.get(v, 0):>9}" for v in verdicts))
-    flagged = [r for r in rows if r["decision"]["decision"] != "approve"]
+    flagged = sorted((r for r in rows if r["decision"]["decision"] != "approve"),
+                     key=lambda r: (r["decision"]["decision"] != "review", str(r.get("kind")), str(r.get("series"))))
     if flagged:
-        lines.append("  not approved:")
-        lines += format_decisions(flagged).splitlines()[1:]
+        lines.append("  not approved (decision, series, kind, p(degraded), reason [planted defect]):")
+    for r in flagged:
+        d, truth = r["decision"], r.get("truth")
+        p = d.get("p_degraded")
+        defect = " ".join(str(truth.get(k) or "") for k in ("type", "severity")).strip() if truth else ""
+        planted = "" if truth is None else f" [truth: {defect or 'clean'}]"
+        lines.append(f"  {d['decision']:<7} {str(r.get('series')):<11} {str(r.get('kind')):<12} "
+                     f"{f'{p:.2f}' if isinstance(p, float) else '-':>4}  {d.get('reason', '')}{planted}")
     return "\n".join(lines)
 
 

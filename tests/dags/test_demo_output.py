@@ -74,4 +74,5 @@ def test_progress_line_counts_without_identifiers():
 
     results = {i: {"series_id": i, "status": "ok", "quarantined": i % 2, "reused": i == 0} for i in range(4)}
     line = describe_stage("deid", {i: "success" for i in range(4)} | {4: "failed"}, results, 12.34, 2, 7)
-    assert line == "  [2/7] deid           5 series: 4 ok; 2 instances quarantined; 1 results reused [tasks 1 failed] (12.3 s)"
+    assert line == ("  [2/7] deid           5 series: 4 ok; 2 instances quarantined; 1 results reused "
+                    "[tasks 1 failed] (12.3 s)")
