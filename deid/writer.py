@@ -104,7 +104,7 @@ def write_le(fp: DicomBytesIO, ds: Dataset, implicit: bool, encodings: Any, flag
     curve and overlay elements written (any depth) are appended to ``flagged``."""
     pack = struct.pack
     write = fp.write
-    charset = getattr(ds, "_character_set", None) or encodings
+    charset = None  # resolved when first needed: pydicom's _character_set reads the dataset
     d = ds._dict
     for key in sorted(d, key=int):  # key=int: BaseTag's own comparisons are Python calls
         elem = d[key]
@@ -141,10 +141,14 @@ def write_le(fp: DicomBytesIO, ds: Dataset, implicit: bool, encodings: Any, flag
                 write(pack("<HHI", g, tag & 0xFFFF, 0xFFFFFFFF))
             else:
                 write(pack("<HH2sHI", g, tag & 0xFFFF, b"SQ", 0, 0xFFFFFFFF))
+            if charset is None:
+                charset = getattr(ds, "_character_set", None) or encodings
             for i, item in enumerate(elem.value):
                 write(_ITEM)
                 write_le(fp, item, implicit, charset, flagged, f"{path}({g:04X},{tag & 0xFFFF:04X})[{i}].")
                 write(_ITEM_END)
             write(_SEQ_END)
             continue
+        if charset is None:
+            charset = getattr(ds, "_character_set", None) or encodings
         write_data_element(fp, elem, charset)
