@@ -4,6 +4,11 @@ The classifier gives p(degraded); thresholds in include/quality/thresholds.yaml 
 decision; hard limits on single metrics can only make a decision stricter. The reason names the
 metric furthest on its bad side from the clean reference of the same kind (robust z-score), so a
 curator reading "snr_dietrich 6.1 is 7.4 robust SD below clean T2W (median 37.9)" knows what to look at.
+
+Kinds without a learned model (CT, CR, DX, US) are decided by rules: `limits_by_kind` in the thresholds
+file gives, per kind, one bound per defect-specific metric (review beyond it, exclude beyond
+`exclude_min`/`exclude_max`) and the defect it points to, e.g. "ct_streak_index 35.2 > 10.9: streaks
+(metal)". The bounds are set on training seeds by `python -m curation.quality.calibration calibrate`.
 """
 from __future__ import annotations
 
@@ -87,15 +92,22 @@ def worst_metric(metrics: Mapping[str, float], kind: str, reference: Mapping[str
 
 
 def _limits(metrics: Mapping[str, float], limits: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(action, reason) per bound crossed: `min`/`max` give `action` (default review), `exclude_min` /
+    `exclude_max` (reached or passed) exclude; `why` names the defect in the reason."""
     hits = []
     for name, lim in (limits or {}).items():
         v = metrics.get(name)
         if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
             continue
-        if "min" in lim and v < lim["min"]:
-            hits.append((lim.get("action", "review"), f"{name} {v:.4g} < limit {lim['min']}"))
-        if "max" in lim and v > lim["max"]:
-            hits.append((lim.get("action", "review"), f"{name} {v:.4g} > limit {lim['max']}"))
+        why = f": {lim['why']}" if lim.get("why") else ""
+        if "exclude_min" in lim and v <= lim["exclude_min"]:
+            hits.append(("exclude", f"{name} {v:.4g} <= exclusion limit {lim['exclude_min']}{why}"))
+        elif "min" in lim and v < lim["min"]:
+            hits.append((lim.get("action", "review"), f"{name} {v:.4g} < limit {lim['min']}{why}"))
+        if "exclude_max" in lim and v >= lim["exclude_max"]:
+            hits.append(("exclude", f"{name} {v:.4g} >= exclusion limit {lim['exclude_max']}{why}"))
+        elif "max" in lim and v > lim["max"]:
+            hits.append((lim.get("action", "review"), f"{name} {v:.4g} > limit {lim['max']}{why}"))
     return hits
 
 
@@ -126,8 +138,11 @@ def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | 
             reasons.append(w[2])
     else:
         decision = cfg.get("without_model", "approve")
-        reasons.append(f"no learned model for {kind}: limits only")
+        by_kind = (cfg.get("limits_by_kind") or {}).get(kind)
+        reasons.append(f"rules for {kind} (no learned model)" if by_kind else f"no learned model for {kind}: limits only")
     hits = _limits(metrics, cfg.get("limits", {}))
+    if not covered:  # a learned model's kinds keep their own decision (and limits above)
+        hits += _limits(metrics, (cfg.get("limits_by_kind") or {}).get(kind, {}))
     out["limits_hit"] = [h[1] for h in hits]
     for action, text in hits:
         reasons.append(text)

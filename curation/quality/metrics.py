@@ -3,8 +3,10 @@
 - structural brain MR (T1W, T2W, FLAIR, PDW, SWI): MRIQC's anatomical set + artifact measures;
 - other MR (DWI, ADC, DCE, OTHER_MR): foreground-based SNR, Dietrich SNR, EFC, FBER, QI1 with MRIQC's
   functions (the foreground standing in for the tissues), plus temporal metrics when 4D;
-- CT: Christianson's global noise level;
-- CR, DX, MG, US, SC: exposure/saturation/SNR proxies;
+- CT: Christianson's global noise level, noise in air, CNR, streak and ring indices, truncation;
+- CR, DX, MG, US, SC: exposure/saturation/SNR proxies; radiographs (CR, DX, MG) also exposure level,
+  clipping and collimation cut in the collimated field, grid lines and sharpness; US saturation,
+  dropout and reverberation in the fan;
 - localizers: not scored (NaN with that reason).
 Every metric the issue lists is present in every result, NaN with a reason where it does not apply.
 """
@@ -17,14 +19,16 @@ from typing import Any
 import numpy as np
 
 from curation.quality.anatomical import anatomical_metrics
-from curation.quality.ct import global_noise_level
+from curation.quality.ct import ct_artifact_metrics, global_noise_level
 from curation.quality.masks import compute_masks
-from curation.quality.radiography import projection_metrics
+from curation.quality.radiography import projection_metrics, radiograph_metrics
 from curation.quality.results import MetricSet
 from curation.quality.temporal import temporal_metrics
+from curation.quality.ultrasound import ultrasound_metrics
 
 STRUCTURAL = ("T1W", "T2W", "FLAIR", "PDW", "SWI")
 PROJECTION = ("CR", "DX", "MG", "US", "SC")
+RADIOGRAPH = ("CR", "DX", "MG")
 #: The metric names every result carries (lower case, MRIQC's where MRIQC has one).
 CORE_METRICS = ("snr", "snr_dietrich", "cnr", "cjv", "efc", "fber", "wm2max", "qi1", "var", "fwhm_avg",
                 "inu_range", "gsr")
@@ -107,6 +111,7 @@ def compute_metrics(
     elif kind == "CT":
         why = None
         ms.update(global_noise_level(volume, sp, kernel_mm=float(cfg.get("ct_kernel_mm", 6.0))))
+        ms.update(ct_artifact_metrics(volume, sp))
     elif kind in PROJECTION:
         why = None
         img = image2d if image2d is not None else (volume[volume.shape[0] // 2] if volume is not None else None)
@@ -114,6 +119,10 @@ def compute_metrics(
             why = "no pixel data"
         else:
             ms.update(projection_metrics(img, bits_stored, exposure_index, target_exposure_index))
+            if kind in RADIOGRAPH:
+                ms.update(radiograph_metrics(img, bits_stored))
+            elif kind == "US":
+                ms.update(ultrasound_metrics(img, bits_stored))
     else:
         why = f"no quality metrics defined for kind {kind}"
     for n in CORE_METRICS:

@@ -87,3 +87,116 @@ def projection_metrics(image: np.ndarray, bits_stored: int | None = None, exposu
         ms.nan("exposure_index", "ExposureIndex not recorded by the modality")
         ms.nan("deviation_index", "ExposureIndex not recorded by the modality")
     return ms
+
+
+# -- Projection radiographs (CR, DX, MG): exposure, collimation, grid lines, sharpness (issue 11, 7) ----
+#: A shutter (collimator blade) column or row: its 5th percentile at least this fraction of the range
+#: (the unexposed detector behind a blade is near white in MONOCHROME2 display).
+SHUTTER_LEVEL = 0.8
+#: Anatomy: the median-filtered display this far above the direct-exposure (air) level, as a fraction.
+ANATOMY_ABOVE_AIR = 0.05
+#: Grid-line search band (cycles per pixel): periods of 2-5.5 pixels, above the anatomy's rib harmonics.
+GRID_BAND = (0.18, 0.5)
+
+
+def collimated_field(display: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """The exposed field of a MONOCHROME2 display image (fraction 0..1): the image less the blade
+    shadows found from each side (whole columns / rows near white), and the blade widths (pixels)."""
+    f = np.asarray(display, dtype=np.float32)
+    rows, cols = f.shape
+    col_p5 = np.percentile(f, 5, axis=0)
+    row_p5 = np.percentile(f, 5, axis=1)
+
+    def run(p: np.ndarray) -> int:
+        bad = p >= SHUTTER_LEVEL
+        return int(np.argmin(bad)) if not bad.all() else len(p)
+
+    blades = {"left": run(col_p5), "right": run(col_p5[::-1]), "top": run(row_p5), "bottom": run(row_p5[::-1])}
+    field = np.zeros(f.shape, bool)
+    field[blades["top"]: rows - blades["bottom"], blades["left"]: cols - blades["right"]] = True
+    if not field.any():
+        field[:] = True
+    return field, blades
+
+
+def _band_peak_db(profile: np.ndarray) -> float:
+    """Spectral peak over the median power in GRID_BAND of a detrended 1D profile (dB)."""
+    p = profile - profile.mean()
+    if p.size < 16:
+        return math.nan
+    spec = np.abs(np.fft.rfft(p * np.hanning(p.size))) ** 2
+    freq = np.fft.rfftfreq(p.size)
+    band = (freq >= GRID_BAND[0]) & (freq <= GRID_BAND[1])
+    if band.sum() < 5:
+        return math.nan
+    med = float(np.median(spec[band]))
+    return float(10.0 * math.log10(float(spec[band].max()) / med)) if med > 0 else math.nan
+
+
+def radiograph_metrics(image: np.ndarray, bits_stored: int | None = None) -> MetricSet:
+    """Measures of a projection radiograph in MONOCHROME2 display values (attenuating = bright):
+
+    - xr_median_level / xr_p95_level: median / 95th percentile of the anatomy in the collimated field,
+      as a fraction of the stored range (exposure from the pixels when no exposure index is recorded:
+      under-exposure lifts them, over-exposure lowers them);
+    - xr_clipped: fraction of the collimated field's pixels at either end of the range (burnt-out
+      lungs, a saturated detector);
+    - xr_collimation_cut: fraction of the collimated field's edge where anatomy touches it (a blade
+      cutting into the body; the field's edge is the image's frame when there are no blades);
+    - xr_grid_db: the strongest periodic line pattern (grid lines): spectral peak over the median
+      power, in dB, of the high-pass image averaged along rows or along columns, periods 2-5.5 px;
+    - xr_sharpness: how steep the strongest edges are for their scale: the mean of the top 1 % of a
+      directional derivative after a 1-pixel Gaussian over the same after a 3-pixel Gaussian (a step
+      edge gives 3, an edge already wider than 3 pixels about 1), geometric mean over four directions;
+      free of contrast and exposure, it falls with blur (motion) in any direction.
+    """
+    ms = MetricSet()
+    img = np.asarray(image, dtype=np.float32)
+    names = ("xr_median_level", "xr_p95_level", "xr_clipped", "xr_collimation_cut", "xr_grid_db", "xr_sharpness")
+    if img.ndim != 2 or min(img.shape) < 32:
+        for n in names:
+            ms.nan(n, f"expected one 2D image of at least 32 x 32, got shape {img.shape}")
+        return ms
+    top = float((1 << bits_stored) - 1) if bits_stored else float(max(img.max(), 1.0))
+    f = img / top
+    field, blades = collimated_field(f)
+    ms.masks.update({"collimated_field": int(field.sum())})
+    ms.notes["blades_px"] = blades
+    sm = cv2.medianBlur(np.clip(f, 0, 1), 5)
+    air = float(np.percentile(sm[field], 1))
+    anatomy = field & (sm > air + ANATOMY_ABOVE_AIR)
+    if anatomy.sum() < 100:
+        anatomy = field
+    vals = f[anatomy]
+    ms.set("xr_median_level", float(np.median(vals)))
+    ms.set("xr_p95_level", float(np.percentile(vals, 95)))
+    ms.set("xr_clipped", float(((img[field] >= top) | (img[field] <= 0)).mean()))
+    edge = field & ~cv2.erode(field.view(np.uint8), np.ones((3, 3), np.uint8), borderValue=0).view(bool)
+    ms.set("xr_collimation_cut", float(anatomy[edge].mean()) if edge.any() else math.nan, "no field edge")
+    # grid lines: high-pass inside the field's box, averaged along each axis
+    box = np.ix_(np.flatnonzero(field.any(axis=1)), np.flatnonzero(field.any(axis=0)))
+    hp = (f - cv2.GaussianBlur(f, (0, 0), 2.0))[box]
+    peaks = [_band_peak_db(hp.mean(axis=0)), _band_peak_db(hp.mean(axis=1))]
+    peaks = [p for p in peaks if math.isfinite(p)]
+    ms.set("xr_grid_db", max(peaks) if peaks else math.nan, "field too small for a spectrum")
+    # sharpness: directional derivatives at two scales, away from the field's edge
+    inner = cv2.erode(field.view(np.uint8), np.ones((11, 11), np.uint8), borderValue=0).view(bool)
+    if inner.sum() > 1000:
+        grads = []
+        for sigma in (1.0, 3.0):
+            g = cv2.GaussianBlur(f, (0, 0), sigma)
+            grads.append((cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)[inner], cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)[inner]))
+        ratios = []
+        for a in (0.0, 45.0, 90.0, 135.0):
+            c, s = math.cos(math.radians(a)), math.sin(math.radians(a))
+            top = []
+            for gx, gy in grads:
+                d = np.abs(c * gx + s * gy)
+                k = max(10, d.size // 100)
+                top.append(float(np.partition(d, d.size - k)[-k:].mean()))
+            if top[1] > 0:
+                ratios.append(top[0] / top[1])
+        ms.set("xr_sharpness", float(np.exp(np.mean(np.log(ratios)))) if ratios else math.nan, "no edges")
+    else:
+        ms.nan("xr_sharpness", "collimated field too small")
+    return ms

@@ -35,7 +35,10 @@ def _projection_image(files: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         if frames > 1:
             arr = arr[frames // 2]
-        info = {"bits_stored": int(ds.get("BitsStored", 8)), "exposure_index": ds.get("ExposureIndex"),
+        bits = int(ds.get("BitsStored", 8))
+        if ds.get("PhotometricInterpretation") == "MONOCHROME1":  # measured as displayed: bright = attenuating
+            arr = ((1 << bits) - 1) - arr.astype(np.int32)
+        info = {"bits_stored": bits, "exposure_index": ds.get("ExposureIndex"),
                 "target_exposure_index": ds.get("TargetExposureIndex")}
         for k in ("exposure_index", "target_exposure_index"):
             info[k] = float(info[k]) if info[k] not in (None, "") else None

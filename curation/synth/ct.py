@@ -1,10 +1,15 @@
 """CT studies of the synthetic site: head (phantom HU) and chest (chest phantom) with and without
-contrast, HU through RescaleSlope/Intercept with signed or unsigned pixels, and a chest topogram."""
+contrast, HU through RescaleSlope/Intercept with signed or unsigned pixels, and a chest topogram.
+
+A series may carry one graded defect (`curation.synth.degrade.CT_DEFECTS`): low mAs (more quantum
+noise, and the lower tube current in the header), metal streaks, rings, or a field of view that cuts
+the body (truncation); the builder records it in the series' ground truth."""
 from __future__ import annotations
 
 import numpy as np
 from pydicom.dataset import Dataset
 
+from curation.synth import degrade as dg
 from curation.synth.chest import ChestTissue, Nodule, chest_hu, chest_labels_at, nodule_box, projection, radiograph
 from curation.synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
 from curation.synth.geometry import SliceGeometry, centred_stack
@@ -19,6 +24,12 @@ CONTRAST_AGENT = {"siemens": "Ultravist 370", "ge": "Omnipaque 350", "philips": 
 KERNELS = {"siemens": ("H30s", "B31f"), "ge": ("STANDARD", "LUNG"), "philips": ("UB", "B")}
 #: How each vendor stores HU: (signed pixels, RescaleIntercept).
 PIXEL_STYLE = {"siemens": (False, -1024.0), "ge": (True, -1024.0), "philips": (True, 0.0)}
+#: Quantum noise (HU) of the routine protocol, by body part (head scans use a higher dose per area).
+ROUTINE_NOISE_HU = {"HEAD": 5.0, "CHEST": 10.0}
+#: Largest in-plane extent of the body (mm, before the patient's head scale): head front to back with
+#: the nose, chest left to right (`phantom.head_labels_at`, `chest.chest_labels_at`).
+BODY_EXTENT_MM = {"HEAD": 200.0, "CHEST": 320.0}
+ROUTINE_MA, ROUTINE_MS = 250, 500
 
 
 def hu_to_stored(hu: np.ndarray, signed: bool, intercept: float) -> np.ndarray:
@@ -48,7 +59,7 @@ class CTStudyBuilder:
         return s
 
     def _ct_fields(self, ds: Dataset, geom: SliceGeometry, k: int, contrast: bool, kernel: str,
-                   signed: bool, intercept: float, window: tuple[int, int]) -> None:
+                   signed: bool, intercept: float, window: tuple[int, int], mas_fraction: float = 1.0) -> None:
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.ScanOptions = "HELICAL MODE"
         ds.SliceThickness = f"{geom.slice_thickness:g}"
@@ -58,9 +69,9 @@ class CTStudyBuilder:
         ds.GantryDetectorTilt = "0"
         ds.TableHeight = "140"
         ds.RotationDirection = "CW"
-        ds.XRayTubeCurrent = 250
-        ds.ExposureTime = 500
-        ds.Exposure = 125
+        ds.XRayTubeCurrent = int(round(ROUTINE_MA * mas_fraction))
+        ds.ExposureTime = ROUTINE_MS
+        ds.Exposure = int(round(ROUTINE_MA * ROUTINE_MS / 1000 * mas_fraction))
         ds.ConvolutionKernel = kernel
         ds.PatientPosition = "HFS"
         ds.ImagePositionPatient = geom.position(k)
@@ -82,51 +93,96 @@ class CTStudyBuilder:
             ds.ContrastBolusStartTime = self.study.time
 
     def _write_volume(self, sctx: SeriesCtx, rec: dict, geom: SliceGeometry, hu: np.ndarray, contrast: bool,
-                      kernel: str, window: tuple[int, int], ts: str) -> None:
+                      kernel: str, window: tuple[int, int], ts: str, mas_fraction: float = 1.0) -> None:
         signed, intercept = PIXEL_STYLE[self.vendor]
         stored = hu_to_stored(hu, signed, intercept)
         rec["pixel_representation"] = 1 if signed else 0
         rec["rescale_intercept"] = intercept
         for k in range(geom.n_slices):
             ds = base_dataset(sctx, CT_IMAGE_STORAGE, k + 1, seconds_into_series=k * 0.3)
-            self._ct_fields(ds, geom, k, contrast, kernel, signed, intercept, window)
+            self._ct_fields(ds, geom, k, contrast, kernel, signed, intercept, window, mas_fraction)
             set_pixels(ds, stored[k], bits_stored=16 if signed else 12)
             self.w.write_instance(ds, sctx, rec, k + 1, ts, keep=(k == geom.n_slices // 2))
 
+    # -- defects ------------------------------------------------------------------------------------
+    def _truncated(self, body_part: str, severity: int, coverage: float, gap_fraction: float,
+                   centre: tuple[float, float, float]) -> SliceGeometry:
+        """The same stack reconstructed on a field of view that cuts the body (off-centre a little)."""
+        scale = self.study.patient.head_scale if body_part == "HEAD" else 1.0
+        fov = dg.CT_TRUNCATION_FOV[severity] * BODY_EXTENT_MM[body_part] * scale
+        shift = float(rng_for(*self.key, "truncation", body_part).uniform(-0.04, 0.04)) * fov
+        return centred_stack("axial", self.matrix, fov, self.slices, coverage, gap_fraction=gap_fraction,
+                             centre=(centre[0] + shift, centre[1], centre[2]))
+
+    def _defect(self, hu: np.ndarray, defect: tuple[str, int] | None, body_part: str, part: str,
+                rec: dict) -> tuple[np.ndarray, float]:
+        """Apply the planned defect to the HU volume (truncation is in the geometry already); record it.
+        Returns the volume and the mAs fraction for the header."""
+        if defect is None:
+            return hu, 1.0
+        kind, severity = defect
+        rng = rng_for(*self.key, "defect", part)
+        params: dict = {}
+        mas = 1.0
+        if kind == "low_mas":
+            hu, params = dg.ct_low_mas(hu, severity, rng, ROUTINE_NOISE_HU[body_part])
+            mas = params["mas_fraction"]
+        elif kind == "streaks":
+            hu, params = dg.ct_streaks(hu, severity, rng)
+        elif kind == "rings":
+            hu, params = dg.ct_rings(hu, severity, rng)
+        elif kind == "truncation":
+            params = {"fov_fraction_of_body": dg.CT_TRUNCATION_FOV[severity]}
+        else:
+            raise ValueError(f"unknown CT defect {kind!r}")
+        rec["degradation"] = {"type": kind, "severity": severity, **params}
+        return hu, mas
+
     # -- head ---------------------------------------------------------------------------------------
-    def head(self, phases: tuple[bool, ...]) -> None:
+    def head(self, phases: tuple[bool, ...], defect: tuple[str, int] | None = None) -> None:
+        """The head phases; `defect` (type, severity) goes to the first phase."""
         geom = centred_stack("axial", self.matrix, 250.0, self.slices, 150.0, gap_fraction=0.0, centre=(0.0, 0.0, 4.0))
         labels = head_labels_at(geom.points() / self.study.patient.head_scale)
         for i, contrast in enumerate(phases):
             rng = rng_for(*self.key, "head", i)
-            hu = ct_hu(labels)
+            d = defect if i == 0 else None
+            g, lab = geom, labels
+            if d is not None and d[0] == "truncation":
+                g = self._truncated("HEAD", d[1], 150.0, 0.0, (0.0, 0.0, 4.0))
+                lab = head_labels_at(g.points() / self.study.patient.head_scale)
+            hu = ct_hu(lab)
             if contrast:  # blood-brain barrier breakdown in the lesion, vascular scalp, a little grey matter
-                hu = hu + np.select([labels == Tissue.LESION, labels == Tissue.SCALP, labels == Tissue.GM],
+                hu = hu + np.select([lab == Tissue.LESION, lab == Tissue.SCALP, lab == Tissue.GM],
                                     [45.0, 25.0, 6.0], 0.0)
-            hu = hu + rng.normal(0.0, 5.0, hu.shape)
+            hu = hu + rng.normal(0.0, ROUTINE_NOISE_HU["HEAD"], hu.shape)
             desc = {"siemens": "Head 5.0 H30s", "ge": "HEAD STD", "philips": "Brain 5mm"}[self.vendor]
             if contrast:
                 desc += {"siemens": " KM", "ge": " +C", "philips": " CE"}[self.vendor]
             sctx = self._series(2 + i, desc, 2 + 3 * i, "HEAD", ".dcm" if i == 0 else "")
             rec = self.w.new_series(sctx, "CT", plane="axial", dimensions="3D", contrast=contrast, derived=False,
                                     transfer_syntax=self.ts)
-            self._write_volume(sctx, rec, geom, hu, contrast, KERNELS[self.vendor][0], (40, 80), self.ts)
-            for k, box in lesion_boxes(labels):
+            hu, mas = self._defect(hu, d, "HEAD", "head", rec)
+            self._write_volume(sctx, rec, g, hu, contrast, KERNELS[self.vendor][0], (40, 80), self.ts, mas)
+            for k, box in lesion_boxes(lab):
                 rec["lesions"].append({"label": "lesion", "file": rec["files"][k], "box": box})
 
     # -- chest --------------------------------------------------------------------------------------
-    def chest(self, contrast: bool, nodule: Nodule | None, topogram_ts: str) -> None:
+    def chest(self, contrast: bool, nodule: Nodule | None, topogram_ts: str,
+              defect: tuple[str, int] | None = None) -> None:
         self._topogram(nodule, topogram_ts)
         geom = centred_stack("axial", self.matrix, 380.0, self.slices, 300.0, gap_fraction=0.5, centre=(0.0, 0.0, 0.0))
+        if defect is not None and defect[0] == "truncation":
+            geom = self._truncated("CHEST", defect[1], 300.0, 0.5, (0.0, 0.0, 0.0))
         labels = chest_labels_at(geom.points(), nodule)
-        hu = chest_hu(labels, contrast) + rng_for(*self.key, "chest").normal(0.0, 10.0, labels.shape)
+        hu = chest_hu(labels, contrast) + rng_for(*self.key, "chest").normal(0.0, ROUTINE_NOISE_HU["CHEST"], labels.shape)
         desc = {"siemens": "Thorax 5.0 B31f", "ge": "CHEST STD", "philips": "Chest 5mm"}[self.vendor]
         if contrast:
             desc += {"siemens": " KM", "ge": " +C", "philips": " CE"}[self.vendor]
         sctx = self._series(2, desc, 3, "CHEST", "")
         rec = self.w.new_series(sctx, "CT", plane="axial", dimensions="3D", contrast=contrast, derived=False,
                                 transfer_syntax=self.ts)
-        self._write_volume(sctx, rec, geom, hu, contrast, KERNELS[self.vendor][1], (-600, 1500), self.ts)
+        hu, mas = self._defect(hu, defect, "CHEST", "chest", rec)
+        self._write_volume(sctx, rec, geom, hu, contrast, KERNELS[self.vendor][1], (-600, 1500), self.ts, mas)
         for k in range(labels.shape[0]):
             rr, cc = np.nonzero(labels[k] == ChestTissue.NODULE)
             if rr.size:

@@ -13,6 +13,8 @@ EFC rises.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
 
@@ -132,3 +134,212 @@ def degrade(volume: np.ndarray, kind: str | None, severity: int, rng: np.random.
         return np.asarray(volume, dtype=np.float64).copy()
     fn = DEGRADATIONS[kind]
     return fn(volume, severity, rng, **kw) if kw else fn(volume, severity, rng)
+
+
+# -- Defects of the other modalities (issue 11, point 7) ------------------------------------------------
+# Each acts on the modality's own quantity (CT: Hounsfield units; projection radiographs: the display
+# fraction 0..1 before quantum noise; ultrasound: echo amplitude before log-compression clipping) and
+# grades 1..5. The synthetic site records {"type", "severity", ...parameters} in the series' ground truth.
+
+CT_DEFECTS = ("low_mas", "streaks", "rings", "truncation")
+XR_DEFECTS = ("underexposure", "overexposure", "collimation", "grid_lines", "motion_blur")
+US_DEFECTS = ("gain_saturation", "dropout", "reverberation")
+
+#: Tube-current-time product as a fraction of the routine protocol's. Quantum noise in HU scales as
+#: 1/sqrt(mAs): a quarter of the dose doubles the noise.
+CT_MAS_FRACTION = {1: 0.4, 2: 0.16, 3: 0.08, 4: 0.04, 5: 0.02}
+#: Peak amplitude (HU) of the streaks radiating from metal (beam hardening and photon starvation).
+CT_STREAK_HU = {1: 40.0, 2: 90.0, 3: 160.0, 4: 280.0, 5: 450.0}
+#: Peak amplitude (HU) and number of the rings of miscalibrated detector channels.
+CT_RING_HU = {1: 12.0, 2: 25.0, 3: 45.0, 4: 80.0, 5: 130.0}
+CT_RING_COUNT = {1: 2, 2: 3, 3: 4, 4: 5, 5: 6}
+#: Reconstructed field of view as a fraction of the body's largest in-plane extent (< 1: the body is cut).
+CT_TRUNCATION_FOV = {1: 0.96, 2: 0.88, 3: 0.8, 4: 0.72, 5: 0.62}
+#: Relative detector dose of an under- / over-exposed radiograph (1 = the target exposure).
+XR_UNDER_DOSE = {1: 0.6, 2: 0.35, 3: 0.2, 4: 0.1, 5: 0.05}
+XR_OVER_DOSE = {1: 1.7, 2: 3.0, 3: 5.0, 4: 9.0, 5: 16.0}
+#: Display shift per halving of the dose (fraction of the range; the film-like curve has no auto-ranging).
+XR_SHIFT_PER_STOP = 0.12
+#: Fraction of the body's width the collimator blades cut into (from the side; top blade from 3 up).
+XR_COLLIMATION_CUT = {1: 0.04, 2: 0.1, 3: 0.16, 4: 0.22, 5: 0.3}
+#: Amplitude (fraction of the display range) of the stationary-grid line pattern.
+XR_GRID_AMPLITUDE = {1: 0.006, 2: 0.012, 3: 0.02, 4: 0.035, 5: 0.06}
+#: Patient motion during the exposure (mm, a straight path, craniocaudal within 25 degrees).
+XR_MOTION_MM = {1: 4.0, 2: 8.0, 3: 13.0, 4: 20.0, 5: 30.0}
+#: Receive gain (x the routine gain) before the 8-bit clip.
+US_GAIN = {1: 1.5, 2: 2.0, 3: 2.6, 4: 3.3, 5: 4.2}
+#: Echo left in an acoustic shadow (fraction) and the number of shadows.
+US_DROPOUT_LEFT = {1: 0.55, 2: 0.35, 3: 0.2, 4: 0.1, 5: 0.03}
+US_DROPOUT_COUNT = {1: 1, 2: 1, 3: 2, 4: 2, 5: 3}
+#: Echo amplitude (grey levels) of the first reverberation band (later ones decay).
+US_REVERB_AMPLITUDE = {1: 20.0, 2: 40.0, 3: 65.0, 4: 95.0, 5: 140.0}
+
+
+def _check_2d(image: np.ndarray, severity: int) -> np.ndarray:
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be 1..5, got {severity}")
+    return np.asarray(image, dtype=np.float64)
+
+
+def ct_low_mas(hu: np.ndarray, severity: int, rng: np.random.Generator, routine_noise_hu: float) -> tuple[np.ndarray, dict]:
+    """The image a scan at CT_MAS_FRACTION of the routine mAs gives: quantum noise of
+    routine_noise_hu / sqrt(fraction) in all, i.e. sqrt(1/f - 1) x routine noise added."""
+    v = _check(hu, severity)
+    f = CT_MAS_FRACTION[severity]
+    extra = routine_noise_hu * math.sqrt(1.0 / f - 1.0)
+    return v + rng.normal(0.0, extra, v.shape), {"mas_fraction": f,
+                                                 "noise_hu": round(routine_noise_hu / math.sqrt(f), 2)}
+
+
+def _line_distance(yy: np.ndarray, xx: np.ndarray, centre: tuple[float, float], angle: float) -> np.ndarray:
+    return np.abs(-(yy - centre[0]) * math.cos(angle) + (xx - centre[1]) * math.sin(angle))
+
+
+def ct_streaks(hu: np.ndarray, severity: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Metal streaks: two small metal inserts (3000 HU) in a slab of slices, thin bright and dark lines
+    radiating from each across the whole field, and a dark band joining them (photon starvation)."""
+    v = _check(hu, severity).copy()
+    if v.ndim == 2:
+        v = v[None]
+    n, rows, cols = v.shape
+    mid = v[n // 2]
+    inside = np.argwhere(mid > -200)
+    rr, cc = inside[:, 0], inside[:, 1]
+    core = inside[(rr > rr.min() + 0.25 * np.ptp(rr)) & (rr < rr.max() - 0.25 * np.ptp(rr))
+                  & (cc > cc.min() + 0.25 * np.ptp(cc)) & (cc < cc.max() - 0.25 * np.ptp(cc))]
+    metals = [tuple(float(x) for x in core[int(rng.integers(len(core)))]) for _ in range(2)]
+    amp = CT_STREAK_HU[severity]
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    pattern = np.zeros((rows, cols))
+    width = 0.8 + 0.004 * max(rows, cols)
+    for m in metals:
+        for k in range(6 + 2 * severity):
+            a = float(rng.uniform(0.0, np.pi))
+            sign = 1.0 if k % 2 == 0 else -1.0
+            pattern += sign * amp * float(rng.uniform(0.5, 1.0)) * np.exp(-0.5 * (_line_distance(yy, xx, m, a) / width) ** 2)
+    (y0, x0), (y1, x1) = metals
+    joint = math.atan2(x1 - x0, y1 - y0)
+    pattern -= amp * np.exp(-0.5 * (_line_distance(yy, xx, metals[0], joint) / (1.5 * width)) ** 2)
+    metal = np.zeros((rows, cols), bool)
+    for m in metals:
+        metal |= np.hypot(yy - m[0], xx - m[1]) <= max(1.5, 0.008 * rows)
+    half = max(1, n // 6)
+    slab = range(max(0, n // 2 - half), min(n, n // 2 + half + 1))
+    for k in slab:
+        v[k] = np.where(metal, 3000.0, v[k] + pattern)
+    out = v if np.asarray(hu).ndim == 3 else v[0]
+    return out, {"metal_rc": [[round(m[0], 1), round(m[1], 1)] for m in metals], "slices": [slab.start, slab.stop - 1],
+                 "amplitude_hu": amp}
+
+
+def ct_rings(hu: np.ndarray, severity: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Ring artifacts: concentric thin rings about the isocentre (the image centre) of alternating
+    sign, in every slice (a miscalibrated detector channel traces a circle in every rotation)."""
+    v = _check(hu, severity)
+    rows, cols = v.shape[-2:]
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    r = np.hypot(yy - (rows - 1) / 2.0, xx - (cols - 1) / 2.0)
+    half = min(rows, cols) / 2.0
+    radii = np.sort(rng.uniform(0.1 * half, 0.75 * half, CT_RING_COUNT[severity]))
+    amp = CT_RING_HU[severity]
+    width = 0.7 + 0.002 * min(rows, cols)
+    rings = sum((1.0 if i % 2 == 0 else -1.0) * amp * np.exp(-0.5 * ((r - ri) / width) ** 2) for i, ri in enumerate(radii))
+    return v + rings, {"radii_px": [round(float(x), 1) for x in radii], "amplitude_hu": amp}
+
+
+def xr_exposure(display: np.ndarray, dose: float, noise_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A radiograph's display fraction at `dose` x the target exposure: the film-like curve shifts by
+    XR_SHIFT_PER_STOP per halving (brighter when under-exposed, darker and burnt out when over-exposed)
+    and quantum noise grows as 1/sqrt(dose) (the extra noise beyond the image's own is added here)."""
+    v = np.asarray(display, dtype=np.float64) - XR_SHIFT_PER_STOP * math.log2(dose)
+    extra = noise_fraction * math.sqrt(max(1.0 / dose - 1.0, 0.0))
+    return v + rng.normal(0.0, extra, v.shape) if extra > 0 else v
+
+
+def xr_collimation(shape: tuple[int, int], severity: int, body_cols: tuple[int, int], body_rows: tuple[int, int],
+                   rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The collimated (exposed) field as a boolean mask: one lateral blade cuts XR_COLLIMATION_CUT of the
+    body's width (both sides from severity 4), the top blade cuts into the body from severity 3."""
+    rows, cols = shape
+    width = body_cols[1] - body_cols[0]
+    cut = int(round(XR_COLLIMATION_CUT[severity] * width))
+    field = np.ones(shape, bool)
+    left = bool(rng.integers(2))
+    blades = {}
+    if left or severity >= 4:
+        field[:, : body_cols[0] + cut] = False
+        blades["left"] = body_cols[0] + cut
+    if not left or severity >= 4:
+        field[:, body_cols[1] - cut:] = False
+        blades["right"] = body_cols[1] - cut
+    if severity >= 3:
+        top = body_rows[0] + int(round(0.5 * XR_COLLIMATION_CUT[severity] * (body_rows[1] - body_rows[0])))
+        field[:top] = False
+        blades["top"] = top
+    return field, {"blades_px": blades}
+
+
+def xr_grid_lines(shape: tuple[int, int], severity: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The additive display pattern of a stationary anti-scatter grid: lines along the columns with a
+    period of 2.5-4.5 pixels (the grid frequency aliased by the detector's sampling)."""
+    period = float(rng.uniform(2.5, 4.5))
+    phase = float(rng.uniform(0.0, 2 * np.pi))
+    x = np.arange(shape[1], dtype=np.float64)
+    line = XR_GRID_AMPLITUDE[severity] * np.sin(2 * np.pi * x / period + phase)
+    return np.broadcast_to(line, shape).copy(), {"period_px": round(period, 3)}
+
+
+def xr_motion_blur(display: np.ndarray, severity: int, pixel_mm: float, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Motion during the exposure: the image averaged along a straight path of XR_MOTION_MM (a line
+    kernel), before the detector adds its quantum noise. The path is craniocaudal within 25 degrees
+    (breathing moves the diaphragm and ribs up and down; a chest PA image's rows run head to feet)."""
+    v = _check_2d(display, severity)
+    length = max(2.0, XR_MOTION_MM[severity] / pixel_mm)
+    angle = float(rng.uniform(np.deg2rad(65.0), np.deg2rad(115.0)))
+    size = int(math.ceil(length)) | 1
+    kernel = np.zeros((size, size), np.float32)
+    c = size // 2
+    for t in np.linspace(-length / 2, length / 2, 4 * size):
+        kernel[int(round(c + t * math.sin(angle))), int(round(c + t * math.cos(angle)))] = 1.0
+    kernel /= kernel.sum()
+    import cv2
+
+    out = cv2.filter2D(v.astype(np.float32), cv2.CV_32F, kernel, borderType=cv2.BORDER_REPLICATE)
+    return out.astype(np.float64), {"length_px": round(length, 2), "angle_deg": round(math.degrees(angle), 1)}
+
+
+def us_dropout(echo: np.ndarray, severity: int, apex: tuple[float, float], half_angle: float,
+               rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Acoustic shadows: beams (2.5-4 degrees wide) below a strong reflector keep US_DROPOUT_LEFT of
+    their echo from a random depth down."""
+    v = _check_2d(echo, severity)
+    rows, cols = v.shape
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    r = np.hypot(yy - apex[0], xx - apex[1])
+    ang = np.arctan2(xx - apex[1], yy - apex[0])
+    gain = np.ones_like(v)
+    shadows = []
+    for _ in range(US_DROPOUT_COUNT[severity]):
+        centre = float(rng.uniform(-0.7, 0.7)) * half_angle
+        w = np.deg2rad(float(rng.uniform(2.5, 4.0))) / 2
+        start = float(rng.uniform(0.15, 0.35)) * rows
+        gain[(np.abs(ang - centre) < w) & (r > start)] = US_DROPOUT_LEFT[severity]
+        shadows.append({"angle_deg": round(math.degrees(centre), 2), "from_px": round(start, 1)})
+    return v * gain, {"shadows": shadows}
+
+
+def us_reverberation(echo: np.ndarray, severity: int, apex: tuple[float, float], start: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Reverberation: echoes bouncing between the probe and a strong near-field reflector, seen as
+    bands at equal depth steps (arcs about the apex) that fade with each bounce; speckled like echo."""
+    v = _check_2d(echo, severity)
+    rows, cols = v.shape
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    r = np.hypot(yy - apex[0], xx - apex[1])
+    step = float(rng.uniform(18.0, 30.0))
+    first = start + float(rng.uniform(8.0, 20.0))
+    bands = np.zeros_like(v)
+    for k in range(6):
+        bands += US_REVERB_AMPLITUDE[severity] * math.exp(-k / 3.0) * np.exp(-0.5 * ((r - first - k * step) / 2.0) ** 2)
+    speckle = rng.rayleigh(0.5, v.shape) / (0.5 * math.sqrt(math.pi / 2))
+    return v + bands * speckle, {"step_px": round(step, 2), "first_px": round(first, 2)}

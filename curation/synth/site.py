@@ -60,6 +60,29 @@ def degradation_plan(seed: int, index: int) -> dict[str, tuple[str, int]]:
     return plan
 
 
+def modality_defect_plan(seed: int, index: int) -> dict[str, tuple[str, int]]:
+    """Which CT, radiograph and ultrasound series of patient `index` get which defect and severity
+    (keys "CT HEAD" or "CT CHEST", "XR", "US"; severities 1..5 drawn per patient).
+
+    Every other patient has a degraded CT (head or chest: types in turn), patients 0, 1, 4, 5, ... a
+    degraded radiograph (CR and DX alike: CR for even patients, DX for odd ones), odd patients a
+    degraded single-frame ultrasound. Its own random stream: the MR series do not change.
+    """
+    rng = rng_for(seed, "modality-defects", index)
+    sev = [int(x) for x in rng.integers(1, 6, 3)]
+    plan: dict[str, tuple[str, int]] = {}
+    if index % 2 == 0:
+        k = index // 2
+        part = "HEAD" if (k + k // len(dg.CT_DEFECTS)) % 2 == 0 else "CHEST"
+        plan[f"CT {part}"] = (dg.CT_DEFECTS[k % len(dg.CT_DEFECTS)], sev[0])
+    if index % 4 in (0, 1):
+        plan["XR"] = (dg.XR_DEFECTS[(index // 4) % len(dg.XR_DEFECTS)], sev[1])
+    if index % 2 == 1:
+        # dropout first: the first sites' (tests') ultrasound keeps its fan free of clipped white
+        plan["US"] = (dg.US_DEFECTS[(index // 2 + 1) % len(dg.US_DEFECTS)], sev[2])
+    return plan
+
+
 def _study(patient: Patient, site, seed: int, index: int, modality: str, vendor: str, days: int,
            description: str, body_part: str) -> StudyCtx:
     rng = rng_for(seed, "study", patient.index, index)
@@ -82,6 +105,7 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
     p = make_patient(seed, index, site)
     rng = rng_for(seed, "visits", index)
     vendor = VENDOR_ORDER[index % 3]
+    defects = modality_defect_plan(seed, index)
 
     # MR brain, full protocol
     mr = _study(p, site, seed, 0, "MR", vendor, 0, "MRI BRAIN W/WO CONTRAST", "HEAD")
@@ -102,7 +126,7 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
     head = _study(p, site, seed, 1, "CT", ct_vendor, int(rng.integers(3, 40)), "CT HEAD", "HEAD")
     writer.add_study(head)
     phases = ((False,), (True,), (False, True))[index % 3]
-    CTStudyBuilder(writer, head, opts["ct_matrix"], opts["slices"], JPEGLSLossless).head(phases)
+    CTStudyBuilder(writer, head, opts["ct_matrix"], opts["slices"], JPEGLSLossless).head(phases, defects.get("CT HEAD"))
 
     # CT chest with a lung nodule in some patients
     chest = _study(p, site, seed, 2, "CT", ct_vendor, int(rng.integers(41, 120)), "CT CHEST", "CHEST")
@@ -112,14 +136,14 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
         nodule = Nodule((float(rng.uniform(-95, -55)), float(rng.uniform(-20, 30)), float(rng.uniform(0, 70))),
                         float(round(rng.uniform(6, 11), 1)))
     CTStudyBuilder(writer, chest, opts["ct_matrix"], opts["slices"], ExplicitVRLittleEndian).chest(
-        contrast=index % 2 == 0, nodule=nodule, topogram_ts=ExplicitVRLittleEndian)
+        contrast=index % 2 == 0, nodule=nodule, topogram_ts=ExplicitVRLittleEndian, defect=defects.get("CT CHEST"))
 
     # Chest radiograph: CR for even patients, DX for odd ones; same nodule as the CT
     xr_mod = "CR" if index % 2 == 0 else "DX"
     xr = _study(p, site, seed, 3, xr_mod, ct_vendor, int(rng.integers(121, 200)), "XR CHEST PA", "CHEST")
     writer.add_study(xr)
     chest_radiograph(writer, xr, xr_mod, opts["xray_matrix"], nodule,
-                     ExplicitVRLittleEndian if index % 3 else ImplicitVRLittleEndian)
+                     ExplicitVRLittleEndian if index % 3 else ImplicitVRLittleEndian, defects.get("XR"))
     extra.setdefault("images", []).extend(chest_pictures(writer, seed, p, opts["xray_matrix"], nodule))
 
     # Ultrasound with burned-in text
@@ -127,8 +151,39 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
                 "US ABDOMEN COMPLETE", "ABDOMEN")
     writer.add_study(us)
     p.add_phi(f"{us.date:%m/%d/%Y} {us.time[:2]}:{us.time[2:4]}", f"{mr.date:%Y-%m-%d}")
-    us_study(writer, us)
+    us_study(writer, us, defects.get("US"))
     return p
+
+
+def defect_study(out_dir: Path, seed: int, index: int, what: str, defect: tuple[str, int] | None, *,
+                 matrix: int = 256, slices: int = 12, contrast: bool = False) -> dict:
+    """Only one study of patient `index` with the given defect (None: clean), for calibrating and
+    testing quality decisions without a whole site: `what` is "CT HEAD", "CT CHEST", "CR", "DX" or
+    "US" (`matrix`: CT and radiograph matrix). Returns the series record of the (first) series."""
+    site = make_site(seed)
+    writer = SiteWriter(Path(out_dir), record_phi_locations=False)
+    p = make_patient(seed, index, site)
+    vendor = VENDOR_ORDER[index % 3]
+    if what.startswith("CT"):
+        part = what.split()[1]
+        st = _study(p, site, seed, 1 if part == "HEAD" else 2, "CT", vendor, 10, f"CT {part}", part)
+        writer.add_study(st)
+        b = CTStudyBuilder(writer, st, matrix, slices, ExplicitVRLittleEndian)
+        if part == "HEAD":
+            b.head((contrast,), defect)
+        else:
+            b.chest(contrast, None, ExplicitVRLittleEndian, defect)
+        return next(s for s in writer.series if s["kind"] == "CT")
+    if what in ("CR", "DX"):
+        st = _study(p, site, seed, 3, what, vendor, 130, "XR CHEST PA", "CHEST")
+        writer.add_study(st)
+        return chest_radiograph(writer, st, what, matrix, None, ExplicitVRLittleEndian, defect)
+    if what == "US":
+        st = _study(p, site, seed, 4, "US", vendor, 210, "US ABDOMEN COMPLETE", "ABDOMEN")
+        writer.add_study(st)
+        us_study(writer, st, defect, only_single=True)
+        return writer.series[0]
+    raise ValueError(f"unknown study {what!r}")
 
 
 def generate_site(

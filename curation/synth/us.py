@@ -4,6 +4,10 @@ The text is drawn with OpenCV on a uint8 mask (OpenCV refuses 16-bit images) and
 is the exact bounding box of its drawn pixels, so a scrubber can be scored against it. Variants
 cover what de-identification must handle: single- and multi-frame, MONOCHROME2, RGB and YBR_FULL
 (RLE-compressed), with BurnedInAnnotation YES, NO (wrong) or absent.
+
+The single-frame variant may carry one graded defect (`curation.synth.degrade.US_DEFECTS`): receive
+gain driving the echo into the 8-bit clip, acoustic-shadow dropout, or reverberation bands; recorded in
+the series' ground truth. (The cines stay clean: de-identification's tests measure masks on them.)
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import numpy as np
 from pydicom.pixels import convert_color_space
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
+from curation.synth import degrade as dg
 from curation.synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
 from curation.synth.identity import rng_for
 from curation.synth.writer import SiteWriter
@@ -27,6 +32,8 @@ US_EQUIPMENT = {
     "philips": ("Philips Medical Systems", "EPIQ 7G"),
 }
 US_ROWS, US_COLS = 360, 480
+#: The fan: apex (row, column offset from the centre), radii (pixels) and half-angle (degrees).
+FAN_APEX_ROW, FAN_R_MIN, FAN_MARGIN, FAN_HALF_ANGLE_DEG = 30.0, 25, 20, 38.0
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -61,13 +68,16 @@ def draw_text(canvas: np.ndarray, lines: list[tuple[str, tuple[int, int], float]
     return boxes
 
 
-def _sector(rng: np.random.Generator, frame: int, rows: int = US_ROWS, cols: int = US_COLS) -> np.ndarray:
-    """A B-mode sector: speckle (Rayleigh) over smooth organs, depth attenuation, black outside the fan."""
+def _sector(rng: np.random.Generator, frame: int, rows: int = US_ROWS, cols: int = US_COLS,
+            defect: tuple[str, int] | None = None, defect_rng: np.random.Generator | None = None,
+            params: dict | None = None) -> np.ndarray:
+    """A B-mode sector: speckle (Rayleigh) over smooth organs, depth attenuation, black outside the fan;
+    `defect` (type, severity) applied to the echo before the 8-bit clip, its parameters put in `params`."""
     yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
-    apex = (30.0, cols / 2)
+    apex = (FAN_APEX_ROW, cols / 2)
     r = np.hypot(yy - apex[0], xx - apex[1])
     ang = np.arctan2(xx - apex[1], yy - apex[0])
-    fan = (r > 25) & (r < rows - 20) & (np.abs(ang) < np.deg2rad(38))
+    fan = (r > FAN_R_MIN) & (r < rows - FAN_MARGIN) & (np.abs(ang) < np.deg2rad(FAN_HALF_ANGLE_DEG))
     echo = np.full((rows, cols), 0.55)
     shift = 3.0 * np.sin(frame / 2.0)  # breathing between cine frames
     organ = (((xx - cols * 0.45) / 110) ** 2 + ((yy - rows * 0.55 - shift) / 70) ** 2) < 1
@@ -76,6 +86,19 @@ def _sector(rng: np.random.Generator, frame: int, rows: int = US_ROWS, cols: int
     echo[vessel] = 0.08
     speckle = rng.rayleigh(0.5, (rows, cols))
     img = 200 * echo * speckle * np.exp(-r / (rows * 1.4))
+    if defect is not None:
+        kind, sev = defect
+        drng = defect_rng if defect_rng is not None else np.random.default_rng(0)
+        if kind == "gain_saturation":
+            img, p = img * dg.US_GAIN[sev], {"gain": dg.US_GAIN[sev]}
+        elif kind == "dropout":
+            img, p = dg.us_dropout(img, sev, apex, np.deg2rad(FAN_HALF_ANGLE_DEG), drng)
+        elif kind == "reverberation":
+            img, p = dg.us_reverberation(img, sev, apex, float(FAN_R_MIN), drng)
+        else:
+            raise ValueError(f"unknown ultrasound defect {kind!r}")
+        if params is not None:
+            params.update(p)
     img[~fan] = 0
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -110,9 +133,13 @@ def _us_fields(ds, study: StudyCtx) -> None:
     ds.SequenceOfUltrasoundRegions = [region]
 
 
-def us_study(writer: SiteWriter, study: StudyCtx) -> None:
-    """The four US variants, one series each, every frame carrying the patient text."""
+def us_study(writer: SiteWriter, study: StudyCtx, defect: tuple[str, int] | None = None,
+             only_single: bool = False) -> None:
+    """The four US variants, one series each, every frame carrying the patient text; `defect` goes to
+    the single-frame variant (`only_single`: write that one alone)."""
     for number, v in enumerate(VARIANTS, start=1):
+        if only_single and v.name != "single":
+            continue
         rng = rng_for(study.seed, "us", study.patient.index, v.name)
         sctx = SeriesCtx(study=study, number=number, modality="US", description=v.description,
                          protocol="Abdomen", time=add_seconds(study.time, 90 * number), body_part="ABDOMEN")
@@ -122,8 +149,13 @@ def us_study(writer: SiteWriter, study: StudyCtx) -> None:
                                 photometric_interpretation=v.photometric, n_frames=v.frames)
         frames = []
         rel = writer.instance_path(sctx, 1)
+        d = defect if v.name == "single" else None
+        params: dict = {}
         for f in range(v.frames):
-            gray = _sector(rng, f)
+            gray = _sector(rng, f, defect=d, params=params,
+                           defect_rng=rng_for(study.seed, "us-defect", study.patient.index, v.name, f))
+            if d is not None:
+                rec["degradation"] = {"type": d[0], "severity": d[1], **params}
             text = np.zeros_like(gray)
             boxes = draw_text(text, _patient_lines(study, US_COLS))
             for t, box in boxes:

@@ -1,7 +1,17 @@
-"""Chest radiographs (CR and DX) of the synthetic site, projected from the chest phantom."""
+"""Chest radiographs (CR and DX) of the synthetic site, projected from the chest phantom.
+
+A radiograph may carry one graded defect (`curation.synth.degrade.XR_DEFECTS`): under- or
+over-exposure (display shifted, quantum noise as 1/sqrt(dose), and the DX ExposureIndex saying so),
+collimator blades cutting into the body, stationary-grid lines, or motion blur; recorded in the
+series' ground truth. DX images carry the IEC 62494-1 exposure index (EI, target EI, deviation index).
+"""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from curation.synth import degrade as dg
 
 from curation.synth.chest import Nodule, nodule_box, projection, radiograph
 from curation.synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
@@ -18,18 +28,63 @@ XR_EQUIPMENT = {
 }
 
 
+#: Quantum noise of a radiograph at the target exposure (fraction of the display range).
+XR_NOISE = 0.006
+#: Display level of the unexposed detector behind a collimator blade (scatter only; MONOCHROME2).
+UNEXPOSED_LEVEL = 0.95
+TARGET_EI = 400.0
+
+
 def chest_image(n: int, nodule: Nodule | None, rng: np.random.Generator, bits: int = 12) -> np.ndarray:
     """A PA chest radiograph (MONOCHROME2 display values, float) with quantum-like noise."""
-    img = radiograph(projection(n, XRAY_EXTENT_MM, nodule), bits=bits)
+    return chest_image_with_defect(n, nodule, rng, bits)[0]
+
+
+def chest_image_with_defect(n: int, nodule: Nodule | None, rng: np.random.Generator, bits: int = 12,
+                            defect: tuple[str, int] | None = None, defect_rng: np.random.Generator | None = None,
+                            ) -> tuple[np.ndarray, dict]:
+    """`chest_image` with a planted defect, and the defect's parameters ({} when clean). The clean
+    image does not depend on `defect_rng`."""
+    line = projection(n, XRAY_EXTENT_MM, nodule)
+    img = radiograph(line, bits=bits)
     top = (1 << bits) - 1
-    return np.clip(img + rng.normal(0.0, top * 0.006, img.shape), 0, top)
+    noise = rng.normal(0.0, top * XR_NOISE, img.shape)
+    if defect is None:
+        return np.clip(img + noise, 0, top), {}
+    kind, sev = defect
+    drng = defect_rng if defect_rng is not None else np.random.default_rng(0)
+    frac = img / top
+    params: dict = {}
+    field = None
+    if kind in ("underexposure", "overexposure"):
+        dose = (dg.XR_UNDER_DOSE if kind == "underexposure" else dg.XR_OVER_DOSE)[sev]
+        frac = dg.xr_exposure(frac, dose, XR_NOISE, drng)
+        params = {"dose": dose}
+    elif kind == "motion_blur":
+        frac, params = dg.xr_motion_blur(frac, sev, XRAY_EXTENT_MM / (n - 1), drng)
+    elif kind == "grid_lines":
+        pattern, params = dg.xr_grid_lines(frac.shape, sev, drng)
+        frac = frac + pattern
+    elif kind == "collimation":
+        body = line > 0.02 * float(line.max())
+        cols, rows = np.flatnonzero(body.any(axis=0)), np.flatnonzero(body.any(axis=1))
+        field, params = dg.xr_collimation(frac.shape, sev, (int(cols[0]), int(cols[-1]) + 1),
+                                          (int(rows[0]), int(rows[-1]) + 1), drng)
+    else:
+        raise ValueError(f"unknown radiograph defect {kind!r}")
+    out = frac * top + noise
+    if field is not None:  # behind the blades: the unexposed detector, scatter noise only
+        out = np.where(field, out, top * UNEXPOSED_LEVEL + drng.normal(0.0, top * XR_NOISE / 2, out.shape))
+    return np.clip(out, 0, top), params
 
 
 def chest_radiograph(writer: SiteWriter, study: StudyCtx, modality: str, n: int, nodule: Nodule | None,
-                     transfer_syntax: str) -> dict:
-    """One CR (MONOCHROME1, as CR readers store it) or DX (MONOCHROME2) PA chest image, with an overlay."""
+                     transfer_syntax: str, defect: tuple[str, int] | None = None) -> dict:
+    """One CR (MONOCHROME1, as CR readers store it) or DX (MONOCHROME2) PA chest image, with an overlay;
+    `defect` (type, severity) from `degrade.XR_DEFECTS`."""
     rng = rng_for(study.seed, "xr", study.patient.index, study.index)
-    img = chest_image(n, nodule, rng)
+    img, params = chest_image_with_defect(n, nodule, rng, defect=defect,
+                              defect_rng=rng_for(study.seed, "xr-defect", study.patient.index, study.index))
     photometric = "MONOCHROME1" if modality == "CR" else "MONOCHROME2"
     stored = (4095 - img) if modality == "CR" else img
     sctx = SeriesCtx(study=study, number=1, modality=modality, description="PA" if modality == "DX" else "CHEST PA",
@@ -37,6 +92,8 @@ def chest_radiograph(writer: SiteWriter, study: StudyCtx, modality: str, n: int,
     sctx.extension = ".dcm"
     rec = writer.new_series(sctx, modality, plane="coronal", dimensions="2D", contrast=False, derived=False,
                             transfer_syntax=transfer_syntax, photometric_interpretation=photometric)
+    if defect is not None:
+        rec["degradation"] = {"type": defect[0], "severity": defect[1], **params}
     ds = base_dataset(sctx, CR_IMAGE_STORAGE if modality == "CR" else DX_PRESENTATION_STORAGE, 1)
     ds.Manufacturer, ds.ManufacturerModelName = XR_EQUIPMENT[modality]
     ds.ImageType = ["ORIGINAL", "PRIMARY"] if modality == "DX" else ["ORIGINAL", "PRIMARY", ""]
@@ -57,6 +114,12 @@ def chest_radiograph(writer: SiteWriter, study: StudyCtx, modality: str, n: int,
         ds.PixelIntensityRelationshipSign = 1
         ds.DetectorType = "SCINTILLATOR"
         ds.BurnedInAnnotation = "NO"
+        # IEC 62494-1: EI proportional to the detector dose; a few % scatter between exposures.
+        ei_rng = rng_for(study.seed, "xr-ei", study.patient.index, study.index)
+        ei = TARGET_EI * params.get("dose", 1.0) * float(ei_rng.uniform(0.85, 1.15))
+        ds.ExposureIndex = round(ei, 1)
+        ds.TargetExposureIndex = TARGET_EI
+        ds.DeviationIndex = round(10.0 * math.log10(ei / TARGET_EI), 2)
     else:
         ds.PlateType = "ST-VI"
     ds.RescaleIntercept = "0"
