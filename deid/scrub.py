@@ -45,7 +45,9 @@ def scrub_text(value: str, phi: PhiValues, terms: list[tuple[str, str, bool]] | 
 
 # --- comments: free text that may name people who appear nowhere else ---------------------------
 _NAME_TOKEN = r"(?:[A-Z]\.|[A-Z][\w'\u2019]*(?:-[A-Z][\w'\u2019]*)*)"
-_NAMES = rf"{_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN}){{0,2}}"
+#: name particles between the capitalised words of one name ("Van der Berg", "Maria da Silva")
+_PARTICLES = r"(?:van|von|der|den|de|da|di|du|del|della|dos|das|le|la|ter|ten|bin|ibn|al|el)"
+_NAMES = rf"{_NAME_TOKEN}(?:[ \t]+(?:{_PARTICLES}[ \t]+)*{_NAME_TOKEN}){{0,2}}"
 _TITLES = (r"Mr|Mrs|Ms|Miss|Mx|Dr|Drs|Prof|Professor|Doctor|Sr|Sister|Nurse|Matron|Rev|Revd|Reverend|"
            r"Fr|Father|Sir|Dame|Lady|Lord|Capt|Captain|Col|Colonel|Major|Sgt|Sergeant|Rabbi|Imam|Pastor")
 _RELATIONS = (r"lives|living|lived|stays|staying|resides|residing)\s+with|"
@@ -113,6 +115,8 @@ def _drop_name(m: re.Match) -> str:
     name = m.group("name")
     if name[:1].islower() and is_known_word(name.lower()):
         return m.group(0)
+    if m.re is _TITLE_NAME:
+        return " "  # the title goes with the name ("seen by Dr Okafor" -> "seen by")
     start = m.start("name") - m.start(0)
     return m.group(0)[:start].rstrip(" \t:,(-") + " "
 

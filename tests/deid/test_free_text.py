@@ -95,6 +95,7 @@ def test_clean_comments_option_keeps_medical_words_removes_people_and_numbers():
     ("seen by Dr Okafor on the ward", ["Okafor"], ["seen by", "on the ward"]),
     ("seen by dr okafor", ["okafor"], ["seen by"]),
     ("Mrs J. Smith's husband phoned", ["Smith", "J."], ["husband phoned"]),
+    ("Referred by Dr. Van der Berg for mri brain", ["Van", "der", "Berg", "Dr"], ["Referred by", "for mri brain"]),
     ("Wife Anne-Marie present, son Thaddeus waiting", ["Anne-Marie", "Thaddeus"], ["present", "waiting"]),
     ("daughter: Adaeze Okonkwo attended", ["Adaeze", "Okonkwo"], ["daughter", "attended"]),
     ("call 0161 496 0345 before the scan", ["0161", "0345"], ["call", "before the scan"]),
