@@ -50,6 +50,10 @@ class _Engine:
             # crops come polarity-normalised (dark text on white): tesseract's retry of every
             # low-confidence line inverted would only double the work on speckle candidates
             self.api.SetVariable("tessedit_do_invert", "0")
+            # no learning from earlier crops: the adaptive classifier tuned on speckle read as
+            # letters made the same line read differently (and once not at all) depending on
+            # which images the worker had seen before; each crop is read as if first
+            self.api.SetVariable("classify_enable_learning", "0")
             self.kind = "tesserocr"
         except Exception:  # not installed or no language data: fall back to the CLI
             self.kind = "pytesseract"

@@ -80,6 +80,8 @@ class Line:
     text: str = ""
     confirmed: bool = False
     conf: float = -1.0
+    #: the best confidence of a word of >= 4 alphanumerics (an ID, a name: speckle reads short)
+    conf_long: float = -1.0
 
 
 def at_risk(ds) -> bool:
@@ -162,6 +164,9 @@ def decode_rle_u8(ds, as_rgb: bool = True) -> np.ndarray | None:
 
 _TOPHAT_K = cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15))
 _LINE_K = cv2.getStructuringElement(cv2.MORPH_RECT, (13, 1))
+_WIDE_LINE_K = cv2.getStructuringElement(cv2.MORPH_RECT, (39, 1))
+#: characters at least this tall are also grouped with the wide closing
+BIG_CHAR_H = 20
 _DOT = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
 
@@ -219,10 +224,27 @@ def _lines_of(g: np.ndarray, bw: np.ndarray, strict: bool) -> list[Line]:
     ids = np.nonzero(charlike)[0]
     if len(ids) == 0:
         return []
+    lines = _group(g, bw, strict, n, lab, st, ids, _LINE_K)
+    # large fonts space their glyphs wider than the closing (a 37 px line of thin digits: each
+    # digit alone): the large characters are grouped again with a closing three times as long
+    # (only text-shaped lines of that grouping count: it also joins speckle clumps to text)
+    big = ids[hs[ids] >= BIG_CHAR_H]
+    if len(big) >= 2 and strict:
+        lines += [ln for ln in _group(g, bw, strict, n, lab, st, big, _WIDE_LINE_K, aligned=True) if ln.strong]
+    return lines
+
+
+def _group(g: np.ndarray, bw: np.ndarray, strict: bool, n: int, lab: np.ndarray, st: np.ndarray,
+           ids: np.ndarray, kernel: np.ndarray, aligned: bool = False) -> list[Line]:
+    """Character components ``ids`` (labels of ``lab``) closed horizontally by ``kernel`` into
+    lines (see detect_lines). ``aligned``: a line is strong only if every tall member lies >= 60%
+    within the band of the members' median top and bottom (a speckle clump taller than the
+    glyphs, reached by a long closing, is not a character of the line)."""
+    hs, areas = st[:, 3], st[:, 4]
     lut = np.zeros(n, np.uint8)
     lut[ids] = 255
     chars = lut.take(lab)
-    closed = cv2.morphologyEx(chars, cv2.MORPH_CLOSE, _LINE_K)
+    closed = cv2.morphologyEx(chars, cv2.MORPH_CLOSE, kernel)
     n2, lab2, st2, _ = cv2.connectedComponentsWithStatsWithAlgorithm(closed, 8, cv2.CV_32S, cv2.CCL_GRANA)
     h2, w2 = st2[:, 3], st2[:, 2]
     shape_ok = (h2 >= 5) & (h2 <= LINE_MAX_H) & (w2 >= h2)
@@ -250,6 +272,8 @@ def _lines_of(g: np.ndarray, bw: np.ndarray, strict: bool) -> list[Line]:
     cand = cand[np.lexsort((st2[cand, 0], st2[cand, 1]))]
     starts = np.searchsorted(mem_line[order], cand)
     ext, extra = _with_lone_glyphs(st2, cand, shape_ok & (counts >= 2))
+    if strict:  # pixels at 200 or more of each component
+        bright_n = np.bincount(lab[cv2.bitwise_and(bw, cv2.compare(g, 200, cv2.CMP_GE)) > 0], minlength=n)
     lines: list[Line] = []
     for j, (i, s0) in enumerate(zip(cand.tolist(), starts.tolist())):
         x, y, w, h = (int(v) for v in ext[j])
@@ -264,8 +288,16 @@ def _lines_of(g: np.ndarray, bw: np.ndarray, strict: bool) -> list[Line]:
         mh = hs[members].tolist()
         top = max(mh)
         tall = [v for v in mh if v >= 0.5 * top]
+        tall_ids = [m for m, v in zip(members.tolist(), mh) if v >= 0.5 * top]
+        if aligned and tall_ids:
+            tops = sorted(int(st[m, 1]) for m in tall_ids)
+            bots = sorted(int(st[m, 1] + st[m, 3]) for m in tall_ids)
+            b0, b1 = tops[len(tops) // 2], bots[len(bots) // 2]
+            if any((min(b1, st[m, 1] + st[m, 3]) - max(b0, st[m, 1])) < 0.6 * st[m, 3] for m in tall_ids):
+                tall = []  # not uniform: not strong
         uniform = False
-        if len(tall) >= 3:
+        # a component of touching glyphs counts as the characters its width holds
+        if tall and sum(max(1, round(int(st[m, 2]) / (0.7 * int(st[m, 3])))) for m in tall_ids) >= 3:
             mean = sum(tall) / len(tall)
             sd = (sum((v - mean) ** 2 for v in tall) / len(tall)) ** 0.5
             uniform = sd <= 0.3 * mean + 1 + 1e-9
@@ -277,9 +309,9 @@ def _lines_of(g: np.ndarray, bw: np.ndarray, strict: bool) -> list[Line]:
         if n_bg >= 4 and n_strokes > 0:
             bg_mean, bg_sd = (float(v[0][0]) for v in cv2.meanStdDev(patch, mask=background))
             flat = bg_sd <= 14.0 + 1e-9 and cv2.mean(patch, mask=bwp)[0] - bg_mean >= 60 - 1e-9
-        # >= 10% of the stroke pixels at 200 or more (their 90th percentile; np.percentile cost
-        # ~0.25 ms a line)
-        bright = n_strokes > 0 and cv2.countNonZero(cv2.bitwise_and(bwp, cv2.compare(patch, 200, cv2.CMP_GE))) * 10 >= n_strokes
+        # >= 10% of the character pixels (the tall members: not the speckle grains around thin
+        # strokes on tissue) at 200 or more
+        bright = int(bright_n[tall_ids].sum()) * 10 >= int(areas[tall_ids].sum()) > 0
         lines.append(Line(Box(x, y, w, h), k, bool(uniform and bright), flat=bool(flat)))
     return lines
 
@@ -392,32 +424,46 @@ def merge_lines(per_frame: list[list[Line]]) -> list[Line]:
     return merged
 
 
-def _crop_for_ocr(gray: np.ndarray, box: Box, binarize: bool = False) -> np.ndarray:
-    """Dark-on-light crop of a line for tesseract. ``binarize``: Otsu's threshold first (text
-    over speckled tissue: the strokes are the brightest pixels, the speckle between them would
-    otherwise be read as marks)."""
-    b = box.padded(PAD + 2, gray.shape)
+def _crop_for_ocr(gray: np.ndarray, box: Box, mode: str = "plain") -> np.ndarray:
+    """Dark-on-light crop of a line for tesseract, prepared by ``mode``: "plain" (the pixels);
+    "otsu" (Otsu's threshold of the crop's top-hat: text over speckled tissue, whose strokes are
+    the brightest pixels, with no brightness gradient under the line taken for a threshold);
+    "tophat" (the top-hat stretched to full range, grey, upscaled 2x); "large" (the pixels
+    upscaled 3x: verification's reading of what the first pass's three did not confirm)."""
+    # 2 px above and below: lines of small print stand ~4 px apart, and a crop that takes in the
+    # strokes of the next line reads as nothing in single-line mode
+    x0, x1 = max(0, box.x - PAD - 2), min(gray.shape[1], box.x + box.w + PAD + 2)
+    y0, y1 = max(0, box.y - 2), min(gray.shape[0], box.y + box.h + 2)
+    b = Box(x0, y0, x1 - x0, y1 - y0)
     crop = gray[b.y:b.y + b.h, b.x:b.x + b.w]
-    if b.h < 32:
+    if mode in ("otsu", "tophat"):
+        crop = cv2.morphologyEx(crop, cv2.MORPH_TOPHAT, _TOPHAT_K)
+    if mode == "large":
+        crop = cv2.resize(crop, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    elif b.h < 32 or mode == "tophat":
         crop = cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
-    if binarize:
+    if mode == "otsu":
         _, crop = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    elif mode == "tophat":
+        crop = cv2.normalize(crop, None, 0, 255, cv2.NORM_MINMAX)
     crop = 255 - crop
     return cv2.copyMakeBorder(crop, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
 
 
-def ocr_lines(gray_frames: list[np.ndarray], lines: list[Line], binarize: bool = False) -> int:
-    """Read each line (one OCR call per line crop, from the first frame it was seen in); sets
-    ``text`` and ``confirmed`` (a word of >= 2 alphanumerics read with confidence >= 40).
-    Returns the number of OCR calls; raises deid.ocr.OcrError when tesseract cannot run."""
+def ocr_lines(gray_frames: list[np.ndarray], lines: list[Line], mode: str = "plain") -> int:
+    """Read each line (one OCR call per line crop prepared by ``mode``, see ``_crop_for_ocr``,
+    from the first frame it was seen in); sets ``text``, ``conf`` (the best word of >= 2
+    alphanumerics) and ``confirmed`` (conf >= 40). Returns the number of OCR calls; raises
+    deid.ocr.OcrError when tesseract cannot run."""
     from deid.ocr import read_line
 
     for ln in lines:
         f = min(ln.frames) if ln.frames else 0
-        words = read_line(_crop_for_ocr(gray_frames[f], ln.box, binarize))
+        words = read_line(_crop_for_ocr(gray_frames[f], ln.box, mode))
         ln.text = " ".join(w.text for w in words)
         good = [w.conf for w in words if sum(c.isalnum() for c in w.text) >= 2]
         ln.conf = max(good, default=-1.0)
+        ln.conf_long = max((w.conf for w in words if sum(c.isalnum() for c in w.text) >= 4), default=-1.0)
         ln.confirmed = ln.conf >= 40
     return len(lines)
 
@@ -487,8 +533,14 @@ def _in_field(box: Box, field: np.ndarray) -> float:
     return float(field[box.y:box.y + box.h, box.x:box.x + box.w].mean()) if box.w and box.h else 0.0
 
 
-#: OCR confidence that confirms a text-shaped line inside the imaged field as text
+#: OCR confidence that confirms a text-shaped line inside the imaged field as text, and the lower
+#: one that suffices for a word of >= 4 alphanumerics (speckle read as letters gives short words)
 FIELD_CONFIRM_CONF = 50.0
+FIELD_CONFIRM_LONG = 25.0
+
+
+def _field_text(ln: Line) -> bool:
+    return ln.conf >= FIELD_CONFIRM_CONF or ln.conf_long >= FIELD_CONFIRM_LONG
 
 
 def find_text(frames: np.ndarray, risky: bool, invert: bool = False, *,
@@ -523,9 +575,20 @@ def find_text(frames: np.ndarray, risky: bool, invert: bool = False, *,
     unsure = [ln for ln in inside if ln.strong and not ln.flat]
     keep += [ln for ln in inside if ln.strong and ln.flat]
     if unsure:
-        calls = ocr_lines(grays, unsure, binarize=True)
-        keep += [ln for ln in unsure if ln.conf >= FIELD_CONFIRM_CONF]
-    rejected = [ln for ln in unsure if ln.conf < FIELD_CONFIRM_CONF]
+        calls = ocr_lines(grays, unsure, "otsu")
+        retry = unsure
+        for mode in ("tophat", "plain"):  # other preparations of what is left: the best reading counts
+            retry = [ln for ln in retry if not _field_text(ln)]
+            if not retry:
+                break
+            before = {id(ln): (ln.text, ln.conf, ln.confirmed, ln.conf_long) for ln in retry}
+            calls += ocr_lines(grays, retry, mode)
+            for ln in retry:
+                text, conf, confirmed, conf_long = before[id(ln)]
+                if max(conf, conf_long) > max(ln.conf, ln.conf_long):
+                    ln.text, ln.conf, ln.confirmed, ln.conf_long = text, conf, confirmed, conf_long
+        keep += [ln for ln in unsure if _field_text(ln)]
+    rejected = [ln for ln in unsure if not _field_text(ln)]
     keep.sort(key=lambda ln: (ln.box.y, ln.box.x))
     return keep, grays, calls, rejected, field
 
@@ -727,7 +790,8 @@ def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
     band of every masked line is also read by OCR (``band_reads``, first frame: burned-in text
     is the same in every frame). With None or an empty list every frame is searched whole, and
     its text-shaped lines are read. ``prior``: lines the first pass read and left unmasked
-    (same pixels): not read twice, returned with the rest."""
+    (same pixels): not detected again, but read once more another way ("large"), both readings
+    returned with the rest."""
     grays = [_gray(fr, invert, ybr) for fr in frames]
     windows = verify_windows(masked, grays[0].shape[:2]) if (risky and masked) else None
     lines = merge_lines(_detect_frames(grays, True, windows, masked if risky else None, bright=risky))
@@ -735,7 +799,11 @@ def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
     lines = [ln for ln in lines if ln.strong or any(ln.box.iou(b) > 0 for b in near)]
     prior = prior or []
     lines = [ln for ln in lines if not any(ln.box.iou(p.box) > 0.9 for p in prior)]
-    calls = ocr_lines(grays, lines, binarize=True) if lines else 0
+    calls = ocr_lines(grays, lines, "otsu") if lines else 0
+    if prior:  # what the first pass left in the field, read again another way than it did
+        again = [Line(p.box, p.chars, p.strong, p.flat, set(p.frames)) for p in prior]
+        calls += ocr_lines(grays, again, "large")
+        prior = prior + again
     if masked:
         bands = band_reads(grays[0], masked)
         calls += len(bands)

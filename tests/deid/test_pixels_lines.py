@@ -4,6 +4,7 @@ and text over tissue; and verification fails an image at risk on which any reada
 4-character run of a known identifier is left."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -145,3 +146,26 @@ def test_scan_fragments_finds_four_characters_of_an_identifier():
     assert scan_fragments("A L-L I", terms) == ["PatientName"]  # OCR spacing and punctuation
     assert scan_fragments("ID 8213", terms) == ["PatientID"]
     assert scan_fragments("RIVERSIDE", terms) == []  # not the patient's own identifier
+
+
+@pytest.mark.parametrize("font,px,thickness", [
+    (cv2.FONT_HERSHEY_PLAIN, 29, 1),  # thin strokes over a brightening background: Otsu split the gradient
+    (cv2.FONT_HERSHEY_PLAIN, 37, 1),  # digits spaced wider than the 13 px closing: each one alone
+    (cv2.FONT_HERSHEY_DUPLEX, 24, 1),
+    (cv2.FONT_HERSHEY_COMPLEX, 30, 2),
+    (cv2.FONT_HERSHEY_SIMPLEX, 12, 2),
+])
+def test_other_fonts_thin_and_wide_spaced_masked_whole(font, px, thickness):
+    """Fonts other than the one the detector was tuned on, thin strokes and wide spacing, over
+    the speckled frame's brightening tissue (found by a randomised sweep: these left the ID line
+    fully readable and were written)."""
+    img = speckled_us(26)
+    scale = px / cv2.getTextSize("H", font, 1.0, thickness)[0][1]
+    ink = np.zeros(img.shape, np.uint8)
+    for k, t in enumerate([f"{NAME} {GIVEN}", f"ID {MRN}"]):
+        cv2.putText(ink, t, (30, 120 + int(k * px * 1.7)), font, scale, 255, thickness, cv2.LINE_AA)
+    on = ink >= 64
+    img[on] = 255
+    r, out = _deidentify(img)
+    assert r.status == "written", r.reason
+    assert _unmasked_ink(out, on) == 0
