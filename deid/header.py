@@ -222,15 +222,27 @@ def apply_plan(ds: Dataset, ctx: HeaderContext) -> None:
     ctx.deferred.clear()
 
 
+def _dispatch(plan: Plan, tag: int, vr: str, shifting: bool) -> tuple[str | None, bool, str, str]:
+    """What the walk does with an element, decided once per (tag, VR) and profile: (the table's
+    action or None, whether its value is an identifying value to gather, the action to run ("O":
+    curve/overlay group, removed whole), the counter naming the deciding column)."""
+    group = tag >> 16
+    table_action = plan.exact.get(tag)
+    collect = vr != "SQ" and group != 0x0002 and _collects(tag, vr, table_action)
+    if (group & 0xFF00) in (0x5000, 0x6000):
+        return table_action, collect, "O", "X"
+    if table_action is None:
+        return table_action, collect, _unlisted_action(tag, vr, shifting), "by:unlisted"
+    return table_action, collect, table_action, "by:" + plan.source[tag]
+
+
 def _walk(ds: Dataset, ctx: HeaderContext) -> None:
     plan = ctx.plan
-    exact = plan.exact
-    source = plan.source
+    dispatch = plan.dispatch
     phi = ctx.phi
     counts = ctx.counts
     shifting = ctx.shift_days is not None
     d = ds._dict
-    collect_cache = _collect_cache
     creators = None
     kept_private_blocks: set[tuple[int, int]] = set()
     private_creator_tags: list[int] = []
@@ -256,29 +268,24 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
         vr = elem.VR
         if not vr or vr == "UN" or len(vr) != 2:
             vr = _vr_of(elem)
-        action = exact.get(tag)
+        disp = dispatch.get((tag, vr, shifting))
+        if disp is None:
+            disp = dispatch[(tag, vr, shifting)] = _dispatch(plan, tag, vr, shifting)
+        table_action, collect, action, by = disp
         if vr == "SQ":
-            if action in ("Z", "D", "P"):
+            if table_action in ("Z", "D", "P"):
                 # emptied or replaced: its values may appear elsewhere, gather them first
                 for item in ds[tag].value or ():
                     collect_phi(item, plan, phi)
-        elif group != 0x0002:
-            c = collect_cache.get((tag, vr, action))
-            if c is None:
-                c = _collects(tag, vr, action)
-            if c:
-                phi.add_texts(_keyword(tag), vr, _texts_of(elem))
-        if (group & 0xFF00) in (0x5000, 0x6000):
+        elif collect:
+            phi.add_texts(_keyword(tag), vr, _texts_of(elem))
+        if action == "O":
             # Curves and overlays, the whole repeating group (Overlay Description included,
             # which Table E.1-1 does not list).
             del d[key]
             counts["X"] += 1
             continue
-        if action is None:
-            action = _unlisted_action(tag, vr, shifting)
-            counts["by:unlisted"] += 1
-        else:
-            counts["by:" + source[tag]] += 1
+        counts[by] += 1
         if action == "K":
             if vr == "SQ":
                 for item in ds[tag].value or ():

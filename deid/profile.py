@@ -129,6 +129,8 @@ class Plan:
     source: dict[int, str] = field(default_factory=dict)
     options: frozenset[str] = frozenset()
     comments: frozenset[int] = frozenset()
+    #: the header walk's per-(tag, VR) decisions, filled as elements are met (deid.header._dispatch)
+    dispatch: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @lru_cache(maxsize=4)
