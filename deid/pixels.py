@@ -321,8 +321,8 @@ def _with_lone_glyphs(st2: np.ndarray, cand: np.ndarray, is_line: np.ndarray) ->
     each took. A glyph further than the closing from its neighbours (the "D" of "ID" once the
     "I" is cut by the image edge, a capital after a wide word gap) is no line on its own, but
     it is part of the line it stands on: same band, same height, within LINE_GAP heights."""
-    h2, w2 = st2[:, 3], st2[:, 2]
-    lone = (h2 >= 8) & (h2 <= LINE_MAX_H) & (w2 >= 2) & ~is_line
+    h2 = st2[:, 3]
+    lone = (h2 >= 8) & (h2 <= LINE_MAX_H) & ~is_line  # a thin "I" is 1 px wide
     lone[0] = False
     box = st2[cand, :4].astype(np.int64)
     extra = np.zeros(len(cand), np.int64)
