@@ -619,10 +619,12 @@ YBR_BLACK = (0, 128, 128)
 
 
 def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | None = None,
-                   masked: list[Box] | None = None, bright: bool = False) -> list[list[Line]]:
+                   masked: list[Box] | None = None, bright: bool | np.ndarray = False) -> list[list[Line]]:
     """detect_lines on every frame; a frame identical to an earlier one (a frozen cine loop, a
     repeated still) reuses that frame's answer. With ``windows``, only those regions are searched
-    (see ``_detect_in_windows``). ``masked``: boxes blacked out in every frame."""
+    (see ``_detect_in_windows``). ``masked``: boxes blacked out in every frame. ``bright``: the
+    second, near-white search (detect_lines) everywhere, nowhere, or (a mask) in the windows
+    that reach into it."""
     import hashlib
 
     seen: dict[bytes, list[Line]] = {}
@@ -631,19 +633,21 @@ def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | N
         key = hashlib.blake2b(np.ascontiguousarray(g).data, digest_size=16).digest() if len(grays) > 1 else b""
         if key not in seen:
             found = _detect_in_windows(g, strict, windows, masked or [], bright) if windows is not None else None
-            seen[key] = found if found is not None else detect_lines(g, strict, masked, bright)
+            seen[key] = found if found is not None else detect_lines(
+                g, strict, masked, bright if isinstance(bright, bool) else bool(bright.any()))
         out.append([Line(ln.box, ln.chars, ln.strong, ln.flat) for ln in seen[key]])
     return out
 
 
 def _detect_in_windows(g: np.ndarray, strict: bool, windows: list[Box], masked: list[Box],
-                       bright: bool = False) -> list[Line] | None:
+                       bright: bool | np.ndarray = False) -> list[Line] | None:
     """The lines of ``g`` inside ``windows``, in frame coordinates; None when a line touches a
     window's edge inside the frame (it may go on beyond the window: the caller reads the whole
     frame, so that no line is read in part)."""
     found: list[Line] = []
     for w in windows:
-        for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict, _boxes_within(masked, w), bright):
+        in_field = bright if isinstance(bright, bool) else bool(bright[w.y:w.y + w.h, w.x:w.x + w.w].any())
+        for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict, _boxes_within(masked, w), in_field):
             if _cut_by_window(ln.box, w, g.shape):
                 return None
             ln.box = Box(ln.box.x + w.x, ln.box.y + w.y, ln.box.w, ln.box.h)
@@ -794,7 +798,9 @@ def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
     returned with the rest."""
     grays = [_gray(fr, invert, ybr) for fr in frames]
     windows = verify_windows(masked, grays[0].shape[:2]) if (risky and masked) else None
-    lines = merge_lines(_detect_frames(grays, True, windows, masked if risky else None, bright=risky))
+    # the bright-strokes search where it can matter: windows that reach into the imaged field
+    bright = imaged_field(grays[0]) if risky else False
+    lines = merge_lines(_detect_frames(grays, True, windows, masked if risky else None, bright=bright))
     near = [b.padded(VERIFY_TOUCH, grays[0].shape[:2]) for b in (masked or [])]
     lines = [ln for ln in lines if ln.strong or any(ln.box.iou(b) > 0 for b in near)]
     prior = prior or []
