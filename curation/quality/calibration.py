@@ -165,6 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'kind':5s} {'series':14s} {'approve':>8s} {'review':>7s} {'exclude':>8s}")
         for c in confusion(rows):
             print(f"{c['kind']:5s} {c['group']:14s} {c['approve']:8d} {c['review']:7d} {c['exclude']:8d}")
+        print("\ndecision by defect and severity (A approve, R review, X exclude; one letter per seed):")
+        for kind in sorted({r["kind"] for r in rows}):
+            for t in sorted({r["type"] for r in rows if r["kind"] == kind and r["type"]}):
+                cells = []
+                for sev in sorted({r["severity"] for r in rows if r["severity"]}):
+                    cells.append(f"{sev}:" + "".join(r["decision"][0].upper().replace("E", "X") for r in rows
+                                                     if r["kind"] == kind and r["type"] == t and r["severity"] == sev))
+                print(f"  {kind:3s} {t:16s} " + "  ".join(cells))
         _print_rows(rows)
     return 0
 

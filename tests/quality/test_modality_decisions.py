@@ -54,6 +54,23 @@ def test_heldout_ct(study, seed):
     _check(rows)
 
 
+def test_heldout_clean_series_of_more_patients_and_vendors_are_approved(tmp_path):
+    """Clean series of patients 2-5 of a held-out seed (Philips CT pixels: signed, intercept 0)."""
+    from curation.quality.series import assess_series
+    from curation.synth.site import defect_study
+
+    seen = []
+    for index in range(2, 6):
+        for what in ("CR" if index % 2 == 0 else "DX", "US") + (("CT HEAD",) if index == 2 else ()):
+            kind, part, _ = cal.STUDIES[what]
+            out = tmp_path / f"{index}-{what.replace(' ', '_')}"
+            rec = defect_study(out, cal.HELDOUT_SEEDS[0], index, what, None, matrix=cal.MATRIX, slices=cal.SLICES)
+            d = assess_series([out / f for f in rec["files"]], classification={"kind": kind, "body_part": part})
+            seen.append((index, what, rec["vendor"], d["decision"]["decision"], d["decision"]["reason"]))
+    assert {s[2] for s in seen} == {"siemens", "ge", "philips"}
+    assert all(s[3] == "approve" for s in seen), seen
+
+
 def test_rules_apply_to_their_kinds_only():
     """The MR kinds keep their learned decision: a CT rule's metric on a T1W changes nothing."""
     cfg = load_config()
