@@ -32,7 +32,7 @@ RADIOGRAPH = ("CR", "DX", "MG")
 #: The metric names every result carries (lower case, MRIQC's where MRIQC has one).
 CORE_METRICS = ("snr", "snr_dietrich", "cnr", "cjv", "efc", "fber", "wm2max", "qi1", "var", "fwhm_avg",
                 "inu_range", "gsr")
-STAGE_VERSION = "quality/1"
+STAGE_VERSION = "quality/2"  # 2: CT, CR/DX and US defect metrics and rules (issue 11, point 7)
 
 
 def _foreground_mr(volume: np.ndarray, spacing: tuple[float, float, float]) -> MetricSet:
