@@ -223,7 +223,8 @@ class Deidentifier:
         findings: list[Finding] = []
         if pres.masked_boxes or risky:
             masked = [Box(*b) for b in boxes]
-            read, bad, calls = residual_text(frames, risky, invert, masked, ybr=ybr, prior=pres.rejected)
+            read, bad, calls = residual_text(frames, risky, invert, masked, ybr=ybr, prior=pres.rejected,
+                                             field=pres.field)
             res.pixels["ocr_calls"] += calls
             for ln in bad:
                 findings.append(Finding("pixel_text", f"box {ln.box.as_list()}", detail="readable text left after masking"))

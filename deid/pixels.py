@@ -301,17 +301,18 @@ def _group(g: np.ndarray, bw: np.ndarray, strict: bool, n: int, lab: np.ndarray,
             mean = sum(tall) / len(tall)
             sd = (sum((v - mean) ** 2 for v in tall) / len(tall)) ** 0.5
             uniform = sd <= 0.3 * mean + 1 + 1e-9
-        patch = g[y:y + h, x:x + w]
-        bwp = bw[y:y + h, x:x + w]
-        background = cv2.bitwise_not(cv2.dilate(bwp, _DOT))  # 255 away from every stroke
-        n_strokes, n_bg = cv2.countNonZero(bwp), cv2.countNonZero(background)
-        flat = False
-        if n_bg >= 4 and n_strokes > 0:
-            bg_mean, bg_sd = (float(v[0][0]) for v in cv2.meanStdDev(patch, mask=background))
-            flat = bg_sd <= 14.0 + 1e-9 and cv2.mean(patch, mask=bwp)[0] - bg_mean >= 60 - 1e-9
         # >= 10% of the character pixels (the tall members: not the speckle grains around thin
         # strokes on tissue) at 200 or more
         bright = int(bright_n[tall_ids].sum()) * 10 >= int(areas[tall_ids].sum()) > 0
+        flat = False
+        if uniform and bright:  # "flat" only ever qualifies a strong line: not measured on the rest
+            patch = g[y:y + h, x:x + w]
+            bwp = bw[y:y + h, x:x + w]
+            background = cv2.bitwise_not(cv2.dilate(bwp, _DOT))  # 255 away from every stroke
+            n_strokes, n_bg = cv2.countNonZero(bwp), cv2.countNonZero(background)
+            if n_bg >= 4 and n_strokes > 0:
+                bg_mean, bg_sd = (float(v[0][0]) for v in cv2.meanStdDev(patch, mask=background))
+                flat = bg_sd <= 14.0 + 1e-9 and cv2.mean(patch, mask=bwp)[0] - bg_mean >= 60 - 1e-9
         lines.append(Line(Box(x, y, w, h), k, bool(uniform and bright), flat=bool(flat)))
     return lines
 
@@ -492,6 +493,8 @@ class PixelResult:
     #: pixels of the imaged field (one frame) and of it under a mask (images at risk)
     field_px: int = 0
     masked_in_field_px: int = 0
+    #: the imaged field itself (images at risk), for verification
+    field: np.ndarray | None = None
 
 
 def imaged_field(g: np.ndarray) -> np.ndarray:
@@ -716,6 +719,7 @@ def scrub_frames(frames: np.ndarray, risky: bool, invert: bool = False, *,
     res.rejected = rejected
     shape = frames.shape[1:3]
     boxes = [mask_box(ln.box, shape) for ln in lines]
+    res.field = field
     if field is not None:
         res.field_px = int(field.sum())
         covered = np.zeros(shape, bool)
@@ -760,8 +764,8 @@ def band_reads(gray: np.ndarray, masked: list[Box]) -> list[Line]:
         crop = gray[r.y:r.y + r.h, r.x:r.x + r.w].copy()
         for b in _boxes_within(masked, r):
             crop[b.y:b.y + b.h, b.x:b.x + b.w] = 0  # black: white once inverted for tesseract
-        if not crop.any():
-            continue
+        if cv2.countNonZero(cv2.compare(crop, 64, cv2.CMP_GE)) < 12:
+            continue  # nothing left that could be a stroke (a letter has dozens of bright pixels)
         if r.h < 32:
             crop = cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
         crop = cv2.copyMakeBorder(255 - crop, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=255)
@@ -781,7 +785,8 @@ def readable(ln: Line) -> bool:
 
 def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
                   masked: list[Box] | None = None, *, ybr: bool = False,
-                  prior: list[Line] | None = None) -> tuple[list[Line], list[Line], int]:
+                  prior: list[Line] | None = None, field: np.ndarray | None = None
+                  ) -> tuple[list[Line], list[Line], int]:
     """Verification after masking: detect again and OCR every candidate left; a line tesseract
     reads with confidence (``readable``) is a finding. The caller also matches every text read
     against the object's identifying values, whole and in fragments of 4+ characters. Returns
@@ -790,19 +795,24 @@ def residual_text(frames: np.ndarray, risky: bool, invert: bool = False,
     ``masked``: the boxes masked in every frame. On an image at risk pixels outside the boxes are
     the input's, so the detector can only answer differently near the boxes: only those regions
     are searched again (the whole frame when they cover most of it), and there every line that
-    touches a masked box (a piece of masked text) or is text-shaped (``strong``) is read; the
+    touches a masked box (a piece of masked text; other lines have the first pass's pixels and
+    answer) is read; the
     band of every masked line is also read by OCR (``band_reads``, first frame: burned-in text
     is the same in every frame). With None or an empty list every frame is searched whole, and
     its text-shaped lines are read. ``prior``: lines the first pass read and left unmasked
     (same pixels): not detected again, but read once more another way ("large"), both readings
-    returned with the rest."""
+    returned with the rest. ``field``: the first pass's imaged field (computed again if None)."""
     grays = [_gray(fr, invert, ybr) for fr in frames]
     windows = verify_windows(masked, grays[0].shape[:2]) if (risky and masked) else None
     # the bright-strokes search where it can matter: windows that reach into the imaged field
-    bright = imaged_field(grays[0]) if risky else False
-    lines = merge_lines(_detect_frames(grays, True, windows, masked if risky else None, bright=bright))
+    bright: bool | np.ndarray = False
+    if risky:
+        bright = field if field is not None else imaged_field(grays[0])
+    # in the windows only lines that touch a mask can differ from the first pass's (same pixels
+    # further away): those are read, and no line needs classifying; elsewhere text-shaped lines
+    lines = merge_lines(_detect_frames(grays, windows is None, windows, masked if risky else None, bright=bright))
     near = [b.padded(VERIFY_TOUCH, grays[0].shape[:2]) for b in (masked or [])]
-    lines = [ln for ln in lines if ln.strong or any(ln.box.iou(b) > 0 for b in near)]
+    lines = [ln for ln in lines if (ln.strong and windows is None) or any(ln.box.iou(b) > 0 for b in near)]
     prior = prior or []
     lines = [ln for ln in lines if not any(ln.box.iou(p.box) > 0.9 for p in prior)]
     calls = ocr_lines(grays, lines, "otsu") if lines else 0
