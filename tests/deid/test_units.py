@@ -356,3 +356,19 @@ def test_pixel_search_from_several_threads_at_once():
 
     with ThreadPoolExecutor(4) as pool:
         assert all(found == ["PatientName"] for found in pool.map(names, range(40)))
+
+
+def test_profiles_in_one_process_keep_their_own_walk_decisions():
+    """The header walk caches its per-(tag, VR) decision on the compiled plan: a basic run after
+    a default run (and back) in one process still applies each profile's own actions."""
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.SeriesDescription = "T1 SE AX"
+    ds.PatientSex = "F"
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    data = buf.getvalue()
+    for _ in range(2):
+        for name, kept in (("default", True), ("basic", False)):
+            out = pydicom.dcmread(io.BytesIO(Deidentifier(name, SECRET).deidentify(data).data))
+            assert ("SeriesDescription" in out) == kept, name
+            assert (out.get("PatientSex") == "F") == kept, name
