@@ -229,9 +229,20 @@ def _lines_of(g: np.ndarray, bw: np.ndarray, strict: bool) -> list[Line]:
     # digit alone): the large characters are grouped again with a closing three times as long
     # (only text-shaped lines of that grouping count: it also joins speckle clumps to text)
     big = ids[hs[ids] >= BIG_CHAR_H]
-    if len(big) >= 2 and strict:
+    if len(big) >= 2 and strict and _side_by_side(st[big]):
         lines += [ln for ln in _group(g, bw, strict, n, lab, st, big, _WIDE_LINE_K, aligned=True) if ln.strong]
     return lines
+
+
+def _side_by_side(sb: np.ndarray) -> bool:
+    """Whether two of these components (stats rows) stand on one band (vertical overlap >= 60%
+    of the smaller) within the wide closing's reach: else the wide grouping has nothing to join."""
+    x, y, w, h = (sb[:, k].astype(np.int64) for k in range(4))
+    overlap = np.minimum.outer(y + h, y + h) - np.maximum.outer(y, y)
+    gap = np.maximum.outer(x, x) - np.minimum.outer(x + w, x + w)
+    near = (overlap * 5 >= 3 * np.minimum.outer(h, h)) & (gap <= _WIDE_LINE_K.shape[1])
+    np.fill_diagonal(near, False)
+    return bool(near.any())
 
 
 def _group(g: np.ndarray, bw: np.ndarray, strict: bool, n: int, lab: np.ndarray, st: np.ndarray,
