@@ -229,20 +229,31 @@ def _lines_of(g: np.ndarray, bw: np.ndarray, strict: bool) -> list[Line]:
     # digit alone): the large characters are grouped again with a closing three times as long
     # (only text-shaped lines of that grouping count: it also joins speckle clumps to text)
     big = ids[hs[ids] >= BIG_CHAR_H]
-    if len(big) >= 2 and strict and _side_by_side(st[big]):
-        lines += [ln for ln in _group(g, bw, strict, n, lab, st, big, _WIDE_LINE_K, aligned=True) if ln.strong]
+    if len(big) >= 2 and strict:
+        big = big[_side_by_side(st[big])]
+    if len(big) >= 2 and strict:
+        # on the region of those glyphs only (a full-frame closing and labelling cost ~0.8 ms)
+        reach = _WIDE_LINE_K.shape[1] + 1
+        sb = st[big].astype(np.int64)
+        x0, x1 = max(0, int(sb[:, 0].min()) - reach), min(g.shape[1], int((sb[:, 0] + sb[:, 2]).max()) + reach)
+        y0, y1 = max(0, int(sb[:, 1].min()) - 2), min(g.shape[0], int((sb[:, 1] + sb[:, 3]).max()) + 2)
+        for ln in _group(g[y0:y1, x0:x1], bw[y0:y1, x0:x1], strict, n, lab[y0:y1, x0:x1], st, big, _WIDE_LINE_K,
+                         aligned=True):
+            if ln.strong:
+                ln.box = Box(ln.box.x + x0, ln.box.y + y0, ln.box.w, ln.box.h)
+                lines.append(ln)
     return lines
 
 
-def _side_by_side(sb: np.ndarray) -> bool:
-    """Whether two of these components (stats rows) stand on one band (vertical overlap >= 60%
-    of the smaller) within the wide closing's reach: else the wide grouping has nothing to join."""
+def _side_by_side(sb: np.ndarray) -> np.ndarray:
+    """Which of these components (stats rows) have another on their band (vertical overlap >= 60%
+    of the smaller) within the wide closing's reach: the others have nothing to join."""
     x, y, w, h = (sb[:, k].astype(np.int64) for k in range(4))
     overlap = np.minimum.outer(y + h, y + h) - np.maximum.outer(y, y)
     gap = np.maximum.outer(x, x) - np.minimum.outer(x + w, x + w)
     near = (overlap * 5 >= 3 * np.minimum.outer(h, h)) & (gap <= _WIDE_LINE_K.shape[1])
     np.fill_diagonal(near, False)
-    return bool(near.any())
+    return near.any(axis=1)
 
 
 def _group(g: np.ndarray, bw: np.ndarray, strict: bool, n: int, lab: np.ndarray, st: np.ndarray,
