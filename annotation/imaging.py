@@ -1,5 +1,7 @@
 """Reads the DICOM bytes an item references (file://, s3://, DICOMweb URL), strips identifying
-attributes and caches the result, so readers and exports only ever see the cleaned object."""
+attributes and caches the result, so readers and exports only ever see the cleaned object.
+De-identified PNG/JPEG images and NIfTI volumes are turned into DICOM first
+(`annotation.imaging_formats`), so every endpoint, the viewer and the exports treat them alike."""
 from __future__ import annotations
 
 import io
@@ -14,6 +16,7 @@ import numpy as np
 import pydicom
 from pydicom import Dataset
 
+from annotation.imaging_formats import as_dicom, image_kind
 from annotation.phi import strip_identifying
 
 # Zones the service must never read (DESIGN: it never reads the raw zone or the vault).
@@ -158,10 +161,11 @@ class InstanceCache:
 
 
 def clean_bytes(raw: bytes) -> bytes:
+    kind = image_kind(raw)
     try:
-        ds = pydicom.dcmread(io.BytesIO(raw))
+        ds = as_dicom(raw, kind) if kind else pydicom.dcmread(io.BytesIO(raw))
     except Exception:
-        raise UriError("not a readable DICOM object") from None
+        raise UriError(f"not a readable {kind.upper() if kind else 'DICOM'} object") from None
     strip_identifying(ds)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)

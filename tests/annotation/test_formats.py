@@ -1,0 +1,142 @@
+"""De-identified PNG images and NIfTI volumes (deid zone `images/<h>/<h>.png`, `volumes/<h>/<h>.nii.gz`,
+written by the pipeline's own de-identifier) registered as items and served like DICOM: the file
+endpoint gives a DICOM object the viewer decodes, the frame endpoint the file's pixel values, a
+volume as axial slices in LPS display orientation with its spacing, geometry and window."""
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+
+from deid.filemeta import deidentify_file
+from tests.annotation.conftest import make_client
+from tests.annotation.world import build_world, ok
+
+
+def _deid_zone_file(store: Path, data: bytes, fmt: str) -> Path:
+    """De-identify ``data`` as the pipeline does and place it where the deid stage writes it."""
+    r = deidentify_file(data, fmt, ["Doe_John_12345678" + (".nii.gz" if fmt == "nifti" else ".png")])
+    assert r.status == "written", r.reason
+    folder = store / "deid" / ("volumes" if fmt == "nifti" else "images") / r.name.split(".", 1)[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / r.name).write_bytes(r.data)
+    return folder / r.name
+
+
+def _png(arr: np.ndarray) -> bytes:
+    b = io.BytesIO()
+    Image.fromarray(arr).save(b, format="PNG")
+    return b.getvalue()
+
+
+def _pictures() -> dict[str, np.ndarray]:
+    yy, xx = np.mgrid[0:96, 0:128]
+    blob = np.exp(-((yy - 48) ** 2 + (xx - 64) ** 2) / 800)
+    return {"grey8": (60 + 100 * blob).astype(np.uint8),
+            "grey16": (300 + 3000 * blob).astype(np.uint16),
+            "rgb": np.dstack([(xx * 2).astype(np.uint8), (yy * 2).astype(np.uint8), np.full(xx.shape, 90, np.uint8)])}
+
+
+def _volume() -> nib.Nifti1Image:
+    """A CT-like volume stored x -> patient's left, y -> anterior, slices inferior -> superior
+    (a 'LAS' file): serving it needs a flip of the rows but not of the columns."""
+    x, y, z = np.indices((24, 20, 8))
+    data = (x * 37 + y * 11 + z * 101 - 500).astype(np.int16)
+    affine = np.array([[-1.2, 0, 0, 5.0], [0, 1.1, 0, -7.0], [0, 0, 3.0, 9.0], [0, 0, 0, 1]])
+    img = nib.Nifti1Image(data, affine)
+    img.header["descrip"] = b"Doe John"
+    return img
+
+
+def _frame(client, item: int, h: dict, frame: int = 0) -> tuple[np.ndarray, dict]:
+    r = client.get(f"/api/items/{item}/instances/0/frames/{frame}", headers=h)
+    assert r.status_code == 200, r.text[:300]
+    shape = (int(r.headers["x-rows"]), int(r.headers["x-columns"]))
+    spp = int(r.headers["x-samples-per-pixel"])
+    arr = np.frombuffer(r.content, dtype=r.headers["x-dtype"]).reshape(shape + ((spp,) if spp > 1 else ()))
+    return arr, r.headers
+
+
+def test_png_items_are_served_as_single_frames_with_their_pixels(tmp_path: Path, store_root: Path) -> None:
+    pictures = _pictures()
+    paths = {k: _deid_zone_file(tmp_path / "store", _png(a), "png") for k, a in pictures.items()}
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    with make_client(url) as client:
+        w = build_world(client, url, store_root, n_items=1)
+        h = w.h("manager")
+        items = [{"external_id": f"png-{k}", "uris": [p.as_uri()], "modality": "DX"} for k, p in paths.items()]
+        created = dict(zip(paths, ok(client.post(f"/api/projects/{w.project_id}/items", headers=w.h("data_owner"),
+                                                  json={"items": items}), 201)["created"]))
+        for kind, arr in pictures.items():
+            item = ok(client.get(f"/api/items/{created[kind]}", headers=h))
+            inst = item["instances"][0]
+            assert (inst["frames"], inst["rows"], inst["columns"]) == (1, 96, 128)
+            served, headers = _frame(client, created[kind], h)
+            assert served.dtype == arr.dtype and np.array_equal(served, arr), kind
+            f = client.get(f"/api/items/{created[kind]}/instances/0/file", headers=h)
+            assert f.status_code == 200 and f.headers["content-type"] == "application/dicom"
+            ds = pydicom.dcmread(io.BytesIO(f.content))
+            assert np.array_equal(ds.pixel_array, arr) and ds.SOPInstanceUID == inst["sop_instance_uid"]
+            assert b"Doe" not in f.content and b"12345678" not in f.content
+            if kind == "rgb":
+                assert ds.PhotometricInterpretation == "RGB" and headers["x-samples-per-pixel"] == "3"
+            else:  # the window shows the file as it displays (8-bit) or the values present (16-bit)
+                lo, hi = (0, 255) if kind == "grey8" else (int(arr.min()), int(arr.max()))
+                c, ww = float(headers["x-window-center"]), float(headers["x-window-width"])
+                assert (c - 0.5 - (ww - 1) / 2, c - 0.5 + (ww - 1) / 2) == (lo, hi), kind
+        # the same bytes always give the same UIDs (exports keep referencing them after a restart)
+        again = pydicom.dcmread(io.BytesIO(client.get(f"/api/items/{created['grey8']}/instances/0/file", headers=h).content))
+        assert again.SOPInstanceUID == ok(client.get(f"/api/items/{created['grey8']}", headers=h))["instances"][0]["sop_instance_uid"]
+
+
+def test_nifti_item_is_served_as_axial_slices_in_lps_orientation(tmp_path: Path, store_root: Path) -> None:
+    img = _volume()
+    path = _deid_zone_file(tmp_path / "store", gzip.compress(img.to_bytes()), "nifti")
+    # expected, by another route: nibabel's RAS canonical form, flipped to LPS
+    ras = nib.as_closest_canonical(img)
+    lps = np.asanyarray(ras.dataobj)[::-1, ::-1, :]
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    with make_client(url) as client:
+        w = build_world(client, url, store_root, n_items=1)
+        h = w.h("manager")
+        item_id = ok(client.post(f"/api/projects/{w.project_id}/items", headers=w.h("data_owner"), json={"items": [
+            {"external_id": "vol-1", "uris": [path.as_uri()], "modality": "CT"}]}), 201)["created"][0]
+        inst = ok(client.get(f"/api/items/{item_id}", headers=h))["instances"][0]
+        assert (inst["frames"], inst["rows"], inst["columns"]) == (8, 20, 24)
+        for k in (0, 3, 7):
+            served, headers = _frame(client, item_id, h, k)
+            real = served * float(headers["x-rescale-slope"]) + float(headers["x-rescale-intercept"])
+            assert np.array_equal(real, lps[:, :, k].T), k  # rows: anterior -> posterior; columns: right -> left
+        assert client.get(f"/api/items/{item_id}/instances/0/frames/8", headers=h).status_code == 404
+        ds = pydicom.dcmread(io.BytesIO(client.get(f"/api/items/{item_id}/instances/0/file", headers=h).content))
+        assert [float(v) for v in ds.PixelSpacing] == pytest.approx([1.1, 1.2]) and float(ds.SliceThickness) == pytest.approx(3.0)
+        assert [float(v) for v in ds.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
+        # the first pixel of the first slice: voxel (0, 19, 0) of the file, at RAS (5, -7 + 19 * 1.1, 9)
+        assert [float(v) for v in ds.ImagePositionPatient] == pytest.approx([-5.0, 7.0 - 19 * 1.1, 9.0])
+        lo, hi = float(ds.WindowCenter) - float(ds.WindowWidth) / 2, float(ds.WindowCenter) + float(ds.WindowWidth) / 2
+        assert np.percentile(lps, 0.5) == pytest.approx(lo, abs=1) and np.percentile(lps, 99.5) == pytest.approx(hi, abs=1)
+        assert b"Doe" not in ds.PixelData and "Doe" not in str(ds)
+
+
+def test_image_items_keep_the_zone_rules(tmp_path: Path, store_root: Path) -> None:
+    """A PNG or NIfTI in the raw zone is refused as a DICOM one is; unreadable bytes are a 422."""
+    pictures = _pictures()
+    raw = tmp_path / "store" / "raw" / "a.png"
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(_png(pictures["grey8"]))
+    broken = tmp_path / "store" / "deid" / "images" / "x" / "x.png"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(_png(pictures["grey8"])[:60])
+    url = f"sqlite:///{tmp_path / 'z.db'}"
+    with make_client(url) as client:
+        w = build_world(client, url, store_root, n_items=1)
+        for uri, words in ((raw.as_uri(), "raw zone"), (broken.as_uri(), "not a readable PNG")):
+            r = client.post(f"/api/projects/{w.project_id}/items", headers=w.h("data_owner"),
+                            json={"items": [{"external_id": "bad", "uris": [uri]}]})
+            assert r.status_code == 422 and words in r.text, r.text
