@@ -6,13 +6,16 @@ from __future__ import annotations
 import gzip
 import shutil
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import select
 
 from curation.catalog import Catalog, Series
 from curation.ingest import ingest
 from curation.series_stages import assess_deid_series, classify_deid_series, deid_series
+from curation.reid_vault import put_public_key
 from curation.store import Zone, open_store
 from deid.raster import png_chunks
+from deid.vault import public_pem
 
 
 def test_synthetic_site_pictures_and_volumes_are_deidentified(tmp_path):
@@ -30,6 +33,7 @@ def test_synthetic_site_pictures_and_volumes_are_deidentified(tmp_path):
 
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
     store = open_store(str(tmp_path / "store"))
+    put_public_key(store, public_pem(X25519PrivateKey.generate().public_key()))  # the officer's key: images get sealed entries
     ingest(str(src), catalog, store, site="synth", workers=1)
     with catalog.session() as s:
         ids = list(s.scalars(select(Series.id).order_by(Series.id)))

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import select
 
 from curation.catalog import Catalog, QuarantineRecord, Series, StageResult
 from curation.ingest import ingest
 from curation.series_stages import assess_deid_series, classify_deid_series, deid_series
+from curation.reid_vault import put_public_key
 from curation.store import Zone, open_store
 from curation.study_stages import group_by_study
+from deid.vault import public_pem
 from tests.deid import formats_corpus as fc
 
 
@@ -21,6 +24,7 @@ def curated(tmp_path_factory):
     expected = fc.write_source(root / "src")
     catalog = Catalog(f"sqlite:///{root / 'catalog.sqlite'}")
     store = open_store(str(root / "store"))
+    put_public_key(store, public_pem(X25519PrivateKey.generate().public_key()))  # the officer's key: images get sealed entries
     ingest(str(root / "src"), catalog, store, site="formats", workers=1)
     with catalog.session() as s:
         ids = [sid for (sid,) in s.query(Series.id).order_by(Series.id)]
