@@ -184,6 +184,24 @@ def _stored(real: np.ndarray) -> tuple[np.ndarray, float, float]:
     return np.round((real - lo) / slope).astype(np.uint16), slope, lo
 
 
+def _functional_groups(ds: Dataset, lps: np.ndarray, n_frames: int) -> None:
+    """The plane geometry again as multi-frame functional groups (shared: spacing, orientation;
+    per frame: position), where SEG writers (highdicom) and enhanced-aware viewers read it."""
+    measures, orientation = Dataset(), Dataset()
+    measures.PixelSpacing, measures.SliceThickness = ds.PixelSpacing, ds.SliceThickness
+    orientation.ImageOrientationPatient = ds.ImageOrientationPatient
+    shared = Dataset()
+    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = [measures], [orientation]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    per_frame = []
+    for k in range(n_frames):
+        position, item = Dataset(), Dataset()
+        position.ImagePositionPatient = [f"{v:.6g}" for v in lps[:3, 3] + k * lps[:3, 2]]
+        item.PlanePositionSequence = [position]
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = per_frame
+
+
 def _volume(data: bytes) -> Dataset:
     img = _load_nifti(data)
     arr, lps = lps_volume(img)
@@ -209,6 +227,7 @@ def _volume(data: bytes) -> Dataset:
     row_dir, col_dir = lps[:3, 0] / spacing[0], lps[:3, 1] / spacing[1]
     ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*row_dir, *col_dir)]
     ds.ImagePositionPatient = [f"{v:.6g}" for v in lps[:3, 3]]
+    _functional_groups(ds, lps, frames.shape[0])
     real = stored.astype(np.float64) * slope + intercept
     cal_min, cal_max = float(img.header.get("cal_min", 0) or 0), float(img.header.get("cal_max", 0) or 0)
     if np.isfinite(cal_min) and np.isfinite(cal_max) and cal_max > cal_min:

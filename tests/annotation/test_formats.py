@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
+import zipfile
 from pathlib import Path
 
+import highdicom as hd
 import nibabel as nib
 import numpy as np
 import pydicom
@@ -140,3 +143,44 @@ def test_image_items_keep_the_zone_rules(tmp_path: Path, store_root: Path) -> No
             r = client.post(f"/api/projects/{w.project_id}/items", headers=w.h("data_owner"),
                             json={"items": [{"external_id": "bad", "uris": [uri]}]})
             assert r.status_code == 422 and words in r.text, r.text
+
+
+def test_image_readings_export_as_sr_and_seg_on_the_served_objects(tmp_path: Path, store_root: Path) -> None:
+    """A box drawn on a PNG and on a slice of a NIfTI volume exports as TID 1500 SR and DICOM SEG
+    referencing the served objects (the same UIDs the viewer showed)."""
+    png = _deid_zone_file(tmp_path / "store", _png(_pictures()["grey16"]), "png")
+    vol = _deid_zone_file(tmp_path / "store", gzip.compress(_volume().to_bytes()), "nifti")
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with make_client(url) as client:
+        w = build_world(client, url, store_root, readers=1, verification=0, n_items=1)
+        ok(client.post(f"/api/projects/{w.project_id}/items", headers=w.h("data_owner"), json={"items": [
+            {"external_id": "png", "uris": [png.as_uri()], "priority": 9},
+            {"external_id": "vol", "uris": [vol.as_uri()], "priority": 8}]}), 201)
+        boxes = {}
+        for frame in (0, 2):
+            t = ok(client.post(f"/api/tasks/next?project_id={w.project_id}", headers=w.h("junior")))["task"]
+            assert t["item"]["external_id"] == ("png" if frame == 0 else "vol")
+            boxes[t["item"]["instances"][0]["sop_instance_uid"]] = frame
+            ok(client.post(f"/api/tasks/{t['id']}/submit", headers=w.h("junior"), json={
+                "labels": [{"label": "nodule", "value": True, "confidence": 80}],
+                "rois": [{"label": "lesion_box", "kind": "box", "instance": 0, "frame": frame, "points": [[3, 4], [9, 8]]}],
+                "active_ms": 1000, "idle_ms": 0}))
+        seg_zip = zipfile.ZipFile(io.BytesIO(client.get(f"/api/projects/{w.project_id}/export/seg", headers=w.h("manager")).content))
+        manifest = json.loads(seg_zip.read("manifest.json"))
+        assert manifest["skipped"] == [] and len(manifest["files"]) == 2, manifest
+        for entry in manifest["files"]:
+            seg = hd.seg.Segmentation.from_dataset(pydicom.dcmread(io.BytesIO(seg_zip.read(entry["file"]))))
+            (uid,) = {r.ReferencedSOPInstanceUID for se in seg.ReferencedSeriesSequence for r in se.ReferencedInstanceSequence}
+            assert uid in boxes
+            frames = [f for f in seg.PerFrameFunctionalGroupsSequence]
+            assert len(frames) == 1 and int(frames[0].DerivationImageSequence[0].SourceImageSequence[0]
+                                            .get("ReferencedFrameNumber", 1)) == boxes[uid] + 1
+            assert seg.pixel_array.sum() == 7 * 5  # the [3,4]-[9,8] box, inclusive pixel edges
+        sr_zip = zipfile.ZipFile(io.BytesIO(client.get(f"/api/projects/{w.project_id}/export/sr", headers=w.h("manager")).content))
+        sr_manifest = json.loads(sr_zip.read("manifest.json"))
+        assert sr_manifest["skipped"] == [] and len(sr_manifest["files"]) == 2
+        for entry in sr_manifest["files"]:
+            sr = pydicom.dcmread(io.BytesIO(sr_zip.read(entry["file"])))
+            evidence = {r.ReferencedSOPInstanceUID for s in sr.CurrentRequestedProcedureEvidenceSequence
+                        for se in s.ReferencedSeriesSequence for r in se.ReferencedSOPSequence}
+            assert len(evidence) == 1 and evidence <= set(boxes)
