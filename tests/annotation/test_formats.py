@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import highdicom as hd
+import httpx
 import nibabel as nib
 import numpy as np
 import pydicom
@@ -184,3 +185,67 @@ def test_image_readings_export_as_sr_and_seg_on_the_served_objects(tmp_path: Pat
             evidence = {r.ReferencedSOPInstanceUID for s in sr.CurrentRequestedProcedureEvidenceSequence
                         for se in s.ReferencedSeriesSequence for r in se.ReferencedSOPSequence}
             assert len(evidence) == 1 and evidence <= set(boxes)
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_viewer_opens_png_and_nifti_items(live_server_factory, tmp_path: Path) -> None:
+    """Headless Chromium: a reader opens a PNG item (its window is the file's 0-255) and a NIfTI
+    item (8 slices that scroll) in the viewer, without a console error."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from annotation.admin import create_admin
+    from tests.annotation.test_browser import ARTIFACTS, CHROMIUM, PASSWORD, SCHEMA, _login, _require_browser_stack
+
+    _require_browser_stack()
+    yy, xx = np.mgrid[0:256, 0:256]
+    picture = (30 + 200 * np.exp(-((yy - 128) ** 2 + (xx - 100) ** 2) / 2000)).astype(np.uint8)
+    png = _deid_zone_file(tmp_path / "store", _png(picture), "png")
+    vol = _deid_zone_file(tmp_path / "store", gzip.compress(_volume().to_bytes()), "nifti")
+    server = live_server_factory()
+    create_admin(server.database_url, "admin", PASSWORD)
+    c = httpx.Client(base_url=server.url, timeout=30)
+
+    def auth(user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {c.post('/api/auth/login', json={'username': user, 'password': PASSWORD}).json()['token']}"}
+
+    admin = auth("admin")
+    pid = c.post("/api/projects", headers=admin, json={"name": "formats", "readers_per_item": 1, "schema": SCHEMA}).json()["id"]
+    for name in ("reader1", "reader2"):
+        uid = c.post("/api/users", headers=admin, json={"username": name, "password": PASSWORD}).json()["id"]
+        assert c.post(f"/api/projects/{pid}/members", headers=admin,
+                      json={"user_id": uid, "role": "annotator", "level": "senior"}).status_code == 201
+    r = c.post(f"/api/projects/{pid}/items", headers=admin, json={"items": [
+        {"external_id": "png", "uris": [png.as_uri()], "priority": 9}, {"external_id": "vol", "uris": [vol.as_uri()]}]})
+    assert r.status_code == 201, r.text
+    tasks = {name: c.post(f"/api/tasks/next?project_id={pid}", headers=auth(name)).json()["task"] for name in ("reader1", "reader2")}
+    assert [tasks[n]["item"]["external_id"] for n in ("reader1", "reader2")] == ["png", "vol"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            for name in ("reader1", "reader2"):
+                page = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+                page.on("console", lambda m: errors.append(m.text)
+                        if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url}")
+                        if r.status >= 400 and not (r.status == 401 and r.url.endswith("/api/auth/me")) else None)
+                _login(page, server.url, name)
+                page.goto(f"{server.url}/#/task?id={tasks[name]['id']}")
+                page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)
+                shot = page.get_by_test_id("viewport").screenshot(path=ARTIFACTS / f"formats-{name}.png")
+                shown = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=float)
+                assert shown.std() > 10, "the image is drawn, not a blank viewport"
+                voi = page.get_by_test_id("voi")
+                if name == "reader1":  # the 8-bit picture's window: 0 black, 255 white
+                    assert (round(float(voi.get_attribute("data-ww"))), round(float(voi.get_attribute("data-wc")))) == (256, 128)
+                else:
+                    expect(page.get_by_test_id("slice")).to_have_text("image 1/8")
+                    page.get_by_test_id("slice-next").click()
+                    expect(page.get_by_test_id("slice")).to_have_attribute("data-index", "1")
+        finally:
+            browser.close()
+    assert not [e for e in errors if "favicon" not in e], errors
