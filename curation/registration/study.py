@@ -197,7 +197,9 @@ def register_study(
     fixed_path = Path(fixed) if fixed is not None else None
     if fixed_path is not None and fixed_path not in paths:
         paths.append(fixed_path)
-    key = hashlib.sha256(f"{STAGE}|{STAGE_VERSION}|{chash}|{fixed_path}|{_content_hash(paths)}".encode()).hexdigest()
+    # The fixed series by content, not by folder: the pipeline copies a study into a fresh temp folder.
+    fixed_id = None if fixed_path is None else _content_hash([fixed_path])
+    key = hashlib.sha256(f"{STAGE}|{STAGE_VERSION}|{chash}|{fixed_id}|{_content_hash(paths)}".encode()).hexdigest()
     out = Path(out_dir)
     summary_path = out / "registration.json"
     if not force and summary_path.exists():

@@ -185,6 +185,19 @@ def test_rerun_is_idempotent_and_new_settings_make_new_series(study):
     assert next(s for s in other.series if Path(s.source).name == "t1").coregistration["transform"] == "affine"
 
 
+def test_a_given_fixed_series_is_keyed_by_content_not_by_folder(study, tmp_path):
+    """The pipeline copies each study into a fresh temp folder and names the fixed series: the key,
+    and so the derived UIDs, must not depend on where the folders are (the fixed path was hashed,
+    so two demo runs wrote every derived series under other UIDs)."""
+    root, out, moved = study["root"], tmp_path / "derived", tmp_path / "elsewhere"
+    first = register_study([root / "t1", root / "t2"], out, fixed=root / "t2")
+    for name in ("t1", "t2"):
+        shutil.copytree(root / name, moved / name)
+    again = register_study([moved / "t1", moved / "t2"], out, fixed=moved / "t2")
+    assert again.key == first.key
+    assert [d.series_instance_uid for d in again.derived] == [d.series_instance_uid for d in first.derived]
+
+
 def test_publish_copies_series_reviews_and_summary_into_the_derived_zone(study, tmp_path):
     from curation.registration.study import publish
     from curation.store import Zone, open_store
