@@ -124,13 +124,19 @@ def deidentify_series(
 IMAGE_FOLDERS = {"png": "images", "jpeg": "images", "nifti": "volumes"}
 
 
+#: The image branch's own version: "reid" since its outputs have sealed re-identification entries,
+#: so image results recorded before that are re-run (and sealed) instead of reused.
+IMAGE_BRANCH_VERSION = "reid"
+
+
 def image_deid_version(fmt: str) -> str:
-    """The version of the de-identifier of a non-DICOM format (part of the stage's idempotency key)."""
+    """The version of the de-identifier of a non-DICOM format and of this branch (part of the
+    stage's idempotency key)."""
     if fmt == "nifti":
         from deid.nifti import VERSION
     else:
         from deid.raster import VERSION
-    return VERSION
+    return f"{VERSION}+{IMAGE_BRANCH_VERSION}"
 
 
 def image_reid_entry(pseudonym: str, data: bytes, fmt: str, raw_key: str, sha256: str,
