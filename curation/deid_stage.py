@@ -9,9 +9,7 @@ The returned dict carries no PHI (pseudonyms, new UIDs, counts, hashes, reasons)
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
-import io
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
@@ -139,48 +137,16 @@ def image_deid_version(fmt: str) -> str:
     return f"{VERSION}+{IMAGE_BRANCH_VERSION}"
 
 
-def image_reid_entry(pseudonym: str, data: bytes, fmt: str, raw_key: str, sha256: str,
-                     source_names: Sequence[str]) -> dict[str, Any]:
-    """The re-identification entry of one PNG/JPEG/NIfTI output, in the engine's ``reid`` shape:
-    the file has no PatientID, so what leads back to the patient is where it came from (its names
-    at the source, often the patient's name or MRN; its raw-zone key and hash) and the free text
-    the de-identifier removed. One "study" per raw object (its hash): the same output reached
-    from two sources keeps both."""
-    return {pseudonym: {"format": fmt, "studies": {sha256: {
-        "raw_key": raw_key, "source_names": list(source_names), "removed_text": removed_text(data, fmt)}}}}
-
-
-def removed_text(data: bytes, fmt: str) -> list[str]:
-    """The free text of a raw PNG/JPEG (text chunks, EXIF, XMP, IPTC, comments: ``deid.raster``)
-    or NIfTI file (descrip, aux_file, intent_name, db_name, extensions: ``deid.nifti``) that the
-    de-identifier does not carry over: it often names the patient. At most 50 texts of 500 characters."""
-    try:
-        if fmt == "nifti":
-            from deid.nifti import _load, _stripped_texts
-
-            texts: list[str | bytes] = list(_stripped_texts(_load(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)))
-        else:
-            from PIL import Image
-
-            from deid.raster import metadata_texts
-
-            texts = metadata_texts(Image.open(io.BytesIO(data)))
-    except Exception:  # noqa: BLE001 - a file the de-identifier could read but this cannot: its origin still leads back
-        return []
-    out = (t.split(b"\x00", 1)[0].decode("latin-1") if isinstance(t, bytes) else str(t) for t in texts)
-    return [t.strip()[:500] for t in out if t.strip()][:50]
-
-
 def deidentify_images(store_uri: str, raw_keys: Sequence[str], fmt: str,
                       source_names: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
     """De-identify PNG/JPEG (``deid.raster``) or NIfTI (``deid.nifti``) objects of the raw zone into
     ``<images|volumes>/<name stem>/<name>`` of the deid zone, where ``name`` is derived from the
     output's content (the source's file name is never carried over). ``source_names[i]``: the
     names the i-th object had at its sources, searched for in the output and never written.
-    Each output gets a sealed re-identification entry as a DICOM series does (``image_reid_entry``;
+    Each output gets a sealed re-identification entry as a DICOM series does (``deid.filemeta.image_reid_entry``;
     its pseudonym is the output's name stem ``<h>``), in ``deid/reid/<raw sha256>.sealed``.
     Returns the same fields as ``deidentify_series`` (no PHI: content-derived names, counts)."""
-    from deid.filemeta import deidentify_file
+    from deid.filemeta import deidentify_file, image_reid_entry
 
     store = open_store(store_uri)
     public_key = store_public_key(store)  # before any output: no written object without its map entry
@@ -199,7 +165,7 @@ def deidentify_images(store_uri: str, raw_keys: Sequence[str], fmt: str,
             continue
         stem = r.name.split(".", 1)[0]
         key = f"{IMAGE_FOLDERS[fmt]}/{stem}/{r.name}"
-        write_fragment(store, r.sha256, image_reid_entry(stem, data, fmt, raw_key, r.sha256, names), public_key)
+        write_fragment(store, r.sha256, image_reid_entry(stem, data, fmt, r.sha256, names, raw_key=raw_key), public_key)
         if store.exists(Zone.DEID, key):  # the name is the content's hash: same key, same bytes
             out["unchanged"] += 1
         else:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deid.engine import Deidentifier
-from deid.filemeta import deidentify_file, image_format
+from deid.filemeta import deidentify_file, image_format, image_reid_entry
 from deid.profile import Profile, load_profile
 from deid.report import RunReport
 from deid.vault import SEALED_MAP_NAME, SealedMap, folder_public_key, load_or_create_secret
@@ -49,10 +49,12 @@ def process_image(data: bytes, fmt: str, dst: Path, rel: str) -> dict[str, Any]:
                            "reason_code": r.reason_code, "counts": dict(r.counts),
                            "findings": [f.as_dict() for f in r.findings], "pixels": r.pixels}
     if r.status == "written" and r.data is not None:
-        out = dst / ("volumes" if fmt == "nifti" else "images") / r.name.split(".", 1)[0] / r.name
+        stem = r.name.split(".", 1)[0]
+        out = dst / ("volumes" if fmt == "nifti" else "images") / stem / r.name
         if write_exclusive(out, r.data) == "unchanged":
             rec["status"] = "unchanged"
         rec["output"] = str(out.relative_to(dst))
+        rec["reid"] = image_reid_entry(stem, data, fmt, r.sha256, [rel])  # sealed by the parent, as for DICOM
     return rec
 
 

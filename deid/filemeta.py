@@ -8,7 +8,9 @@ output bytes and in any text OCR reads in the pixels, as DICOM outputs are searc
 values of their header."""
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -125,3 +127,37 @@ def pseudonymous_name(data: bytes, suffix: str) -> str:
     """The output's file name: derived from the de-identified content only (never from the source's
     name, which often holds a patient's name or MRN)."""
     return f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
+
+
+def image_reid_entry(pseudonym: str, data: bytes, fmt: str, sha256: str, source_names: Iterable[str],
+                     raw_key: str | None = None) -> dict[str, Any]:
+    """The re-identification entry of one PNG/JPEG/NIfTI output (pseudonym: its name stem), in the
+    engine's ``reid`` shape: the file has no PatientID, so what leads back to the patient is where
+    it came from (its names at the source, often the patient's name or MRN; in the pipeline its
+    raw-zone key) and the free text the de-identifier removed. One "study" per input (its hash):
+    the same output reached from two inputs keeps both."""
+    origin: dict[str, Any] = {"source_names": list(source_names), "removed_text": removed_text(data, fmt)}
+    if raw_key is not None:
+        origin["raw_key"] = raw_key
+    return {pseudonym: {"format": fmt, "studies": {sha256: origin}}}
+
+
+def removed_text(data: bytes, fmt: str) -> list[str]:
+    """The free text of a raw PNG/JPEG (text chunks, EXIF, XMP, IPTC, comments: ``deid.raster``)
+    or NIfTI file (descrip, aux_file, intent_name, db_name, extensions: ``deid.nifti``) that the
+    de-identifier does not carry over: it often names the patient. At most 50 texts of 500 characters."""
+    try:
+        if fmt == "nifti":
+            from deid.nifti import _load, _stripped_texts  # noqa: PLC0415 - deid.nifti imports this module
+
+            texts: list[str | bytes] = list(_stripped_texts(_load(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)))
+        else:
+            from PIL import Image
+
+            from deid.raster import metadata_texts
+
+            texts = metadata_texts(Image.open(io.BytesIO(data)))
+    except Exception:  # noqa: BLE001 - a file the de-identifier could read but this cannot: its origin still leads back
+        return []
+    out = (t.split(b"\x00", 1)[0].decode("latin-1") if isinstance(t, bytes) else str(t) for t in texts)
+    return [t.strip()[:500] for t in out if t.strip()][:50]

@@ -89,3 +89,24 @@ def test_no_image_is_written_to_a_store_without_the_officers_key(tmp_path, monke
     with pytest.raises(VaultKeyError, match="keys create"):
         deidentify_images(str(tmp_path / "store"), ["ab/cd.png"], "png")
     assert list(store.list(Zone.DEID, "")) == []
+
+
+def test_folder_run_seals_image_entries_too(tmp_path, capsys, monkeypatch):
+    """`curate deid SRC DST`: the folder vault's sealed map gets the images' entries as well."""
+    monkeypatch.delenv("CURATE_PSEUDONYM_SECRET", raising=False)
+    vault, officer = tmp_path / "vault", tmp_path / "officer" / "dpo.pem"
+    assert main(["deid", "keys", "create", "--out", str(officer), "--public-key-out", str(vault / "reid_public_key.pem")]) == 0
+    dst = tmp_path / "out"
+    assert main(["deid", str(_source(tmp_path)), str(dst), "--secret-file", str(vault / "deid_secret"), "--quiet"]) == 0
+    stems = sorted(p.name for p in dst.glob("*/*"))
+    assert len(stems) == 2
+    for p in vault.rglob("*"):
+        if p.is_file():
+            assert SURNAME.encode() not in p.read_bytes() and MRN.encode() not in p.read_bytes(), p
+    db = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    for stem in stems:
+        capsys.readouterr()
+        assert main(["deid", "reidentify", stem, "--private-key", str(officer), "--secret-file", str(vault / "deid_secret"),
+                     "--db", db]) == 0
+        (origin,) = json.loads(capsys.readouterr().out)[stem]["studies"].values()
+        assert any(SURNAME in n for n in origin["source_names"]) and any(MRN in t for t in origin["removed_text"])
