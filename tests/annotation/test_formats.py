@@ -190,8 +190,8 @@ def test_image_readings_export_as_sr_and_seg_on_the_served_objects(tmp_path: Pat
 @pytest.mark.server
 @pytest.mark.slow
 def test_viewer_opens_png_and_nifti_items(live_server_factory, tmp_path: Path) -> None:
-    """Headless Chromium: a reader opens a PNG item (its window is the file's 0-255) and a NIfTI
-    item (8 slices that scroll) in the viewer, without a console error."""
+    """Headless Chromium: readers open a grey PNG item (its window is the file's 0-255), an RGB PNG
+    item and a NIfTI item (8 slices that scroll) in the viewer, without a console error."""
     from playwright.sync_api import expect, sync_playwright
 
     from annotation.admin import create_admin
@@ -201,6 +201,7 @@ def test_viewer_opens_png_and_nifti_items(live_server_factory, tmp_path: Path) -
     yy, xx = np.mgrid[0:256, 0:256]
     picture = (30 + 200 * np.exp(-((yy - 128) ** 2 + (xx - 100) ** 2) / 2000)).astype(np.uint8)
     png = _deid_zone_file(tmp_path / "store", _png(picture), "png")
+    rgb = _deid_zone_file(tmp_path / "store", _png(_pictures()["rgb"]), "png")
     vol = _deid_zone_file(tmp_path / "store", gzip.compress(_volume().to_bytes()), "nifti")
     server = live_server_factory()
     create_admin(server.database_url, "admin", PASSWORD)
@@ -211,22 +212,24 @@ def test_viewer_opens_png_and_nifti_items(live_server_factory, tmp_path: Path) -
 
     admin = auth("admin")
     pid = c.post("/api/projects", headers=admin, json={"name": "formats", "readers_per_item": 1, "schema": SCHEMA}).json()["id"]
-    for name in ("reader1", "reader2"):
+    readers = ("reader1", "reader2", "reader3")
+    for name in readers:
         uid = c.post("/api/users", headers=admin, json={"username": name, "password": PASSWORD}).json()["id"]
         assert c.post(f"/api/projects/{pid}/members", headers=admin,
                       json={"user_id": uid, "role": "annotator", "level": "senior"}).status_code == 201
     r = c.post(f"/api/projects/{pid}/items", headers=admin, json={"items": [
-        {"external_id": "png", "uris": [png.as_uri()], "priority": 9}, {"external_id": "vol", "uris": [vol.as_uri()]}]})
+        {"external_id": "png", "uris": [png.as_uri()], "priority": 9}, {"external_id": "rgb", "uris": [rgb.as_uri()], "priority": 8},
+        {"external_id": "vol", "uris": [vol.as_uri()]}]})
     assert r.status_code == 201, r.text
-    tasks = {name: c.post(f"/api/tasks/next?project_id={pid}", headers=auth(name)).json()["task"] for name in ("reader1", "reader2")}
-    assert [tasks[n]["item"]["external_id"] for n in ("reader1", "reader2")] == ["png", "vol"]
+    tasks = {name: c.post(f"/api/tasks/next?project_id={pid}", headers=auth(name)).json()["task"] for name in readers}
+    assert [tasks[n]["item"]["external_id"] for n in readers] == ["png", "rgb", "vol"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
-            for name in ("reader1", "reader2"):
+            for name in readers:
                 page = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
                 page.on("console", lambda m: errors.append(m.text)
                         if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
@@ -242,7 +245,7 @@ def test_viewer_opens_png_and_nifti_items(live_server_factory, tmp_path: Path) -
                 voi = page.get_by_test_id("voi")
                 if name == "reader1":  # the 8-bit picture's window: 0 black, 255 white
                     assert (round(float(voi.get_attribute("data-ww"))), round(float(voi.get_attribute("data-wc")))) == (256, 128)
-                else:
+                elif name == "reader3":
                     expect(page.get_by_test_id("slice")).to_have_text("image 1/8")
                     page.get_by_test_id("slice-next").click()
                     expect(page.get_by_test_id("slice")).to_have_attribute("data-index", "1")
