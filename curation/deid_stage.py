@@ -101,7 +101,7 @@ def deidentify_series(
         out["series_instance_uid"] = r.series_uid
         out["study_instance_uid"] = r.study_uid
         out["patient_pseudonym"] = r.pseudonym
-        for k in ("masked_boxes", "ocr_calls"):
+        for k in ("masked_boxes", "ocr_calls", "masked_in_field_px"):
             pixels[k] += int((r.pixels or {}).get(k, 0) or 0)
         for pid, info in r.reid.items():
             slot = reid.setdefault(pid, {"studies": {}})
@@ -172,7 +172,7 @@ def deidentify_images(store_uri: str, raw_keys: Sequence[str], fmt: str,
             store.put_bytes(Zone.DEID, key, r.data)
             out["written"] += 1
         out["outputs"].append(key)
-        for k in ("masked_boxes", "ocr_calls"):
+        for k in ("masked_boxes", "ocr_calls", "masked_in_field_px"):
             pixels[k] += int((r.pixels or {}).get(k, 0) or 0)
     n_ok = out["written"] + out["unchanged"]
     out["status"] = "ok" if not out["quarantined"] else ("partial" if n_ok else "failed")

@@ -194,3 +194,22 @@ def test_site_report_gives_masked_area_inside_the_imaged_field(deid_site):
             assert px["imaged_field_px"] > 0
             assert px["masked_in_field_px"] <= 0.005 * px["imaged_field_px"], rec["file"]
     assert n >= 10
+
+
+def test_series_result_reports_masked_area_inside_the_imaged_field(tmp_path):
+    """The pipeline stage sums, per series, the masked area inside the imaged field: an ultrasound
+    frame with the patient's name over the tissue reports it (the stage once said 'ok' with a
+    dozen boxes over the fan and nothing to show for it)."""
+    from curation.cli.main import main
+    from curation.deid_stage import deidentify_series
+    from curation.store import Zone, open_store
+    from tests.deid.pixel_frames import us_dicom
+
+    assert main(["deid", "keys", "create", "--out", str(tmp_path / "dpo.pem"), "--store", str(tmp_path / "store")]) == 0
+    img = speckled_us(3)
+    draw(img, "PEABODY THEODORA", (150, 260), 22)
+    store = open_store(tmp_path / "store")
+    store.put_bytes(Zone.RAW, "us/01.dcm", us_dicom(img, name="PEABODY^THEODORA"))
+    res = deidentify_series(str(tmp_path / "store"), ["us/01.dcm"])
+    assert res["written"] == 1, res
+    assert 0 < res["pixels"]["masked_in_field_px"] < 0.05 * img.size
