@@ -667,17 +667,50 @@ def _detect_frames(grays: list[np.ndarray], strict: bool, windows: list[Box] | N
 def _detect_in_windows(g: np.ndarray, strict: bool, windows: list[Box], masked: list[Box],
                        bright: bool | np.ndarray = False) -> list[Line] | None:
     """The lines of ``g`` inside ``windows``, in frame coordinates; None when a line touches a
-    window's edge inside the frame (it may go on beyond the window: the caller reads the whole
-    frame, so that no line is read in part)."""
+    window's edge inside the frame after the window was grown over it WINDOW_GROWTHS times (it
+    may go on beyond the window: the caller reads the whole frame, so that no line is read in
+    part)."""
     found: list[Line] = []
     for w in windows:
-        in_field = bright if isinstance(bright, bool) else bool(bright[w.y:w.y + w.h, w.x:w.x + w.w].any())
-        for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict, _boxes_within(masked, w), in_field):
-            if _cut_by_window(ln.box, w, g.shape):
+        for _ in range(WINDOW_GROWTHS + 1):
+            lines, cut = _lines_in_window(g, strict, w, masked, bright)
+            if cut is None:
+                break
+            # the window grown over the cut line with the same margin as around a masked box,
+            # so that it holds that line whole: on a cine the window around the patient text
+            # reaches into the fan, whose bright apex is cut by the window edge in every frame
+            grown = _bounding(w, cut.padded(VERIFY_MARGIN, g.shape[:2]))
+            if grown == w or grown.w * grown.h > 0.6 * g.shape[0] * g.shape[1]:
                 return None
-            ln.box = Box(ln.box.x + w.x, ln.box.y + w.y, ln.box.w, ln.box.h)
-            found.append(ln)
+            w = grown
+        else:
+            return None
+        found += lines
     return found
+
+
+#: how many times verification grows a window over a line its edge cuts before reading the frame
+WINDOW_GROWTHS = 2
+
+
+def _lines_in_window(g: np.ndarray, strict: bool, w: Box, masked: list[Box],
+                     bright: bool | np.ndarray) -> tuple[list[Line], Box | None]:
+    """The lines of ``g`` inside window ``w`` (frame coordinates), and the first line cut by an
+    edge of the window inside the frame (None if none)."""
+    in_field = bright if isinstance(bright, bool) else bool(bright[w.y:w.y + w.h, w.x:w.x + w.w].any())
+    found: list[Line] = []
+    for ln in detect_lines(g[w.y:w.y + w.h, w.x:w.x + w.w], strict, _boxes_within(masked, w), in_field):
+        cut = _cut_by_window(ln.box, w, g.shape)
+        ln.box = Box(ln.box.x + w.x, ln.box.y + w.y, ln.box.w, ln.box.h)
+        if cut:
+            return [], ln.box
+        found.append(ln)
+    return found, None
+
+
+def _bounding(a: Box, b: Box) -> Box:
+    x0, y0 = min(a.x, b.x), min(a.y, b.y)
+    return Box(x0, y0, max(a.x + a.w, b.x + b.w) - x0, max(a.y + a.h, b.y + b.h) - y0)
 
 
 def _cut_by_window(b: Box, w: Box, shape: tuple[int, ...]) -> bool:

@@ -224,3 +224,17 @@ def test_a_line_cut_by_a_window_edge_sends_the_frame_to_a_whole_search():
     assert pixels._detect_in_windows(g, False, [Box(0, 0, 100, 120)], []) is None  # a word crosses x=100
     found = pixels._detect_in_windows(g, False, [Box(0, 0, 320, 120)], [])
     assert [ln.box for ln in found] == [ln.box for ln in whole]
+
+
+def test_a_window_grows_over_a_line_its_edge_cuts_instead_of_reading_the_whole_frame(monkeypatch):
+    # verification's window around a masked box reaches a line it cuts (on a cine: the fan's
+    # bright apex, in every frame): the window grows over that line with VERIFY_MARGIN and finds
+    # it whole, as the whole frame would, without searching the whole frame
+    g = _text_frame(shape=(480, 640))
+    whole = pixels.detect_lines(g)
+    shapes = []
+    real = pixels.detect_lines
+    monkeypatch.setattr(pixels, "detect_lines", lambda a, *r: shapes.append(a.shape) or real(a, *r))
+    found = pixels._detect_in_windows(g, False, [Box(0, 0, 100, 120)], [])
+    assert found is not None and [ln.box for ln in found] == [ln.box for ln in whole] != []
+    assert (480, 640) not in shapes and len(shapes) <= pixels.WINDOW_GROWTHS + 1
