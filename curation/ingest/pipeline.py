@@ -172,10 +172,11 @@ class _Writer:
                                       .where(Instance.sop_instance_uid.in_(chunk))):
                 known[uid] = sha
         image_shas = [i.sha256 for i in batch if i.status == "ok" and i.format != "dicom"]
-        known_images: set[str] = set()
+        known_images: dict[str, int] = {}   # sha256 -> series id of images already in the catalog
         for chunk in _chunks(image_shas, 500):
-            known_images.update(s.scalars(select(Instance.sha256).where(
-                Instance.sha256.in_(chunk), Instance.format != "dicom")))
+            for sha, sid in s.execute(select(Instance.sha256, Instance.series_id).where(
+                    Instance.sha256.in_(chunk), Instance.format != "dicom")):
+                known_images[sha] = sid
 
         new_rows: list[dict[str, Any]] = []
         quarantine: list[Inspection] = []
@@ -189,8 +190,10 @@ class _Writer:
                     counts["duplicates"] += 1
                     continue
                 if insp.sha256 in known_images:
+                    # Known, like a known DICOM instance: its series is still one this run curates.
                     counts["known"] += 1
                     local_images.add(insp.sha256)
+                    self._note_image(insp, known_images[insp.sha256])
                     continue
                 series_id = self._image_series(s, insp)
                 local_images.add(insp.sha256)
@@ -290,9 +293,12 @@ class _Writer:
                         modality="MR" if insp.format == "nifti" else "OT")
         s.add(series)
         s.flush()
-        self.series_ids.add(series.id)
-        self.series_uids.add(f"{insp.format}:{insp.sha256}")
+        self._note_image(insp, series.id)
         return series.id
+
+    def _note_image(self, insp: Inspection, series_id: int) -> None:
+        self.series_ids.add(series_id)
+        self.series_uids.add(f"{insp.format}:{insp.sha256}")
 
     def _quarantine(self, s: Any, items: list[Inspection]) -> int:
         new = 0

@@ -72,6 +72,20 @@ def test_reingest_adds_no_rows_and_copies_no_bytes(tmp_path, env):
         assert s.scalar(select(func.count()).select_from(LineageEvent)) == events
 
 
+def test_reingest_lists_the_same_series_to_curate_images_included(tmp_path, env):
+    """A rerun hands every series it saw to the next stages (which then reuse their results): a known
+    PNG's series was left out, so a rerun's demo summary lost the PNG/JPEG/NIfTI series."""
+    catalog, store = env
+    build_bad_corpus(tmp_path / "src")
+    write_png(tmp_path / "src" / "chest.png")
+    first = ingest(str(tmp_path / "src"), catalog, store, workers=1)
+    second = ingest(str(tmp_path / "src"), catalog, store, workers=1)
+    with catalog.session() as s:
+        image_series = set(s.scalars(select(Instance.series_id).where(Instance.format != "dicom")))
+    assert len(image_series) == 1 and image_series <= set(first.series_ids)
+    assert second.series_ids == first.series_ids and second.series == first.series
+
+
 def _zip_with_hostile_entries(path: Path, src: Path) -> None:
     with zipfile.ZipFile(path, "w") as zf:
         for f in sorted(src.rglob("*")):
