@@ -7,7 +7,6 @@ safe for XCom: catalog ids, pseudonymous keys, statuses, counts; never PHI, neve
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -109,23 +108,21 @@ def _deid_keys(ref: dict[str, Any]) -> list[str]:
 def classify_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
     """The classify stage's resolved configuration (its idempotency key): the overrides, the rules
     file and the header model's weights by content hash (None: rules only or no weights)."""
+    from curation.classify.classifier import weights_path
     from curation.classify.rules import RULES_PATH
-    from qc_models.series_classifier import WEIGHTS
 
     config = dict(config or {})
     model = config.get("model")
-    weights = None if model is False else file_digest(model or os.environ.get("CURATE_SERIES_MODEL") or WEIGHTS)
+    weights = None if model is False else file_digest(weights_path(model))
     return {"overrides": config, "rules": file_digest(config.get("rules") or RULES_PATH), "model": weights}
 
 
 def quality_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
     """The quality stage's resolved configuration (its idempotency key): the thresholds file with
     the overrides merged in, and the quality model's weights by content hash."""
-    from curation.quality.decision import load_config
-    from qc_models.quality_classifier import WEIGHTS
+    from curation.quality.decision import load_config, weights_path
 
-    return {"thresholds": load_config(config),
-            "model": file_digest(os.environ.get("CURATE_QUALITY_MODEL") or WEIGHTS)}
+    return {"thresholds": load_config(config), "model": file_digest(weights_path())}
 
 
 def classify_deid_series(catalog: Catalog, store: Store, ref: dict[str, Any],

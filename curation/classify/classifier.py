@@ -30,11 +30,20 @@ STAGE_VERSION = "classify/1"
 MODEL_RULE = "model.header_mlp"
 
 
+def weights_path(path: str | os.PathLike | None = None) -> Path:
+    """Where the header model's weights are read from: the argument, else CURATE_SERIES_MODEL, else the
+    shipped file. One rule for the loader and for the stage's idempotency key."""
+    from qc_models.series_classifier import WEIGHTS
+
+    path = path or os.environ.get("CURATE_SERIES_MODEL")
+    return Path(path) if path else WEIGHTS
+
+
 @lru_cache(maxsize=2)
 def _load_model(path: str | None):
-    from qc_models.series_classifier import WEIGHTS, SeriesKindModel
+    from qc_models.series_classifier import SeriesKindModel
 
-    p = Path(path) if path else WEIGHTS
+    p = weights_path(path)
     if not p.exists():
         log.info("series classifier weights not found at %s; rules only", p)
         return None
@@ -45,7 +54,7 @@ def _load_model(path: str | None):
 
 def default_model(path: str | None = None):
     """The shipped header-feature model (None when its weights are absent)."""
-    return _load_model(path or os.environ.get("CURATE_SERIES_MODEL"))
+    return _load_model(str(weights_path(path)))
 
 
 def _combine(a: float, b: float) -> float:
@@ -156,7 +165,7 @@ def classify_series(
     elif config.get("model"):
         model = _load_model(str(config["model"]))
     files = series_files(series)
-    if len(files) == 1 and _is_nifti(files[0]):
+    if len(files) == 1 and is_nifti(files[0]):
         from curation.classify.nifti import nifti_header
 
         h = nifti_header(files[0])
@@ -170,7 +179,7 @@ def classify_series(
     return classify_header(h, engine, model)
 
 
-def _is_nifti(p: Path) -> bool:
+def is_nifti(p: Path) -> bool:
     return p.name.endswith((".nii", ".nii.gz"))
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from curation.classify.classifier import STAGE_VERSION, classify_series
+from curation.classify.classifier import STAGE_VERSION, classify_series, is_nifti
 
 RULE = "content.raster"
 FLAT_SCREENSHOT = 0.5
@@ -52,7 +52,11 @@ def raster_features(img: np.ndarray) -> dict[str, float]:
 
 def raster_kind(img: np.ndarray) -> tuple[str, float, str]:
     """(kind, confidence, detail) of one image's pixels."""
-    f = raster_features(img)
+    return kind_from_features(raster_features(img))
+
+
+def kind_from_features(f: dict[str, Any]) -> tuple[str, float, str]:
+    """(kind, confidence, detail) from ``raster_features``: measured once, used for kind and evidence."""
     if f["flat"] >= FLAT_SCREENSHOT:
         return "SCREENSHOT", min(0.95, 0.6 + f["flat"] - FLAT_SCREENSHOT), f"{f['flat']:.0%} flat neighbours"
     if f["colour"] >= COLOUR_MIN:
@@ -73,16 +77,16 @@ def read_raster(path: str | os.PathLike) -> np.ndarray:
 def classify_image(path: str | os.PathLike, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Classification record (same fields as ``classify_series``) of one PNG/JPEG or NIfTI file."""
     p = Path(path)
-    if p.name.endswith((".nii", ".nii.gz")):
+    if is_nifti(p):
         result = classify_series([p], config)
         if result.get("stage") == "fallback":
             result.update(kind="VOLUME", confidence=0.6, rule="content.volume", stage="content",
                           detail=f"volume without acquisition description (header fallback was "
                                  f"{result['kind']} by {result['rule']})")
         return result
-    img = read_raster(p)
-    kind, conf, detail = raster_kind(img)
+    features = raster_features(read_raster(p))
+    kind, conf, detail = kind_from_features(features)
     return {"kind": kind, "confidence": round(conf, 4), "rule": RULE, "stage": "content", "detail": detail,
             "modality": None, "plane": None, "planes": [], "dimensions": "2D",
             "contrast": False, "derived": False, "body_part": None, "n_files": 1, "n_frames": 1,
-            "evidence": {"features": raster_features(img)}, "stage_version": STAGE_VERSION}
+            "evidence": {"features": features}, "stage_version": STAGE_VERSION}

@@ -49,11 +49,11 @@ def load_config(overrides: Mapping[str, Any] | None = None, path: str | os.PathL
 
 @lru_cache(maxsize=2)
 def _load_model(path: str | None):
-    from qc_models.quality_classifier import WEIGHTS, QualityModel
+    from qc_models.quality_classifier import QualityModel
 
     from curation.quality.features import FEATURE_NAMES
 
-    p = Path(path) if path else WEIGHTS
+    p = weights_path(path)
     if not p.exists():
         return None
     model = QualityModel(p)
@@ -62,9 +62,18 @@ def _load_model(path: str | None):
     return model
 
 
+def weights_path(path: str | os.PathLike | None = None) -> Path:
+    """Where the quality model's weights are read from: the argument, else CURATE_QUALITY_MODEL, else
+    the shipped file. One rule for the loader and for the stage's idempotency key."""
+    from qc_models.quality_classifier import WEIGHTS
+
+    path = path or os.environ.get("CURATE_QUALITY_MODEL")
+    return Path(path) if path else WEIGHTS
+
+
 def default_model(path: str | None = None):
     """The shipped quality classifier, or None when its weights are absent."""
-    return _load_model(path or os.environ.get("CURATE_QUALITY_MODEL"))
+    return _load_model(str(weights_path(path)))
 
 
 def worst_metric(metrics: Mapping[str, float], kind: str, reference: Mapping[str, Mapping[str, Mapping[str, float]]],
@@ -122,6 +131,7 @@ def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | 
                            "thresholds": {"approve_below": d["approve_below"], "exclude_above": d["exclude_above"]}}
     covered = model is not None and kind in getattr(model, "kinds", KINDS)
     reasons: list[str] = []
+    by_kind = (cfg.get("limits_by_kind") or {}).get(kind) or {}
     if covered:
         x = quality_features(metrics, kind, model.fill, contrast)
         p = float(model.p_degraded(x[None, :])[0])
@@ -138,11 +148,10 @@ def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | 
             reasons.append(w[2])
     else:
         decision = cfg.get("without_model", "approve")
-        by_kind = (cfg.get("limits_by_kind") or {}).get(kind)
         reasons.append(f"rules for {kind} (no learned model)" if by_kind else f"no learned model for {kind}: limits only")
     hits = _limits(metrics, cfg.get("limits", {}))
     if not covered:  # a learned model's kinds keep their own decision (and limits above)
-        hits += _limits(metrics, (cfg.get("limits_by_kind") or {}).get(kind, {}))
+        hits += _limits(metrics, by_kind)
     out["limits_hit"] = [h[1] for h in hits]
     for action, text in hits:
         reasons.append(text)
