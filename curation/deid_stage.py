@@ -59,6 +59,7 @@ def deidentify_series(
     *,
     profile: str = "default",
     options: Sequence[str] = (),
+    chash: str | None = None,
 ) -> dict[str, Any]:
     """De-identify the raw objects ``raw_keys`` (one series) and write the results to the deid zone.
 
@@ -68,7 +69,8 @@ def deidentify_series(
     ``status`` is ok (all written), partial (some quarantined) or failed (none written)."""
     store = open_store(store_uri)
     public_key = store_public_key(store)  # before any output: no written object without its map entry
-    chash = config_hash(resolved_config(profile, options))
+    if chash is None:  # the stage glue passes the hash of the configuration it already resolved
+        chash = config_hash(resolved_config(profile, options))
     deider = _deidentifier(store_uri, profile, tuple(options), chash)
     counts: Counter = Counter()
     pixels: Counter = Counter()
@@ -127,14 +129,16 @@ IMAGE_FOLDERS = {"png": "images", "jpeg": "images", "nifti": "volumes"}
 IMAGE_BRANCH_VERSION = "reid"
 
 
-def image_deid_version(fmt: str) -> str:
-    """The version of the de-identifier of a non-DICOM format and of this branch (part of the
-    stage's idempotency key)."""
+def stage_version(fmt: str) -> str:
+    """The deid stage's version for a series of this format (part of its idempotency key): DICOM
+    the stage's own; PNG/JPEG and NIfTI also their de-identifier's and this branch's."""
+    if fmt == "dicom":
+        return STAGE_VERSION
     if fmt == "nifti":
         from deid.nifti import VERSION
     else:
         from deid.raster import VERSION
-    return f"{VERSION}+{IMAGE_BRANCH_VERSION}"
+    return f"{STAGE_VERSION}+{VERSION}+{IMAGE_BRANCH_VERSION}"
 
 
 def deidentify_images(store_uri: str, raw_keys: Sequence[str], fmt: str,
@@ -178,5 +182,5 @@ def deidentify_images(store_uri: str, raw_keys: Sequence[str], fmt: str,
     out["status"] = "ok" if not out["quarantined"] else ("partial" if n_ok else "failed")
     out["counts"] = dict(counts)
     out["pixels"] = dict(pixels)
-    out["stage_version"] = f"{STAGE_VERSION}+{image_deid_version(fmt)}"
+    out["stage_version"] = stage_version(fmt)
     return out

@@ -57,8 +57,7 @@ def _quarantine(catalog: Catalog, stage: str, items: list[dict[str, Any]]) -> No
 def deid_series(catalog: Catalog, store: Store, series_id: int, *, profile: str = "default",
                 options: Sequence[str] = ()) -> dict[str, Any]:
     """De-identify one ingested series into the deid zone; quarantine what cannot be made safe."""
-    from curation.deid_stage import (STAGE_VERSION, deidentify_images, deidentify_series, image_deid_version,
-                                     resolved_config)
+    from curation.deid_stage import deidentify_images, deidentify_series, resolved_config, stage_version
 
     with catalog.session() as s:
         series = s.get(Series, series_id)
@@ -75,7 +74,8 @@ def deid_series(catalog: Catalog, store: Store, series_id: int, *, profile: str 
 
     def work() -> Outcome:
         if fmt == "dicom":
-            out = deidentify_series(store.uri, raw_keys, profile=profile, options=options)
+            out = deidentify_series(store.uri, raw_keys, profile=profile, options=options,
+                                    chash=config_hash(config))
             prefix = "/".join(out["outputs"][0].split("/")[:3]) + "/" if out["outputs"] else None
         else:
             # PNG/JPEG (metadata dropped, burned-in text masked) and NIfTI (free text cleaned,
@@ -93,8 +93,7 @@ def deid_series(catalog: Catalog, store: Store, series_id: int, *, profile: str 
                                 "quarantined": len(out["quarantined"]), "outputs": out["outputs"],
                                 "pixels": out["pixels"]})
 
-    version = STAGE_VERSION if fmt == "dicom" else f"{STAGE_VERSION}+{image_deid_version(fmt)}"
-    run = run_stage(catalog, stage="deid", version=version, subject_type="series", subject_id=series_id,
+    run = run_stage(catalog, stage="deid", version=stage_version(fmt), subject_type="series", subject_id=series_id,
                     input_hash=series_input_hash(catalog, series_id), config=config, work=work)
     return {"series_id": series_id, "format": fmt, "status": run.status, "reason": run.reason, "deid_prefix": run.output_uri,
             "outputs": run.metrics.get("outputs", []), "quarantined": run.metrics.get("quarantined", 0),
