@@ -13,7 +13,6 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,7 +22,7 @@ from curation.reid_vault import store_public_key, store_secret, write_fragment
 from curation.store import Zone, open_store
 from deid._paths import include_dir
 from deid.engine import IMPLEMENTATION_VERSION, Deidentifier
-from deid.profile import compile_plan, load_profile
+from deid.profile import compile_plan, load_profile, profile_path
 from deid.table import TABLE_FILE
 
 STAGE = "deid"
@@ -44,7 +43,7 @@ def resolved_config(profile: str = "default", options: Sequence[str] = ()) -> di
     list by content hash, and the code's versions. Editing any of them re-runs the stage."""
     prof = load_profile(profile, tuple(options))
     plan = compile_plan(prof)
-    path = Path(profile) if Path(profile).suffix else include_dir() / "profiles" / f"{profile}.yaml"
+    path = profile_path(profile)
     return {"stage_version": STAGE_VERSION, "implementation": IMPLEMENTATION_VERSION,
             "profile": dataclasses.asdict(prof), "profile_file": yaml.safe_load(path.read_text()) or {},
             "actions": {"exact": sorted(plan.exact.items()), "repeating": list(plan.repeating),

@@ -98,11 +98,15 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in (include_dir() / "profiles").glob("*.yaml"))
 
 
+def profile_path(name_or_path: str) -> Path:
+    """The file of a profile given by name (``include/deid/profiles/NAME.yaml``) or by path."""
+    p = Path(name_or_path)
+    return p if p.suffix else include_dir() / "profiles" / f"{name_or_path}.yaml"
+
+
 def load_profile(name_or_path: str = "default", options: tuple[str, ...] | list[str] = ()) -> Profile:
     """Load a profile by name (``include/deid/profiles/NAME.yaml``) or path, plus extra options."""
-    p = Path(name_or_path)
-    if not p.suffix:
-        p = include_dir() / "profiles" / f"{name_or_path}.yaml"
+    p = profile_path(name_or_path)
     if not p.is_file():
         raise ProfileError(f"no profile {name_or_path!r}; available: {available_profiles()}")
     data = yaml.safe_load(p.read_text()) or {}
