@@ -102,20 +102,34 @@ def deidentify_series(
         out["series_instance_uid"] = r.series_uid
         out["study_instance_uid"] = r.study_uid
         out["patient_pseudonym"] = r.pseudonym
-        for k in ("masked_boxes", "ocr_calls", "masked_in_field_px"):
-            pixels[k] += int((r.pixels or {}).get(k, 0) or 0)
+        _add_pixels(pixels, r.pixels)
         for pid, info in r.reid.items():
             slot = reid.setdefault(pid, {"studies": {}})
             slot.update({k: v for k, v in info.items() if k != "studies"})
             slot["studies"].update(info.get("studies", {}))
     if reid and out["series_instance_uid"]:
         write_fragment(store, out["series_instance_uid"], reid, public_key)
+    out["config_hash"] = chash
+    return _finish(out, counts, pixels, "dicom")
+
+
+#: Per-object pixel figures summed over a series (deid.engine / deid.raster results).
+_PIXEL_KEYS = ("masked_boxes", "ocr_calls", "masked_in_field_px")
+
+
+def _add_pixels(total: Counter, pixels: dict[str, Any] | None) -> None:
+    for k in _PIXEL_KEYS:
+        total[k] += int((pixels or {}).get(k, 0) or 0)
+
+
+def _finish(out: dict[str, Any], counts: Counter, pixels: Counter, fmt: str) -> dict[str, Any]:
+    """Status (ok: all written; partial: some quarantined; failed: none written), counts, pixel
+    figures and stage version of a series result: the same for DICOM and images."""
     n_ok = out["written"] + out["unchanged"]
     out["status"] = "ok" if not out["quarantined"] else ("partial" if n_ok else "failed")
     out["counts"] = dict(counts)
     out["pixels"] = dict(pixels)
-    out["config_hash"] = chash
-    out["stage_version"] = STAGE_VERSION
+    out["stage_version"] = stage_version(fmt)
     return out
 
 
@@ -175,11 +189,5 @@ def deidentify_images(store_uri: str, raw_keys: Sequence[str], fmt: str,
             store.put_bytes(Zone.DEID, key, r.data)
             out["written"] += 1
         out["outputs"].append(key)
-        for k in ("masked_boxes", "ocr_calls", "masked_in_field_px"):
-            pixels[k] += int((r.pixels or {}).get(k, 0) or 0)
-    n_ok = out["written"] + out["unchanged"]
-    out["status"] = "ok" if not out["quarantined"] else ("partial" if n_ok else "failed")
-    out["counts"] = dict(counts)
-    out["pixels"] = dict(pixels)
-    out["stage_version"] = stage_version(fmt)
-    return out
+        _add_pixels(pixels, r.pixels)
+    return _finish(out, counts, pixels, fmt)
