@@ -75,7 +75,7 @@ def free_port() -> int:
 def start_service(db_url: str, log: Path, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "ANNOTATION_DATABASE_URL": db_url}
-    proc = subprocess.Popen([sys.executable, "-m", "curation.cli.main", "annotation", "serve", "--host", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "curate.main", "annotation", "serve", "--host", "127.0.0.1",
                              "--port", str(port), "--no-access-log", "--workers", str(workers)],
                             cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -55,7 +55,7 @@ def evaluate(title: str, items: list[tuple[str, SeriesHeader]]) -> None:
 
 
 def site_items(seed: int, patients: int) -> list[tuple[str, SeriesHeader]]:
-    from curation.synth import generate_site
+    from synth import generate_site
 
     root = Path(tempfile.mkdtemp(prefix=f"classify-blank-{seed}-"))
     truth = generate_site(root, patients=patients, seed=seed, phi_locations=False, progress=lambda m: None)

@@ -62,7 +62,7 @@ replace_identifiers(dicom_files=files, save=True, overwrite=True, output_folder=
 
 def corpus(workdir: Path, patients: int) -> tuple[Path, dict, list[str]]:
     """The synthetic site and a clean copy of its valid DICOM files (peers crash on bad inputs)."""
-    from curation.synth import generate_site
+    from synth import generate_site
 
     site = workdir / f"site_p{patients}"
     if not (site / "ground_truth.json").exists():
@@ -159,7 +159,7 @@ def ours(clean: Path, work: Path, workers: int) -> tuple[tuple[float, float], Pa
     out = work / "out_ours"
     shutil.rmtree(out, ignore_errors=True)
     vault = work / "vault"
-    cmd = [sys.executable, "-m", "curation.cli.main", "deid", str(clean), str(out), "--secret-file", str(vault / "secret"),
+    cmd = [sys.executable, "-m", "curate.main", "deid", str(clean), str(out), "--secret-file", str(vault / "secret"),
            "--workers", str(workers), "--quiet", "--report", str(work / "report_ours.json")]
     return timed([cmd], cwd=str(ROOT)), out
 

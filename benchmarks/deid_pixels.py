@@ -115,7 +115,7 @@ def cpu_now() -> float:
 def corpus(work: Path, patients: int, repeat: int) -> tuple[Path, dict, list[str], Path]:
     """The synthetic site, the files with burned-in text (site-relative), and a source folder
     holding them ``repeat`` times (rep0/..., rep1/...)."""
-    from curation.synth import generate_site
+    from synth import generate_site
 
     site = work / f"site_p{patients}"
     if not (site / "ground_truth.json").exists():
@@ -268,7 +268,7 @@ def run_ours(src: Path, work: Path, files: list[str], workers: int) -> tuple[flo
     out = work / "out_ours"
     shutil.rmtree(out, ignore_errors=True)
     report = work / "report_ours.json"
-    cmd = [sys.executable, "-m", "curation.cli.main", "deid", str(src), str(out), "--secret-file",
+    cmd = [sys.executable, "-m", "curate.main", "deid", str(src), str(out), "--secret-file",
            str(work / "vault" / "secret"), "--workers", str(workers), "--quiet", "--report", str(report)]
     c0, t0 = cpu_now(), time.perf_counter()
     subprocess.run(cmd, cwd=str(ROOT), check=True, stdout=subprocess.DEVNULL)

@@ -23,7 +23,7 @@ def _files(root: Path) -> list[Path]:
 
 def _site(workdir: Path, instances: int, seed: int) -> Path:
     """A synthetic site with at least `instances` files: one patient first, then scaled up."""
-    from curation.synth import generate_site
+    from synth import generate_site
 
     probe = workdir / "probe"
     generate_site(probe, patients=1, seed=seed)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/quality.py [--repeats 7] [--threads N] [--json]
 
-A T2-weighted head phantom (curation.synth physics, baseline Rician noise) is written as a 64-file
+A T2-weighted head phantom (synth physics, baseline Rician noise) is written as a 64-file
 DICOM series; then, per repeat:
   classify  classify_series(folder): 64 headers read without pixels, rules + header model
   load      the volume through curation.volume (pydicom decode + geometry), reported apart
@@ -132,10 +132,10 @@ def main() -> int:
     from curation.quality import compute_metrics, decide, load_config
     from curation.quality.anatomical import mriqc_functions
     from curation.quality.series import _volumes
-    from curation.synth import degrade as dg
-    from curation.synth.mr import signal_of
-    from curation.synth.mr_protocols import PROTOCOLS
-    from curation.synth.phantom import head_labels
+    from synth import degrade as dg
+    from synth.mr import signal_of
+    from synth.mr_protocols import PROTOCOLS
+    from synth.phantom import head_labels
 
     spacing = (2.5, 0.9375, 0.9375)  # 160 mm x 240 mm x 240 mm
     labels = head_labels((64, 256, 256), spacing)

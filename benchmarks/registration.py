@@ -1,7 +1,7 @@
 """Registration benchmark: our default against dipy's AffineRegistration defaults and SimpleITK's
 registration-method defaults, side by side, in one run, on 128x128x64 synthetic head pairs.
 
-Each pair: the analytic head phantom (curation.synth.phantom) sampled on a 128x128x64 grid of
+Each pair: the analytic head phantom (synth.phantom) sampled on a 128x128x64 grid of
 1.8 x 1.8 x 3 mm with partial volume (2x2x2 sub-samples per voxel) and 2% Rician noise, the moving
 image after a random rigid motion (axis random, 3-10 degrees, 4.5-15 mm), contrasts the same or
 different (T2, T1, FLAIR, DWI b0). Error: mean target registration error over the head's voxels
@@ -35,7 +35,7 @@ import SimpleITK as sitk  # noqa: E402
 
 from curation.registration import load_config, register_images  # noqa: E402
 from curation.registration import dipy_engine  # noqa: E402
-from curation.registration.simulate import make_pair  # noqa: E402
+from synth.registration_pairs import make_pair  # noqa: E402
 from curation.registration.transforms import rotation_error_deg, target_registration_error, transform_to_matrix  # noqa: E402
 
 CONTRASTS = [("T2", "T2"), ("T1", "T1"), ("T2", "T1"), ("T2", "FLAIR"), ("T2", "DWI_B0"), ("T1", "FLAIR")]

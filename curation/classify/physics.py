@@ -18,7 +18,7 @@ has seen: the site's PDW. Here every recipe is a region of parameter space that 
 - OTHER_MR: 2D T2* gradient echo (small flip, long TE), BOLD EPI;
 - DWI/ADC/DCE/LOCALIZER: their header evidence (b-values, derived maps, temporal positions, planes).
 
-The generator imports nothing from the synthetic hospital (`curation.synth`): its values come from
+The generator imports nothing from the synthetic hospital (`synth`): its values come from
 these ranges only. `sample(seed)` is deterministic; TRAIN_SEED feeds `curate train classifier`,
 HELDOUT_SEED is for evaluation only (tests, benchmarks/classify_blank.py) and no training uses it.
 """

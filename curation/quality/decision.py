@@ -8,7 +8,7 @@ curator reading "snr_dietrich 6.1 is 7.4 robust SD below clean T2W (median 37.9)
 Kinds without a learned model (CT, CR, DX, US) are decided by rules: `limits_by_kind` in the thresholds
 file gives, per kind, one bound per defect-specific metric (review beyond it, exclude beyond
 `exclude_min`/`exclude_max`) and the defect it points to, e.g. "ct_streak_index 35.2 > 10.9: streaks
-(metal)". The bounds are set on training seeds by `python -m curation.quality.calibration calibrate`.
+(metal)". The bounds are set on training seeds by `python -m training.quality_calibration calibrate`.
 """
 from __future__ import annotations
 

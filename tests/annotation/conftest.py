@@ -65,7 +65,7 @@ class LiveServer:
         full_env = {**os.environ, "ANNOTATION_DATABASE_URL": database_url, **(env or {})}
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "curation.cli.main", "annotation", "serve", "--host", "127.0.0.1",
+            [sys.executable, "-m", "curate.main", "annotation", "serve", "--host", "127.0.0.1",
              "--port", str(self.port)],
             cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -12,7 +12,7 @@ import httpx
 import pydicom
 import pytest
 
-from curation.synth import generate_site
+from synth import generate_site
 from deid.engine import Deidentifier
 from tests.annotation.world import PASSWORD, ok
 

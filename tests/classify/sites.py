@@ -20,7 +20,7 @@ HELDOUT_PATIENTS = 6
 @lru_cache(maxsize=4)
 def site(seed: int = HELDOUT_SEED, patients: int = HELDOUT_PATIENTS) -> tuple[Path, dict]:
     """(root, ground truth) of a generated site; removed when the session ends."""
-    from curation.synth import generate_site
+    from synth import generate_site
 
     root = Path(tempfile.mkdtemp(prefix=f"curate-site-{seed}-"))
     atexit.register(shutil.rmtree, root, True)

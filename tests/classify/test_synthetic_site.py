@@ -13,7 +13,7 @@ from curation.classify.classifier import MODEL_RULE, default_model
 from curation.classify.features import header_features
 from curation.classify.header import read_headers, summarize
 from curation.classify.report import accuracy, format_confusion, truth_kind
-from curation.cli.main import main as curate
+from curate.main import main as curate
 
 
 def _headers(root, s, blank=False):

@@ -4,7 +4,7 @@ the training sites produce today.
 
 Why two tests instead of one retrain from scratch: generating the three training sites takes
 minutes, while training from the table takes seconds. A site's patients 0..k do not depend on how
-many follow (`curation.synth` seeds every patient on its own), so a few patients of each training
+many follow (`synth` seeds every patient on its own), so a few patients of each training
 site, generated afresh, check the table row for row: together the two tests still fail on any
 change to the synthetic sites, the header summaries, the features, the jitter or the training.
 """
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from curation.classify import physics
-from curation.classify import training as classify_training
-from curation.cli.main import main as curate
-from curation.quality import training as quality_training
+import training.classify as classify_training
+from curate.main import main as curate
+import training.quality as quality_training
 from qc_models import mlp, series_classifier
 from qc_models.mlp import train_mlp
 
@@ -57,7 +57,7 @@ def test_train_classifier_from_the_shipped_table_reproduces_the_shipped_weights(
 
 @pytest.mark.slow
 def test_the_shipped_tables_are_what_the_training_sites_produce(tmp_path):
-    from curation.synth import generate_site
+    from synth import generate_site
 
     headers = {r["series"]: r for r in classify_training.read_table()}
     metrics = {(r["series"], r["augmented"], r["type"]): r for r in quality_training.read_table(quality_training.TABLE)

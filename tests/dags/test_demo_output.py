@@ -13,7 +13,7 @@ from tests.ingest.corpus import build_bad_corpus
 RUN = r"""
 import json, sys
 from pathlib import Path
-from curation.cli import demo
+from curate import demo
 state = demo.run_quietly("curate_source", json.loads(sys.argv[1]), Path(sys.argv[2]),
                          report=lambda: demo._print_report({}))
 print("STATE " + state)
@@ -54,7 +54,7 @@ def test_demo_prints_a_line_per_stage_and_logs_airflow_to_a_file(tmp_path, airfl
 
 
 def test_quality_table_counts_per_kind_and_lists_only_the_not_approved():
-    from curation.cli.demo import format_quality_by_kind
+    from curate.demo import format_quality_by_kind
 
     def row(i: int, kind: str, decision: str, reason: str = "") -> dict:
         return {"series": f"series #{i}", "kind": kind, "decision": {"decision": decision, "reason": reason,
@@ -70,7 +70,7 @@ def test_quality_table_counts_per_kind_and_lists_only_the_not_approved():
 
 
 def test_progress_line_counts_without_identifiers():
-    from curation.cli.demo import describe_stage
+    from curate.demo import describe_stage
 
     results = {i: {"series_id": i, "status": "ok", "quarantined": i % 2, "reused": i == 0} for i in range(4)}
     line = describe_stage("deid", {i: "success" for i in range(4)} | {4: "failed"}, results, 12.34, 2, 7)

@@ -21,7 +21,7 @@ class DeidSite:
 
 @pytest.fixture(scope="session")
 def deid_site(tmp_path_factory) -> DeidSite:
-    from curation.synth import generate_site
+    from synth import generate_site
 
     from deid.batch import deidentify_tree
 

@@ -19,7 +19,7 @@ from deid.vault import public_pem
 
 
 def test_synthetic_site_pictures_and_volumes_are_deidentified(tmp_path):
-    from curation.synth import generate_site
+    from synth import generate_site
 
     truth = generate_site(tmp_path / "site", patients=1, seed=3, matrix=64, slices=6, progress=lambda m: None)
     src = tmp_path / "src"

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from curation.catalog import Catalog, Series
-from curation.cli.main import main
+from curate.main import main
 from curation.ingest import ingest
 from curation.series_stages import deid_series
 from curation.store import Zone, open_store

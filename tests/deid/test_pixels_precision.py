@@ -2,7 +2,7 @@
 ultrasound fans and frames, grey and RGB, and a screen capture, each with text lines in known
 boxes and a lesion beside them) the masked area inside the imaged field and outside the planted
 text boxes is under 0.5% of the field, every planted line is fully masked (recall unchanged),
-and no lesion pixel is masked. The synthetic site's own ultrasound (curation/synth/us.py, whose
+and no lesion pixel is masked. The synthetic site's own ultrasound (synth/us.py, whose
 cine once got a dozen black boxes inside the fan, one over the vessel) keeps its fan untouched,
 and the report gives the masked area inside the imaged field per object."""
 from __future__ import annotations
@@ -137,7 +137,7 @@ def test_synthetic_us_cine_fan_left_alone():
     """The synthetic site's US cine (its own generator): the patient text above the fan is masked,
     nothing inside the fan is (before: 6-8 boxes per frame inside it, 0.3-3.4% of the fan, one over
     the vessel)."""
-    from curation.synth import us
+    from synth import us
 
     rows, cols = us.US_ROWS, us.US_COLS
     yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
@@ -200,7 +200,7 @@ def test_series_result_reports_masked_area_inside_the_imaged_field(tmp_path):
     """The pipeline stage sums, per series, the masked area inside the imaged field: an ultrasound
     frame with the patient's name over the tissue reports it (the stage once said 'ok' with a
     dozen boxes over the fan and nothing to show for it)."""
-    from curation.cli.main import main
+    from curate.main import main
     from curation.deid_stage import deidentify_series
     from curation.store import Zone, open_store
     from tests.deid.pixel_frames import us_dicom

@@ -1,4 +1,4 @@
-"""Issue 3 acceptance on the synthetic site (curation.synth): zero identifying values anywhere,
+"""Issue 3 acceptance on the synthetic site (synth): zero identifying values anywhere,
 burned-in text masked, pixels elsewhere untouched, research attributes kept, consistent
 pseudonyms and references, study intervals kept, every output valid DICOM."""
 from __future__ import annotations
@@ -192,7 +192,7 @@ def test_every_output_valid_dicom_and_decodes(deid_site):
 
 
 def test_reidentify_cli_reads_the_map(deid_site, capsys, tmp_path):
-    from curation.cli.main import main
+    from curate.main import main
 
     p = deid_site.truth["patients"][0]
     pseudo = Pseudonymizer(deid_site.secret).patient_id("id:" + p["patient_id"])

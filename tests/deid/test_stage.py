@@ -12,7 +12,7 @@ from curation.store import Zone, open_store
 
 
 def test_series_from_raw_to_deid_zone(tmp_path, capsys):
-    from curation.cli.main import main
+    from curate.main import main
 
     assert main(["deid", "keys", "create", "--out", str(tmp_path / "dpo.pem"), "--store", str(tmp_path / "store")]) == 0
     store = open_store(tmp_path / "store")

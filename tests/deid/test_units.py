@@ -178,7 +178,7 @@ def test_tampering_pixel_text_left_is_quarantined(monkeypatch):
 
 
 def test_cli_runs_and_reports(tmp_path, capsys):
-    from curation.cli.main import main
+    from curate.main import main
 
     src = tmp_path / "src"
     src.mkdir()

@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from curation.catalog import Catalog, LineageEvent
 from curation.catalog.lineage import reidentification_events
-from curation.cli.main import main
+from curate.main import main
 from curation.store import Zone, open_store
 from deid.pseudonym import Pseudonymizer
 from deid.vault import (

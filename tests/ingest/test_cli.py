@@ -9,7 +9,7 @@ from tests.ingest.corpus import build_bad_corpus
 
 
 def _curate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "curation.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "curate.main", *args], capture_output=True, text=True,
                           timeout=300)
 
 

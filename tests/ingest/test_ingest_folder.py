@@ -159,7 +159,7 @@ def test_sigkill_mid_ingest_then_rerun_is_consistent(tmp_path):
     build_many(tmp_path / "src", n)
     db = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
     store_dir = tmp_path / "store"
-    cmd = [sys.executable, "-m", "curation.cli.main", "ingest", str(tmp_path / "src"), "--db", db,
+    cmd = [sys.executable, "-m", "curate.main", "ingest", str(tmp_path / "src"), "--db", db,
            "--store", str(store_dir), "--workers", "2"]
     catalog = Catalog(db)  # migrated before the child starts, so the two never race on the schema
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -20,7 +20,7 @@ EXCLUDE = ["ground_truth.json"]
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    from curation.synth import generate_site
+    from synth import generate_site
 
     out = tmp_path_factory.mktemp("site")
     generate_site(out, patients=2, seed=11)

@@ -7,10 +7,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from curation.synth import degrade as dg
-from curation.synth.mr import signal_of
-from curation.synth.mr_protocols import PROTOCOLS
-from curation.synth.phantom import head_labels
+from synth import degrade as dg
+from synth.mr import signal_of
+from synth.mr_protocols import PROTOCOLS
+from synth.phantom import head_labels
 
 SHAPE = (24, 128, 128)
 SPACING = (6.0, 1.875, 1.875)

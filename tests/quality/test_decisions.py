@@ -12,9 +12,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from curation.classify.report import format_decisions
-from curation.cli.main import main as curate
+from curate.main import main as curate
 from curation.quality import assess_series, decide, load_config, stage_result
-from curation.quality.training import read_table, site_rows
+from training.quality import read_table, site_rows
 from qc_models import mlp, quality_classifier
 
 TABLE = Path(__file__).resolve().parents[2] / "include" / "quality" / "training_table.csv"

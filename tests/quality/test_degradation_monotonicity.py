@@ -22,7 +22,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from curation.quality.anatomical import anatomical_metrics
-from curation.synth.phantom import Tissue
+from synth.phantom import Tissue
 from tests.quality.phantoms import KINDS, SPACING, VENDORS, clean_signal, degraded, labels
 
 EXPECT = {

@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from curation.quality import calibration as cal
+import training.quality_calibration as cal
 from curation.quality.ct import ct_artifact_metrics
 from curation.quality.decision import decide, load_config
 from curation.quality.radiography import radiograph_metrics
 from curation.quality.ultrasound import ultrasound_metrics
-from curation.synth import degrade as dg
+from synth import degrade as dg
 
 #: The metric each defect is caught by (its name appears in the decision's reason).
 CAUGHT_BY = {r[1]: r[3] for r in cal.RULES}
@@ -57,7 +57,7 @@ def test_heldout_ct(study, seed):
 def test_heldout_clean_series_of_more_patients_and_vendors_are_approved(tmp_path):
     """Clean series of patients 2-5 of a held-out seed (Philips CT pixels: signed, intercept 0)."""
     from curation.quality.series import assess_series
-    from curation.synth.site import defect_study
+    from synth.site import defect_study
 
     seen = []
     for index in range(2, 6):

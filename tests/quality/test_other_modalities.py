@@ -10,7 +10,7 @@ from curation.quality.ct import global_noise_level
 from curation.quality.metrics import CORE_METRICS, compute_metrics
 from curation.quality.radiography import immerkaer_sigma, projection_metrics
 from curation.quality.temporal import temporal_metrics
-from curation.synth.phantom import ct_hu, head_labels
+from synth.phantom import ct_hu, head_labels
 
 
 @pytest.mark.parametrize("sigma", [4.0, 10.0, 20.0])
@@ -95,8 +95,8 @@ def test_every_kind_reports_every_core_metric_and_nan_has_a_reason_never_minus_o
 
 def test_masked_image_without_air_signal_gives_nan_fber_with_reason():
     lab = head_labels((12, 96, 96), (6.0, 2.5, 2.5))
-    from curation.synth.mr import signal_of
-    from curation.synth.mr_protocols import PROTOCOLS
+    from synth.mr import signal_of
+    from synth.mr_protocols import PROTOCOLS
 
     vol = signal_of(PROTOCOLS["siemens"]["T2W"], lab) * 2000  # no noise at all: a skull-stripped-like input
     ms = compute_metrics(vol, (6.0, 2.5, 2.5), "T2W")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from curation.registration.simulate import Pair, make_pair, rigid_matrix
+from synth.registration_pairs import Pair, make_pair, rigid_matrix
 
 sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
 

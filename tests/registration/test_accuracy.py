@@ -69,7 +69,7 @@ def test_dipy_backend_is_selectable_and_uses_the_same_convention(small_pair):
 @pytest.mark.slow
 @pytest.mark.parametrize("moving_contrast", ["T2", "FLAIR"])
 def test_128x128x64_pair_meets_the_targets(moving_contrast):
-    from curation.registration.simulate import make_pair
+    from synth.registration_pairs import make_pair
 
     pair = make_pair((64, 128, 128), (3.0, 1.8, 1.8), fixed_contrast="T2", moving_contrast=moving_contrast,
                      true_matrix=LARGE_MOTION, seed=6)

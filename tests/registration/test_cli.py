@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from curation.cli.main import main
-from curation.registration.simulate import axial_grid, random_rigid, sample_head
+from curate.main import main
+from synth.registration_pairs import axial_grid, random_rigid, sample_head
 from curation.registration.transforms import target_registration_error
 from curation.volume import load_volume, load_volumes
 from tests.registration.dicom_helpers import study_header, write_series

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from curation.registration import register_study
 from curation.registration.similarity import coverage, normalized_cross_correlation, resample
-from curation.registration.simulate import axial_grid, random_rigid, sample_head
+from synth.registration_pairs import axial_grid, random_rigid, sample_head
 from curation.volume import load_volume, load_volumes
 from tests.registration.dicom_helpers import oblique_direction, study_header, write_series
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from curation.registration import load_config, motion_correct
-from curation.registration.simulate import axial_grid, head_mask_points, random_rigid, sample_head
+from synth.registration_pairs import axial_grid, head_mask_points, random_rigid, sample_head
 from curation.registration.transforms import framewise_displacement, rotation_error_deg, target_registration_error
 
 GRID = ((56, 64, 64), (3.0, 3.0, 3.0))

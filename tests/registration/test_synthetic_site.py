@@ -1,4 +1,4 @@
-"""End to end on the synthetic hospital (curation.synth): the register stage on a whole MR study
+"""End to end on the synthetic hospital (synth): the register stage on a whole MR study
 picks the T2w series, motion-corrects DWI and DCE, co-registers every volume series and writes
 derived series that reference their sources; the DWI/DCE motion planted by the generator is found.
 
@@ -16,7 +16,7 @@ import pydicom
 import pytest
 
 from curation.registration import register_study
-from curation.registration.simulate import head_mask_points
+from synth.registration_pairs import head_mask_points
 from curation.registration.transforms import target_registration_error
 from curation.volume import load_volume, read_dicom_series
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from curation.synth.site import generate_site
+    from synth.site import generate_site
 
     out = tmp_path_factory.mktemp("site")
     truth = generate_site(out, patients=1, seed=3, matrix=64, slices=40, slices_4d=32, matrix_4d=64,

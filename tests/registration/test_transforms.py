@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from curation.registration.similarity import normalized_cross_correlation, resample
-from curation.registration.simulate import axial_grid, head_mask_points, sample_head
+from synth.registration_pairs import axial_grid, head_mask_points, sample_head
 from curation.registration.transforms import (
     euler_angles_deg,
     framewise_displacement,

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from curation.registration.simulate import axial_grid, sample_head
+from synth.registration_pairs import axial_grid, sample_head
 from curation.volume import load_volume, load_volumes, read_dicom_series, write_dicom_series
 from tests.registration.dicom_helpers import oblique_direction, study_header, write_series
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.synth import generate_site
+from synth import generate_site
 
 #: Small but complete: 3 patients at a reduced matrix keep the session fixture at a few seconds.
 SITE_ARGS = {"patients": 3, "seed": 7, "matrix": 64, "slices": 12}

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from curation.synth.phantom import head_labels_at
+from synth.phantom import head_labels_at
 
 
 def read_series(out: Path, series: dict) -> list[pydicom.Dataset]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.synth import degrade as dg
-from curation.synth.geometry import centred_stack
-from curation.synth.phantom import Tissue, head_labels_at, mr_signal
+from synth import degrade as dg
+from synth.geometry import centred_stack
+from synth.phantom import Tissue, head_labels_at, mr_signal
 
 
 @pytest.fixture(scope="module")

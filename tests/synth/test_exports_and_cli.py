@@ -8,9 +8,9 @@ import nibabel as nib
 import numpy as np
 import pydicom
 
-from curation.cli.main import main
-from curation.synth.chest import Nodule, nodule_box, projection
-from curation.synth.xray import XRAY_EXTENT_MM
+from curate.main import main
+from synth.chest import Nodule, nodule_box, projection
+from synth.xray import XRAY_EXTENT_MM
 from tests.synth.helpers import read_series
 
 

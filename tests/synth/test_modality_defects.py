@@ -9,8 +9,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from curation.synth import degrade as dg
-from curation.synth.site import defect_study, modality_defect_plan
+from synth import degrade as dg
+from synth.site import defect_study, modality_defect_plan
 
 MR_DEFECTS = {"noise", "ghosting", "blur", "bias"}
 

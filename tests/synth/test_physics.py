@@ -6,8 +6,8 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from curation.synth.motion import apply_inverse, euler_matrix
-from curation.synth.phantom import Tissue, head_labels_at
+from synth.motion import apply_inverse, euler_matrix
+from synth.phantom import Tissue, head_labels_at
 from tests.synth.helpers import header_labels, header_points, patient_of, read_series
 
 

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from pydicom.errors import InvalidDicomError
 
-from curation.synth import generate_site
+from synth import generate_site
 from tests.synth.conftest import SITE_ARGS
 
 MR_KINDS = {"T1W", "T2W", "FLAIR", "PDW", "DWI", "ADC", "DCE", "SWI", "LOCALIZER"}

@@ -5,7 +5,7 @@ is the exact bounding box of its drawn pixels, so a scrubber can be scored again
 cover what de-identification must handle: single- and multi-frame, MONOCHROME2, RGB and YBR_FULL
 (RLE-compressed), with BurnedInAnnotation YES, NO (wrong) or absent.
 
-The single-frame variant may carry one graded defect (`curation.synth.degrade.US_DEFECTS`): receive
+The single-frame variant may carry one graded defect (`synth.degrade.US_DEFECTS`): receive
 gain driving the echo into the 8-bit clip, acoustic-shadow dropout, or reverberation bands; recorded in
 the series' ground truth. (The cines stay clean: de-identification's tests measure masks on them.)
 """
@@ -18,10 +18,10 @@ import numpy as np
 from pydicom.pixels import convert_color_space
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
-from curation.synth import degrade as dg
-from curation.synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
-from curation.synth.identity import rng_for
-from curation.synth.writer import SiteWriter
+from synth import degrade as dg
+from synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
+from synth.identity import rng_for
+from synth.writer import SiteWriter
 
 US_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"
 US_MULTIFRAME_STORAGE = "1.2.840.10008.5.1.4.1.1.3.1"

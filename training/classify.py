@@ -35,7 +35,7 @@ from curation.classify.vocabulary import MR_KINDS
 
 TRAIN_SEEDS = (101, 202, 303)
 TRAIN_PATIENTS = 6
-TABLE = Path(__file__).resolve().parents[2] / "include" / "classify" / "training_headers.json"
+TABLE = Path(__file__).resolve().parents[1] / "include" / "classify" / "training_headers.json"
 
 
 def _mr_series(truth: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
@@ -68,7 +68,7 @@ def site_rows(root: Path, truth: dict[str, Any]) -> list[dict[str, Any]]:
 def build_table(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int = TRAIN_PATIENTS,
                 progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """The rows of the training sites under `workdir` (generated when absent)."""
-    from curation.synth import generate_site
+    from synth import generate_site
 
     rows: list[dict[str, Any]] = []
     for seed in seeds:

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from curation.cli._common import CliError, print_json
+from curate._common import CliError, print_json
 
 DEFAULT_VAULT = Path("var/vault")
 

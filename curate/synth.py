@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from curation.cli._common import CliError, print_json
+from curate._common import CliError, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from curation.synth import generate_site, summarize
+    from synth import generate_site, summarize
 
     if args.patients < 1:
         raise CliError("--patients must be at least 1")

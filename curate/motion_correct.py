@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from curation.cli._common import CliError, print_json
-from curation.cli.register import add_config_options, build_config
+from curate._common import CliError, print_json
+from curate.register import add_config_options, build_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,7 +1,7 @@
 """CT studies of the synthetic site: head (phantom HU) and chest (chest phantom) with and without
 contrast, HU through RescaleSlope/Intercept with signed or unsigned pixels, and a chest topogram.
 
-A series may carry one graded defect (`curation.synth.degrade.CT_DEFECTS`): low mAs (more quantum
+A series may carry one graded defect (`synth.degrade.CT_DEFECTS`): low mAs (more quantum
 noise, and the lower tube current in the header), metal streaks, rings, or a field of view that cuts
 the body (truncation); the builder records it in the series' ground truth."""
 from __future__ import annotations
@@ -9,15 +9,15 @@ from __future__ import annotations
 import numpy as np
 from pydicom.dataset import Dataset
 
-from curation.synth import degrade as dg
-from curation.synth.chest import ChestTissue, Nodule, chest_hu, chest_labels_at, nodule_box, projection, radiograph
-from curation.synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
-from curation.synth.geometry import SliceGeometry, centred_stack
-from curation.synth.identity import rng_for
-from curation.synth.mr import lesion_boxes
-from curation.synth.phantom import Tissue, ct_hu, head_labels_at
-from curation.synth.writer import SiteWriter
-from curation.synth.xray import XRAY_EXTENT_MM
+from synth import degrade as dg
+from synth.chest import ChestTissue, Nodule, chest_hu, chest_labels_at, nodule_box, projection, radiograph
+from synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
+from synth.geometry import SliceGeometry, centred_stack
+from synth.identity import rng_for
+from synth.mr import lesion_boxes
+from synth.phantom import Tissue, ct_hu, head_labels_at
+from synth.writer import SiteWriter
+from synth.xray import XRAY_EXTENT_MM
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 CONTRAST_AGENT = {"siemens": "Ultravist 370", "ge": "Omnipaque 350", "philips": "Iomeron 400"}

@@ -8,14 +8,14 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from curation.synth import degrade as dg
-from curation.synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
-from curation.synth.geometry import SliceGeometry, centred_stack
-from curation.synth.identity import rng_for
-from curation.synth.motion import VolumeMotion, apply_inverse, random_motions
-from curation.synth.mr_protocols import COILS, CONTRAST_AGENTS, PROTOCOLS, Protocol, protocol_name
-from curation.synth.phantom import Tissue, adc_map, contrast_tissues, head_labels_at, mr_signal
-from curation.synth.writer import SiteWriter
+from synth import degrade as dg
+from synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
+from synth.geometry import SliceGeometry, centred_stack
+from synth.identity import rng_for
+from synth.motion import VolumeMotion, apply_inverse, random_motions
+from synth.mr_protocols import COILS, CONTRAST_AGENTS, PROTOCOLS, Protocol, protocol_name
+from synth.phantom import Tissue, adc_map, contrast_tissues, head_labels_at, mr_signal
+from synth.writer import SiteWriter
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 #: Head coverage (mm) along each plane's normal: z for axial, x for sagittal, y for coronal.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curation.cli._common import print_json
+from curate._common import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from curation.cli._common import CliError, print_json
+from curate._common import CliError, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:

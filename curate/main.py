@@ -8,8 +8,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-import curation.cli as cli_pkg
-from curation.cli._common import CliError
+import curate as cli_pkg
+from curate._common import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for info in sorted(pkgutil.iter_modules(cli_pkg.__path__), key=lambda m: m.name):
-        if info.name in {"main"} or info.name.startswith("_"):
+        if info.name in {"main", "__main__"} or info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{cli_pkg.__name__}.{info.name}")
         register = getattr(module, "register", None)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from curation.cli._common import CliError, print_json
+from curate._common import CliError, print_json
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:

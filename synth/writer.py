@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from curation.synth.dicomio import PhiScanner, SeriesCtx, encode
-from curation.synth.identity import Patient
+from synth.dicomio import PhiScanner, SeriesCtx, encode
+from synth.identity import Patient
 
 SCHEMA = "curate-synth-ground-truth/1"
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from curation.cli._common import CliError, print_json
+from curate._common import CliError, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def _say(msg: str) -> None:
 
 
 def run_quality(args: argparse.Namespace) -> int:
-    from curation.quality import training
+    import training.quality as training
     from qc_models import mlp, quality_classifier
 
     seeds, patients, workdir = _common(args, training.TRAIN_SEEDS, training.TRAIN_PATIENTS)
@@ -71,7 +71,7 @@ def run_quality(args: argparse.Namespace) -> int:
 
 
 def run_classifier(args: argparse.Namespace) -> int:
-    from curation.classify import training
+    import training.classify as training
     from qc_models import mlp, series_classifier
 
     seeds, patients, workdir = _common(args, training.TRAIN_SEEDS, training.TRAIN_PATIENTS)

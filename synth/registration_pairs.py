@@ -1,6 +1,6 @@
 """Synthetic head volumes with known rigid motion, for validating registration and motion correction.
 
-The head phantom (`curation.synth.phantom`) is analytic in patient space, so a volume "after the
+The head phantom (`synth.phantom`) is analytic in patient space, so a volume "after the
 patient moved by T" is sampled exactly by evaluating the head at T^-1 of each voxel's position: no
 interpolation, hence exact ground truth. Each voxel averages sub-samples so partial volume looks
 like a scanner's, and Rician noise is added to the magnitude.
@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from curation.registration.transforms import apply, rigid_matrix
-from curation.synth.phantom import Tissue, ct_hu, head_labels_at, mr_signal
+from synth.phantom import Tissue, ct_hu, head_labels_at, mr_signal
 
 #: Sequence parameters of each contrast (ms): spin echo unless a TI or gradient echo is given.
 CONTRASTS: dict[str, dict] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from curation.cli._common import CliError, print_json
+from curate._common import CliError, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -2,7 +2,7 @@
 structural MR series are degraded (type, severity) -- and the fit itself.
 
 Rows: one per structural series of each site, plus augmented copies of the clean ones degraded with
-the site's own defect functions (`curation.synth.degrade`) at seeded random severities, so every
+the site's own defect functions (`synth.degrade`) at seeded random severities, so every
 defect type meets every kind and vendor at every severity. The table is plain JSON-able dicts
 (written as CSV by `curate train quality`), and a fit from the same table gives the same weights.
 """
@@ -24,7 +24,7 @@ from curation.quality.metrics import compute_metrics
 #: Seeds of the training sites (the tests evaluate on other seeds).
 TRAIN_SEEDS = (101, 202, 303)
 TRAIN_PATIENTS = 6
-TABLE = Path(__file__).resolve().parents[2] / "include" / "quality" / "training_table.csv"
+TABLE = Path(__file__).resolve().parents[1] / "include" / "quality" / "training_table.csv"
 METRIC_COLUMNS = tuple(m for m, _, _ in METRICS)
 #: Smallest robust spread of a metric's clean reference (model scale: log units for the log-scaled
 #: metrics, i.e. 5 %); a handful of clean series can agree more closely than any real population.
@@ -38,7 +38,7 @@ def _seed(*parts: Any) -> int:
 def _augment(volume: np.ndarray, degradation: str, severity: int, seed: int) -> np.ndarray:
     """A clean stored volume degraded as the site degrades: the defect, then (for blur, which also
     smooths the noise away) the baseline Rician noise again; noise tops up to the target sigma."""
-    from curation.synth import degrade as dg
+    from synth import degrade as dg
 
     rng = np.random.default_rng(seed)
     ref = float(np.percentile(volume, 99))
@@ -90,7 +90,7 @@ def site_rows(root: Path, truth: dict[str, Any], augment: int = 4, progress: Cal
 def build_table(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int = TRAIN_PATIENTS, augment: int = 4,
                 progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Generate the training sites under `workdir` (reused when present) and return all rows."""
-    from curation.synth import generate_site
+    from synth import generate_site
 
     rows: list[dict[str, Any]] = []
     for seed in seeds:

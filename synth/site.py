@@ -20,17 +20,17 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from curation.synth import degrade as dg
-from curation.synth.bad import plant_bad_inputs
-from curation.synth.chest import Nodule
-from curation.synth.ct import CTStudyBuilder
-from curation.synth.dicomio import VENDORS, StudyCtx
-from curation.synth.identity import Patient, make_patient, make_site, rng_for
-from curation.synth.mr import STRUCTURAL, MROptions, MRStudyBuilder
-from curation.synth.exports import chest_pictures, write_nifti
-from curation.synth.us import screen_capture, us_study
-from curation.synth.writer import SCHEMA, SiteWriter
-from curation.synth.xray import chest_radiograph
+from synth import degrade as dg
+from synth.bad import plant_bad_inputs
+from synth.chest import Nodule
+from synth.ct import CTStudyBuilder
+from synth.dicomio import VENDORS, StudyCtx
+from synth.identity import Patient, make_patient, make_site, rng_for
+from synth.mr import STRUCTURAL, MROptions, MRStudyBuilder
+from synth.exports import chest_pictures, write_nifti
+from synth.us import screen_capture, us_study
+from synth.writer import SCHEMA, SiteWriter
+from synth.xray import chest_radiograph
 
 VENDOR_ORDER = ("siemens", "ge", "philips")
 DEGRADATION_TYPES = ("noise", "ghosting", "blur", "bias")

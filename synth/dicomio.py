@@ -22,7 +22,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from curation.synth.identity import Patient, Person, Site, uid_from
+from synth.identity import Patient, Person, Site, uid_from
 
 #: Transfer syntaxes the site uses, by short name (the ground truth records the UID).
 TRANSFER_SYNTAXES = {

@@ -5,10 +5,10 @@ No learned model exists for these kinds, so each defect has one metric aimed at 
 threshold: the midpoint between the worst clean series and the mildest severity-2 series of the
 defect it targets, over the training seeds (the `limits_by_kind` section of
 include/quality/thresholds.yaml); the exclusion threshold is the mildest severity-4 value. Series are
-made one study at a time (`curation.synth.site.defect_study`), not as whole sites.
+made one study at a time (`synth.site.defect_study`), not as whole sites.
 
-    python -m curation.quality.calibration calibrate --seeds 101 202 303
-    python -m curation.quality.calibration evaluate --seeds 4242 5353
+    python -m training.quality_calibration calibrate --seeds 101 202 303
+    python -m training.quality_calibration evaluate --seeds 4242 5353
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from curation.synth import degrade as dg
+from synth import degrade as dg
 
 #: Training seeds (the MR quality classifier's too) and held-out seeds.
 TRAIN_SEEDS = (101, 202, 303)
@@ -61,7 +61,7 @@ def measure(seeds: Iterable[int], severities: Sequence[int] = (0, 1, 2, 3, 4, 5)
     """One row per (seed, study, defect, severity; severity 0: clean): metrics and decision. Patient
     index = position of the seed in the list (so vendors and pixel storage vary between seeds)."""
     from curation.quality.series import assess_series
-    from curation.synth.site import defect_study
+    from synth.site import defect_study
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="curate-qcal-") as tmp:
@@ -140,7 +140,7 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m curation.quality.calibration", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m training.quality_calibration", description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=("calibrate", "evaluate"))
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--severities", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])

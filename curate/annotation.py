@@ -8,7 +8,7 @@ import os
 import re
 import sys
 
-from curation.cli._common import CliError, print_json
+from curate._common import CliError, print_json
 
 _TOKEN_PATH = re.compile(r"(/api/invites/)[^/\s?\"]+")
 

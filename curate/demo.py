@@ -18,7 +18,7 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, TextIO
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             (home / name).unlink(missing_ok=True)
         shutil.rmtree(home / "store", ignore_errors=True)
 
-    from curation.synth import generate_site
+    from synth import generate_site
 
     site_dir = home / "demo" / f"site-p{args.patients}-s{args.seed}"
     t0 = time.monotonic()
@@ -274,7 +274,7 @@ def _print_report(truth: dict) -> None:
     from sqlalchemy import func, select
 
     from curation.catalog import Catalog, Instance, Patient, QuarantineRecord, Series, Study, verify_chain
-    from curation.cli.ingest import describe_file
+    from curate.ingest import describe_file
 
     catalog = Catalog()
     with catalog.session() as s:

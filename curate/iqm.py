@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from curation.cli._common import CliError, print_json
+from curate._common import CliError, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:

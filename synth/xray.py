@@ -1,6 +1,6 @@
 """Chest radiographs (CR and DX) of the synthetic site, projected from the chest phantom.
 
-A radiograph may carry one graded defect (`curation.synth.degrade.XR_DEFECTS`): under- or
+A radiograph may carry one graded defect (`synth.degrade.XR_DEFECTS`): under- or
 over-exposure (display shifted, quantum noise as 1/sqrt(dose), and the DX ExposureIndex saying so),
 collimator blades cutting into the body, stationary-grid lines, or motion blur; recorded in the
 series' ground truth. DX images carry the IEC 62494-1 exposure index (EI, target EI, deviation index).
@@ -11,12 +11,12 @@ import math
 
 import numpy as np
 
-from curation.synth import degrade as dg
+from synth import degrade as dg
 
-from curation.synth.chest import Nodule, nodule_box, projection, radiograph
-from curation.synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
-from curation.synth.identity import rng_for
-from curation.synth.writer import SiteWriter
+from synth.chest import Nodule, nodule_box, projection, radiograph
+from synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
+from synth.identity import rng_for
+from synth.writer import SiteWriter
 
 CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 DX_PRESENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"

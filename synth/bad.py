@@ -15,9 +15,9 @@ import copy
 
 import numpy as np
 
-from curation.synth.dicomio import encode
-from curation.synth.identity import rng_for, uid_from
-from curation.synth.writer import SiteWriter
+from synth.dicomio import encode
+from synth.identity import rng_for, uid_from
+from synth.writer import SiteWriter
 
 OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 
