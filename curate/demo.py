@@ -46,14 +46,18 @@ def _setup_env() -> Path:
 
 
 def _load_dag(dag_id: str):  # noqa: ANN202 - airflow DAG
-    import importlib.util
+    """The DAG as Airflow itself finds it: parsed from the configured dags folder by a `DagBag`, the
+    way the DAG processor does, so the demo runs what the scheduler would (and no path is hard-wired)."""
+    from airflow import settings
+    from airflow.dag_processing.dagbag import DagBag
 
-    path = REPO / "dags" / f"{dag_id}.py"
-    spec = importlib.util.spec_from_file_location(f"curate_dag_{dag_id}", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module.dag
+    bag = DagBag(dag_folder=settings.DAGS_FOLDER)
+    dag = bag.get_dag(dag_id)
+    if dag is None:
+        errors = "; ".join(f"{path}: {err.strip().splitlines()[-1]}" for path, err in bag.import_errors.items())
+        raise RuntimeError(f"DAG {dag_id!r} not found in {settings.DAGS_FOLDER}"
+                           + (f" ({errors})" if errors else ""))
+    return dag
 
 
 def run(args: argparse.Namespace) -> int:
