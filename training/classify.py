@@ -31,7 +31,7 @@ from curation.classify import physics
 from curation.classify.features import FEATURE_NAMES, header_features
 from curation.classify.header import SeriesHeader, read_headers, summarize
 from curation.classify.report import truth_kind
-from curation.classify.vocabulary import MR_KINDS
+from curation.vocabulary import MR_KINDS
 
 TRAIN_SEEDS = (101, 202, 303)
 TRAIN_PATIENTS = 6

@@ -5,7 +5,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from curation.classify.vocabulary import ALL_KINDS
+from curation.vocabulary import ALL_KINDS
 
 
 def truth_kind(kind: str) -> str:
