@@ -28,7 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from curation.catalog import Catalog, Instance, Patient, QuarantineRecord, Series, Source, Study, add_event
 from curation.ingest.inspect import Inspection, inspect_file, raw_key_for
 from curation.ingest.sources import Limits, Materialized, Refusal, SourceError, cleanup, materialize, source_kind
+from curation.settings import DEFAULT_SITE
 from curation.store import LocalStore, Store, Zone
+from curation.vocabulary import Modality, QuarantineReason
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +212,7 @@ class _Writer:
                         local_seen[uid] = insp.sha256
                         self._note_hierarchy(s, insp)
                     continue
-                insp.refuse("conflicting_duplicate",
+                insp.refuse(QuarantineReason.CONFLICTING_DUPLICATE,
                             "another file with the same SOPInstanceUID but different bytes was ingested first")
                 quarantine.append(insp)
                 continue
@@ -290,7 +292,7 @@ class _Writer:
     def _image_series(self, s: Any, insp: Inspection) -> int:
         """A non-DICOM image stands as its own series (no patient, no study: nothing to group by)."""
         series = Series(study_id=None, series_instance_uid=None, format=insp.format,
-                        modality="MR" if insp.format == "nifti" else "OT")
+                        modality=Modality.MR if insp.format == "nifti" else Modality.OT)
         s.add(series)
         s.flush()
         self._note_image(insp, series.id)
@@ -331,7 +333,7 @@ def _chunks(items: list[Any], n: int) -> Iterable[list[Any]]:
 ProgressFn = Callable[[int, int], None]
 
 
-def ingest(source_uri: str, catalog: Catalog, store: Store, *, site: str = "default",
+def ingest(source_uri: str, catalog: Catalog, store: Store, *, site: str = DEFAULT_SITE,
            workers: int | None = None, limits: Limits | None = None,
            progress: ProgressFn | None = None, workdir: Path | None = None,
            exclude: Sequence[str] = ()) -> IngestSummary:
