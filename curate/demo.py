@@ -211,16 +211,16 @@ def _print_stage_report(catalog, truth: dict) -> None:  # noqa: ANN001 - Catalog
     confusion of series kinds and the quality decisions (series named by catalog id, never UID)."""
     from sqlalchemy import select
 
-    from curation.catalog import Series, StageResult
+    from curation.catalog import Series, StageRecord
     from curation.classify.report import confusion_from_results
 
     by_uid = {t["series_instance_uid"]: t for t in truth.get("series", [])}
     with catalog.session() as s:
         uid_of = dict(s.execute(select(Series.id, Series.series_instance_uid)).all())
-        rows = s.execute(select(StageResult.stage, StageResult.subject_id, StageResult.status,
-                                StageResult.metrics, StageResult.reason)
-                         .where(StageResult.subject_type == "series")
-                         .order_by(StageResult.id)).all()
+        rows = s.execute(select(StageRecord.stage, StageRecord.subject_id, StageRecord.status,
+                                StageRecord.metrics, StageRecord.reason)
+                         .where(StageRecord.subject_type == "series")
+                         .order_by(StageRecord.id)).all()
     latest: dict[tuple[str, int], tuple] = {}
     for stage, sid, status, metrics, reason in rows:
         latest[(stage, sid)] = (status, metrics or {}, reason)
