@@ -41,8 +41,8 @@ def run(source: str, store: Store, catalog: Catalog, config: Mapping[str, Any] |
              "%(quarantined)d quarantined", metrics)
     for q in summary.quarantined:
         # File paths of hospital exports can carry names: log the content hash, not the path.
-        log.warning("quarantined file sha256:%s: [%s] %s", (q["sha256"] or "unreadable")[:16],
-                    q["reason_code"], q["reason"])
+        # (no hash when not even the bytes could be read: "-")
+        log.warning("quarantined file sha256:%s: [%s] %s", (q["sha256"] or "-")[:16], q["reason_code"], q["reason"])
     return StageResult(status=StageStatus.OK, metrics=metrics,
                        refs=tuple(SeriesRef(series_id=sid) for sid in summary.series_ids))
 

@@ -40,7 +40,8 @@ class CurationHook(BaseHook):
             conn = self.get_connection(self.curate_conn_id)
         except Exception:  # noqa: BLE001 - no such connection: the environment's settings apply
             return current
-        uri = conn.get_uri() if conn.host or conn.schema else None
+        # get_uri() appends the extra as a query; the extra is mapped on its own (store, site)
+        uri = conn.get_uri().split("?", 1)[0] if conn.host or conn.schema else None
         return current.with_connection(uri, conn.extra_dejson or {}, conn_id=self.curate_conn_id)
 
     def get_catalog(self) -> Catalog:
