@@ -47,12 +47,14 @@ def _setup_env() -> Path:
 
 def _load_dag(dag_id: str):  # noqa: ANN202 - airflow DAG
     """The DAG as Airflow itself finds it: parsed from the configured dags folder by a `DagBag`, the
-    way the DAG processor does, so the demo runs what the scheduler would (and no path is hard-wired)."""
+    way the DAG processor does, so the demo runs what the scheduler would (and no path is hard-wired).
+    Only what the folder holds counts: `DagBag.get_dag` would fall back to the file the metadata DB
+    last recorded for the id, possibly another checkout's."""
     from airflow import settings
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=settings.DAGS_FOLDER)
-    dag = bag.get_dag(dag_id)
+    dag = bag.dags.get(dag_id)
     if dag is None:
         errors = "; ".join(f"{path}: {err.strip().splitlines()[-1]}" for path, err in bag.import_errors.items())
         raise RuntimeError(f"DAG {dag_id!r} not found in {settings.DAGS_FOLDER}"
