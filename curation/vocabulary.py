@@ -76,7 +76,6 @@ class Modality(StrEnum):
     RF = "RF"
     XC = "XC"
     ES = "ES"
-    REG = "REG"
 
 
 class QualityDecision(StrEnum):
