@@ -18,6 +18,8 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, TextIO
 
+from curation.vocabulary import QualityDecision, StageStatus
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -180,7 +182,8 @@ def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int
     elif task_id == "deid":
         quarantined = sum(int(v.get("quarantined") or 0) for v in dicts)
         reused = sum(1 for v in dicts if v.get("reused"))
-        what = (f"{n} series: {_counts(Counter(v.get('status') for v in dicts), ('ok', 'skipped', 'failed'))}; "
+        statuses = _counts(Counter(v.get("status") for v in dicts), (StageStatus.OK, StageStatus.SKIPPED, StageStatus.FAILED))
+        what = (f"{n} series: {statuses}; "
                 f"{quarantined} instances quarantined" + (f"; {reused} results reused" if reused else ""))
     elif task_id == "classify":
         kinds = Counter(v.get("kind") or "unclassified" for v in dicts)
@@ -188,12 +191,12 @@ def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int
         what = f"{n} series into {len(kinds)} kinds ({top}{', ...' if len(kinds) > 4 else ''})"
     elif task_id == "quality":
         decisions = Counter(v.get("decision") or "not assessed" for v in dicts)
-        what = f"{n} series: {_counts(decisions, ('approve', 'review', 'exclude'))}"
+        what = f"{n} series: {_counts(decisions, tuple(QualityDecision))}"
     elif task_id == "group_studies" and values and isinstance(values[0], list):
         what = f"{len(values[0])} studies to register"
     elif task_id == "register":
         derived = sum(int(v.get("derived") or 0) for v in dicts)
-        statuses = _counts(Counter(v.get("status") for v in dicts), ("ok", "skipped"))
+        statuses = _counts(Counter(v.get("status") for v in dicts), (StageStatus.OK, StageStatus.SKIPPED))
         what = f"{n} studies: {statuses}; {derived} derived series"
     elif task_id == "summary" and dicts:
         v = dicts[0]
@@ -250,7 +253,7 @@ def format_quality_by_kind(rows: Sequence[dict[str, Any]]) -> str:
     approved (decision, kind, series, p(degraded), reason, ground truth when known): what a curator
     acts on, without a line for every approved series. Rows: {"series", "kind", "decision": the
     quality decision dict, optional "truth": the synthetic site's planted defect}."""
-    verdicts = ("approve", "review", "exclude")
+    verdicts = tuple(QualityDecision)
     per_kind: dict[str, Counter] = {}
     for r in rows:
         per_kind.setdefault(str(r.get("kind") or "?"), Counter())[r["decision"]["decision"]] += 1
@@ -261,8 +264,9 @@ def format_quality_by_kind(rows: Sequence[dict[str, Any]]) -> str:
         total.update(c)
         lines.append(f"  {kind:<14}{sum(c.values()):>7}" + "".join(f"{c.get(v, 0):>9}" for v in verdicts))
     lines.append(f"  {'all':<14}{sum(total.values()):>7}" + "".join(f"{total.get(v, 0):>9}" for v in verdicts))
-    flagged = sorted((r for r in rows if r["decision"]["decision"] != "approve"),
-                     key=lambda r: (r["decision"]["decision"] != "review", str(r.get("kind")), str(r.get("series"))))
+    flagged = sorted((r for r in rows if r["decision"]["decision"] != QualityDecision.APPROVE),
+                     key=lambda r: (r["decision"]["decision"] != QualityDecision.REVIEW, str(r.get("kind")),
+                                    str(r.get("series"))))
     if flagged:
         lines.append("  not approved (decision, series, kind, p(degraded), reason [planted defect]):")
     for r in flagged:

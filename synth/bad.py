@@ -15,10 +15,10 @@ import copy
 
 import numpy as np
 
+from curation.vocabulary import Modality, QuarantineReason
 from synth.dicomio import encode
 from synth.identity import rng_for, uid_from
 from synth.writer import SiteWriter
-from curation.vocabulary import Modality, QuarantineReason
 
 OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 

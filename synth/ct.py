@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from pydicom.dataset import Dataset
 
+from curation.vocabulary import Modality, SeriesKind
 from synth import degrade as dg
 from synth.chest import ChestTissue, Nodule, chest_hu, chest_labels_at, nodule_box, projection, radiograph
 from synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
@@ -18,7 +19,6 @@ from synth.mr import lesion_boxes
 from synth.phantom import Tissue, ct_hu, head_labels_at
 from synth.writer import SiteWriter
 from synth.xray import XRAY_EXTENT_MM
-from curation.vocabulary import Modality, SeriesKind
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 CONTRAST_AGENT = {"siemens": "Ultravist 370", "ge": "Omnipaque 350", "philips": "Iomeron 400"}

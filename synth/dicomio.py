@@ -22,8 +22,8 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from synth.identity import Patient, Person, Site, uid_from
 from curation.vocabulary import Modality
+from synth.identity import Patient, Person, Site, uid_from
 
 #: Transfer syntaxes the site uses, by short name (the ground truth records the UID).
 TRANSFER_SYNTAXES = {

@@ -12,12 +12,12 @@ import cv2
 import nibabel as nib
 import numpy as np
 
+from curation.vocabulary import SeriesKind
 from synth.chest import Nodule, nodule_box
 from synth.geometry import SliceGeometry
 from synth.identity import Patient, rng_for
 from synth.writer import SiteWriter
 from synth.xray import XRAY_EXTENT_MM, chest_image
-from curation.vocabulary import SeriesKind
 
 #: LPS (DICOM) to RAS (NIfTI) flips the first two axes.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

@@ -8,6 +8,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from curation.vocabulary import Modality, SeriesKind
 from synth import degrade as dg
 from synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
 from synth.geometry import SliceGeometry, centred_stack
@@ -16,7 +17,6 @@ from synth.motion import VolumeMotion, apply_inverse, random_motions
 from synth.mr_protocols import COILS, CONTRAST_AGENTS, PROTOCOLS, Protocol, protocol_name
 from synth.phantom import Tissue, adc_map, contrast_tissues, head_labels_at, mr_signal
 from synth.writer import SiteWriter
-from curation.vocabulary import Modality, SeriesKind
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 #: Head coverage (mm) along each plane's normal: z for axial, x for sagittal, y for coronal.

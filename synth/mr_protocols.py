@@ -7,6 +7,7 @@ styles it will meet in a hospital. TR/TE/TI/flip are also what drives the simula
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from curation.vocabulary import SeriesKind
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from curation.registration.transforms import apply, rigid_matrix
-from synth.phantom import Tissue, ct_hu, head_labels_at, mr_signal
 from curation.vocabulary import SeriesKind
+from synth.phantom import Tissue, ct_hu, head_labels_at, mr_signal
 
 #: Sequence parameters of each contrast (ms): spin echo unless a TI or gradient echo is given.
 CONTRASTS: dict[str, dict] = {

@@ -20,6 +20,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from curation.vocabulary import Modality, SeriesKind
 from synth import degrade as dg
 from synth.bad import plant_bad_inputs
 from synth.chest import Nodule
@@ -31,7 +32,6 @@ from synth.exports import chest_pictures, write_nifti
 from synth.us import screen_capture, us_study
 from synth.writer import SCHEMA, SiteWriter
 from synth.xray import chest_radiograph
-from curation.vocabulary import Modality, SeriesKind
 
 VENDOR_ORDER = ("siemens", "ge", "philips")
 DEGRADATION_TYPES = ("noise", "ghosting", "blur", "bias")

@@ -18,11 +18,11 @@ import numpy as np
 from pydicom.pixels import convert_color_space
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
+from curation.vocabulary import Modality, SeriesKind
 from synth import degrade as dg
 from synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
 from synth.identity import rng_for
 from synth.writer import SiteWriter
-from curation.vocabulary import Modality, SeriesKind
 
 US_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"
 US_MULTIFRAME_STORAGE = "1.2.840.10008.5.1.4.1.1.3.1"

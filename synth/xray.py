@@ -13,11 +13,11 @@ import numpy as np
 
 from synth import degrade as dg
 
+from curation.vocabulary import Modality
 from synth.chest import Nodule, nodule_box, projection, radiograph
 from synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
 from synth.identity import rng_for
 from synth.writer import SiteWriter
-from curation.vocabulary import Modality
 
 CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 DX_PRESENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"

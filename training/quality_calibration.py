@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from synth import degrade as dg
 from curation.vocabulary import QualityDecision, SeriesKind
+from synth import degrade as dg
 
 #: Training seeds (the MR quality classifier's too) and held-out seeds.
 TRAIN_SEEDS = (101, 202, 303)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
 from curation.vocabulary import SeriesKind
 
 #: Preference of kinds for the static reference (T2W first, then the other structural weightings).

@@ -20,7 +20,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from curation.store import LocalStore, Store, Zone, open_store
-from curation.vocabulary import QuarantineReason
+from curation.vocabulary import FileStatus, QuarantineReason
 
 #: Attributes without which an instance cannot be placed in the catalog.
 REQUIRED = (
@@ -51,7 +51,7 @@ class Inspection:
     sha256: str = ""
     raw_key: str | None = None
     copied: bool = False
-    status: str = "ok"  # ok | quarantine
+    status: FileStatus = FileStatus.OK  # OK | QUARANTINE
     format: str = "dicom"  # dicom | png | jpeg | nifti | unknown
     reason_code: str | None = None
     reason: str | None = None
@@ -68,7 +68,7 @@ class Inspection:
     extra: dict[str, str] = field(default_factory=dict)
 
     def refuse(self, code: str, reason: str) -> Inspection:
-        self.status, self.reason_code, self.reason = "quarantine", code, reason
+        self.status, self.reason_code, self.reason = FileStatus.QUARANTINE, code, reason
         return self
 
 

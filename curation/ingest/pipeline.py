@@ -30,7 +30,7 @@ from curation.ingest.inspect import Inspection, inspect_file, raw_key_for
 from curation.ingest.sources import Limits, Materialized, Refusal, SourceError, cleanup, materialize, source_kind
 from curation.settings import DEFAULT_SITE
 from curation.store import LocalStore, Store, Zone
-from curation.vocabulary import Modality, QuarantineReason
+from curation.vocabulary import FileStatus, Modality, QuarantineReason
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +167,13 @@ class _Writer:
     def _write(self, s: Any, batch: list[Inspection]) -> None:
         local_seen = dict(self.seen_uids)
         local_images = set(self.seen_images)
-        uids = [i.sop_instance_uid for i in batch if i.status == "ok" and i.format == "dicom"]
+        uids = [i.sop_instance_uid for i in batch if i.status == FileStatus.OK and i.format == "dicom"]
         known: dict[str, str] = {}
         for chunk in _chunks(uids, 500):
             for uid, sha in s.execute(select(Instance.sop_instance_uid, Instance.sha256)
                                       .where(Instance.sop_instance_uid.in_(chunk))):
                 known[uid] = sha
-        image_shas = [i.sha256 for i in batch if i.status == "ok" and i.format != "dicom"]
+        image_shas = [i.sha256 for i in batch if i.status == FileStatus.OK and i.format != "dicom"]
         known_images: dict[str, int] = {}   # sha256 -> series id of images already in the catalog
         for chunk in _chunks(image_shas, 500):
             for sha, sid in s.execute(select(Instance.sha256, Instance.series_id).where(
@@ -184,7 +184,7 @@ class _Writer:
         quarantine: list[Inspection] = []
         counts = Counter()
         for insp in batch:
-            if insp.status != "ok":
+            if insp.status != FileStatus.OK:
                 quarantine.append(insp)
                 continue
             if insp.format != "dicom":

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
+
 from curation.vocabulary import Modality
 
 _T2_WORDS = re.compile(r"t2", re.IGNORECASE)
