@@ -25,10 +25,10 @@ from curation.quality.radiography import projection_metrics, radiograph_metrics
 from curation.quality.results import MetricSet
 from curation.quality.temporal import temporal_metrics
 from curation.quality.ultrasound import ultrasound_metrics
-from curation.vocabulary import PROJECTION_KINDS, STRUCTURAL_MR_KINDS, SeriesKind
+from curation.vocabulary import LOCALIZER_KINDS, PROJECTION_KINDS, STRUCTURAL_MR_KINDS, SeriesKind
 
 STRUCTURAL = STRUCTURAL_MR_KINDS
-PROJECTION = (SeriesKind.CR, SeriesKind.DX, SeriesKind.MG, SeriesKind.US, SeriesKind.SC)
+PROJECTION = (*PROJECTION_KINDS, SeriesKind.US, SeriesKind.SC)
 RADIOGRAPH = PROJECTION_KINDS
 #: The metric names every result carries (lower case, MRIQC's where MRIQC has one).
 CORE_METRICS = ("snr", "snr_dietrich", "cnr", "cjv", "efc", "fber", "wm2max", "qi1", "var", "fwhm_avg",
@@ -93,7 +93,7 @@ def compute_metrics(
     ms = MetricSet()
     ms.notes["kind"] = kind
     sp = tuple(float(s) for s in spacing) if spacing is not None else (1.0, 1.0, 1.0)
-    if kind in (SeriesKind.LOCALIZER, SeriesKind.CT_LOCALIZER):
+    if kind in LOCALIZER_KINDS:
         why = "localizer: planning image, not scored"
     elif kind in STRUCTURAL:
         if body_part and body_part.upper() not in ("HEAD", "BRAIN", "SKULL", ""):

@@ -20,7 +20,7 @@ from curation.classify.header import series_files
 from curation.quality.decision import decide, load_config
 from curation.quality.metrics import PROJECTION, STAGE_VERSION, compute_metrics
 from curation.quality.results import MetricSet, jsonable
-from curation.vocabulary import STATUS_OF_DECISION, QualityDecision, SeriesKind, StageStatus
+from curation.vocabulary import LOCALIZER_KINDS, STATUS_OF_DECISION, QualityDecision, SeriesKind, StageStatus
 
 
 def _projection_image(files: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -102,7 +102,7 @@ def assess_series(
         if kind in PROJECTION:
             img, info = _projection_image(files)
             ms = compute_metrics(None, (1.0, 1.0, 1.0), kind, image2d=img, config=cfg, **info)
-        elif kind in (SeriesKind.LOCALIZER, SeriesKind.CT_LOCALIZER, SeriesKind.OTHER):
+        elif kind in (*LOCALIZER_KINDS, SeriesKind.OTHER):
             ms = compute_metrics(None, (1.0, 1.0, 1.0), kind, config=cfg)
         else:
             arrays, spacing, b_values = _volumes(files)

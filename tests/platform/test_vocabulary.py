@@ -169,3 +169,19 @@ def test_every_reason_code_deid_writes_is_in_the_vocabulary() -> None:
     assert len({c for _, _, c in codes}) >= 8, "the deid scan found too few codes: has deid's API changed?"
     unknown = [f"{f}:{line}: {code!r}" for f, line, code in sorted(codes) if code not in QuarantineReason._value2member_map_]
     assert not unknown, "deid writes reason codes that curation.vocabulary.QuarantineReason lacks:\n" + "\n".join(unknown)
+
+
+def test_members_serialise_and_hash_as_their_strings() -> None:
+    """Replacing a literal by a member must not change a stored value or an idempotency key."""
+    import json
+
+    from curation.confighash import config_hash
+    from curation.vocabulary import StageStatus, Zone
+
+    with_members = {"kinds": list(SeriesKind), SeriesKind.T1W: QualityDecision.REVIEW, "zone": Zone.DERIVED,
+                    "status": StageStatus.EXCLUDED, "code": QuarantineReason.PHI_LEAK}
+    plain = {"kinds": [k.value for k in SeriesKind], "T1W": "review", "zone": "derived", "status": "excluded",
+             "code": "phi_leak"}
+    assert config_hash(with_members) == config_hash(plain)
+    assert json.dumps(with_members, sort_keys=True) == json.dumps(plain, sort_keys=True)
+    assert f"{Modality.CT}/{SeriesKind.US}" == "CT/US" and str(QualityDecision.EXCLUDE) == "exclude"
