@@ -158,7 +158,7 @@ def classify_series(
     """Classify one series: a DICOM series folder, a list of its files, or a NIfTI file.
 
     `config` (all optional): `rules` (path of a rules YAML), `model` (path of weights, or False for
-    rules only). Returns plain values (JSON-serialisable) for the catalog's StageResult.metrics.
+    rules only). Returns plain values (JSON-serialisable) for the catalog's StageRecord.metrics.
     """
     config = config or {}
     engine = RuleEngine.from_file(config["rules"]) if config.get("rules") else default_engine()
@@ -187,7 +187,7 @@ def is_nifti(p: Path) -> bool:
 
 
 def stage_result(result: dict[str, Any], min_confidence: float = 0.5) -> dict[str, Any]:
-    """The fields of a catalog StageResult for a classification: status ("ok", or "review" when the
+    """The fields of a catalog stage record (StageRecord) for a classification: status ("ok", or "review" when the
     confidence is below `min_confidence`), metrics (the whole result, plain JSON), reason."""
     low = result["confidence"] < min_confidence
     reason = f"{result['kind']} ({result['confidence']:.2f}) by {result['rule']}"

@@ -1,5 +1,5 @@
 """`assess_series`: metrics and decision for one series (a DICOM folder, a list of its files, or a
-NIfTI file), as plain values for the catalog's StageResult.
+NIfTI file), as plain values for the catalog's stage record (StageRecord).
 
 Volumes come from `curation.volume` (geometry from the DICOM attributes, real-world values); 2D
 projection images (CR/DX/MG/US/SC) are read with pydicom directly, one frame.
@@ -130,7 +130,7 @@ def assess_series(
 
 
 def stage_result(result: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a catalog StageResult for a quality result: status, metrics (strict JSON), reason."""
+    """The fields of a catalog stage record (StageRecord) for a quality result: status, metrics (strict JSON), reason."""
     status = STATUS_OF_DECISION.get(result["decision"]["decision"], StageStatus.REVIEW)
     payload = {"metrics": result["metrics"], "nan_reasons": result["nan_reasons"], "masks": result["masks"],
                "decision": result["decision"], "kind": result["kind"]}
