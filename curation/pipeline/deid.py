@@ -190,9 +190,10 @@ def deidentify_series(store: Store, raw_keys: Sequence[str], *, profile: str = D
         key = f"{r.pseudonym}/{r.study_uid}/{r.series_uid}/{r.sop_uid}.dcm"
         new_hash = hashlib.sha256(r.data).hexdigest()
         if key in seen and seen[key] != new_hash:
-            out["quarantined"].append({"raw_key": raw_key, "sha256": r.sha256, "reason_code": QuarantineReason.CONFLICT,
-                                       "reason": "another object of the series maps to the same SOPInstanceUID with other content",
-                                       "findings": []})
+            out["quarantined"].append({
+                "raw_key": raw_key, "sha256": r.sha256, "reason_code": QuarantineReason.CONFLICT,
+                "reason": "another object of the series maps to the same SOPInstanceUID with other content",
+                "findings": []})
             continue
         seen[key] = new_hash
         if store.exists(Zone.DEID, key) and hashlib.sha256(store.get_bytes(Zone.DEID, key)).hexdigest() == new_hash:

@@ -80,8 +80,9 @@ def assess_image(path: Path, config: Mapping[str, Any] | None, classification: M
                              bits_stored=bits, config=cfg)
     except (ValueError, OSError) as exc:
         return {"kind": kind, "metrics": {}, "nan_reasons": {}, "masks": {},
-                "decision": {"decision": QualityDecision.REVIEW, "reason": f"pixel data unusable ({type(exc).__name__})",
-                             "p_degraded": None}, "stage_version": STAGE_VERSION}
+                "decision": {"decision": QualityDecision.REVIEW,
+                             "reason": f"pixel data unusable ({type(exc).__name__})", "p_degraded": None},
+                "stage_version": STAGE_VERSION}
     return {"kind": kind, "metrics": ms.values, "nan_reasons": ms.reasons, "masks": ms.masks,
             "decision": decide(ms.values, kind, cfg), "stage_version": STAGE_VERSION}
 

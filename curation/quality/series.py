@@ -130,7 +130,8 @@ def assess_series(
 
 
 def stage_result(result: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a catalog stage record (StageRecord) for a quality result: status, metrics (strict JSON), reason."""
+    """The fields of a catalog stage record (StageRecord) for a quality result: status, metrics
+    (strict JSON), reason."""
     status = STATUS_OF_DECISION.get(result["decision"]["decision"], StageStatus.REVIEW)
     payload = {"metrics": result["metrics"], "nan_reasons": result["nan_reasons"], "masks": result["masks"],
                "decision": result["decision"], "kind": result["kind"]}
