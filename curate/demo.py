@@ -182,7 +182,8 @@ def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int
     elif task_id == "deid":
         quarantined = sum(int(v.get("quarantined") or 0) for v in dicts)
         reused = sum(1 for v in dicts if v.get("reused"))
-        statuses = _counts(Counter(v.get("status") for v in dicts), (StageStatus.OK, StageStatus.SKIPPED, StageStatus.FAILED))
+        statuses = _counts(Counter(v.get("status") for v in dicts),
+                           (StageStatus.OK, StageStatus.SKIPPED, StageStatus.FAILED))
         what = (f"{n} series: {statuses}; "
                 f"{quarantined} instances quarantined" + (f"; {reused} results reused" if reused else ""))
     elif task_id == "classify":
