@@ -29,9 +29,12 @@ def output_path(dst: Path, pseudonym: str, study: str, series: str, sop: str) ->
 def write_exclusive(path: Path, data: bytes) -> str:
     """Write atomically without overwriting: 'written'; 'unchanged' when the same bytes are
     already there (a rerun, or a duplicate input); 'conflict' when other bytes are."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
+    try:
+        tmp.write_bytes(data)
+    except FileNotFoundError:  # its folder is made on first use, not asked for again per file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
     try:
         os.link(tmp, path)  # atomic and exclusive: fails if the name exists
         return "written"
