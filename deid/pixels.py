@@ -86,14 +86,15 @@ class Line:
 
 def at_risk(ds) -> bool:
     """Images whose kind is known to carry burned-in text, or that say they do."""
-    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+    from deid.header import text_value
+
+    if text_value(ds, 0x00280301).upper() == "YES":  # BurnedInAnnotation
         return True
-    if str(ds.get("Modality", "")).upper() in AT_RISK_MODALITIES:
+    if text_value(ds, 0x00080060).upper() in AT_RISK_MODALITIES:  # Modality
         return True
-    if str(ds.get("SOPClassUID", "")).startswith(SC_SOP_CLASS_PREFIX):
+    if text_value(ds, 0x00080016).startswith(SC_SOP_CLASS_PREFIX):  # SOPClassUID
         return True
-    pi = str(ds.get("PhotometricInterpretation", "")).upper()
-    return pi.startswith(("RGB", "YBR", "PALETTE"))
+    return text_value(ds, 0x00280004).upper().startswith(("RGB", "YBR", "PALETTE"))  # PhotometricInterpretation
 
 
 def frames_of(arr: np.ndarray, n_frames: int, samples: int) -> np.ndarray:
