@@ -26,7 +26,7 @@ from curation.classify.classifier import classify_header, default_model  # noqa:
 from curation.classify.features import header_features  # noqa: E402
 from curation.classify.header import SeriesHeader, read_headers, summarize  # noqa: E402
 from curation.classify.report import format_confusion, truth_kind  # noqa: E402
-from curation.classify.vocabulary import MR_KINDS  # noqa: E402
+from curation.vocabulary import MR_KINDS  # noqa: E402
 
 MR = {k.value for k in MR_KINDS}
 

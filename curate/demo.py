@@ -18,6 +18,8 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, TextIO
 
+from curation.vocabulary import QualityDecision, StageStatus
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -46,14 +48,20 @@ def _setup_env() -> Path:
 
 
 def _load_dag(dag_id: str):  # noqa: ANN202 - airflow DAG
-    import importlib.util
+    """The DAG as Airflow itself finds it: parsed from the configured dags folder by a `DagBag`, the
+    way the DAG processor does, so the demo runs what the scheduler would (and no path is hard-wired).
+    Only what the folder holds counts: `DagBag.get_dag` would fall back to the file the metadata DB
+    last recorded for the id, possibly another checkout's."""
+    from airflow import settings
+    from airflow.dag_processing.dagbag import DagBag
 
-    path = REPO / "dags" / f"{dag_id}.py"
-    spec = importlib.util.spec_from_file_location(f"curate_dag_{dag_id}", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module.dag
+    bag = DagBag(dag_folder=settings.DAGS_FOLDER)
+    dag = bag.dags.get(dag_id)
+    if dag is None:
+        errors = "; ".join(f"{path}: {err.strip().splitlines()[-1]}" for path, err in bag.import_errors.items())
+        raise RuntimeError(f"DAG {dag_id!r} not found in {settings.DAGS_FOLDER}"
+                           + (f" ({errors})" if errors else ""))
+    return dag
 
 
 def run(args: argparse.Namespace) -> int:
@@ -174,7 +182,9 @@ def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int
     elif task_id == "deid":
         quarantined = sum(int(v.get("quarantined") or 0) for v in dicts)
         reused = sum(1 for v in dicts if v.get("reused"))
-        what = (f"{n} series: {_counts(Counter(v.get('status') for v in dicts), ('ok', 'skipped', 'failed'))}; "
+        statuses = _counts(Counter(v.get("status") for v in dicts),
+                           (StageStatus.OK, StageStatus.SKIPPED, StageStatus.FAILED))
+        what = (f"{n} series: {statuses}; "
                 f"{quarantined} instances quarantined" + (f"; {reused} results reused" if reused else ""))
     elif task_id == "classify":
         kinds = Counter(v.get("kind") or "unclassified" for v in dicts)
@@ -182,12 +192,12 @@ def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int
         what = f"{n} series into {len(kinds)} kinds ({top}{', ...' if len(kinds) > 4 else ''})"
     elif task_id == "quality":
         decisions = Counter(v.get("decision") or "not assessed" for v in dicts)
-        what = f"{n} series: {_counts(decisions, ('approve', 'review', 'exclude'))}"
+        what = f"{n} series: {_counts(decisions, tuple(QualityDecision))}"
     elif task_id == "group_studies" and values and isinstance(values[0], list):
         what = f"{len(values[0])} studies to register"
     elif task_id == "register":
         derived = sum(int(v.get("derived") or 0) for v in dicts)
-        statuses = _counts(Counter(v.get("status") for v in dicts), ("ok", "skipped"))
+        statuses = _counts(Counter(v.get("status") for v in dicts), (StageStatus.OK, StageStatus.SKIPPED))
         what = f"{n} studies: {statuses}; {derived} derived series"
     elif task_id == "summary" and dicts:
         v = dicts[0]
@@ -207,16 +217,16 @@ def _print_stage_report(catalog, truth: dict) -> None:  # noqa: ANN001 - Catalog
     confusion of series kinds and the quality decisions (series named by catalog id, never UID)."""
     from sqlalchemy import select
 
-    from curation.catalog import Series, StageResult
+    from curation.catalog import Series, StageRecord
     from curation.classify.report import confusion_from_results
 
     by_uid = {t["series_instance_uid"]: t for t in truth.get("series", [])}
     with catalog.session() as s:
         uid_of = dict(s.execute(select(Series.id, Series.series_instance_uid)).all())
-        rows = s.execute(select(StageResult.stage, StageResult.subject_id, StageResult.status,
-                                StageResult.metrics, StageResult.reason)
-                         .where(StageResult.subject_type == "series")
-                         .order_by(StageResult.id)).all()
+        rows = s.execute(select(StageRecord.stage, StageRecord.subject_id, StageRecord.status,
+                                StageRecord.metrics, StageRecord.reason)
+                         .where(StageRecord.subject_type == "series")
+                         .order_by(StageRecord.id)).all()
     latest: dict[tuple[str, int], tuple] = {}
     for stage, sid, status, metrics, reason in rows:
         latest[(stage, sid)] = (status, metrics or {}, reason)
@@ -244,7 +254,7 @@ def format_quality_by_kind(rows: Sequence[dict[str, Any]]) -> str:
     approved (decision, kind, series, p(degraded), reason, ground truth when known): what a curator
     acts on, without a line for every approved series. Rows: {"series", "kind", "decision": the
     quality decision dict, optional "truth": the synthetic site's planted defect}."""
-    verdicts = ("approve", "review", "exclude")
+    verdicts = tuple(QualityDecision)
     per_kind: dict[str, Counter] = {}
     for r in rows:
         per_kind.setdefault(str(r.get("kind") or "?"), Counter())[r["decision"]["decision"]] += 1
@@ -255,8 +265,9 @@ def format_quality_by_kind(rows: Sequence[dict[str, Any]]) -> str:
         total.update(c)
         lines.append(f"  {kind:<14}{sum(c.values()):>7}" + "".join(f"{c.get(v, 0):>9}" for v in verdicts))
     lines.append(f"  {'all':<14}{sum(total.values()):>7}" + "".join(f"{total.get(v, 0):>9}" for v in verdicts))
-    flagged = sorted((r for r in rows if r["decision"]["decision"] != "approve"),
-                     key=lambda r: (r["decision"]["decision"] != "review", str(r.get("kind")), str(r.get("series"))))
+    flagged = sorted((r for r in rows if r["decision"]["decision"] != QualityDecision.APPROVE),
+                     key=lambda r: (r["decision"]["decision"] != QualityDecision.REVIEW, str(r.get("kind")),
+                                    str(r.get("series"))))
     if flagged:
         lines.append("  not approved (decision, series, kind, p(degraded), reason [planted defect]):")
     for r in flagged:

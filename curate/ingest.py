@@ -6,6 +6,7 @@ import sys
 import time
 
 from curate._common import CliError, print_json
+from curation.settings import DEFAULT_SITE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", help="folder, archive (.zip .tar .tar.gz ...), s3://bucket/prefix or "
                                   "dicomweb+http(s)://host/dicom-web (credentials: CURATE_DICOMWEB_USERNAME/PASSWORD)")
-    p.add_argument("--site", default=None, help="site name (default: CURATE_SITE or 'default')")
+    p.add_argument("--site", default=None, help=f"site name (default: CURATE_SITE or {DEFAULT_SITE!r})")
     p.add_argument("--store", default=None, help="store URI (default: CURATE_STORE_URI or CURATE_HOME/store)")
     p.add_argument("--db", default=None, help="catalog URL (default: CURATE_DB_URL or CURATE_HOME/catalog.sqlite)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count, at most 4)")
@@ -54,7 +55,7 @@ def describe_file(path: str, sha256: str, show_paths: bool) -> str:
     """How a quarantined file is named in output: its path, or its hash and bare file name."""
     if show_paths:
         return path
-    return f"sha256:{(sha256 or 'unreadable')[:12]} ({path.rsplit('/', 1)[-1][:40]})"
+    return f"sha256:{(sha256 or 'unreadable')[:12]} ({path.rsplit('/', 1)[-1][:40]})"  # not-vocabulary
 
 
 def print_summary(summary, out=sys.stdout, show_paths: bool = False) -> None:  # noqa: ANN001 - IngestSummary

@@ -9,13 +9,13 @@ per series so parallel mapped tasks never rewrite a shared object). The private 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from curation.settings import settings
 from curation.store import Store, Zone
 from deid.vault import (
     SEALED_SUFFIX,
@@ -65,12 +65,11 @@ def store_secret(store: Store) -> bytes:
 def _embedded_home(store: Store) -> Path | None:
     """CURATE_HOME when ``store`` is the embedded default one (CURATE_HOME/store, no
     CURATE_STORE_URI): the only place the pipeline may make a demo key pair."""
-    from curation.config import curate_home
-
-    if os.environ.get("CURATE_STORE_URI"):
+    current = settings()
+    if not current.embedded_store:
         return None
     root = store.local_path(Zone.VAULT, SECRET_KEY)
-    home = curate_home()
+    home = current.home
     if root is None or root.resolve().parents[2] != (home / "store").resolve():
         return None
     return home

@@ -31,6 +31,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
+from curation.vocabulary import Modality
+
 log = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -39,7 +41,7 @@ VOLUME_FILE_SUFFIXES = NIFTI_SUFFIXES + (".nrrd", ".nhdr", ".mha", ".mhd")
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-_CLASSIC_BY_MODALITY = {"MR": MR_IMAGE_STORAGE, "CT": CT_IMAGE_STORAGE}
+_CLASSIC_BY_MODALITY = {Modality.MR: MR_IMAGE_STORAGE, Modality.CT: CT_IMAGE_STORAGE}
 
 #: Position tolerance (mm) when deciding that two slices lie at the same place.
 _POSITION_DECIMALS = 2
@@ -464,7 +466,7 @@ def _encoding(volumes: Sequence[np.ndarray], modality: str) -> tuple[float, floa
     lo = float(min(float(v.min()) for v in volumes))
     hi = float(max(float(v.max()) for v in volumes))
     peak = max(abs(lo), abs(hi))
-    if peak <= 32767 and (hi - lo >= 1000 or modality == "CT"):
+    if peak <= 32767 and (hi - lo >= 1000 or modality == Modality.CT):
         return 1.0, 0.0
     slope = (peak / 32000.0) if peak > 0 else 1.0
     return float(np.float32(slope)), 0.0
@@ -522,7 +524,7 @@ def write_dicom_series(
     if len(per_volume) != len(volumes) or any(not s for s in per_volume):
         raise ValueError(f"{len(volumes)} volumes but source headers for {len(per_volume)}")
     first = per_volume[0][0]
-    modality = str(first.get("Modality", "OT"))
+    modality = str(first.get("Modality", Modality.OT))
     arrays = [sitk.GetArrayFromImage(v).astype(np.float64) for v in volumes]
     slope, intercept = _encoding(arrays, modality)
 
@@ -570,10 +572,10 @@ def write_dicom_series(
             base.BitsStored = 16
             base.HighBit = 15
             base.PixelRepresentation = 1
-            if modality == "CT" or slope != 1.0 or intercept != 0.0:
+            if modality == Modality.CT or slope != 1.0 or intercept != 0.0:
                 base.RescaleIntercept = _ds(intercept)
                 base.RescaleSlope = _ds(slope)
-                if modality == "CT":
+                if modality == Modality.CT:
                     base.RescaleType = "HU"
             base.WindowCenter = _ds(float((lo_w + hi_w) / 2.0))
             base.WindowWidth = _ds(float(max(hi_w - lo_w, 1e-3)))
@@ -689,7 +691,7 @@ def _derived_header(template: Dataset, modality: str) -> Dataset:
     if sop_class not in _CLASSIC_BY_MODALITY.values():
         # Enhanced or other multi-frame sources become classic single-slice images of their modality.
         sop_class = _CLASSIC_BY_MODALITY.get(modality, "1.2.840.10008.5.1.4.1.1.7")  # else Secondary Capture
-        if modality == "MR":
+        if modality == Modality.MR:
             for kw, default in (("ScanningSequence", "RM"), ("SequenceVariant", "NONE"), ("ScanOptions", ""),
                                 ("MRAcquisitionType", ""), ("RepetitionTime", None), ("EchoTime", None),
                                 ("EchoTrainLength", None)):

@@ -1,21 +1,19 @@
 """curate_source: a curator starts it on a source; it ingests, then for every series de-identifies,
 classifies and scores quality, then per study motion-corrects and co-registers, summarises, and
-emits the `curated_series` asset."""
+emits the `curated_series` asset. Defaults (the site) come from `curation.settings` (CURATE_SITE)."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 from airflow.sdk import DAG, Asset, Param
 
+from curation.settings import settings
+from operators.classify import ClassifyOperator
+from operators.deid import DeidOperator
 from operators.ingest import IngestOperator
-from operators.series import (
-    ClassifyOperator,
-    CurationSummaryOperator,
-    DeidOperator,
-    QualityOperator,
-    RegisterOperator,
-    StudiesOperator,
-)
+from operators.quality import QualityOperator
+from operators.register import RegisterOperator, StudiesOperator
+from operators.summary import CurationSummaryOperator
 
 CURATED_SERIES = Asset("curated_series")
 
@@ -43,7 +41,7 @@ with DAG(
                         "(/data/export.zip, .tar.gz), an S3 prefix (s3://bucket/prefix) or a DICOMweb server "
                         "(dicomweb+https://pacs.example.org/dicom-web).",
         ),
-        "site": Param("default", type="string", minLength=1, title="Site",
+        "site": Param(settings().site, type="string", minLength=1, title="Site",
                       description="Name of the hospital or site the data comes from (keys patients per site)."),
         "exclude": Param([], type="array", items={"type": "string"}, title="Exclude",
                          description="Glob patterns of files to skip inside the source (e.g. Thumbs.db, "
@@ -66,7 +64,7 @@ with DAG(
         exclude="{{ params.exclude }}",
     )
     deid = DeidOperator.partial(task_id="deid", profile="{{ params.deid_profile }}",
-                                max_active_tis_per_dagrun=2).expand(series_id=ingest.output)
+                                max_active_tis_per_dagrun=2).expand(ref=ingest.output)
     classify = ClassifyOperator.partial(task_id="classify").expand(ref=deid.output)
     quality = QualityOperator.partial(task_id="quality", max_active_tis_per_dagrun=2).expand(ref=classify.output)
     studies = StudiesOperator(task_id="group_studies", results=quality.output)

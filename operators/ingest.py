@@ -1,56 +1,37 @@
-"""IngestOperator: ingest one source into the raw zone and the catalog."""
+"""IngestOperator: ingest one source into the raw zone and the catalog (`curation.pipeline.ingest`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from operators.hooks.curation import CurationHook
+from operators.base import CurationOperator
 
 
-class IngestOperator(BaseOperator):
-    """Ingest `source` (folder, archive, s3:// prefix, DICOMweb URL) for `site`.
+class IngestOperator(CurationOperator):
+    """Ingest `source` (folder, archive, s3:// prefix, DICOMweb URL) for `site` (default: the settings').
 
-    Returns the catalog ids of the series it saw (what later stages map over) and pushes the run's
+    Returns the references of the series it saw (what later stages map over) and pushes the run's
     counts under the XCom key `summary` (no paths, no UIDs, no PHI).
     """
 
     template_fields: Sequence[str] = ("source", "site", "exclude")
     ui_color = "#d6eaf8"
 
-    def __init__(self, *, source: str, site: str = "default", exclude: Sequence[str] = (),
-                 workers: int | None = None,
-                 curate_conn_id: str = CurationHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, *, source: str, site: str | None = None, exclude: Sequence[str] = (),
+                 workers: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.source = source
-        self.site = site
-        self.exclude = exclude
-        self.workers = workers
-        self.curate_conn_id = curate_conn_id
+        self.source, self.site, self.exclude, self.workers = source, site, exclude, workers
 
-    def execute(self, context: Any) -> list[int]:
-        from curation.ingest import SourceError, ingest
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        from curation.ingest import SourceError
+        from curation.pipeline import ingest
 
-        hook = CurationHook(self.curate_conn_id)
+        hook = self.hook()
+        config = {"site": self.site or hook.settings.site, "exclude": list(self.exclude or ()), "workers": self.workers}
         try:
-            summary = ingest(self.source, hook.get_catalog(), hook.get_store(), site=self.site,
-                             workers=self.workers, exclude=list(self.exclude or ()),
-                             progress=self._progress)
+            result = ingest.run(self.source, hook.get_store(), hook.get_catalog(), config)
         except SourceError as exc:
             # The source as a whole is unusable (missing, unreachable): fail the task, say why.
             raise RuntimeError(f"source cannot be ingested: {exc}") from exc
-        result = summary.as_dict()
-        self.log.info("ingest: %(patients)d patients, %(studies)d studies, %(series)d series, "
-                      "%(instances)d instances (%(instances_new)d new), %(duplicates)d duplicates, "
-                      "%(quarantined)d quarantined", result)
-        for q in summary.quarantined:
-            # File paths of hospital exports can carry names: log the content hash, not the path.
-            self.log.warning("quarantined file sha256:%s: [%s] %s", (q["sha256"] or "unreadable")[:16],
-                             q["reason_code"], q["reason"])
-        context["ti"].xcom_push(key="summary", value=result)
-        return summary.series_ids
-
-    def _progress(self, done: int, total: int) -> None:
-        if done == total or done % 2000 == 0:
-            self.log.info("ingest progress: %d/%d files", done, total)
+        context["ti"].xcom_push(key="summary", value=result.metrics)
+        return [ref.to_xcom() for ref in result.refs]

@@ -15,6 +15,7 @@ import copy
 
 import numpy as np
 
+from curation.vocabulary import Modality, QuarantineReason
 from synth.dicomio import encode
 from synth.identity import rng_for, uid_from
 from synth.writer import SiteWriter
@@ -38,8 +39,8 @@ def plant_bad_inputs(writer: SiteWriter, seed: int) -> list[dict]:
     """Write the bad inputs next to the good files; returns what was planted (also in `files`)."""
     rng = rng_for(seed, "bad")
     planted: list[dict] = []
-    mr = _pick(writer, "MR", 4)
-    ct = _pick(writer, "CT", 2)
+    mr = _pick(writer, Modality.MR, 4)
+    ct = _pick(writer, Modality.CT, 2)
 
     def note(rel: str, type_: str, reason: str) -> None:
         planted.append({"file": rel, "type": type_, "reason": reason})
@@ -48,13 +49,13 @@ def plant_bad_inputs(writer: SiteWriter, seed: int) -> list[dict]:
     for i, src in enumerate((mr[0], ct[0])):
         rel = _sibling(src, f"IM90{i + 1:02d}")
         data = bytes(128) + b"DICM" + rng.integers(0, 256, 2048 + 512 * i, dtype=np.uint8).tobytes()
-        writer.write_other(rel, data, "corrupt", "quarantine", reason="DICM magic followed by garbage")
-        note(rel, "corrupt", "DICM magic followed by garbage")
+        writer.write_other(rel, data, QuarantineReason.CORRUPT, "quarantine", reason="DICM magic followed by garbage")
+        note(rel, QuarantineReason.CORRUPT, "DICM magic followed by garbage")
 
     # truncated in the pixel data / in the header: new instances of a real series, cut short
     for src, where, name in ((mr[1], "pixel_data", "IM9011"), (ct[1], "header", "IM9012")):
         ds = copy.deepcopy(writer.kept[src])
-        ds.SOPInstanceUID = uid_from(seed, "truncated", where)
+        ds.SOPInstanceUID = uid_from(seed, "truncated", where)  # not-vocabulary
         ds.InstanceNumber = 9000 + len(planted)
         data = encode(ds, writer.files[src]["transfer_syntax"])
         if where == "pixel_data":
@@ -62,10 +63,11 @@ def plant_bad_inputs(writer: SiteWriter, seed: int) -> list[dict]:
         else:  # 300 bytes into the dataset, after the file meta group (its length is at 140..144)
             cut = 144 + int.from_bytes(data[140:144], "little") + 300
         rel = _sibling(src, name)
-        writer.write_other(rel, data[:cut], "truncated", "quarantine", sop_instance_uid=str(ds.SOPInstanceUID),
+        writer.write_other(rel, data[:cut], QuarantineReason.TRUNCATED, "quarantine",
+                           sop_instance_uid=str(ds.SOPInstanceUID),
                            series_instance_uid=str(ds.SeriesInstanceUID), truncated_in=where,
                            reason=f"truncated in the {where.replace('_', ' ')}")
-        note(rel, "truncated", f"truncated in the {where}")
+        note(rel, QuarantineReason.TRUNCATED, f"truncated in the {where}")
 
     # non-DICOM: an export read-me and a stray thumbnail cache
     readme = ("PACS export\r\nThis media contains DICOM images. Open DICOMDIR with a DICOM viewer.\r\n"
@@ -92,10 +94,10 @@ def plant_bad_inputs(writer: SiteWriter, seed: int) -> list[dict]:
     ds.InstanceNumber = int(ds.InstanceNumber) + 1000
     data = encode(ds, writer.files[src]["transfer_syntax"])
     rel = "dicom/resent/" + src[len("dicom/"):]
-    writer.write_other(rel, data, "conflict", "quarantine", sop_instance_uid=str(ds.SOPInstanceUID),
+    writer.write_other(rel, data, QuarantineReason.CONFLICT, "quarantine", sop_instance_uid=str(ds.SOPInstanceUID),
                        series_instance_uid=str(ds.SeriesInstanceUID), conflicts_with=src,
                        reason="same SOPInstanceUID as another file, other bytes")
-    note(rel, "conflict", f"same SOPInstanceUID as {src}, other bytes")
+    note(rel, QuarantineReason.CONFLICT, f"same SOPInstanceUID as {src}, other bytes")
 
     # an instance without SOPInstanceUID
     src = ct[0]
@@ -104,7 +106,8 @@ def plant_bad_inputs(writer: SiteWriter, seed: int) -> list[dict]:
     ds.InstanceNumber = 9013
     data = encode(ds, writer.files[src]["transfer_syntax"])
     rel = _sibling(src, "IM9013")
-    writer.write_other(rel, data, "missing_uid", "quarantine", series_instance_uid=str(ds.SeriesInstanceUID),
+    writer.write_other(rel, data, QuarantineReason.MISSING_UID, "quarantine",
+                       series_instance_uid=str(ds.SeriesInstanceUID),
                        reason="no SOPInstanceUID")
-    note(rel, "missing_uid", "no SOPInstanceUID")
+    note(rel, QuarantineReason.MISSING_UID, "no SOPInstanceUID")
     return planted

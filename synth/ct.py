@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from pydicom.dataset import Dataset
 
+from curation.vocabulary import Modality, SeriesKind
 from synth import degrade as dg
 from synth.chest import ChestTissue, Nodule, chest_hu, chest_labels_at, nodule_box, projection, radiograph
 from synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
@@ -52,7 +53,7 @@ class CTStudyBuilder:
         self.key = (study.seed, "ct", study.patient.index, study.index)
 
     def _series(self, number: int, description: str, minutes: float, body_part: str, ext: str) -> SeriesCtx:
-        s = SeriesCtx(study=self.study, number=number, modality="CT", description=description,
+        s = SeriesCtx(study=self.study, number=number, modality=Modality.CT, description=description,
                       protocol=f"{'Head' if body_part == 'HEAD' else 'Thorax'} routine",
                       time=add_seconds(self.study.time, minutes * 60), body_part=body_part)
         s.extension = ext
@@ -159,7 +160,8 @@ class CTStudyBuilder:
             if contrast:
                 desc += {"siemens": " KM", "ge": " +C", "philips": " CE"}[self.vendor]
             sctx = self._series(2 + i, desc, 2 + 3 * i, "HEAD", ".dcm" if i == 0 else "")
-            rec = self.w.new_series(sctx, "CT", plane="axial", dimensions="3D", contrast=contrast, derived=False,
+            rec = self.w.new_series(sctx, SeriesKind.CT, plane="axial", dimensions="3D", contrast=contrast,
+                                    derived=False,
                                     transfer_syntax=self.ts)
             hu, mas = self._defect(hu, d, "HEAD", "head", rec)
             self._write_volume(sctx, rec, g, hu, contrast, KERNELS[self.vendor][0], (40, 80), self.ts, mas)
@@ -179,7 +181,7 @@ class CTStudyBuilder:
         if contrast:
             desc += {"siemens": " KM", "ge": " +C", "philips": " CE"}[self.vendor]
         sctx = self._series(2, desc, 3, "CHEST", "")
-        rec = self.w.new_series(sctx, "CT", plane="axial", dimensions="3D", contrast=contrast, derived=False,
+        rec = self.w.new_series(sctx, SeriesKind.CT, plane="axial", dimensions="3D", contrast=contrast, derived=False,
                                 transfer_syntax=self.ts)
         hu, mas = self._defect(hu, defect, "CHEST", "chest", rec)
         self._write_volume(sctx, rec, geom, hu, contrast, KERNELS[self.vendor][1], (-600, 1500), self.ts, mas)
@@ -194,7 +196,7 @@ class CTStudyBuilder:
         img = radiograph(projection(n, extent, nodule)).astype(np.uint16)
         desc = {"siemens": "Topogram 0.6 T20f", "ge": "Scout", "philips": "Surview"}[self.vendor]
         sctx = self._series(1, desc, 0.5, "CHEST", "")
-        rec = self.w.new_series(sctx, "CT_LOCALIZER", plane="coronal", dimensions="2D", contrast=False,
+        rec = self.w.new_series(sctx, SeriesKind.CT_LOCALIZER, plane="coronal", dimensions="2D", contrast=False,
                                 derived=False, transfer_syntax=ts)
         ds = base_dataset(sctx, CT_IMAGE_STORAGE, 1)
         px = extent / (n - 1)

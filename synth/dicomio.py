@@ -22,6 +22,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from curation.vocabulary import Modality
 from synth.identity import Patient, Person, Site, uid_from
 
 #: Transfer syntaxes the site uses, by short name (the ground truth records the UID).
@@ -190,7 +191,7 @@ def base_dataset(series: SeriesCtx, sop_class: str, instance: int, seconds_into_
     ds.PerformingPhysicianName = st.performing.pn
     ds.NameOfPhysiciansReadingStudy = st.reader.pn
     ds.OperatorsName = st.operator.pn
-    ds.ManufacturerModelName = v.ct_model if series.modality in ("CT",) else v.mr_model
+    ds.ManufacturerModelName = v.ct_model if series.modality in (Modality.CT,) else v.mr_model
     ds.ReferencedPatientSequence = Sequence([_ref(
         "1.2.840.10008.3.1.2.1.1", uid_from(st.seed, "patient-record", p.index))])
     ds.ReferencedStudySequence = Sequence([_ref("1.2.840.10008.3.1.2.3.1", st.uid)])
@@ -324,13 +325,13 @@ def add_overlay(ds: Dataset, text: str, description: str, group: int = 0x6000) -
     bits = np.packbits(canvas.ravel().astype(np.uint8), bitorder="little")
     if bits.size % 2:
         bits = np.append(bits, np.uint8(0))
-    ds.add_new((group, 0x0010), "US", rows)
-    ds.add_new((group, 0x0011), "US", cols)
+    ds.add_new((group, 0x0010), "US", rows)  # not-vocabulary
+    ds.add_new((group, 0x0011), "US", cols)  # not-vocabulary
     ds.add_new((group, 0x0022), "LO", _lo(description))
     ds.add_new((group, 0x0040), "CS", "G")
     ds.add_new((group, 0x0050), "SS", [1, 1])
-    ds.add_new((group, 0x0100), "US", 1)
-    ds.add_new((group, 0x0102), "US", 0)
+    ds.add_new((group, 0x0100), "US", 1)  # not-vocabulary
+    ds.add_new((group, 0x0102), "US", 0)  # not-vocabulary
     ds.add_new((group, 0x3000), "OW", bits.tobytes())
 
 

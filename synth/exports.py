@@ -12,6 +12,7 @@ import cv2
 import nibabel as nib
 import numpy as np
 
+from curation.vocabulary import SeriesKind
 from synth.chest import Nodule, nodule_box
 from synth.geometry import SliceGeometry
 from synth.identity import Patient, rng_for
@@ -47,9 +48,9 @@ def chest_pictures(writer: SiteWriter, seed: int, patient: Patient, n: int, nodu
         rel = f"{stem}{ext}"
         lesions = [{"label": "nodule", "box": nodule_box(nodule, n, XRAY_EXTENT_MM)}] if nodule else []
         data = _with_identity(buf.tobytes(), ext, f"Patient: {patient.given} {patient.family}, ID {patient.patient_id}")
-        writer.write_other(rel, data, kind, "ingest", patient_index=patient.index, kind="DX",
+        writer.write_other(rel, data, kind, "ingest", patient_index=patient.index, kind=SeriesKind.DX,
                            view="PA", lesions=lesions)
-        out.append({"file": rel, "format": kind, "kind": "DX", "view": "PA", "shape": list(img8.shape),
+        out.append({"file": rel, "format": kind, "kind": SeriesKind.DX, "view": "PA", "shape": list(img8.shape),
                     "pixel_spacing_mm": XRAY_EXTENT_MM / (n - 1), "lesions": lesions,
                     "patient_index": patient.index})
     return out

@@ -8,6 +8,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from curation.vocabulary import Modality, SeriesKind
 from synth import degrade as dg
 from synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
 from synth.geometry import SliceGeometry, centred_stack
@@ -28,7 +29,7 @@ DWI_DIRECTIONS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 #: Fraction of the contrast peak per DCE phase (phase 0 is the pre-contrast baseline).
 DCE_CURVE = (0.0, 0.55, 1.0, 0.85, 0.7, 0.6)
 DCE_PHASE_S = 12.0
-STRUCTURAL = ("T1W", "T2W", "FLAIR", "PDW", "SWI")
+STRUCTURAL = (SeriesKind.T1W, SeriesKind.T2W, SeriesKind.FLAIR, SeriesKind.PDW, SeriesKind.SWI)
 
 
 @dataclass
@@ -103,7 +104,7 @@ class MRStudyBuilder:
 
     def _series(self, p: Protocol, number: int, minutes: float, ext: str) -> SeriesCtx:
         s = SeriesCtx(
-            study=self.study, number=number, modality="MR", description=p.description,
+            study=self.study, number=number, modality=Modality.MR, description=p.description,
             protocol=protocol_name(self.vendor, p), time=add_seconds(self.study.time, minutes * 60),
             body_part="HEAD" if self.vendor != "philips" else "BRAIN",
         )
@@ -151,7 +152,7 @@ class MRStudyBuilder:
             ds.ContrastBolusRoute = "IV"
             ds.ContrastBolusVolume = "7.5"
             ds.ContrastBolusStartTime = self.study.time
-        if self._localizer_refs and p.kind != "LOCALIZER":
+        if self._localizer_refs and p.kind != SeriesKind.LOCALIZER:
             ds.ReferencedImageSequence = Sequence([_ref(MR_IMAGE_STORAGE, u) for u in self._localizer_refs])
 
     @staticmethod
@@ -165,7 +166,8 @@ class MRStudyBuilder:
         n = o.slices_4d if four_d else o.slices
         matrix = o.matrix_4d if four_d else o.matrix
         gap = 0.0 if p.acquisition == "3D" else 0.1
-        tilt = 6.0 if (self.vendor == "philips" and p.plane == "axial" and p.kind in ("T2W", "PDW")) else 0.0
+        tilt = 6.0 if (self.vendor == "philips" and p.plane == "axial" and p.kind in (SeriesKind.T2W,
+                                                                                      SeriesKind.PDW)) else 0.0
         return centred_stack(p.plane, matrix, FOV, n, COVERAGE[p.plane], gap_fraction=gap, tilt_deg=tilt,
                              centre=(0.0, 0.0, 4.0))
 
@@ -181,7 +183,7 @@ class MRStudyBuilder:
                 per_slice(ds, k)
             set_pixels(ds, stored[k], bits_stored=12)
             self._window(ds, stored, hi)
-            if inst == 1 and p.kind in ("T2W",):
+            if inst == 1 and p.kind in (SeriesKind.T2W,):
                 add_overlay(ds, self.study.patient.pn, f"Annotated by {self.study.reader.pn} for {self.study.patient.pn}")
             self.w.write_instance(ds, sctx, rec, inst, ts, keep=(k == geom.n_slices // 2))
             uids.append(str(ds.SOPInstanceUID))
@@ -194,17 +196,18 @@ class MRStudyBuilder:
     def build(self) -> None:
         number = 1
         number = self._localizer(number)
-        order = ["T1W", "T2W", "FLAIR", "PDW", "DWI", "ADC", "SWI", "DCE"] + (["T1W_POST"] if self.with_post else [])
+        order = [SeriesKind.T1W, SeriesKind.T2W, SeriesKind.FLAIR, SeriesKind.PDW, SeriesKind.DWI, SeriesKind.ADC,
+                 SeriesKind.SWI, SeriesKind.DCE] + (["T1W_POST"] if self.with_post else [])
         dwi_uids: list[list[str]] = []
         minute = 2.0
         for kind in order:
             p = self.protocols[kind]
             ext = ".dcm" if number % 2 else ""
-            if kind == "DWI":
+            if kind == SeriesKind.DWI:
                 dwi_uids = self._dwi(p, number, minute, ext)
-            elif kind == "ADC":
+            elif kind == SeriesKind.ADC:
                 self._adc(p, number, minute, ext, dwi_uids)
-            elif kind == "DCE":
+            elif kind == SeriesKind.DCE:
                 self._dce(p, number, minute, ext)
             else:
                 self._structural(kind, p, number, minute, ext)
@@ -212,10 +215,10 @@ class MRStudyBuilder:
             minute += 4.0
 
     def _localizer(self, number: int) -> int:
-        p = self.protocols["LOCALIZER"]
+        p = self.protocols[SeriesKind.LOCALIZER]
         sctx = self._series(p, number, 0.5, "")
-        ts = self.ts.get("LOCALIZER", "1.2.840.10008.1.2.1")
-        rec = self.w.new_series(sctx, "LOCALIZER", plane=None, dimensions="2D", contrast=False, derived=False,
+        ts = self.ts.get(SeriesKind.LOCALIZER, "1.2.840.10008.1.2.1")
+        rec = self.w.new_series(sctx, SeriesKind.LOCALIZER, plane=None, dimensions="2D", contrast=False, derived=False,
                                 transfer_syntax=ts)
         for i, plane in enumerate(("sagittal", "coronal", "axial")):
             geom = centred_stack(plane, self.opts.matrix, 260.0, 1, 10.0, centre=(0.0, 0.0, 4.0))
@@ -256,17 +259,17 @@ class MRStudyBuilder:
                                 acquisition_type=p.acquisition,
                                 repetition_time=p.tr, echo_time=p.te, inversion_time=p.ti, flip_angle=p.flip)
         self._write_stack(p, sctx, rec, geom, stored, labels, ts)
-        if kind in ("T1W", "T2W", "FLAIR"):
+        if kind in (SeriesKind.T1W, SeriesKind.T2W, SeriesKind.FLAIR):
             self.nifti_volumes.append((kind, stored, geom, dict(rec["degradation"], series_instance_uid=sctx.uid)))
 
     def _dwi(self, p: Protocol, number: int, minute: float, ext: str) -> list[list[str]]:
         sctx = self._series(p, number, minute, ext)
-        ts = self.ts.get("DWI", "1.2.840.10008.1.2.1")
+        ts = self.ts.get(SeriesKind.DWI, "1.2.840.10008.1.2.1")
         geom = self._geometry(p, four_d=True)
         n_vol = 1 + len(DWI_DIRECTIONS)
         motions = random_motions(n_vol, self._rng("dwi-motion"), self.opts.motion_max_rotation_deg,
                                  self.opts.motion_max_translation_mm)
-        rec = self.w.new_series(sctx, "DWI", plane=p.plane, dimensions="4D", contrast=False, derived=False,
+        rec = self.w.new_series(sctx, SeriesKind.DWI, plane=p.plane, dimensions="4D", contrast=False, derived=False,
                                 transfer_syntax=ts, motion=[m.to_json() for m in motions],
                                 b_values=[0.0] + [B_VALUE] * len(DWI_DIRECTIONS),
                                 gradient_directions=[[0.0, 0.0, 0.0]] + [list(d) for d in DWI_DIRECTIONS],
@@ -324,15 +327,15 @@ class MRStudyBuilder:
 
     def _adc(self, p: Protocol, number: int, minute: float, ext: str, dwi_uids: list[list[str]]) -> None:
         sctx = self._series(p, number, minute, ext)
-        ts = self.ts.get("ADC", "1.2.840.10008.1.2.1")
-        dwi_p = self.protocols["DWI"]
+        ts = self.ts.get(SeriesKind.ADC, "1.2.840.10008.1.2.1")
+        dwi_p = self.protocols[SeriesKind.DWI]
         geom = self._geometry(dwi_p, four_d=True)
         labels = sample_labels(geom, self.scale)
         adc = adc_map(labels) * 1e6  # 10^-6 mm^2/s, as the vendors store it
         rng = self._rng("adc")
         adc = np.where(adc > 0, adc + rng.normal(0, 25.0, adc.shape), np.abs(rng.normal(0, 5.0, adc.shape)))
         stored = np.clip(np.rint(adc), 0, 4095).astype(np.uint16)
-        rec = self.w.new_series(sctx, "ADC", plane=dwi_p.plane, dimensions="2D", contrast=False, derived=True,
+        rec = self.w.new_series(sctx, SeriesKind.ADC, plane=dwi_p.plane, dimensions="2D", contrast=False, derived=True,
                                 transfer_syntax=ts, source_series_instance_uid=self.w.series[-1]["series_instance_uid"],
                                 units="10^-6 mm^2/s")
 
@@ -344,12 +347,12 @@ class MRStudyBuilder:
 
     def _dce(self, p: Protocol, number: int, minute: float, ext: str) -> None:
         sctx = self._series(p, number, minute, ext)
-        ts = self.ts.get("DCE", "1.2.840.10008.1.2.1")
+        ts = self.ts.get(SeriesKind.DCE, "1.2.840.10008.1.2.1")
         geom = self._geometry(p, four_d=True)
         n = len(DCE_CURVE)
         motions = random_motions(n, self._rng("dce-motion"), self.opts.motion_max_rotation_deg,
                                  self.opts.motion_max_translation_mm)
-        rec = self.w.new_series(sctx, "DCE", plane=p.plane, dimensions="4D", contrast=True, derived=False,
+        rec = self.w.new_series(sctx, SeriesKind.DCE, plane=p.plane, dimensions="4D", contrast=True, derived=False,
                                 transfer_syntax=ts, motion=[m.to_json() for m in motions], n_volumes=n,
                                 slices_per_volume=geom.n_slices, phase_seconds=DCE_PHASE_S,
                                 contrast_curve=list(DCE_CURVE), repetition_time=p.tr, echo_time=p.te,

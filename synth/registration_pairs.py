@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from curation.registration.transforms import apply, rigid_matrix
+from curation.vocabulary import SeriesKind
 from synth.phantom import Tissue, ct_hu, head_labels_at, mr_signal
 
 #: Sequence parameters of each contrast (ms): spin echo unless a TI or gradient echo is given.
@@ -24,7 +25,7 @@ CONTRASTS: dict[str, dict] = {
     "T1": {"tr": 500.0, "te": 12.0},
     "T2": {"tr": 4000.0, "te": 100.0},
     "PD": {"tr": 3000.0, "te": 12.0},
-    "FLAIR": {"tr": 9000.0, "te": 120.0, "ti": 2500.0},
+    SeriesKind.FLAIR: {"tr": 9000.0, "te": 120.0, "ti": 2500.0},
     "DWI_B0": {"tr": 4000.0, "te": 80.0, "b": 0.0},
     "DWI_B1000": {"tr": 4000.0, "te": 80.0, "b": 1000.0},
 }
@@ -54,7 +55,7 @@ def axial_grid(shape_zyx: Sequence[int], spacing_zyx: Sequence[float], direction
 
 
 def _signal(labels: np.ndarray, contrast: str) -> np.ndarray:
-    if contrast == "CT":
+    if contrast == SeriesKind.CT:
         return ct_hu(labels)
     par = CONTRASTS[contrast]
     s = mr_signal(labels, tr=par["tr"], te=par["te"], ti=par.get("ti"))
@@ -97,7 +98,7 @@ def sample_head(
                 acc += _signal(head_labels_at(apply(inverse, pts)), contrast)
     acc /= n**3
     rng = np.random.default_rng(seed)
-    if contrast == "CT":
+    if contrast == SeriesKind.CT:
         out = acc + rng.normal(0.0, noise * 1000.0, acc.shape)
     else:
         sigma = noise * float(acc.max() or 1.0)

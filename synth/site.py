@@ -20,6 +20,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from curation.vocabulary import Modality, SeriesKind
 from synth import degrade as dg
 from synth.bad import plant_bad_inputs
 from synth.chest import Nodule
@@ -38,9 +39,11 @@ DEGRADATION_TYPES = ("noise", "ghosting", "blur", "bias")
 #: Transfer syntax of MR series by vendor and kind (default Explicit VR Little Endian). GE exports
 #: Implicit VR, as its older PACS links do.
 MR_TS = {
-    "siemens": {"ADC": RLELossless},
-    "ge": {k: ImplicitVRLittleEndian for k in ("LOCALIZER", "T1W", "T2W", "FLAIR", "PDW", "DWI", "ADC", "DCE", "SWI", "T1W_POST")},
-    "philips": {"SWI": JPEG2000Lossless},
+    "siemens": {SeriesKind.ADC: RLELossless},
+    "ge": {k: ImplicitVRLittleEndian for k in (SeriesKind.LOCALIZER, SeriesKind.T1W, SeriesKind.T2W, SeriesKind.FLAIR,
+                                               SeriesKind.PDW, SeriesKind.DWI, SeriesKind.ADC, SeriesKind.DCE,
+                                               SeriesKind.SWI, "T1W_POST")},
+    "philips": {SeriesKind.SWI: JPEG2000Lossless},
 }
 
 
@@ -79,7 +82,7 @@ def modality_defect_plan(seed: int, index: int) -> dict[str, tuple[str, int]]:
         plan["XR"] = (dg.XR_DEFECTS[(index // 4) % len(dg.XR_DEFECTS)], sev[1])
     if index % 2 == 1:
         # dropout first: the first sites' (tests') ultrasound keeps its fan free of clipped white
-        plan["US"] = (dg.US_DEFECTS[(index // 2 + 1) % len(dg.US_DEFECTS)], sev[2])
+        plan[SeriesKind.US] = (dg.US_DEFECTS[(index // 2 + 1) % len(dg.US_DEFECTS)], sev[2])
     return plan
 
 
@@ -98,7 +101,7 @@ def _study(patient: Patient, site, seed: int, index: int, modality: str, vendor:
     )
 
 
-NIFTI_SUFFIX = {"T1W": "T1w", "T2W": "T2w", "FLAIR": "FLAIR"}
+NIFTI_SUFFIX = {SeriesKind.T1W: "T1w", SeriesKind.T2W: "T2w", SeriesKind.FLAIR: "FLAIR"}  # not-vocabulary
 
 
 def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict, extra: dict) -> Patient:
@@ -108,7 +111,7 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
     defects = modality_defect_plan(seed, index)
 
     # MR brain, full protocol
-    mr = _study(p, site, seed, 0, "MR", vendor, 0, "MRI BRAIN W/WO CONTRAST", "HEAD")
+    mr = _study(p, site, seed, 0, Modality.MR, vendor, 0, "MRI BRAIN W/WO CONTRAST", "HEAD")
     writer.add_study(mr)
     builder = MRStudyBuilder(writer, mr, MROptions(matrix=opts["matrix"], slices=opts["slices"],
                                                    slices_4d=opts["slices_4d"], matrix_4d=opts["matrix_4d"]),
@@ -123,13 +126,13 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
 
     # CT head: without, with, or without-then-with contrast
     ct_vendor = VENDOR_ORDER[(index + 1) % 3]
-    head = _study(p, site, seed, 1, "CT", ct_vendor, int(rng.integers(3, 40)), "CT HEAD", "HEAD")
+    head = _study(p, site, seed, 1, Modality.CT, ct_vendor, int(rng.integers(3, 40)), "CT HEAD", "HEAD")
     writer.add_study(head)
     phases = ((False,), (True,), (False, True))[index % 3]
     CTStudyBuilder(writer, head, opts["ct_matrix"], opts["slices"], JPEGLSLossless).head(phases, defects.get("CT HEAD"))
 
     # CT chest with a lung nodule in some patients
-    chest = _study(p, site, seed, 2, "CT", ct_vendor, int(rng.integers(41, 120)), "CT CHEST", "CHEST")
+    chest = _study(p, site, seed, 2, Modality.CT, ct_vendor, int(rng.integers(41, 120)), "CT CHEST", "CHEST")
     writer.add_study(chest)
     nodule = None
     if index % 3 != 2:
@@ -139,7 +142,7 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
         contrast=index % 2 == 0, nodule=nodule, topogram_ts=ExplicitVRLittleEndian, defect=defects.get("CT CHEST"))
 
     # Chest radiograph: CR for even patients, DX for odd ones; same nodule as the CT
-    xr_mod = "CR" if index % 2 == 0 else "DX"
+    xr_mod = Modality.CR if index % 2 == 0 else Modality.DX
     xr = _study(p, site, seed, 3, xr_mod, ct_vendor, int(rng.integers(121, 200)), "XR CHEST PA", "CHEST")
     writer.add_study(xr)
     chest_radiograph(writer, xr, xr_mod, opts["xray_matrix"], nodule,
@@ -147,11 +150,11 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
     extra.setdefault("images", []).extend(chest_pictures(writer, seed, p, opts["xray_matrix"], nodule))
 
     # Ultrasound with burned-in text
-    us = _study(p, site, seed, 4, "US", VENDOR_ORDER[(index + 2) % 3], int(rng.integers(201, 300)),
+    us = _study(p, site, seed, 4, Modality.US, VENDOR_ORDER[(index + 2) % 3], int(rng.integers(201, 300)),
                 "US ABDOMEN COMPLETE", "ABDOMEN")
     writer.add_study(us)
     p.add_phi(f"{us.date:%m/%d/%Y} {us.time[:2]}:{us.time[2:4]}", f"{mr.date:%Y-%m-%d}")
-    us_study(writer, us, defects.get("US"))
+    us_study(writer, us, defects.get(SeriesKind.US))
     return p
 
 
@@ -164,22 +167,22 @@ def defect_study(out_dir: Path, seed: int, index: int, what: str, defect: tuple[
     writer = SiteWriter(Path(out_dir), record_phi_locations=False)
     p = make_patient(seed, index, site)
     vendor = VENDOR_ORDER[index % 3]
-    if what.startswith("CT"):
+    if what.startswith(Modality.CT):
         part = what.split()[1]
-        st = _study(p, site, seed, 1 if part == "HEAD" else 2, "CT", vendor, 10, f"CT {part}", part)
+        st = _study(p, site, seed, 1 if part == "HEAD" else 2, Modality.CT, vendor, 10, f"CT {part}", part)
         writer.add_study(st)
         b = CTStudyBuilder(writer, st, matrix, slices, ExplicitVRLittleEndian)
         if part == "HEAD":
             b.head((contrast,), defect)
         else:
             b.chest(contrast, None, ExplicitVRLittleEndian, defect)
-        return next(s for s in writer.series if s["kind"] == "CT")
-    if what in ("CR", "DX"):
+        return next(s for s in writer.series if s["kind"] == SeriesKind.CT)
+    if what in (SeriesKind.CR, SeriesKind.DX):
         st = _study(p, site, seed, 3, what, vendor, 130, "XR CHEST PA", "CHEST")
         writer.add_study(st)
         return chest_radiograph(writer, st, what, matrix, None, ExplicitVRLittleEndian, defect)
-    if what == "US":
-        st = _study(p, site, seed, 4, "US", vendor, 210, "US ABDOMEN COMPLETE", "ABDOMEN")
+    if what == SeriesKind.US:
+        st = _study(p, site, seed, 4, Modality.US, vendor, 210, "US ABDOMEN COMPLETE", "ABDOMEN")
         writer.add_study(st)
         us_study(writer, st, defect, only_single=True)
         return writer.series[0]

@@ -18,6 +18,7 @@ import numpy as np
 from pydicom.pixels import convert_color_space
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
+from curation.vocabulary import Modality, SeriesKind
 from synth import degrade as dg
 from synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
 from synth.identity import rng_for
@@ -141,10 +142,10 @@ def us_study(writer: SiteWriter, study: StudyCtx, defect: tuple[str, int] | None
         if only_single and v.name != "single":
             continue
         rng = rng_for(study.seed, "us", study.patient.index, v.name)
-        sctx = SeriesCtx(study=study, number=number, modality="US", description=v.description,
+        sctx = SeriesCtx(study=study, number=number, modality=Modality.US, description=v.description,
                          protocol="Abdomen", time=add_seconds(study.time, 90 * number), body_part="ABDOMEN")
         sctx.extension = "" if number % 2 else ".dcm"
-        rec = writer.new_series(sctx, "US", plane=None, dimensions="2D", contrast=False, derived=False,
+        rec = writer.new_series(sctx, SeriesKind.US, plane=None, dimensions="2D", contrast=False, derived=False,
                                 transfer_syntax=v.transfer_syntax, burned_in_annotation_flag=v.flag,
                                 photometric_interpretation=v.photometric, n_frames=v.frames)
         frames = []
@@ -192,9 +193,9 @@ def screen_capture(writer: SiteWriter, study: StudyCtx, number: int) -> None:
     rng = rng_for(study.seed, "sc", study.patient.index)
     rows, cols = 384, 512
     p = study.patient
-    sctx = SeriesCtx(study=study, number=number, modality="OT", description="Screen Save", protocol="",
+    sctx = SeriesCtx(study=study, number=number, modality=Modality.OT, description="Screen Save", protocol="",
                      time=add_seconds(study.time, 3600), body_part=study.body_part)
-    rec = writer.new_series(sctx, "SC", plane=None, dimensions="2D", contrast=False, derived=True,
+    rec = writer.new_series(sctx, SeriesKind.SC, plane=None, dimensions="2D", contrast=False, derived=True,
                             transfer_syntax=ExplicitVRLittleEndian, burned_in_annotation_flag="YES",
                             photometric_interpretation="RGB")
     rgb = np.zeros((rows, cols, 3), np.uint8)

@@ -13,6 +13,7 @@ import numpy as np
 
 from synth import degrade as dg
 
+from curation.vocabulary import Modality
 from synth.chest import Nodule, nodule_box, projection, radiograph
 from synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
 from synth.identity import rng_for
@@ -23,8 +24,8 @@ DX_PRESENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"
 #: Field of the projection grid (mm, square), shared by topograms, radiographs and the PNG/JPEG images.
 XRAY_EXTENT_MM = 450.0
 XR_EQUIPMENT = {
-    "CR": ("FUJIFILM Corporation", "FCR PROFECT CS"),
-    "DX": ("Carestream Health", "DRX-Evolution Plus"),
+    Modality.CR: ("FUJIFILM Corporation", "FCR PROFECT CS"),
+    Modality.DX: ("Carestream Health", "DRX-Evolution Plus"),
 }
 
 
@@ -85,18 +86,19 @@ def chest_radiograph(writer: SiteWriter, study: StudyCtx, modality: str, n: int,
     rng = rng_for(study.seed, "xr", study.patient.index, study.index)
     img, params = chest_image_with_defect(n, nodule, rng, defect=defect,
                               defect_rng=rng_for(study.seed, "xr-defect", study.patient.index, study.index))
-    photometric = "MONOCHROME1" if modality == "CR" else "MONOCHROME2"
-    stored = (4095 - img) if modality == "CR" else img
-    sctx = SeriesCtx(study=study, number=1, modality=modality, description="PA" if modality == "DX" else "CHEST PA",
+    photometric = "MONOCHROME1" if modality == Modality.CR else "MONOCHROME2"
+    stored = (4095 - img) if modality == Modality.CR else img
+    sctx = SeriesCtx(study=study, number=1, modality=modality,
+                     description="PA" if modality == Modality.DX else "CHEST PA",
                      protocol="Chest PA", time=add_seconds(study.time, 60), body_part="CHEST")
     sctx.extension = ".dcm"
     rec = writer.new_series(sctx, modality, plane="coronal", dimensions="2D", contrast=False, derived=False,
                             transfer_syntax=transfer_syntax, photometric_interpretation=photometric)
     if defect is not None:
         rec["degradation"] = {"type": defect[0], "severity": defect[1], **params}
-    ds = base_dataset(sctx, CR_IMAGE_STORAGE if modality == "CR" else DX_PRESENTATION_STORAGE, 1)
+    ds = base_dataset(sctx, CR_IMAGE_STORAGE if modality == Modality.CR else DX_PRESENTATION_STORAGE, 1)
     ds.Manufacturer, ds.ManufacturerModelName = XR_EQUIPMENT[modality]
-    ds.ImageType = ["ORIGINAL", "PRIMARY"] if modality == "DX" else ["ORIGINAL", "PRIMARY", ""]
+    ds.ImageType = ["ORIGINAL", "PRIMARY"] if modality == Modality.DX else ["ORIGINAL", "PRIMARY", ""]
     ds.ViewPosition = "PA"
     ds.PatientOrientation = ["L", "F"]
     ds.ImageLaterality = "U"
@@ -108,7 +110,7 @@ def chest_radiograph(writer: SiteWriter, study: StudyCtx, modality: str, n: int,
     ds.XRayTubeCurrent = 320
     ds.DistanceSourceToDetector = "1800"
     ds.DistanceSourceToPatient = "1650"
-    if modality == "DX":
+    if modality == Modality.DX:
         ds.PresentationIntentType = "FOR PRESENTATION"
         ds.PixelIntensityRelationship = "LOG"
         ds.PixelIntensityRelationshipSign = 1
@@ -124,7 +126,7 @@ def chest_radiograph(writer: SiteWriter, study: StudyCtx, modality: str, n: int,
         ds.PlateType = "ST-VI"
     ds.RescaleIntercept = "0"
     ds.RescaleSlope = "1"
-    ds.RescaleType = "US"
+    ds.RescaleType = "US"  # not-vocabulary
     ds.WindowCenter = "2048"
     ds.WindowWidth = "4096"
     set_pixels(ds, np.rint(stored).astype(np.uint16), photometric=photometric, bits_stored=12)

@@ -31,7 +31,7 @@ from curation.classify import physics
 from curation.classify.features import FEATURE_NAMES, header_features
 from curation.classify.header import SeriesHeader, read_headers, summarize
 from curation.classify.report import truth_kind
-from curation.classify.vocabulary import MR_KINDS
+from curation.vocabulary import MR_KINDS, Modality
 
 TRAIN_SEEDS = (101, 202, 303)
 TRAIN_PATIENTS = 6
@@ -43,7 +43,7 @@ def _mr_series(truth: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     out = []
     for s in truth["series"]:
         kind = truth_kind(s["kind"])
-        if s.get("modality") == "MR" and kind in {k.value for k in MR_KINDS}:
+        if s.get("modality") == Modality.MR and kind in {k.value for k in MR_KINDS}:
             out.append((s, kind))
     return out
 

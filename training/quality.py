@@ -20,6 +20,7 @@ import numpy as np
 
 from curation.quality.features import FEATURE_NAMES, KINDS, METRICS, quality_features, transform
 from curation.quality.metrics import compute_metrics
+from curation.vocabulary import SeriesKind
 
 #: Seeds of the training sites (the tests evaluate on other seeds).
 TRAIN_SEEDS = (101, 202, 303)
@@ -62,7 +63,7 @@ def site_rows(root: Path, truth: dict[str, Any], augment: int = 4, progress: Cal
     rows: list[dict[str, Any]] = []
     types = ("noise", "ghosting", "blur", "bias")
     for s in truth["series"]:
-        kind = "T1W" if s["kind"] == "T1W_POST" else s["kind"]
+        kind = SeriesKind.T1W.value if s["kind"] == "T1W_POST" else s["kind"]
         if kind not in KINDS:
             continue
         files = [root / f for f in s["files"]]

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from curation.vocabulary import QualityDecision, SeriesKind
 from synth import degrade as dg
 
 #: Training seeds (the MR quality classifier's too) and held-out seeds.
@@ -26,30 +27,30 @@ TRAIN_SEEDS = (101, 202, 303)
 HELDOUT_SEEDS = (4242, 5353)
 #: The studies made per seed, their kind and body part, and the defects they can carry.
 STUDIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "CT HEAD": ("CT", "HEAD", dg.CT_DEFECTS),
-    "CT CHEST": ("CT", "CHEST", dg.CT_DEFECTS),
-    "CR": ("CR", "CHEST", dg.XR_DEFECTS),
-    "DX": ("DX", "CHEST", dg.XR_DEFECTS),
-    "US": ("US", "ABDOMEN", dg.US_DEFECTS),
+    "CT HEAD": (SeriesKind.CT, "HEAD", dg.CT_DEFECTS),
+    "CT CHEST": (SeriesKind.CT, "CHEST", dg.CT_DEFECTS),
+    SeriesKind.CR: (SeriesKind.CR, "CHEST", dg.XR_DEFECTS),
+    SeriesKind.DX: (SeriesKind.DX, "CHEST", dg.XR_DEFECTS),
+    SeriesKind.US: (SeriesKind.US, "ABDOMEN", dg.US_DEFECTS),
 }
 #: (kinds, metric, +1: higher is worse (a max) / -1: lower is worse (a min), defects it targets, reason).
 #: CT noise is judged by CNR, not by the noise in HU: routine head and body protocols differ twofold in
 #: noise (5 and 10 HU here), so one HU bound cannot split clean body scans from noisy head scans.
 RULES: tuple[tuple[tuple[str, ...], str, int, tuple[str, ...], str], ...] = (
-    (("CT",), "ct_cnr", -1, ("low_mas",), "low contrast-to-noise (too little dose)"),
-    (("CT",), "ct_streak_index", 1, ("streaks",), "streaks (metal)"),
-    (("CT",), "ct_ring_index", 1, ("rings",), "rings (detector calibration)"),
-    (("CT",), "ct_truncation", 1, ("truncation",), "body cut by the field of view"),
-    (("CR", "DX"), "xr_median_level", 1, ("underexposure",), "under-exposed"),
-    (("CR", "DX"), "xr_median_level", -1, ("overexposure",), "over-exposed"),
-    (("DX",), "deviation_index", -1, ("underexposure",), "exposure index below target"),
-    (("DX",), "deviation_index", 1, ("overexposure",), "exposure index above target"),
-    (("CR", "DX"), "xr_collimation_cut", 1, ("collimation",), "collimation cuts into the anatomy"),
-    (("CR", "DX"), "xr_grid_db", 1, ("grid_lines",), "grid lines"),
-    (("CR", "DX"), "xr_sharpness", -1, ("motion_blur",), "blurred (motion)"),
-    (("US",), "us_saturation", 1, ("gain_saturation",), "echo clipped (gain too high)"),
-    (("US",), "us_dropout", 1, ("dropout",), "dark beam (shadow or dead elements)"),
-    (("US",), "us_reverberation", 1, ("reverberation",), "reverberation bands"),
+    ((SeriesKind.CT,), "ct_cnr", -1, ("low_mas",), "low contrast-to-noise (too little dose)"),
+    ((SeriesKind.CT,), "ct_streak_index", 1, ("streaks",), "streaks (metal)"),
+    ((SeriesKind.CT,), "ct_ring_index", 1, ("rings",), "rings (detector calibration)"),
+    ((SeriesKind.CT,), "ct_truncation", 1, ("truncation",), "body cut by the field of view"),
+    ((SeriesKind.CR, SeriesKind.DX), "xr_median_level", 1, ("underexposure",), "under-exposed"),
+    ((SeriesKind.CR, SeriesKind.DX), "xr_median_level", -1, ("overexposure",), "over-exposed"),
+    ((SeriesKind.DX,), "deviation_index", -1, ("underexposure",), "exposure index below target"),
+    ((SeriesKind.DX,), "deviation_index", 1, ("overexposure",), "exposure index above target"),
+    ((SeriesKind.CR, SeriesKind.DX), "xr_collimation_cut", 1, ("collimation",), "collimation cuts into the anatomy"),
+    ((SeriesKind.CR, SeriesKind.DX), "xr_grid_db", 1, ("grid_lines",), "grid lines"),
+    ((SeriesKind.CR, SeriesKind.DX), "xr_sharpness", -1, ("motion_blur",), "blurred (motion)"),
+    ((SeriesKind.US,), "us_saturation", 1, ("gain_saturation",), "echo clipped (gain too high)"),
+    ((SeriesKind.US,), "us_dropout", 1, ("dropout",), "dark beam (shadow or dead elements)"),
+    ((SeriesKind.US,), "us_reverberation", 1, ("reverberation",), "reverberation bands"),
 )
 #: Calibration and evaluation geometry: the demo site's CT and radiograph matrix; 8 CT slices.
 MATRIX, SLICES = 256, 8
@@ -104,7 +105,8 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
         mild2 = min(s2) if sign > 0 else max(s2)
         review = _mid(worst_clean, mild2)
         separable = (mild2 > worst_clean) if sign > 0 else (mild2 < worst_clean)
-        rule: dict[str, Any] = {"max" if sign > 0 else "min": round(review, 4), "action": "review", "why": why}
+        rule: dict[str, Any] = {"max" if sign > 0 else "min": round(review, 4), "action": str(QualityDecision.REVIEW),
+                                "why": why}
         if s4:
             mild4 = min(s4) if sign > 0 else max(s4)
             if (mild4 > review) if sign > 0 else (mild4 < review):
@@ -112,7 +114,7 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
         if not separable:
             rule["note"] = f"not separable on the training seeds: clean {worst_clean:.4g}, severity 2 {mild2:.4g}"
         for k in kinds:
-            entry = out.setdefault(k, {})
+            entry = out.setdefault(str(k), {})  # plain str: yaml.safe_dump refuses enum members
             if metric in entry:  # a second bound on the same metric (exposure: both ends)
                 entry[metric].update({kk: v for kk, v in rule.items() if kk not in ("action", "why")})
                 entry[metric]["why"] = f"{entry[metric]['why']} / {why}"
@@ -126,15 +128,16 @@ def confusion(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table: dict[tuple[str, str], dict[str, int]] = {}
     for r in rows:
         group = "clean" if r["severity"] == 0 else ("severity 1" if r["severity"] == 1 else "severity >= 2")
-        c = table.setdefault((r["kind"], group), {"approve": 0, "review": 0, "exclude": 0})
+        c = table.setdefault((r["kind"], group), {d: 0 for d in QualityDecision})
         c[r["decision"]] += 1
     return [{"kind": k, "group": g, **c} for (k, g), c in sorted(table.items())]
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
     for r in rows:
-        if r["severity"] == 0 or r["decision"] == "approve":
-            flag = "" if (r["severity"] >= 2) == (r["decision"] != "approve") or r["severity"] == 1 else "  <-- wrong"
+        if r["severity"] == 0 or r["decision"] == QualityDecision.APPROVE:
+            right = (r["severity"] >= 2) == (r["decision"] != QualityDecision.APPROVE) or r["severity"] == 1
+            flag = "" if right else "  <-- wrong"
             print(f"  {r['seed']} {r['study']:8s} {r['type'] or 'clean':15s} {r['severity']} {r['decision']:8s} "
                   f"{r['reason'][:110]}{flag}")
 
@@ -162,9 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{t}{s or ''} " + " ".join(f"{v:.4g}" for v in vs) for (t, s), vs in sorted(vals.items())))
         print(yaml.safe_dump({"limits_by_kind": calibrate(rows)}, sort_keys=False, width=120))
     else:
-        print(f"{'kind':5s} {'series':14s} {'approve':>8s} {'review':>7s} {'exclude':>8s}")
+        approve, review, exclude = QualityDecision
+        print(f"{'kind':5s} {'series':14s} {approve:>8s} {review:>7s} {exclude:>8s}")
         for c in confusion(rows):
-            print(f"{c['kind']:5s} {c['group']:14s} {c['approve']:8d} {c['review']:7d} {c['exclude']:8d}")
+            print(f"{c['kind']:5s} {c['group']:14s} {c[approve]:8d} {c[review]:7d} {c[exclude]:8d}")
         print("\ndecision by defect and severity (A approve, R review, X exclude; one letter per seed):")
         for kind in sorted({r["kind"] for r in rows}):
             for t in sorted({r["type"] for r in rows if r["kind"] == kind and r["type"]}):

@@ -12,11 +12,11 @@ from curation.catalog.models import (
     QuarantineRecord,
     Series,
     Source,
-    StageResult,
+    StageRecord,
     Study,
 )
 
 __all__ = [
     "Catalog", "default_db_url", "make_engine", "migrate", "open_catalog", "add_event", "append_event", "verify_chain",
-    "Instance", "LineageEvent", "Patient", "QuarantineRecord", "Series", "Source", "StageResult", "Study",
+    "Instance", "LineageEvent", "Patient", "QuarantineRecord", "Series", "Source", "StageRecord", "Study",
 ]

@@ -1,7 +1,6 @@
 """Catalog database: engine from CURATE_DB_URL, schema migrations (Alembic), sessions."""
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -10,22 +9,22 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from curation.settings import settings
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
 def curate_home() -> Path:
     """Where the embedded default keeps its state (catalog, stores): CURATE_HOME or ./var."""
-    return Path(os.environ.get("CURATE_HOME", Path.cwd() / "var")).resolve()
+    return settings().home
 
 
 def default_db_url() -> str:
-    """CURATE_DB_URL, else a SQLite file under CURATE_HOME."""
-    url = os.environ.get("CURATE_DB_URL")
-    if url:
-        return url
-    home = curate_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'catalog.sqlite'}"
+    """CURATE_DB_URL, else a SQLite file under CURATE_HOME (the folder is made here)."""
+    current = settings()
+    if not current.db_url:
+        current.home.mkdir(parents=True, exist_ok=True)
+    return current.catalog_url
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API connection

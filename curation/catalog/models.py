@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from curation.settings import DEFAULT_SITE
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -40,7 +42,7 @@ class Source(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     uri: Mapped[str] = mapped_column(String(2048))
-    site: Mapped[str] = mapped_column(String(128), default="default")
+    site: Mapped[str] = mapped_column(String(128), default=DEFAULT_SITE)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -112,8 +114,9 @@ class Instance(Base):
     series: Mapped[Series] = relationship(back_populates="instances")
 
 
-class StageResult(Base):
-    """The outcome of one stage on one subject, keyed for idempotency.
+class StageRecord(Base):
+    """The outcome of one stage on one subject, keyed for idempotency (table stage_result; the
+    in-process value is `curation.pipeline.StageResult`).
 
     A rerun with the same (stage, version, subject, input hash, config hash) finds this row and skips.
     """

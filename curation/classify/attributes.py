@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from curation.classify.header import SeriesHeader
+from curation.vocabulary import Modality, SeriesKind
 
 #: Angle (degrees) between the slice normal and the nearest patient axis beyond which a plane is oblique.
 OBLIQUE_DEGREES = 30.0
@@ -77,9 +78,9 @@ def dimensions(h: SeriesHeader) -> tuple[str, str]:
         return h.mr_acquisition_type, "MRAcquisitionType"
     if h.source == "nifti":
         return ("3D" if h.n_positions > 1 else "2D"), "volume shape"
-    if h.modality == "US" and h.n_frames > 1:
+    if h.modality == Modality.US and h.n_frames > 1:
         return "2D", f"cine of {h.n_frames} frames"
-    if h.n_positions > 1 or (h.n_frames > 1 and h.modality not in ("US", "XA", "RF")):
+    if h.n_positions > 1 or (h.n_frames > 1 and h.modality not in (Modality.US, Modality.XA, Modality.RF)):
         return "3D", f"{max(h.n_positions, h.n_frames)} slice positions"
     return "2D", "single image"
 
@@ -95,7 +96,7 @@ def contrast(h: SeriesHeader, kind: str | None = None) -> tuple[bool, str]:
     """(contrast-enhanced?, why): the ContrastBolusAgent first, then the series naming."""
     if h.contrast_agent and h.contrast_agent.strip().upper() not in _NO_CONTRAST:
         return True, "ContrastBolusAgent present"
-    if kind == "DCE":
+    if kind == SeriesKind.DCE:
         return True, "dynamic contrast-enhanced series"
     for text in (h.series_description, h.protocol_name):
         text = (text or "").replace("_", " ")

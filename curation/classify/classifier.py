@@ -23,6 +23,8 @@ from curation.classify import attributes as attrs
 from curation.classify.features import FEATURE_NAMES, has_physics, header_features
 from curation.classify.header import SeriesHeader, read_series_header, series_files
 from curation.classify.rules import Match, RuleEngine, default_engine
+from curation.settings import settings
+from curation.vocabulary import Modality, SeriesKind, StageStatus
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ def weights_path(path: str | os.PathLike | None = None) -> Path:
     shipped file. One rule for the loader and for the stage's idempotency key."""
     from qc_models.series_classifier import WEIGHTS
 
-    path = path or os.environ.get("CURATE_SERIES_MODEL")
+    path = path or settings().series_model
     return Path(path) if path else WEIGHTS
 
 
@@ -119,7 +121,8 @@ def decide(h: SeriesHeader, engine: RuleEngine | None = None, model: Any = "defa
         return result(ph.kind, ph.confidence, ph.rule, "physics", ph.detail)
     if pred is not None:
         return result(pred["kind"], pred["confidence"] * 0.8, MODEL_RULE, "model", "no rule fired")
-    fallback = ph or Match("OTHER_MR" if h.modality in ("MR", "") else "OTHER", 0.3, "fallback", "none", "")
+    fallback = ph or Match(SeriesKind.OTHER_MR if h.modality in (Modality.MR, "") else SeriesKind.OTHER, 0.3,
+                           "fallback", "none", "")
     return result(fallback.kind, fallback.confidence, fallback.rule, "fallback", "no rule fired and no model")
 
 
@@ -155,7 +158,7 @@ def classify_series(
     """Classify one series: a DICOM series folder, a list of its files, or a NIfTI file.
 
     `config` (all optional): `rules` (path of a rules YAML), `model` (path of weights, or False for
-    rules only). Returns plain values (JSON-serialisable) for the catalog's StageResult.metrics.
+    rules only). Returns plain values (JSON-serialisable) for the catalog's StageRecord.metrics.
     """
     config = config or {}
     engine = RuleEngine.from_file(config["rules"]) if config.get("rules") else default_engine()
@@ -172,7 +175,7 @@ def classify_series(
     else:
         h = read_series_header(files)
         if h.n_files == 0:
-            return {"kind": "OTHER", "confidence": 0.0, "rule": "no_dicom", "stage": "fallback",
+            return {"kind": SeriesKind.OTHER, "confidence": 0.0, "rule": "no_dicom", "stage": "fallback",
                     "detail": "no readable DICOM file", "modality": None, "plane": None, "planes": [],
                     "dimensions": None, "contrast": False, "derived": False, "body_part": None, "n_files": 0,
                     "n_frames": 0, "evidence": {}, "stage_version": STAGE_VERSION}
@@ -184,11 +187,11 @@ def is_nifti(p: Path) -> bool:
 
 
 def stage_result(result: dict[str, Any], min_confidence: float = 0.5) -> dict[str, Any]:
-    """The fields of a catalog StageResult for a classification: status ("ok", or "review" when the
+    """The fields of a catalog stage record (StageRecord) for a classification: status ("ok", or "review" when the
     confidence is below `min_confidence`), metrics (the whole result, plain JSON), reason."""
     low = result["confidence"] < min_confidence
     reason = f"{result['kind']} ({result['confidence']:.2f}) by {result['rule']}"
     if low:
         reason = f"low confidence: {reason}"
-    return {"status": "review" if low else "ok", "metrics": result, "reason": reason,
+    return {"status": StageStatus.REVIEW if low else StageStatus.OK, "metrics": result, "reason": reason,
             "stage_version": result.get("stage_version", STAGE_VERSION)}

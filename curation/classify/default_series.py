@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from curation.vocabulary import SeriesKind
+
 #: Preference of kinds for the static reference (T2W first, then the other structural weightings).
-KIND_PREFERENCE = ("T2W", "T1W", "FLAIR", "PDW", "SWI", "OTHER_MR", "CT", "DCE", "DWI", "ADC")
-_NOT_CANDIDATES = {"LOCALIZER", "CT_LOCALIZER", "SC", "OTHER"}
+KIND_PREFERENCE = (SeriesKind.T2W, SeriesKind.T1W, SeriesKind.FLAIR, SeriesKind.PDW, SeriesKind.SWI,
+                   SeriesKind.OTHER_MR, SeriesKind.CT, SeriesKind.DCE, SeriesKind.DWI, SeriesKind.ADC)
+_NOT_CANDIDATES = {SeriesKind.LOCALIZER, SeriesKind.CT_LOCALIZER, SeriesKind.SC, SeriesKind.OTHER}
 
 
 def _score(r: Mapping[str, Any]) -> tuple:
@@ -32,10 +35,10 @@ def choose_default_series(results: Sequence[Mapping[str, Any]]) -> dict[str, Any
     if not cands:
         return None
     i, best = min(cands, key=lambda ir: (_score(ir[1]), ir[0]))
-    ideal = (best.get("kind") == "T2W" and best.get("dimensions") == "3D" and best.get("plane") == "axial"
+    ideal = (best.get("kind") == SeriesKind.T2W and best.get("dimensions") == "3D" and best.get("plane") == "axial"
              and not best.get("derived"))
     missing = []
-    if best.get("kind") != "T2W":
+    if best.get("kind") != SeriesKind.T2W:
         missing.append(f"no T2W (took {best.get('kind')})")
     if best.get("dimensions") != "3D":
         missing.append(f"not 3D ({best.get('dimensions')})")

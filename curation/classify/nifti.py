@@ -14,10 +14,12 @@ import numpy as np
 
 from curation.classify.attributes import plane_of_affine
 from curation.classify.header import SeriesHeader
+from curation.vocabulary import Modality
 
 _BIDS_SUFFIX_TEXT = {
-    "t1w": "T1w", "t2w": "T2w", "flair": "FLAIR", "pdw": "PDw", "pd": "PD", "dwi": "dwi", "bold": "bold",
-    "t2starw": "T2star", "swi": "swi", "adc": "ADC", "localizer": "localizer",
+    "t1w": "T1w", "t2w": "T2w", "flair": "FLAIR",  # not-vocabulary (a description, not a kind)
+    "pdw": "PDw", "pd": "PD", "dwi": "dwi", "bold": "bold",
+    "t2starw": "T2star", "swi": "swi", "adc": "ADC", "localizer": "localizer",  # not-vocabulary
 }
 
 
@@ -94,7 +96,7 @@ def nifti_header(path: str | Path) -> SeriesHeader:
         h.b_values = sorted({round(v, 1) for v in vals})
         h.extra["bval_file"] = bval.name
     if not h.modality:
-        h.modality = "MR"  # NIfTI in the wild is overwhelmingly MR; CT NIfTI ships a sidecar saying CT
+        h.modality = Modality.MR  # NIfTI in the wild is overwhelmingly MR; CT NIfTI ships a sidecar saying CT
     if not h.series_description:
         # The BIDS suffix (sub-01_T1w); else the header's own description (converters write the
         # series description there; the de-identifier keeps only acquisition words in it, and its

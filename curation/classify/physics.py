@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from curation.classify.header import SeriesHeader
+from curation.vocabulary import Modality, SeriesKind
 
 #: A representative brain tissue T1 (ms) for the Ernst angle: white matter ~600-850 ms and grey
 #: matter ~950-1400 ms between 1.5 and 3 T; one value keeps the rule readable and the boundary
@@ -116,7 +117,7 @@ def _base(d: _Draw, family: str, acquisition: str, planes: int = 1) -> tuple[Ser
     first = int(d.rng.integers(3))
     orientations = [iops[(first + i) % 3] for i in range(planes)]
     it = [t.replace("{family}", _PHILIPS_FAMILY[family]) for t in _IMAGE_TYPE[vendor]]
-    h = SeriesHeader(modality="MR", sop_class_uid="1.2.840.10008.5.1.4.1.1.4", manufacturer=vendor.upper(),
+    h = SeriesHeader(modality=Modality.MR, sop_class_uid="1.2.840.10008.5.1.4.1.1.4", manufacturer=vendor.upper(),
                      n_files=n_slices, n_frames=n_slices, n_positions=n_slices, orientations=orientations,
                      mr_acquisition_type=acquisition, image_type=it, magnetic_field_strength=d.pick(_FIELDS),
                      photometric_interpretation="MONOCHROME2", rows=256, columns=256)
@@ -280,7 +281,7 @@ def _dwi(d: _Draw) -> SeriesHeader:
 def _adc(d: _Draw) -> SeriesHeader:
     h = _dwi(d)
     h.b_values = [] if d.chance(0.6) else h.b_values
-    h.image_type = ["DERIVED", "PRIMARY", *d.pick((["DIFFUSION", "ADC"], ["ADC"], ["DIFFUSION"]))]
+    h.image_type = ["DERIVED", "PRIMARY", *d.pick((["DIFFUSION", "ADC"], ["ADC"], ["DIFFUSION"]))]  # not-vocabulary
     h.derived = True
     h.n_files = h.n_frames = h.n_positions
     return h
@@ -302,25 +303,25 @@ def _localizer(d: _Draw) -> SeriesHeader:
 
 
 RECIPES: tuple[tuple[str, str, Callable[[_Draw], SeriesHeader]], ...] = (
-    ("T1W", "spin echo, short TR / short TE", _t1_se),
-    ("T1W", "IR spin echo, TI ~ tissue T1 (T1-FLAIR)", _t1_ir_se),
-    ("T1W", "MPRAGE: IR-prepared 3D gradient echo, TI 700-1100", _t1_mprage),
-    ("T1W", "IR-SPGR / BRAVO / 3D TFE (TR = echo spacing)", _t1_ir_spgr),
-    ("T1W", "spoiled gradient echo above the Ernst angle", _t1_spgr),
-    ("T2W", "spin echo / TSE, long TR / long TE", _t2_se),
-    ("T2W", "3D TSE (SPACE/CUBE/VISTA), very long TE", _t2_3d),
-    ("T2W", "STIR: IR with short TI (fat nulled)", _t2_stir),
-    ("PDW", "spin echo / TSE, long TR / short TE", _pd_se),
-    ("PDW", "spoiled gradient echo below the Ernst angle, short TE", _pd_gre),
-    ("FLAIR", "2D IR TSE, long TI (fluid nulled), long TE", _flair_2d),
-    ("FLAIR", "3D IR TSE, long TI, very long TE", _flair_3d),
-    ("SWI", "3D gradient echo, small flip, long TE", _swi),
-    ("OTHER_MR", "2D T2* gradient echo, small flip, long TE", _t2star_2d),
-    ("OTHER_MR", "BOLD EPI time series", _bold),
-    ("DWI", "diffusion-weighted EPI", _dwi),
-    ("ADC", "ADC map (derived)", _adc),
-    ("DCE", "dynamic 3D spoiled gradient echo", _dce),
-    ("LOCALIZER", "3-plane gradient-echo localizer", _localizer),
+    (SeriesKind.T1W, "spin echo, short TR / short TE", _t1_se),
+    (SeriesKind.T1W, "IR spin echo, TI ~ tissue T1 (T1-FLAIR)", _t1_ir_se),
+    (SeriesKind.T1W, "MPRAGE: IR-prepared 3D gradient echo, TI 700-1100", _t1_mprage),
+    (SeriesKind.T1W, "IR-SPGR / BRAVO / 3D TFE (TR = echo spacing)", _t1_ir_spgr),
+    (SeriesKind.T1W, "spoiled gradient echo above the Ernst angle", _t1_spgr),
+    (SeriesKind.T2W, "spin echo / TSE, long TR / long TE", _t2_se),
+    (SeriesKind.T2W, "3D TSE (SPACE/CUBE/VISTA), very long TE", _t2_3d),
+    (SeriesKind.T2W, "STIR: IR with short TI (fat nulled)", _t2_stir),
+    (SeriesKind.PDW, "spin echo / TSE, long TR / short TE", _pd_se),
+    (SeriesKind.PDW, "spoiled gradient echo below the Ernst angle, short TE", _pd_gre),
+    (SeriesKind.FLAIR, "2D IR TSE, long TI (fluid nulled), long TE", _flair_2d),
+    (SeriesKind.FLAIR, "3D IR TSE, long TI, very long TE", _flair_3d),
+    (SeriesKind.SWI, "3D gradient echo, small flip, long TE", _swi),
+    (SeriesKind.OTHER_MR, "2D T2* gradient echo, small flip, long TE", _t2star_2d),
+    (SeriesKind.OTHER_MR, "BOLD EPI time series", _bold),
+    (SeriesKind.DWI, "diffusion-weighted EPI", _dwi),
+    (SeriesKind.ADC, "ADC map (derived)", _adc),
+    (SeriesKind.DCE, "dynamic 3D spoiled gradient echo", _dce),
+    (SeriesKind.LOCALIZER, "3-plane gradient-echo localizer", _localizer),
 )
 
 
@@ -363,7 +364,7 @@ def read_protocol_table(path: str | Path) -> list[tuple[dict[str, str], SeriesHe
             return [t.strip().upper() for t in row.get(key, "").split("\\") if t.strip()]
 
         n = 24 if row["acquisition"] == "2D" else 160
-        h = SeriesHeader(modality="MR", sop_class_uid="1.2.840.10008.5.1.4.1.1.4", manufacturer=row["vendor"],
+        h = SeriesHeader(modality=Modality.MR, sop_class_uid="1.2.840.10008.5.1.4.1.1.4", manufacturer=row["vendor"],
                          n_files=n, n_frames=n, n_positions=n, orientations=[[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]],
                          image_type=["ORIGINAL", "PRIMARY"], scanning_sequence=codes("scanning_sequence"),
                          sequence_variant=codes("sequence_variant"), scan_options=codes("scan_options"),

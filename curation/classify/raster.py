@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from curation.classify.classifier import STAGE_VERSION, classify_series, is_nifti
+from curation.vocabulary import SeriesKind
 
 RULE = "content.raster"
 FLAT_SCREENSHOT = 0.5
@@ -58,10 +59,11 @@ def raster_kind(img: np.ndarray) -> tuple[str, float, str]:
 def kind_from_features(f: dict[str, Any]) -> tuple[str, float, str]:
     """(kind, confidence, detail) from ``raster_features``: measured once, used for kind and evidence."""
     if f["flat"] >= FLAT_SCREENSHOT:
-        return "SCREENSHOT", min(0.95, 0.6 + f["flat"] - FLAT_SCREENSHOT), f"{f['flat']:.0%} flat neighbours"
+        return SeriesKind.SCREENSHOT, min(0.95, 0.6 + f["flat"] - FLAT_SCREENSHOT), f"{f['flat']:.0%} flat neighbours"
     if f["colour"] >= COLOUR_MIN:
-        return "PHOTO", min(0.95, 0.6 + f["colour"] / 100.0), f"colour {f['colour']:.1f}, {f['flat']:.0%} flat"
-    return "DX", 0.7, f"grey ({f['bits']}-bit, {f['levels']} levels), {f['flat']:.0%} flat: projection radiograph"
+        return SeriesKind.PHOTO, min(0.95, 0.6 + f["colour"] / 100.0), f"colour {f['colour']:.1f}, {f['flat']:.0%} flat"
+    return (SeriesKind.DX, 0.7,
+            f"grey ({f['bits']}-bit, {f['levels']} levels), {f['flat']:.0%} flat: projection radiograph")
 
 
 def read_raster(path: str | os.PathLike) -> np.ndarray:
@@ -80,7 +82,7 @@ def classify_image(path: str | os.PathLike, config: dict[str, Any] | None = None
     if is_nifti(p):
         result = classify_series([p], config)
         if result.get("stage") == "fallback":
-            result.update(kind="VOLUME", confidence=0.6, rule="content.volume", stage="content",
+            result.update(kind=SeriesKind.VOLUME, confidence=0.6, rule="content.volume", stage="content",
                           detail=f"volume without acquisition description (header fallback was "
                                  f"{result['kind']} by {result['rule']})")
         return result

@@ -5,7 +5,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from curation.classify.vocabulary import ALL_KINDS
+from curation.vocabulary import ALL_KINDS, QualityDecision, SeriesKind
 
 
 def truth_kind(kind: str) -> str:
@@ -13,7 +13,7 @@ def truth_kind(kind: str) -> str:
     T1 as T1W_POST; its kind is T1W, with contrast recorded as an attribute)."""
     if kind.endswith("_POST"):
         kind = kind[: -len("_POST")]
-    return kind if kind in ALL_KINDS else "OTHER"
+    return kind if kind in ALL_KINDS else SeriesKind.OTHER
 
 
 def confusion(pairs: Iterable[tuple[str, str]]) -> dict[str, Counter]:
@@ -54,10 +54,10 @@ def format_decisions(rows: Sequence[dict[str, Any]]) -> str:
     Each row: {"series": str, "kind": str, "decision": {...from curation.quality.decide...},
     optional "truth": {"type": .., "severity": ..}}.
     """
-    order = {"review": 0, "exclude": 1, "approve": 2}
+    order = {QualityDecision.REVIEW: 0, QualityDecision.EXCLUDE: 1, QualityDecision.APPROVE: 2}
     rows = sorted(rows, key=lambda r: (order.get(r["decision"]["decision"], 3), str(r.get("series"))))
     counts = Counter(r["decision"]["decision"] for r in rows)
-    lines = ["quality decisions: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("approve", "review", "exclude"))]
+    lines = ["quality decisions: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in QualityDecision)]
     for r in rows:
         d = r["decision"]
         p = d.get("p_degraded")

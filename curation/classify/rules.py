@@ -17,7 +17,7 @@ import yaml
 from curation.classify import attributes as attrs
 from curation.classify import physics
 from curation.classify.header import SeriesHeader
-from curation.classify.vocabulary import ALL_KINDS
+from curation.vocabulary import ALL_KINDS
 
 RULES_PATH = Path(__file__).resolve().parents[2] / "include" / "classify" / "rules.yaml"
 

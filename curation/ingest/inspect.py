@@ -20,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from curation.store import LocalStore, Store, Zone, open_store
+from curation.vocabulary import FileStatus, QuarantineReason
 
 #: Attributes without which an instance cannot be placed in the catalog.
 REQUIRED = (
@@ -50,7 +51,7 @@ class Inspection:
     sha256: str = ""
     raw_key: str | None = None
     copied: bool = False
-    status: str = "ok"  # ok | quarantine
+    status: FileStatus = FileStatus.OK  # OK | QUARANTINE
     format: str = "dicom"  # dicom | png | jpeg | nifti | unknown
     reason_code: str | None = None
     reason: str | None = None
@@ -67,7 +68,7 @@ class Inspection:
     extra: dict[str, str] = field(default_factory=dict)
 
     def refuse(self, code: str, reason: str) -> Inspection:
-        self.status, self.reason_code, self.reason = "quarantine", code, reason
+        self.status, self.reason_code, self.reason = FileStatus.QUARANTINE, code, reason
         return self
 
 
@@ -131,7 +132,7 @@ def _validate_image(data: bytes, fmt: str, insp: Inspection) -> Inspection:
         else:
             raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
             if len(raw) < 352:
-                return insp.refuse("truncated", "NIfTI file is shorter than its 348-byte header")
+                return insp.refuse(QuarantineReason.TRUNCATED, "NIfTI file is shorter than its 348-byte header")
             sizeof_hdr = struct.unpack("<i", raw[:4])[0]
             endian = "<" if sizeof_hdr == 348 else ">"
             dims = struct.unpack(endian + "8h", raw[40:56])
@@ -141,11 +142,11 @@ def _validate_image(data: bytes, fmt: str, insp: Inspection) -> Inspection:
             for d in dims[1 : 1 + max(0, min(dims[0], 7))]:
                 n_vox *= max(int(d), 1)
             if len(raw) < vox_offset + n_vox * bitpix // 8:
-                return insp.refuse("truncated", "NIfTI voxel data is shorter than its header declares")
+                return insp.refuse(QuarantineReason.TRUNCATED, "NIfTI voxel data is shorter than its header declares")
             insp.columns, insp.rows = int(dims[1]), int(dims[2])
             insp.number_of_frames = int(dims[3]) if dims[0] >= 3 else 1
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
-        return insp.refuse("corrupt_image", f"{fmt.upper()} file does not decode ({_safe_message(exc)})")
+        return insp.refuse(QuarantineReason.CORRUPT_IMAGE, f"{fmt.upper()} file does not decode ({_safe_message(exc)})")
     return insp
 
 
@@ -166,27 +167,29 @@ def _validate_dicom(data: bytes, insp: Inspection, site: str) -> Inspection:
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except (InvalidDicomError, EOFError, OSError) as exc:
-        return insp.refuse("truncated" if isinstance(exc, EOFError) else "corrupt",
+        return insp.refuse(QuarantineReason.TRUNCATED if isinstance(exc, EOFError) else QuarantineReason.CORRUPT,
                            f"DICOM does not parse ({_safe_message(exc)})")
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on garbage
-        return insp.refuse("corrupt", f"DICOM does not parse ({_safe_message(exc)})")
+        return insp.refuse(QuarantineReason.CORRUPT, f"DICOM does not parse ({_safe_message(exc)})")
     try:
         ds.keys()  # forces lazy parsing errors to surface here
         meta = getattr(ds, "file_meta", None)
         ts = meta.get("TransferSyntaxUID") if meta is not None else None
         if ts is None and data[128:132] == b"DICM":
-            return insp.refuse("corrupt", "File Meta Information after the DICM marker is missing or damaged "
+            return insp.refuse(QuarantineReason.CORRUPT,
+                               "File Meta Information after the DICM marker is missing or damaged "
                                           "(no Transfer Syntax UID)")
         if ts is None:
             ts = pydicom.uid.ImplicitVRLittleEndian  # no file meta: pydicom guessed the encoding
         ts = UID(str(ts))
         problem = _truncation(ds, data)
         if problem:
-            return insp.refuse("truncated", problem)
+            return insp.refuse(QuarantineReason.TRUNCATED, problem)
         for keyword, tag in REQUIRED:
             value = ds.get(keyword)
             if value is None or str(value).strip() == "":
-                return insp.refuse("missing_attribute", f"required attribute {keyword} {tag} is missing or empty")
+                return insp.refuse(QuarantineReason.MISSING_ATTRIBUTE,
+                                   f"required attribute {keyword} {tag} is missing or empty")
         insp.sop_instance_uid = str(ds.SOPInstanceUID)
         insp.sop_class_uid = str(ds.SOPClassUID)
         insp.study_instance_uid = str(ds.StudyInstanceUID)
@@ -197,7 +200,7 @@ def _validate_dicom(data: bytes, insp: Inspection, site: str) -> Inspection:
         if "PixelData" in ds:
             return _validate_pixels(data, ds, ts, insp)
     except Exception as exc:  # noqa: BLE001
-        return insp.refuse("corrupt", f"DICOM header is damaged ({_safe_message(exc)})")
+        return insp.refuse(QuarantineReason.CORRUPT, f"DICOM header is damaged ({_safe_message(exc)})")
     return insp
 
 
@@ -236,22 +239,26 @@ def _validate_pixels(data: bytes, ds: pydicom.Dataset, ts: UID, insp: Inspection
     frame of the first instance of each series this process sees) and check the structure of the rest."""
     for keyword in ("Rows", "Columns", "BitsAllocated"):
         if keyword not in ds:
-            return insp.refuse("missing_attribute", f"image attribute {keyword} is missing beside Pixel Data")
+            return insp.refuse(QuarantineReason.MISSING_ATTRIBUTE,
+                               f"image attribute {keyword} is missing beside Pixel Data")
     insp.rows, insp.columns = int(ds.Rows), int(ds.Columns)
     insp.number_of_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     if not ts.is_transfer_syntax:
-        return insp.refuse("unsupported_transfer_syntax", "Transfer Syntax UID is not a known transfer syntax")
+        return insp.refuse(QuarantineReason.UNSUPPORTED_TRANSFER_SYNTAX,
+                           "Transfer Syntax UID is not a known transfer syntax")
     if ts in NATIVE_SYNTAXES:
         expected = _expected_native_length(ds)
         actual = len(ds.PixelData)
         if actual < expected:
-            return insp.refuse("truncated", f"Pixel Data holds {actual} bytes, {expected} expected: the file is truncated")
+            return insp.refuse(QuarantineReason.TRUNCATED,
+                               f"Pixel Data holds {actual} bytes, {expected} expected: the file is truncated")
         return insp
     from pydicom.pixels import get_decoder
 
     decoder = get_decoder(ts)
     if decoder is None or not decoder.is_available:
-        return insp.refuse("unsupported_transfer_syntax", f"no decoder installed for transfer syntax {ts.name}")
+        return insp.refuse(QuarantineReason.UNSUPPORTED_TRANSFER_SYNTAX,
+                           f"no decoder installed for transfer syntax {ts.name}")
     if insp.series_instance_uid in _decoded_series:
         # A frame of this series already decoded in this worker: check the encapsulation instead
         # (every fragment item parses to the end, one or more fragments per declared frame).
@@ -260,15 +267,17 @@ def _validate_pixels(data: bytes, ds: pydicom.Dataset, ts: UID, insp: Inspection
 
             n_fragments, _ = parse_fragments(ds.PixelData)
         except Exception as exc:  # noqa: BLE001
-            return insp.refuse("pixel_decode_failed", f"encapsulated Pixel Data is damaged ({_safe_message(exc)})")
+            return insp.refuse(QuarantineReason.PIXEL_DECODE_FAILED,
+                               f"encapsulated Pixel Data is damaged ({_safe_message(exc)})")
         if n_fragments < (insp.number_of_frames or 1):
-            return insp.refuse("pixel_decode_failed", f"encapsulated Pixel Data holds {n_fragments} fragments "
+            return insp.refuse(QuarantineReason.PIXEL_DECODE_FAILED,
+                               f"encapsulated Pixel Data holds {n_fragments} fragments "
                                                       f"for {insp.number_of_frames} frames")
         return insp
     try:
         decoder.as_array(ds, index=0)  # the parsed dataset: no second parse of the file
     except Exception as exc:  # noqa: BLE001
-        return insp.refuse("pixel_decode_failed", f"first frame does not decode ({_safe_message(exc)})")
+        return insp.refuse(QuarantineReason.PIXEL_DECODE_FAILED, f"first frame does not decode ({_safe_message(exc)})")
     _decoded_series.add(insp.series_instance_uid)
     return insp
 
@@ -285,12 +294,13 @@ def inspect_file(path: str, rel: str, store_uri: str, site: str,
         size = p.stat().st_size
         insp.size = size
         if size > max_file_bytes:
-            return insp.refuse("too_large", f"file of {size} bytes exceeds the limit of {max_file_bytes} bytes")
+            return insp.refuse(QuarantineReason.TOO_LARGE,
+                               f"file of {size} bytes exceeds the limit of {max_file_bytes} bytes")
         if size == 0:
-            return insp.refuse("empty", "file is empty")
+            return insp.refuse(QuarantineReason.EMPTY, "file is empty")
         data = p.read_bytes()
     except OSError as exc:
-        return insp.refuse("read_error", f"file cannot be read ({type(exc).__name__})")
+        return insp.refuse(QuarantineReason.READ_ERROR, f"file cannot be read ({type(exc).__name__})")
     insp.sha256 = hashlib.sha256(data).hexdigest()
     insp.raw_key = raw_key_for(insp.sha256)
     store = _store(store_uri)
@@ -301,7 +311,8 @@ def inspect_file(path: str, rel: str, store_uri: str, site: str,
     fmt = _sniff_format(rel, data[:512])
     if fmt is None:
         insp.format = "unknown"
-        return insp.refuse("not_dicom", "not a DICOM file (no DICM marker, no DICOM element at the start) "
+        return insp.refuse(QuarantineReason.NOT_DICOM,
+                           "not a DICOM file (no DICM marker, no DICOM element at the start) "
                                         "nor a PNG, JPEG or NIfTI image")
     insp.format = fmt
     if fmt != "dicom":

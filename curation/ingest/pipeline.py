@@ -28,7 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from curation.catalog import Catalog, Instance, Patient, QuarantineRecord, Series, Source, Study, add_event
 from curation.ingest.inspect import Inspection, inspect_file, raw_key_for
 from curation.ingest.sources import Limits, Materialized, Refusal, SourceError, cleanup, materialize, source_kind
+from curation.settings import DEFAULT_SITE
 from curation.store import LocalStore, Store, Zone
+from curation.vocabulary import FileStatus, Modality, QuarantineReason
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +167,13 @@ class _Writer:
     def _write(self, s: Any, batch: list[Inspection]) -> None:
         local_seen = dict(self.seen_uids)
         local_images = set(self.seen_images)
-        uids = [i.sop_instance_uid for i in batch if i.status == "ok" and i.format == "dicom"]
+        uids = [i.sop_instance_uid for i in batch if i.status == FileStatus.OK and i.format == "dicom"]
         known: dict[str, str] = {}
         for chunk in _chunks(uids, 500):
             for uid, sha in s.execute(select(Instance.sop_instance_uid, Instance.sha256)
                                       .where(Instance.sop_instance_uid.in_(chunk))):
                 known[uid] = sha
-        image_shas = [i.sha256 for i in batch if i.status == "ok" and i.format != "dicom"]
+        image_shas = [i.sha256 for i in batch if i.status == FileStatus.OK and i.format != "dicom"]
         known_images: dict[str, int] = {}   # sha256 -> series id of images already in the catalog
         for chunk in _chunks(image_shas, 500):
             for sha, sid in s.execute(select(Instance.sha256, Instance.series_id).where(
@@ -182,7 +184,7 @@ class _Writer:
         quarantine: list[Inspection] = []
         counts = Counter()
         for insp in batch:
-            if insp.status != "ok":
+            if insp.status != FileStatus.OK:
                 quarantine.append(insp)
                 continue
             if insp.format != "dicom":
@@ -210,7 +212,7 @@ class _Writer:
                         local_seen[uid] = insp.sha256
                         self._note_hierarchy(s, insp)
                     continue
-                insp.refuse("conflicting_duplicate",
+                insp.refuse(QuarantineReason.CONFLICTING_DUPLICATE,
                             "another file with the same SOPInstanceUID but different bytes was ingested first")
                 quarantine.append(insp)
                 continue
@@ -290,7 +292,7 @@ class _Writer:
     def _image_series(self, s: Any, insp: Inspection) -> int:
         """A non-DICOM image stands as its own series (no patient, no study: nothing to group by)."""
         series = Series(study_id=None, series_instance_uid=None, format=insp.format,
-                        modality="MR" if insp.format == "nifti" else "OT")
+                        modality=Modality.MR if insp.format == "nifti" else Modality.OT)
         s.add(series)
         s.flush()
         self._note_image(insp, series.id)
@@ -331,7 +333,7 @@ def _chunks(items: list[Any], n: int) -> Iterable[list[Any]]:
 ProgressFn = Callable[[int, int], None]
 
 
-def ingest(source_uri: str, catalog: Catalog, store: Store, *, site: str = "default",
+def ingest(source_uri: str, catalog: Catalog, store: Store, *, site: str = DEFAULT_SITE,
            workers: int | None = None, limits: Limits | None = None,
            progress: ProgressFn | None = None, workdir: Path | None = None,
            exclude: Sequence[str] = ()) -> IngestSummary:

@@ -21,6 +21,9 @@ from email.policy import HTTP
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
+from curation.settings import settings
+from curation.vocabulary import QuarantineReason
+
 log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -30,9 +33,9 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".ta
 class Limits:
     """Bounds on what one source may unpack (archive bombs, runaway exports)."""
 
-    max_total_bytes: int = int(os.environ.get("CURATE_MAX_SOURCE_BYTES", 200 * 1024**3))
-    max_files: int = int(os.environ.get("CURATE_MAX_SOURCE_FILES", 2_000_000))
-    max_file_bytes: int = int(os.environ.get("CURATE_MAX_FILE_BYTES", 4 * 1024**3))
+    max_total_bytes: int = field(default_factory=lambda: settings().max_source_bytes)
+    max_files: int = field(default_factory=lambda: settings().max_source_files)
+    max_file_bytes: int = field(default_factory=lambda: settings().max_file_bytes)
 
 
 @dataclass
@@ -112,13 +115,15 @@ def _folder(uri: str, limits: Limits) -> Materialized:
             try:
                 st = path.lstat()
             except OSError:
-                out.refusals.append(Refusal(rel, "read_error", "file vanished or cannot be stat'ed"))
+                out.refusals.append(Refusal(rel, QuarantineReason.READ_ERROR, "file vanished or cannot be stat'ed"))
                 continue
             if stat.S_ISLNK(st.st_mode):
-                out.refusals.append(Refusal(rel, "link", "symbolic link in the source folder (not followed)"))
+                out.refusals.append(Refusal(rel, QuarantineReason.LINK,
+                                            "symbolic link in the source folder (not followed)"))
                 continue
             if not stat.S_ISREG(st.st_mode):
-                out.refusals.append(Refusal(rel, "not_regular_file", "not a regular file (device, socket or FIFO)"))
+                out.refusals.append(Refusal(rel, QuarantineReason.NOT_REGULAR_FILE,
+                                            "not a regular file (device, socket or FIFO)"))
                 continue
             out.files.append((path, rel))
             if len(out.files) > limits.max_files:
@@ -218,30 +223,32 @@ def _extract_zip(path: Path, target: Path, out: Materialized, budget: _Budget, l
             name = _safe_member_name(info.filename)
             mode = (info.external_attr >> 16) & 0o170000
             if mode == stat.S_IFLNK:
-                out.refusals.append(Refusal(info.filename, "archive_link",
+                out.refusals.append(Refusal(info.filename, QuarantineReason.ARCHIVE_LINK,
                                             "symbolic link inside the archive (not followed)"))
                 continue
             if name is None:
                 with zf.open(info) as src:
                     data = _read_limited(src, budget, limits.max_file_bytes)
-                out.refusals.append(Refusal(info.filename, "archive_path_traversal",
+                out.refusals.append(Refusal(info.filename, QuarantineReason.ARCHIVE_PATH_TRAVERSAL,
                                             "archive entry path escapes the extraction directory", data))
                 continue
             dest = target / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.exists():
-                out.refusals.append(Refusal(info.filename, "archive_duplicate_entry", "archive holds this path twice"))
+                out.refusals.append(Refusal(info.filename, QuarantineReason.ARCHIVE_DUPLICATE_ENTRY,
+                                            "archive holds this path twice"))
                 continue
             try:
                 with zf.open(info) as src:
                     ok = _copy_limited(src, dest, budget, limits.max_file_bytes)
             except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as exc:
                 dest.unlink(missing_ok=True)
-                out.refusals.append(Refusal(name, "archive_entry_corrupt",
+                out.refusals.append(Refusal(name, QuarantineReason.ARCHIVE_ENTRY_CORRUPT,
                                             f"archive entry cannot be extracted ({type(exc).__name__})"))
                 continue
             if not ok:
-                out.refusals.append(Refusal(name, "too_large", f"entry exceeds {limits.max_file_bytes} bytes"))
+                out.refusals.append(Refusal(name, QuarantineReason.TOO_LARGE,
+                                            f"entry exceeds {limits.max_file_bytes} bytes"))
                 continue
             out.files.append((dest, name))
 
@@ -253,30 +260,33 @@ def _extract_tar(path: Path, target: Path, out: Materialized, budget: _Budget, l
                 continue
             budget.take_file()
             if member.issym() or member.islnk():
-                out.refusals.append(Refusal(member.name, "archive_link",
+                out.refusals.append(Refusal(member.name, QuarantineReason.ARCHIVE_LINK,
                                             "symbolic or hard link inside the archive (not followed)"))
                 continue
             if not member.isfile():
-                out.refusals.append(Refusal(member.name, "not_regular_file",
+                out.refusals.append(Refusal(member.name, QuarantineReason.NOT_REGULAR_FILE,
                                             "archive entry is a device, FIFO or other special file"))
                 continue
             name = _safe_member_name(member.name)
             src = tf.extractfile(member)
             if src is None:
-                out.refusals.append(Refusal(member.name, "archive_entry_corrupt", "archive entry has no data"))
+                out.refusals.append(Refusal(member.name, QuarantineReason.ARCHIVE_ENTRY_CORRUPT,
+                                            "archive entry has no data"))
                 continue
             if name is None:
                 data = _read_limited(src, budget, limits.max_file_bytes)
-                out.refusals.append(Refusal(member.name, "archive_path_traversal",
+                out.refusals.append(Refusal(member.name, QuarantineReason.ARCHIVE_PATH_TRAVERSAL,
                                             "archive entry path escapes the extraction directory", data))
                 continue
             dest = target / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.exists():
-                out.refusals.append(Refusal(member.name, "archive_duplicate_entry", "archive holds this path twice"))
+                out.refusals.append(Refusal(member.name, QuarantineReason.ARCHIVE_DUPLICATE_ENTRY,
+                                            "archive holds this path twice"))
                 continue
             if not _copy_limited(src, dest, budget, limits.max_file_bytes):
-                out.refusals.append(Refusal(name, "too_large", f"entry exceeds {limits.max_file_bytes} bytes"))
+                out.refusals.append(Refusal(name, QuarantineReason.TOO_LARGE,
+                                            f"entry exceeds {limits.max_file_bytes} bytes"))
                 continue
             out.files.append((dest, name))
 
@@ -314,15 +324,15 @@ def _s3(uri: str, workdir: Path, limits: Limits) -> Materialized:
         rel = key[len(prefix):].lstrip("/") if prefix and key.startswith(prefix) else key
         name = _safe_member_name(rel)
         if name is None:
-            return Refusal(key, "unsafe_key", "S3 key would escape the download directory")
+            return Refusal(key, QuarantineReason.UNSAFE_KEY, "S3 key would escape the download directory")
         if size > limits.max_file_bytes:
-            return Refusal(name, "too_large", f"object exceeds {limits.max_file_bytes} bytes")
+            return Refusal(name, QuarantineReason.TOO_LARGE, f"object exceeds {limits.max_file_bytes} bytes")
         dest = target / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             client.download_file(bucket, key, str(dest))
         except Exception as exc:  # noqa: BLE001
-            return Refusal(name, "download_failed", f"S3 download failed ({type(exc).__name__})")
+            return Refusal(name, QuarantineReason.DOWNLOAD_FAILED, f"S3 download failed ({type(exc).__name__})")
         return dest, name
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -344,8 +354,9 @@ def dicomweb_session(uri: str):  # noqa: ANN201 - requests.Session
 
     parts = urlsplit(uri.removeprefix("dicomweb+"))
     session = requests.Session()
-    user = parts.username or os.environ.get("CURATE_DICOMWEB_USERNAME")
-    password = parts.password or os.environ.get("CURATE_DICOMWEB_PASSWORD")
+    current = settings()
+    user = parts.username or current.dicomweb_username
+    password = parts.password or current.dicomweb_password
     if user:
         session.auth = (user, password or "")
     return session
@@ -390,7 +401,7 @@ def _dicomweb(uri: str, workdir: Path, limits: Limits) -> Materialized:
                 r = session.get(url, headers={"Accept": accept}, timeout=600)
                 r.raise_for_status()
             except requests.RequestException as exc:
-                out.refusals.append(Refusal(f"{study_uid}/{series_uid}", "download_failed",
+                out.refusals.append(Refusal(f"{study_uid}/{series_uid}", QuarantineReason.DOWNLOAD_FAILED,
                                             f"WADO-RS retrieval of a series failed ({type(exc).__name__})"))
                 continue
             folder = target / study_uid / series_uid

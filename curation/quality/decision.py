@@ -22,9 +22,11 @@ from typing import Any
 import yaml
 
 from curation.quality.features import DIRECTION, KINDS, quality_features, transform
+from curation.settings import settings
+from curation.vocabulary import DECISION_SEVERITY, QualityDecision
 
 THRESHOLDS_PATH = Path(__file__).resolve().parents[2] / "include" / "quality" / "thresholds.yaml"
-_SEVERITY = {"approve": 0, "review": 1, "exclude": 2}
+_SEVERITY = DECISION_SEVERITY
 
 
 @lru_cache(maxsize=4)
@@ -67,7 +69,7 @@ def weights_path(path: str | os.PathLike | None = None) -> Path:
     the shipped file. One rule for the loader and for the stage's idempotency key."""
     from qc_models.quality_classifier import WEIGHTS
 
-    path = path or os.environ.get("CURATE_QUALITY_MODEL")
+    path = path or settings().quality_model
     return Path(path) if path else WEIGHTS
 
 
@@ -110,13 +112,13 @@ def _limits(metrics: Mapping[str, float], limits: Mapping[str, Mapping[str, Any]
             continue
         why = f": {lim['why']}" if lim.get("why") else ""
         if "exclude_min" in lim and v <= lim["exclude_min"]:
-            hits.append(("exclude", f"{name} {v:.4g} <= exclusion limit {lim['exclude_min']}{why}"))
+            hits.append((QualityDecision.EXCLUDE, f"{name} {v:.4g} <= exclusion limit {lim['exclude_min']}{why}"))
         elif "min" in lim and v < lim["min"]:
-            hits.append((lim.get("action", "review"), f"{name} {v:.4g} < limit {lim['min']}{why}"))
+            hits.append((lim.get("action", QualityDecision.REVIEW), f"{name} {v:.4g} < limit {lim['min']}{why}"))
         if "exclude_max" in lim and v >= lim["exclude_max"]:
-            hits.append(("exclude", f"{name} {v:.4g} >= exclusion limit {lim['exclude_max']}{why}"))
+            hits.append((QualityDecision.EXCLUDE, f"{name} {v:.4g} >= exclusion limit {lim['exclude_max']}{why}"))
         elif "max" in lim and v > lim["max"]:
-            hits.append((lim.get("action", "review"), f"{name} {v:.4g} > limit {lim['max']}{why}"))
+            hits.append((lim.get("action", QualityDecision.REVIEW), f"{name} {v:.4g} > limit {lim['max']}{why}"))
     return hits
 
 
@@ -137,17 +139,19 @@ def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | 
         p = float(model.p_degraded(x[None, :])[0])
         out["p_degraded"] = round(p, 4)
         out["model"] = model.meta.get("name", "quality_classifier")
-        decision = "approve" if p < d["approve_below"] else ("exclude" if p >= d["exclude_above"] else "review")
+        decision = (QualityDecision.APPROVE if p < d["approve_below"]
+                    else QualityDecision.EXCLUDE if p >= d["exclude_above"] else QualityDecision.REVIEW)
         w = worst_metric(metrics, kind, model.reference, contrast)
         if w is not None:
             out["worst_metric"], out["z"] = w[0], round(w[1], 2)
-            if decision == "approve" and w[1] >= d.get("review_z", math.inf):
-                decision = "review"  # the model is sure, but one metric is far outside clean: a person looks
+            if decision == QualityDecision.APPROVE and w[1] >= d.get("review_z", math.inf):
+                # the model is sure, but one metric is far outside clean: a person looks
+                decision = QualityDecision.REVIEW
         reasons.append(f"p(degraded) {p:.2f}")
-        if w is not None and (decision != "approve" or w[1] >= d.get("reason_min_z", 2.0)):
+        if w is not None and (decision != QualityDecision.APPROVE or w[1] >= d.get("reason_min_z", 2.0)):
             reasons.append(w[2])
     else:
-        decision = cfg.get("without_model", "approve")
+        decision = cfg.get("without_model", QualityDecision.APPROVE)
         reasons.append(f"rules for {kind} (no learned model)" if by_kind else f"no learned model for {kind}: limits only")
     hits = _limits(metrics, cfg.get("limits", {}))
     if not covered:  # a learned model's kinds keep their own decision (and limits above)

@@ -11,7 +11,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-KINDS = ("T1W", "T2W", "FLAIR", "PDW", "SWI")
+from curation.vocabulary import STRUCTURAL_MR_KINDS
+
+#: Plain strings, not enum members: they are saved inside the model weights, and torch's weights-only
+#: loader refuses pickled classes.
+KINDS: tuple[str, ...] = tuple(k.value for k in STRUCTURAL_MR_KINDS)
 #: (metric, log-scaled?, which way is better: +1 higher, -1 lower)
 METRICS: tuple[tuple[str, bool, int], ...] = (
     ("snr", True, 1), ("snr_dietrich", True, 1), ("cnr", True, 1), ("cjv", True, -1), ("efc", False, -1),

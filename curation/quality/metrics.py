@@ -25,10 +25,11 @@ from curation.quality.radiography import projection_metrics, radiograph_metrics
 from curation.quality.results import MetricSet
 from curation.quality.temporal import temporal_metrics
 from curation.quality.ultrasound import ultrasound_metrics
+from curation.vocabulary import LOCALIZER_KINDS, PROJECTION_KINDS, STRUCTURAL_MR_KINDS, SeriesKind
 
-STRUCTURAL = ("T1W", "T2W", "FLAIR", "PDW", "SWI")
-PROJECTION = ("CR", "DX", "MG", "US", "SC")
-RADIOGRAPH = ("CR", "DX", "MG")
+STRUCTURAL = STRUCTURAL_MR_KINDS
+PROJECTION = (*PROJECTION_KINDS, SeriesKind.US, SeriesKind.SC)
+RADIOGRAPH = PROJECTION_KINDS
 #: The metric names every result carries (lower case, MRIQC's where MRIQC has one).
 CORE_METRICS = ("snr", "snr_dietrich", "cnr", "cjv", "efc", "fber", "wm2max", "qi1", "var", "fwhm_avg",
                 "inu_range", "gsr")
@@ -92,7 +93,7 @@ def compute_metrics(
     ms = MetricSet()
     ms.notes["kind"] = kind
     sp = tuple(float(s) for s in spacing) if spacing is not None else (1.0, 1.0, 1.0)
-    if kind in ("LOCALIZER", "CT_LOCALIZER"):
+    if kind in LOCALIZER_KINDS:
         why = "localizer: planning image, not scored"
     elif kind in STRUCTURAL:
         if body_part and body_part.upper() not in ("HEAD", "BRAIN", "SKULL", ""):
@@ -103,12 +104,12 @@ def compute_metrics(
             why = None
             ms.update(anatomical_metrics(volume, sp, kind, brain_depth_mm=float(cfg.get("brain_depth_mm", 12.0)),
                                          tissue_order=cfg.get("tissue_order")))
-    elif kind in ("DWI", "ADC", "DCE", "OTHER_MR"):
+    elif kind in (SeriesKind.DWI, SeriesKind.ADC, SeriesKind.DCE, SeriesKind.OTHER_MR):
         why = None
         ms.update(_foreground_mr(volume, sp))
         if frames is not None and frames.ndim == 4 and frames.shape[0] > 1:
             ms.update(temporal_metrics(frames, sp, kind, b_values))
-    elif kind == "CT":
+    elif kind == SeriesKind.CT:
         why = None
         ms.update(global_noise_level(volume, sp, kernel_mm=float(cfg.get("ct_kernel_mm", 6.0))))
         ms.update(ct_artifact_metrics(volume, sp))
@@ -121,14 +122,14 @@ def compute_metrics(
             ms.update(projection_metrics(img, bits_stored, exposure_index, target_exposure_index))
             if kind in RADIOGRAPH:
                 ms.update(radiograph_metrics(img, bits_stored))
-            elif kind == "US":
+            elif kind == SeriesKind.US:
                 ms.update(ultrasound_metrics(img, bits_stored))
     else:
         why = f"no quality metrics defined for kind {kind}"
     for n in CORE_METRICS:
         if n not in ms.values:
             ms.nan(n, why or _not_applicable(n, kind))
-    if frames is None and kind in ("DWI", "DCE"):
+    if frames is None and kind in (SeriesKind.DWI, SeriesKind.DCE):
         for n in ("tsnr", "dvars"):
             if n not in ms.values:
                 ms.nan(n, "4D volumes not available")

@@ -1,5 +1,5 @@
 """`assess_series`: metrics and decision for one series (a DICOM folder, a list of its files, or a
-NIfTI file), as plain values for the catalog's StageResult.
+NIfTI file), as plain values for the catalog's stage record (StageRecord).
 
 Volumes come from `curation.volume` (geometry from the DICOM attributes, real-world values); 2D
 projection images (CR/DX/MG/US/SC) are read with pydicom directly, one frame.
@@ -20,6 +20,7 @@ from curation.classify.header import series_files
 from curation.quality.decision import decide, load_config
 from curation.quality.metrics import PROJECTION, STAGE_VERSION, compute_metrics
 from curation.quality.results import MetricSet, jsonable
+from curation.vocabulary import LOCALIZER_KINDS, STATUS_OF_DECISION, QualityDecision, SeriesKind, StageStatus
 
 
 def _projection_image(files: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -95,13 +96,13 @@ def assess_series(
         from curation.classify import classify_series
 
         classification = classify_series(files)
-    kind = classification.get("kind") or "OTHER"
+    kind = classification.get("kind") or SeriesKind.OTHER
     body_part = classification.get("body_part")
     try:
         if kind in PROJECTION:
             img, info = _projection_image(files)
             ms = compute_metrics(None, (1.0, 1.0, 1.0), kind, image2d=img, config=cfg, **info)
-        elif kind in ("LOCALIZER", "CT_LOCALIZER", "OTHER"):
+        elif kind in (*LOCALIZER_KINDS, SeriesKind.OTHER):
             ms = compute_metrics(None, (1.0, 1.0, 1.0), kind, config=cfg)
         else:
             arrays, spacing, b_values = _volumes(files)
@@ -113,7 +114,8 @@ def assess_series(
         for n in ("snr", "snr_dietrich", "cnr", "cjv", "efc", "fber", "wm2max", "qi1"):
             ms.nan(n, f"pixel data unusable: {type(exc).__name__}: {exc}"[:200])
         return {"kind": kind, "metrics": ms.values, "nan_reasons": ms.reasons, "masks": {},
-                "decision": {"decision": "review", "reason": f"pixel data unusable ({type(exc).__name__})",
+                "decision": {"decision": QualityDecision.REVIEW,
+                             "reason": f"pixel data unusable ({type(exc).__name__})",
                              "p_degraded": None}, "stage_version": STAGE_VERSION}
     decision = decide(ms.values, kind, cfg, model, contrast=bool(classification.get("contrast")))
     return {
@@ -128,8 +130,9 @@ def assess_series(
 
 
 def stage_result(result: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a catalog StageResult for a quality result: status, metrics (strict JSON), reason."""
-    status = {"approve": "ok", "review": "review", "exclude": "excluded"}.get(result["decision"]["decision"], "review")
+    """The fields of a catalog stage record (StageRecord) for a quality result: status, metrics
+    (strict JSON), reason."""
+    status = STATUS_OF_DECISION.get(result["decision"]["decision"], StageStatus.REVIEW)
     payload = {"metrics": result["metrics"], "nan_reasons": result["nan_reasons"], "masks": result["masks"],
                "decision": result["decision"], "kind": result["kind"]}
     return {"status": status, "metrics": jsonable(payload), "reason": result["decision"]["reason"],

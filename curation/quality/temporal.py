@@ -19,6 +19,7 @@ import numpy as np
 
 from curation.quality.masks import head_mask
 from curation.quality.results import MetricSet
+from curation.vocabulary import SeriesKind
 
 
 def temporal_metrics(frames: np.ndarray, spacing: tuple[float, float, float], kind: str | None = None,
@@ -31,7 +32,7 @@ def temporal_metrics(frames: np.ndarray, spacing: tuple[float, float, float], ki
             ms.nan(n, "needs at least two volumes")
         return ms
     use = np.arange(f.shape[0])
-    if kind == "DWI" or (b_values and len(set(b_values)) > 1):
+    if kind == SeriesKind.DWI or (b_values and len(set(b_values)) > 1):
         if b_values and len(b_values) == f.shape[0]:
             b, n = Counter(round(float(x)) for x in b_values).most_common(1)[0]
             if n >= 3:
@@ -45,7 +46,7 @@ def temporal_metrics(frames: np.ndarray, spacing: tuple[float, float, float], ki
             for name in ("tsnr", "dvars", "gsr_drift"):
                 ms.nan(name, "diffusion series without per-volume b-values")
             return ms
-    if kind == "DCE":
+    if kind == SeriesKind.DCE:
         ms.notes["temporal"] = "DCE: signal changes with the contrast bolus by design"
     sub = f[use]
     mean = sub.mean(axis=0)

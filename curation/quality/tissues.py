@@ -15,15 +15,16 @@ import numpy as np
 
 from curation.quality.masks import distance_2d
 from curation.quality.parallel import both
+from curation.vocabulary import SeriesKind
 
 #: Intensity order (darkest first) of CSF/GM/WM by kind; the default is T1-like.
 DEFAULT_TISSUE_ORDER: dict[str, tuple[str, str, str]] = {
-    "T1W": ("csf", "gm", "wm"),
-    "DCE": ("csf", "gm", "wm"),
-    "T2W": ("wm", "gm", "csf"),
-    "SWI": ("csf", "gm", "wm"),  # spoiled GRE at short TR: CSF (long T1) darkest
-    "FLAIR": ("csf", "wm", "gm"),
-    "PDW": ("csf", "wm", "gm"),
+    SeriesKind.T1W: ("csf", "gm", "wm"),
+    SeriesKind.DCE: ("csf", "gm", "wm"),
+    SeriesKind.T2W: ("wm", "gm", "csf"),
+    SeriesKind.SWI: ("csf", "gm", "wm"),  # spoiled GRE at short TR: CSF (long T1) darkest
+    SeriesKind.FLAIR: ("csf", "wm", "gm"),
+    SeriesKind.PDW: ("csf", "wm", "gm"),
 }
 
 

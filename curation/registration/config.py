@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from curation.settings import settings
+
 #: Where the shipped defaults live; CURATE_REGISTRATION_CONFIG points elsewhere if set.
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "registration" / "default.yaml"
 
@@ -41,7 +43,7 @@ def _read_defaults(path: str) -> dict[str, Any]:
 
 def default_config() -> dict[str, Any]:
     """A fresh copy of the shipped defaults."""
-    path = os.environ.get("CURATE_REGISTRATION_CONFIG") or str(DEFAULT_CONFIG_PATH)
+    path = str(settings().registration_config or DEFAULT_CONFIG_PATH)
     return copy.deepcopy(_read_defaults(path))
 
 

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from curation.vocabulary import Modality
+
 _T2_WORDS = re.compile(r"t2", re.IGNORECASE)
 _NOT_T2 = re.compile(r"flair|tirm|dark|fluid|t2\*|t2star|t2_star|swi|swan|hemo|gre|diff|dwi|adc|trace|ep2d|ir_|stir|"
                      r"t1|mprage|vibe|dyn|perf|loc|scout|survey|(^|[^a-z])pd", re.IGNORECASE)
@@ -68,7 +70,7 @@ class SeriesInfo:
 
     @property
     def t2_weighted(self) -> bool:
-        if self.modality != "MR":
+        if self.modality != Modality.MR:
             return False
         text = " ".join(str(self.header.get(k, "")) for k in ("SeriesDescription", "ProtocolName", "SequenceName"))
         if _NOT_T2.search(text):
@@ -86,7 +88,7 @@ class SeriesInfo:
     def rank(self) -> tuple:
         """Larger is better (compared lexicographically)."""
         voxel = self.voxel_mm3 if self.voxel_mm3 else _voxel_from_header(self.header)
-        return (self.t2_weighted, not self.derived, self.axial, self.acquisition_3d, self.modality == "MR",
+        return (self.t2_weighted, not self.derived, self.axial, self.acquisition_3d, self.modality == Modality.MR,
                 -round(voxel, 3), self.n_slices)
 
 
@@ -99,13 +101,13 @@ def _voxel_from_header(ds: Dataset) -> float:
         return float("inf")
 
 
-def eligible(info: SeriesInfo, min_slices: int = 8, modalities: Sequence[str] = ("MR", "CT")) -> bool:
+def eligible(info: SeriesInfo, min_slices: int = 8, modalities: Sequence[str] = (Modality.MR, Modality.CT)) -> bool:
     """A series worth registering at all (as fixed or moving)."""
     return info.modality in modalities and info.n_slices >= min_slices and not info.ours
 
 
 def choose_static(series: Sequence[SeriesInfo], min_slices: int = 8,
-                  modalities: Sequence[str] = ("MR", "CT")) -> SeriesInfo | None:
+                  modalities: Sequence[str] = (Modality.MR, Modality.CT)) -> SeriesInfo | None:
     """The default static series of a study by the rule above; None when no series qualifies."""
     candidates = [s for s in series if eligible(s, min_slices, modalities) and s.n_volumes == 1]
     if not candidates:

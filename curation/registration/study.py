@@ -6,9 +6,10 @@ Outputs under `out_dir`:
     <derived SeriesInstanceUID>/IM00001.dcm ...   one folder per derived series
     review/<derived SeriesInstanceUID>.png         fixed | before | after | checkerboard
     registration.json                              the result (StudyRegistration.to_dict())
-A rerun with the same inputs (content hash), stage version and configuration finds
-registration.json with the same key and returns it without recomputing; derived UIDs are derived
-from that key, so even a forced recomputation gives the same UIDs.
+The result's key is a hash of the inputs' content, the stage version and the configuration; the
+derived UIDs are derived from it, so a recomputation gives the same UIDs. Whether to compute at all
+is the stage layer's question (`curation.pipeline.idempotency`, keyed the same way), and publishing to
+the derived zone is the register stage's (`curation.pipeline.register`): this module only computes.
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
@@ -177,7 +177,6 @@ def register_study(
     out_dir: str | os.PathLike[str],
     config: Mapping[str, Any] | None = None,
     fixed: str | os.PathLike[str] | None = None,
-    force: bool = False,
 ) -> StudyRegistration:
     """Motion-correct and co-register the series of one study.
 
@@ -202,14 +201,6 @@ def register_study(
     key = hashlib.sha256(f"{STAGE}|{STAGE_VERSION}|{chash}|{fixed_id}|{_content_hash(paths)}".encode()).hexdigest()
     out = Path(out_dir)
     summary_path = out / "registration.json"
-    if not force and summary_path.exists():
-        try:
-            previous = json.loads(summary_path.read_text())
-            if previous.get("key") == key:
-                log.info("register: study already done with this input and configuration; skipping")
-                return StudyRegistration.from_dict(previous)
-        except (ValueError, KeyError, TypeError):
-            pass
     out.mkdir(parents=True, exist_ok=True)
 
     outcomes: dict[str, SeriesOutcome] = {}
@@ -328,32 +319,4 @@ def register_study(
     return result
 
 
-
-
-def publish(result: StudyRegistration, store: Any, prefix: str = "registration") -> dict[str, list[str]]:
-    """Copy a study's outputs into the store's derived zone and return their URIs by kind.
-
-    Keys: <prefix>/<StudyInstanceUID>/<derived SeriesInstanceUID>/<file> for the series,
-    <prefix>/<StudyInstanceUID>/review/<derived SeriesInstanceUID>.png and
-    <prefix>/<StudyInstanceUID>/registration-<key[:16]>.json; UIDs only, no PHI in keys.
-    """
-    from curation.store import Zone
-
-    uris: dict[str, list[str]] = {"series": [], "review": [], "summary": []}
-    study_uid = None
-    for d in result.derived:
-        files = sorted(Path(d.path).iterdir())
-        if study_uid is None and files:
-            study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
-        for f in files:
-            uris["series"].append(store.put_file(Zone.DERIVED, f"{prefix}/{study_uid}/{d.series_instance_uid}/{f.name}", f))
-        if d.review_png:
-            uris["review"].append(store.put_file(Zone.DERIVED, f"{prefix}/{study_uid}/review/{d.series_instance_uid}.png",
-                                                 Path(d.review_png)))
-    if study_uid is not None:
-        blob = json.dumps(result.to_dict(), indent=1, sort_keys=True, default=str).encode()
-        uris["summary"].append(store.put_bytes(Zone.DERIVED, f"{prefix}/{study_uid}/registration-{result.key[:16]}.json", blob))
-    return uris
-
-
-__all__ = ["DerivedSeries", "STAGE", "STAGE_VERSION", "SeriesOutcome", "StudyRegistration", "publish", "register_study"]
+__all__ = ["DerivedSeries", "STAGE", "STAGE_VERSION", "SeriesOutcome", "StudyRegistration", "register_study"]

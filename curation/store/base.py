@@ -10,9 +10,10 @@ from __future__ import annotations
 import errno
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
+
+from curation.vocabulary import Zone
 
 # Temporary objects of the local backend carry this name prefix; keys may not use it, so a stray
 # temp file left by a crashed writer can never be mistaken for an object.
@@ -21,16 +22,6 @@ TEMP_PREFIX = ".curate-tmp."
 # S3 limits keys to 1024 bytes; file systems limit one name to 255 bytes. Enforced in both backends.
 MAX_KEY_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
-
-
-class Zone(StrEnum):
-    """Storage zones. ``raw`` holds PHI; ``vault`` holds secrets (pseudonymisation key, re-id map)."""
-
-    RAW = "raw"
-    DEID = "deid"
-    DERIVED = "derived"
-    RELEASES = "releases"
-    VAULT = "vault"
 
 
 class ObjectNotFound(FileNotFoundError):

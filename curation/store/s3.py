@@ -21,6 +21,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from curation.settings import settings
 from curation.store.base import (
     TEMP_PREFIX,
     ObjectNotFound,
@@ -38,7 +39,7 @@ _CHUNK = 8 * 1024 * 1024
 
 def s3_endpoint_from_env() -> str | None:
     """The S3 endpoint configured for the platform, or None for AWS itself."""
-    return os.environ.get("CURATE_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
+    return settings().s3_endpoint_url
 
 
 def make_s3_client(endpoint_url: str | None = None, **config: Any) -> Any:

@@ -6,7 +6,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from curation.catalog import (
-    Catalog, Instance, LineageEvent, Patient, QuarantineRecord, Series, StageResult, Study, append_event,
+    Catalog, Instance, LineageEvent, Patient, QuarantineRecord, Series, StageRecord, Study, append_event,
     migrate, verify_chain,
 )
 
@@ -59,12 +59,12 @@ def test_stage_result_key_makes_reruns_idempotent(catalog):
     key = dict(stage="quality", stage_version="1", subject_type="series", subject_id=1,
                input_hash="h" * 64, config_hash="c" * 64)
     with catalog.session() as s:
-        s.add(StageResult(status="ok", metrics={"snr": 12.5}, **key))
+        s.add(StageRecord(status="ok", metrics={"snr": 12.5}, **key))
     with pytest.raises(IntegrityError):
         with catalog.session() as s:
-            s.add(StageResult(status="ok", metrics={}, **key))
+            s.add(StageRecord(status="ok", metrics={}, **key))
     with catalog.session() as s:
-        row = s.scalars(select(StageResult)).one()
+        row = s.scalars(select(StageRecord)).one()
         assert row.metrics == {"snr": 12.5}
 
 

@@ -16,7 +16,7 @@ from curation.catalog import Catalog, Series
 from curation.confighash import config_hash
 from curation.ingest import ingest
 from curation.reid_vault import put_public_key
-from curation.series_stages import assess_deid_series, classify_config, classify_deid_series, deid_series
+from curation.pipeline import SeriesRef, classify, deid, quality
 from curation.store import open_store
 from deid.vault import public_pem
 
@@ -53,33 +53,34 @@ def _edit_yaml(path: Path, edit) -> None:  # noqa: ANN001 - a function of the pa
 
 def test_edited_profile_reruns_deid_and_unchanged_reuses(site):
     catalog, store, series_id, deid_dir, _ = site
-    first = deid_series(catalog, store, series_id)
-    assert first["status"] == "ok" and not first["reused"]
-    assert deid_series(catalog, store, series_id)["reused"]  # same profile, same key: skipped
+    first = deid.run(SeriesRef(series_id), store, catalog)
+    assert first.status == "ok" and not first.reused
+    assert deid.run(SeriesRef(series_id), store, catalog).reused  # same profile, same key: skipped
 
     # The profile keeps its name; only its content changes (patient characteristics no longer kept).
     _edit_yaml(deid_dir / "profiles" / "default.yaml",
                lambda d: d["options"].remove("retain_patient_characteristics"))
-    edited = deid_series(catalog, store, series_id)
-    assert edited["status"] == "ok" and not edited["reused"]
-    assert deid_series(catalog, store, series_id)["reused"]
+    edited = deid.run(SeriesRef(series_id), store, catalog)
+    assert edited.status == "ok" and not edited.reused
+    assert deid.run(SeriesRef(series_id), store, catalog).reused
 
 
 def test_edited_annex_e_table_reruns_deid(site):
     catalog, store, series_id, deid_dir, _ = site
-    deid_series(catalog, store, series_id)
+    deid.run(SeriesRef(series_id), store, catalog)
     table = deid_dir / "annex_e_table_e1_1.json"
     table.write_text(table.read_text() + "\n")  # same actions, other bytes: the table is hashed as read
-    assert not deid_series(catalog, store, series_id)["reused"]
+    assert not deid.run(SeriesRef(series_id), store, catalog).reused
 
 
 def test_edited_quality_thresholds_rerun_quality(site):
     catalog, store, series_id, _, thresholds = site
-    ref = classify_deid_series(catalog, store, deid_series(catalog, store, series_id))
-    assert ref["kind"]
-    first = assess_deid_series(catalog, store, ref)
-    assert first["quality_status"] != "skipped"
-    assert assess_deid_series(catalog, store, ref) == first  # unchanged: the stored result
+    ref = classify.run(deid.run(SeriesRef(series_id), store, catalog).ref, store, catalog).ref
+    assert ref.kind
+    first = quality.run(ref, store, catalog)
+    assert first.status != "skipped" and not first.reused
+    again = quality.run(ref, store, catalog)
+    assert again.reused and again.ref == first.ref.replace(reused=True)  # unchanged: the stored result
     before = config_hash(decision.load_config())
 
     def tighten(d: dict) -> None:
@@ -89,35 +90,40 @@ def test_edited_quality_thresholds_rerun_quality(site):
     assert config_hash(decision.load_config()) != before
     from sqlalchemy import func, select
 
-    from curation.catalog import StageResult
+    from curation.catalog import StageRecord
 
-    assess_deid_series(catalog, store, ref)
+    assert not quality.run(ref, store, catalog).reused
     with catalog.session() as s:
-        runs = s.scalar(select(func.count()).select_from(StageResult).where(StageResult.stage == "quality"))
+        runs = s.scalar(select(func.count()).select_from(StageRecord).where(StageRecord.stage == "quality"))
     assert runs == 2  # the edited thresholds ran the stage again, under a new key
 
 
 def test_classify_key_follows_rules_and_weights_content(tmp_path):
     rules = tmp_path / "rules.yaml"
     shutil.copyfile(REPO / "include" / "classify" / "rules.yaml", rules)
-    before = config_hash(classify_config({"rules": str(rules)}))
-    assert config_hash(classify_config({"rules": str(rules)})) == before
+    before = config_hash(classify.resolved_config({"rules": str(rules)}))
+    assert config_hash(classify.resolved_config({"rules": str(rules)})) == before
     rules.write_text(rules.read_text() + "\n# edited\n")
-    assert config_hash(classify_config({"rules": str(rules)})) != before
+    assert config_hash(classify.resolved_config({"rules": str(rules)})) != before
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"one")
-    a = config_hash(classify_config({"model": str(weights)}))
+    a = config_hash(classify.resolved_config({"model": str(weights)}))
     weights.write_bytes(b"other")
-    assert config_hash(classify_config({"model": str(weights)})) != a
-    assert classify_config({"model": False})["model"] is None
+    assert config_hash(classify.resolved_config({"model": str(weights)})) != a
+    assert classify.resolved_config({"model": False})["model"] is None
 
 
 def test_one_config_hash_for_the_platform():
-    import curation.deid_stage
+    import curation.pipeline.classify
+    import curation.pipeline.deid
+    import curation.pipeline.idempotency
+    import curation.pipeline.quality
+    import curation.pipeline.register
     import curation.registration
     import curation.registration.config
-    import curation.stages
 
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
-    for module in (curation.stages, curation.deid_stage, curation.registration, curation.registration.config):
+    for module in (curation.pipeline.idempotency, curation.pipeline.deid, curation.pipeline.classify,
+                   curation.pipeline.quality, curation.pipeline.register, curation.registration,
+                   curation.registration.config):
         assert getattr(module, "config_hash", config_hash) is config_hash, module.__name__

@@ -101,7 +101,7 @@ def test_a_model_that_contradicts_clear_physics_does_not_overrule_it(tmp_path):
     """A real model trained on mislabelled data (every T1W sample called PDW) is sure a textbook
     spin-echo T1 is PDW; the physics rule still decides, and the disagreement is recorded."""
     from curation.classify.features import FEATURE_NAMES
-    from curation.classify.vocabulary import MR_KINDS
+    from curation.vocabulary import MR_KINDS
     from qc_models import mlp as mlp_io
     from qc_models import series_classifier
 

@@ -77,3 +77,16 @@ def test_dagbag_has_no_import_errors(airflow_env):
     out = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("BAG"))[3:])
     assert out["errors"] == {}
     assert "curate_source" in out["ids"]
+
+
+def test_site_default_comes_from_the_settings(airflow_env):
+    """CURATE_SITE is the DAG's default site as it is the CLI's (it was the literal "default")."""
+    code = ("import importlib.util, sys\n"
+            "spec = importlib.util.spec_from_file_location('d', sys.argv[1])\n"
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "print('SITE=' + str(m.dag.params['site']))")
+    env = dict(airflow_env, CURATE_SITE="north-wing")
+    res = subprocess.run([sys.executable, "-c", code, str(REPO / "dags" / "curate_source.py")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "SITE=north-wing" in res.stdout

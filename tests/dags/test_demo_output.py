@@ -76,3 +76,33 @@ def test_progress_line_counts_without_identifiers():
     line = describe_stage("deid", {i: "success" for i in range(4)} | {4: "failed"}, results, 12.34, 2, 7)
     assert line == ("  [2/7] deid           5 series: 4 ok; 2 instances quarantined; 1 results reused "
                     "[tasks 1 failed] (12.3 s)")
+
+
+LOAD = r"""
+import sys
+from curate import demo
+try:
+    demo._load_dag(sys.argv[1])
+except RuntimeError as exc:
+    print("ERROR " + str(exc))
+else:
+    print("LOADED")
+"""
+
+
+def test_demo_finds_the_dag_in_the_configured_dags_folder_and_names_import_errors(tmp_path, airflow_env):
+    """The demo asks Airflow (a DagBag over AIRFLOW__CORE__DAGS_FOLDER) for the DAG: another folder
+    without it is an error that names the file that failed to import, and the repository's folder has it."""
+    (tmp_path / "broken_dag.py").write_text("from airflow.sdk import DAG\nraise ValueError('planted import error')\n")
+
+    def load(folder: Path) -> str:
+        env = dict(airflow_env, AIRFLOW__CORE__DAGS_FOLDER=str(folder))
+        res = subprocess.run([sys.executable, "-c", LOAD, "curate_source"], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-4000:]
+        return res.stdout.strip().splitlines()[-1]
+
+    error = load(tmp_path)
+    assert error.startswith("ERROR DAG 'curate_source' not found in " + str(tmp_path)), error
+    assert "broken_dag.py" in error and "planted import error" in error, error
+    assert load(Path(airflow_env["AIRFLOW__CORE__DAGS_FOLDER"])) == "LOADED"

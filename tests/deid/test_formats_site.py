@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from curation.catalog import Catalog, Series
 from curation.ingest import ingest
-from curation.series_stages import assess_deid_series, classify_deid_series, deid_series
 from curation.reid_vault import put_public_key
 from curation.store import Zone, open_store
 from deid.raster import png_chunks
 from deid.vault import public_pem
+from tests.pipeline.flow import curate_series
 
 
 def test_synthetic_site_pictures_and_volumes_are_deidentified(tmp_path):
@@ -37,9 +37,8 @@ def test_synthetic_site_pictures_and_volumes_are_deidentified(tmp_path):
     ingest(str(src), catalog, store, site="synth", workers=1)
     with catalog.session() as s:
         ids = list(s.scalars(select(Series.id).order_by(Series.id)))
-    refs = [assess_deid_series(catalog, store, classify_deid_series(catalog, store, deid_series(catalog, store, i)))
-            for i in ids]
-    assert len(refs) == len(planted) and all(r["status"] == "ok" for r in refs), [r["reason"] for r in refs]
+    refs = [curate_series(catalog, store, i) for i in ids]
+    assert len(refs) == len(planted) and all(r.status == "ok" for r in refs), refs
     words = {w.lower() for v in patient.get("text_phi") or patient["phi_values"] for w in str(v).replace("^", " ").split() if len(w) >= 4}
     keys = list(store.list(Zone.DEID, ""))
     assert len(keys) == len(planted)
@@ -54,7 +53,7 @@ def test_synthetic_site_pictures_and_volumes_are_deidentified(tmp_path):
             header = data[:352].lower()  # every word, however short, in the NIfTI header
         low = data.lower()  # words of 8+ characters anywhere (shorter ones occur in pixels by chance)
         assert not [w for w in words if w.encode() in header or (len(w) >= 8 and w.encode() in low)], key
-    kinds = {r["format"]: r["kind"] for r in refs}
+    kinds = {r.format: r.kind for r in refs}
     assert kinds["png"] == "DX" and kinds.get("jpeg", "DX") == "DX"
-    assert {r["kind"] for r in refs if r["format"] == "nifti"} == {n["kind"] for n in truth["nifti"]}
-    assert all(r["decision"] in ("approve", "review", "exclude") for r in refs)
+    assert {r.kind for r in refs if r.format == "nifti"} == {n["kind"] for n in truth["nifti"]}
+    assert all(r.decision in ("approve", "review", "exclude") for r in refs)

@@ -17,7 +17,7 @@ from PIL import Image, PngImagePlugin
 from curation.catalog import Catalog, Series
 from curate.main import main
 from curation.ingest import ingest
-from curation.series_stages import deid_series
+from curation.pipeline import SeriesRef, deid
 from curation.store import Zone, open_store
 from deid.vault import VaultKeyError
 
@@ -57,23 +57,23 @@ def test_image_outputs_are_reidentified_by_the_officer_only(tmp_path, capsys, mo
     ingest(str(_source(tmp_path)), catalog, store, site="formats", workers=1)
     with catalog.session() as s:
         ids = [sid for (sid,) in s.query(Series.id).order_by(Series.id)]
-    refs = [deid_series(catalog, store, i) for i in ids]
-    assert sorted(r["format"] for r in refs) == ["nifti", "png"] and {r["status"] for r in refs} == {"ok"}
+    results = [deid.run(SeriesRef(i), store, catalog) for i in ids]
+    assert sorted(r.ref.format for r in results) == ["nifti", "png"] and {r.status for r in results} == {"ok"}
 
     vault = store_dir / "vault"
     for p in vault.rglob("*"):  # nothing identifying in clear anywhere in the vault
         if p.is_file():
             assert SURNAME.encode() not in p.read_bytes() and MRN.encode() not in p.read_bytes(), p
     db = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    for ref in refs:
-        (key,) = ref["outputs"]
+    for result in results:
+        (key,) = result.metrics["outputs"]
         pseudonym = key.split("/")[1]  # images/<h>/<h>.png, volumes/<h>/<h>.nii.gz
         assert main(["deid", "reidentify", pseudonym, "--store", str(store_dir), "--db", db]) == 2  # no key: refused
         capsys.readouterr()
         assert main(["deid", "reidentify", pseudonym, "--private-key", str(officer), "--store", str(store_dir),
                      "--db", db, "--actor", "dpo"]) == 0
         entry = json.loads(capsys.readouterr().out)[pseudonym]
-        assert entry["format"] == ref["format"]
+        assert entry["format"] == result.ref.format
         (origin,) = entry["studies"].values()
         assert any(SURNAME in n and MRN in n for n in origin["source_names"]), origin["source_names"]
         assert any(SURNAME in t and MRN in t for t in origin["removed_text"]), origin["removed_text"]
@@ -84,10 +84,10 @@ def test_no_image_is_written_to_a_store_without_the_officers_key(tmp_path, monke
     monkeypatch.setenv("CURATE_STORE_URI", str(tmp_path / "store"))  # not the embedded demo store
     store = open_store(str(tmp_path / "store"))
     store.put_bytes(Zone.RAW, "ab/cd.png", _png())
-    from curation.deid_stage import deidentify_images
+    from curation.pipeline.deid import deidentify_images
 
     with pytest.raises(VaultKeyError, match="keys create"):
-        deidentify_images(str(tmp_path / "store"), ["ab/cd.png"], "png")
+        deidentify_images(store, ["ab/cd.png"], "png")
     assert list(store.list(Zone.DEID, "")) == []
 
 

@@ -201,7 +201,7 @@ def test_series_result_reports_masked_area_inside_the_imaged_field(tmp_path):
     frame with the patient's name over the tissue reports it (the stage once said 'ok' with a
     dozen boxes over the fan and nothing to show for it)."""
     from curate.main import main
-    from curation.deid_stage import deidentify_series
+    from curation.pipeline.deid import deidentify_series
     from curation.store import Zone, open_store
     from tests.deid.pixel_frames import us_dicom
 
@@ -210,6 +210,6 @@ def test_series_result_reports_masked_area_inside_the_imaged_field(tmp_path):
     draw(img, "PEABODY THEODORA", (150, 260), 22)
     store = open_store(tmp_path / "store")
     store.put_bytes(Zone.RAW, "us/01.dcm", us_dicom(img, name="PEABODY^THEODORA"))
-    res = deidentify_series(str(tmp_path / "store"), ["us/01.dcm"])
+    res = deidentify_series(store, ["us/01.dcm"])
     assert res["written"] == 1, res
     assert 0 < res["pixels"]["masked_in_field_px"] < 0.05 * img.size

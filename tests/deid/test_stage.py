@@ -1,4 +1,4 @@
-"""The pipeline glue: one series from the raw zone of a store into the deid zone."""
+"""The deid stage: one series from the raw zone of a store into the deid zone."""
 from __future__ import annotations
 
 import io
@@ -6,7 +6,7 @@ import io
 import pydicom
 from pydicom.data import get_testdata_file
 
-from curation.deid_stage import deidentify_series
+from curation.pipeline.deid import deidentify_series
 from curation.reid_vault import MAP_PREFIX
 from curation.store import Zone, open_store
 
@@ -22,7 +22,7 @@ def test_series_from_raw_to_deid_zone(tmp_path, capsys):
         store.put_bytes(Zone.RAW, keys[-1], open(p, "rb").read())
     keys.append("ab/zz.dcm")
     store.put_bytes(Zone.RAW, keys[-1], b"not a dicom file")
-    res = deidentify_series(str(tmp_path / "store"), keys)
+    res = deidentify_series(store, keys)
     assert res["status"] == "partial"
     codes = {q["raw_key"]: q["reason_code"] for q in res["quarantined"]}
     # MR_small_RLE is the same SOP instance as MR_small with other bytes: a conflict, not a silent overwrite
@@ -33,7 +33,7 @@ def test_series_from_raw_to_deid_zone(tmp_path, capsys):
     assert out.PatientID == res["patient_pseudonym"] and out.SeriesInstanceUID == res["series_instance_uid"]
     assert "CompressedSamples" not in str(res)
     assert store.exists(Zone.VAULT, f"{MAP_PREFIX}{res['series_instance_uid']}.sealed")
-    again = deidentify_series(str(tmp_path / "store"), keys)
+    again = deidentify_series(store, keys)
     assert again["written"] == 0 and again["unchanged"] == 1
     # the CLI reads the per-series fragments with the officer's private key
     vault = tmp_path / "store" / "vault" / "deid"

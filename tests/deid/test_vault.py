@@ -58,9 +58,9 @@ def pipeline(tmp_path, monkeypatch):
     assert main(["deid", "keys", "create", "--out", str(officer / "dpo.pem"), "--store", str(store_dir)]) == 0
     store = open_store(store_dir)
     store.put_bytes(Zone.RAW, "ab/00.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes())
-    from curation.deid_stage import deidentify_series
+    from curation.pipeline.deid import deidentify_series
 
-    res = deidentify_series(str(store_dir), ["ab/00.dcm"])
+    res = deidentify_series(store, ["ab/00.dcm"])
     assert res["status"] == "ok"
     return store_dir, officer / "dpo.pem", res, f"sqlite:///{tmp_path / 'catalog.sqlite'}"
 
@@ -123,10 +123,10 @@ def test_store_without_public_key_fails_before_writing(tmp_path, monkeypatch):
     monkeypatch.setenv("CURATE_STORE_URI", str(tmp_path / "store"))
     store = open_store(tmp_path / "store")
     store.put_bytes(Zone.RAW, "ab/00.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes())
-    from curation.deid_stage import deidentify_series
+    from curation.pipeline.deid import deidentify_series
 
     with pytest.raises(VaultKeyError, match="curate deid keys create"):
-        deidentify_series(str(tmp_path / "store"), ["ab/00.dcm"])
+        deidentify_series(store, ["ab/00.dcm"])
     assert not list(store.list(Zone.DEID))
 
 
@@ -134,12 +134,12 @@ def test_embedded_default_makes_a_demo_pair_outside_the_store(tmp_path, monkeypa
     monkeypatch.setenv("CURATE_HOME", str(tmp_path / "var"))
     monkeypatch.delenv("CURATE_STORE_URI", raising=False)
     from curation.config import default_store_uri
-    from curation.deid_stage import deidentify_series
+    from curation.pipeline.deid import deidentify_series
 
     uri = default_store_uri()
     store = open_store(uri)
     store.put_bytes(Zone.RAW, "ab/00.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes())
-    res = deidentify_series(uri, ["ab/00.dcm"])
+    res = deidentify_series(store, ["ab/00.dcm"])
     [demo_key] = (tmp_path / "var").glob("dpo-private-key-*.pem")
     assert demo_key.stat().st_mode & 0o777 == 0o600
     _no_private_key_under(tmp_path / "var" / "store")
@@ -149,7 +149,7 @@ def test_embedded_default_makes_a_demo_pair_outside_the_store(tmp_path, monkeypa
     shutil.rmtree(tmp_path / "var" / "store")
     store = open_store(default_store_uri())
     store.put_bytes(Zone.RAW, "ab/00.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes())
-    deidentify_series(default_store_uri(), ["ab/00.dcm"])
+    deidentify_series(store, ["ab/00.dcm"])
     assert len(list((tmp_path / "var").glob("dpo-private-key-*.pem"))) == 2 and demo_key.exists()
 
 
@@ -230,10 +230,10 @@ def test_migrate_store_fragments_made_by_the_old_code(tmp_path, capsys):
                  "--public-key-out", str(officer / "dpo.pub.pem")]) == 0
     store = open_store(store_dir)
     store.put_bytes(Zone.RAW, "ab/00.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes())
-    from curation.deid_stage import deidentify_series
+    from curation.pipeline.deid import deidentify_series
 
     with pytest.raises(VaultKeyError, match="keys migrate"):  # not one more entry beside the old key
-        deidentify_series(str(store_dir), ["ab/00.dcm"])
+        deidentify_series(store, ["ab/00.dcm"])
     assert main(["deid", "keys", "migrate", "--public-key", str(officer / "dpo.pub.pem"), "--store", str(store_dir)]) == 0
     vault = store_dir / "vault" / "deid"
     assert not (vault / "reid_map.key").exists() and not list(vault.rglob("*.fernet"))
@@ -244,7 +244,7 @@ def test_migrate_store_fragments_made_by_the_old_code(tmp_path, capsys):
                  "--store", str(store_dir), "--db", f"sqlite:///{tmp_path / 'c.sqlite'}"]) == 0
     assert json.loads(capsys.readouterr().out)["ANONQZZEY5WAT5PVQ7CR"]["PatientName"] == MR_NAME
     # the pipeline runs on with the migrated vault: same secret, same pseudonym, one sealed fragment
-    assert deidentify_series(str(store_dir), ["ab/00.dcm"])["patient_pseudonym"] == "ANONQZZEY5WAT5PVQ7CR"
+    assert deidentify_series(store, ["ab/00.dcm"])["patient_pseudonym"] == "ANONQZZEY5WAT5PVQ7CR"
     assert len(list((store_dir / "vault" / "deid" / "reid").iterdir())) == 1
 
 

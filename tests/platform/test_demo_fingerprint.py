@@ -91,7 +91,7 @@ def test_excluded_fields_and_float_noise_do_not_matter():
 
 def _catalog(path: Path, order: list[int], t0: datetime, seconds: float) -> None:
     """A tiny catalog: one patient, study and two series, written in `order` (so ids differ)."""
-    from curation.catalog import Catalog, Instance, Patient, QuarantineRecord, Series, Source, StageResult, Study
+    from curation.catalog import Catalog, Instance, Patient, QuarantineRecord, Series, Source, StageRecord, Study
 
     cat = Catalog(f"sqlite:///{path}")
     with cat.session() as s:
@@ -108,7 +108,7 @@ def _catalog(path: Path, order: list[int], t0: datetime, seconds: float) -> None
             s.flush()
             s.add(Instance(series_id=se.id, sop_instance_uid=f"2.25.2{n}", sha256=f"{n}" * 64, size=10,
                            raw_key=f"objects/{n}", source_id=src.id, source_path=f"P/{n}", created_at=t0))
-            s.add(StageResult(stage="quality", stage_version="1", subject_type="series", subject_id=se.id,
+            s.add(StageRecord(stage="quality", stage_version="1", subject_type="series", subject_id=se.id,
                               input_hash="i" * 64, config_hash="c" * 64, status="ok",
                               metrics={"snr": 10.0 + n, "seconds": seconds}, created_at=t0))
         s.add(QuarantineRecord(source_id=src.id, file="P/bad", sha256="q" * 64, stage="ingest",

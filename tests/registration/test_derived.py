@@ -198,15 +198,36 @@ def test_a_given_fixed_series_is_keyed_by_content_not_by_folder(study, tmp_path)
     assert [d.series_instance_uid for d in again.derived] == [d.series_instance_uid for d in first.derived]
 
 
-def test_publish_copies_series_reviews_and_summary_into_the_derived_zone(study, tmp_path):
-    from curation.registration.study import publish
+def test_register_stage_publishes_under_the_study_key_once(study, tmp_path):
+    """The pipeline's register stage is the one writer of registration outputs to the derived zone
+    (<patient pseudonym>/<StudyInstanceUID>/<derived series>/..., review PNGs beside them, no
+    registration.json) and its stage record the one idempotency check: a rerun writes nothing."""
+    from curation.catalog import Catalog, StageRecord
+    from curation.pipeline import SeriesRef, StudyRef, register
     from curation.store import Zone, open_store
 
     store = open_store(str(tmp_path / "store"))
-    uris = publish(study["result"], store)
-    n_files = sum(d.instances for d in study["result"].derived)
-    assert len(uris["series"]) == n_files
-    assert len(uris["review"]) == len(study["result"].review_pngs) and len(uris["summary"]) == 1
-    keys = list(store.list(Zone.DERIVED, "registration/"))
-    assert len(keys) == n_files + len(uris["review"]) + 1
-    assert all(k.startswith(f"registration/{study['header'].StudyInstanceUID}/") for k in keys)
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    study_key = f"ANONTESTPATIENT/{study['header'].StudyInstanceUID}"
+    refs = []
+    for sid, (name, kind, plane) in enumerate((("t1", "T1W", "oblique"), ("t2", "T2W", "axial")), start=1):
+        prefix = f"{study_key}/{name}/"
+        for f in sorted((study["root"] / name).iterdir()):
+            store.put_file(Zone.DEID, prefix + f.name, f)
+        refs.append(SeriesRef(series_id=sid, deid_prefix=prefix, kind=kind, plane=plane, dimensions="3D",
+                              derived=False))
+    ref = StudyRef(study=study_key, series=tuple(refs))
+
+    first = register.run(ref, store, catalog)
+    assert (first.status, first.ref.derived, first.reused) == ("ok", 1, False)
+    keys = sorted(store.list(Zone.DERIVED, ""))
+    assert keys and all(k.startswith(study_key + "/") for k in keys)
+    assert not [k for k in keys if k.endswith(".json")]
+    assert sum(1 for k in keys if k.split("/")[2] == "review") == 1
+    assert first.metrics["objects"] == len(keys) and first.output_uri.endswith(study_key)
+
+    again = register.run(ref, store, catalog)
+    assert again.reused and again.ref.derived == 1 and sorted(store.list(Zone.DERIVED, "")) == keys
+    with catalog.session() as s:
+        assert [r.stage for r in s.query(StageRecord)] == ["register"]
+    catalog.dispose()
