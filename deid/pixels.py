@@ -248,7 +248,19 @@ def _lines_of(g: np.ndarray, bw: np.ndarray, strict: bool) -> list[Line]:
     # about half of the CT/MR slices of a site)
     if np.count_nonzero((hs[ids] >= 3) & (areas[ids] >= 4)) < 2:
         return []
-    lines = _group(g, bw, strict, n, lab, st, ids, _LINE_K)
+    # on the region of the character components only, padded by twice the closing's length (the
+    # closing of the full frame is exact there and empty outside it) and started on even
+    # coordinates (the block-based labelling then numbers the lines as on the full frame):
+    # about half of a frame's closing, labelling and lookups on the median frame
+    sc = st[ids].astype(np.int64)
+    pad = 2 * _LINE_K.shape[1]
+    x0, y0 = max(0, int(sc[:, 0].min()) - pad) & ~1, max(0, int(sc[:, 1].min()) - 2) & ~1
+    x1 = min(g.shape[1], int((sc[:, 0] + sc[:, 2]).max()) + pad)
+    y1 = min(g.shape[0], int((sc[:, 1] + sc[:, 3]).max()) + 2)
+    lines = _group(g[y0:y1, x0:x1], bw[y0:y1, x0:x1], strict, n, lab[y0:y1, x0:x1], st, ids, _LINE_K)
+    if x0 or y0:
+        for ln in lines:
+            ln.box = Box(ln.box.x + x0, ln.box.y + y0, ln.box.w, ln.box.h)
     # large fonts space their glyphs wider than the closing (a 37 px line of thin digits: each
     # digit alone): the large characters are grouped again with a closing three times as long
     # (only text-shaped lines of that grouping count: it also joins speckle clumps to text)
