@@ -227,9 +227,26 @@ def detect_lines(g: np.ndarray, strict: bool = False, masked: list[Box] | None =
 
 
 def _lines_of(g: np.ndarray, bw: np.ndarray, strict: bool) -> list[Line]:
-    """The lines of one binary stroke map (see detect_lines)."""
+    """The lines of one binary stroke map (see detect_lines), searched on the strokes' bounding
+    rectangle with a margin wider than any closing below reaches (so that each works there as on
+    the full frame), started on even coordinates (the block-based labelling then numbers the
+    components as on the full frame): a third to a half less frame to label on most frames."""
     if cv2.countNonZero(bw) < 12:
         return []
+    x, y, w, h = cv2.boundingRect(bw)
+    reach = 2 * _WIDE_LINE_K.shape[1]
+    x0, y0 = max(0, x - reach) & ~1, max(0, y - 4) & ~1
+    x1, y1 = min(g.shape[1], x + w + reach), min(g.shape[0], y + h + 4)
+    if (x1 - x0) * (y1 - y0) == g.size:
+        return _lines_in(g, bw, strict)
+    lines = _lines_in(g[y0:y1, x0:x1], bw[y0:y1, x0:x1], strict)
+    for ln in lines:
+        ln.box = Box(ln.box.x + x0, ln.box.y + y0, ln.box.w, ln.box.h)
+    return lines
+
+
+def _lines_in(g: np.ndarray, bw: np.ndarray, strict: bool) -> list[Line]:
+    """The lines of one binary stroke map with at least 12 stroke pixels (see _lines_of)."""
     # block-based labelling (faster on speckle, ~1.6x on closed lines); labels are not in raster
     # order, so the lines are sorted at the end
     n, lab, st, _ = cv2.connectedComponentsWithStatsWithAlgorithm(bw, 8, cv2.CV_32S, cv2.CCL_GRANA)
