@@ -30,7 +30,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from peer_venv import peer_python
+from peer_venv import peer_python, project_bytecode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -156,6 +156,7 @@ def _kind(v: str, truth: dict) -> str:
 
 
 def ours(clean: Path, work: Path, workers: int) -> tuple[tuple[float, float], Path]:
+    project_bytecode(ROOT)
     out = work / "out_ours"
     shutil.rmtree(out, ignore_errors=True)
     vault = work / "vault"
@@ -165,6 +166,7 @@ def ours(clean: Path, work: Path, workers: int) -> tuple[tuple[float, float], Pa
 
 
 def ours_header_only(clean: Path, work: Path) -> tuple[tuple[float, float], Path]:
+    project_bytecode(ROOT)
     out = work / "out_ours_header"
     shutil.rmtree(out, ignore_errors=True)
     vault = work / "vault"

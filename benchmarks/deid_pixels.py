@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from peer_venv import peer_python
+from peer_venv import peer_python, project_bytecode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -265,6 +265,7 @@ def score(site: Path, truth: dict, outputs: dict[str, Path | None]) -> dict:
 # ---------------------------------------------------------------- the tools
 def run_ours(src: Path, work: Path, files: list[str], workers: int) -> tuple[float, float, dict]:
     """`curate deid` (header + pixel detection + masking + post-mask OCR verification)."""
+    project_bytecode(ROOT)
     out = work / "out_ours"
     shutil.rmtree(out, ignore_errors=True)
     report = work / "report_ours.json"

@@ -29,9 +29,12 @@ def output_path(dst: Path, pseudonym: str, study: str, series: str, sop: str) ->
 def write_exclusive(path: Path, data: bytes) -> str:
     """Write atomically without overwriting: 'written'; 'unchanged' when the same bytes are
     already there (a rerun, or a duplicate input); 'conflict' when other bytes are."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
+    try:
+        tmp.write_bytes(data)
+    except FileNotFoundError:  # its folder is made on first use, not asked for again per file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
     try:
         os.link(tmp, path)  # atomic and exclusive: fails if the name exists
         return "written"
@@ -83,10 +86,33 @@ def process_one(deider: Deidentifier, src: Path, dst: Path, rel: str) -> dict[st
 
 
 def _init(profile: Profile, secret: bytes, dst: str) -> None:
+    """A worker's state. A forked worker inherits the parent's (``_prepare``) and builds nothing;
+    a spawned one (another start method) starts empty and builds its own."""
     global _worker, _dst
     os.environ["OMP_THREAD_LIMIT"] = "1"
-    _worker = Deidentifier(profile, secret)
+    if _worker is None or _built_for is None or _built_for[0] is not profile or _built_for[1] != secret:
+        _worker = Deidentifier(profile, secret)
     _dst = Path(dst)
+
+
+#: the (profile, secret) the parent built ``_worker`` for (the profile held, so the identity
+#: check cannot match another profile object later)
+_built_for: tuple[Profile, bytes] | None = None
+
+
+def _prepare(profile: Profile, secret: bytes, dst: str) -> None:
+    """The parent builds the worker state once before the pool forks: the compiled profile and,
+    when pixels are searched, the OCR engine (tesseract's model loading, ~0.1 s CPU) are then
+    inherited by every worker instead of being built again in each. Only when OpenMP is held to
+    one thread (no thread pool can exist across the fork)."""
+    global _built_for
+    _built_for = None
+    _init(profile, secret, dst)
+    _built_for = (profile, secret)
+    if profile.clean_pixel_data and os.environ.get("OMP_THREAD_LIMIT") == "1":
+        from deid.ocr import engine
+
+        engine()
 
 
 def _task(batch: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -164,6 +190,7 @@ def deidentify_tree(
         for b in batches:
             take(_task(b))
     else:
+        _prepare(prof, secret, str(dst_p))
         with ProcessPoolExecutor(n_workers, initializer=_init, initargs=(prof, secret, str(dst_p))) as pool:
             for recs in pool.map(_task, batches):
                 take(recs)

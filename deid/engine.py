@@ -20,10 +20,10 @@ from pydicom.sequence import Sequence
 from pydicom.filebase import DicomBytesIO
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, DeflatedExplicitVRLittleEndian
 
-from deid.header import HeaderContext, apply_plan, patient_key, text_value, texts_of
+from deid.header import HeaderContext, apply_plan, int_value, patient_key, text_value, texts_of
 from deid.ocr import OcrError
 from deid.phi import PhiValues
-from deid.pixels import Box, at_risk, decode_rle_u8, interleaved, residual_text, scrub_frames
+from deid.pixels import Box, at_risk, decode_rle_u8, interleaved, residual_text, scrub_frames, ybr_full_to_rgb
 from deid.private import load_safe_private
 from deid.profile import Profile, compile_plan, load_profile
 from deid.pseudonym import Pseudonymizer
@@ -202,14 +202,14 @@ class Deidentifier:
                 arr = _pydicom_pixels(ds)
         except Exception as exc:
             raise OcrError(f"pixel data cannot be decoded ({type(exc).__name__})") from exc
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        n_frames = int_value(ds, _NUMBER_OF_FRAMES, "IS") or 1
+        samples = int_value(ds, _SAMPLES_PER_PIXEL, "US") or 1
         frames = arr if n_frames > 1 else arr[None]
         if samples > 1 and frames.ndim != 4:
             raise OcrError("unexpected pixel array shape")
         if not owned:
             frames = np.array(frames, copy=True)
-        pi = str(ds.get("PhotometricInterpretation", "")).upper()
+        pi = text_value(ds, _PHOTOMETRIC).upper()
         invert = pi == "MONOCHROME1"
         ybr = owned and pi == "YBR_FULL"  # only our RLE decoder keeps YBR; pydicom's gives RGB
         pres, lines = scrub_frames(frames, risky, invert, ybr=ybr)
@@ -252,10 +252,8 @@ class Deidentifier:
         pi = str(ds.PhotometricInterpretation)
         if samples == 3:
             pi = "RGB"
-        if ybr:  # on the planes as decoded: ~1.5x faster than on interleaved samples
-            from pydicom.pixels.processing import convert_color_space
-
-            arr = convert_color_space(arr, "YBR_FULL", "RGB")
+        if ybr:  # pydicom's conversion, on the coloured pixels only (see ybr_full_to_rgb)
+            arr = ybr_full_to_rgb(arr)
         # C order: decoded colour is often by plane, and numpy's strided copy is slow
         arr = interleaved(arr)
         lossy = str(ds.file_meta.get("TransferSyntaxUID", "")) in _LOSSY
@@ -317,19 +315,31 @@ def _native_monochrome(ds: Dataset) -> np.ndarray | None:
     """Uncompressed little-endian grey pixels straight from the bytes (pydicom's decoder
     machinery costs about a millisecond per file; most of a site is CT/MR like this)."""
     ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    if ts not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1") or int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+    if ts not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1") or (int_value(ds, _SAMPLES_PER_PIXEL, "US") or 1) != 1:
         return None
-    bits = int(ds.BitsAllocated)
+    bits = _required_us(ds, _BITS_ALLOCATED, "BitsAllocated")
     if bits not in (8, 16):
         return None
-    dtype = np.dtype(("i" if int(ds.PixelRepresentation) else "u") + str(bits // 8)).newbyteorder("<")
-    rows, cols, n = int(ds.Rows), int(ds.Columns), int(ds.get("NumberOfFrames", 1) or 1)
+    dtype = np.dtype(("i" if _required_us(ds, _PIXEL_REPRESENTATION, "PixelRepresentation") else "u")
+                     + str(bits // 8)).newbyteorder("<")
+    rows, cols = _required_us(ds, _ROWS, "Rows"), _required_us(ds, _COLUMNS, "Columns")
+    n = int_value(ds, _NUMBER_OF_FRAMES, "IS") or 1
     raw = ds.PixelData
     need = rows * cols * n * (bits // 8)
     if len(raw) < need:
         raise ValueError("pixel data shorter than its header says")
     arr = np.frombuffer(raw, dtype=dtype, count=rows * cols * n)
     return arr.reshape((n, rows, cols) if n > 1 else (rows, cols))
+
+
+_NUMBER_OF_FRAMES, _SAMPLES_PER_PIXEL, _PHOTOMETRIC = 0x00280008, 0x00280002, 0x00280004
+_BITS_ALLOCATED, _PIXEL_REPRESENTATION, _COLUMNS = 0x00280100, 0x00280103, 0x00280011
+
+
+def _required_us(ds: Dataset, tag: int, keyword: str) -> int:
+    """A US attribute the pixels cannot be read without; pydicom's error when it is absent."""
+    v = int_value(ds, tag, "US")
+    return int(getattr(ds, keyword)) if v is None else v
 
 
 #: JPEG-LS (lossless, near-lossless): the decoding is specified exactly by the standard (no

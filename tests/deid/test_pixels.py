@@ -211,6 +211,23 @@ def test_interleaved_equals_numpys_copy(shape):
     assert pixels.interleaved(same) is same
 
 
+def test_ybr_full_to_rgb_equals_pydicoms_conversion():
+    """Every (Y, Cb, Cr) combination, by plane (as the RLE decoder gives it) and interleaved:
+    grey pixels copied, coloured ones through pydicom's routine, the same bytes as pydicom's."""
+    from pydicom.pixels.processing import convert_color_space
+
+    cb, cr = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
+    for y in range(0, 256, 5):
+        arr = np.stack([np.full(cb.shape, y, np.uint8), cb, cr], -1)[None]
+        for a in (arr, np.moveaxis(np.ascontiguousarray(np.moveaxis(arr, -1, 1)), 1, -1)):
+            out = pixels.ybr_full_to_rgb(a)
+            assert out.flags.c_contiguous and np.array_equal(out, convert_color_space(a, "YBR_FULL", "RGB"))
+    grey = np.full((2, 8, 9, 3), 128, np.uint8)
+    grey[..., 0] = np.arange(72, dtype=np.uint8).reshape(8, 9)
+    assert np.array_equal(pixels.ybr_full_to_rgb(grey), convert_color_space(grey, "YBR_FULL", "RGB"))
+    assert np.array_equal(pixels.ybr_full_to_rgb(grey[0]), convert_color_space(grey[0], "YBR_FULL", "RGB"))
+
+
 def test_a_line_cut_by_a_window_edge_sends_the_frame_to_a_whole_search():
     shape = (100, 200)
     inner = Box(50, 20, 60, 40)
