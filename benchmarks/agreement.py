@@ -23,8 +23,10 @@ def simulated(items: int, labels: int, readers: int, seed: int = 0) -> pd.DataFr
     value = truth[:, :, None] ^ flips
     item, label, reader = np.meshgrid(np.arange(items), np.arange(labels), np.arange(readers), indexing="ij")
     read = rng.random(value.shape) >= 0.05
-    return pd.DataFrame({"item": item[read].astype(str), "label": np.char.add("label", label[read].astype(str)),
-                         "annotator": np.char.add("reader", reader[read].astype(str)), "value": value[read].astype(int)})
+    return pd.DataFrame({"item": item[read].astype(str),
+                         "label": np.char.add("label", label[read].astype(str)),
+                         "annotator": np.char.add("reader", reader[read].astype(str)),
+                         "value": value[read].astype(int)})
 
 
 def main() -> None:

@@ -9,9 +9,10 @@ A unit is what readers rate: an item for one label, or an item-label pair when l
 Readings are an (n_units, n_readers) float array, NaN where a reader did not read the unit.
 
 References (also the test oracles):
-- Fleiss' kappa: Fleiss (1971); statsmodels `fleiss_kappa`. Units with fewer than two readings are
-  left out; with a varying number of readings, P_i uses each unit's own count (Fleiss 1971 eq. 2
-  generalised), p_j is pooled over readings.
+- Fleiss' kappa: Fleiss (1971); statsmodels `fleiss_kappa` (same number of readings per unit).
+  Units with fewer than two readings are left out; where units have different numbers of readings,
+  each unit's agreement P_i uses its own count and the category shares p_j pool all readings (our
+  extension; it equals Fleiss' formula when the count is constant).
 - Cohen's kappa (weighted: Cohen 1968): scikit-learn `cohen_kappa_score`, on the units both read.
 - Krippendorff's alpha, nominal and ordinal: Krippendorff (2011) "Computing Krippendorff's
   alpha-reliability"; the `krippendorff` package. Ordinal distance is the interval distance between

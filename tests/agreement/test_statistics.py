@@ -177,3 +177,27 @@ def test_graded_confidence_gives_ordinal_alpha_and_weighted_kappa():
     kappa = block["pairwise_weighted"]["x|y"]["cohen_kappa"]
     assert abs(kappa - cohen_kappa_score(grades[:, 0], grades[:, 1], labels=[0, 25, 50, 75, 100],
                                          weights="quadratic")) < TOL
+
+
+@settings(max_examples=40, deadline=None)
+@given(readings(), st.integers(0, 2**16))
+def test_a_bootstrap_resample_equals_the_statistic_on_the_resampled_units(case, seed):
+    """The weighted form used for resamples is the statistic computed on the units repeated as drawn."""
+    values, categories = case
+    weights = stats.draw_weights(len(values), 1, seed)
+    repeated = np.repeat(values, weights[0].astype(int), axis=0)
+    counts = stats.category_counts(values, categories)
+    for function in (stats.fleiss_kappa, stats.gwet_ac1, stats.percent_agreement, stats.krippendorff_alpha):
+        resampled = function(weights, counts)[0]
+        direct = _point(function, repeated, categories)
+        assert np.isnan(resampled) == np.isnan(direct)
+        if not np.isnan(direct):
+            assert abs(resampled - direct) < TOL
+
+
+def test_unanimity_counts_units_read_at_least_twice():
+    nan = np.nan
+    values = np.array([[1, 1, 1], [0, 0, nan], [1, 0, 1], [nan, nan, 1], [0, 0, 0]])
+    result = stats.unanimity(np.ones((1, 5)), stats.category_counts(values, stats.BINARY))
+    assert [result[k][0] for k in ("unanimous_positive", "unanimous_negative", "disagreements")] == [1, 2, 1]
+    assert result["unanimous_share"][0] == 3 / 4
