@@ -69,3 +69,5 @@ def test_markit_wide_table_becomes_long():
     assert len(readings.frame) == 3 * 7000 and readings.annotators == names
     assert len(readings.labels) == 7
     assert readings.ratings().values.shape == (7000, 3)
+    ai = readings.ratings(column="ai_probability").values
+    assert np.isclose(ai, ai[:, :1]).all() and ((ai >= 0) & (ai <= 1)).all()
