@@ -135,3 +135,15 @@ def test_per_label_confusion_matrices_and_determinism():
     assert readers.loc[("r1", "other"), "sensitivity"] > readers.loc[("r1", "finding"), "sensitivity"] + 0.15
     again = dawid_skene(frame.sample(frac=1.0, random_state=0), per_label=True)
     pd.testing.assert_frame_equal(ds.posterior, again.posterior)
+
+
+def test_dawid_skene_on_markit_radiologists():
+    """The figures quoted in docs/agreement.md."""
+    if not (MARKIT / "agreement_list.csv").exists():
+        pytest.skip(f"MarkIt reference data absent: {MARKIT}")
+    from curation.agreement.table import read_markit
+    ds = dawid_skene(read_markit(MARKIT / "agreement_list.csv", RADIOLOGISTS))
+    readers = ds.readers.set_index("annotator").loc[RADIOLOGISTS]
+    assert readers["sensitivity"].round(2).tolist() == [0.77, 0.76, 0.63]
+    assert readers["specificity"].round(3).tolist() == [0.984, 0.990, 0.993]
+    assert ds.summary()["positive"] == 868 and ds.converged

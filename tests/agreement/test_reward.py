@@ -211,3 +211,18 @@ def test_inputs_that_cannot_be_split_are_refused():
         item_credits(single, minority_share=1.5)
     with pytest.raises(ValueError, match="no reading time"):
         item_credits(single, times={"other": 1.0})
+
+
+def test_general_mode_on_markit_with_the_random_readers_excluded():
+    """The five random readers, excluded as QC would exclude them, neither vote nor earn: the split is
+    the radiologists' alone (figures quoted in docs/agreement.md)."""
+    if not (MARKIT / "agreement_list.csv").exists():
+        pytest.skip(f"MarkIt reference data absent: {MARKIT} (see its README)")
+    from curation.agreement.table import read_markit
+    readings = read_markit(MARKIT / "agreement_list.csv")
+    times = read_times(str(MARKIT / "time_duration.csv"))
+    random = {a: "ai_kappa" for a in readings.annotators if a.startswith("Malicious")}
+    split = split_rewards(readings, 1000, times=times, excluded=random)
+    assert {a: split.rewards[a] for a in random} == dict.fromkeys(random, 0.0)
+    assert {a: split.rewards[a] for a in RADIOLOGISTS} == pytest.approx(
+        {"Annotator A": 334.670, "Annotator B": 334.415, "Annotator C": 330.915}, abs=1e-3)
