@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 
 from curation.agreement.table import Readings, validate
 
@@ -116,9 +116,9 @@ class _Design:
 
 def _log_terms(d: _Design, sens: np.ndarray, spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per unit: log P(its readings | truth yes) and log P(its readings | truth no)."""
-    s, p = sens[d.group], spec[d.group]
-    yes = np.where(d.value == 1, np.log(s), np.log1p(-s))
-    no = np.where(d.value == 1, np.log1p(-p), np.log(p))
+    positive = d.value == 1
+    yes = np.where(positive, np.log(sens)[d.group], np.log1p(-sens)[d.group])
+    no = np.where(positive, np.log1p(-spec)[d.group], np.log(spec)[d.group])
     return (np.bincount(d.unit, weights=yes, minlength=d.n_units),
             np.bincount(d.unit, weights=no, minlength=d.n_units))
 
@@ -166,7 +166,7 @@ def dawid_skene(readings: Readings | pd.DataFrame, per_label: bool = False, tol:
         log_yes, log_no = _log_terms(d, sens, spec)
         joint_yes = np.log(prevalence[unit_label]) + log_yes
         joint_no = np.log1p(-prevalence[unit_label]) + log_no
-        history.append(float(logsumexp(np.stack([joint_yes, joint_no]), axis=0).sum()))
+        history.append(float(np.logaddexp(joint_yes, joint_no).sum()))
         new_truth = expit(joint_yes - joint_no)
         change = float(np.max(np.abs(new_truth - truth)))
         truth = new_truth

@@ -123,6 +123,8 @@ def test_dawid_skene_stops_at_a_maximum_of_the_likelihood_computed_by_enumeratio
                     ll = _brute_log_likelihood(frame, moved if name == "sens" else sens,
                                                moved if name == "spec" else spec, ds.prevalence["k"])
                     assert ll < best + 1e-9
+    for step in (-1e-3, 1e-3):
+        assert _brute_log_likelihood(frame, sens, spec, ds.prevalence["k"] + step) < best + 1e-9
 
 
 def test_per_label_confusion_matrices_and_determinism():
@@ -135,6 +137,8 @@ def test_per_label_confusion_matrices_and_determinism():
     assert readers.loc[("r1", "other"), "sensitivity"] > readers.loc[("r1", "finding"), "sensitivity"] + 0.15
     again = dawid_skene(frame.sample(frac=1.0, random_state=0), per_label=True)
     pd.testing.assert_frame_equal(ds.posterior, again.posterior)
+    stopped = dawid_skene(frame, per_label=True, max_iter=2)
+    assert not stopped.converged and stopped.n_iter == 2
 
 
 def test_dawid_skene_on_markit_radiologists():
