@@ -151,3 +151,10 @@ def test_dawid_skene_on_markit_radiologists():
     assert readers["sensitivity"].round(2).tolist() == [0.77, 0.76, 0.63]
     assert readers["specificity"].round(3).tolist() == [0.984, 0.990, 0.993]
     assert ds.summary()["positive"] == 868 and ds.converged
+
+
+def test_summaries_are_plain_json_for_the_agreement_command():
+    import json
+    frame, _ = simulate([0.9, 0.8, 0.7, 0.6], [0.9, 0.9, 0.9, 0.8], 100, 0.3, 0.1, seed=6)
+    for summary in (majority_vote(frame).summary(), dawid_skene(frame).summary()):
+        assert json.loads(json.dumps(summary)) == summary

@@ -226,3 +226,11 @@ def test_general_mode_on_markit_with_the_random_readers_excluded():
     assert {a: split.rewards[a] for a in random} == dict.fromkeys(random, 0.0)
     assert {a: split.rewards[a] for a in RADIOLOGISTS} == pytest.approx(
         {"Annotator A": 334.670, "Annotator B": 334.415, "Annotator C": 330.915}, abs=1e-3)
+
+
+def test_the_reward_command_output_is_plain_json():
+    import json
+    rows = [(str(j), "k", r, v) for j, votes in enumerate([(1, 1, 0), (0, 0, 1)]) for r, v in zip("ABC", votes)]
+    out = split_rewards(table(rows), 10, excluded={"C": "ai_kappa"}).to_json()
+    assert json.loads(json.dumps(out)) == out == {"mode": "general", "rewards": {"A": 5.0, "B": 5.0, "C": 0.0},
+                                                  "excluded": {"C": "ai_kappa"}}
