@@ -66,11 +66,12 @@ def run(ref: SeriesRef, store: Store, catalog: Catalog, config: Mapping[str, Any
     raw_keys = [r[0] for r in rows]
     # the names at the source (may hold a patient's name or MRN): searched for, never written
     source_names = [[r[1]] if r[1] else [] for r in rows]
-    resolved = resolved_config(profile, options)
+    key = StageKey.of(STAGE, stage_version(fmt), "series", ref.series_id,
+                      series_input_hash(catalog, ref.series_id), resolved_config(profile, options))
 
     def work() -> StageResult:
         if fmt == "dicom":
-            out = deidentify_series(store, raw_keys, profile=profile, options=options, chash=config_hash(resolved))
+            out = deidentify_series(store, raw_keys, profile=profile, options=options, chash=key.config_hash)
             prefix = "/".join(out["outputs"][0].split("/")[:3]) + "/" if out["outputs"] else None
         else:
             out = deidentify_images(store, raw_keys, fmt, source_names)
@@ -84,8 +85,6 @@ def run(ref: SeriesRef, store: Store, catalog: Catalog, config: Mapping[str, Any
                                     "quarantined": len(out["quarantined"]), "outputs": out["outputs"],
                                     "pixels": out["pixels"]})
 
-    key = StageKey.of(STAGE, stage_version(fmt), "series", ref.series_id,
-                      series_input_hash(catalog, ref.series_id), resolved)
     result = run_once(catalog, key, work)
     result.refs = (ref.replace(format=fmt, status=result.status, deid_record=result.record_id,
                                deid_prefix=result.output_uri, quarantined=result.metrics.get("quarantined", 0),
