@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from curation.agreement.table import Readings, validate
+from curation.agreement.table import Readings, as_frame
 
 _CLIP = 1e-6  # keeps log-probabilities finite for perfect (or perfectly inverted) readers
 
@@ -28,13 +28,9 @@ class TieRule(StrEnum):
     UNDECIDED = "undecided"  # no consensus (NaN): the item goes back for another reading
 
 
-def _readings(readings: Readings | pd.DataFrame) -> pd.DataFrame:
-    return readings.frame if isinstance(readings, Readings) else validate(readings).frame
-
-
 def vote_counts(readings: Readings | pd.DataFrame) -> pd.DataFrame:
     """Per item-label: `n_readers`, `n_positive` (NT), `n_negative` (NF), sorted by label and item."""
-    frame = _readings(readings)
+    frame = as_frame(readings)
     grouped = frame.groupby(["label", "item"], sort=True)["value"]
     counts = pd.DataFrame({"n_readers": grouped.size(), "n_positive": grouped.sum()}).reset_index()
     counts["n_positive"] = counts["n_positive"].astype(int)
@@ -145,7 +141,7 @@ def dawid_skene(readings: Readings | pd.DataFrame, per_label: bool = False, tol:
     """Dawid-Skene EM for yes/no labels. One confusion matrix per reader (`per_label=False`, pooled
     over labels: stable with few items) or per reader and label (`per_label=True`: readers differ by
     finding). Prevalence is always per label. Stops when no posterior moves by more than `tol`."""
-    frame = _readings(readings)
+    frame = as_frame(readings)
     units = frame[["label", "item"]].drop_duplicates().sort_values(["label", "item"]).reset_index(drop=True)
     unit_index = pd.MultiIndex.from_frame(units)
     unit = unit_index.get_indexer(pd.MultiIndex.from_frame(frame[["label", "item"]]))

@@ -24,8 +24,8 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from curation.agreement.consensus import _readings
-from curation.agreement.table import Readings
+from curation.agreement.consensus import vote_counts
+from curation.agreement.table import Readings, as_frame
 
 
 class RewardMode(StrEnum):
@@ -52,7 +52,7 @@ class RewardSplit:
 def label_times(readings: Readings | pd.DataFrame, times: Mapping[str, float] | None = None) -> dict[str, float]:
     """Mean reading time per label: `times` (e.g. MarkIt's time_duration.csv) when given, else the
     mean of the `seconds` column per label, else 1 for every label (time then plays no part)."""
-    frame = _readings(readings)
+    frame = as_frame(readings)
     labels = sorted(frame["label"].unique())
     if times is not None:
         missing = [k for k in labels if k not in times]
@@ -83,10 +83,10 @@ def read_times(path: str) -> dict[str, float]:
 
 
 def _votes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each reading with its item-label's N, NT, NF."""
-    grouped = frame.groupby(["label", "item"])["value"]
-    return frame.assign(n=grouped.transform("size"), nt=grouped.transform("sum").astype(int)).assign(
-        nf=lambda f: f["n"] - f["nt"])
+    """Each reading's keys and value (in row order) with its item-label's N, NT, NF from `vote_counts`."""
+    counts = vote_counts(Readings(frame)).rename(columns={"n_readers": "n", "n_positive": "nt", "n_negative": "nf"})
+    return frame[["item", "label", "annotator", "value"]].merge(counts, on=["item", "label"], how="left",
+                                                                 validate="many_to_one")
 
 
 def item_credits(readings: Readings | pd.DataFrame, times: Mapping[str, float] | None = None,
@@ -101,8 +101,9 @@ def item_credits(readings: Readings | pd.DataFrame, times: Mapping[str, float] |
         raise ValueError("minority_share must be in [0, 1]: the majority never earns less than the minority")
     if difficulty_weight < 0:
         raise ValueError("difficulty_weight must be >= 0: harder items never pay less")
-    frame = _votes(_readings(readings))
-    time = frame["label"].map(label_times(readings, times)).to_numpy(dtype=float)
+    source = Readings(as_frame(readings))
+    frame = _votes(source.frame)
+    time = frame["label"].map(label_times(source, times)).to_numpy(dtype=float)
     n = frame["n"].to_numpy()
     nt, nf = frame["nt"].to_numpy(), frame["nf"].to_numpy()
     majority, minority = np.maximum(nt, nf), np.minimum(nt, nf)
@@ -118,7 +119,8 @@ def item_credits(readings: Readings | pd.DataFrame, times: Mapping[str, float] |
 def paper_scores(readings: Readings | pd.DataFrame, times: Mapping[str, float] | None = None) -> dict[str, float]:
     """Algorithm 1 + Eq. 1 of MarkIt, summed per reader: sum over labels k and items j of
     (T_k + time_k / max time) x 2(0.5 - D) x 4(0.25 - r)."""
-    frame = _votes(_readings(readings))
+    source = Readings(as_frame(readings))
+    frame = _votes(source.frame)
     n, nt, nf = frame["n"].to_numpy(), frame["nt"].to_numpy(), frame["nf"].to_numpy()
     answer_yes = nt > nf
     difficulty = np.where(answer_yes, nt / n, nf / n)
@@ -127,7 +129,7 @@ def paper_scores(readings: Readings | pd.DataFrame, times: Mapping[str, float] |
         r = np.where(answer_yes & (value == 1), 1 / nt, np.where(~answer_yes & (value == 0), 1 / nf, 0.0))
     answers = frame.assign(answer=answer_yes).drop_duplicates(["label", "item"])
     share_yes = answers.groupby("label")["answer"].mean()
-    mean_time = label_times(readings, times)
+    mean_time = label_times(source, times)
     slowest = max(mean_time.values())
     weight = frame["label"].map(lambda k: share_yes[k] + mean_time[k] / slowest).to_numpy(dtype=float)
     term = weight * 2 * (0.5 - difficulty) * 4 * (0.25 - r)
@@ -147,7 +149,7 @@ def split_rewards(readings: Readings | pd.DataFrame, budget: float, mode: Reward
     mode = RewardMode(mode)
     if not (math.isfinite(budget) and budget >= 0):
         raise ValueError("budget must be a finite number >= 0")
-    frame = _readings(readings)
+    frame = as_frame(readings)
     everyone = sorted(frame["annotator"].unique())
     excluded = {str(a): str(why) for a, why in (excluded or {}).items()}
     payable = frame[~frame["annotator"].isin(list(excluded))]

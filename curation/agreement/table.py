@@ -125,6 +125,12 @@ def validate(frame: pd.DataFrame) -> Readings:
     return Readings(out)
 
 
+def as_frame(readings: Readings | pd.DataFrame) -> pd.DataFrame:
+    """The validated frame of `readings`: a `Readings` as it is, a raw table validated first. Lets
+    every library function take either, so callers with a plain DataFrame need no extra step."""
+    return readings.frame if isinstance(readings, Readings) else validate(readings).frame
+
+
 def read_long(path: str | Path) -> Readings:
     """Read and validate a long CSV (`item,label,annotator,value[,...]`)."""
     return validate(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
