@@ -13,16 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from curation.agreement.consensus import TieRule, majority_vote
+from curation.agreement.qc import QcReport, kept
 from curation.agreement.table import Readings, as_frame
-
-if TYPE_CHECKING:
-    from curation.agreement.qc import QcReport
 
 ALL = "(all)"  # the group value of a row pooled over that key (every label, modality or body part)
 GROUPS = ("modality", "body_part")
@@ -115,11 +112,7 @@ def feedback(readings: Readings | pd.DataFrame, qc: QcReport | None = None,
     """Each reader's feedback against the majority vote of the readers `qc` kept (all without `qc`)."""
     frame = as_frame(readings)
     rule = TieRule(tie_rule)
-    if qc is not None:
-        from curation.agreement.qc import kept
-        voters = kept(Readings(frame), qc)
-    else:
-        voters = Readings(frame)
+    voters = kept(Readings(frame), qc) if qc is not None else Readings(frame)
     if voters.frame.empty:
         votes = pd.DataFrame(columns=["item", "label", "consensus"])
     else:
