@@ -1,0 +1,439 @@
+"""Agreement on regions of interest: boxes and masks drawn by several readers on the same image.
+
+Boxes are `x0, y0, x1, y1` in image pixels, continuous coordinates (a box over pixels 0..9 is
+`0, 0, 10, 10`); the two corners may come in any order, as a drawing tool records them. Two readers'
+boxes on one item and label are paired one to one by the Hungarian method on IoU, so that one large
+box cannot be credited against several small ones; a pair below the IoU threshold is not a match.
+Detection F1 between two readers is matches / mean of their box counts: symmetric, so neither reader
+plays the truth. Agreement on *whether* there is a finding at all is the yes/no label's business
+(`statistics`); here an item where neither reader drew a box has no F1 (NaN), not a perfect one.
+
+Masks (numpy arrays, SimpleITK images, or files SimpleITK reads: .nii.gz, .nrrd, .png, ...) are
+compared by Dice, and combined by STAPLE (Warfield et al. 2004, IEEE TMI 23:903), which estimates the
+hidden true mask together with each reader's sensitivity and specificity: SimpleITK's
+`STAPLEImageFilter` for one structure, `MultiLabelSTAPLEImageFilter` for label maps.
+
+Geometry rules (box inside the image, non-degenerate, not the whole image) are QC flags in `qc`;
+this module measures whatever it is given.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.optimize import linear_sum_assignment
+
+COORDINATES = ("x0", "y0", "x1", "y1")
+BOX_KEYS = ("item", "label")
+_CANNOT_LINK = 2.0  # a distance above any 1 - IoU: two boxes of one reader never share a cluster
+
+MaskLike = np.ndarray | sitk.Image | str | Path
+
+
+def _pair_key(a: str, b: str) -> str:
+    return f"{a}|{b}"
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else float("nan")
+
+
+# ---------------------------------------------------------------- boxes
+
+def as_boxes(boxes: object) -> np.ndarray:
+    """(n, 4) float array of boxes with each box's corners sorted (x0 <= x1, y0 <= y1)."""
+    array = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    if not np.isfinite(array).all():
+        raise ValueError(f"box coordinates must be finite numbers: {array[~np.isfinite(array).all(axis=1)].tolist()}")
+    return np.column_stack([np.minimum(array[:, 0], array[:, 2]), np.minimum(array[:, 1], array[:, 3]),
+                            np.maximum(array[:, 0], array[:, 2]), np.maximum(array[:, 1], array[:, 3])])
+
+
+def iou_matrix(first: object, second: object) -> np.ndarray:
+    """(n, m) intersection over union of every box of `first` with every box of `second`.
+    Two boxes with no area between them (both zero-area) have IoU 0: there is nothing to share."""
+    a, b = as_boxes(first), as_boxes(second)
+    width = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = width * height
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def box_iou(first: object, second: object) -> float:
+    """IoU of two boxes."""
+    return float(iou_matrix(first, second)[0, 0])
+
+
+def dice_from_iou(iou: np.ndarray | float) -> np.ndarray | float:
+    """Dice = 2|A n B| / (|A| + |B|) = 2 IoU / (1 + IoU), for boxes as for any two sets."""
+    return 2 * iou / (1 + iou)
+
+
+def box_dice(first: object, second: object) -> float:
+    """Dice of two boxes."""
+    return float(dice_from_iou(box_iou(first, second)))
+
+
+def _check_threshold(threshold: float) -> None:
+    if not 0 < threshold <= 1:
+        raise ValueError(f"IoU threshold must be in (0, 1], not {threshold}")
+
+
+@dataclass(frozen=True)
+class BoxMatch:
+    """One-to-one matches between two readers' boxes: `first[i]` with `second[j]` for each
+    (i, j) in zip(first_index, second_index), with their IoU. Unmatched boxes are the rest."""
+
+    first_index: np.ndarray
+    second_index: np.ndarray
+    iou: np.ndarray
+    n_first: int
+    n_second: int
+
+    @property
+    def n_matches(self) -> int:
+        return len(self.iou)
+
+    @property
+    def dice(self) -> np.ndarray:
+        return dice_from_iou(self.iou)
+
+    @property
+    def f1(self) -> float:
+        """Matches over the mean of the two box counts; NaN when neither reader drew a box."""
+        return _ratio(self.n_matches, (self.n_first + self.n_second) / 2)
+
+
+def match_boxes(first: object, second: object, threshold: float = 0.5) -> BoxMatch:
+    """Pair boxes one to one so the total IoU of pairs at or above `threshold` is largest
+    (Hungarian method; pairs below the threshold, or not overlapping, count as zero and are dropped)."""
+    _check_threshold(threshold)
+    a, b = as_boxes(first), as_boxes(second)
+    iou = iou_matrix(a, b)
+    admissible = np.where((iou >= threshold) & (iou > 0), iou, 0.0)
+    rows, cols = linear_sum_assignment(admissible, maximize=True) if admissible.size else ([], [])
+    rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
+    keep = admissible[rows, cols] > 0
+    return BoxMatch(rows[keep], cols[keep], iou[rows[keep], cols[keep]], len(a), len(b))
+
+
+def _box_table(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """Check a long box table; a row with all four coordinates empty means 'read, drew no box'."""
+    required = [*keys, "annotator", *COORDINATES]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"box table lacks column(s) {missing}; has {list(frame.columns)}")
+    out = frame.reset_index(drop=True).copy()
+    for column in (*keys, "annotator"):
+        out[column] = out[column].astype(str)
+    raw = out[list(COORDINATES)]
+    coords = raw.apply(pd.to_numeric, errors="coerce")
+    empty = raw.isna() | (raw.astype(str).apply(lambda column: column.str.strip()) == "")
+    bad = (~empty & ~np.isfinite(coords.fillna(np.inf))).any(axis=1) | (empty.any(axis=1) & ~empty.all(axis=1))
+    if bad.any():
+        rows = (np.flatnonzero(bad.to_numpy()) + 1)[:5].tolist()
+        raise ValueError(f"box coordinates {list(COORDINATES)} must be four numbers, or all empty for "
+                         f"'no box': rows {rows}")
+    out[list(COORDINATES)] = coords
+    out["has_box"] = ~empty.all(axis=1)
+    return out
+
+
+def _groups(table: pd.DataFrame, keys: tuple[str, ...]):
+    """Per item-label: its key values and {reader: (n, 4) boxes} for every reader who read it."""
+    for key, group in table.groupby(list(keys), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        readers = {reader: rows.loc[rows["has_box"], list(COORDINATES)].to_numpy(dtype=float)
+                   for reader, rows in group.groupby("annotator", sort=True)}
+        yield dict(zip(keys, key)), readers
+
+
+def _summary(rows: pd.DataFrame) -> dict[str, object]:
+    """Pooled over comparisons (item-label x reader pair): F1 = all matches / half of all boxes
+    drawn; IoU and Dice averaged over all matches."""
+    matches = int(rows["matches"].sum())
+    boxes = int((rows["n_first"] + rows["n_second"]).sum())
+    return {"n_comparisons": int(len(rows)), "boxes": boxes, "matches": matches,
+            "f1": _ratio(matches, boxes / 2),
+            "mean_iou": _ratio(float(rows["sum_iou"].sum()), matches),
+            "mean_dice": _ratio(float(rows["sum_dice"].sum()), matches)}
+
+
+def _json(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class BoxAgreement:
+    """`pairs`: one row per item-label and reader pair who both read it: n_first, n_second (box
+    counts), matches, sum_iou, sum_dice (over matches), mean_iou, mean_dice, f1 (NaN when undefined)."""
+
+    pairs: pd.DataFrame
+    threshold: float
+    keys: tuple[str, ...]
+
+    def summary(self) -> dict[str, object]:
+        """Overall, per label and per reader pair, pooled (JSON-ready: NaN becomes null)."""
+        rows = self.pairs
+        pair_key = rows["first"] + "|" + rows["second"]
+        out = {"threshold": self.threshold, "overall": _summary(rows),
+               "pairwise": {key: _summary(group) for key, group in rows.groupby(pair_key, sort=True)}}
+        if "label" in rows.columns:
+            out["per_label"] = {label: _summary(group) for label, group in rows.groupby("label", sort=True)}
+        return _json(out)
+
+
+def box_agreement(frame: pd.DataFrame, threshold: float = 0.5, keys: tuple[str, ...] = BOX_KEYS) -> BoxAgreement:
+    """Matched IoU, Dice and detection F1 for every reader pair on every item-label both read.
+
+    `frame`: one row per box, columns `keys` (default item, label; add e.g. 'frame' for multi-frame
+    images), `annotator`, x0, y0, x1, y1. A reader who read an item-label and drew nothing gives one
+    row with empty coordinates; a reader with no row there did not read it and is not compared."""
+    _check_threshold(threshold)
+    table = _box_table(frame, keys)
+    readers = sorted(table["annotator"].unique())
+    if len(readers) < 2:
+        raise ValueError(f"box agreement needs at least two readers; the table has {readers}")
+    records = []
+    for key, boxes in _groups(table, keys):
+        for first, second in combinations(sorted(boxes), 2):
+            match = match_boxes(boxes[first], boxes[second], threshold)
+            sum_iou, sum_dice = float(match.iou.sum()), float(match.dice.sum())
+            records.append({**key, "first": first, "second": second, "n_first": match.n_first,
+                            "n_second": match.n_second, "matches": match.n_matches, "sum_iou": sum_iou,
+                            "sum_dice": sum_dice, "mean_iou": _ratio(sum_iou, match.n_matches),
+                            "mean_dice": _ratio(sum_dice, match.n_matches), "f1": match.f1})
+    columns = [*keys, "first", "second", "n_first", "n_second", "matches", "sum_iou", "sum_dice",
+               "mean_iou", "mean_dice", "f1"]
+    return BoxAgreement(pd.DataFrame(records, columns=columns), threshold, keys)
+
+
+def cluster_boxes(boxes: object, readers: list[str], threshold: float = 0.5) -> np.ndarray:
+    """Cluster number (0, 1, ...) of each box: complete linkage on 1 - IoU, so every two boxes in a
+    cluster overlap with IoU >= `threshold`, and two boxes of one reader never share a cluster.
+    Boxes are ordered by position first, so renaming readers does not change the clusters."""
+    _check_threshold(threshold)
+    array = as_boxes(boxes)
+    if len(array) != len(readers):
+        raise ValueError(f"{len(array)} boxes but {len(readers)} reader names")
+    if len(array) < 2:
+        return np.zeros(len(array), dtype=int)
+    order = np.lexsort(array.T[::-1])  # by x0, then y0, x1, y1
+    distance = 1 - iou_matrix(array[order], array[order])
+    names = np.asarray(readers)[order]
+    distance[names[:, None] == names[None, :]] = _CANNOT_LINK
+    np.fill_diagonal(distance, 0.0)
+    condensed = distance[np.triu_indices(len(array), k=1)]
+    found = fcluster(linkage(condensed, method="complete"), t=1 - threshold, criterion="distance")
+    labels = np.empty(len(array), dtype=int)
+    labels[order] = found
+    _, renumbered = np.unique(labels, return_inverse=True)  # 0.. in order of first appearance by position
+    return renumbered
+
+
+def box_consensus(frame: pd.DataFrame, threshold: float = 0.5, min_readers: int | None = None,
+                  method: str = "median", keys: tuple[str, ...] = BOX_KEYS) -> pd.DataFrame:
+    """Consensus boxes per item-label: clusters of boxes from different readers (`cluster_boxes`)
+    drawn by at least `min_readers` readers (default: a majority of those who read the item-label),
+    each summarised by the coordinate-wise median (or mean) of its boxes.
+
+    Columns: keys, x0, y0, x1, y1, n_readers (who drew it), n_read (who read the item-label),
+    annotators ('|'-joined), mean_iou (of the cluster's boxes with the consensus box)."""
+    if method not in ("median", "mean"):
+        raise ValueError(f"method must be 'median' or 'mean', not {method!r}")
+    if min_readers is not None and min_readers < 1:
+        raise ValueError(f"min_readers must be at least 1, not {min_readers}")
+    table = _box_table(frame, keys)
+    summarise = np.median if method == "median" else np.mean
+    records = []
+    for key, boxes in _groups(table, keys):
+        needed = min_readers if min_readers is not None else len(boxes) // 2 + 1
+        names = [reader for reader, drawn in boxes.items() for _ in range(len(drawn))]
+        drawn = np.vstack(list(boxes.values())) if names else np.empty((0, 4))
+        clusters = cluster_boxes(drawn, names, threshold)
+        for cluster in range(clusters.max() + 1 if len(clusters) else 0):
+            members = clusters == cluster
+            if members.sum() < needed:
+                continue
+            box = summarise(as_boxes(drawn[members]), axis=0)
+            records.append({**key, **dict(zip(COORDINATES, map(float, box))), "n_readers": int(members.sum()),
+                            "n_read": len(boxes), "annotators": "|".join(sorted(np.asarray(names)[members])),
+                            "mean_iou": float(iou_matrix(drawn[members], box).mean())})
+    return pd.DataFrame(records, columns=[*keys, *COORDINATES, "n_readers", "n_read", "annotators", "mean_iou"])
+
+
+# ---------------------------------------------------------------- masks
+
+def read_mask(mask: MaskLike) -> sitk.Image:
+    """A mask as a SimpleITK image: arrays are wrapped (unit spacing), paths read by SimpleITK."""
+    if isinstance(mask, sitk.Image):
+        return mask
+    if isinstance(mask, np.ndarray):
+        return sitk.GetImageFromArray(mask)
+    if isinstance(mask, (str, Path)):
+        if not Path(mask).is_file():
+            raise FileNotFoundError(f"mask file not found: {mask}")
+        return sitk.ReadImage(str(mask))
+    raise TypeError(f"a mask is a numpy array, a SimpleITK image or a file path, not {type(mask).__name__}")
+
+
+def _masks(masks: Mapping[str, MaskLike], at_least: int) -> dict[str, sitk.Image]:
+    """Read every reader's mask and check they share one pixel grid (size, spacing, origin, direction)."""
+    if len(masks) < at_least:
+        raise ValueError(f"needs masks from at least {at_least} readers; got {sorted(masks)}")
+    images = {reader: read_mask(mask) for reader, mask in sorted(masks.items())}
+    first_reader, first = next(iter(images.items()))
+    for reader, image in images.items():
+        if image.GetNumberOfComponentsPerPixel() != 1:
+            raise ValueError(f"mask of {reader} has {image.GetNumberOfComponentsPerPixel()} channels; "
+                             "a mask has one")
+        same = (image.GetSize() == first.GetSize()
+                and np.allclose(image.GetSpacing(), first.GetSpacing())
+                and np.allclose(image.GetOrigin(), first.GetOrigin())
+                and np.allclose(image.GetDirection(), first.GetDirection()))
+        if not same:
+            raise ValueError(f"masks of {first_reader} and {reader} are not on the same pixel grid "
+                             f"(size {first.GetSize()} vs {image.GetSize()}, spacing {first.GetSpacing()} vs "
+                             f"{image.GetSpacing()}); resample them to one grid first")
+    return images
+
+
+def _foreground(image: sitk.Image, label: int | None) -> np.ndarray:
+    array = sitk.GetArrayViewFromImage(image)
+    return array != 0 if label is None else array == label
+
+
+def mask_dice(first: MaskLike, second: MaskLike, label: int | None = None) -> float:
+    """Dice of two masks: nonzero pixels, or pixels equal to `label` in a label map.
+    NaN when neither mask has any such pixel."""
+    images = _masks({"first": first, "second": second}, 2)
+    a, b = (_foreground(image, label) for image in images.values())
+    return _ratio(2 * float(np.logical_and(a, b).sum()), float(a.sum() + b.sum()))
+
+
+def pairwise_dice(masks: Mapping[str, MaskLike], label: int | None = None) -> dict[str, float]:
+    """Dice for every reader pair, keyed 'A|B' (readers sorted)."""
+    images = _masks(masks, 2)
+    fg = {reader: _foreground(image, label) for reader, image in images.items()}
+    return {_pair_key(a, b): _ratio(2 * float(np.logical_and(fg[a], fg[b]).sum()), float(fg[a].sum() + fg[b].sum()))
+            for a, b in combinations(fg, 2)}
+
+
+def _binary_images(images: dict[str, sitk.Image], label: int | None) -> list[sitk.Image]:
+    out = []
+    for image in images.values():
+        binary = sitk.GetImageFromArray(_foreground(image, label).astype(np.uint8))
+        binary.CopyInformation(image)
+        out.append(binary)
+    return out
+
+
+@dataclass(frozen=True)
+class Staple:
+    """STAPLE for one structure. `probability`: per pixel P(truly foreground | all readings);
+    `consensus`: probability >= `threshold` (uint8 0/1), both on the readers' grid; `readers`:
+    annotator, sensitivity, specificity (STAPLE's estimates), dice (with the consensus)."""
+
+    probability: sitk.Image
+    consensus: sitk.Image
+    readers: pd.DataFrame
+    threshold: float
+    iterations: int
+
+    def summary(self) -> dict[str, object]:
+        return {"method": "staple", "threshold": self.threshold, "iterations": self.iterations,
+                "consensus_pixels": int(sitk.GetArrayViewFromImage(self.consensus).sum()),
+                "readers": self.readers.to_dict(orient="records")}
+
+
+def staple(masks: Mapping[str, MaskLike], label: int | None = None, threshold: float = 0.5,
+           max_iterations: int | None = None) -> Staple:
+    """STAPLE consensus of one structure (nonzero pixels, or `label` in label maps) and each reader's
+    sensitivity and specificity, by SimpleITK's `STAPLEImageFilter`. Undefined, hence an error, when
+    no reader marked a pixel or every reader marked every pixel."""
+    images = _masks(masks, 2)
+    binary = _binary_images(images, label)
+    marked = [int(sitk.GetArrayViewFromImage(image).sum()) for image in binary]
+    n_pixels = int(np.prod(binary[0].GetSize()))
+    if sum(marked) == 0 or all(m == n_pixels for m in marked):
+        raise ValueError("STAPLE is undefined when no reader marks any pixel or every reader marks every "
+                         f"pixel (pixels marked per reader: {dict(zip(images, marked))})")
+    flt = sitk.STAPLEImageFilter()
+    flt.SetForegroundValue(1)
+    if max_iterations is not None:
+        flt.SetMaximumIterations(max_iterations)
+    probability = flt.Execute(binary)
+    consensus = sitk.Cast(sitk.BinaryThreshold(probability, threshold, 2.0, 1, 0), sitk.sitkUInt8)
+    truth = sitk.GetArrayViewFromImage(consensus).astype(bool)
+    dice = [_ratio(2 * float(np.logical_and(truth, sitk.GetArrayViewFromImage(b)).sum()),
+                   float(truth.sum() + sitk.GetArrayViewFromImage(b).sum())) for b in binary]
+    readers = pd.DataFrame({"annotator": list(images), "sensitivity": flt.GetSensitivity(),
+                            "specificity": flt.GetSpecificity(), "dice": dice})
+    return Staple(probability, consensus, readers, threshold, flt.GetElapsedIterations())
+
+
+@dataclass(frozen=True)
+class MultiLabelStaple:
+    """Multi-label STAPLE. `consensus`: the label map (pixels STAPLE cannot decide get
+    `undecided_label`); `confusion[reader]`: P(reader says row label | true column label), with a
+    last row for labels the reader never used; `readers`: annotator, label, sensitivity (the
+    diagonal), specificity (P(not this label | truly another), the other labels weighted by their
+    share of the consensus)."""
+
+    consensus: sitk.Image
+    labels: list[int]
+    undecided_label: int
+    confusion: dict[str, pd.DataFrame]
+    readers: pd.DataFrame
+
+    def summary(self) -> dict[str, object]:
+        array = sitk.GetArrayViewFromImage(self.consensus)
+        return {"method": "multilabel_staple", "labels": self.labels,
+                "undecided_pixels": int((array == self.undecided_label).sum()),
+                "readers": self.readers.to_dict(orient="records")}
+
+
+def multilabel_staple(masks: Mapping[str, MaskLike], undecided_label: int | None = None) -> MultiLabelStaple:
+    """STAPLE over label maps (0 = background, 1.. = structures) by SimpleITK's
+    `MultiLabelSTAPLEImageFilter`: the consensus label map and each reader's confusion matrix."""
+    images = _masks(masks, 2)
+    arrays = {reader: sitk.GetArrayFromImage(image) for reader, image in images.items()}
+    for reader, array in arrays.items():
+        if not np.issubdtype(array.dtype, np.integer) and not np.array_equal(array, np.round(array)):
+            raise ValueError(f"label map of {reader} has non-integer values")
+        if array.min() < 0:
+            raise ValueError(f"label map of {reader} has negative labels")
+    top = int(max(array.max() for array in arrays.values()))
+    undecided = top + 1 if undecided_label is None else int(undecided_label)
+    pixel = sitk.sitkUInt8 if max(top, undecided) < 2 ** 8 else sitk.sitkUInt16
+    inputs = [sitk.Cast(image, pixel) if image.GetPixelID() != pixel else image for image in images.values()]
+    flt = sitk.MultiLabelSTAPLEImageFilter()
+    flt.SetLabelForUndecidedPixels(undecided)
+    consensus = flt.Execute(inputs)
+    labels = list(range(top + 1))
+    consensus_array = sitk.GetArrayViewFromImage(consensus)
+    share = np.array([(consensus_array == lab).sum() for lab in labels], dtype=float)
+    confusion, rows = {}, []
+    for index, reader in enumerate(images):
+        matrix = np.asarray(flt.GetConfusionMatrix(index), dtype=float).reshape(len(labels) + 1, len(labels))
+        confusion[reader] = pd.DataFrame(matrix, index=[*labels, "other"], columns=labels)
+        for lab in labels:
+            others = np.arange(len(labels)) != lab
+            rows.append({"annotator": reader, "label": lab, "sensitivity": float(matrix[lab, lab]),
+                         "specificity": _ratio(float(((1 - matrix[lab, others]) * share[others]).sum()),
+                                               float(share[others].sum()))})
+    return MultiLabelStaple(consensus, labels, undecided, confusion, pd.DataFrame(rows))
