@@ -296,23 +296,39 @@ def _kappa_against_others(values: np.ndarray, pool: np.ndarray, config: QcConfig
     return out
 
 
+def _mean_pairwise_kappa(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """Per reader: mean Cohen's kappa with each other pool reader (NaN pairs left out)."""
+    columns = np.flatnonzero(pool)
+    pairs, kappa, _ = cohen_kappa_pairs(np.ones((1, len(values))), values[:, columns], BINARY)
+    total, count = np.zeros(len(pool)), np.zeros(len(pool))
+    for (a, b), k in zip(pairs, kappa[0]):
+        if not np.isnan(k):
+            total[columns[[a, b]]] += k
+            count[columns[[a, b]]] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.inf)
+
+
 def check_random_answering(values: np.ndarray, readers: list[str], skip: set[str],
                            config: QcConfig = QcConfig()) -> tuple[list[Flag], dict[str, float | None]]:
-    """Greedy leave-one-out test: the reader with the lowest kappa against the others' majority is
-    flagged if it is <= `random_kappa_min`, removed from the reference, and the rest re-tested; so a
-    careful reader is never judged against a majority of random ones that were caught first."""
+    """Greedy leave-one-out test. Among the readers whose kappa against the others' majority is
+    <= `random_kappa_min`, the one with the lowest mean pairwise kappa is flagged and removed from the
+    reference, then the rest are re-tested. Pairwise kappas pick who goes first because a random
+    reader drags down every other reader's majority but not their kappas with each other. Reported:
+    each reader's kappa from the last round in which it could be tested."""
     pool = np.array([a not in skip for a in readers], dtype=bool)
     flags: list[Flag] = []
-    final: dict[str, float | None] = {}
+    final: dict[str, float | None] = {a: None for a, p in zip(readers, pool) if p}
     while True:
         kappas = _kappa_against_others(values, pool, config)
-        tested = {r: k for r, k in kappas.items() if k is not None}
-        worst = min(tested, key=lambda r: (tested[r], readers[r]), default=None)
-        final.update({readers[r]: k for r, k in kappas.items()})
-        if worst is None or tested[worst] > config.random_kappa_min:
+        final.update({readers[r]: k for r, k in kappas.items() if k is not None})
+        low = [r for r, k in kappas.items() if k is not None and k <= config.random_kappa_min]
+        if not low:
             return flags, final
+        pairwise = _mean_pairwise_kappa(values, pool)
+        worst = min(low, key=lambda r: (pairwise[r], kappas[r], readers[r]))
         flags.append(Flag(Rule.RANDOM_ANSWERING, readers[worst],
-                          f"Cohen's kappa {tested[worst]:.3f} <= {config.random_kappa_min:g} against the "
+                          f"Cohen's kappa {kappas[worst]:.3f} <= {config.random_kappa_min:g} against the "
                           f"majority of the other {int(pool.sum()) - 1} readers: no better than chance"))
         pool[worst] = False
 
