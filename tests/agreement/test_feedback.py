@@ -168,3 +168,35 @@ def test_markit_radiologists_against_their_majority():
     overall = feedback(readings).table.query("label == @ALL").set_index("annotator")
     assert (overall["n_compared"] == 7000).all()
     assert round(((1 - overall["agreement"]) * 7000).sum()) == 676
+
+
+def test_readers_qc_excludes_are_compared_but_do_not_vote():
+    """Reader d answers at random: QC excludes it (AI filter, per label). Its figures are against
+    the majority of a, b, c; a, b, c get exactly the feedback they get without d in the table."""
+    from curation.agreement.qc import check
+    rng = np.random.default_rng(11)
+    rows = []
+    for label, prevalence in (("nodule", 0.3), ("effusion", 0.5)):
+        truth = rng.random(80) < prevalence
+        for reader in "abcd":
+            says = rng.random(80) < 0.5 if reader == "d" else np.where(rng.random(80) < 0.9, truth, ~truth)
+            rows += [(f"i{j}", label, reader, int(says[j]), 0.9 if truth[j] else 0.1) for j in range(80)]
+    frame = table(rows, ("item", "label", "annotator", "value", "ai_probability"))
+    qc = check(frame)
+    assert list(qc.excluded) == ["d"]
+    result = feedback(frame, qc)
+    alone = feedback(frame[frame["annotator"] != "d"])
+    kept_rows = result.table[result.table["annotator"] != "d"].reset_index(drop=True)
+    columns = [c for c in kept_rows.columns if c != "qc_flags"]
+    pd.testing.assert_frame_equal(kept_rows[columns], alone.table[columns])
+    d = row(result, "d")
+    assert d["excluded"] and d["n_compared"] == 160 and d["agreement"] < 0.7
+    voters = frame[frame["annotator"] != "d"].groupby(["item", "label"])["value"].sum() >= 2
+    mine = frame[frame["annotator"] == "d"].set_index(["item", "label"])["value"]
+    assert d["agreement"] == pytest.approx((mine == voters.reindex(mine.index).astype(int)).mean())
+    ai_labels = {f.label for f in qc.flags if f.annotator == "d" and str(f.rule) == "ai_filter"}
+    for label in ("nodule", "effusion"):
+        assert ("ai_filter" in row(result, "d", label)["qc_flags"]) == (label in ai_labels)
+    assert d["qc_flags"] == qc.rules_of("d")
+    assert result.to_json()["readers"]["d"]["excluded"] == qc.excluded["d"]
+    assert result.to_json()["readers"]["a"]["excluded"] is None
