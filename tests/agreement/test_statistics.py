@@ -1,6 +1,7 @@
 """Agreement statistics against their reference implementations (statsmodels, scikit-learn, the
-`krippendorff` package, used here only as test oracles), a published AC1 example, and the MarkIt
-proof-of-concept figures."""
+`krippendorff` package, used here only as test oracles; Gwet's AC1 and the unanimity counts against
+formulas written out unit by unit below), for every N = 2..10 readers with missing readings; a
+published AC1 example; bootstrap intervals on simulated rounds; the MarkIt proof-of-concept figures."""
 from pathlib import Path
 
 import krippendorff
@@ -23,10 +24,14 @@ def _point(function, values, categories, *args):
     return function(np.ones((1, len(values))), counts, *args)[0]
 
 
+READERS = range(2, 11)  # every property below holds for each N = 2..10 readers
+
+
 @st.composite
-def readings(draw, n_cat_max: int = 4, missing: bool = True, constant_readers: bool = False):
-    """Units x readers (2..10 readers) of small integer categories, NaN for missing readings."""
-    n_readers = draw(st.integers(2, 10))
+def readings(draw, n_cat_max: int = 4, missing: bool = True, constant_readers: bool = False,
+             n_readers: int | None = None):
+    """Units x readers (`n_readers`, else 2..10) of small integer categories, NaN for missing readings."""
+    n_readers = n_readers if n_readers is not None else draw(st.integers(2, 10))
     n_units = draw(st.integers(3, 30))
     n_cat = draw(st.integers(2, n_cat_max))
     values = np.array(draw(st.lists(st.lists(st.integers(0, n_cat - 1), min_size=n_readers, max_size=n_readers),
@@ -43,10 +48,12 @@ def readings(draw, n_cat_max: int = 4, missing: bool = True, constant_readers: b
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(readings(constant_readers=True))
-def test_fleiss_kappa_equals_statsmodels(case):
-    values, categories = case
+@pytest.mark.parametrize("n_readers", READERS)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fleiss_kappa_equals_statsmodels(n_readers, data):
+    """statsmodels needs the same number of readings per unit; which readers read a unit varies."""
+    values, categories = data.draw(readings(constant_readers=True, n_readers=n_readers))
     counts = stats.category_counts(values, categories)
     reference = statsmodels_fleiss(counts, method="fleiss")
     ours = stats.fleiss_kappa(np.ones((1, len(values))), counts)[0]
@@ -55,10 +62,11 @@ def test_fleiss_kappa_equals_statsmodels(case):
         assert abs(ours - reference) < TOL
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(readings(), st.sampled_from(["nominal", "ordinal"]))
-def test_krippendorff_alpha_equals_package(case, level):
-    values, categories = case
+@pytest.mark.parametrize("n_readers", READERS)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), level=st.sampled_from(["nominal", "ordinal"]))
+def test_krippendorff_alpha_equals_package(n_readers, data, level):
+    values, categories = data.draw(readings(n_readers=n_readers))
     ours = _point(lambda w, c: stats.krippendorff_alpha(w, c, level), values, categories)
     pairable = ((~np.isnan(values)).sum(axis=1) >= 2).any()
     if len(np.unique(values[~np.isnan(values)])) < 2 or not pairable:
@@ -72,10 +80,11 @@ def test_krippendorff_alpha_equals_package(case, level):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(readings(), st.sampled_from(["none", "linear", "quadratic"]))
-def test_cohen_kappa_equals_scikit_learn_for_every_pair(case, weights):
-    values, categories = case
+@pytest.mark.parametrize("n_readers", READERS)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), weights=st.sampled_from(["none", "linear", "quadratic"]))
+def test_cohen_kappa_equals_scikit_learn_for_every_pair(n_readers, data, weights):
+    values, categories = data.draw(readings(n_readers=n_readers))
     pairs, kappa, agree = stats.cohen_kappa_pairs(np.ones((1, len(values))), values, categories, weights)
     assert len(pairs) == values.shape[1] * (values.shape[1] - 1) // 2
     for p, (a, b) in enumerate(pairs):
@@ -93,10 +102,11 @@ def test_cohen_kappa_equals_scikit_learn_for_every_pair(case, weights):
         assert abs(agree[0, p] - np.mean(values[both, a] == values[both, b])) < TOL
 
 
-@settings(max_examples=40, deadline=None)
-@given(readings())
-def test_percent_agreement_is_mean_share_of_agreeing_pairs(case):
-    values, categories = case
+@pytest.mark.parametrize("n_readers", READERS)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_percent_agreement_is_mean_share_of_agreeing_pairs(n_readers, data):
+    values, categories = data.draw(readings(n_readers=n_readers))
     shares = []
     for row in values:
         seen = row[~np.isnan(row)]
@@ -105,6 +115,58 @@ def test_percent_agreement_is_mean_share_of_agreeing_pairs(case):
             shares.append(np.mean([x == y for x, y in pairs]))
     ours = _point(stats.percent_agreement, values, categories)
     assert (np.isnan(ours) and not shares) or abs(ours - np.mean(shares)) < TOL
+
+
+def gwet_ac1_reference(values: np.ndarray, categories: list) -> float:
+    """Gwet's AC1 written out unit by unit as in Gwet (2008) eq. 15-16 for r raters, with missing
+    ratings as in Gwet's Handbook (2014, 4th ed., ch. 4): r_i raters rated unit i, r_ik of them
+    category k; pa averages sum_k r_ik (r_ik - 1) / (r_i (r_i - 1)) over the units with r_i >= 2;
+    pi_k averages r_ik / r_i over the units with r_i >= 1; pe = sum_k pi_k (1 - pi_k) / (q - 1)."""
+    q = len(categories)
+    agreement, shares = [], []
+    for row in values:
+        rated = [v for v in row if not np.isnan(v)]
+        r_i = len(rated)
+        if r_i == 0:
+            continue
+        r_ik = [sum(1 for v in rated if v == k) for k in categories]
+        shares.append([r / r_i for r in r_ik])
+        if r_i >= 2:
+            agreement.append(sum(r * (r - 1) for r in r_ik) / (r_i * (r_i - 1)))
+    if not agreement:
+        return float("nan")
+    pa = sum(agreement) / len(agreement)
+    pi = [sum(unit[k] for unit in shares) / len(shares) for k in range(q)]
+    pe = sum(p * (1 - p) for p in pi) / (q - 1)
+    return (pa - pe) / (1 - pe)
+
+
+@pytest.mark.parametrize("n_readers", READERS)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_gwet_ac1_equals_the_handbook_formula(n_readers, data):
+    values, categories = data.draw(readings(n_readers=n_readers))
+    ours = _point(stats.gwet_ac1, values, categories)
+    reference = gwet_ac1_reference(values, categories)
+    assert np.isnan(ours) == np.isnan(reference)
+    if not np.isnan(reference):
+        assert abs(ours - reference) < TOL
+
+
+@pytest.mark.parametrize("n_readers", READERS)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_unanimity_counts_equal_a_count_by_hand(n_readers, data):
+    values, _ = data.draw(readings(n_cat_max=2, n_readers=n_readers))
+    seen = [row[~np.isnan(row)] for row in values]
+    twice = [row for row in seen if len(row) >= 2]
+    positive = sum(1 for row in twice if (row == 1).all())
+    negative = sum(1 for row in twice if (row == 0).all())
+    result = stats.unanimity(np.ones((1, len(values))), stats.category_counts(values, stats.BINARY))
+    assert (result["unanimous_positive"][0], result["unanimous_negative"][0]) == (positive, negative)
+    assert result["disagreements"][0] == len(twice) - positive - negative
+    share = result["unanimous_share"][0]
+    assert (np.isnan(share) and not twice) or abs(share - (positive + negative) / len(twice)) < TOL
 
 
 def test_gwet_ac1_reproduces_gwet_handbook_example():
@@ -124,6 +186,7 @@ def test_gwet_ac1_reproduces_gwet_handbook_example():
     categories = [1, 2, 3, 4, 5]
     assert abs(_point(stats.percent_agreement, values, categories) - 9 / 11) < TOL
     assert abs(_point(stats.gwet_ac1, values, categories) - 31825 / 41041) < TOL
+    assert abs(gwet_ac1_reference(values, categories) - 31825 / 41041) < TOL
     assert round(31825 / 41041, 5) == 0.77544
 
 
@@ -144,6 +207,56 @@ def test_bootstrap_is_seeded_and_reproducible():
     assert first == again and first["fleiss_kappa_ci95"] != other["fleiss_kappa_ci95"]
     low, high = first["fleiss_kappa_ci95"]
     assert low <= first["fleiss_kappa"] <= high
+
+
+def _simulated_round(seed: int, n_items: int = 150, n_readers: int = 5):
+    """Readers of sensitivity 0.85 and specificity 0.9 on two labels (prevalence 0.3 and 0.1),
+    each reading missing with probability 0.2, confidence grades 0..100 in steps of 25."""
+    import pandas as pd
+
+    from curation.agreement.table import validate
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label, prevalence in (("effusion", 0.3), ("nodule", 0.1)):
+        truth = rng.random(n_items) < prevalence
+        for item in range(n_items):
+            for reader in range(n_readers):
+                if rng.random() < 0.2:
+                    continue
+                says = rng.random() < (0.85 if truth[item] else 0.1)
+                grade = int(np.clip(75 + 25 * rng.integers(-1, 2), 50, 100)) if says else int(25 * rng.integers(0, 2))
+                rows.append({"item": f"i{item}", "label": label, "annotator": f"r{reader}", "value": int(says),
+                             "confidence": grade})
+    return validate(pd.DataFrame(rows))
+
+
+def _estimates_with_interval(block: dict):
+    """(name, value, interval) for every statistic with a _ci95 in an agreement() block."""
+    for name, value in block.items():
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                yield from ((f"{name}.{key}.{n}", v, i) for n, v, i in _estimates_with_interval(inner))
+        elif f"{name}_ci95" in block:
+            yield name, value, block[f"{name}_ci95"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bootstrap_intervals_hold_the_point_estimate_on_typical_data(seed):
+    readings = _simulated_round(seed)
+    result = stats.agreement(readings, n_boot=300, seed=seed)
+    blocks = [result["overall"], *result["per_label"].values(),
+              *({"cohen_kappa": p["cohen_kappa"], "cohen_kappa_ci95": p["cohen_kappa_ci95"]}
+                for p in result["pairwise"].values())]
+    checked = 0
+    for block in blocks:
+        for name, value, interval in _estimates_with_interval(block):
+            low, high = interval
+            assert low <= value <= high, (name, value, interval)
+            if name.endswith(("kappa", "alpha", "ac1", "alpha_ordinal")):
+                assert 0 < high - low < 0.8, (name, interval)  # a real interval, not a point or the whole range
+            checked += 1
+    assert checked >= 3 * 10 + 10  # overall + 2 labels x (unanimity, agreement, kappa, alpha, AC1, ...) + pairs
+    assert stats.agreement(readings, n_boot=300, seed=seed) == result  # seeded: the same figures again
 
 
 def test_draw_weights_draw_every_resample_n_times():
@@ -180,6 +293,7 @@ def test_graded_confidence_gives_ordinal_alpha_and_weighted_kappa():
                                          weights="quadratic")) < TOL
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # no unit read twice: NaN, as expected
 @settings(max_examples=40, deadline=None)
 @given(readings(), st.integers(0, 2**16))
 def test_a_bootstrap_resample_equals_the_statistic_on_the_resampled_units(case, seed):
