@@ -104,15 +104,46 @@ def _with_ci(block: Mapping[str, Any], name: str) -> str:
     return f"{text} [{_number(ci[0])}, {_number(ci[1])}]" if ci else text
 
 
-def _agreement_rows(overall: Mapping[str, Any] | None, per_label: Mapping[str, Any]) -> list[list[str]]:
-    blocks = ([("overall", overall)] if overall else []) + sorted(per_label.items())
-    return [[name, b["n_items"], b["n_readers"], b["unanimous_positive"], b["unanimous_negative"],
+def _table(rows: list[list[Any]], headers: list[str]) -> str:
+    return tabulate(rows, headers, disable_numparse=True)
+
+
+_AGREEMENT_HEADERS = ["label", "items", "readers", "all yes", "all no", "disagree", "unanimous",
+                      "Fleiss kappa [95% CI]", "Krippendorff alpha [95% CI]", "Gwet AC1 [95% CI]"]
+
+
+def _agreement_section(title: str, overall: Mapping[str, Any] | None, per_label: Mapping[str, Any]) -> list[str]:
+    if overall is None:
+        return ["", f"{title}: none (QC kept no reader)"]
+    blocks = [("overall", overall), *sorted(per_label.items())]
+    rows = [[name, b["n_items"], b["n_readers"], b["unanimous_positive"], b["unanimous_negative"],
              b["disagreements"], _number(b["unanimous_share"]), *(_with_ci(b, s) for s in STATISTICS)]
             for name, b in blocks]
+    return ["", title, _table(rows, _AGREEMENT_HEADERS)]
 
 
-_AGREEMENT_HEADERS = ["label", "items", "readers", "all yes", "all no", "disagree", "unanimous", "Fleiss kappa [95% CI]",
-                      "Krippendorff alpha [95% CI]", "Gwet AC1 [95% CI]"]
+def _pairwise_section(pairwise: Mapping[str, Any]) -> list[str]:
+    rows = [[*pair.split("|"), p["n_items"], _with_ci(p, "cohen_kappa"), _number(p["percent_agreement"])]
+            for pair, p in pairwise.items()]
+    if not rows:
+        return []
+    return ["", "Cohen's kappa per reader pair (readers kept, labels pooled)",
+            _table(rows, ["reader", "reader", "items", "kappa [95% CI]", "agreement"])]
+
+
+def _readers_section(per_annotator: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for annotator, a in per_annotator.items():
+        overall = a["feedback"]["overall"]
+        kappas = [k for k in (a.get("ai_kappa") or {}).values() if k is not None]
+        rows.append([annotator, "excluded" if a["excluded"] else "kept", _number(min(kappas) if kappas else None),
+                     _number(a["passes_ai_filter"]), _number(a["gold_accuracy"]), overall["n_read"],
+                     _number(overall["agreement"]), _number(overall["sensitivity"]),
+                     _number(overall["specificity"]), _number(overall["median_seconds"], 1),
+                     ", ".join(a["qc_flags"]) or "-"])
+    return ["", "Readers (agreement, sensitivity, specificity against the kept readers' majority vote)",
+            _table(rows, ["reader", "QC", "min AI kappa", "AI filter", "gold acc.", "read", "agreement", "sens.",
+                          "spec.", "median s", "QC flags"])]
 
 
 def _group_keys(notes: Mapping[str, Any]) -> list[str]:
@@ -121,13 +152,43 @@ def _group_keys(notes: Mapping[str, Any]) -> list[str]:
     return [k for k in ("modality", "body_part") if k in first]
 
 
-def _feedback_rows(annotator: str, notes: Mapping[str, Any], groups: list[str]) -> list[list[Any]]:
-    """One reader's per-label rows, then their modality / body part rows, as table rows."""
-    rows = [([*([ALL] * len(groups)), label], m) for label, m in notes["per_label"].items()]
-    rows += [([g[k] for k in groups] + [g["label"]], g) for g in notes.get("per_group", [])]
-    return [[annotator, *key, m["n_read"], _number(m["agreement"]), _number(m["sensitivity"]),
-             _number(m["specificity"]), _number(m["gold_accuracy"]), _number(m["median_seconds"], 1),
-             ", ".join(m["qc_flags"]) or "-"] for key, m in rows]
+def _feedback_section(per_annotator: Mapping[str, Any]) -> list[str]:
+    """Every reader's per-label rows, then their modality / body part rows."""
+    notes = {a: r["feedback"] for a, r in per_annotator.items()}
+    groups = _group_keys(next(iter(notes.values()))) if notes else []
+    rows = []
+    for annotator, n in notes.items():
+        keyed = [([ALL] * len(groups) + [label], m) for label, m in n["per_label"].items()]
+        keyed += [([g[k] for k in groups] + [g["label"]], g) for g in n.get("per_group", [])]
+        rows += [[annotator, *key, m["n_read"], _number(m["agreement"]), _number(m["sensitivity"]),
+                  _number(m["specificity"]), _number(m["gold_accuracy"]), _number(m["median_seconds"], 1),
+                  ", ".join(m["qc_flags"]) or "-"] for key, m in keyed]
+    return ["", "Feedback per reader and label",
+            _table(rows, ["reader", *groups, "label", "read", "agreement", "sens.", "spec.", "gold acc.", "median s",
+                          "QC flags"])]
+
+
+def _consensus_section(consensus: Mapping[str, Any] | None) -> list[str]:
+    if not consensus:
+        return []
+    m, ds = consensus["majority"], consensus["dawid_skene"]
+    return ["", "Consensus (readers kept)",
+            f"majority vote: {m['positive']} positive, {m['negative']} negative, {m['ties']} ties "
+            f"(resolved: {m['tie_rule']}), {m['undecided']} undecided, of {m['n_item_labels']} item-labels",
+            f"Dawid-Skene: {ds['positive']} positive of {ds['n_item_labels']}, {ds['iterations']} iterations, "
+            f"converged: {_number(ds['converged'])}",
+            _table([[r["annotator"], _number(r["sensitivity"]), _number(r["specificity"]), r["n_readings"]]
+                    for r in ds["readers"]], ["reader", "sensitivity", "specificity", "readings"])]
+
+
+def _exclusion_section(report: Mapping[str, Any]) -> list[str]:
+    if not report["readers_excluded"]:
+        return []
+    out = ["", "Why QC excluded readers"]
+    for annotator in report["readers_excluded"]:
+        out += [annotator, *(f"  {f['rule']}: {f['reason']}" for f in report["qc"]["flags"]
+                             if f["annotator"] == annotator and f["excludes"])]
+    return out
 
 
 def agreement_tables(report: Mapping[str, Any]) -> str:
@@ -136,52 +197,15 @@ def agreement_tables(report: Mapping[str, Any]) -> str:
            f"{report['n_boot']} bootstrap resamples (seed {report['seed']})",
            f"readers kept by QC: {', '.join(report['readers_kept']) or 'none'}",
            f"readers excluded by QC: {', '.join(report['readers_excluded']) or 'none'}"]
-    out += ["", "Agreement, readers kept by QC",
-            tabulate(_agreement_rows(report["overall"], report["per_label"]), _AGREEMENT_HEADERS, disable_numparse=True)]
+    out += _agreement_section("Agreement, readers kept by QC", report["overall"], report["per_label"])
     if report["readers_excluded"]:
         everyone = report["all_readers"]
-        out += ["", "Agreement, all readers",
-                tabulate(_agreement_rows(everyone["overall"], everyone["per_label"]), _AGREEMENT_HEADERS,
-                         disable_numparse=True)]
-    pairs = [[*pair.split("|"), p["n_items"], _with_ci(p, "cohen_kappa"), _number(p["percent_agreement"])]
-             for pair, p in report["pairwise"].items()]
-    if pairs:
-        out += ["", "Cohen's kappa per reader pair (readers kept, labels pooled)",
-                tabulate(pairs, ["reader", "reader", "items", "kappa [95% CI]", "agreement"], disable_numparse=True)]
-    readers = []
-    for annotator, a in report["per_annotator"].items():
-        overall = a["feedback"]["overall"]
-        kappas = [k for k in (a.get("ai_kappa") or {}).values() if k is not None]
-        readers.append([annotator, "excluded" if a["excluded"] else "kept", _number(min(kappas) if kappas else None),
-                        _number(a["passes_ai_filter"]), _number(a["gold_accuracy"]), overall["n_read"],
-                        _number(overall["agreement"]), _number(overall["sensitivity"]),
-                        _number(overall["specificity"]), _number(overall["median_seconds"], 1),
-                        ", ".join(a["qc_flags"]) or "-"])
-    out += ["", "Readers (agreement, sensitivity, specificity against the kept readers' majority vote)",
-            tabulate(readers, ["reader", "QC", "min AI kappa", "AI filter", "gold acc.", "read", "agreement",
-                               "sens.", "spec.", "median s", "QC flags"], disable_numparse=True)]
-    readers_notes = {a: r["feedback"] for a, r in report["per_annotator"].items()}
-    groups = _group_keys(next(iter(readers_notes.values()))) if readers_notes else []
-    notes = [row for a, n in readers_notes.items() for row in _feedback_rows(a, n, groups)]
-    out += ["", "Feedback per reader and label",
-            tabulate(notes, ["reader", *groups, "label", "read", "agreement", "sens.", "spec.", "gold acc.",
-                             "median s", "QC flags"], disable_numparse=True)]
-    consensus = report["consensus"]
-    if consensus:
-        m, ds = consensus["majority"], consensus["dawid_skene"]
-        out += ["", "Consensus (readers kept)",
-                f"majority vote: {m['positive']} positive, {m['negative']} negative, {m['ties']} ties "
-                f"(resolved: {m['tie_rule']}), {m['undecided']} undecided, of {m['n_item_labels']} item-labels",
-                f"Dawid-Skene: {ds['positive']} positive of {ds['n_item_labels']}, {ds['iterations']} iterations, "
-                f"converged: {_number(ds['converged'])}",
-                tabulate([[r["annotator"], _number(r["sensitivity"]), _number(r["specificity"]), r["n_readings"]]
-                          for r in ds["readers"]], ["reader", "sensitivity", "specificity", "readings"],
-                         disable_numparse=True)]
-    if report["readers_excluded"]:
-        out += ["", "Why QC excluded readers"]
-        for annotator in report["readers_excluded"]:
-            out += [annotator, *(f"  {f['rule']}: {f['reason']}" for f in report["qc"]["flags"]
-                                 if f["annotator"] == annotator and f["excludes"])]
+        out += _agreement_section("Agreement, all readers", everyone["overall"], everyone["per_label"])
+    out += _pairwise_section(report["pairwise"])
+    out += _readers_section(report["per_annotator"])
+    out += _feedback_section(report["per_annotator"])
+    out += _consensus_section(report["consensus"])
+    out += _exclusion_section(report)
     return "\n".join(out)
 
 
@@ -190,4 +214,4 @@ def reward_table(report: Mapping[str, Any], budget: float) -> str:
     rows = [[a, f"{tokens:.2f}", "excluded: " + report["excluded"][a] if a in report["excluded"] else ""]
             for a, tokens in sorted(report["rewards"].items(), key=lambda kv: (kv[0] in report["excluded"], kv[0]))]
     return (f"mode {report['mode']}, budget {budget:g}\n"
-            + tabulate(rows, ["reader", "tokens", ""], disable_numparse=True))
+            + _table(rows, ["reader", "tokens", ""]))

@@ -195,6 +195,14 @@ def test_a_stricter_ai_filter_excludes_more(tmp_path, capsys):
     path = long_table(tmp_path)
     assert main(["reward", str(path), "--budget", "10", "--kappa-min", "0.99", "--json"]) == 2
     assert "every reader is excluded" in capsys.readouterr().err
+    # the agreement report still says what QC found, with nothing computed on kept readers
+    assert main(["agreement", str(path), "--kappa-min", "0.99", "--bootstrap", "10", "--json"]) == 0
+    out = strict(capsys.readouterr().out)
+    assert out["readers_kept"] == [] and out["overall"] is None and out["consensus"] is None
+    assert sorted(out["readers_excluded"]) == list("abcd") and out["all_readers"]["overall"]["n_readers"] == 4
+    assert all(a["feedback"]["overall"]["n_compared"] == 0 for a in out["per_annotator"].values())
+    assert main(["agreement", str(path), "--kappa-min", "0.99", "--bootstrap", "10"]) == 0
+    assert "Agreement, readers kept by QC: none (QC kept no reader)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("content, message", [
