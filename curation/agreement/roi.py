@@ -389,10 +389,10 @@ def staple(masks: Mapping[str, MaskLike], label: int | None = None, threshold: f
 @dataclass(frozen=True)
 class MultiLabelStaple:
     """Multi-label STAPLE. `consensus`: the label map (pixels STAPLE cannot decide get
-    `undecided_label`); `confusion[reader]`: P(reader says row label | true column label), with a
-    last row for labels the reader never used; `readers`: annotator, label, sensitivity (the
-    diagonal), specificity (P(not this label | truly another), the other labels weighted by their
-    share of the consensus)."""
+    `undecided_label`); `confusion[reader]`: P(reader says row label | true column label), columns
+    summing to 1, with ITK's extra row 'undecided' (input pixels already undecided: 0 here);
+    `readers`: annotator, label, sensitivity (the diagonal), specificity (P(not this label | truly
+    another), the other labels weighted by their share of the consensus)."""
 
     consensus: sitk.Image
     labels: list[int]
@@ -430,7 +430,7 @@ def multilabel_staple(masks: Mapping[str, MaskLike], undecided_label: int | None
     confusion, rows = {}, []
     for index, reader in enumerate(images):
         matrix = np.asarray(flt.GetConfusionMatrix(index), dtype=float).reshape(len(labels) + 1, len(labels))
-        confusion[reader] = pd.DataFrame(matrix, index=[*labels, "other"], columns=labels)
+        confusion[reader] = pd.DataFrame(matrix, index=[*labels, "undecided"], columns=labels)
         for lab in labels:
             others = np.arange(len(labels)) != lab
             rows.append({"annotator": reader, "label": lab, "sensitivity": float(matrix[lab, lab]),

@@ -308,4 +308,5 @@ def test_multilabel_staple_finds_the_label_a_reader_under_draws():
     assert readers.loc[("B", 0), "specificity"] < readers.loc[("A", 0), "specificity"]
     confusion = result.confusion["B"]
     assert confusion.loc[0, 1] == pytest.approx(0.5) and np.allclose(confusion.sum(axis=0), 1.0)
+    assert (confusion.loc["undecided"] == 0).all()
     assert result.summary()["undecided_pixels"] == 0
