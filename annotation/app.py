@@ -14,7 +14,7 @@ from annotation.config import Settings
 from annotation.db import make_engine, make_session_factory
 from annotation.imaging import InstanceCache
 from annotation.migrate import upgrade
-from annotation.routers import auth, exports, invites, items, projects, review, tasks, users
+from annotation.routers import auth, exports, invites, items, projects, review, rounds, service_tokens, tasks, users
 
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".js")
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.factories = factories
     app.state.session_factory = factories.writer  # overridden per request method in deps.get_db
     app.state.instances = InstanceCache(settings.cache_mb * 1024 * 1024, settings.allowed_roots,
-                                        settings.allowed_prefixes)
+                                        settings.allowed_prefixes, settings.item_zones)
 
     app.add_middleware(SecurityHeaders)
 
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         """A unique constraint lost a race with a concurrent request: the client may retry."""
         return JSONResponse({"detail": "conflicting concurrent change; retry"}, status_code=409)
 
-    for module in (auth, users, invites, projects, items, tasks, review, exports):
+    for module in (auth, users, service_tokens, invites, projects, items, rounds, tasks, review, exports):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["health"])

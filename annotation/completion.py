@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from annotation.models import Item, Project, Task, TaskKind, TaskStatus
+from annotation.queue import required_readers
 from annotation.schemas import CompletionOut, ItemCompletion
 from annotation.submission import CompletionEvent
 
@@ -33,7 +35,7 @@ def completion(db: Session, project: Project, round_: int | None) -> CompletionO
     out: list[ItemCompletion] = []
     rounds: dict[str, dict[str, int | bool]] = {}
     for item in items:
-        k = project.readers_per_item
+        k = required_readers(project, item)
         needs_verification = project.verification_levels > 0
         ok_verified = (verified.get(item.id, 0) >= k) if needs_verification else True
         done = item.completed_at is not None
@@ -48,11 +50,16 @@ def completion(db: Session, project: Project, round_: int | None) -> CompletionO
     return CompletionOut(project_id=project.id, rounds=rounds, items=out)
 
 
-def notify_completed(url: str, events: list[CompletionEvent]) -> None:
-    """POST completed items to the project's webhook; failures are logged (ids only) and dropped,
-    the pipeline can always poll the completion endpoint."""
-    payload = {"event": "items_complete", "items": [asdict(e) for e in events]}
+def post_webhook(url: str, payload: dict[str, Any], project_id: int | str) -> None:
+    """POST ids to a webhook; failures are logged (ids only) and dropped, the pipeline can always
+    poll the completion and round endpoints."""
     try:
         httpx.post(url, json=payload, timeout=5.0).raise_for_status()
     except httpx.HTTPError as exc:
-        log.warning("completion webhook failed for project %s: %s", events[0].project_id if events else "?", type(exc).__name__)
+        log.warning("%s webhook failed for project %s: %s", payload.get("event"), project_id, type(exc).__name__)
+
+
+def notify_completed(url: str, events: list[CompletionEvent]) -> None:
+    """POST completed items to the project's webhook."""
+    payload = {"event": "items_complete", "items": [asdict(e) for e in events]}
+    post_webhook(url, payload, events[0].project_id if events else "?")

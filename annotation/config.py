@@ -28,6 +28,12 @@ class Settings:
     allowed_roots: list[str] = field(default_factory=list)
     # s3:// and DICOMweb URIs must start with one of these when any is given (space-separated).
     allowed_prefixes: list[str] = field(default_factory=list)
+    # Store zones an item's file:// or s3:// URI must lie in (annotation/zones.py); raw and vault never.
+    item_zones: list[str] = field(default_factory=lambda: ["deid", "derived"])
+    # Airflow 3 REST API for round-complete asset events (POST /api/v2/assets/events); empty: off.
+    airflow_url: str = ""
+    airflow_token: str = ""
+    airflow_retries: int = 3
     cache_mb: int = 256
     web_dist: Path = WEB_DIST
     cookie_secure: bool = False
@@ -45,6 +51,11 @@ class Settings:
         s.lease_minutes = int(env.get("ANNOTATION_LEASE_MINUTES", s.lease_minutes))
         s.allowed_roots = _env_list("ANNOTATION_ALLOWED_ROOTS")
         s.allowed_prefixes = env.get("ANNOTATION_ALLOWED_URL_PREFIXES", "").split()
+        if env.get("ANNOTATION_ITEM_ZONES"):
+            s.item_zones = env["ANNOTATION_ITEM_ZONES"].split()
+        s.airflow_url = env.get("ANNOTATION_AIRFLOW_URL", s.airflow_url).rstrip("/")
+        s.airflow_token = env.get("ANNOTATION_AIRFLOW_TOKEN", s.airflow_token)
+        s.airflow_retries = int(env.get("ANNOTATION_AIRFLOW_RETRIES", s.airflow_retries))
         s.cache_mb = int(env.get("ANNOTATION_CACHE_MB", s.cache_mb))
         if env.get("ANNOTATION_WEB_DIST"):
             s.web_dist = Path(env["ANNOTATION_WEB_DIST"])

@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annotation import security
+from annotation import security, service_accounts
 from annotation.config import Settings
 from annotation.db import session_scope
 from annotation.models import Membership, Role, User
@@ -48,7 +48,9 @@ def request_token(request: Request) -> str | None:
 
 def current_user(request: Request, db: DB) -> User:
     token = request_token(request)
-    user = security.session_user(db, token) if token else None
+    user = None
+    if token:  # a login session, else a service account's API token (same SHA-256 lookup)
+        user = security.session_user(db, token) or service_accounts.token_user(db, token)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not logged in or session expired",
                             headers={"WWW-Authenticate": "Bearer"})

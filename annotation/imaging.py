@@ -18,9 +18,7 @@ from pydicom import Dataset
 
 from annotation.imaging_formats import as_dicom, image_kind
 from annotation.phi import strip_identifying
-
-# Zones the service must never read (DESIGN: it never reads the raw zone or the vault).
-FORBIDDEN_ZONES = {"raw", "vault"}
+from annotation.zones import READABLE_ZONES, ZoneError, check_segments
 
 
 class UriError(ValueError):
@@ -38,7 +36,7 @@ class InstanceHeader:
     columns: int
 
 
-def local_path(uri: str, allowed_roots: list[str]) -> Path:
+def local_path(uri: str, allowed_roots: list[str], zones: tuple[str, ...] | list[str] = READABLE_ZONES) -> Path:
     try:
         parsed = urlparse(uri)
     except ValueError:
@@ -49,14 +47,17 @@ def local_path(uri: str, allowed_roots: list[str]) -> Path:
         path = Path(unquote(parsed.path)).resolve()
     except (ValueError, OSError):
         raise UriError("malformed file URI") from None
-    if any(part in FORBIDDEN_ZONES for part in path.parts):
-        raise UriError("the raw zone and the vault are never read by the annotation service")
+    try:
+        check_segments(list(path.parts), zones)
+    except ZoneError as exc:
+        raise UriError(str(exc)) from None
     if allowed_roots and not any(path.is_relative_to(Path(root).resolve()) for root in allowed_roots):
         raise UriError("file URI outside the allowed roots")
     return path
 
 
-def read_bytes(uri: str, allowed_roots: list[str], allowed_prefixes: list[str] | None = None) -> bytes:
+def read_bytes(uri: str, allowed_roots: list[str], allowed_prefixes: list[str] | None = None,
+               zones: tuple[str, ...] | list[str] = READABLE_ZONES) -> bytes:
     """Bytes behind a URI. Remote URIs (s3, DICOMweb) must start with an allowed prefix when any is
     configured, so a registered item cannot make the service fetch arbitrary addresses."""
     try:
@@ -66,7 +67,7 @@ def read_bytes(uri: str, allowed_roots: list[str], allowed_prefixes: list[str] |
     if scheme != "file" and allowed_prefixes and not any(uri.startswith(p) for p in allowed_prefixes):
         raise UriError("remote URI outside the allowed prefixes")
     if scheme == "file":
-        path = local_path(uri, allowed_roots)
+        path = local_path(uri, allowed_roots, zones)
         try:
             return path.read_bytes()
         except OSError as exc:
@@ -76,8 +77,10 @@ def read_bytes(uri: str, allowed_roots: list[str], allowed_prefixes: list[str] |
 
         parsed = urlparse(uri)  # already parsed once above: cannot raise here
         key = parsed.path.lstrip("/")
-        if any(part in FORBIDDEN_ZONES for part in key.split("/")):
-            raise UriError("the raw zone and the vault are never read by the annotation service")
+        try:
+            check_segments(key.split("/"), zones)
+        except ZoneError as exc:
+            raise UriError(str(exc)) from None
         try:
             client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
             return client.get_object(Bucket=parsed.netloc, Key=key)["Body"].read()
@@ -121,10 +124,12 @@ def _unwrap_multipart(body: bytes, content_type: str) -> bytes:
 class InstanceCache:
     """LRU of cleaned DICOM bytes keyed by URI, bounded in bytes; shared by all request threads."""
 
-    def __init__(self, max_bytes: int, allowed_roots: list[str], allowed_prefixes: list[str] | None = None) -> None:
+    def __init__(self, max_bytes: int, allowed_roots: list[str], allowed_prefixes: list[str] | None = None,
+                 zones: tuple[str, ...] | list[str] = READABLE_ZONES) -> None:
         self.max_bytes = max_bytes
         self.allowed_roots = allowed_roots
         self.allowed_prefixes = allowed_prefixes or []
+        self.zones = zones
         self._data: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
@@ -135,7 +140,7 @@ class InstanceCache:
             if hit is not None:
                 self._data.move_to_end(uri)
                 return hit
-        data = clean_bytes(read_bytes(uri, self.allowed_roots, self.allowed_prefixes))
+        data = clean_bytes(read_bytes(uri, self.allowed_roots, self.allowed_prefixes, self.zones))
         with self._lock:
             if uri not in self._data:
                 self._data[uri] = data

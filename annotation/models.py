@@ -37,6 +37,28 @@ class Role(str, enum.Enum):
     DATA_OWNER = "data_owner"
     ANNOTATOR = "annotator"
     REVIEWER = "reviewer"
+    PIPELINE = "pipeline"  # service accounts: register items, run rounds, read completion, export
+
+
+class ProjectKind(str, enum.Enum):
+    """What readers do in a project: answer a label schema, or decide on a series' quality."""
+
+    LABELS = "labels"
+    QUALITY_REVIEW = "quality_review"
+
+
+class QualityDecision(str, enum.Enum):
+    """PRIMAGE's three outcomes of a human quality review of a series."""
+
+    APPROVE = "approve"
+    EXCLUDE = "exclude"
+    QUARANTINE = "quarantine"
+
+
+class RoundState(str, enum.Enum):
+    OPEN = "open"  # readers work on it
+    COMPLETE = "complete"  # every non-gold item has its readings; still accepts none it does not need
+    CLOSED = "closed"  # no reading accepted any more (by hand, or by the pipeline at the deadline)
 
 
 class Level(str, enum.Enum):
@@ -56,6 +78,7 @@ class TaskStatus(str, enum.Enum):
     ASSIGNED = "assigned"  # in a reader's hands (leased)
     SUBMITTED = "submitted"
     SKIPPED = "skipped"
+    CLOSED = "closed"  # its round was closed before it was read: never submitted
 
 
 class User(Base):
@@ -67,6 +90,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A service account (the pipeline): no password, acts only through its API token.
+    is_service: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     memberships: Mapped[list["Membership"]] = relationship(back_populates="user", cascade="all, delete-orphan")
@@ -82,6 +107,25 @@ class LoginSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class ServiceToken(Base):
+    """The API token of a service account; stored as SHA-256 like session tokens, shown once.
+
+    Its scope is the account's memberships (project x role), so every endpoint checks it through
+    the same permissions matrix as a person."""
+
+    __tablename__ = "service_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     user: Mapped[User] = relationship()
 
@@ -109,8 +153,33 @@ class Project(Base):
     current_round: Mapped[int] = mapped_column(Integer, default=1)
     webhook_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
     schema_version: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(16), default=ProjectKind.LABELS.value, server_default=ProjectKind.LABELS.value)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+
+
+class Round(Base):
+    """A reading round of a project: its items are the project's items with this round number."""
+
+    __tablename__ = "reading_round"
+    __table_args__ = (UniqueConstraint("project_id", "number"), UniqueConstraint("project_id", "name"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    # The caller's key (e.g. the DAG run id): creating a round with a known name returns that round.
+    name: Mapped[str] = mapped_column(String(128))
+    readers_per_item: Mapped[int] = mapped_column(Integer)
+    # Share of the round's items that are gold (known answer); never shown to readers.
+    gold_share: Mapped[float] = mapped_column(Float, default=0.0)
+    deadline: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default=RoundState.OPEN.value)
+    webhook_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    airflow_asset_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class SchemaVersion(Base):
@@ -180,6 +249,8 @@ class Item(Base):
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     gold_answer: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    # Readers this item needs when its round says so; None: the project's readers_per_item.
+    readers_required: Mapped[int | None] = mapped_column(Integer, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -268,6 +339,9 @@ class Annotation(Base):
     labels: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     rois: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     comment: Mapped[str] = mapped_column(Text, default="")
+    # Quality-review projects: approve / exclude / quarantine, with the reader's reason.
+    quality_decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    quality_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     task: Mapped[Task] = relationship(back_populates="annotation")

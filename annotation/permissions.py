@@ -27,10 +27,14 @@ class Action(str, enum.Enum):
     REVIEW = "review"
     EXPORT = "export"
     COMPLETION = "completion"
+    RUN_ROUNDS = "run_rounds"  # create a round with its items, close it
 
 
-_ALL = frozenset(Role)
+# People's roles; the pipeline's service accounts act in role PIPELINE only where named below
+# (register items, run rounds, completion and progress, export), nothing else.
+_ALL = frozenset(Role) - {Role.PIPELINE}
 _MANAGEMENT = frozenset({Role.OWNER, Role.MANAGER})
+_PIPELINE = frozenset({Role.PIPELINE})
 
 MATRIX: dict[Action, frozenset[Role]] = {
     Action.VIEW_PROJECT: _ALL,
@@ -38,16 +42,17 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.VIEW_SCHEMA: _ALL,
     Action.EDIT_SCHEMA: _MANAGEMENT,
     Action.MANAGE_MEMBERS: _MANAGEMENT,
-    Action.REGISTER_ITEMS: _MANAGEMENT | {Role.DATA_OWNER},
+    Action.REGISTER_ITEMS: _MANAGEMENT | {Role.DATA_OWNER} | _PIPELINE,
     Action.LIST_ITEMS: _MANAGEMENT | {Role.DATA_OWNER, Role.REVIEWER},
     Action.VIEW_ITEM: _MANAGEMENT | {Role.DATA_OWNER, Role.REVIEWER},
     Action.SET_GOLD: _MANAGEMENT,
     Action.READ: frozenset({Role.ANNOTATOR, Role.REVIEWER}),
-    Action.PROGRESS: _MANAGEMENT | {Role.DATA_OWNER},
+    Action.PROGRESS: _MANAGEMENT | {Role.DATA_OWNER} | _PIPELINE,
     Action.STATISTICS: _MANAGEMENT | {Role.REVIEWER},
     Action.REVIEW: _MANAGEMENT | {Role.REVIEWER},
-    Action.EXPORT: _MANAGEMENT | {Role.DATA_OWNER},
-    Action.COMPLETION: _MANAGEMENT | {Role.DATA_OWNER},
+    Action.EXPORT: _MANAGEMENT | {Role.DATA_OWNER} | _PIPELINE,
+    Action.COMPLETION: _MANAGEMENT | {Role.DATA_OWNER} | _PIPELINE,
+    Action.RUN_ROUNDS: _MANAGEMENT | {Role.DATA_OWNER} | _PIPELINE,
 }
 
 

@@ -20,6 +20,8 @@ from annotation.models import (
     Membership,
     Project,
     Role,
+    Round,
+    RoundState,
     SchemaVersion,
     Task,
     TaskKind,
@@ -47,11 +49,16 @@ def current_schema(db: Session, project: Project) -> SchemaVersion | None:
     )
 
 
+def required_readers(project: Project, item: Item) -> int:
+    """k of an item: its round's when the round set one, else the project's."""
+    return item.readers_required or project.readers_per_item
+
+
 def open_tasks_for_item(db: Session, project: Project, item: Item, count: int | None = None) -> None:
     """Give a non-gold item its k open reading slots."""
     if item.is_gold:
         return
-    n = project.readers_per_item if count is None else count
+    n = required_readers(project, item) if count is None else count
     for _ in range(n):
         db.add(Task(project_id=project.id, item_id=item.id, round=item.round, kind=TaskKind.ANNOTATE.value,
                     queue_rank=-item.priority))
@@ -60,7 +67,8 @@ def open_tasks_for_item(db: Session, project: Project, item: Item, count: int | 
 def adjust_readers(db: Session, project: Project, new_k: int) -> None:
     """Change k for items not yet complete: add open slots, or drop unclaimed ones."""
     items = db.scalars(
-        select(Item).where(Item.project_id == project.id, Item.is_gold == false(), Item.completed_at.is_(None))
+        select(Item).where(Item.project_id == project.id, Item.is_gold == false(), Item.completed_at.is_(None),
+                           Item.readers_required.is_(None))  # a round's own k is not the project's to change
     ).all()
     for item in items:
         live = db.scalars(
@@ -159,8 +167,21 @@ def release_expired(db: Session, project_ids: list[int]) -> None:
     )
 
 
+def gold_rate(db: Session, project: Project) -> float:
+    """The project's rate, or the largest gold share of its open rounds when that is higher."""
+    share = db.scalar(select(func.max(Round.gold_share)).where(Round.project_id == project.id,
+                                                              Round.state != RoundState.CLOSED.value))
+    return max(project.gold_rate, share or 0.0)
+
+
+def _closed_round(item_round_column, project_id_column):
+    return exists().where(Round.project_id == project_id_column, Round.number == item_round_column,
+                          Round.state == RoundState.CLOSED.value)
+
+
 def _gold_due(db: Session, user: User, project: Project) -> bool:
-    if project.gold_rate <= 0:
+    rate = gold_rate(db, project)
+    if rate <= 0:
         return False
     counts = dict(
         db.execute(
@@ -172,7 +193,7 @@ def _gold_due(db: Session, user: User, project: Project) -> bool:
     )
     regular, gold = counts.get(False, 0), counts.get(True, 0)
     # One gold reading per 1/rate readings in all: the (n+1)-th reading is gold when it is due.
-    return math.floor((regular + gold + 1) * project.gold_rate + 1e-9) > gold
+    return math.floor((regular + gold + 1) * rate + 1e-9) > gold
 
 
 def _take_gold(db: Session, user: User, reader: Reader) -> Task | None:
@@ -180,7 +201,7 @@ def _take_gold(db: Session, user: User, reader: Reader) -> Task | None:
     item = db.scalar(
         select(Item)
         .where(Item.project_id == project.id, Item.is_gold == true(), _not_seen_by(user, Item.id),
-               _competence_clause(reader.competences))
+               _competence_clause(reader.competences), ~_closed_round(Item.round, Item.project_id))
         .order_by(Item.id)
         .limit(1)
     )

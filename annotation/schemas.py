@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from annotation.models import Level, Role
+from annotation.models import Level, ProjectKind, QualityDecision, Role, RoundState
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]{0,31}$")]
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-@]{2,63}$")]
@@ -139,6 +139,7 @@ class ProjectCreate(Closed):
     gold_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     verification_levels: Annotated[int, Field(ge=0, le=2)] = 0
     webhook_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=512)] | None = None
+    kind: ProjectKind = ProjectKind.LABELS
     schema_: SchemaDef | None = Field(default=None, alias="schema")
 
 
@@ -153,12 +154,21 @@ class ProjectOut(BaseModel):
     current_round: int
     schema_version: int
     webhook_url: str | None = None
+    kind: ProjectKind = ProjectKind.LABELS
     my_roles: list[Role] = []
+
+
+def _person_role(role: Role) -> Role:
+    if role == Role.PIPELINE:
+        raise ValueError("the pipeline role belongs to service accounts (curate annotation token create)")
+    return role
 
 
 class MemberIn(Closed):
     user_id: Annotated[int, Field(ge=1, le=2_147_483_647)]
     role: Role
+
+    _role = field_validator("role")(_person_role)
     level: Level | None = None
     competences: Annotated[list[Competence], Field(max_length=50)] = []
 
@@ -180,6 +190,8 @@ class MemberOut(BaseModel):
 
 class InviteIn(Closed):
     role: Role = Role.ANNOTATOR
+
+    _role = field_validator("role")(_person_role)
     level: Level | None = Level.JUNIOR
     competences: Annotated[list[Competence], Field(max_length=50)] = []
     note: ShortText = ""
@@ -211,6 +223,19 @@ class InviteAccept(Closed):
 
 
 # --- items ----------------------------------------------------------------------------------
+MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+
+
+class QualityContext(Closed):
+    """What the quality model said about a series, shown to the human quality reviewer beside it."""
+
+    decision: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,31}$")] | None = None  # the model's
+    score: Annotated[float, Field(ge=-1e9, le=1e9)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=4000)] = ""
+    model: Annotated[str, StringConstraints(max_length=128)] = ""
+    metrics: Annotated[dict[MetricName, Annotated[float, Field(ge=-1e12, le=1e12)]], Field(max_length=200)] = {}
+
+
 class ItemContext(Closed):
     """Non-identifying context shown beside the image; anything else is refused (422)."""
 
@@ -218,6 +243,7 @@ class ItemContext(Closed):
     sex: Literal["F", "M", "O", "U"] | None = None
     comorbidities: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=30)] = []
     report_text: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+    quality: QualityContext | None = None
 
 
 class GoldAnswer(Closed):
@@ -314,7 +340,21 @@ class RoiIn(Closed):
         return self
 
 
+class QualityIn(Closed):
+    """A human quality decision on a series; exclude and quarantine need the reader's reason."""
+
+    decision: QualityDecision
+    reason: Annotated[str, StringConstraints(max_length=4000)] = ""
+
+    @model_validator(mode="after")
+    def _reason(self) -> "QualityIn":
+        if self.decision != QualityDecision.APPROVE and not self.reason.strip():
+            raise ValueError(f"a reason is required to {self.decision.value}")
+        return self
+
+
 class SubmitIn(Closed):
+    quality: QualityIn | None = None  # quality-review projects only
     labels: Annotated[list[LabelValue], Field(max_length=100)] = []
     rois: Annotated[list[RoiIn], Field(max_length=500)] = []
     comment: Annotated[str, StringConstraints(max_length=4000)] = ""
@@ -333,12 +373,14 @@ class AnnotationOut(BaseModel):
     rois: list[dict[str, Any]]
     comment: str
     schema_version: int | None
+    quality: dict[str, str] | None = None
 
 
 class TaskOut(BaseModel):
     id: int
     project_id: int
     project_name: str
+    project_kind: ProjectKind = ProjectKind.LABELS
     item: ItemOut
     kind: str
     status: str
@@ -457,3 +499,87 @@ class CompletionOut(BaseModel):
     project_id: int
     rounds: dict[str, dict[str, int | bool]]
     items: list[ItemCompletion]
+
+
+# --- rounds ---------------------------------------------------------------------------------
+class RoundIn(Closed):
+    """A round and (some of) its items; posting a known name again adds only the items not yet there."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,127}$")]
+    number: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    readers_per_item: Annotated[int, Field(ge=1, le=50)] | None = None
+    gold_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    deadline: datetime | None = None
+    webhook_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=512)] | None = None
+    airflow_asset_id: Annotated[int, Field(ge=1, le=2_147_483_647)] | None = None
+    items: Annotated[list[ItemIn], Field(max_length=1000)] = []
+
+
+class RoundItemStatus(BaseModel):
+    item_id: int
+    external_id: str
+    required: int
+    submitted: int
+    complete: bool
+    completed_at: datetime | None
+
+
+class RoundReaderStatus(BaseModel):
+    reader: str
+    submitted: int
+    assigned: int
+    skipped: int
+
+
+class RoundOut(BaseModel):
+    id: int
+    project_id: int
+    number: int
+    name: str
+    state: RoundState
+    readers_per_item: int
+    gold_share: float
+    gold_items: int
+    deadline: datetime | None
+    overdue: bool
+    webhook_url: str | None
+    airflow_asset_id: int | None
+    created_at: datetime
+    completed_at: datetime | None
+    closed_at: datetime | None
+    items: int  # non-gold items
+    complete_items: int
+    readings_required: int
+    readings_submitted: int
+    per_item: list[RoundItemStatus]
+    per_reader: list[RoundReaderStatus]
+
+
+class RoundCreated(BaseModel):
+    round: RoundOut
+    created: list[int]
+    existing: list[int]
+
+
+# --- service accounts ------------------------------------------------------------------------
+class ServiceTokenIn(Closed):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,58}$")]
+    projects: Annotated[list[Annotated[int, Field(ge=1, le=2_147_483_647)]], Field(min_length=1, max_length=100)]
+    roles: Annotated[list[Literal["pipeline", "data_owner"]], Field(min_length=1, max_length=2)] = ["pipeline"]
+
+
+class TokenScope(BaseModel):
+    project_id: int
+    project_name: str
+    role: Role
+
+
+class ServiceTokenOut(BaseModel):
+    id: int
+    name: str
+    account: str
+    scopes: list[TokenScope]
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    token: str | None = None  # the secret, only in the answer to its creation

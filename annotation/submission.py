@@ -9,7 +9,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from annotation import queue
-from annotation.models import Annotation, Item, Membership, Project, Role, SchemaVersion, Task, TaskKind, TaskStatus, utcnow
+from annotation.models import (
+    Annotation,
+    Item,
+    Membership,
+    Project,
+    ProjectKind,
+    Role,
+    SchemaVersion,
+    Task,
+    TaskKind,
+    TaskStatus,
+    utcnow,
+)
 from annotation.permissions import RANK
 from annotation.schemas import SubmitIn
 
@@ -72,7 +84,20 @@ def gold_score(answer: dict | None, labels: list[dict]) -> float | None:
     return hits / len(expected)
 
 
+def validate_quality(project: Project, task: Task, body: SubmitIn) -> None:
+    """Quality-review projects: a reading is a decision (approve / exclude / quarantine with a reason)."""
+    if project.kind != ProjectKind.QUALITY_REVIEW.value:
+        if body.quality is not None:
+            raise _unprocessable("a quality decision belongs to quality-review projects only")
+        return
+    needs = task.kind == TaskKind.ANNOTATE.value or body.decision == "correct"
+    if needs and body.quality is None:
+        raise _unprocessable("a quality review needs a decision: approve, exclude or quarantine (with a reason)")
+
+
 def submit(db: Session, task: Task, body: SubmitIn) -> list[CompletionEvent]:
+    if task.status == TaskStatus.CLOSED.value:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"round {task.round} is closed; the reading was not recorded")
     if task.status != TaskStatus.ASSIGNED.value:
         raise HTTPException(status.HTTP_409_CONFLICT, f"task is {task.status}, not open for submission")
     project = db.get(Project, task.project_id)
@@ -85,6 +110,7 @@ def submit(db: Session, task: Task, body: SubmitIn) -> list[CompletionEvent]:
         raise _unprocessable("a decision belongs to verification tasks only")
     if task.kind == TaskKind.ANNOTATE.value or body.decision == "correct":
         validate_against_schema(body, schema, item)
+    validate_quality(project, task, body)
     now = utcnow()
     task.status = TaskStatus.SUBMITTED.value
     task.submitted_at = now
@@ -96,7 +122,10 @@ def submit(db: Session, task: Task, body: SubmitIn) -> list[CompletionEvent]:
     task.decision = body.decision if task.kind == TaskKind.VERIFY.value else None
     labels = [lv.model_dump() for lv in body.labels]
     rois = [r.model_dump() for r in body.rois]
-    db.add(Annotation(task_id=task.id, schema_version_id=task.schema_version_id, labels=labels, rois=rois, comment=body.comment))
+    quality = body.quality
+    db.add(Annotation(task_id=task.id, schema_version_id=task.schema_version_id, labels=labels, rois=rois, comment=body.comment,
+                      quality_decision=quality.decision.value if quality else None,
+                      quality_reason=quality.reason.strip() if quality else None))
     if task.is_gold:
         task.gold_score = gold_score(item.gold_answer, labels)
         return []
@@ -137,13 +166,15 @@ def accepted_readings(db: Session, project: Project, item: Item) -> int:
 def _check_complete(db: Session, project: Project, item: Item) -> list[CompletionEvent]:
     if item.completed_at is not None or item.is_gold:
         return []
-    if accepted_readings(db, project, item) >= project.readers_per_item:
+    if accepted_readings(db, project, item) >= queue.required_readers(project, item):
         item.completed_at = utcnow()
         return [CompletionEvent(project.id, item.id, item.external_id, item.round)]
     return []
 
 
 def skip(db: Session, task: Task, reason: str) -> None:
+    if task.status == TaskStatus.CLOSED.value:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"round {task.round} is closed")
     if task.status != TaskStatus.ASSIGNED.value:
         raise HTTPException(status.HTTP_409_CONFLICT, f"task is {task.status}, cannot be skipped")
     task.status = TaskStatus.SKIPPED.value

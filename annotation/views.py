@@ -25,7 +25,8 @@ def annotation_out(db: Session, ann: Annotation | None) -> AnnotationOut | None:
     if ann is None:
         return None
     version = db.scalar(select(SchemaVersion.version).where(SchemaVersion.id == ann.schema_version_id)) if ann.schema_version_id else None
-    return AnnotationOut(labels=ann.labels, rois=ann.rois, comment=ann.comment, schema_version=version)
+    quality = {"decision": ann.quality_decision, "reason": ann.quality_reason or ""} if ann.quality_decision else None
+    return AnnotationOut(labels=ann.labels, rois=ann.rois, comment=ann.comment, schema_version=version, quality=quality)
 
 
 def task_out(db: Session, task: Task) -> TaskOut:
@@ -37,6 +38,7 @@ def task_out(db: Session, task: Task) -> TaskOut:
         reviewed = annotation_out(db, parent.annotation) if parent else None
     return TaskOut(
         id=task.id, project_id=task.project_id, project_name=project.name if project else "",
+        project_kind=project.kind if project else "labels",
         item=item_out(task.item, staff=False), kind=task.kind, status=task.status, round=task.round,
         verify_level=task.verify_level, schema_version=schema_out(sv), assigned_at=task.assigned_at,
         loaded_at=task.loaded_at, submitted_at=task.submitted_at, skip_reason=task.skip_reason,

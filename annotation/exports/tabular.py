@@ -16,7 +16,7 @@ CSV_COLUMNS = [
     "decision", "status", "annotator", "annotator_level", "schema_version", "is_gold", "gold_score", "record",
     "label", "label_name", "value", "confidence", "roi_kind", "instance", "frame", "sop_instance_uid",
     "x_min", "y_min", "x_max", "y_max", "points", "time_total_s", "time_active_s", "time_idle_s", "time_label_s",
-    "skip_reason", "loaded_at", "submitted_at",
+    "skip_reason", "loaded_at", "submitted_at", "quality_decision", "quality_reason",
 ]
 
 
@@ -36,8 +36,12 @@ def rows(project: Project, readings: list[Reading]) -> list[dict[str, Any]]:
             "time_total_s": _s(r.wall_ms), "time_active_s": _s(r.active_ms), "time_idle_s": _s(r.idle_ms),
             "skip_reason": r.skip_reason or "", "loaded_at": r.loaded_at.isoformat() if r.loaded_at else "",
             "submitted_at": r.submitted_at.isoformat() if r.submitted_at else "",
+            "quality_decision": r.quality_decision or "", "quality_reason": r.quality_reason or "",
         }
         records = 0
+        if r.quality_decision:
+            out.append({**base, "record": "quality"})
+            records += 1
         for lv in r.labels:
             out.append({**base, "record": "label", "label": lv["label"],
                         "label_name": r.schema_labels.get(lv["label"], {}).get("name", ""),
@@ -72,8 +76,8 @@ def to_csv(project: Project, readings: list[Reading]) -> str:
 
 def to_json(project: Project, readings: list[Reading], schemas: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "project": {"id": project.id, "name": project.name, "readers_per_item": project.readers_per_item,
-                    "verification_levels": project.verification_levels},
+        "project": {"id": project.id, "name": project.name, "kind": project.kind,
+                    "readers_per_item": project.readers_per_item, "verification_levels": project.verification_levels},
         "schema_versions": schemas,
         "readings": [
             {
@@ -85,9 +89,28 @@ def to_json(project: Project, readings: list[Reading], schemas: list[dict[str, A
                 "is_gold": r.is_gold, "gold_score": r.gold_score, "labels": r.labels, "rois": r.rois, "comment": r.comment,
                 "timing": {"total_ms": r.wall_ms, "active_ms": r.active_ms, "idle_ms": r.idle_ms, "per_label_ms": r.label_ms},
                 "skip_reason": r.skip_reason,
+                "quality": {"decision": r.quality_decision, "reason": r.quality_reason or ""} if r.quality_decision else None,
                 "loaded_at": r.loaded_at.isoformat() if r.loaded_at else None,
                 "submitted_at": r.submitted_at.isoformat() if r.submitted_at else None,
             }
             for r in readings
         ],
     }
+
+
+def quality_decisions(project: Project, readings: list[Reading]) -> dict[str, Any]:
+    """Human quality decisions of a quality-review project: who decided what, when, and why, beside
+    what the model had said (the pipeline writes the human decision back as the series' final one)."""
+    decisions = []
+    for r in readings:
+        if r.kind != "annotate" or r.status != "submitted" or not r.quality_decision:
+            continue
+        model = (r.item.context or {}).get("quality") or {}
+        decisions.append({
+            "task_id": r.task_id, "item_id": r.item.id, "external_id": r.item.external_id, "round": r.round,
+            "is_gold": r.is_gold, "decision": r.quality_decision, "reason": r.quality_reason or "",
+            "reader": r.reader, "reader_level": r.reader_level,
+            "decided_at": r.submitted_at.isoformat() if r.submitted_at else None,
+            "model": {"decision": model.get("decision"), "score": model.get("score"), "reason": model.get("reason", "")},
+        })
+    return {"project_id": project.id, "project": project.name, "kind": project.kind, "decisions": decisions}

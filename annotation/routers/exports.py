@@ -40,6 +40,14 @@ def export_json(project_id: IdPath, db: DB, user: CurrentUser, round: int | None
     return tabular.to_json(project, collect(db, project, round), schemas)
 
 
+@router.get("/quality")
+def export_quality(project_id: IdPath, db: DB, user: CurrentUser, round: int | None = RoundQuery) -> dict:
+    """Quality-review decisions (approve / exclude / quarantine), each with reason, reader and time."""
+    require(db, user, project_id, Action.EXPORT)
+    project = get_project(db, project_id)
+    return tabular.quality_decisions(project, collect(db, project, round))
+
+
 def _dicom_zip(project_id: IdPath, db, user, request: Request, round_: int | None, kind: str) -> Response:
     require(db, user, project_id, Action.EXPORT)
     project = get_project(db, project_id)

@@ -6,8 +6,9 @@ from sqlalchemy import func, select
 
 from annotation import queue
 from annotation.deps import CurrentUser, DB, IdPath, IndexPath, project_roles, require
-from annotation.imaging import UriError, header_of
+from annotation.imaging import UriError
 from annotation.models import Instance, Item, Role, Task, TaskKind, TaskStatus, User
+from annotation.registration import register
 from annotation.permissions import MATRIX, Action
 from annotation.routers.projects import get_project
 from annotation.schemas import GoldIn, ItemBrief, ItemOut, ItemsIn, RegisterOut
@@ -21,33 +22,7 @@ def register_items(project_id: IdPath, body: ItemsIn, request: Request, db: DB, 
     """Idempotent per (external_id, round): a second registration returns the existing item."""
     require(db, user, project_id, Action.REGISTER_ITEMS)
     project = get_project(db, project_id)
-    cache = request.app.state.instances
-    created, existing = [], []
-    for spec in body.items:
-        rnd = spec.round or project.current_round
-        found = db.scalar(select(Item.id).where(Item.project_id == project_id, Item.external_id == spec.external_id, Item.round == rnd))
-        if found is not None:
-            existing.append(found)
-            continue
-        headers = []
-        for uri in spec.uris:
-            try:
-                headers.append(header_of(cache.dataset(uri)))
-            except UriError as exc:
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"item {spec.external_id}: {exc}") from None
-        item = Item(project_id=project_id, external_id=spec.external_id, round=rnd, modality=spec.modality,
-                    body_part=spec.body_part, context=spec.context.model_dump(exclude_none=True),
-                    is_gold=spec.is_gold, gold_answer=spec.gold_answer.model_dump() if spec.gold_answer else None,
-                    priority=spec.priority)
-        db.add(item)
-        db.flush()
-        for pos, (uri, h) in enumerate(zip(spec.uris, headers)):
-            db.add(Instance(item_id=item.id, position=pos, uri=uri, sop_class_uid=h.sop_class_uid,
-                            sop_instance_uid=h.sop_instance_uid, series_instance_uid=h.series_instance_uid,
-                            study_instance_uid=h.study_instance_uid, frames=h.frames, rows=h.rows, columns=h.columns))
-        queue.open_tasks_for_item(db, project, item)
-        created.append(item.id)
-    db.flush()
+    created, existing = register(db, project, body.items, request.app.state.instances)
     return RegisterOut(created=created, existing=existing)
 
 

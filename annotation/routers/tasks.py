@@ -4,10 +4,10 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
 from sqlalchemy import func, select
 
-from annotation import queue, submission
+from annotation import queue, rounds, submission
 from annotation.completion import notify_completed
 from annotation.deps import CurrentUser, DB, IdPath, SettingsDep, project_roles, require
-from annotation.models import Project, Task, TaskStatus, User, utcnow
+from annotation.models import Project, Round, Task, TaskStatus, User, utcnow
 from annotation.permissions import MATRIX, Action
 from annotation.schemas import MyProgress, NextTaskOut, SkipIn, SubmitIn, TaskBrief, TaskOut, TasksOut, TaskState
 from annotation.views import task_out
@@ -91,7 +91,7 @@ def image_loaded(task_id: IdPath, db: DB, user: CurrentUser) -> TaskState:
 
 @router.post("/{task_id}/submit", response_model=TaskState)
 def submit_task(task_id: IdPath, body: SubmitIn, request: Request, background: BackgroundTasks, db: DB,
-                user: CurrentUser) -> TaskState:
+                user: CurrentUser, settings: SettingsDep) -> TaskState:
     task = _task_for(db, user, task_id, own=True)
     db.refresh(task, with_for_update=True)  # PostgreSQL: serialise a double submit of one task
     events = submission.submit(db, task, body)
@@ -100,6 +100,12 @@ def submit_task(task_id: IdPath, body: SubmitIn, request: Request, background: B
         project = db.get(Project, task.project_id)
         if project is not None and project.webhook_url:
             background.add_task(notify_completed, project.webhook_url, events)
+        for number in sorted({e.round for e in events}):
+            done = rounds.mark_complete(db, task.project_id, number)
+            if done is not None:  # announced after the commit (background tasks run after the response)
+                rnd = db.get(Round, done.round_id)
+                url = rnd.webhook_url or (project.webhook_url if project else None)
+                background.add_task(rounds.announce, done, url, rnd.airflow_asset_id, settings)
     return out
 
 

@@ -16,16 +16,20 @@ from fastapi.routing import APIRoute
 
 from annotation.models import Membership, Task, TaskStatus, utcnow
 from tests.annotation.conftest import make_client, series_uris
-from tests.annotation.world import PASSWORD, World, build_world, reading
+from tests.annotation.world import PASSWORD, World, build_world, ok, reading
 
-CALLERS = ["anonymous", "outsider", "junior", "senior", "reviewer", "data_owner", "manager", "owner", "admin"]
+CALLERS = ["anonymous", "outsider", "junior", "senior", "reviewer", "data_owner", "manager", "owner", "admin", "pipeline"]
 PUBLIC = frozenset(CALLERS)
 ANY_USER = PUBLIC - {"anonymous"}
 ADMIN = frozenset({"admin"})
 MANAGEMENT = frozenset({"owner", "manager", "admin"})
 MEMBERS = frozenset({"junior", "senior", "reviewer", "data_owner", "manager", "owner", "admin"})
-EXPORT = MANAGEMENT | {"data_owner"}
-PROGRESS = MANAGEMENT | {"data_owner"}
+# The pipeline's service account: register items, run rounds, completion and progress, export; nothing else.
+PIPELINE = frozenset({"pipeline"})
+EXPORT = MANAGEMENT | {"data_owner"} | PIPELINE
+PROGRESS = MANAGEMENT | {"data_owner"} | PIPELINE
+REGISTER = MANAGEMENT | {"data_owner"} | PIPELINE
+ROUNDS = MANAGEMENT | {"data_owner"} | PIPELINE
 STATISTICS = MANAGEMENT | {"reviewer"}
 REVIEW = MANAGEMENT | {"reviewer"}
 STAFF = MANAGEMENT | {"data_owner", "reviewer"}
@@ -66,6 +70,16 @@ def _fresh_membership(w: World) -> int:
         return m.id
 
 
+def _fresh_token(w: World) -> int:
+    r = w.client.post("/api/service-tokens", headers=w.h("admin"), json={"name": _uniq("t"), "projects": [w.project_id]})
+    return r.json()["id"]
+
+
+def _fresh_round(w: World) -> int:
+    r = w.client.post(f"/api/projects/{w.project_id}/rounds", headers=w.h("admin"), json={"name": _uniq("r")})
+    return r.json()["round"]["number"]
+
+
 def _fresh_invite(w: World) -> str:
     r = w.client.post(f"/api/projects/{w.project_id}/invites", headers=w.h("manager"), json={"role": "annotator"})
     return r.json()["token"]
@@ -88,6 +102,19 @@ TABLE: dict[tuple[str, str], Call] = {
                                  lambda w, r: {"username": _uniq("u"), "password": PASSWORD}),
     ("PATCH", "/api/users/{user_id}"): Call(ADMIN, lambda w, r: f"/api/users/{w.users['outsider']}",
                                             lambda w, r: {"display_name": "Dr Outside"}),
+    ("POST", "/api/service-tokens"): Call(ADMIN, lambda w, r: "/api/service-tokens",
+                                          lambda w, r: {"name": _uniq("t"), "projects": [w.project_id]}),
+    ("GET", "/api/service-tokens"): Call(ADMIN, lambda w, r: "/api/service-tokens"),
+    ("DELETE", "/api/service-tokens/{token_id}"): Call(ADMIN, lambda w, r: f"/api/service-tokens/{_fresh_token(w)}"),
+    ("POST", "/api/projects/{project_id}/rounds"): Call(
+        ROUNDS, lambda w, r: P(w, r) + "/rounds",
+        lambda w, r: {"name": _uniq("r"), "readers_per_item": 2, "gold_share": 0.1,
+                      "items": [{"external_id": _uniq("s"), "uris": w.extra_uris, "modality": "CT"}]}),
+    ("GET", "/api/projects/{project_id}/rounds"): Call(PROGRESS, lambda w, r: P(w, r) + "/rounds"),
+    ("GET", "/api/projects/{project_id}/rounds/{number}"): Call(PROGRESS, lambda w, r: P(w, r) + f"/rounds/{w.round}"),
+    ("POST", "/api/projects/{project_id}/rounds/{number}/close"): Call(
+        ROUNDS, lambda w, r: P(w, r) + f"/rounds/{_fresh_round(w)}/close"),
+    ("GET", "/api/projects/{project_id}/export/quality"): Call(EXPORT, lambda w, r: P(w, r) + "/export/quality"),
     ("GET", "/api/projects"): Call(ANY_USER, lambda w, r: "/api/projects"),
     ("POST", "/api/projects"): Call(ADMIN, lambda w, r: "/api/projects", lambda w, r: {"name": _uniq("p")}),
     ("GET", "/api/projects/{project_id}"): Call(MEMBERS, P),
@@ -118,7 +145,7 @@ TABLE: dict[tuple[str, str], Call] = {
         PUBLIC, lambda w, r: f"/api/invites/{_fresh_invite(w)}/accept",
         lambda w, r: {"username": _uniq("expert"), "password": PASSWORD}),
     ("POST", "/api/projects/{project_id}/items"): Call(
-        EXPORT, lambda w, r: P(w, r) + "/items",
+        REGISTER, lambda w, r: P(w, r) + "/items",
         lambda w, r: {"items": [{"external_id": _uniq("s"), "uris": w.extra_uris, "modality": "CT"}]}),
     ("GET", "/api/projects/{project_id}/items"): Call(STAFF, lambda w, r: P(w, r) + "/items"),
     ("GET", "/api/items/{item_id}"): Call(STAFF | {"junior"}, ITEM),
@@ -168,6 +195,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, store_root: Path):
         assert junior["item"]["id"] == w.items[0]
         client.post(f"/api/tasks/{junior['id']}/submit", headers=w.h("junior"), json=reading())
         w.junior_task = junior["id"]
+        w.round = ok(client.post(f"/api/projects/{w.project_id}/rounds", headers=w.h("admin"),
+                                 json={"name": "round-a"}), 201)["round"]["number"]
+        token = ok(client.post("/api/service-tokens", headers=w.h("admin"),
+                               json={"name": "pipeline", "projects": [w.project_id], "roles": ["pipeline"]}), 201)
+        w.tokens["pipeline"] = token["token"]
         yield w
 
 
@@ -185,7 +217,7 @@ def test_endpoint_against_every_role(world: World, endpoint: tuple[str, str]) ->
     wrong = []
     for caller in CALLERS:
         headers = world.h(caller)
-        if call.fresh_session and caller != "anonymous":
+        if call.fresh_session and caller not in ("anonymous", "pipeline"):  # a service token has no session to end
             headers = {"Authorization": f"Bearer {world.login(caller)}"}
         body = call.body(world, caller) if call.body else None
         world.client.cookies.clear()  # the test client keeps login cookies; each call shows only its own token
