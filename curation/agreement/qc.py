@@ -289,7 +289,7 @@ def _kappa_against_others(values: np.ndarray, pool: np.ndarray, config: QcConfig
     for r in np.flatnonzero(pool):
         usable = ~np.isnan(values[:, r]) & (yes[:, r] + no[:, r] >= 2) & (yes[:, r] != no[:, r])
         reference = (yes[usable, r] > no[usable, r]).astype(float)
-        if pool.sum() < 3 or usable.sum() < config.random_min_units or len(np.unique(reference)) < 2:
+        if usable.sum() < config.random_min_units or len(np.unique(reference)) < 2:
             out[int(r)] = None
         else:
             out[int(r)] = cohen_kappa(values[usable, r], reference)

@@ -246,8 +246,9 @@ def test_report_to_json_is_plain_json_and_config_is_checked():
 
 
 def simulate(seed: int, n_careful: int, n_random: int, n_lazy: int, n_fast: int, missing: float,
-             n_items: int = 300, labels: tuple[str, ...] = ("a", "b")) -> pd.DataFrame:
-    """Careful readers (sensitivity and specificity 0.8 to 0.95, log-normal reading times around each
+             n_items: int = 300, labels: tuple[str, ...] = ("a", "b"), random_yes: float | None = None,
+             sensitivity: tuple[float, float] = (0.8, 0.95)) -> pd.DataFrame:
+    """Careful readers (sensitivity and specificity 0.8 to 0.95 by default, log-normal reading times around each
     label's median), random readers (yes with a fixed probability), straight-liners (always no),
     too-fast careful readers (0.2-0.9 s); an AI of ~85% accuracy; each reading missing at `missing`."""
     rng = np.random.default_rng(seed)
@@ -260,10 +261,10 @@ def simulate(seed: int, n_careful: int, n_random: int, n_lazy: int, n_fast: int,
                    + [("random", f"random{i}") for i in range(n_random)]
                    + [("lazy", f"lazy{i}") for i in range(n_lazy)] + [("fast", f"fast{i}") for i in range(n_fast)])
         for kind, name in readers:
-            sens, spec = rng.uniform(0.8, 0.95, 2)
+            sens, spec = rng.uniform(*sensitivity, 2)
             says = np.where(truth, rng.random(n_items) < sens, rng.random(n_items) >= spec).astype(int)
             if kind == "random":
-                says = (rng.random(n_items) < rng.uniform(0.1, 0.9)).astype(int)
+                says = (rng.random(n_items) < (random_yes or rng.uniform(0.1, 0.9))).astype(int)
             elif kind == "lazy":
                 says = np.zeros(n_items, dtype=int)
             seconds = (rng.uniform(0.2, 0.9, n_items) if kind == "fast"
@@ -315,6 +316,19 @@ def test_random_readers_are_caught_even_when_they_nearly_equal_the_careful_ones(
     assert sorted(report.excluded) == ["random0", "random1"]
     assert all(report.random_kappa[f"careful{i}"] > 0.2 for i in range(3))
     assert all(report.random_kappa[f"random{i}"] <= 0.2 for i in range(2))
+
+
+def test_with_two_careful_readers_and_one_random_the_random_one_goes_first():
+    """Three readers, 60 items x 2 labels, a random reader who says yes 10% of the time: each careful
+    reader's "majority of the others" is then mostly the random reader's no, so a careful reader often
+    has the lowest kappa against the majority; ranking by mean pairwise kappa removes the random one."""
+    caught, careful_excluded = 0, []
+    for seed in range(20):
+        frame = simulate(seed, 2, 1, 0, 0, 0.2, n_items=60, random_yes=0.1, sensitivity=(0.8, 0.8))
+        report = check(frame.drop(columns=["ai_probability", "seconds"]))
+        careful_excluded += [a for a in report.excluded if a.startswith("careful")]
+        caught += "random0" in report.excluded
+    assert careful_excluded == [] and caught >= 18
 
 
 def test_random_answering_needs_two_other_readers_and_enough_item_labels():
