@@ -395,9 +395,9 @@ def check(readings: Readings | pd.DataFrame, config: QcConfig = QcConfig(), sche
         box_flags = check_boxes(boxes, image_size, config, schema)
         flags += box_flags
         total = boxes.groupby(boxes["annotator"].astype(str)).size()
-        for rule, what in ((Rule.SCHEMA, "boxes"), (Rule.ROI_GEOMETRY, "boxes")):
+        for rule in (Rule.SCHEMA, Rule.ROI_GEOMETRY):
             bad = pd.Series([f.annotator for f in box_flags if f.rule is rule], dtype=object).value_counts()
-            flags += _share_flags(rule, bad, total, config, f"{what} ({rule})")
+            flags += _share_flags(rule, bad, total, config, f"boxes ({rule})")
     floors: dict[str, float] = {}
     if "seconds" in frame.columns:
         time_flags, floors = check_times(frame, config)
