@@ -210,8 +210,13 @@ def agreement_tables(report: Mapping[str, Any]) -> str:
 
 
 def reward_table(report: Mapping[str, Any], budget: float) -> str:
-    """The reward split as an aligned table, excluded readers last with their reason."""
-    rows = [[a, f"{tokens:.2f}", "excluded: " + report["excluded"][a] if a in report["excluded"] else ""]
-            for a, tokens in sorted(report["rewards"].items(), key=lambda kv: (kv[0] in report["excluded"], kv[0]))]
-    return (f"mode {report['mode']}, budget {budget:g}\n"
-            + _table(rows, ["reader", "tokens", ""]))
+    """The reward split as an aligned table, excluded readers last, then why QC excluded them."""
+    excluded = report["excluded"]
+    order = sorted(report["rewards"], key=lambda a: (a in excluded, a))
+    rows = [[a, f"{report['rewards'][a]:.2f}", "excluded" if a in excluded else "kept"] for a in order]
+    out = [f"mode {report['mode']}, budget {budget:g}", _table(rows, ["reader", "tokens", "QC"])]
+    if excluded:
+        out += ["", "Why QC excluded readers"]
+        for annotator, why in excluded.items():
+            out += [annotator, *(f"  {reason}" for reason in why.split("; "))]
+    return "\n".join(out)

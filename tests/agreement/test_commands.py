@@ -179,7 +179,10 @@ def test_long_table_in_process(tmp_path, capsys):
     assert sum(reward["rewards"].values()) == pytest.approx(100)
     assert main(["reward", str(path), "--budget", "100"]) == 0
     text = capsys.readouterr().out
-    assert text.splitlines()[0] == "mode general, budget 100" and "excluded: " in text.splitlines()[-1]
+    lines = text.splitlines()
+    assert lines[0] == "mode general, budget 100" and lines[1].split() == ["reader", "tokens", "QC"]
+    assert lines[3].split()[0] == "a" and lines[6].split() == ["d", "0.00", "excluded"]
+    assert lines[8] == "Why QC excluded readers" and lines[9] == "d" and lines[10].startswith("  ")
 
 
 def test_bootstrap_seed_gives_the_same_intervals(tmp_path, capsys):
