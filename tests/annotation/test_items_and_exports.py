@@ -2,10 +2,8 @@
 and the DICOM SR / SEG exports referencing the source instances."""
 from __future__ import annotations
 
-import http.server
 import io
 import json
-import threading
 import zipfile
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pydicom
 
 from tests.annotation.conftest import make_client, series_uris
 from tests.annotation.dicomgen import PLANTED_PHI
+from tests.annotation.receiver import Receiver
 from tests.annotation.world import build_world, ok, reading
 
 
@@ -98,29 +97,16 @@ def test_sr_and_seg_exports_reference_source_instances(tmp_path: Path, store_roo
 
 
 def test_completion_webhook_is_called(tmp_path: Path, store_root: Path) -> None:
-    received: list[dict] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    receiver = Receiver()
     try:
         url = f"sqlite:///{tmp_path / 'h.db'}"
         with make_client(url) as client:
             w = build_world(client, url, store_root, readers=1, verification=0, n_items=1)
             ok(client.patch(f"/api/projects/{w.project_id}", headers=w.h("owner"),
-                            json={"webhook_url": f"http://127.0.0.1:{server.server_port}/done"}))
+                            json={"webhook_url": receiver.url + "/done"}))
             t = ok(client.post(f"/api/tasks/next?project_id={w.project_id}", headers=w.h("junior")))["task"]
             ok(client.post(f"/api/tasks/{t['id']}/submit", headers=w.h("junior"), json=reading()))
     finally:
-        server.shutdown()
-    assert received == [{"event": "items_complete", "items": [
+        receiver.close()
+    assert [r.body for r in receiver.on("/done")] == [{"event": "items_complete", "items": [
         {"project_id": w.project_id, "item_id": w.items[0], "external_id": "series-0", "round": 1}]}]
