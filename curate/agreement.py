@@ -16,6 +16,9 @@ import pandas as pd
 
 from curate._common import CliError, print_json
 
+# readings x bootstrap resamples above which progress goes to stderr (about 2 s on a laptop core)
+SLOW_WORK = 100_000_000
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("agreement", help="reader QC, inter-reader agreement, consensus and feedback of a reading table")
@@ -85,8 +88,7 @@ def run_agreement(args: argparse.Namespace) -> int:
         raise CliError("--bootstrap must be >= 1")
     readings = read_readings(args.csv)
     config = _qc_config(args)
-    # worth a word on stderr only when the resampling takes noticeable time
-    slow = args.bootstrap * len(readings.frame) > 100_000_000
+    slow = args.bootstrap * len(readings.frame) > SLOW_WORK
     try:
         report = agreement_report(readings, config, n_boot=args.bootstrap, seed=args.seed, tie_rule=args.tie_rule,
                                   progress=_progress(time.monotonic()) if slow else (lambda _: None))

@@ -194,6 +194,19 @@ def test_bootstrap_seed_gives_the_same_intervals(tmp_path, capsys):
     assert runs[0] == runs[1] != runs[2]
 
 
+def test_progress_goes_to_stderr_when_the_bootstrap_is_large(tmp_path, capsys, monkeypatch):
+    import curate.agreement
+    path = long_table(tmp_path)
+    assert main(["agreement", str(path), "--bootstrap", "10", "--json"]) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(curate.agreement, "SLOW_WORK", 10 * 480 - 1)  # 480 readings x 10 resamples
+    assert main(["agreement", str(path), "--bootstrap", "10", "--json"]) == 0
+    captured = capsys.readouterr()
+    steps = captured.err.splitlines()
+    assert len(steps) == 4 and all(line.startswith("curate agreement [") for line in steps)
+    assert "10 bootstrap resamples" in steps[1] and strict(captured.out)["n_boot"] == 10
+
+
 def test_a_stricter_ai_filter_excludes_more(tmp_path, capsys):
     path = long_table(tmp_path)
     assert main(["reward", str(path), "--budget", "10", "--kappa-min", "0.99", "--json"]) == 2
