@@ -52,11 +52,15 @@ def _per_annotator(readings: Readings, qc: QcReport, tie_rule: TieRule) -> dict[
 
 
 def agreement_report(readings: Readings, config: QcConfig = QcConfig(), n_boot: int = 1000, seed: int = 0,
-                     tie_rule: TieRule | str = TieRule.NEGATIVE, progress: Progress = _quiet) -> dict[str, Any]:
-    """QC, agreement (on the kept readers and on all), consensus and per-reader feedback as one dict."""
+                     tie_rule: TieRule | str = TieRule.NEGATIVE, progress: Progress = _quiet,
+                     qc: QcReport | None = None) -> dict[str, Any]:
+    """QC, agreement (on the kept readers and on all), consensus and per-reader feedback as one dict.
+    `qc`: a QC report already made for these readings (e.g. by an earlier task), instead of `config`."""
     rule = TieRule(tie_rule)
-    progress("quality control of readers and readings")
-    qc = check(readings, config)
+    qc_made = qc is None
+    if qc is None:
+        progress("quality control of readers and readings")
+        qc = check(readings, config)
     voters = kept(readings, qc)
     kept_names = voters.annotators if not voters.frame.empty else []
     everyone = _statistics(readings, n_boot, seed, "all readers", progress)
@@ -72,13 +76,15 @@ def agreement_report(readings: Readings, config: QcConfig = QcConfig(), n_boot: 
             "readers_kept": kept_names, "readers_excluded": dict(sorted(qc.excluded.items())), "basis": BASIS,
             "n_boot": n_boot, "seed": seed, **on_kept, "all_readers": everyone, "consensus": consensus,
             "per_annotator": _per_annotator(readings, qc, rule), "qc": qc.to_json(),
-            "qc_config": {"ai_threshold": config.ai_threshold, "kappa_min": config.kappa_min}}
+            "qc_config": {"ai_threshold": config.ai_threshold, "kappa_min": config.kappa_min} if qc_made else None}
 
 
 def reward_report(readings: Readings, budget: float, mode: RewardMode | str = RewardMode.GENERAL,
-                  times: Mapping[str, float] | None = None, config: QcConfig = QcConfig()) -> dict[str, Any]:
-    """`{"mode", "rewards", "excluded"}`: QC first; excluded readers neither vote nor earn (0 tokens)."""
-    qc = check(readings, config)
+                  times: Mapping[str, float] | None = None, config: QcConfig = QcConfig(),
+                  qc: QcReport | None = None) -> dict[str, Any]:
+    """`{"mode", "rewards", "excluded"}`: QC first (or `qc`, a report already made for these
+    readings); excluded readers neither vote nor earn (0 tokens)."""
+    qc = check(readings, config) if qc is None else qc
     voters = kept(readings, qc)
     if voters.frame.empty:
         raise ValueError("every reader is excluded by QC: nobody to pay ("

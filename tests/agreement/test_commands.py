@@ -250,3 +250,18 @@ def test_bad_options_and_paths_exit_2(tmp_path, capsys):
     for argv, message in cases:
         assert main(argv) == 2, argv
         assert message in capsys.readouterr().err
+
+
+def test_the_reports_reuse_a_qc_report_made_earlier(tmp_path):
+    """The annotation round runs QC as its own task: handing its report in gives the same figures."""
+    from curation.agreement.qc import QcConfig, check
+    from curation.agreement.report import agreement_report, reward_report
+    from curation.agreement.table import read_long
+    readings = read_long(long_table(tmp_path))
+    config = QcConfig(kappa_min=0.1)
+    qc = check(readings, config)
+    fresh = agreement_report(readings, config, n_boot=20)
+    reused = agreement_report(readings, n_boot=20, qc=qc)
+    assert fresh["qc_config"] == {"ai_threshold": 0.5, "kappa_min": 0.1} and reused["qc_config"] is None
+    assert {k: v for k, v in fresh.items() if k != "qc_config"} == {k: v for k, v in reused.items() if k != "qc_config"}
+    assert reward_report(readings, 50, qc=qc) == reward_report(readings, 50, config=config)
