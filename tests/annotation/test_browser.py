@@ -236,3 +236,59 @@ def test_invite_read_submit_review_export(live_server_factory, tmp_path: Path) -
     assert float(box["time_total_s"]) > 0 and box["loaded_at"]
     # a 401 from /api/auth/me is the app's "am I logged in?" probe, not an error
     assert not [e for e in console_errors if "favicon" not in e], console_errors
+
+
+def test_quality_review_shows_the_model_and_needs_a_reason(live_server_factory, tmp_path: Path) -> None:
+    """A quality reviewer sees the whole series with the model's decision, reason and metrics, and
+    cannot exclude without a reason; the decision with who and when reaches the export."""
+    _require_browser_stack()
+    from playwright.sync_api import expect, sync_playwright
+
+    server = live_server_factory()
+    create_admin(server.database_url, "admin", PASSWORD)
+    c = httpx.Client(base_url=server.url, timeout=30)
+    admin = {"Authorization": f"Bearer {c.post('/api/auth/login', json={'username': 'admin', 'password': PASSWORD}).json()['token']}"}
+    pid = c.post("/api/projects", headers=admin, json={"name": "quality-review", "kind": "quality_review"}).json()["id"]
+    uid = c.post("/api/users", headers=admin, json={"username": "qreader", "password": PASSWORD}).json()["id"]
+    assert c.post(f"/api/projects/{pid}/members", headers=admin, json={"user_id": uid, "role": "annotator"}).status_code == 201
+    token = c.post("/api/service-tokens", headers=admin, json={"name": "airflow", "projects": [pid]}).json()["token"]
+    pipeline = {"Authorization": f"Bearer {token}"}
+    paths = dicomgen.write_series(tmp_path / "store" / "derived" / "mc", 3, rows=128, cols=128, seed=4)
+    model = {"decision": "review", "score": 0.41, "reason": "ghosting along the phase-encoding axis", "model": "quality-v1",
+             "metrics": {"efc": 0.612, "snr": 8.2}}
+    r = c.post(f"/api/projects/{pid}/rounds", headers=pipeline, json={"name": "review-1", "items": [
+        {"external_id": "series-9", "uris": [p.as_uri() for p in paths], "modality": "MR", "context": {"quality": model}}]})
+    assert r.status_code == 201, r.text
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            _login(page, server.url, "qreader")
+            page.get_by_test_id("next-task").click()
+            page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)
+            expect(page.get_by_test_id("slice")).to_have_text("image 1/3")  # the whole series
+            expect(page.get_by_test_id("model-reason")).to_have_text(model["reason"])
+            expect(page.get_by_test_id("model-decision")).to_contain_text("review")
+            expect(page.get_by_test_id("quality-metrics")).to_contain_text("efc")
+            for choice in ("approve", "exclude", "quarantine"):
+                expect(page.get_by_test_id(f"quality-{choice}")).to_be_visible()
+            task_id = page.get_by_test_id("task-id").text_content()
+            page.get_by_test_id("quality-exclude").click()
+            page.get_by_test_id("submit").click()
+            expect(page.locator("#toast")).to_contain_text("reason")
+            expect(page.get_by_test_id("task-id")).to_have_text(task_id)  # not submitted
+            page.get_by_test_id("quality-reason").fill("ghosting over the whole brain, not diagnostic")
+            page.screenshot(path=ARTIFACTS / "08-quality-review.png")
+            page.get_by_test_id("submit").click()
+            page.get_by_test_id("no-task").wait_for(timeout=30000)
+            assert not errors, errors
+        finally:
+            browser.close()
+    decisions = c.get(f"/api/projects/{pid}/export/quality", headers=pipeline).json()["decisions"]
+    assert [(d["reader"], d["decision"], d["reason"]) for d in decisions] == [
+        ("qreader", "exclude", "ghosting over the whole brain, not diagnostic")]
+    assert decisions[0]["decided_at"]

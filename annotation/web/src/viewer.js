@@ -22,6 +22,12 @@ const {
 } = cstools;
 
 const CONFIDENCES = [0, 20, 40, 60, 80, 100];
+// Quality review (PRIMAGE's three outcomes); exclude and quarantine need the reader's reason.
+const QUALITY_DECISIONS = [
+  { id: 'approve', name: 'Approve', key: 'A', needsReason: false },
+  { id: 'exclude', name: 'Exclude', key: 'X', needsReason: true },
+  { id: 'quarantine', name: 'Quarantine', key: 'Q', needsReason: true },
+];
 const IDLE_AFTER_MS = 30000;
 const PRESETS = [
   { name: 'Default', key: 'default' },
@@ -88,6 +94,8 @@ class Reading {
     this.remaining = remaining;
     this.projectParam = projectParam;
     this.schema = task.schema_version?.definition || { labels: [] };
+    this.isQualityReview = task.project_kind === 'quality_review';
+    this.qualityDecision = null;
     this.labels = {}; // label id -> {value, confidence}
     this.roiLabel = {}; // annotationUID -> label id
     this.currentRoi = null;
@@ -135,19 +143,21 @@ class Reading {
       (ctx.comorbidities || []).length ? h('p', {}, `Comorbidities: ${ctx.comorbidities.join(', ')}`) : '',
       ctx.report_text ? h('details', { open: true }, h('summary', {}, 'Report'), h('pre', { class: 'report', testid: 'report' }, ctx.report_text)) : '');
     const verify = t.kind === 'verify' ? this.verifyPanel() : '';
+    const quality = this.isQualityReview ? this.qualityPanel(ctx.quality || {}) : '';
     const side = h('aside', { class: 'panel' },
       h('div', { class: 'taskhead' }, h('strong', { testid: 'task-id' }, `Task #${t.id}`), ` ${t.project_name} · ${t.kind}${t.kind === 'verify' ? ` L${t.verify_level}` : ''}`,
         this.remaining !== null ? h('span', { class: 'muted', testid: 'remaining' }, ` · ${this.remaining} left`) : ''),
       this.schema.instructions ? h('p', { class: 'muted' }, this.schema.instructions) : '',
       verify,
-      h('h3', {}, 'Labels'), h('div', { testid: 'labels' }, labelRows),
-      h('h3', {}, 'Regions'), h('div', { class: 'roi-buttons' }, roiButtons), this.roiList,
+      quality,
+      boolLabels.length || !this.isQualityReview ? [h('h3', {}, 'Labels'), h('div', { testid: 'labels' }, labelRows)] : '',
+      roiLabels.length || !this.isQualityReview ? [h('h3', {}, 'Regions'), h('div', { class: 'roi-buttons' }, roiButtons), this.roiList] : '',
       h('label', {}, 'Comment', this.comment = h('textarea', { rows: 2, testid: 'comment', maxlength: 4000 })),
       h('div', { class: 'actions' }, this.submitBtn,
         h('button', { testid: 'skip', onclick: () => this.skip() }, 'Skip (Ctrl+S)')),
       context,
       h('details', {}, h('summary', {}, 'Keyboard'), h('p', { class: 'muted' },
-        'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, O full resolution (1:1), I invert, R reset, B/F first box/freehand label, Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.')));
+        'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, O full resolution (1:1), I invert, R reset, B/F first box/freehand label, Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.' + (this.isQualityReview ? ' Quality review: A approve, X exclude, Q quarantine.' : ''))));
     mount(h('div', { class: 'reader' }, h('div', { class: 'stage' }, toolbar, h('div', { class: 'viewport-wrap' }, this.element, this.overlay)), side));
 
     this.engine = new RenderingEngine(RE_ID);
@@ -262,6 +272,36 @@ class Reading {
     row._no.classList.toggle('on', cur.value === false);
     row._conf.forEach((b, i) => b.classList.toggle('on', cur.confidence === CONFIDENCES[i]));
     row.classList.toggle('complete', cur.value !== undefined && cur.confidence !== undefined);
+  }
+
+  // The series' quality decision: the model's assessment (decision, score, reason, metrics) beside the
+  // reader's choice of approve / exclude / quarantine with a reason.
+  qualityPanel(model) {
+    const metrics = Object.entries(model.metrics || {});
+    this.qualityButtons = QUALITY_DECISIONS.map((d) => h('button', {
+      class: `quality-choice ${d.id}`, testid: `quality-${d.id}`, title: d.key,
+      onclick: () => this.setQuality(d.id),
+    }, `${d.name} (${d.key})`));
+    this.qualityReason = h('textarea', { rows: 3, testid: 'quality-reason', maxlength: 4000,
+      placeholder: 'Reason (required to exclude or quarantine)' });
+    return h('div', { class: 'quality', testid: 'quality-panel' },
+      h('h3', {}, 'Quality decision'),
+      h('div', { class: 'row' }, this.qualityButtons),
+      h('label', {}, 'Reason', this.qualityReason),
+      h('div', { class: 'model-quality', testid: 'model-quality' },
+        h('h4', {}, `Quality model${model.model ? ` (${model.model})` : ''}`),
+        h('p', {}, h('span', { testid: 'model-decision' }, model.decision ? `says ${model.decision}` : 'no decision given'),
+          model.score !== undefined && model.score !== null ? h('span', { testid: 'model-score' }, ` · score ${model.score}`) : ''),
+        model.reason ? h('p', { class: 'model-reason', testid: 'model-reason' }, model.reason) : '',
+        metrics.length ? h('table', { class: 'grid', testid: 'quality-metrics' },
+          h('tr', {}, h('th', {}, 'metric'), h('th', {}, 'value')),
+          metrics.map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, String(Math.round(v * 10000) / 10000))))) : ''));
+  }
+
+  setQuality(id) {
+    this.qualityDecision = id;
+    this.qualityButtons.forEach((b) => b.classList.toggle('on', b.dataset.testid === `quality-${id}`));
+    if (QUALITY_DECISIONS.find((d) => d.id === id).needsReason) this.qualityReason.focus();
   }
 
   verifyPanel() {
@@ -441,6 +481,14 @@ class Reading {
       y: () => this.currentLabelBool() && this.setLabel(this.currentLabel, { value: true }),
       n: () => this.currentLabelBool() && this.setLabel(this.currentLabel, { value: false }),
     };
+    if (this.isQualityReview) {
+      const choice = QUALITY_DECISIONS.find((d) => d.key.toLowerCase() === k);
+      if (choice) {
+        e.preventDefault();
+        this.setQuality(choice.id);
+        return;
+      }
+    }
     if (/^[0-5]$/.test(k) && this.currentLabelBool()) {
       this.setLabel(this.currentLabel, { confidence: CONFIDENCES[Number(k)] });
       return;
@@ -478,6 +526,17 @@ class Reading {
       toast('Choose accept, reject or correct.', 'error');
       return;
     }
+    const needsQuality = this.isQualityReview && (this.task.kind !== 'verify' || this.decision === 'correct');
+    const reason = this.qualityReason ? this.qualityReason.value.trim() : '';
+    if (needsQuality && !this.qualityDecision) {
+      toast('Choose approve, exclude or quarantine.', 'error');
+      return;
+    }
+    if (needsQuality && QUALITY_DECISIONS.find((d) => d.id === this.qualityDecision).needsReason && !reason) {
+      toast(`Give a reason to ${this.qualityDecision}.`, 'error');
+      this.qualityReason.focus();
+      return;
+    }
     this.tick();
     const body = {
       labels, rois: this.roiPayload(), comment: this.comment.value,
@@ -485,6 +544,7 @@ class Reading {
       label_ms: Object.fromEntries(Object.entries(this.labelMs).map(([k, v]) => [k, Math.round(v)])),
     };
     if (this.task.kind === 'verify') body.decision = this.decision;
+    if (needsQuality) body.quality = { decision: this.qualityDecision, reason };
     if (this.task.kind === 'verify' && this.decision !== 'correct') {
       body.labels = [];
       body.rois = [];
