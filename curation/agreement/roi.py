@@ -28,6 +28,8 @@ import pandas as pd
 import SimpleITK as sitk
 from scipy.optimize import linear_sum_assignment
 
+from curation.agreement.table import TableError
+
 COORDINATES = ("x0", "y0", "x1", "y1")
 BOX_KEYS = ("item", "label")
 
@@ -137,7 +139,7 @@ def _box_table(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
     required = [*keys, "annotator", *COORDINATES]
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise ValueError(f"box table lacks column(s) {missing}; has {list(frame.columns)}")
+        raise TableError(f"box table lacks column(s) {missing}; has {list(frame.columns)}")
     out = frame.reset_index(drop=True).copy()
     for column in (*keys, "annotator"):
         out[column] = out[column].astype(str)
@@ -147,7 +149,7 @@ def _box_table(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
     bad = (~empty & ~np.isfinite(coords.fillna(np.inf))).any(axis=1) | (empty.any(axis=1) & ~empty.all(axis=1))
     if bad.any():
         rows = (np.flatnonzero(bad.to_numpy()) + 1)[:5].tolist()
-        raise ValueError(f"box coordinates {list(COORDINATES)} must be four numbers, or all empty for "
+        raise TableError(f"box coordinates {list(COORDINATES)} must be four numbers, or all empty for "
                          f"'no box': rows {rows}")
     out[list(COORDINATES)] = coords
     out["has_box"] = ~empty.all(axis=1)

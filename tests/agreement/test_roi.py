@@ -347,6 +347,23 @@ def test_staple_keeps_the_geometry_and_reads_one_label_of_a_label_map():
     assert (sitk.GetArrayFromImage(result.consensus) == truth).all()
 
 
+def test_staple_on_volumes_read_from_files(tmp_path):
+    zz, yy, xx = np.mgrid[:20, :32, :32]
+    sphere = ((zz - 10) ** 2 + (yy - 16) ** 2 + (xx - 16) ** 2 <= 64).astype(np.uint8)
+    shrunk = ((zz - 10) ** 2 + (yy - 16) ** 2 + (xx - 16) ** 2 <= 36).astype(np.uint8)
+    paths = {}
+    for reader, mask in {"A": sphere, "B": sphere, "C": shrunk}.items():
+        image = sitk.GetImageFromArray(mask)
+        image.SetSpacing((0.8, 0.8, 2.5))
+        paths[reader] = tmp_path / f"{reader}.nii.gz"
+        sitk.WriteImage(image, str(paths[reader]))
+    result = roi.staple(paths)
+    readers = result.readers.set_index("annotator")
+    assert readers.loc["C", "sensitivity"] < 0.7 < readers.loc["A", "sensitivity"]
+    assert result.consensus.GetSpacing() == pytest.approx((0.8, 0.8, 2.5))
+    assert (sitk.GetArrayFromImage(result.consensus) == sphere).all()
+
+
 def test_staple_degenerate_inputs_are_clear_errors():
     with pytest.raises(ValueError, match="at least 2 readers"):
         roi.staple({"A": _disk()})
