@@ -275,15 +275,22 @@ def simulate_with_ai(n_careful: int, missing: float, seed: int, n_items: int = 1
 @settings(max_examples=15, deadline=None)
 @given(st.integers(2, 9), st.floats(0, 0.3), st.integers(0, 10_000))
 def test_readers_failing_qc_earn_nothing(n_careful, missing, seed):
-    """Through the real QC (curation.agreement.qc) and the reward report the command prints: the random
-    reader fails QC and earns nothing, with the reason; the others share the whole budget."""
+    """Through the real QC (curation.agreement.qc) and the reward report the command prints: whoever
+    QC excludes (here, nearly always, the random reader) earns nothing, with QC's reason; the others
+    share the whole budget exactly as if the excluded readers had never read."""
+    from curation.agreement.qc import check
     from curation.agreement.report import reward_report
     from curation.agreement.table import validate
-    readings = validate(simulate_with_ai(n_careful, missing, seed))
+    readings = validate(simulate_with_ai(n_careful, missing, seed, n_items=300))
+    qc = check(readings)
+    assume(qc.excluded)  # whether QC catches a random reader at all is tested in test_qc.py
     out = reward_report(readings, 1000)
-    assert "random" in out["excluded"] and out["rewards"]["random"] == 0.0
+    assert out["excluded"] == qc.excluded
+    assert all(out["rewards"][a] == 0.0 for a in qc.excluded)
     assert sum(out["rewards"].values()) == pytest.approx(1000)
-    assert all(out["rewards"][a] > 0 for a in out["rewards"] if a not in out["excluded"])
+    others = readings.frame[~readings.frame["annotator"].isin(list(qc.excluded))]
+    assert {a: v for a, v in out["rewards"].items() if a not in qc.excluded} == pytest.approx(
+        split_rewards(others, 1000).rewards)
 
 
 @settings(max_examples=15, deadline=None)
