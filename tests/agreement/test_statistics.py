@@ -2,6 +2,7 @@
 `krippendorff` package, used here only as test oracles; Gwet's AC1 and the unanimity counts against
 formulas written out unit by unit below), for every N = 2..10 readers with missing readings; a
 published AC1 example; bootstrap intervals on simulated rounds; the MarkIt proof-of-concept figures."""
+from itertools import combinations
 from pathlib import Path
 
 import krippendorff
@@ -167,6 +168,47 @@ def test_unanimity_counts_equal_a_count_by_hand(n_readers, data):
     assert result["disagreements"][0] == len(twice) - positive - negative
     share = result["unanimous_share"][0]
     assert (np.isnan(share) and not twice) or abs(share - (positive + negative) / len(twice)) < TOL
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), n_readers=st.integers(2, 10))
+def test_agreement_report_equals_the_references_on_a_long_table(data, n_readers):
+    """The report `agreement()` prints (pivot of the long table, per label and pooled item-labels)
+    carries the same figures as the references computed on the pivoted readings."""
+    import pandas as pd
+
+    from curation.agreement.table import validate
+    tables = {label: data.draw(readings(n_cat_max=2, n_readers=n_readers)) for label in ("a", "b")}
+    rows = [{"item": f"i{u}", "label": label, "annotator": f"r{r}", "value": int(v)}
+            for label, (values, _) in tables.items() for u, row in enumerate(values)
+            for r, v in enumerate(row) if not np.isnan(v)]
+    frame = pd.DataFrame(rows)
+    if frame.empty or frame["annotator"].nunique() < 2 or frame["label"].nunique() < 2:
+        return
+    readings_table = validate(frame)
+    report = stats.agreement(readings_table, n_boot=1)  # n_boot=0 raises in cohen_kappa_pairs (0-row reshape)
+    for label, block in [*report["per_label"].items(), ("all", report["overall"])]:
+        # every reader of the round is a column, also under a label they did not read (all NaN there)
+        ratings = readings_table.ratings(None if label == "all" else label, annotators=readings_table.annotators)
+        values = ratings.values
+        assert block["n_readers"] == len(readings_table.annotators)
+        for name, reference in (("gwet_ac1", gwet_ac1_reference(values, [0, 1])),
+                                ("percent_agreement", _point(stats.percent_agreement, values, [0, 1]))):
+            assert (block[name] is None and np.isnan(reference)) or abs(block[name] - reference) < TOL
+        pairable = ((~np.isnan(values)).sum(axis=1) >= 2).any() and len(np.unique(values[~np.isnan(values)])) > 1
+        if pairable:
+            alpha = krippendorff.alpha(reliability_data=values.T, level_of_measurement="nominal")
+            assert abs(block["krippendorff_alpha"] - alpha) < TOL
+        pairs = report["pairwise"] if label == "all" else block["pairwise"]
+        for a, b in combinations(range(values.shape[1]), 2):
+            both = ~np.isnan(values[:, a]) & ~np.isnan(values[:, b])
+            kappa = pairs[f"{ratings.annotators[a]}|{ratings.annotators[b]}"]["cohen_kappa"]
+            if both.any():
+                with np.errstate(all="ignore"):
+                    reference = cohen_kappa_score(values[both, a], values[both, b], labels=[0, 1])
+                assert (kappa is None and np.isnan(reference)) or abs(kappa - reference) < TOL
 
 
 def test_gwet_ac1_reproduces_gwet_handbook_example():
