@@ -55,6 +55,7 @@ class UserOut(BaseModel):
     display_name: str
     is_admin: bool
     is_active: bool
+    is_service: bool = False  # a service account (API token, no password)
 
 
 class SessionOut(BaseModel):
@@ -513,6 +514,14 @@ class RoundIn(Closed):
     webhook_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=512)] | None = None
     airflow_asset_id: Annotated[int, Field(ge=1, le=2_147_483_647)] | None = None
     items: Annotated[list[ItemIn], Field(max_length=1000)] = []
+
+    @field_validator("deadline")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        # Far years overflow when moved to UTC (a 500); a real deadline is never there.
+        if value is not None and not 2000 <= value.year <= 9000:
+            raise ValueError("deadline year must lie between 2000 and 9000")
+        return value
 
 
 class RoundItemStatus(BaseModel):
