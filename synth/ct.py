@@ -11,8 +11,9 @@ from pydicom.dataset import Dataset
 
 from curation.vocabulary import Modality, SeriesKind
 from synth import degrade as dg
-from synth.chest import ChestTissue, Nodule, chest_hu, chest_labels_at, nodule_box, projection, radiograph
+from synth.chest import ChestFindings, ChestTissue, chest_hu, chest_labels_at, nodule_box, projection, radiograph
 from synth.dicomio import SeriesCtx, StudyCtx, add_seconds, base_dataset, set_pixels
+from synth.findings import BRAIN_FINDINGS, CHEST_FINDINGS, declare, record_projection, record_slices
 from synth.geometry import SliceGeometry, centred_stack
 from synth.identity import rng_for
 from synth.mr import lesion_boxes
@@ -151,11 +152,11 @@ class CTStudyBuilder:
             if d is not None and d[0] == "truncation":
                 g = self._truncated("HEAD", d[1], 150.0, 0.0, (0.0, 0.0, 4.0))
                 lab = head_labels_at(g.points() / self.study.patient.head_scale)
-            hu = ct_hu(lab)
+            clean = ct_hu(lab)
             if contrast:  # blood-brain barrier breakdown in the lesion, vascular scalp, a little grey matter
-                hu = hu + np.select([lab == Tissue.LESION, lab == Tissue.SCALP, lab == Tissue.GM],
-                                    [45.0, 25.0, 6.0], 0.0)
-            hu = hu + rng.normal(0.0, ROUTINE_NOISE_HU["HEAD"], hu.shape)
+                clean = clean + np.select([lab == Tissue.LESION, lab == Tissue.SCALP, lab == Tissue.GM],
+                                          [45.0, 25.0, 6.0], 0.0)
+            hu = clean + rng.normal(0.0, ROUTINE_NOISE_HU["HEAD"], clean.shape)
             desc = {"siemens": "Head 5.0 H30s", "ge": "HEAD STD", "philips": "Brain 5mm"}[self.vendor]
             if contrast:
                 desc += {"siemens": " KM", "ge": " +C", "philips": " CE"}[self.vendor]
@@ -167,16 +168,22 @@ class CTStudyBuilder:
             self._write_volume(sctx, rec, g, hu, contrast, KERNELS[self.vendor][0], (40, 80), self.ts, mas)
             for k, box in lesion_boxes(lab):
                 rec["lesions"].append({"label": "lesion", "file": rec["files"][k], "box": box})
+            declare(rec, BRAIN_FINDINGS)
+            record_slices(rec, self.study.seed, self.study.patient.index, "brain_lesion", lab, Tissue.LESION, clean,
+                          rec["files"])
 
     # -- chest --------------------------------------------------------------------------------------
-    def chest(self, contrast: bool, nodule: Nodule | None, topogram_ts: str,
+    def chest(self, contrast: bool, findings: ChestFindings | None, topogram_ts: str,
               defect: tuple[str, int] | None = None) -> None:
-        self._topogram(nodule, topogram_ts)
+        """Topogram and CT of the chest; `findings` (None: a chest without any, and no finding truth
+        recorded, as `site.defect_study` wants) are drawn and recorded in both."""
+        self._topogram(findings, topogram_ts)
         geom = centred_stack("axial", self.matrix, 380.0, self.slices, 300.0, gap_fraction=0.5, centre=(0.0, 0.0, 0.0))
         if defect is not None and defect[0] == "truncation":
             geom = self._truncated("CHEST", defect[1], 300.0, 0.5, (0.0, 0.0, 0.0))
-        labels = chest_labels_at(geom.points(), nodule)
-        hu = chest_hu(labels, contrast) + rng_for(*self.key, "chest").normal(0.0, ROUTINE_NOISE_HU["CHEST"], labels.shape)
+        labels = chest_labels_at(geom.points(), findings=findings)
+        clean = chest_hu(labels, contrast)
+        hu = clean + rng_for(*self.key, "chest").normal(0.0, ROUTINE_NOISE_HU["CHEST"], labels.shape)
         desc = {"siemens": "Thorax 5.0 B31f", "ge": "CHEST STD", "philips": "Chest 5mm"}[self.vendor]
         if contrast:
             desc += {"siemens": " KM", "ge": " +C", "philips": " CE"}[self.vendor]
@@ -190,10 +197,16 @@ class CTStudyBuilder:
             if rr.size:
                 rec["lesions"].append({"label": "nodule", "file": rec["files"][k],
                                        "box": [int(cc.min()), int(rr.min()), int(np.ptp(cc) + 1), int(np.ptp(rr) + 1)]})
+        if findings is not None:
+            declare(rec, CHEST_FINDINGS)
+            for name, tissue in (("nodule", ChestTissue.NODULE), ("opacity", ChestTissue.OPACITY),
+                                 ("effusion", ChestTissue.EFFUSION)):
+                record_slices(rec, self.study.seed, self.study.patient.index, name, labels, tissue, clean, rec["files"])
 
-    def _topogram(self, nodule: Nodule | None, ts: str) -> None:
+    def _topogram(self, findings: ChestFindings | None, ts: str) -> None:
         n, extent = self.matrix, XRAY_EXTENT_MM  # the radiographs' grid: one cached projection
-        img = radiograph(projection(n, extent, nodule)).astype(np.uint16)
+        nodule = findings.nodule if findings is not None else None
+        img = radiograph(projection(n, extent, findings)).astype(np.uint16)
         desc = {"siemens": "Topogram 0.6 T20f", "ge": "Scout", "philips": "Surview"}[self.vendor]
         sctx = self._series(1, desc, 0.5, "CHEST", "")
         rec = self.w.new_series(sctx, SeriesKind.CT_LOCALIZER, plane="coronal", dimensions="2D", contrast=False,
@@ -216,3 +229,5 @@ class CTStudyBuilder:
         self.w.write_instance(ds, sctx, rec, 1, ts)
         if nodule is not None:
             rec["lesions"].append({"label": "nodule", "file": rec["files"][0], "box": nodule_box(nodule, n, extent)})
+        if findings is not None:  # no noise on a topogram: the image is its own noise-free version
+            record_projection(rec, self.study.seed, self.study.patient.index, findings, n, extent, img, rec["files"][0])

@@ -5,6 +5,7 @@ de-identification (deid.raster, deid.nifti) must remove."""
 from __future__ import annotations
 
 import gzip
+import io
 import struct
 import zlib
 
@@ -13,7 +14,8 @@ import nibabel as nib
 import numpy as np
 
 from curation.vocabulary import SeriesKind
-from synth.chest import Nodule, nodule_box
+from synth.chest import ChestFindings, nodule_box, projection, radiograph
+from synth.findings import pixel_key, record_projection
 from synth.geometry import SliceGeometry
 from synth.identity import Patient, rng_for
 from synth.writer import SiteWriter
@@ -32,10 +34,14 @@ def _with_identity(data: bytes, ext: str, text: str) -> bytes:
     return data[:2] + b"\xff\xfe" + struct.pack(">H", len(body) + 2) + body + data[2:]
 
 
-def chest_pictures(writer: SiteWriter, seed: int, patient: Patient, n: int, nodule: Nodule | None) -> list[dict]:
-    """A PNG for every patient and, for every other patient, a JPEG (quality 90) of a PA chest image."""
+def chest_pictures(writer: SiteWriter, seed: int, patient: Patient, n: int, findings: ChestFindings) -> list[dict]:
+    """A PNG for every patient and, for every other patient, a JPEG (quality 90) of a PA chest image,
+    with their findings' boxes and the `pixel_key` of their decoded pixels (the join key that survives
+    de-identification)."""
     rng = rng_for(seed, "picture", patient.index)
-    img8 = np.rint(chest_image(n, nodule, rng, bits=8)).astype(np.uint8)
+    nodule = findings.nodule
+    img8 = np.rint(chest_image(n, findings, rng, bits=8)).astype(np.uint8)
+    clean8 = radiograph(projection(n, XRAY_EXTENT_MM, findings), bits=8)
     out = []
     stem = f"images/chest_{patient.index + 1:05d}"
     formats = [("png", ".png", [cv2.IMWRITE_PNG_COMPRESSION, 6])]
@@ -50,10 +56,20 @@ def chest_pictures(writer: SiteWriter, seed: int, patient: Patient, n: int, nodu
         data = _with_identity(buf.tobytes(), ext, f"Patient: {patient.given} {patient.family}, ID {patient.patient_id}")
         writer.write_other(rel, data, kind, "ingest", patient_index=patient.index, kind=SeriesKind.DX,
                            view="PA", lesions=lesions)
-        out.append({"file": rel, "format": kind, "kind": SeriesKind.DX, "view": "PA", "shape": list(img8.shape),
-                    "pixel_spacing_mm": XRAY_EXTENT_MM / (n - 1), "lesions": lesions,
-                    "patient_index": patient.index})
+        pic = {"file": rel, "format": kind, "kind": SeriesKind.DX, "view": "PA", "shape": list(img8.shape),
+               "pixel_spacing_mm": XRAY_EXTENT_MM / (n - 1), "lesions": lesions, "patient_index": patient.index,
+               "pixel_sha256": pixel_key(img8 if kind == "png" else _decoded(buf.tobytes()))}
+        record_projection(pic, seed, patient.index, findings, n, XRAY_EXTENT_MM, clean8, rel)
+        out.append(pic)
     return out
+
+
+def _decoded(data: bytes) -> np.ndarray:
+    """Grey pixels of an encoded picture as PIL decodes them (as `deid.raster` does)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("L"))
 
 
 def nifti_bytes(volume_zyx: np.ndarray, geom: SliceGeometry, description: str, patient_id: str = "") -> bytes:
@@ -77,6 +93,7 @@ def write_nifti(writer: SiteWriter, rel: str, volume_zyx: np.ndarray, geom: Slic
     data = nifti_bytes(volume_zyx, geom, entry.get("kind", ""), str(entry.get("patient_id") or ""))
     affine = LPS_TO_RAS @ geom.affine_lps()
     rec = dict(entry, file=rel, shape=[geom.columns, geom.rows, geom.n_slices],
+               voxel_sha256=pixel_key(np.transpose(volume_zyx, (2, 1, 0))),
                voxel_size_mm=[geom.col_spacing, geom.row_spacing, geom.slice_spacing],
                affine_ras=[[float(round(v, 6)) for v in row] for row in affine], plane=geom.plane)
     writer.write_other(rel, data, "nifti", "ingest", kind=entry.get("kind"), patient_index=entry.get("patient_index"))

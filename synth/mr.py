@@ -11,6 +11,7 @@ from pydicom.sequence import Sequence
 from curation.vocabulary import Modality, SeriesKind
 from synth import degrade as dg
 from synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
+from synth.findings import BRAIN_FINDINGS, BRAIN_MR_KINDS, declare, record_slices, volume_findings
 from synth.geometry import SliceGeometry, centred_stack
 from synth.identity import rng_for
 from synth.motion import VolumeMotion, apply_inverse, random_motions
@@ -88,8 +89,8 @@ class MRStudyBuilder:
         self.scale = study.patient.head_scale
         self._label_cache: dict[tuple, np.ndarray] = {}
         self._localizer_refs: list[str] = []
-        #: (kind, stored volume, geometry, degradation) of series also exported as NIfTI.
-        self.nifti_volumes: list[tuple[str, np.ndarray, SliceGeometry, dict]] = []
+        #: (kind, stored volume, geometry, degradation, findings) of series also exported as NIfTI.
+        self.nifti_volumes: list[tuple[str, np.ndarray, SliceGeometry, dict, dict]] = []
         self.key = (study.seed, "mr", study.patient.index, study.index)
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -259,8 +260,13 @@ class MRStudyBuilder:
                                 acquisition_type=p.acquisition,
                                 repetition_time=p.tr, echo_time=p.te, inversion_time=p.ti, flip_angle=p.flip)
         self._write_stack(p, sctx, rec, geom, stored, labels, ts)
+        if kind in BRAIN_MR_KINDS:  # contrast on the noise-free, defect-free signal in stored units
+            declare(rec, BRAIN_FINDINGS)
+            record_slices(rec, self.study.seed, self.study.patient.index, "brain_lesion", labels, Tissue.LESION,
+                          clean * scale, rec["files"])
         if kind in (SeriesKind.T1W, SeriesKind.T2W, SeriesKind.FLAIR):
-            self.nifti_volumes.append((kind, stored, geom, dict(rec["degradation"], series_instance_uid=sctx.uid)))
+            self.nifti_volumes.append((kind, stored, geom, dict(rec["degradation"], series_instance_uid=sctx.uid),
+                                       volume_findings(rec)))
 
     def _dwi(self, p: Protocol, number: int, minute: float, ext: str) -> list[list[str]]:
         sctx = self._series(p, number, minute, ext)

@@ -26,6 +26,7 @@ from synth.bad import plant_bad_inputs
 from synth.chest import Nodule
 from synth.ct import CTStudyBuilder
 from synth.dicomio import VENDORS, StudyCtx
+from synth.findings import chest_findings, chest_geometry, section as findings_section
 from synth.identity import Patient, make_patient, make_site, rng_for
 from synth.mr import STRUCTURAL, MROptions, MRStudyBuilder
 from synth.exports import chest_pictures, write_nifti
@@ -119,10 +120,12 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
                              transfer_syntaxes=MR_TS[vendor])
     builder.build()
     screen_capture(writer, mr, number=99)
-    for kind, stored, geom, degradation in builder.nifti_volumes:
+    for kind, stored, geom, degradation, found in builder.nifti_volumes:
         rel = f"nifti/P{index + 1:05d}/P{index + 1:05d}_{NIFTI_SUFFIX[kind]}.nii.gz"
-        extra.setdefault("nifti", []).append(write_nifti(writer, rel, stored, geom, {
-            "kind": kind, "patient_index": index, "patient_id": p.patient_id, "degradation": degradation}))
+        entry = {"kind": kind, "patient_index": index, "patient_id": p.patient_id, "degradation": degradation}
+        if found:
+            entry["findings"] = found
+        extra.setdefault("nifti", []).append(write_nifti(writer, rel, stored, geom, entry))
 
     # CT head: without, with, or without-then-with contrast
     ct_vendor = VENDOR_ORDER[(index + 1) % 3]
@@ -138,16 +141,18 @@ def generate_patient(writer: SiteWriter, site, seed: int, index: int, opts: dict
     if index % 3 != 2:
         nodule = Nodule((float(rng.uniform(-95, -55)), float(rng.uniform(-20, 30)), float(rng.uniform(0, 70))),
                         float(round(rng.uniform(6, 11), 1)))
+    findings = chest_findings(seed, index, nodule)
+    extra.setdefault("chest_findings", []).append(chest_geometry(index, findings))
     CTStudyBuilder(writer, chest, opts["ct_matrix"], opts["slices"], ExplicitVRLittleEndian).chest(
-        contrast=index % 2 == 0, nodule=nodule, topogram_ts=ExplicitVRLittleEndian, defect=defects.get("CT CHEST"))
+        contrast=index % 2 == 0, findings=findings, topogram_ts=ExplicitVRLittleEndian, defect=defects.get("CT CHEST"))
 
-    # Chest radiograph: CR for even patients, DX for odd ones; same nodule as the CT
+    # Chest radiograph: CR for even patients, DX for odd ones; same chest findings as the CT
     xr_mod = Modality.CR if index % 2 == 0 else Modality.DX
     xr = _study(p, site, seed, 3, xr_mod, ct_vendor, int(rng.integers(121, 200)), "XR CHEST PA", "CHEST")
     writer.add_study(xr)
-    chest_radiograph(writer, xr, xr_mod, opts["xray_matrix"], nodule,
+    chest_radiograph(writer, xr, xr_mod, opts["xray_matrix"], findings,
                      ExplicitVRLittleEndian if index % 3 else ImplicitVRLittleEndian, defects.get("XR"))
-    extra.setdefault("images", []).extend(chest_pictures(writer, seed, p, opts["xray_matrix"], nodule))
+    extra.setdefault("images", []).extend(chest_pictures(writer, seed, p, opts["xray_matrix"], findings))
 
     # Ultrasound with burned-in text
     us = _study(p, site, seed, 4, Modality.US, VENDOR_ORDER[(index + 2) % 3], int(rng.integers(201, 300)),
@@ -222,7 +227,7 @@ def generate_site(
     site = make_site(seed)
     writer = SiteWriter(out, record_phi_locations=phi_locations)
     people: list[Patient] = []
-    extra: dict[str, list] = {"images": [], "nifti": []}
+    extra: dict[str, list] = {"images": [], "nifti": [], "chest_findings": []}
     t0 = time.monotonic()
     for i in range(patients):
         before = writer.n_written
@@ -246,6 +251,7 @@ def generate_site(
         "files": dict(sorted(writer.files.items())),
         "phi_locations": writer.phi_locations,
     }
+    truth["findings"] = findings_section(seed, truth, extra.get("chest_findings", []))
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True) + "\n")
     return truth
 

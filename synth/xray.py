@@ -14,8 +14,9 @@ import numpy as np
 from synth import degrade as dg
 
 from curation.vocabulary import Modality
-from synth.chest import Nodule, nodule_box, projection, radiograph
+from synth.chest import ChestFindings, Nodule, nodule_box, projection, radiograph
 from synth.dicomio import SeriesCtx, StudyCtx, add_overlay, add_seconds, base_dataset, set_pixels
+from synth.findings import record_projection
 from synth.identity import rng_for
 from synth.writer import SiteWriter
 
@@ -36,12 +37,12 @@ UNEXPOSED_LEVEL = 0.95
 TARGET_EI = 400.0
 
 
-def chest_image(n: int, nodule: Nodule | None, rng: np.random.Generator, bits: int = 12) -> np.ndarray:
+def chest_image(n: int, nodule: Nodule | ChestFindings | None, rng: np.random.Generator, bits: int = 12) -> np.ndarray:
     """A PA chest radiograph (MONOCHROME2 display values, float) with quantum-like noise."""
     return chest_image_with_defect(n, nodule, rng, bits)[0]
 
 
-def chest_image_with_defect(n: int, nodule: Nodule | None, rng: np.random.Generator, bits: int = 12,
+def chest_image_with_defect(n: int, nodule: Nodule | ChestFindings | None, rng: np.random.Generator, bits: int = 12,
                             defect: tuple[str, int] | None = None, defect_rng: np.random.Generator | None = None,
                             ) -> tuple[np.ndarray, dict]:
     """`chest_image` with a planted defect, and the defect's parameters ({} when clean). The clean
@@ -79,13 +80,16 @@ def chest_image_with_defect(n: int, nodule: Nodule | None, rng: np.random.Genera
     return np.clip(out, 0, top), params
 
 
-def chest_radiograph(writer: SiteWriter, study: StudyCtx, modality: str, n: int, nodule: Nodule | None,
+def chest_radiograph(writer: SiteWriter, study: StudyCtx, modality: str, n: int, findings: ChestFindings | None,
                      transfer_syntax: str, defect: tuple[str, int] | None = None) -> dict:
     """One CR (MONOCHROME1, as CR readers store it) or DX (MONOCHROME2) PA chest image, with an overlay;
-    `defect` (type, severity) from `degrade.XR_DEFECTS`."""
-    rng = rng_for(study.seed, "xr", study.patient.index, study.index)
-    img, params = chest_image_with_defect(n, nodule, rng, defect=defect,
-                              defect_rng=rng_for(study.seed, "xr-defect", study.patient.index, study.index))
+    `defect` (type, severity) from `degrade.XR_DEFECTS`; `findings` drawn and recorded (None: neither)."""
+    def render(chest: ChestFindings | None) -> tuple[np.ndarray, dict]:
+        return chest_image_with_defect(n, chest, rng_for(study.seed, "xr", study.patient.index, study.index),
+                                       defect=defect,
+                                       defect_rng=rng_for(study.seed, "xr-defect", study.patient.index, study.index))
+
+    img, params = render(findings)
     photometric = "MONOCHROME1" if modality == Modality.CR else "MONOCHROME2"
     stored = (4095 - img) if modality == Modality.CR else img
     sctx = SeriesCtx(study=study, number=1, modality=modality,
@@ -132,6 +136,14 @@ def chest_radiograph(writer: SiteWriter, study: StudyCtx, modality: str, n: int,
     set_pixels(ds, np.rint(stored).astype(np.uint16), photometric=photometric, bits_stored=12)
     add_overlay(ds, study.patient.pn, f"{study.patient.pn} {study.patient.patient_id} PA erect")
     writer.write_instance(ds, sctx, rec, 1, transfer_syntax)
-    if nodule is not None:
-        rec["lesions"].append({"label": "nodule", "file": rec["files"][0], "box": nodule_box(nodule, n, XRAY_EXTENT_MM)})
+    if findings is not None and findings.nodule is not None:
+        rec["lesions"].append({"label": "nodule", "file": rec["files"][0],
+                               "box": nodule_box(findings.nodule, n, XRAY_EXTENT_MM)})
+    if findings is not None:  # contrast on the clean image, in stored values (MONOCHROME1 inverts)
+        clean = radiograph(projection(n, XRAY_EXTENT_MM, findings))
+        effect = None
+        if defect is not None and findings.any():  # same random streams without the findings
+            effect = (img - render(None)[0], clean - radiograph(projection(n, XRAY_EXTENT_MM, None)))
+        record_projection(rec, study.seed, study.patient.index, findings, n, XRAY_EXTENT_MM,
+                          4095 - clean if modality == Modality.CR else clean, rec["files"][0], effect)
     return rec
