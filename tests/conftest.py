@@ -1,3 +1,15 @@
 """Suite-wide pytest configuration: server fixtures (PostgreSQL, S3, Orthanc) come from
-tests/fixtures/servers.py and start on loopback only when a test asks for them."""
+tests/fixtures/servers.py and start on loopback only when a test asks for them.
+
+Hypothesis runs derandomized by default, so CI's verdict on a commit does not depend on the draw
+(a property test that fails, fails on every run); `HYPOTHESIS_PROFILE=explore` draws fresh examples
+while developing."""
+import os
+
+from hypothesis import settings
+
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
 pytest_plugins = ["tests.fixtures.servers"]

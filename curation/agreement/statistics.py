@@ -158,7 +158,8 @@ def cohen_kappa_pairs(w: np.ndarray, values: np.ndarray, categories: Sequence[fl
     columns = np.concatenate([both[..., None], (both & (a == b))[..., None],
                               (weight[a, b] * both)[..., None],
                               onehot[a] * both[..., None], onehot[b] * both[..., None]], axis=2)
-    sums = (w @ columns.reshape(len(values), -1)).reshape(w.shape[0], len(pairs), -1)
+    n_columns = columns.shape[2]  # explicit: reshape cannot infer it when there are 0 resamples
+    sums = (w @ columns.reshape(len(values), -1)).reshape(w.shape[0], len(pairs), n_columns)
     n, agree, disagreement = sums[..., 0], sums[..., 1], sums[..., 2]
     rows, cols = sums[..., 3:3 + n_cat], sums[..., 3 + n_cat:]
     expected = _ratio(np.einsum("bpi,ij,bpj->bp", rows, weight, cols), n)
@@ -188,7 +189,7 @@ def summarise(values: np.ndarray, unit_items: np.ndarray, weights: np.ndarray,
     ones = np.ones((1, len(values)))
     resampled = weights[:, unit_items] if weights.size else np.empty((0, len(values)))
     m = counts.sum(axis=1)
-    result: dict = {"n_items": int(len(np.unique(unit_items[m > 0]))), "n_readers": int(values.shape[1])}
+    result: dict = {"n_items": int(len(np.unique(unit_items[m > 0]))), "n_readers": int((~np.isnan(values)).any(axis=0).sum())}  # who read these units, not everyone in the table
     statistics = {"percent_agreement": percent_agreement, "fleiss_kappa": fleiss_kappa,
                   "krippendorff_alpha": krippendorff_alpha, "gwet_ac1": gwet_ac1}
     if len(categories) == 2:
