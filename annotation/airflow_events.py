@@ -2,8 +2,10 @@
 
 Airflow 3's public REST API: `POST {base}/api/v2/assets/events` with `{"asset_id": <int>, "extra": {...}}`
 (airflow/api_fastapi/core_api/routes/public/assets.py, body `CreateAssetEventsBody`), authorised by a
-bearer JWT (from Airflow's `POST /auth/token`). Configured by `ANNOTATION_AIRFLOW_URL` and
-`ANNOTATION_AIRFLOW_TOKEN`; the asset id is given per round by whoever creates it.
+bearer JWT. Configured by `ANNOTATION_AIRFLOW_URL` and either `ANNOTATION_AIRFLOW_TOKEN` (a JWT) or
+`ANNOTATION_AIRFLOW_USERNAME` + `ANNOTATION_AIRFLOW_PASSWORD`, with which a fresh JWT is asked from
+Airflow's `POST /auth/token` (simple auth manager; Airflow's JWTs expire after a day by default,
+rounds may last longer). The asset id is given per round by whoever creates it.
 """
 from __future__ import annotations
 
@@ -15,6 +17,24 @@ import httpx
 
 log = logging.getLogger("annotation.airflow")
 ASSET_EVENTS_PATH = "/api/v2/assets/events"
+TOKEN_PATH = "/auth/token"
+
+
+class AirflowAuthError(RuntimeError):
+    """Airflow gave no token for the configured user."""
+
+
+def bearer_token(base_url: str, token: str, username: str = "", password: str = "", timeout_s: float = 10.0) -> str:
+    """The JWT to send: a fresh one from Airflow when a user is configured, else the static one."""
+    if not username:
+        return token
+    try:
+        resp = httpx.post(base_url.rstrip("/") + TOKEN_PATH, json={"username": username, "password": password},
+                          timeout=timeout_s)
+        resp.raise_for_status()
+        return str(resp.json()["access_token"])
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise AirflowAuthError(f"no Airflow token for '{username}': {type(exc).__name__}") from None
 
 
 def post_asset_event(base_url: str, token: str, asset_id: int, extra: dict[str, Any], *, retries: int = 3,

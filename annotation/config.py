@@ -33,6 +33,8 @@ class Settings:
     # Airflow 3 REST API for round-complete asset events (POST /api/v2/assets/events); empty: off.
     airflow_url: str = ""
     airflow_token: str = ""
+    airflow_username: str = ""
+    airflow_password: str = ""
     airflow_retries: int = 3
     cache_mb: int = 256
     web_dist: Path = WEB_DIST
@@ -55,6 +57,8 @@ class Settings:
             s.item_zones = env["ANNOTATION_ITEM_ZONES"].split()
         s.airflow_url = env.get("ANNOTATION_AIRFLOW_URL", s.airflow_url).rstrip("/")
         s.airflow_token = env.get("ANNOTATION_AIRFLOW_TOKEN", s.airflow_token)
+        s.airflow_username = env.get("ANNOTATION_AIRFLOW_USERNAME", s.airflow_username)
+        s.airflow_password = env.get("ANNOTATION_AIRFLOW_PASSWORD", s.airflow_password)
         s.airflow_retries = int(env.get("ANNOTATION_AIRFLOW_RETRIES", s.airflow_retries))
         s.cache_mb = int(env.get("ANNOTATION_CACHE_MB", s.cache_mb))
         if env.get("ANNOTATION_WEB_DIST"):

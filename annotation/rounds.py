@@ -3,6 +3,7 @@ complete once every non-gold item has its readings (webhook and Airflow asset ev
 or by the pipeline at the deadline (idempotent; no reading is accepted after)."""
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -12,13 +13,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from annotation import queue
-from annotation.airflow_events import post_asset_event
+from annotation.airflow_events import AirflowAuthError, bearer_token, post_asset_event
 from annotation.completion import post_webhook
 from annotation.config import Settings
 from annotation.imaging import InstanceCache
 from annotation.models import Item, Project, Round, RoundState, Task, TaskKind, TaskStatus, User, utcnow
 from annotation.registration import register, round_of
 from annotation.schemas import RoundIn, RoundItemStatus, RoundOut, RoundReaderStatus
+
+log = logging.getLogger("annotation.rounds")
 
 
 @dataclass
@@ -40,9 +43,8 @@ def _naive_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def get_round(db: Session, project_id: int, number: int, *, lock: bool = False) -> Round:
-    q = select(Round).where(Round.project_id == project_id, Round.number == number)
-    rnd = db.scalar(q.with_for_update() if lock else q)
+def get_round(db: Session, project_id: int, number: int) -> Round:
+    rnd = round_of(db, project_id, number)
     if rnd is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such round")
     return rnd
@@ -110,11 +112,12 @@ def round_status(db: Session, project: Project, rnd: Round) -> RoundOut:
 
 def close(db: Session, rnd: Round) -> Round:
     """Close the round: its unread slots and readings in hand are closed, so a late submit gets 409.
-    Closing a closed round changes nothing."""
+    Closing a closed round changes nothing.
+
+    Lock order as in a submit (task rows, then the round row), so a close racing a submit on
+    PostgreSQL waits instead of deadlocking: the reading that got its task row first is kept."""
     if rnd.state == RoundState.CLOSED.value:
         return rnd
-    rnd.state = RoundState.CLOSED.value
-    rnd.closed_at = utcnow()
     db.execute(
         update(Task)
         .where(Task.project_id == rnd.project_id, Task.round == rnd.number,
@@ -122,14 +125,20 @@ def close(db: Session, rnd: Round) -> Round:
         .values(status=TaskStatus.CLOSED.value, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
+    db.execute(update(Round).where(Round.id == rnd.id, Round.state != RoundState.CLOSED.value)
+               .values(state=RoundState.CLOSED.value, closed_at=utcnow())
+               .execution_options(synchronize_session=False))
     db.flush()
+    db.refresh(rnd)
     return rnd
 
 
 def mark_complete(db: Session, project_id: int, number: int) -> RoundComplete | None:
     """Open -> complete once every non-gold item of the round is complete; the conditional UPDATE
     lets exactly one request announce it."""
-    rnd = round_of(db, project_id, number)
+    # The round row lock makes two submits that complete its last two items see each other's
+    # commit on PostgreSQL (the second counts after the first committed), so one of them announces.
+    rnd = db.scalar(select(Round).where(Round.project_id == project_id, Round.number == number).with_for_update())
     if rnd is None or rnd.state != RoundState.OPEN.value:
         return None
     base = select(func.count()).select_from(Item).where(Item.project_id == project_id, Item.round == number,
@@ -154,5 +163,10 @@ def announce(event: RoundComplete, webhook_url: str | None, asset_id: int | None
         post_webhook(webhook_url, payload, event.project_id)
     if asset_id and settings.airflow_url:
         extra = {k: v for k, v in payload.items() if k != "event"}
-        post_asset_event(settings.airflow_url, settings.airflow_token, asset_id, {"annotation_round": extra},
-                         retries=settings.airflow_retries)
+        try:
+            token = bearer_token(settings.airflow_url, settings.airflow_token, settings.airflow_username,
+                                 settings.airflow_password)
+        except AirflowAuthError as exc:
+            log.warning("round %s of project %s: %s", event.round, event.project_id, exc)
+            return
+        post_asset_event(settings.airflow_url, token, asset_id, {"annotation_round": extra}, retries=settings.airflow_retries)

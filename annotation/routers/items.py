@@ -21,7 +21,7 @@ router = APIRouter(tags=["items"])
 def register_items(project_id: IdPath, body: ItemsIn, request: Request, db: DB, user: CurrentUser) -> RegisterOut:
     """Idempotent per (external_id, round): a second registration returns the existing item."""
     require(db, user, project_id, Action.REGISTER_ITEMS)
-    project = get_project(db, project_id)
+    project = get_project(db, project_id, lock=True)  # a round cannot close while items enter it
     created, existing = register(db, project, body.items, request.app.state.instances)
     return RegisterOut(created=created, existing=existing)
 

@@ -48,6 +48,6 @@ def read_round(project_id: IdPath, db: DB, user: CurrentUser, number: int = Roun
 def close_round(project_id: IdPath, db: DB, user: CurrentUser, number: int = RoundNumber) -> RoundOut:
     """Idempotent: closing a closed round answers its status again."""
     require(db, user, project_id, Action.RUN_ROUNDS)
-    project = get_project(db, project_id)
-    rnd = rounds.close(db, rounds.get_round(db, project_id, number, lock=True))
+    project = get_project(db, project_id, lock=True)  # serialised with item registration into the round
+    rnd = rounds.close(db, rounds.get_round(db, project_id, number))
     return rounds.round_status(db, project, rnd)

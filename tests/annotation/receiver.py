@@ -18,9 +18,11 @@ class Received:
 
 @dataclass
 class Receiver:
-    """`statuses[path]`: codes answered in turn to POSTs on that path (then 200)."""
+    """`statuses[path]`: codes answered in turn to POSTs on that path (then 200); `replies[path]`:
+    the JSON body answered there (default {"ok": ...})."""
 
     statuses: dict[str, list[int]] = field(default_factory=dict)
+    replies: dict[str, Any] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -33,7 +35,7 @@ class Receiver:
                                                json.loads(raw or b"null")))
                 script = outer.statuses.get(self.path) or []
                 code = script.pop(0) if script else 200
-                body = json.dumps({"ok": code < 300}).encode()
+                body = json.dumps(outer.replies.get(self.path, {"ok": code < 300})).encode()
                 self.send_response(code)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))

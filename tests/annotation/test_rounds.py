@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.annotation.conftest import make_client, series_uris
+from annotation.airflow_events import AirflowAuthError, bearer_token, post_asset_event
+from tests.annotation.conftest import free_port, make_client, series_uris
 from tests.annotation.receiver import Receiver
 from tests.annotation.world import World, build_world, ok, reading
 
@@ -37,9 +38,10 @@ def _read_until_empty(w: World, reader: str) -> list[int]:
         read.append(t["item"]["id"])
 
 
-def test_round_lifecycle_with_webhook_and_airflow_asset_event(tmp_path: Path, store_root: Path, receiver: Receiver) -> None:
+def test_round_lifecycle_with_webhook_and_airflow_asset_event(database_url: str, store_root: Path, receiver: Receiver) -> None:
+    """On SQLite and PostgreSQL (row locks order the completion check there)."""
     receiver.statuses["/api/v2/assets/events"] = [503]  # Airflow down at first: the service retries
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+    url = database_url
     with make_client(url, airflow_url=receiver.url, airflow_token="jwt-from-airflow") as client:
         w = build_world(client, url, store_root, readers=2, verification=0, n_items=1)
         pipeline = _pipeline(w)
@@ -83,8 +85,8 @@ def test_round_lifecycle_with_webhook_and_airflow_asset_event(tmp_path: Path, st
                                                                             if k != "event"}}}
 
 
-def test_late_reading_after_close_is_refused_and_close_is_idempotent(tmp_path: Path, store_root: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+def test_late_reading_after_close_is_refused_and_close_is_idempotent(database_url: str, store_root: Path) -> None:
+    url = database_url
     with make_client(url) as client:
         w = build_world(client, url, store_root, readers=1, verification=0, n_items=1)
         pipeline = _pipeline(w)
@@ -110,3 +112,24 @@ def test_late_reading_after_close_is_refused_and_close_is_idempotent(tmp_path: P
         csv = client.get(f"/api/projects/{w.project_id}/export/csv?round={n}", headers=pipeline).text
         assert "late-1" not in csv
         assert client.post(f"/api/projects/{w.project_id}/rounds/99/close", headers=pipeline).status_code == 404
+
+
+def test_airflow_token_from_its_login_and_no_retry_on_refusal(receiver: Receiver) -> None:
+    """Against the local server: a fresh JWT from Airflow's /auth/token, a 404 (unknown asset) is not
+    retried, an unreachable Airflow is retried and then given up, a refused login raises."""
+    receiver.replies["/auth/token"] = {"access_token": "fresh-jwt", "token_type": "bearer"}
+    receiver.statuses["/auth/token"] = [201, 401]
+    assert bearer_token(receiver.url, "", "airflow", "secret-pw") == "fresh-jwt"
+    assert receiver.on("/auth/token")[0].body == {"username": "airflow", "password": "secret-pw"}
+    with pytest.raises(AirflowAuthError):
+        bearer_token(receiver.url, "", "airflow", "wrong")
+    assert bearer_token(receiver.url, "static-jwt") == "static-jwt"
+
+    receiver.statuses["/api/v2/assets/events"] = [404]
+    assert post_asset_event(receiver.url, "fresh-jwt", 99, {}, backoff_s=0.01) is False
+    assert len(receiver.on("/api/v2/assets/events")) == 1
+    receiver.statuses["/api/v2/assets/events"] = [500, 429]
+    assert post_asset_event(receiver.url, "fresh-jwt", 7, {"k": 1}, backoff_s=0.01) is True
+    assert len(receiver.on("/api/v2/assets/events")) == 4
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert post_asset_event(dead, "t", 7, {}, retries=2, backoff_s=0.01, timeout_s=1) is False
