@@ -240,7 +240,8 @@ def test_invite_read_submit_review_export(live_server_factory, tmp_path: Path) -
 
 def test_quality_review_shows_the_model_and_needs_a_reason(live_server_factory, tmp_path: Path) -> None:
     """A quality reviewer sees the whole series with the model's decision, reason and metrics, and
-    cannot exclude without a reason; the decision with who and when reaches the export."""
+    cannot exclude without a reason; the decision with who and when reaches the export; the admin
+    sees the round complete on the management page and closes it."""
     _require_browser_stack()
     from playwright.sync_api import expect, sync_playwright
 
@@ -285,6 +286,17 @@ def test_quality_review_shows_the_model_and_needs_a_reason(live_server_factory, 
             page.screenshot(path=ARTIFACTS / "08-quality-review.png")
             page.get_by_test_id("submit").click()
             page.get_by_test_id("no-task").wait_for(timeout=30000)
+            # the admin sees the round complete on the management page and closes it
+            apage = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            apage.on("pageerror", lambda e: errors.append(str(e)))
+            apage.on("dialog", lambda d: d.accept())
+            _login(apage, server.url, "admin")
+            apage.goto(f"{server.url}/#/manage/{pid}")
+            expect(apage.get_by_test_id("round-1-state")).to_have_text("complete")
+            expect(apage.get_by_test_id("export-quality")).to_be_visible()
+            apage.get_by_test_id("round-1-close").click()
+            expect(apage.get_by_test_id("round-1-state")).to_have_text("closed")
+            apage.screenshot(path=ARTIFACTS / "09-rounds.png", full_page=True)
             assert not errors, errors
         finally:
             browser.close()

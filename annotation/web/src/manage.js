@@ -1,4 +1,4 @@
-// Project management: settings, label schema (versioned), members, invites, progress, exports.
+// Project management: settings, label schema (versioned), members, invites, progress, rounds, exports.
 import { del, get, patch, post } from './api.js';
 import { h, mount, toast } from './dom.js';
 import { can } from './main.js';
@@ -81,10 +81,27 @@ function progressSection(p) {
       p.readers.map((r) => h('tr', {}, [r.reader, r.submitted, r.skipped, r.assigned, r.median_wall_s ?? '', r.median_active_s ?? ''].map((v) => h('td', {}, v))))));
 }
 
-function exportSection(pid) {
+// Rounds (made by the pipeline): state, deadline, completion; closing one refuses later readings.
+function roundsSection(pid, rounds, reload) {
+  return h('section', { testid: 'rounds' }, h('h2', {}, 'Rounds'),
+    rounds.length ? h('table', { class: 'grid' },
+      h('tr', {}, ['round', 'name', 'state', 'deadline', 'items complete', 'readings', 'k', ''].map((c) => h('th', {}, c))),
+      rounds.map((r) => h('tr', { testid: `round-${r.number}` },
+        h('td', {}, r.number), h('td', {}, r.name), h('td', { testid: `round-${r.number}-state` }, r.state),
+        h('td', { class: r.overdue ? 'error' : '' }, r.deadline ? `${r.deadline.slice(0, 16)} UTC${r.overdue ? ' (overdue)' : ''}` : ''),
+        h('td', {}, `${r.complete_items}/${r.items}`), h('td', {}, `${r.readings_submitted}/${r.readings_required}`),
+        h('td', {}, r.readers_per_item),
+        h('td', {}, r.state === 'closed' ? '' : h('button', { class: 'link', testid: `round-${r.number}-close`, onclick: async () => {
+          if (!window.confirm(`Close round ${r.number}? Readings not yet submitted will be refused.`)) return;
+          try { await post(`/api/projects/${pid}/rounds/${r.number}/close`); reload(); } catch (e) { toast(e.message, 'error'); }
+        } }, 'close'))))) : h('p', { class: 'muted' }, 'No round yet: the pipeline creates them.'));
+}
+
+function exportSection(pid, kind) {
   const a = (fmt, text) => h('a', { class: 'button', href: `/api/projects/${pid}/export/${fmt}`, download: `project-${pid}.${fmt === 'sr' || fmt === 'seg' ? `${fmt}.zip` : fmt}`, testid: `export-${fmt}` }, text);
   return h('section', { testid: 'exports' }, h('h2', {}, 'Export'),
-    h('p', {}, a('csv', 'CSV'), ' ', a('json', 'JSON'), ' ', a('sr', 'DICOM SR (TID 1500)'), ' ', a('seg', 'DICOM SEG')));
+    h('p', {}, a('csv', 'CSV'), ' ', a('json', 'JSON'), ' ', a('sr', 'DICOM SR (TID 1500)'), ' ', a('seg', 'DICOM SEG'),
+      kind === 'quality_review' ? [' ', a('quality', 'Quality decisions (JSON)')] : ''));
 }
 
 export async function manageProject(pid) {
@@ -98,7 +115,10 @@ export async function manageProject(pid) {
     ]);
     parts.push(settingsForm(pid, project, reload), schemaEditor(pid, schema, reload), membersSection(pid, members, invites, reload));
   }
-  if (can(pid, 'progress')) parts.push(progressSection(await get(`/api/projects/${pid}/progress`)));
-  if (can(pid, 'export')) parts.push(exportSection(pid));
+  if (can(pid, 'progress')) {
+    parts.push(progressSection(await get(`/api/projects/${pid}/progress`)));
+    parts.push(roundsSection(pid, await get(`/api/projects/${pid}/rounds`), reload));
+  }
+  if (can(pid, 'export')) parts.push(exportSection(pid, project.kind));
   mount(h('div', { class: 'page' }, parts));
 }
