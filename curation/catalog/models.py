@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -184,3 +186,163 @@ class LineageEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# --- the annotation round: what was sent to readers, what they read, what was concluded ----------
+# Readers appear only as pseudonyms (a keyed hash of their service username, see
+# curation.pipeline.collect.reader_pseudonym): no name, username or e-mail enters the catalog.
+
+
+class AnnotationRound(Base):
+    """One round of reading: the series sent to an annotation-service project under one label
+    schema version, its state, the service's round, and the round's summary (counts, agreement)."""
+
+    __tablename__ = "annotation_round"
+    #: `name` is the caller's key (an Airflow run id): planning the same round again finds this row.
+    __table_args__ = (UniqueConstraint("project", "name", name="uq_annotation_round_project_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    #: labels | quality_review (the service's project kinds)
+    kind: Mapped[str] = mapped_column(String(32))
+    schema_name: Mapped[str] = mapped_column(String(64))
+    schema_version: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: planned | dispatched | collected | analysed (curation.pipeline.dispatch.RoundState)
+    state: Mapped[str] = mapped_column(String(16))
+    service_round_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    service_round_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    n_items: Mapped[int] = mapped_column(Integer, default=0)
+    n_readings: Mapped[int] = mapped_column(Integer, default=0)
+    n_readers: Mapped[int] = mapped_column(Integer, default=0)
+    #: the analysis' figures: counts, Fleiss' kappa and Krippendorff's alpha with CIs, QC, rewards
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    items: Mapped[list[AnnotationItem]] = relationship(back_populates="round")
+
+
+class AnnotationItem(Base):
+    """One series of a round as the service knows it: `item_key` is the de-identified series'
+    key (its de-identified SeriesInstanceUID, or the content hash of a de-identified image)."""
+
+    __tablename__ = "annotation_item"
+    __table_args__ = (UniqueConstraint("round_id", "item_key", name="uq_annotation_item_round_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("annotation_round.id"), index=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    item_key: Mapped[str] = mapped_column(String(128), index=True)
+    service_item_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: label -> 0/1, the known answer of a gold item (QC's gold accuracy reads it)
+    gold_answer: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: image size in pixels where boxes are drawn on the stored grid (QC's box geometry reads it)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    round: Mapped[AnnotationRound] = relationship(back_populates="items")
+
+
+class Reading(Base):
+    """One answer of one reader: a yes/no label (record `label`) or one region (record `roi`: a
+    box, a freehand outline or a mask). Unique on the service's task and the record's place in it,
+    so collecting the same export twice writes nothing twice."""
+
+    __tablename__ = "reading"
+    __table_args__ = (
+        UniqueConstraint("round_id", "task_id", "record", "label", "ordinal", name="uq_reading_task_record"),
+        Index("ix_reading_round_label", "round_id", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("annotation_round.id"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("annotation_item.id"), index=True)
+    task_id: Mapped[int] = mapped_column(Integer)
+    record: Mapped[str] = mapped_column(String(8))  # label | roi
+    ordinal: Mapped[int] = mapped_column(Integer, default=0)  # the n-th region of this task and label
+    label: Mapped[str] = mapped_column(String(64))
+    reader: Mapped[str] = mapped_column(String(64), index=True)  # pseudonym
+    value: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    roi_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # box | freehand | mask
+    instance: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    x0: Mapped[float | None] = mapped_column(Float, nullable=True)
+    y0: Mapped[float | None] = mapped_column(Float, nullable=True)
+    x1: Mapped[float | None] = mapped_column(Float, nullable=True)
+    y1: Mapped[float | None] = mapped_column(Float, nullable=True)
+    points: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    mask_uri: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConsensusLabel(Base):
+    """The round's conclusion on one item and label by one method: `majority` and `dawid_skene`
+    (value, and the Dawid-Skene posterior P(yes)), `box` (one consensus region per row)."""
+
+    __tablename__ = "consensus_label"
+    __table_args__ = (
+        UniqueConstraint("round_id", "item_id", "label", "method", "ordinal", name="uq_consensus_label"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("annotation_round.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("annotation_item.id"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    ordinal: Mapped[int] = mapped_column(Integer, default=0)
+    value: Mapped[int | None] = mapped_column(Integer, nullable=True)  # NULL: undecided (a tie left open)
+    posterior: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n_readers: Mapped[int] = mapped_column(Integer)
+    n_positive: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    x0: Mapped[float | None] = mapped_column(Float, nullable=True)
+    y0: Mapped[float | None] = mapped_column(Float, nullable=True)
+    x1: Mapped[float | None] = mapped_column(Float, nullable=True)
+    y1: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReaderReport(Base):
+    """What the round concluded about one reader (by pseudonym; no profile, no identity): QC flags
+    with their reasons, whether QC kept them, their reward and their feedback figures."""
+
+    __tablename__ = "reader_report"
+    __table_args__ = (UniqueConstraint("round_id", "reader", name="uq_reader_report_round_reader"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("annotation_round.id"), index=True)
+    reader: Mapped[str] = mapped_column(String(64))
+    n_readings: Mapped[int] = mapped_column(Integer, default=0)
+    qc_flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    passes_qc: Mapped[bool] = mapped_column(Boolean)
+    reward: Mapped[float] = mapped_column(Float, default=0.0)
+    feedback: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QualityReview(Base):
+    """A person's quality decision on a series (approve / exclude / quarantine with a reason), from
+    a quality-review round. A series' final decision is the human one where there is one, else the
+    quality model's (curation.pipeline.select.final_quality_decision)."""
+
+    __tablename__ = "quality_review"
+    __table_args__ = (
+        UniqueConstraint("round_id", "series_id", "reviewer", name="uq_quality_review_round_series_reviewer"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    series_key: Mapped[str] = mapped_column(String(128))  # the de-identified series' key (item key)
+    round_id: Mapped[int | None] = mapped_column(ForeignKey("annotation_round.id"), index=True, nullable=True)
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reviewer: Mapped[str] = mapped_column(String(64))  # pseudonym
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
