@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("agreement", help="reader QC, inter-reader agreement, consensus and feedback of a reading table")
     _input_options(p)
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                   help="bootstrap resamples over items for the 95%% intervals (default 1000)")
+                   help="bootstrap resamples over items for the 95%% intervals (0: point estimates only; default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     p.add_argument("--tie-rule", choices=["negative", "positive", "undecided"], default="negative",
                    help="majority vote ties: negative (MarkIt), positive, or left undecided (default negative)")
@@ -84,8 +84,8 @@ def _progress(start: float):
 def run_agreement(args: argparse.Namespace) -> int:
     from curation.agreement.report import agreement_report, agreement_tables
 
-    if args.bootstrap < 1:  # statistics.agreement does not handle 0 resamples in its pairwise kappas yet
-        raise CliError("--bootstrap must be >= 1")
+    if args.bootstrap < 0:
+        raise CliError("--bootstrap must be >= 0")
     readings = read_readings(args.csv)
     config = _qc_config(args)
     slow = args.bootstrap * len(readings.frame) > SLOW_WORK

@@ -185,6 +185,21 @@ def test_long_table_in_process(tmp_path, capsys):
     assert lines[8] == "Why QC excluded readers" and lines[9] == "d" and lines[10].startswith("  ")
 
 
+def test_without_bootstrap_the_intervals_are_null(tmp_path, capsys):
+    path = long_table(tmp_path)
+    out = agreement_json(path, capsys, "--bootstrap", "0")
+    with_intervals = agreement_json(path, capsys, "--bootstrap", "20")
+    for name in STATISTICS:
+        assert out["overall"][name] == with_intervals["overall"][name]
+        assert out["overall"][f"{name}_ci95"] is None and with_intervals["overall"][f"{name}_ci95"] is not None
+    assert all(p["cohen_kappa_ci95"] is None for p in out["pairwise"].values())
+
+
+def agreement_json(path: Path, capsys, *options: str) -> dict:
+    assert main(["agreement", str(path), *options, "--json"]) == 0
+    return strict(capsys.readouterr().out)
+
+
 def test_bootstrap_seed_gives_the_same_intervals(tmp_path, capsys):
     path = long_table(tmp_path)
     runs = []
@@ -242,7 +257,7 @@ def test_bad_options_and_paths_exit_2(tmp_path, capsys):
     times = tmp_path / "times.csv"
     times.write_text("Label,Mean time\nnodule,4.5\n")
     cases = [(["agreement", str(tmp_path / "absent.csv")], "no such file"),
-             (["agreement", str(path), "--bootstrap", "0"], "--bootstrap"),
+             (["agreement", str(path), "--bootstrap", "-1"], "--bootstrap"),
              (["agreement", str(path), "--ai-threshold", "1.5"], "--ai-threshold"),
              (["reward", str(path), "--budget", "-5"], "budget"),
              (["reward", str(path), "--budget", "5", "--times", str(tmp_path / "none.csv")], "no such file"),
