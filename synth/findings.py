@@ -74,7 +74,7 @@ FINDINGS: dict[str, FindingDef] = {d.name: d for d in (
                "on T2W and FLAIR, hyperdense on CT (55 HU, 100 HU with contrast)",
                "MR T2W and FLAIR, CT head (mask per slice), NIfTI T2w/FLAIR (mask per slice)", "mask",
                "every patient (the head phantom's lesion; fixed because the shipped quality tables pin the MR "
-               "pixels): negatives are the slices without it"),
+               "pixels): negatives are the slices without it, and series whose slices skip it"),
 )}
 
 
