@@ -204,11 +204,13 @@ def test_degraded_radiographs_say_whether_the_finding_survived(site):
                 mask = rle_decode(inst["mask"])
                 inside, frame = inside_and_surround(img.shape, inst["box"], mask)
                 se = np.sqrt(img[inside].var() / inside.sum() + img[frame].var() / frame.sum())
-                measured = abs(contrast(img, inst["box"], mask))
+                signed = contrast(img, inst["box"], mask)
+                measured = abs(signed)
                 if s["degradation"]["type"] is None:
                     assert inst["visible"]
                 elif inst["visible"]:
                     assert measured > 0.5 * abs(inst["contrast"]) - 4 * se, (inst, measured)
+                    assert np.sign(signed) == np.sign(inst["contrast"]), (inst, signed)  # CR: MONOCHROME1
                 else:
                     assert measured < 0.5 * abs(inst["contrast"]) + 4 * se, (inst, measured)
                 seen.add(inst["visible"])
