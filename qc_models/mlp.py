@@ -146,6 +146,11 @@ def load(path: str | Path) -> tuple[MLP, dict[str, Any]]:
 #: more: 6e-3 when one feature of the series-kind table is scaled by 1.001, 0.4 when one row of
 #: it is dropped.
 REPRODUCE_ATOL = 1e-3
+#: The series-kind model carries last-bit differences further: on an AVX-512 AMD EPYC its retrain lands
+#: 7e-3 from the shipped weights (the same with the code of the commit that shipped them), yet its
+#: probabilities on the whole training set move by at most 4e-4 and no argmax changes. So that model is
+#: compared by what it predicts: within this of the shipped probabilities, and the same class everywhere.
+REPRODUCE_PROBA_ATOL = 1e-2
 
 
 def same_weights(a: MLP, b: MLP, atol: float = 0.0) -> bool:
@@ -154,3 +159,9 @@ def same_weights(a: MLP, b: MLP, atol: float = 0.0) -> bool:
     if sa.keys() != sb.keys():
         return False
     return all(sa[k].shape == sb[k].shape and torch.allclose(sa[k], sb[k], rtol=0.0, atol=atol) for k in sa)
+
+
+def same_predictions(a: MLP, b: MLP, x: np.ndarray, atol: float = REPRODUCE_PROBA_ATOL) -> bool:
+    """Whether two models give the same class on every row of `x` and probabilities within `atol`."""
+    pa, pb = predict_proba(a, x), predict_proba(b, x)
+    return bool(pa.shape == pb.shape and (pa.argmax(1) == pb.argmax(1)).all() and np.abs(pa - pb).max() <= atol)
