@@ -49,7 +49,7 @@ def add_series(catalog: Catalog, n: int, *, kind: str = SeriesKind.CR, decision:
         s.add(StageRecord(stage="quality", stage_version="1", status=STATUS[decision], **subject,
                           reason=f"model says {decision}",
                           metrics={"decision": {"decision": str(decision), "reason": "r", "p_degraded": 0.4},
-                                   "metrics": {"snr": 12.5, "efc": float("nan")}}))
+                                   "metrics": {"snr": 12.5, "efc": None}}))
         return series.id
 
 
