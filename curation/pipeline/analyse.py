@@ -83,15 +83,21 @@ def _regular(data: Any) -> Readings:
     return Readings(frame[~frame["item"].isin(list(data.gold_items))].reset_index(drop=True))
 
 
+def _drawn_boxes(data: Any) -> pd.DataFrame:
+    """The box regions (freehand outlines have their own geometry and are not box-merged)."""
+    return data.boxes[data.boxes["roi_kind"].fillna("box") == "box"]
+
+
 def _box_table(data: Any, voters: Readings, qc: QcReport) -> pd.DataFrame:
     """Regions of the readers QC kept on regular items, plus one empty row for each kept reader who
     answered the region's yes/no label (or any label of the item) and drew nothing: the box
     consensus needs a majority of those who read, not of those who drew."""
     bad = {(f.item, f.label, f.annotator) for f in qc.flags if f.item is not None and f.label in data.regions}
-    boxes = data.boxes[data.boxes["annotator"].isin(voters.annotators) & ~data.boxes["item"].isin(list(data.gold_items))]
+    boxes = _drawn_boxes(data)
+    boxes = boxes[boxes["annotator"].isin(voters.annotators) & ~boxes["item"].isin(list(data.gold_items))]
     boxes = boxes[[(i, k, a) not in bad for i, k, a in zip(boxes["item"], boxes["label"], boxes["annotator"])]]
     frame = voters.frame
-    region_labels = sorted({k for k, kind in data.labels.items() if kind == BOX}) or sorted(boxes["label"].unique())
+    region_labels = sorted({k for k, kind in data.labels.items() if kind == "box"}) or sorted(boxes["label"].unique())
     readers_of = {}
     for region in region_labels:
         finding = data.regions.get(region)
@@ -105,12 +111,17 @@ def _box_table(data: Any, voters: Readings, qc: QcReport) -> pd.DataFrame:
                       pd.DataFrame(empty, columns=["item", "label", "annotator"])], ignore_index=True)
 
 
-def _rewards(regular: Readings, qc: QcReport, config: AnalysisConfig) -> dict[str, float]:
-    """Every reader's reward; nobody is paid when QC kept no one (the report says why)."""
+def _rewards(regular: Readings, qc: QcReport, config: AnalysisConfig) -> tuple[dict[str, float], str | None]:
+    """Every reader's reward, and why nobody is paid when the budget cannot be split (QC kept no
+    one, or no item has two payable readings to agree on)."""
     excluded = {a: why for a, why in qc.excluded.items() if a in regular.annotators}
+    nobody = {a: 0.0 for a in regular.annotators}
     if not set(regular.annotators) - set(excluded):
-        return {a: 0.0 for a in regular.annotators}
-    return split_rewards(regular, config.budget, config.reward_mode, excluded=excluded).rewards
+        return nobody, "QC kept no reader"
+    try:
+        return split_rewards(regular, config.budget, config.reward_mode, excluded=excluded).rewards, None
+    except ValueError as exc:
+        return nobody, str(exc)
 
 
 def strict_json(value: Any) -> Any:
@@ -160,7 +171,7 @@ def _analysis(catalog: Catalog, round_id: int, data: Any, config: AnalysisConfig
                     consensus_rows.append({"item": item, "label": label, "method": BOX, "ordinal": ordinal,
                                            "n_readers": int(b["n_readers"]), "n_positive": int(b["n_readers"]),
                                            **{c: float(b[c]) for c in ("x0", "y0", "x1", "y1")}})
-    rewards = _rewards(regular, qc, config)
+    rewards, unpaid = _rewards(regular, qc, config)
     box_summary = _box_summary(data, voters)
     per_annotator = report["per_annotator"]
     flags = {a: [f.to_json() for f in qc.flags if f.annotator == a] for a in data.readings.annotators}
@@ -193,7 +204,7 @@ def _analysis(catalog: Catalog, round_id: int, data: Any, config: AnalysisConfig
                            "undecided": counts[(MAJORITY, None)], "dawid_skene_positive": counts[(DAWID_SKENE, 1)],
                            "boxes": counts[(BOX, None)], "readers_kept": report["readers_kept"]})
         add_event(s, stage=STAGE, action="rewards", subject=subject,
-                  details={"budget": config.budget, "mode": str(config.reward_mode),
+                  details={"budget": config.budget, "mode": str(config.reward_mode), "unpaid": unpaid,
                            "rewards": {a: round(float(v), 6) for a, v in sorted(rewards.items())}})
         summary = {
             "items": len(set(regular.frame["item"])), "gold_items": len(data.gold_items),
@@ -202,7 +213,7 @@ def _analysis(catalog: Catalog, round_id: int, data: Any, config: AnalysisConfig
             **_headline(report["overall"]), "overall": report["overall"], "per_label": report["per_label"],
             "all_readers": report["all_readers"]["overall"], "consensus": report["consensus"],
             "consensus_boxes": int(len(boxes)), "box_agreement": box_summary,
-            "rewards": {"budget": config.budget, "mode": str(config.reward_mode), "paid": rewards},
+            "rewards": {"budget": config.budget, "mode": str(config.reward_mode), "paid": rewards, "unpaid": unpaid},
             "config": config.to_json(),
         }
         rnd.summary = strict_json(summary)
@@ -218,7 +229,8 @@ def _analysis(catalog: Catalog, round_id: int, data: Any, config: AnalysisConfig
 
 def _box_summary(data: Any, voters: Readings) -> dict[str, Any] | None:
     """Box agreement (IoU, detection F1) between the kept readers, where at least two drew."""
-    boxes = data.boxes[data.boxes["annotator"].isin(voters.annotators)]
+    boxes = _drawn_boxes(data)
+    boxes = boxes[boxes["annotator"].isin(voters.annotators) & ~boxes["item"].isin(list(data.gold_items))]
     if boxes["annotator"].nunique() < 2:
         return None
     return box_agreement(boxes[["item", "label", "annotator", "x0", "y0", "x1", "y1"]]).summary()["overall"]
@@ -230,6 +242,9 @@ def analyse(catalog: Catalog, round_id: int, config: AnalysisConfig = AnalysisCo
     answers, readers, readers_kept, readers_excluded, fleiss_kappa[_ci95], krippendorff_alpha[_ci95],
     consensus_positive, consensus_boxes."""
     data = round_readings(catalog, round_id)
+    if data.readings.frame.empty or _regular(data).frame.empty:
+        return StageResult(status=StageStatus.SKIPPED, reason="no readings of the round's regular items were "
+                           "collected: nothing to analyse", metrics={"round_id": round_id, "answers": 0})
     key = StageKey.of(ANALYSE_STAGE, ANALYSE_VERSION, "round", round_id, _input_hash(data), config.to_json())
     result = run_once(catalog, key, lambda: _analysis(catalog, round_id, data, config))
     return result

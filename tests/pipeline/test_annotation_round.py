@@ -287,3 +287,23 @@ def test_the_quality_review_round_makes_the_human_decision_final(catalog):
     assert select_for_release(catalog) == [approved, to_review[0]]
     assert select_review(catalog) == []
     assert verify_chain(catalog).ok
+
+
+def test_a_round_closed_with_few_readings_is_handled_explicitly(catalog):
+    for i in range(10):
+        add_series(catalog, i)
+    refs = select_series(catalog, Selection())
+    rnd = dispatch.plan_round(catalog, project="chest", name="late", schema=load_schema("chest_findings_v1"),
+                              items=refs)
+    closed = dispatch.record_close(catalog, rnd.round_id, {"state": "closed", "items": 10, "complete_items": 0})
+    assert closed.metrics["partial"] and closed.ref.state == "closed"
+    empty = analysis.analyse(catalog, rnd.round_id)
+    assert empty.status == "skipped" and "no readings" in empty.reason
+    truth = make_truth([r.item_key for r in refs], np.random.default_rng(0))
+    rows = [r for r in simulate_export([r.item_key for r in refs], [], truth, seed=1) if r["annotator"] == "careful-1"]
+    collect(catalog, rnd.round_id, rows, SECRET)
+    alone = analysis.analyse(catalog, rnd.round_id, analysis.AnalysisConfig(n_boot=20))
+    assert alone.status == "ok" and alone.metrics["readers"] == 1 and alone.metrics["fleiss_kappa"] is None
+    with catalog.session() as s:
+        unpaid = s.get(AnnotationRound, rnd.round_id).summary["rewards"]["unpaid"]
+    assert "cannot be split" in unpaid  # one reader: nothing to agree on, nobody paid, and the summary says why
