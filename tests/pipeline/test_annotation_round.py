@@ -307,3 +307,29 @@ def test_a_round_closed_with_few_readings_is_handled_explicitly(catalog):
     with catalog.session() as s:
         unpaid = s.get(AnnotationRound, rnd.round_id).summary["rewards"]["unpaid"]
     assert "cannot be split" in unpaid  # one reader: nothing to agree on, nobody paid, and the summary says why
+
+
+def test_ten_seeds_catch_the_random_and_the_straight_lining_reader_every_time(tmp_path):
+    """Issue 14's acceptance over 10 seeds: the random and the straight-lining reader are excluded
+    from consensus and rewards in every one; consensus accuracy averages >= 0.95 (three readers at
+    0.9 give 0.972 in expectation; a single round of 240 item-labels can dip just below 0.95)."""
+    accuracies = []
+    for seed in range(10):
+        c = Catalog(f"sqlite:///{tmp_path / f'c{seed}.sqlite'}")
+        for i in range(80):
+            add_series(c, i)
+        refs = select_series(c, Selection())
+        truth = make_truth([r.item_key for r in refs], np.random.default_rng(seed))
+        rnd = dispatch.plan_round(c, project="chest", name=f"seed-{seed}", schema=load_schema("chest_findings_v1"),
+                                  items=refs)
+        collect(c, rnd.round_id, simulate_export([r.item_key for r in refs], [], truth, seed=100 + seed), SECRET)
+        analysis.analyse(c, rnd.round_id, analysis.AnalysisConfig(n_boot=0))
+        reports = analysis.reader_reports(c, rnd.round_id)
+        failed = {name for name in READERS if not reports[reader_pseudonym(name, SECRET)]["passes_qc"]}
+        assert failed == {"random-1", "flat-1"}, seed
+        assert all(reports[reader_pseudonym(name, SECRET)]["reward"] == 0 for name in failed)
+        consensus = analysis.consensus_labels(c, rnd.round_id)
+        accuracies.append(np.mean([v == truth.values[i, k]
+                                   for i, k, v in zip(consensus["item"], consensus["label"], consensus["value"])]))
+        c.dispose()
+    assert np.mean(accuracies) >= 0.95 and min(accuracies) >= 0.92, accuracies
