@@ -165,7 +165,8 @@ def answer(profile: ReaderProfile, truth: LabelTruth, label: str, rng: np.random
 
     `grid` (columns, rows of the image) lets a random reader draw a box somewhere and keeps noisy
     boxes inside the image; `instances`: how many instances the item has (where a random box lands).
-    `label` names the answer in errors only; the draw comes from `rng` (see `reading_rng`)."""
+    A truth without regions (a label without a box label, a region on an instance the item lacks)
+    gives no box. `label` is the label answered; the draw comes from `rng` (see `reading_rng`)."""
     if profile.flat is not None:
         value = profile.flat
     elif profile.guess is not None:
@@ -179,9 +180,7 @@ def answer(profile: ReaderProfile, truth: LabelTruth, label: str, rng: np.random
     if value:
         if profile.guess is not None:
             boxes = (_anywhere(rng, grid, instances),) if grid is not None else ()
-        elif truth.present and not truth.boxes:
-            raise ValueError(f"label {label!r}: truth says present but gives no region to outline")
-        else:
+        else:  # a finding answered yes where it is absent gets no box: there is nothing to outline
             boxes = tuple(_noisy(b, profile.box_noise, rng, grid) for b in truth.boxes
                           if not rng.random() < profile.box_miss)
     seconds = float(profile.seconds_median * math.exp(rng.normal(0.0, profile.seconds_sigma)))
