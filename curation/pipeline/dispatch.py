@@ -108,10 +108,13 @@ def plan_round(catalog: Catalog, *, project: str, name: str, schema: LabelSchema
 
 
 def service_items(catalog: Catalog, store: Store, items: Sequence[ItemRef | Mapping], *,
-                  quality_context: bool = False) -> list[dict[str, Any]]:
+                  quality_context: bool = False,
+                  gold_answers: Mapping[str, Mapping[str, int]] | None = None) -> list[dict[str, Any]]:
     """The service's item bodies (`ItemIn`) for these series: external id = the de-identified
-    series key, URIs of the de-identified objects only, modality and body part for routing, and for a
-    quality review the model's decision, score, reason and metrics beside the images."""
+    series key, URIs of the de-identified objects only, modality and body part for routing, for a
+    quality review the model's decision, score, reason and metrics beside the images, and for a gold
+    item (`gold_answers`: item key -> {label: 0/1}) the answer the service scores readers against."""
+    gold_answers = gold_answers or {}
     refs = [ItemRef.from_xcom(i) for i in items]
     with catalog.session() as s:
         records = {r.id: r for r in s.scalars(select(StageRecord).where(
@@ -128,8 +131,12 @@ def service_items(catalog: Catalog, store: Store, items: Sequence[ItemRef | Mapp
             raise ValueError(f"series {r.series_id} has {len(keys)} objects; an item takes at most {_MAX_URIS}")
         body: dict[str, Any] = {"external_id": r.item_key, "uris": [store.uri_for(Zone.DEID, k) for k in keys],
                                 "modality": r.modality or "", "body_part": (r.body_part or "")[:64]}
-        if r.is_gold:
+        answer = gold_answers.get(r.item_key)
+        if r.is_gold or answer:
             body["is_gold"] = True
+        if answer:
+            body["gold_answer"] = {"labels": [{"label": label, "value": bool(value), "confidence": 100}
+                                              for label, value in sorted(answer.items())]}
         if quality_context:
             body["context"] = {"quality": quality_view(quality.get(r.series_id), r)}
         out.append(body)

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 
 from annotation.exports.readings import Reading as ExportReading
 from annotation.exports.tabular import CSV_COLUMNS, quality_decisions, to_csv
+from annotation.schemas import ItemIn
 from curation.agreement.roi import box_iou
 from curation.annotation_schema import load_schema
 from curation.catalog import Catalog, LineageEvent, verify_chain
@@ -168,7 +169,13 @@ def test_a_full_round_reaches_the_acceptance_figures(catalog, tmp_path):
     bodies = dispatch.service_items(catalog, store, regular[:2])
     assert bodies[0]["external_id"] == regular[0].item_key and bodies[0]["modality"] == "CR"
     assert all("/deid/" in uri and "/raw/" not in uri for b in bodies for uri in b["uris"])
-    review = dispatch.service_items(catalog, store, regular[:1], quality_context=True)[0]["context"]["quality"]
+    gold_body = dispatch.service_items(catalog, store, gold_refs[:1], gold_answers=gold_answers)[0]
+    assert gold_body["is_gold"] and {lv["label"]: lv["value"] for lv in gold_body["gold_answer"]["labels"]} == \
+        {label: bool(v) for label, v in gold_answers[gold_refs[0].item_key].items()}
+    review_body = dispatch.service_items(catalog, store, regular[:1], quality_context=True)[0]
+    for body in [*bodies, gold_body, review_body]:  # what the service's own model accepts
+        ItemIn.model_validate(body)
+    review = review_body["context"]["quality"]
     assert review == {"decision": "approve", "reason": "model says approve", "model": "quality (CR)",
                       "metrics": {"snr": 12.5}, "score": 0.4}  # metrics without a value are not sent
 
