@@ -124,7 +124,7 @@ def _by_content(deid_root: Path, pictures: Mapping[str, Any], volumes: Mapping[s
         from PIL import Image
 
         with Image.open(path) as im:
-            key = pixel_key(np.asarray(im))
+            key = pixel_key(np.asarray(im.convert("L")))  # grey, as the site's truth records it
         if key in pictures:
             out[path.parent.name] = _from_findings(pictures[key])
     for path in sorted((deid_root / "volumes").glob("*/*")):

@@ -119,3 +119,42 @@ def test_truth_regions_land_on_the_items_instances(tmp_path) -> None:
     path.write_text('{"a": {"nodule": {"value": "yes"}}}')
     with pytest.raises(ValueError, match="item 'a' label 'nodule'"):
         truth_from_json(path)
+
+
+def test_truth_of_a_site_is_found_by_the_items_keys_after_deidentification(site, tmp_path) -> None:
+    """The pipeline's item keys: the de-identified SeriesInstanceUID (regions placed on the
+    de-identified instances) and the content-hash folder of a picture or volume in the deid zone."""
+    import io
+
+    import pydicom
+
+    from deid.engine import Deidentifier
+    from deid.nifti import deidentify_nifti
+    from deid.raster import deidentify_raster
+    from synth.reader_truth import truth_from_site
+
+    out, truth = site
+    secret = b"synthetic-site-secret-for-tests!"
+    deid_root = tmp_path / "deid"
+    pic = next(p for p in truth["images"] if p["findings"]["nodule"]["present"])
+    (deid_root / "images" / "h1").mkdir(parents=True)
+    (deid_root / "images" / "h1" / "h1.png").write_bytes(deidentify_raster((out / pic["file"]).read_bytes()).data)
+    vol = next(v for v in truth["nifti"] if "findings" in v)
+    (deid_root / "volumes" / "h2").mkdir(parents=True)
+    (deid_root / "volumes" / "h2" / "h2.nii.gz").write_bytes(deidentify_nifti((out / vol["file"]).read_bytes()).data)
+    found = truth_from_site(out, secret, deid_root)
+
+    series = next(s for s in truth["series"] if s["kind"] in ("CR", "DX") and s["findings"]["nodule"]["present"])
+    engine = Deidentifier("default", secret)
+    deid = [pydicom.dcmread(io.BytesIO(engine.deidentify((out / rel).read_bytes()).data)) for rel in series["files"]]
+    item = found[str(deid[0].SeriesInstanceUID)]
+    for name in ("nodule", "opacity", "effusion"):
+        assert item[name].present == (series["findings"][name]["present"]
+                                       and all(i["visible"] for r in series["findings"][name]["regions"]
+                                               for i in r["instances"]))
+    placed = label_truth(item["nodule"], [str(ds.SOPInstanceUID) for ds in deid])
+    want = series["findings"]["nodule"]["regions"][0]["instances"][0]
+    assert placed.boxes == (Box(*map(float, want["box"]), instance=series["files"].index(want["file"])),)
+    pic_box = pic["findings"]["nodule"]["regions"][0]["instances"][0]["box"]
+    assert found["h1"]["nodule"].present and found["h1"]["nodule"].regions[0].box == tuple(map(float, pic_box))
+    assert found["h2"]["brain_lesion"].present and found["h2"]["brain_lesion"].regions[0].instance is not None
