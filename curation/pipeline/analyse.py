@@ -30,7 +30,7 @@ from curation.agreement.roi import box_agreement, box_consensus
 from curation.agreement.table import Readings
 from curation.catalog import Catalog, add_event
 from curation.catalog.models import AnnotationItem, AnnotationRound, ConsensusLabel, QualityReview, ReaderReport
-from curation.pipeline.collect import in_one_transaction, round_readings
+from curation.pipeline.collect import RoundReadings, in_one_transaction, round_readings
 from curation.pipeline.dispatch import STAGE, RoundState
 from curation.pipeline.idempotency import StageKey, run_once
 from curation.pipeline.result import StageResult
@@ -63,7 +63,7 @@ class AnalysisConfig:
         return out
 
 
-def _input_hash(data: Any) -> str:
+def _input_hash(data: RoundReadings) -> str:
     """SHA-256 of the readings as read back (answers and regions), so new readings run again."""
     body = {"readings": data.readings.frame.sort_values(["item", "label", "annotator"]).to_dict(orient="list"),
             "boxes": data.boxes.sort_values(["item", "label", "annotator", "x0", "y0"]).to_dict(orient="list"),
@@ -71,24 +71,24 @@ def _input_hash(data: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _qc(data: Any, config: AnalysisConfig) -> QcReport:
+def _qc(data: RoundReadings, config: AnalysisConfig) -> QcReport:
     """QC on every reading; box geometry where the item's grid size is known."""
     boxes = data.boxes[data.boxes["width"].notna() & data.boxes["height"].notna()]
     return check(data.readings, config.qc, schema=data.labels or None,
                  boxes=boxes if not boxes.empty else None)
 
 
-def _regular(data: Any) -> Readings:
+def _regular(data: RoundReadings) -> Readings:
     frame = data.readings.frame
     return Readings(frame[~frame["item"].isin(list(data.gold_items))].reset_index(drop=True))
 
 
-def _drawn_boxes(data: Any) -> pd.DataFrame:
+def _drawn_boxes(data: RoundReadings) -> pd.DataFrame:
     """The box regions (freehand outlines have their own geometry and are not box-merged)."""
     return data.boxes[data.boxes["roi_kind"].fillna("box") == "box"]
 
 
-def _box_table(data: Any, voters: Readings, qc: QcReport) -> pd.DataFrame:
+def _box_table(data: RoundReadings, voters: Readings, qc: QcReport) -> pd.DataFrame:
     """Regions of the readers QC kept on regular items, plus one empty row for each kept reader who
     answered the region's yes/no label (or any label of the item) and drew nothing: the box
     consensus needs a majority of those who read, not of those who drew."""
@@ -144,7 +144,7 @@ def _headline(block: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for name in HEADLINE for k, v in ((name, block.get(name)), (f"{name}_ci95", block.get(f"{name}_ci95")))}
 
 
-def _analysis(catalog: Catalog, round_id: int, data: Any, config: AnalysisConfig) -> StageResult:
+def _analysis(catalog: Catalog, round_id: int, data: RoundReadings, config: AnalysisConfig) -> StageResult:
     """Compute everything, then write it in one transaction with its ledger events."""
     qc = _qc(data, config)
     regular = _regular(data)
@@ -227,7 +227,7 @@ def _analysis(catalog: Catalog, round_id: int, data: Any, config: AnalysisConfig
     return in_one_transaction(catalog, write)
 
 
-def _box_summary(data: Any, voters: Readings) -> dict[str, Any] | None:
+def _box_summary(data: RoundReadings, voters: Readings) -> dict[str, Any] | None:
     """Box agreement (IoU, detection F1) between the kept readers, where at least two drew."""
     boxes = _drawn_boxes(data)
     boxes = boxes[boxes["annotator"].isin(voters.annotators) & ~boxes["item"].isin(list(data.gold_items))]

@@ -65,10 +65,6 @@ def make_truth(items: list[str], rng: np.random.Generator) -> Truth:
                 x0, y0 = rng.uniform(10, 150, 2)
                 w, h = rng.uniform(30, 80, 2)
                 boxes[item, label] = (x0, y0, x0 + w, y0 + h)
-    return truth_of(values, boxes)
-
-
-def truth_of(values, boxes) -> Truth:
     return Truth(values, boxes)
 
 
