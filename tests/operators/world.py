@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -47,15 +48,17 @@ class ServiceWorld:
         """The `curate_annotation` connection as AIRFLOW_CONN_CURATE_ANNOTATION's JSON."""
         return json.dumps({"conn_type": "http", "host": self.url, "password": token or self.token})
 
-    def read_queue(self, who: str, project: str, answer: dict[str, Any], limit: int | None = None) -> int:
-        """`who` takes tasks of `project` and submits `answer` until the queue is empty (or `limit`)."""
+    def read_queue(self, who: str, project: str, answer: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]],
+                   limit: int | None = None) -> int:
+        """`who` takes tasks of `project` and submits `answer` (or `answer(task)`) until the queue is
+        empty (or `limit`)."""
         n = 0
         with httpx.Client(base_url=self.url, headers=self.people[who], timeout=30) as c:
             while limit is None or n < limit:
                 task = ok(c.post(f"/api/tasks/next?project_id={self.projects[project]}"))["task"]
                 if task is None:
                     return n
-                ok(c.post(f"/api/tasks/{task['id']}/submit", json=answer))
+                ok(c.post(f"/api/tasks/{task['id']}/submit", json=answer(task) if callable(answer) else answer))
                 n += 1
         return n
 
@@ -78,6 +81,7 @@ def exclude_answer() -> dict[str, Any]:
 def start_world(tmp_path: Path) -> ServiceWorld:
     """`curate annotation serve` on SQLite, a labels project with chest_findings_v1, a quality-review
     project, three readers and a reviewer, and a pipeline token scoped to both projects."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     db = f"sqlite:///{tmp_path / 'annotation.db'}"
     server = LiveServer(db, tmp_path / "annotation.log")
     try:
@@ -127,7 +131,7 @@ class Readers(threading.Thread):
     """People reading while the pipeline waits: every `every_s`, each reader works through the queue
     of `project` with `answer` until `stop` is set."""
 
-    def __init__(self, world: ServiceWorld, project: str, who: tuple[str, ...], answer: dict[str, Any],
+    def __init__(self, world: ServiceWorld, project: str, who: tuple[str, ...], answer: Any,
                  every_s: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.world, self.project, self.who, self.answer, self.every_s = world, project, who, answer, every_s

@@ -1,0 +1,128 @@
+"""The annotation_round DAG: its shape (tasks and their order, described Params, scheduled on the
+curated_series asset, emits annotations), and a whole run under Airflow's dag.test() against a real
+annotation service process, where people read through the REST API in threads while the wait is
+deferred to the trigger: labels round and quality-review round, written to the catalog, the
+annotations asset event with the round's counts and kappa."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from tests.operators.world import (
+    LABELS_PROJECT, READERS, REVIEW_PROJECT, REVIEWER, Readers, curated_catalog, exclude_answer, findings_answer,
+    start_world,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_FILE = REPO / "dags" / "annotation_round.py"
+
+SHAPE = r"""
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("d", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+d = m.dag
+print("SHAPE" + json.dumps({
+    "tasks": {t.task_id: sorted(t.downstream_task_ids) for t in d.tasks},
+    "classes": {t.task_id: type(t).__name__ for t in d.tasks},
+    "outlets": {t.task_id: [a.name for a in t.outlets] for t in d.tasks if t.outlets},
+    "params": {k: {"default": p.value if p.has_value else None, "description": p.description} for k, p in d.params.items()},
+    "schedule": str(d.timetable.asset_condition),
+    "wait_timeout_h": d.get_task("wait").execution_timeout.total_seconds() / 3600,
+}))
+"""
+
+RUN = r"""
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("d", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+run = m.dag.test(run_conf=json.loads(sys.argv[2]))
+print("STATE " + str(run.state))
+from airflow.models import TaskInstance
+from airflow.models.asset import AssetEvent, AssetModel
+from airflow.utils.session import create_session
+with create_session() as s:
+    for ti in s.query(TaskInstance).filter(TaskInstance.run_id == run.run_id):
+        print("TI", ti.task_id, ti.state)
+    for event, name in s.query(AssetEvent, AssetModel.name).join(AssetModel, AssetModel.id == AssetEvent.asset_id):
+        print("ASSET " + json.dumps({"name": name, "extra": event.extra}))
+"""
+
+
+def _probe(code: str, args: list[str], env: dict[str, str], tag: str, timeout: int = 180) -> tuple[str, dict | None]:
+    res = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-4000:]
+    line = next((l for l in res.stdout.splitlines() if l.startswith(tag)), None)
+    return log, json.loads(line[len(tag):]) if line and tag != "STATE" else None
+
+
+def test_dag_shape_params_and_schedule(airflow_env):
+    _, shape = _probe(SHAPE, [str(DAG_FILE)], airflow_env, "SHAPE")
+    assert shape["tasks"] == {
+        "select": ["dispatch"], "dispatch": ["wait"], "wait": ["collect"], "collect": ["analyse"], "analyse": [],
+        "select_quality_review": ["dispatch_quality_review"], "dispatch_quality_review": ["wait_quality_review"],
+        "wait_quality_review": ["collect_quality_review"], "collect_quality_review": ["apply_quality_review"],
+        "apply_quality_review": []}
+    assert shape["classes"]["wait"] == shape["classes"]["wait_quality_review"] == "WaitForRoundOperator"
+    assert shape["outlets"] == {"analyse": ["annotations"], "apply_quality_review": ["annotations"]}
+    assert "curated_series" in shape["schedule"]
+    params = shape["params"]
+    assert {"project", "label_schema", "series_kinds", "quality_decisions", "modalities", "body_parts", "sample_size",
+            "seed", "exclude_read", "readers_per_item", "gold_share", "deadline_hours",
+            "review_project"} <= set(params)
+    assert all(p["description"] for p in params.values())
+    assert params["label_schema"]["default"] == "chest_findings_v1" and params["quality_decisions"]["default"] == ["approve"]
+    assert shape["wait_timeout_h"] > 24 * 30, "the wait outlives the longest deadline the form accepts"
+
+
+def test_a_whole_round_under_dag_test_with_people_reading(tmp_path, airflow_env):
+    home = tmp_path / "curate"
+    catalog, labels, review = curated_catalog(home, n_labels=3, n_review=1)
+    world = start_world(tmp_path / "service")
+    # readers disagree on odd items, so agreement has something to measure
+    answer = lambda task: findings_answer(positive=task["item"]["id"] % 2 == 0)  # noqa: E731
+    people = [Readers(world, LABELS_PROJECT, READERS, answer), Readers(world, REVIEW_PROJECT, (REVIEWER,),
+                                                                      exclude_answer())]
+    try:
+        for p in people:
+            p.start()
+        env = dict(airflow_env, CURATE_HOME=str(home), AIRFLOW_CONN_CURATE_ANNOTATION=world.connection())
+        conf = {"project": LABELS_PROJECT, "review_project": REVIEW_PROJECT, "readers_per_item": 3,
+                "deadline_hours": 1, "poll_seconds": 1, "bootstrap_resamples": 0}
+        log, _ = _probe(RUN, [str(DAG_FILE), json.dumps(conf)], env, "STATE", timeout=400)
+    finally:
+        for p in people:
+            p.stop.set()
+        world.server.stop()
+    print("\n".join(l for l in log.splitlines() if l.startswith(("TI ", "ASSET "))))
+    assert "STATE success" in log, log[-5000:]
+    assert not any(p.errors for p in people), [p.errors for p in people]
+    assert people[0].read == 9 and people[1].read == 1
+    for task in ("select", "dispatch", "wait", "collect", "analyse", "select_quality_review",
+                 "dispatch_quality_review", "wait_quality_review", "collect_quality_review", "apply_quality_review"):
+        assert f"TI {task} success" in log
+    assert "[DAG TEST] running trigger in line" in log, "the wait deferred to the trigger"
+    events = [json.loads(l[6:]) for l in log.splitlines() if l.startswith("ASSET ")]
+    extras = {e["extra"]["kind"]: e["extra"] for e in events if e["name"] == "annotations"}
+    assert extras["labels"]["items"] == 3 and extras["labels"]["readers"] == 3
+    assert extras["labels"]["outcome"] == "complete" and extras["labels"]["partial"] is False
+    assert "fleiss_kappa" in extras["labels"] and extras["labels"]["round_id"]
+    assert extras["quality_review"]["by_decision"] == {"exclude": 1}
+
+    from curation.catalog.models import AnnotationRound, ConsensusLabel, ReaderReport
+    from curation.pipeline.select import final_quality_decision
+
+    with catalog.session() as s:
+        rounds = {r.kind: r for r in s.scalars(select(AnnotationRound))}
+        assert rounds["labels"].state == rounds["quality_review"].state == "analysed"
+        reports = list(s.scalars(select(ReaderReport).where(ReaderReport.round_id == rounds["labels"].id)))
+        assert len(reports) == 3 and all(r.reader.startswith("rdr-") for r in reports)
+        assert not {r.reader for r in reports} & set(READERS), "readers are pseudonymous in the catalog"
+        assert s.scalars(select(ConsensusLabel).where(ConsensusLabel.round_id == rounds["labels"].id)).first()
+    final = final_quality_decision(catalog, review[0])
+    assert (final.decision, final.source) == ("exclude", "human") and final.reviewers and final.decided_at
+    catalog.dispose()
