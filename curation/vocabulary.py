@@ -86,6 +86,15 @@ class QualityDecision(StrEnum):
     EXCLUDE = "exclude"
 
 
+class ReviewDecision(StrEnum):
+    """A person's quality decision on a series in a quality-review round (PRIMAGE's three outcomes,
+    the annotation service's words): approve and exclude as the model's, or quarantine for follow-up."""
+
+    APPROVE = QualityDecision.APPROVE.value
+    EXCLUDE = QualityDecision.EXCLUDE.value
+    QUARANTINE = "quarantine"
+
+
 #: Severity order of the decisions (the worst hit wins).
 DECISION_SEVERITY: dict[QualityDecision, int] = {
     QualityDecision.APPROVE: 0, QualityDecision.REVIEW: 1, QualityDecision.EXCLUDE: 2,

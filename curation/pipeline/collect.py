@@ -31,8 +31,7 @@ from curation.catalog import Catalog, add_event
 from curation.catalog.models import AnnotationItem, AnnotationRound, QualityReview, Reading
 from curation.pipeline.dispatch import STAGE, RoundState
 from curation.pipeline.result import StageResult
-from curation.pipeline.select import ReviewDecision
-from curation.vocabulary import StageStatus
+from curation.vocabulary import ReviewDecision, StageStatus
 
 #: The export's record kinds and the reading states that count (annotation/exports/tabular.py).
 LABEL, ROI, QUALITY = "label", "roi", "quality"

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from curation.annotation_schema import LabelSchema
 from curation.catalog import Catalog, StageRecord, add_event
 from curation.catalog.models import AnnotationItem, AnnotationRound
-from curation.pipeline.refs import _Ref
+from curation.pipeline.refs import XcomRef
 from curation.pipeline.result import StageResult
 from curation.pipeline.select import ItemRef
 from curation.store import Store, Zone
@@ -46,7 +46,7 @@ class RoundState(StrEnum):
 
 
 @dataclass(frozen=True)
-class RoundRef(_Ref):
+class RoundRef(XcomRef):
     """One round: catalog id, project, the caller's round name, kind, schema key, item count, state
     and the service's round id and number once dispatched."""
 

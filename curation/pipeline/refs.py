@@ -16,8 +16,9 @@ from typing import Any, Self
 CLASSIFICATION_FIELDS = ("kind", "body_part", "plane", "dimensions", "contrast")
 
 
-class _Ref:
-    """to_xcom / from_xcom for the frozen dataclasses below (None fields are left out)."""
+class XcomRef:
+    """Base of every typed reference that travels in XCom: to_xcom / from_xcom for frozen dataclasses
+    (None fields are left out). Public so that stage modules define their own refs on it."""
 
     def to_xcom(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -25,7 +26,7 @@ class _Ref:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            if isinstance(value, tuple) and value and isinstance(value[0], _Ref):
+            if isinstance(value, tuple) and value and isinstance(value[0], XcomRef):
                 value = [v.to_xcom() for v in value]
             out[f.name] = str(value) if isinstance(value, str) else value  # StrEnum members as plain text
         return out
@@ -42,7 +43,7 @@ class _Ref:
 
 
 @dataclass(frozen=True)
-class SeriesRef(_Ref):
+class SeriesRef(XcomRef):
     """One catalogued series on its way through deid -> classify -> quality.
 
     `status` is the deid stage's (ok | failed; None before deid), `reused` says whether the stage
@@ -72,7 +73,7 @@ class SeriesRef(_Ref):
 
 
 @dataclass(frozen=True)
-class StudyRef(_Ref):
+class StudyRef(XcomRef):
     """One study (its pseudonymous deid-zone key `<patient pseudonym>/<StudyInstanceUID>`) and its
     series fit for registration; after the register stage also its outcome."""
 

@@ -15,27 +15,18 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
 
 from curation.catalog import Catalog, Instance, Series, StageRecord
 from curation.catalog.models import AnnotationItem, AnnotationRound, QualityReview, Reading
-from curation.pipeline.refs import _Ref
-from curation.vocabulary import QualityDecision, StageStatus
+from curation.pipeline.refs import XcomRef
+from curation.vocabulary import QualityDecision, ReviewDecision, StageStatus
 
 #: Formats whose stored pixel grid is the one readers draw on (a NIfTI volume is reoriented by the
 #: annotation service, so its boxes are not checked against the catalog's rows and columns).
 _GRID_FORMATS = ("dicom", "png", "jpeg")
-
-
-class ReviewDecision(StrEnum):
-    """A person's quality decision on a series (PRIMAGE's three outcomes; the service's words)."""
-
-    APPROVE = QualityDecision.APPROVE.value
-    EXCLUDE = QualityDecision.EXCLUDE.value
-    QUARANTINE = "quarantine"
 
 
 #: When reviewers of one round disagree and no decision has a majority, the most cautious wins.
@@ -43,7 +34,7 @@ REVIEW_SEVERITY = {ReviewDecision.APPROVE: 0, ReviewDecision.EXCLUDE: 1, ReviewD
 
 
 @dataclass(frozen=True)
-class ItemRef(_Ref):
+class ItemRef(XcomRef):
     """One series as an item of a round: its catalog id, its key in the de-identified zone (the
     de-identified SeriesInstanceUID, or the content hash of a de-identified image), the words the
     selection used, and the image grid size where boxes are drawn on it."""
