@@ -33,6 +33,10 @@ from synth.readers import ReaderSpec, item_reading
 #: as in include/annotation/schemas (`regions:`); a schema may say otherwise through `regions`.
 BOX_SUFFIX = "_box"
 SKIP_NO_TRUTH = "simulated reader: no ground truth for this item"
+#: Asks for a task again this many times, EMPTY_BACKOFF_S doubling, when the service answers "no task"
+#: while open slots remain (some may be ones this reader already read: then the queue is empty).
+EMPTY_RETRIES = 4
+EMPTY_BACKOFF_S = 0.2
 
 
 class ServiceError(RuntimeError):
@@ -74,10 +78,12 @@ class ReaderSummary:
     skipped: int = 0
     seconds: float = 0.0  # simulated reading time submitted
     wall_s: float = 0.0
+    empty_answers: int = 0  # "no task" answers while open slots remained (asked again)
 
     def to_json(self) -> dict[str, Any]:
         return {"username": self.username, "profile": self.profile, "tasks_done": self.tasks_done,
-                "skipped": self.skipped, "seconds": round(self.seconds, 1), "wall_s": round(self.wall_s, 2)}
+                "skipped": self.skipped, "seconds": round(self.seconds, 1), "wall_s": round(self.wall_s, 2),
+                "empty_answers": self.empty_answers}
 
 
 def _client(url: str, token: str | None = None) -> httpx.Client:
@@ -161,12 +167,21 @@ def work_queue(url: str, token: str, project_id: int, reader: ReaderSpec, seed: 
     summary = ReaderSummary(reader.username, reader.profile.name)
     start = time.perf_counter()
     with _client(url, token) as c:
+        empty = 0
         while True:
             out = _check(latencies.timed("next_task", lambda: c.post("/api/tasks/next",
                                                                         params={"project_id": project_id})))
             task = out["task"]
+            if task is None and out["remaining"] > 0 and empty < EMPTY_RETRIES:
+                # PostgreSQL: a concurrent reader's next-task can hold (not claim) the last slot meant
+                # for us for a few milliseconds; ask again before calling the queue empty.
+                time.sleep(EMPTY_BACKOFF_S * 2 ** empty)
+                empty += 1
+                summary.empty_answers += 1
+                continue
             if task is None:
                 break
+            empty = 0
             item = task["item"]
             n = len(item["instances"]) if fetch == "all" else min(1, len(item["instances"])) if fetch == "first" else 0
             for position in range(n):

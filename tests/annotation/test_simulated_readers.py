@@ -79,8 +79,13 @@ def _whole(reading: dict[str, Any]) -> bool:
             and (not reading["rois"] or any(lv["label"] == "nodule" and lv["value"] for lv in reading["labels"])))
 
 
-def test_five_simulated_readers_complete_a_round(live_server_factory, store_root: Path, tmp_path: Path) -> None:
-    server = live_server_factory()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, live_server_factory):
+    """The service process on SQLite or PostgreSQL (where next-task claims rows with SKIP LOCKED)."""
+    return live_server_factory(request.getfixturevalue("fresh_postgres_url") if request.param == "postgresql" else None)
+
+
+def test_five_simulated_readers_complete_a_round(server, store_root: Path, tmp_path: Path) -> None:
     admin, number, truth = _round(server, store_root, tmp_path)
     summary = _run(server, truth)
     assert summary["tasks_done"] == N_ITEMS * K
@@ -110,8 +115,7 @@ def test_five_simulated_readers_complete_a_round(live_server_factory, store_root
     assert sum(u["username"].startswith("sim-") for u in users) == 5
 
 
-def test_killed_reader_leaves_no_half_reading(live_server_factory, store_root: Path, tmp_path: Path) -> None:
-    server = live_server_factory()
+def test_killed_reader_leaves_no_half_reading(server, store_root: Path, tmp_path: Path) -> None:
     admin, number, truth = _round(server, store_root, tmp_path)
     # careful readers take ~50 simulated seconds per item: at 1 %, half a second between load and submit
     proc = _simulate(server, "1", truth, "--time-scale", "0.01", "--quiet")
