@@ -6,12 +6,15 @@ annotations asset event with the round's counts and kappa."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from sqlalchemy import select
 
+from tests.dags.test_curate_source_run import RUN as CURATE_SOURCE_RUN
 from tests.operators.world import (
     LABELS_PROJECT, READERS, REVIEW_PROJECT, REVIEWER, Readers, curated_catalog, exclude_answer, findings_answer,
     start_world,
@@ -35,33 +38,21 @@ print("SHAPE" + json.dumps({
 }))
 """
 
-RUN = r"""
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("d", sys.argv[1])
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-run = m.dag.test(run_conf=json.loads(sys.argv[2]))
-print("STATE " + str(run.state))
-from airflow.models import TaskInstance
+# curate_source's run script (load the file, dag.test(), print the state and the task instances), then
+# the asset events the run emitted
+RUN = CURATE_SOURCE_RUN + r"""
 from airflow.models.asset import AssetEvent, AssetModel
-from airflow.utils.session import create_session
 with create_session() as s:
-    for ti in s.query(TaskInstance).filter(TaskInstance.run_id == run.run_id):
-        print("TI", ti.task_id, ti.state)
     for event, name in s.query(AssetEvent, AssetModel.name).join(AssetModel, AssetModel.id == AssetEvent.asset_id):
         print("ASSET " + json.dumps({"name": name, "extra": event.extra}))
 """
 
 
-def _probe(code: str, args: list[str], env: dict[str, str], tag: str, timeout: int = 180) -> tuple[str, dict | None]:
-    res = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=timeout)
-    log = res.stdout + res.stderr
-    assert res.returncode == 0, log[-4000:]
-    line = next((l for l in res.stdout.splitlines() if l.startswith(tag)), None)
-    return log, json.loads(line[len(tag):]) if line and tag != "STATE" else None
-
-
 def test_dag_shape_params_and_schedule(airflow_env):
-    _, shape = _probe(SHAPE, [str(DAG_FILE)], airflow_env, "SHAPE")
+    res = subprocess.run([sys.executable, "-c", SHAPE, str(DAG_FILE)], env=airflow_env, capture_output=True,
+                         text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-4000:]
+    shape = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("SHAPE"))[5:])
     assert shape["tasks"] == {
         "select": ["dispatch"], "dispatch": ["wait"], "wait": ["collect"], "collect": ["analyse"], "analyse": [],
         "select_quality_review": ["dispatch_quality_review"], "dispatch_quality_review": ["wait_quality_review"],
@@ -85,30 +76,43 @@ def test_a_whole_round_under_dag_test_with_people_reading(tmp_path, airflow_env)
     world = start_world(tmp_path / "service")
     # readers disagree on odd items, so agreement has something to measure
     answer = lambda task: findings_answer(positive=task["item"]["id"] % 2 == 0)  # noqa: E731
-    people = [Readers(world, LABELS_PROJECT, READERS, answer), Readers(world, REVIEW_PROJECT, (REVIEWER,),
-                                                                      exclude_answer())]
+    people = {world.projects[LABELS_PROJECT]: Readers(world, LABELS_PROJECT, READERS, answer),
+              world.projects[REVIEW_PROJECT]: Readers(world, REVIEW_PROJECT, (REVIEWER,), exclude_answer())}
+    env = dict(airflow_env, CURATE_HOME=str(home), AIRFLOW_CONN_CURATE_ANNOTATION=world.connection())
+    conf = {"project": LABELS_PROJECT, "review_project": REVIEW_PROJECT, "readers_per_item": 3,
+            "deadline_hours": 1, "poll_seconds": 1, "bootstrap_resamples": 0}
+    proc = subprocess.Popen([sys.executable, "-c", RUN, str(DAG_FILE), json.dumps(conf)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    watchdog = threading.Timer(400, proc.kill)
+    watchdog.start()
+    lines = []
     try:
-        for p in people:
-            p.start()
-        env = dict(airflow_env, CURATE_HOME=str(home), AIRFLOW_CONN_CURATE_ANNOTATION=world.connection())
-        conf = {"project": LABELS_PROJECT, "review_project": REVIEW_PROJECT, "readers_per_item": 3,
-                "deadline_hours": 1, "poll_seconds": 1, "bootstrap_resamples": 0}
-        log, _ = _probe(RUN, [str(DAG_FILE), json.dumps(conf)], env, "STATE", timeout=400)
+        for line in proc.stdout:
+            lines.append(line)
+            # people start reading a round only once its wait has deferred: no worker slot while they read
+            deferred = re.search(r"deferring until round \d+ of project (\d+)", line)
+            if deferred:
+                people[int(deferred.group(1))].start()
+        proc.wait()
     finally:
-        for p in people:
+        watchdog.cancel()
+        for p in people.values():
             p.stop.set()
         world.server.stop()
+    log = "".join(lines)
+    assert proc.returncode == 0, log[-5000:]
+    people = list(people.values())
     print("\n".join(l for l in log.splitlines() if l.startswith(("TI ", "ASSET "))))
     assert "STATE success" in log, log[-5000:]
     assert not any(p.errors for p in people), [p.errors for p in people]
     assert people[0].read == 9 and people[1].read == 1
     for task in ("select", "dispatch", "wait", "collect", "analyse", "select_quality_review",
                  "dispatch_quality_review", "wait_quality_review", "collect_quality_review", "apply_quality_review"):
-        assert f"TI {task} success" in log
-    assert "[DAG TEST] running trigger in line" in log, "the wait deferred to the trigger"
+        assert f"TI {task} -1 success" in log, task
+    assert log.count("[DAG TEST] running trigger in line") == 2, "both waits deferred to the trigger"
     events = [json.loads(l[6:]) for l in log.splitlines() if l.startswith("ASSET ")]
     extras = {e["extra"]["kind"]: e["extra"] for e in events if e["name"] == "annotations"}
-    assert extras["labels"]["items"] == 3 and extras["labels"]["readers"] == 3
+    assert extras["labels"]["items"] == 3 and extras["labels"]["readers"] == 3 and extras["labels"]["answers"] == 27
     assert extras["labels"]["outcome"] == "complete" and extras["labels"]["partial"] is False
     assert "fleiss_kappa" in extras["labels"] and extras["labels"]["round_id"]
     assert extras["quality_review"]["by_decision"] == {"exclude": 1}
