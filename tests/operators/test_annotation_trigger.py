@@ -85,18 +85,23 @@ def test_serialize_round_trips_as_after_a_triggerer_restart():
     assert kwargs["deadline"] == "2026-12-06T06:00:00+00:00"  # the service's naive UTC, made explicit
 
 
-def test_trigger_fires_when_people_complete_the_round(connection, tmp_path):
+def test_trigger_fires_when_people_complete_the_round_after_a_triggerer_restart(connection, tmp_path):
     hook = AnnotationServiceHook()
     rnd = _round(hook, connection, tmp_path, "complete-round", n=2)
-    trigger = AnnotationRoundTrigger(project_id=rnd["project_id"], round_number=rnd["number"],
-                                     deadline=rnd["deadline"], poll_interval_s=0.3)
+    before = AnnotationRoundTrigger(project_id=rnd["project_id"], round_number=rnd["number"],
+                                    deadline=rnd["deadline"], poll_interval_s=0.3)
 
     async def scenario():
-        waiting = asyncio.ensure_future(_first_event(trigger))
+        waiting = asyncio.ensure_future(_first_event(before))
         await asyncio.sleep(1.0)
         assert not waiting.done(), "the round is not read yet"
+        waiting.cancel()  # the triggerer stops; another one rebuilds the trigger from its stored kwargs
+        module, _, name = before.serialize()[0].rpartition(".")
+        after = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(before.serialize()[1])))
+        resumed = asyncio.ensure_future(_first_event(after))
+        await asyncio.sleep(0.5)
         read = await asyncio.to_thread(connection.read_queue, READERS[0], LABELS_PROJECT, findings_answer())
-        return read, await waiting
+        return read, await resumed
 
     read, event = asyncio.run(scenario())
     assert read >= 2  # the round's two items (first in the queue) and older items of the project
