@@ -21,6 +21,7 @@ from datetime import timedelta
 from airflow.sdk import DAG, Asset, Param
 
 from curation.annotation_schema import available
+from curation.vocabulary import QualityDecision
 from operators.annotation import (
     AnalyseRoundOperator, CollectRoundOperator, DispatchRoundOperator, SelectRoundOperator, WaitForRoundOperator,
 )
@@ -53,7 +54,9 @@ with DAG(
                                           "(<name>_v<version>); its selection fills what the fields below leave empty."),
         "series_kinds": Param([], type="array", items={"type": "string"}, title="Series kinds",
                               description="Series kinds to read (e.g. CR, DX, T2W, FLAIR, CT); empty: the schema's."),
-        "quality_decisions": Param(["approve"], type="array", items={"type": "string"}, title="Quality decisions",
+        "quality_decisions": Param([str(QualityDecision.APPROVE)], type="array",
+                                   items={"type": "string", "enum": [str(d) for d in QualityDecision]},
+                                   title="Quality decisions",
                                    description="Final quality decisions (a reviewer's where one decided, else the "
                                                "model's) a series must have to be read."),
         "modalities": Param([], type="array", items={"type": "string"}, title="Modalities",
