@@ -32,6 +32,7 @@ class AnnotationServiceHook(BaseHook):
     default_conn_name = "curate_annotation"
     conn_type = "http"
     hook_name = "Curation annotation service"
+    items_per_call = ITEMS_PER_CALL
 
     def __init__(self, annotation_conn_id: str = default_conn_name, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  **kwargs: Any) -> None:
@@ -123,9 +124,10 @@ class AnnotationServiceHook(BaseHook):
     def create_round(self, project_id: int, body: Mapping[str, Any], items: Sequence[Mapping[str, Any]]
                      ) -> dict[str, Any]:
         """Create the round `body['name']` (or find it) and register its items, at most
-        ITEMS_PER_CALL per call; the service keys both by name and external id, so a repeated call
+        `items_per_call` per call; the service keys both by name and external id, so a repeated call
         registers nothing twice. Returns the last answer with `created`/`existing` over all calls."""
-        chunks = [list(items[i:i + ITEMS_PER_CALL]) for i in range(0, len(items), ITEMS_PER_CALL)] or [[]]
+        step = self.items_per_call
+        chunks = [list(items[i:i + step]) for i in range(0, len(items), step)] or [[]]
         created: list[int] = []
         existing: list[int] = []
         answer: dict[str, Any] = {}

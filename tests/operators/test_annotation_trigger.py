@@ -64,10 +64,12 @@ def test_hook_resolves_the_project_and_creates_a_round_once(connection, tmp_path
         hook.project_id("absent")
     items = _items(tmp_path, 3, "once")
     body = {"name": "once-round", "readers_per_item": 2}
+    hook.items_per_call = 2  # the service's limit is 1000 a call: three items go in two calls
     first = hook.create_round(pid, body, items)
     again = hook.create_round(pid, body, items)
     assert len(first["created"]) == 3 and first["existing"] == []
     assert again["created"] == [] and sorted(again["existing"]) == sorted(first["created"])
+    assert sorted(i["item_id"] for i in first["round"]["per_item"]) == sorted(first["created"])
     status = hook.get_round(pid, first["round"]["number"])
     assert (status["items"], status["readings_required"], status["state"]) == (3, 6, "open")
     assert hook.export_rows(pid, status["number"]) == []
