@@ -1,0 +1,129 @@
+"""annotation_round under the real scheduler, triggerer, dag-processor and API server (LocalExecutor):
+the wait task defers (no task runs on a worker while people read), the triggerer is stopped and a
+new one started mid-wait, and the run resumes and succeeds once people complete the round through
+the service's REST API."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.annotation.conftest import free_port
+from tests.operators.world import LABELS_PROJECT, READERS, Readers, curated_catalog, findings_answer, start_world
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+class Airflow:
+    """Airflow's components as subprocesses of one AIRFLOW_HOME; each can be stopped and started again."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.airflow = str(Path(sys.executable).with_name("airflow"))
+        self.starts = 0
+
+    def start(self, component: str, *args: str) -> None:
+        self.starts += 1
+        out = open(self.logs / f"{component}-{self.starts}.log", "wb")
+        self.procs[component] = subprocess.Popen([self.airflow, component, *args], env=self.env, stdout=out,
+                                                 stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self, component: str) -> None:
+        proc = self.procs.pop(component)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for component in list(self.procs):
+            self.stop(component)
+
+    def query(self, sql: str, *args) -> list[tuple]:
+        with sqlite3.connect(Path(self.env["AIRFLOW_HOME"]) / "airflow.db", timeout=30) as db:
+            return db.execute(sql, args).fetchall()
+
+    def wait_for(self, what: str, check, timeout_s: float = 120.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            dead = [c for c, p in self.procs.items() if p.poll() is not None]
+            assert not dead, f"{dead} exited while waiting for {what}"
+            time.sleep(0.5)
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(self.logs.glob("*.log")))
+        raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def test_the_wait_defers_and_survives_a_triggerer_restart(tmp_path, airflow_env):
+    home = tmp_path / "curate"
+    curated_catalog(home, n_labels=2, n_review=0)
+    world = start_world(tmp_path / "service")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "annotation_round.py").symlink_to(REPO / "dags" / "annotation_round.py")
+    port = free_port()
+    env = dict(airflow_env, CURATE_HOME=str(home), AIRFLOW_CONN_CURATE_ANNOTATION=world.connection(),
+               AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+               AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False", AIRFLOW__API__PORT=str(port),
+               AIRFLOW__API__HOST="127.0.0.1",
+               AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+               AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1", AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="1")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    af = Airflow(env, logs)
+    readers = Readers(world, LABELS_PROJECT, READERS, findings_answer())
+    try:
+        af.start("api-server", "--host", "127.0.0.1", "--port", str(port))
+        af.start("dag-processor")
+        af.start("scheduler", "--skip-serve-logs")
+        af.start("triggerer", "--skip-serve-logs")
+        af.wait_for("the DAG to be parsed", lambda: af.query(
+            "select 1 from serialized_dag where dag_id = 'annotation_round'"))
+        conf = {"project": LABELS_PROJECT, "readers_per_item": 3, "deadline_hours": 1, "poll_seconds": 1,
+                "bootstrap_resamples": 0}
+        subprocess.run([af.airflow, "dags", "trigger", "annotation_round", "--conf", json.dumps(conf)], env=env,
+                       check=True, capture_output=True, timeout=120)
+        af.wait_for("the wait to defer", lambda: af.query(
+            "select 1 from task_instance where task_id = 'wait' and state = 'deferred' and trigger_id is not null"),
+            timeout_s=180)
+        # the other branch (no quality-review project: skipped) settles; then no task holds a worker slot
+        af.wait_for("no task to run", lambda: not af.query(
+            "select 1 from task_instance where state in ('running', 'queued', 'scheduled')"), timeout_s=60)
+        assert af.query("select state from task_instance where task_id = 'wait'") == [("deferred",)]
+        # the triggerer goes away mid-wait; another one takes the trigger over from the metadata DB
+        first = af.query("select max(id) from job where job_type = 'TriggererJob'")[0][0]
+        af.stop("triggerer")
+        af.start("triggerer", "--skip-serve-logs")
+        af.wait_for("a new triggerer to take the trigger over", lambda: af.query(
+            "select 1 from trigger where triggerer_id = (select max(id) from job where job_type = 'TriggererJob') "
+            "and triggerer_id != ?", first), timeout_s=120)
+        readers.start()
+        state = af.wait_for("the run to finish", lambda: (af.query(
+            "select state from dag_run where dag_id = 'annotation_round' and state in ('success', 'failed')")
+            or [None])[0], timeout_s=240)
+        tis = dict(af.query("select task_id, state from task_instance where dag_id = 'annotation_round'"))
+        assert state == ("success",), tis
+        assert {k: tis[k] for k in ("select", "dispatch", "wait", "collect", "analyse")} == dict.fromkeys(
+            ("select", "dispatch", "wait", "collect", "analyse"), "success")
+        assert tis["select_quality_review"] == "skipped"
+        wait_log = "".join(p.read_text(errors="replace") for p in
+                           (Path(env["AIRFLOW_HOME"]) / "logs").rglob("*") if p.is_file() and "task_id=wait" in str(p))
+        assert "is complete: 2 of 2 items complete" in wait_log, wait_log[-3000:]
+    finally:
+        readers.stop.set()
+        af.stop_all()
+        world.server.stop()
