@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
-from synth.reader_truth import ItemLabelTruth, label_truth
-from synth.readers import ReaderSpec, item_reading
+from synth.reader_truth import QUALITY, ItemLabelTruth, ItemTruth, label_truth
+from synth.readers import ReaderSpec, item_reading, quality_answer, reading_rng
 
 #: Box labels outline the yes/no label named by their id without this suffix (`nodule_box` -> `nodule`),
 #: as in include/annotation/schemas (`regions:`); a schema may say otherwise through `regions`.
@@ -130,9 +130,10 @@ def enrol(admin: httpx.Client, project_id: int, readers: list[ReaderSpec]) -> di
 
 
 def submission(task: Mapping[str, Any], reader: ReaderSpec, seed: int,
-               truth: Mapping[str, ItemLabelTruth]) -> tuple[dict[str, Any], float]:
+               truth: ItemTruth) -> tuple[dict[str, Any], float] | None:
     """The submit body of one task and its simulated seconds: every boolean label answered, a box
-    ROI per outlined region for the schema's box label of each label answered yes."""
+    ROI per outlined region for the schema's box label of each label answered yes, and in a
+    quality-review project the decision. None: the truth lacks what the task asks (no quality truth)."""
     item = task["item"]
     definition = (task.get("schema_version") or {}).get("definition") or {"labels": []}
     kinds = {lab["id"]: lab["kind"] for lab in definition["labels"]}
@@ -141,7 +142,7 @@ def submission(task: Mapping[str, Any], reader: ReaderSpec, seed: int,
     instances = item["instances"]
     uids = [i["sop_instance_uid"] for i in instances]
     grid = (instances[0]["columns"], instances[0]["rows"]) if instances else None
-    placed = {label: label_truth(t, uids) for label, t in truth.items()}
+    placed = {label: label_truth(t, uids) for label, t in truth.items() if isinstance(t, ItemLabelTruth)}
     answers = item_reading(reader.profile, reader.username, seed, item["external_id"], placed, booleans, grid,
                            len(instances))
     labels, rois, label_ms = [], [], {}
@@ -154,12 +155,18 @@ def submission(task: Mapping[str, Any], reader: ReaderSpec, seed: int,
                     rois.append({"label": box_of[label], "kind": "box", "instance": b.instance, "frame": b.frame,
                                  "points": b.corners()})
     seconds = sum(a.seconds for a in answers.values())
-    return {"labels": labels, "rois": rois, "active_ms": int(seconds * 1000), "idle_ms": 0,
-            "label_ms": label_ms}, seconds
+    body: dict[str, Any] = {"labels": labels, "rois": rois}
+    if task.get("project_kind") == "quality_review":
+        if QUALITY not in truth:
+            return None
+        q = quality_answer(reader.profile, truth[QUALITY], reading_rng(seed, reader.username, item["external_id"], QUALITY))
+        body["quality"] = {"decision": q.decision, "reason": q.reason}
+        seconds += q.seconds
+    return {**body, "active_ms": int(seconds * 1000), "idle_ms": 0, "label_ms": label_ms}, seconds
 
 
 def work_queue(url: str, token: str, project_id: int, reader: ReaderSpec, seed: int,
-               truth: Mapping[str, Mapping[str, ItemLabelTruth]], *, latencies: Latencies, fetch: str = "all",
+               truth: Mapping[str, ItemTruth], *, latencies: Latencies, fetch: str = "all",
                time_scale: float = 0.0, progress: Callable[[str], None] | None = None) -> ReaderSummary:
     """One reader's queue, to the end. `fetch`: the instances fetched per task (`all` as the viewer's
     stack does, `first`, `none`); `time_scale`: the share of the simulated reading time actually
@@ -189,12 +196,13 @@ def work_queue(url: str, token: str, project_id: int, reader: ReaderSpec, seed: 
             if task["loaded_at"] is None:
                 _check(latencies.timed("loaded", lambda: c.post(f"/api/tasks/{task['id']}/loaded")))
             item_truth = truth.get(item["external_id"])
-            if task["kind"] != "annotate" or item_truth is None:
+            made = submission(task, reader, seed, item_truth) if task["kind"] == "annotate" and item_truth else None
+            if made is None:
                 _check(latencies.timed("skip", lambda: c.post(f"/api/tasks/{task['id']}/skip",
                                                               json={"reason": SKIP_NO_TRUTH})))
                 summary.skipped += 1
                 continue
-            body, seconds = submission(task, reader, seed, item_truth)
+            body, seconds = made
             if time_scale > 0:
                 time.sleep(seconds * time_scale)
             _check(latencies.timed("submit", lambda: c.post(f"/api/tasks/{task['id']}/submit", json=body)))
@@ -224,7 +232,7 @@ class SimulationResult:
 
 
 def simulate(url: str, project: str, readers: list[ReaderSpec], seed: int,
-             truth: Mapping[str, Mapping[str, ItemLabelTruth]], *, admin_token: str, concurrency: int | None = None,
+             truth: Mapping[str, ItemTruth], *, admin_token: str, concurrency: int | None = None,
              fetch: str = "all", time_scale: float = 0.0,
              progress: Callable[[str], None] | None = None) -> SimulationResult:
     """Enrol `readers` in `project` and let them work their queues, `concurrency` at a time (default:

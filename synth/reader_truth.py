@@ -7,8 +7,10 @@ So the simulator finds an item's truth by
 - DICOM: `load_findings(site).pseudonymised(Pseudonymizer(secret).uid)`, keyed by those UIDs;
 - pictures and volumes: the `pixel_key` of the de-identified file's pixels (or voxels) in the store's
   deid zone, which the site's truth records (`pixel_sha256`, `voxel_sha256`).
-Tests without a synthetic site give a JSON file instead:
-``{external_id: {label: {"value": bool, "boxes": [[x, y, w, h] | {"box": [x, y, w, h], "instance": 0, "frame": 0}]}}}``.
+Series also carry the truth of a quality review under the key `quality` (exclude a planted defect of
+severity >= 3, with it as the reason; else approve). Tests without a synthetic site give a JSON file:
+``{external_id: {label: {"value": bool, "boxes": [[x, y, w, h] | {"box": [x, y, w, h], "instance": 0, "frame": 0}]},
+"quality": {"decision": "exclude", "reason": "..."}}}``.
 
 A region's instance is kept as the truth names it (a de-identified SOPInstanceUID, a NIfTI slice
 index, or none for a picture) and resolved against the item's instances when the task is read
@@ -24,7 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from synth.readers import Box, LabelTruth
+from synth.readers import Box, LabelTruth, QualityTruth
+
+#: The key of an item's quality-review truth beside its labels (a `QualityTruth`, not a label).
+QUALITY = "quality"
+#: A planted defect of at least this severity (1-5) makes a series one to exclude.
+EXCLUDE_SEVERITY = 3
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,8 @@ class ItemLabelTruth:
     regions: tuple[TruthRegion, ...] = ()
 
 
-ItemTruth = Mapping[str, ItemLabelTruth]
+#: Truth per item: label -> ItemLabelTruth, and QUALITY -> QualityTruth where a series has one.
+ItemTruth = dict[str, "ItemLabelTruth | QualityTruth"]
 
 
 def label_truth(truth: ItemLabelTruth, instance_uids: list[str]) -> LabelTruth:
@@ -66,15 +74,20 @@ def label_truth(truth: ItemLabelTruth, instance_uids: list[str]) -> LabelTruth:
     return LabelTruth(truth.present, tuple(boxes))
 
 
-def truth_from_json(path: Path | str) -> dict[str, dict[str, ItemLabelTruth]]:
+def truth_from_json(path: Path | str) -> dict[str, ItemTruth]:
     """Truth per external id from a JSON file (format in the module's docstring); errors name the item."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected an object external_id -> {{label: {{value, boxes}}}}")
-    out: dict[str, dict[str, ItemLabelTruth]] = {}
+    out: dict[str, ItemTruth] = {}
     for external_id, labels in data.items():
         out[external_id] = {}
         for label, entry in labels.items():
+            if label == QUALITY:
+                if not isinstance(entry, dict) or "decision" not in entry:
+                    raise ValueError(f"{path}: item {external_id!r}: quality is {{\"decision\": ..., \"reason\": ...}}")
+                out[external_id][label] = QualityTruth(entry["decision"], entry.get("reason", ""))
+                continue
             if not isinstance(entry, dict) or not isinstance(entry.get("value"), bool):
                 raise ValueError(f"{path}: item {external_id!r} label {label!r}: expected {{\"value\": true|false, ...}}")
             regions = []
@@ -102,21 +115,33 @@ def _from_findings(truths: Mapping[str, Any]) -> dict[str, ItemLabelTruth]:
     return out
 
 
-def truth_from_site(site: Path | str, secret: bytes, deid_root: Path | None = None) -> dict[str, dict[str, ItemLabelTruth]]:
+def truth_from_site(site: Path | str, secret: bytes, deid_root: Path | None = None) -> dict[str, ItemTruth]:
     """Truth per item key of a synthetic site after de-identification with `secret`: series by
     de-identified SeriesInstanceUID and, with `deid_root` (the store's deid zone folder), pictures
     and volumes by their content-hash folder name."""
     from deid.pseudonym import Pseudonymizer
     from synth.findings import load_findings
 
-    findings = load_findings(site).pseudonymised(Pseudonymizer(secret).uid)
+    pseudonym = Pseudonymizer(secret).uid
+    findings = load_findings(site).pseudonymised(pseudonym)
     out = {uid: _from_findings(t) for uid, t in findings.series.items()}
+    for series in json.loads((Path(site) / "ground_truth.json").read_text())["series"]:
+        out.setdefault(pseudonym(series["series_instance_uid"]), {})[QUALITY] = quality_truth(series.get("degradation"))
     if deid_root is not None:
         out.update(_by_content(deid_root, findings.pictures, findings.volumes))
     return out
 
 
-def _by_content(deid_root: Path, pictures: Mapping[str, Any], volumes: Mapping[str, Any]) -> dict[str, dict[str, ItemLabelTruth]]:
+def quality_truth(degradation: Mapping[str, Any] | None) -> QualityTruth:
+    """A series' quality truth from its planted defect: exclude from EXCLUDE_SEVERITY on, with the
+    defect as the reason; else approve."""
+    severity = int((degradation or {}).get("severity") or 0)
+    if severity >= EXCLUDE_SEVERITY:
+        return QualityTruth("exclude", f"{degradation['type']} (severity {severity})")
+    return QualityTruth("approve")
+
+
+def _by_content(deid_root: Path, pictures: Mapping[str, Any], volumes: Mapping[str, Any]) -> dict[str, ItemTruth]:
     from synth.findings import pixel_key
 
     out = {}

@@ -187,6 +187,46 @@ def answer(profile: ReaderProfile, truth: LabelTruth, label: str, rng: np.random
     return LabelReading(value, confidence, boxes, seconds)
 
 
+#: A human quality review's outcomes (PRIMAGE's; the annotation service's quality-review projects).
+QUALITY_DECISIONS = ("approve", "exclude", "quarantine")
+
+
+@dataclass(frozen=True)
+class QualityTruth:
+    """What a quality reviewer should decide on a series, and why (the planted defect)."""
+
+    decision: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.decision not in QUALITY_DECISIONS:
+            raise ValueError(f"quality decision {self.decision!r} is not one of {', '.join(QUALITY_DECISIONS)}")
+
+
+@dataclass(frozen=True)
+class QualityReading:
+    decision: str
+    reason: str
+    seconds: float
+
+
+def quality_answer(profile: ReaderProfile, truth: QualityTruth, rng: np.random.Generator) -> QualityReading:
+    """A quality review: the right decision with probability sensitivity (defective series) or
+    specificity (clean ones), else the other of approve / exclude; a random reader picks any of the
+    three, a straight-liner always approves. Exclude and quarantine carry a reason (the service needs one)."""
+    if profile.flat is not None:
+        decision = "approve"
+    elif profile.guess is not None:
+        decision = QUALITY_DECISIONS[int(rng.integers(len(QUALITY_DECISIONS)))]
+    else:
+        right = rng.random() < (profile.specificity if truth.decision == "approve" else profile.sensitivity)
+        decision = truth.decision if right else ("exclude" if truth.decision == "approve" else "approve")
+    reason = "" if decision == "approve" else (truth.reason if decision == truth.decision and truth.reason
+                                               else "simulated reader: image quality")
+    seconds = float(profile.seconds_median * math.exp(rng.normal(0.0, profile.seconds_sigma)))
+    return QualityReading(decision, reason, seconds)
+
+
 @dataclass(frozen=True)
 class ReaderSpec:
     """One simulated reader: its account name (stable across runs) and profile."""

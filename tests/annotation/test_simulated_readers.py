@@ -62,7 +62,11 @@ def _simulate(server, project: str, truth: Path, *extra: str) -> subprocess.Pope
 
 
 def _run(server, truth: Path, *extra: str) -> dict[str, Any]:
-    proc = _simulate(server, "sim-chest", truth, *extra)
+    return _run_project(server, "sim-chest", truth, *extra)
+
+
+def _run_project(server, project: str, truth: Path, *extra: str) -> dict[str, Any]:
+    proc = _simulate(server, project, truth, *extra)
     out, err = proc.communicate(PASSWORD + "\n", timeout=120)
     assert proc.returncode == 0, err[-2000:]
     return json.loads(out)
@@ -115,10 +119,12 @@ def test_five_simulated_readers_complete_a_round(server, store_root: Path, tmp_p
     assert sum(u["username"].startswith("sim-") for u in users) == 5
 
 
-def test_killed_reader_leaves_no_half_reading(server, store_root: Path, tmp_path: Path) -> None:
+def test_killed_reader_leaves_no_half_reading(live_server_factory, store_root: Path, tmp_path: Path) -> None:
+    """SQLite only, for the suite's time: the submit is one transaction on both databases."""
+    server = live_server_factory()
     admin, number, truth = _round(server, store_root, tmp_path)
     # careful readers take ~50 simulated seconds per item: at 1 %, half a second between load and submit
-    proc = _simulate(server, "1", truth, "--time-scale", "0.01", "--quiet")
+    proc = _simulate(server, "1", truth, "--time-scale", "0.01", "--quiet", "--fetch", "first")
     proc.stdin.write(PASSWORD + "\n")
     proc.stdin.close()
     deadline = time.monotonic() + 60
@@ -141,8 +147,34 @@ def test_killed_reader_leaves_no_half_reading(server, store_root: Path, tmp_path
     assert annotated == {t.id for t in done}  # a task is submitted with its annotation, or has none
     readings = _export(server, admin)
     assert len(readings) == len(done) and all(_whole(r) for r in readings)
-    summary = _run(server, truth)  # the readers come back to the tasks they held
+    summary = _run(server, truth, "--fetch", "none")  # the readers come back to the tasks they held
     assert summary["tasks_done"] == N_ITEMS * K - len(done)
     readings = _export(server, admin)
     assert len(readings) == N_ITEMS * K and all(_whole(r) for r in readings)
     assert ok(httpx.get(f"{server.url}/api/projects/1/rounds/{number}", headers=admin))["state"] == "complete"
+
+
+def test_simulated_quality_review(live_server_factory, store_root: Path, tmp_path: Path) -> None:
+    """A quality-review round: every reader decides approve / exclude / quarantine, with the reason the
+    service requires; the straight-liner approves everything."""
+    server = live_server_factory()
+    create_admin(server.database_url, "admin", PASSWORD)
+    admin = {"Authorization": "Bearer " + ok(httpx.post(server.url + "/api/auth/login",
+                                                         json={"username": "admin", "password": PASSWORD}))["token"]}
+    items = [{"external_id": f"qr-{n}", "uris": series_uris(store_root, n), "modality": "CT",
+              "context": {"quality": {"decision": "review", "score": 0.4, "reason": "noise"}}} for n in range(6)]
+    with httpx.Client(base_url=server.url, headers=admin, timeout=60) as c:
+        project = ok(c.post("/api/projects", json={"name": "qr", "kind": "quality_review", "readers_per_item": K}), 201)
+        ok(c.post(f"/api/projects/{project['id']}/rounds", json={"name": "qr-1", "readers_per_item": K, "items": items}), 201)
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({f"qr-{n}": {"quality": {"decision": "exclude", "reason": "ghosting (severity 4)"}
+                                             if n % 2 else {"decision": "approve"}} for n in range(6)}))
+    summary = _run_project(server, "qr", truth, "--fetch", "none")
+    assert summary["tasks_done"] == 6 * K
+    decisions = ok(httpx.get(f"{server.url}/api/projects/{project['id']}/export/quality", headers=admin))["decisions"]
+    assert len(decisions) == 6 * K
+    assert all(d["reason"] for d in decisions if d["decision"] != "approve")
+    assert {d["decision"] for d in decisions if d["reader"] == "sim-flat-1"} == {"approve"}
+    careful = [d for d in decisions if d["reader"].startswith("sim-careful")]
+    right = sum(d["decision"] == ("exclude" if int(d["external_id"][-1]) % 2 else "approve") for d in careful)
+    assert right >= 0.7 * len(careful)

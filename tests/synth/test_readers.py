@@ -158,3 +158,22 @@ def test_truth_of_a_site_is_found_by_the_items_keys_after_deidentification(site,
     pic_box = pic["findings"]["nodule"]["regions"][0]["instances"][0]["box"]
     assert found["h1"]["nodule"].present and found["h1"]["nodule"].regions[0].box == tuple(map(float, pic_box))
     assert found["h2"]["brain_lesion"].present and found["h2"]["brain_lesion"].regions[0].instance is not None
+
+
+def test_quality_review_answers() -> None:
+    from synth.readers import QualityTruth, quality_answer
+
+    bad, good = QualityTruth("exclude", "ghosting (severity 4)"), QualityTruth("approve")
+
+    def decisions(profile: str, truth: QualityTruth) -> list:
+        return [quality_answer(PROFILES[profile], truth, reading_rng(0, profile, f"i{i}", "quality")) for i in range(N)]
+    careful_bad, careful_good = decisions("careful", bad), decisions("careful", good)
+    assert _within_binomial(np.mean([q.decision == "exclude" for q in careful_bad]), 0.9)
+    assert _within_binomial(np.mean([q.decision == "approve" for q in careful_good]), 0.9)
+    assert all(q.reason == "ghosting (severity 4)" for q in careful_bad if q.decision == "exclude")
+    assert {q.decision for q in decisions("flat", bad)} == {"approve"}
+    shares = [np.mean([q.decision == d for q in decisions("random", bad)]) for d in ("approve", "exclude", "quarantine")]
+    assert all(_within_binomial(s, 1 / 3) for s in shares)
+    assert all(q.reason for q in decisions("random", good) if q.decision != "approve")  # the service requires one
+    with pytest.raises(ValueError, match="not one of"):
+        QualityTruth("maybe")
