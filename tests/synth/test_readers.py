@@ -177,3 +177,83 @@ def test_quality_review_answers() -> None:
     assert all(q.reason for q in decisions("random", good) if q.decision != "approve")  # the service requires one
     with pytest.raises(ValueError, match="not one of"):
         QualityTruth("maybe")
+
+
+def test_cli_reads_a_deidentified_site_against_its_truth(site, tmp_path) -> None:
+    """`curate annotators simulate --site`: radiographs de-identified by the real engine, registered
+    as the pipeline registers them (external id = de-identified SeriesInstanceUID) in a project with
+    the shipped chest schema on a live service; careful readers' boxes land on the truth's regions."""
+    import io
+    import json
+    import subprocess
+    import sys
+
+    import httpx
+    import pydicom
+    import yaml
+
+    from annotation.admin import create_admin
+    from deid.engine import Deidentifier
+    from tests.annotation.conftest import ROOT, LiveServer
+
+    out, truth = site
+    secret = b"synthetic-site-secret-for-tests!"
+    (tmp_path / "secret").write_bytes(secret)
+    engine = Deidentifier("default", secret)
+    items, expected = [], {}
+    for s in (s for s in truth["series"] if s["kind"] in ("CR", "DX")):
+        uris = []
+        for rel in s["files"]:
+            data = engine.deidentify((out / rel).read_bytes()).data
+            ds = pydicom.dcmread(io.BytesIO(data))
+            path = tmp_path / "deid" / str(ds.SeriesInstanceUID) / f"{ds.SOPInstanceUID}.dcm"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            uris.append(path.as_uri())
+        items.append({"external_id": str(ds.SeriesInstanceUID), "uris": uris, "modality": s["modality"]})
+        expected[str(ds.SeriesInstanceUID)] = s["findings"]
+    assert items
+    schema = yaml.safe_load((ROOT / "include/annotation/schemas/chest_findings_v1.yaml").read_text())["schema"]
+    server = LiveServer(f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "service.log")
+    try:
+        create_admin(server.database_url, "admin", "correct-horse-battery")
+        token = httpx.post(server.url + "/api/auth/login",
+                           json={"username": "admin", "password": "correct-horse-battery"}).json()["token"]
+        admin = {"Authorization": f"Bearer {token}"}
+        pid = httpx.post(server.url + "/api/projects", headers=admin,
+                         json={"name": "cr", "readers_per_item": 2, "schema": schema}).json()["id"]
+        assert httpx.post(f"{server.url}/api/projects/{pid}/rounds", headers=admin,
+                          json={"name": "r1", "readers_per_item": 2, "items": items}).status_code == 201
+        proc = subprocess.run(
+            [sys.executable, "-m", "curate.main", "annotators", "simulate", "--url", server.url, "--project", "cr",
+             "--readers", "careful:2", "--site", str(out), "--truth-secret-file", str(tmp_path / "secret"),
+             "--admin-token", token, "--json", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert json.loads(proc.stdout)["tasks_done"] == 2 * len(items)
+        readings = httpx.get(f"{server.url}/api/projects/{pid}/export/json", headers=admin).json()["readings"]
+    finally:
+        server.stop()
+    ious = []
+    for r in readings:
+        found = expected[r["item"]["external_id"]]
+        assert {lv["label"] for lv in r["labels"]} == {"nodule", "opacity", "effusion"}
+        for roi in r["rois"]:
+            finding = roi["label"].removesuffix("_box")
+            inst = found[finding]["regions"][0]["instances"][0]
+            x, y, w, h = inst["box"]
+            (x0, y0), (x1, y1) = roi["points"]
+            ious.append(Box(x0, y0, x1 - x0, y1 - y0).iou(Box(x, y, w, h)))
+    assert ious and np.median(ious) > 0.7
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--readers", "careful:3,sloppy:1", "--truth-json", "t.json"], "unknown profile 'sloppy'"),
+    (["--site", "nowhere"], "needs the de-identification secret"),
+    (["--truth-json", "t.json", "--concurrency", "0"], "--concurrency must be at least 1"),
+])
+def test_cli_errors_name_the_problem(args, words, capsys, monkeypatch) -> None:
+    from curate.main import main
+
+    monkeypatch.delenv("CURATE_PSEUDONYM_SECRET", raising=False)
+    assert main(["annotators", "simulate", "--url", "http://127.0.0.1:9", "--project", "p", *args]) == 2
+    assert words in capsys.readouterr().err
