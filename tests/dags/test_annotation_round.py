@@ -98,6 +98,8 @@ def test_a_whole_round_under_dag_test_with_people_reading(tmp_path, airflow_env)
         watchdog.cancel()
         for p in people.values():
             p.stop.set()
+            if p.is_alive():
+                p.join(timeout=30)
         world.server.stop()
     log = "".join(lines)
     assert proc.returncode == 0, log[-5000:]

@@ -93,17 +93,23 @@ def test_the_wait_defers_and_survives_a_triggerer_restart(tmp_path, airflow_env)
         af.start("triggerer", "--skip-serve-logs")
         af.wait_for("the DAG to be parsed", lambda: af.query(
             "select 1 from serialized_dag where dag_id = 'annotation_round'"))
+        # the session's Airflow home may know the DAG, paused, from an earlier dag.test() run
+        af.query("update dag set is_paused = 0 where dag_id = 'annotation_round'")
+        run_id = f"manual__scheduler_{port}"
         conf = {"project": LABELS_PROJECT, "readers_per_item": 3, "deadline_hours": 1, "poll_seconds": 1,
                 "bootstrap_resamples": 0}
-        subprocess.run([af.airflow, "dags", "trigger", "annotation_round", "--conf", json.dumps(conf)], env=env,
+        subprocess.run([af.airflow, "dags", "trigger", "annotation_round", "--run-id", run_id, "--conf",
+                        json.dumps(conf)], env=env,
                        check=True, capture_output=True, timeout=120)
         af.wait_for("the wait to defer", lambda: af.query(
-            "select 1 from task_instance where task_id = 'wait' and state = 'deferred' and trigger_id is not null"),
-            timeout_s=180)
+            "select 1 from task_instance where run_id = ? and task_id = 'wait' and state = 'deferred' "
+            "and trigger_id is not null", run_id), timeout_s=180)
         # the other branch (no quality-review project: skipped) settles; then no task holds a worker slot
         af.wait_for("no task to run", lambda: not af.query(
-            "select 1 from task_instance where state in ('running', 'queued', 'scheduled')"), timeout_s=60)
-        assert af.query("select state from task_instance where task_id = 'wait'") == [("deferred",)]
+            "select 1 from task_instance where run_id = ? and state in ('running', 'queued', 'scheduled')", run_id),
+            timeout_s=60)
+        assert af.query("select state from task_instance where run_id = ? and task_id = 'wait'", run_id) == \
+            [("deferred",)]
         # the triggerer goes away mid-wait; another one takes the trigger over from the metadata DB
         first = af.query("select max(id) from job where job_type = 'TriggererJob'")[0][0]
         af.stop("triggerer")
@@ -113,17 +119,19 @@ def test_the_wait_defers_and_survives_a_triggerer_restart(tmp_path, airflow_env)
             "and triggerer_id != ?", first), timeout_s=120)
         readers.start()
         state = af.wait_for("the run to finish", lambda: (af.query(
-            "select state from dag_run where dag_id = 'annotation_round' and state in ('success', 'failed')")
+            "select state from dag_run where run_id = ? and state in ('success', 'failed')", run_id)
             or [None])[0], timeout_s=240)
-        tis = dict(af.query("select task_id, state from task_instance where dag_id = 'annotation_round'"))
+        tis = dict(af.query("select task_id, state from task_instance where run_id = ?", run_id))
         assert state == ("success",), tis
         assert {k: tis[k] for k in ("select", "dispatch", "wait", "collect", "analyse")} == dict.fromkeys(
             ("select", "dispatch", "wait", "collect", "analyse"), "success")
         assert tis["select_quality_review"] == "skipped"
         wait_log = "".join(p.read_text(errors="replace") for p in
-                           (Path(env["AIRFLOW_HOME"]) / "logs").rglob("*") if p.is_file() and "task_id=wait" in str(p))
+                           (Path(env["AIRFLOW_HOME"]) / "logs").rglob("*") if p.is_file() and f"run_id={run_id}" in str(p) and "task_id=wait" in str(p))
         assert "is complete: 2 of 2 items complete" in wait_log, wait_log[-3000:]
     finally:
         readers.stop.set()
+        if readers.is_alive():
+            readers.join(timeout=30)
         af.stop_all()
         world.server.stop()
