@@ -237,6 +237,10 @@ def _take_verification(db: Session, user: User, reader: Reader, lease_minutes: i
     return None
 
 
+#: Slots a next-task tries to claim before answering 'none' (each lost only to a concurrent claim).
+_CLAIM_ATTEMPTS = 5
+
+
 def _take_reading(db: Session, user: User, reader: Reader, lease_minutes: int) -> Task | None:
     if not reader.annotates:
         return None
@@ -246,18 +250,19 @@ def _take_reading(db: Session, user: User, reader: Reader, lease_minutes: int) -
         .where(Task.project_id == project.id, Task.kind == TaskKind.ANNOTATE.value,
                Task.status == TaskStatus.OPEN.value, _not_seen_by(user, Task.item_id))
         .order_by(Task.queue_rank, Task.id)  # tasks are made in item order: item order within a priority
-        .limit(5)
+        .limit(1)  # lock one slot at a time: locking several kept them from concurrent readers until commit
         .with_for_update(skip_locked=True, of=Task)  # PostgreSQL: concurrent readers take different slots
     )
     if reader.competences:
         q = q.join(Item, Item.id == Task.item_id).where(_competence_clause(reader.competences))
-    candidates = db.execute(q).scalars().all()
-    taken: set[int] = set()
-    for task_id in candidates:
-        if task_id in taken:
-            continue
+    tried: list[int] = []
+    for _ in range(_CLAIM_ATTEMPTS):
+        task_id = db.execute(q.where(Task.id.not_in(tried)) if tried else q).scalar()
+        if task_id is None:
+            return None
         if _claim(db, task_id, user, lease_minutes):
             return db.get(Task, task_id)
+        tried.append(task_id)  # taken between the select and the claim (SQLite has no row locks)
     return None
 
 
