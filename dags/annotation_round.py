@@ -51,7 +51,8 @@ with DAG(
                                      "manager with the label schema below; the pipeline token must be scoped to it)."),
         "label_schema": Param("chest_findings_v1", type="string", enum=available(), title="Label schema",
                               description="Versioned label schema from include/annotation/schemas/ "
-                                          "(<name>_v<version>); its selection fills what the fields below leave empty."),
+                                          "(<name>_v<version>); its selection fills what the fields below "
+                                          "leave empty."),
         "series_kinds": Param([], type="array", items={"type": "string"}, title="Series kinds",
                               description="Series kinds to read (e.g. CR, DX, T2W, FLAIR, CT); empty: the schema's."),
         "quality_decisions": Param([str(QualityDecision.APPROVE)], type="array",

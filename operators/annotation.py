@@ -17,7 +17,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from operators.base import CurationOperator
 from operators.hooks.annotation import AnnotationServiceHook
-from operators.triggers.annotation import DEADLINE, DONE_STATES, ERROR, AnnotationRoundTrigger, parse_deadline, round_counts
+from operators.triggers.annotation import (
+    DEADLINE, DONE_STATES, ERROR, AnnotationRoundTrigger, parse_deadline, round_counts,
+)
 
 #: Round kinds a task serves (the schema's project kind; annotation_schema.PROJECT_KINDS).
 LABELS, QUALITY_REVIEW = "labels", "quality_review"

@@ -32,7 +32,8 @@ print("SHAPE" + json.dumps({
     "tasks": {t.task_id: sorted(t.downstream_task_ids) for t in d.tasks},
     "classes": {t.task_id: type(t).__name__ for t in d.tasks},
     "outlets": {t.task_id: [a.name for a in t.outlets] for t in d.tasks if t.outlets},
-    "params": {k: {"default": p.value if p.has_value else None, "description": p.description} for k, p in d.params.items()},
+    "params": {k: {"default": p.value if p.has_value else None, "description": p.description}
+               for k, p in d.params.items()},
     "schedule": str(d.timetable.asset_condition),
     "wait_timeout_h": d.get_task("wait").execution_timeout.total_seconds() / 3600,
 }))
@@ -66,7 +67,8 @@ def test_dag_shape_params_and_schedule(airflow_env):
             "seed", "exclude_read", "readers_per_item", "gold_share", "deadline_hours",
             "review_project"} <= set(params)
     assert all(p["description"] for p in params.values())
-    assert params["label_schema"]["default"] == "chest_findings_v1" and params["quality_decisions"]["default"] == ["approve"]
+    assert params["label_schema"]["default"] == "chest_findings_v1"
+    assert params["quality_decisions"]["default"] == ["approve"]
     assert shape["wait_timeout_h"] > 24 * 30, "the wait outlives the longest deadline the form accepts"
 
 

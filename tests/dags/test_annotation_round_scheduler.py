@@ -126,8 +126,9 @@ def test_the_wait_defers_and_survives_a_triggerer_restart(tmp_path, airflow_env)
         assert {k: tis[k] for k in ("select", "dispatch", "wait", "collect", "analyse")} == dict.fromkeys(
             ("select", "dispatch", "wait", "collect", "analyse"), "success")
         assert tis["select_quality_review"] == "skipped"
-        wait_log = "".join(p.read_text(errors="replace") for p in
-                           (Path(env["AIRFLOW_HOME"]) / "logs").rglob("*") if p.is_file() and f"run_id={run_id}" in str(p) and "task_id=wait" in str(p))
+        task_logs = (Path(env["AIRFLOW_HOME"]) / "logs").rglob("*")
+        wait_log = "".join(p.read_text(errors="replace") for p in task_logs
+                           if p.is_file() and f"run_id={run_id}" in str(p) and "task_id=wait" in str(p))
         assert "is complete: 2 of 2 items complete" in wait_log, wait_log[-3000:]
     finally:
         readers.stop.set()

@@ -87,13 +87,13 @@ def start_world(tmp_path: Path) -> ServiceWorld:
     try:
         create_admin(db, "admin", PASSWORD)
         with httpx.Client(base_url=server.url, timeout=30) as c:
-            admin = {"Authorization": f"Bearer {ok(c.post('/api/auth/login', json={'username': 'admin', 'password': PASSWORD}))['token']}"}
+            login = ok(c.post("/api/auth/login", json={"username": "admin", "password": PASSWORD}))
+            admin = {"Authorization": f"Bearer {login['token']}"}
             schema = load_schema("chest_findings_v1").payload
-            projects = {
-                LABELS_PROJECT: ok(c.post("/api/projects", headers=admin, json={"name": LABELS_PROJECT,
-                                                                                  "schema": schema}), 201)["id"],
-                REVIEW_PROJECT: ok(c.post("/api/projects", headers=admin, json={"name": REVIEW_PROJECT,
-                                                                                  "kind": "quality_review"}), 201)["id"]}
+            bodies = {LABELS_PROJECT: {"name": LABELS_PROJECT, "schema": schema},
+                      REVIEW_PROJECT: {"name": REVIEW_PROJECT, "kind": "quality_review"}}
+            projects = {name: ok(c.post("/api/projects", headers=admin, json=body), 201)["id"]
+                        for name, body in bodies.items()}
             token = ok(c.post("/api/service-tokens", headers=admin, json={
                 "name": "airflow", "projects": sorted(projects.values()), "roles": ["pipeline"]}), 201)["token"]
             world = ServiceWorld(server=server, token=token, projects=projects, people={"admin": admin})
