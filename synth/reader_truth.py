@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from curation.vocabulary import ReviewDecision
 from synth.readers import Box, LabelTruth, QualityTruth
 
 #: The key of an item's quality-review truth beside its labels (a `QualityTruth`, not a label).
@@ -137,8 +138,8 @@ def quality_truth(degradation: Mapping[str, Any] | None) -> QualityTruth:
     defect as the reason; else approve."""
     severity = int((degradation or {}).get("severity") or 0)
     if severity >= EXCLUDE_SEVERITY:
-        return QualityTruth("exclude", f"{degradation['type']} (severity {severity})")
-    return QualityTruth("approve")
+        return QualityTruth(str(ReviewDecision.EXCLUDE), f"{degradation['type']} (severity {severity})")
+    return QualityTruth(str(ReviewDecision.APPROVE))
 
 
 def _by_content(deid_root: Path, pictures: Mapping[str, Any], volumes: Mapping[str, Any]) -> dict[str, ItemTruth]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from curation.vocabulary import ReviewDecision
+
 #: The service's confidence steps (annotation: 0, 20, ..., 100 %).
 CONFIDENCE_STEPS = (0, 20, 40, 60, 80, 100)
 
@@ -188,7 +190,7 @@ def answer(profile: ReaderProfile, truth: LabelTruth, label: str, rng: np.random
 
 
 #: A human quality review's outcomes (PRIMAGE's; the annotation service's quality-review projects).
-QUALITY_DECISIONS = ("approve", "exclude", "quarantine")
+QUALITY_DECISIONS = tuple(str(d) for d in ReviewDecision)
 
 
 @dataclass(frozen=True)
@@ -214,14 +216,15 @@ def quality_answer(profile: ReaderProfile, truth: QualityTruth, rng: np.random.G
     """A quality review: the right decision with probability sensitivity (defective series) or
     specificity (clean ones), else the other of approve / exclude; a random reader picks any of the
     three, a straight-liner always approves. Exclude and quarantine carry a reason (the service needs one)."""
+    approve, exclude = str(ReviewDecision.APPROVE), str(ReviewDecision.EXCLUDE)
     if profile.flat is not None:
-        decision = "approve"
+        decision = approve
     elif profile.guess is not None:
         decision = QUALITY_DECISIONS[int(rng.integers(len(QUALITY_DECISIONS)))]
     else:
-        right = rng.random() < (profile.specificity if truth.decision == "approve" else profile.sensitivity)
-        decision = truth.decision if right else ("exclude" if truth.decision == "approve" else "approve")
-    reason = "" if decision == "approve" else (truth.reason if decision == truth.decision and truth.reason
+        right = rng.random() < (profile.specificity if truth.decision == approve else profile.sensitivity)
+        decision = truth.decision if right else (exclude if truth.decision == approve else approve)
+    reason = "" if decision == approve else (truth.reason if decision == truth.decision and truth.reason
                                                else "simulated reader: image quality")
     seconds = float(profile.seconds_median * math.exp(rng.normal(0.0, profile.seconds_sigma)))
     return QualityReading(decision, reason, seconds)
