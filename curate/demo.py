@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="generate a synthetic site and run curate_source on it end to end")
+    p = sub.add_parser("demo", help="generate a synthetic site, run curate_source on it end to end, then an "
+                                    "annotation round with simulated readers")
     p.add_argument("--patients", type=int, default=3, help="synthetic patients (default 3)")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic site (default 7)")
     p.add_argument("--site", default="demo-hospital", help="site name (default demo-hospital)")
@@ -33,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print Airflow's task logs on the terminal too (by default they go to the log file only)")
     p.add_argument("--log", type=Path, default=None,
                    help="file for Airflow's full output (default: $CURATE_HOME/demo/airflow.log)")
+    p.add_argument("--serve", action="store_true",
+                   help="keep the annotation service (viewer) running after the report, until Ctrl-C")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object instead of the report")
+    p.add_argument("--no-annotation", action="store_true",
+                   help="stop after curate_source (no annotation round)")
     p.set_defaults(func=run)
 
 
@@ -89,8 +95,20 @@ def run(args: argparse.Namespace) -> int:
     log_path = (args.log or home / "demo" / "airflow.log").resolve()
     conf = {"source": str(site_dir), "site": args.site, "exclude": ["ground_truth.json"]}
     print(f"demo: running curate_source under Airflow's dag.test(); its full log: {log_path}", file=sys.stderr)
-    state = run_quietly("curate_source", conf, log_path, verbose=args.verbose, report=lambda: _print_report(truth))
-    return 0 if state.endswith("success") else 1
+    report = None if args.json else (lambda: _print_report(truth))
+    state = run_quietly("curate_source", conf, log_path, verbose=args.verbose, report=report)
+    if not state.endswith("success") or args.no_annotation:
+        if args.json:
+            print(json.dumps({"curate_source": state}))
+        return 0 if state.endswith("success") else 1
+    from curate import demo_annotation
+
+    summary = demo_annotation.run(site_dir, home, verbose=args.verbose, serve=args.serve)
+    print(json.dumps({"curate_source": state, **summary}, indent=2) if args.json
+          else demo_annotation.format_summary(summary, serve=args.serve), flush=True)
+    if args.serve:
+        demo_annotation.serve_until_interrupted(lambda m: print(m, file=sys.stderr, flush=True))
+    return 0 if summary["dag_state"].endswith("success") else 1
 
 
 @contextmanager
