@@ -268,6 +268,7 @@ def run(site_dir: Path | None, home: Path, *, truth: Mapping[str, Any] | None = 
             room.join(timeout=60)
         summary = summarise(truth, setup, service, readers, state, before)
         summary["seconds"] = round(time.monotonic() - started, 1)
+        say(f"demo: annotation half (service, round, review, summary) in {summary['seconds']} s")
         return summary
     finally:
         for room in readers:
@@ -401,39 +402,47 @@ def _labels_round(catalog: Any, truth: Mapping[str, Any], room: ReadingRoom, sec
             **consensus_against_truth(catalog, rnd.id, truth)}
 
 
-def _quality_review(catalog: Any, truth: Mapping[str, Any], room: ReadingRoom, after: int) -> dict[str, Any]:
+def _reviewed_series(catalog: Any, truth: Mapping[str, Any], round_id: int | None) -> tuple[list[dict[str, Any]], int]:
+    """Per series people reviewed (in round `round_id`, or in any round): kind, the model's decision,
+    the final (people's) decision and reason, reviewers, the planted defect's verdict; and the number
+    of decisions."""
     from sqlalchemy import select
 
     from curation.catalog.models import QualityReview
     from curation.pipeline.select import final_decisions, model_decision, newest_records
 
-    rnd = _newest_round(catalog, REVIEW_PROJECT, after)
-    out: dict[str, Any] = {"project": REVIEW_PROJECT, "readers_spec": REVIEWERS,
-                           "wait_deferred_while_reading": room.deferred, "reader_errors": room.error}
-    if rnd is None:
-        # the DAG skips the round when no series waits for a person: say which decided them before
-        finals = {sid: f for sid, f in final_decisions(catalog).items() if f.source == "human"}
-        return {**out, "state": "nothing to review",
-                "note": "no series waits for a quality review" + (
-                    f": the {len(finals)} the model sent to review were decided by people in an earlier demo "
-                    "run (curate demo --fresh starts over)" if finals else ""),
-                "series": [{"series": f"series #{sid}", "human": f.decision, "reason": f.reason}
-                           for sid, f in sorted(finals.items())]}
+    query = select(QualityReview.series_id, QualityReview.series_key)
+    if round_id is not None:
+        query = query.where(QualityReview.round_id == round_id)
     with catalog.session() as s:
-        rows = s.execute(select(QualityReview.series_id, QualityReview.series_key)
-                         .where(QualityReview.round_id == rnd.id)).all()
+        rows = s.execute(query).all()
     keys = dict(rows)
-    decisions = len(rows)
     finals = final_decisions(catalog, list(keys))
     quality = newest_records(catalog, "quality", list(keys))
     classify = newest_records(catalog, "classify", list(keys))
     series = []
     for sid in sorted(keys):
         t = (truth.get(keys[sid]) or {}).get("quality")
-        series.append({"series": f"series #{sid}", "kind": (classify[sid].metrics or {}).get("kind") if sid in classify else None,
+        series.append({"series": f"series #{sid}",
+                       "kind": (classify[sid].metrics or {}).get("kind") if sid in classify else None,
                        "model": model_decision(quality.get(sid)), "human": finals[sid].decision,
                        "reason": finals[sid].reason, "reviewers": len(finals[sid].reviewers),
                        "truth": getattr(t, "decision", None)})
+    return series, len(rows)
+
+
+def _quality_review(catalog: Any, truth: Mapping[str, Any], room: ReadingRoom, after: int) -> dict[str, Any]:
+    rnd = _newest_round(catalog, REVIEW_PROJECT, after)
+    out: dict[str, Any] = {"project": REVIEW_PROJECT, "readers_spec": REVIEWERS,
+                           "wait_deferred_while_reading": room.deferred, "reader_errors": room.error}
+    if rnd is None:
+        # the DAG skips the round when no series waits for a person: show what people decided before
+        earlier, _ = _reviewed_series(catalog, truth, None)
+        return {**out, "state": "nothing to review", "items": 0, "readings": 0, "series": earlier,
+                "note": "no series waits for a quality review" + (
+                    f": the {len(earlier)} the model sent to review were decided by people in an earlier demo "
+                    "run (curate demo --fresh starts over); their final decisions:" if earlier else "")}
+    series, decisions = _reviewed_series(catalog, truth, rnd.id)
     agree = [x["human"] == x["truth"] for x in series if x["truth"]]
     return {**out, "state": rnd.state, "round_id": rnd.id, "items": len(series), "readings": decisions,
             "by_decision": (rnd.summary or {}).get("by_decision"), "series": series,
