@@ -35,6 +35,8 @@ from typing import Any
 
 import httpx
 
+from curation.vocabulary import QualityDecision, SeriesKind
+
 REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "annotation_round"
 LABELS_PROJECT, REVIEW_PROJECT = "demo-chest-findings", "demo-quality-review"
@@ -46,14 +48,14 @@ READERS = "careful:3,random:1,flat:1"
 REVIEWERS = "careful:3"
 READER_SEED = 7
 #: The projection images the site's ground truth has chest findings for (synth.findings.CHEST_FINDINGS).
-CHEST_KINDS = ["CR", "DX", "CT_LOCALIZER"]
+CHEST_KINDS = [str(k) for k in (SeriesKind.CR, SeriesKind.DX, SeriesKind.CT_LOCALIZER)]
 #: Body parts: chest, or none recorded ("": the de-identified chest pictures carry none; an empty
 #: list would mean the schema's [CHEST]).
 CHEST_OR_UNKNOWN = ["CHEST", ""]
 #: Findings are read on approved series and on those the model sent to review (a borderline exposure
 #: hides no finding; the quality-review round decides on them meanwhile): the demo's first run then
 #: reads as many items as its later ones.
-READ_DECISIONS = ["approve", "review"]
+READ_DECISIONS = [str(QualityDecision.APPROVE), str(QualityDecision.REVIEW)]
 #: A site with more patients would read longer: the round is capped, drawn with the seed.
 MAX_ITEMS = 40
 
