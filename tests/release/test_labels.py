@@ -1,0 +1,170 @@
+"""The release's label objects: SR TID 1500 and SEG pass dciodvfy, re-read with highdicom,
+reference exactly the released instances, keep box coordinates, and rebuild byte-identically."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+
+from curation.release.labels import (Box, Finding, ReleaseIdentity, boxes_to_masks, consensus_findings,
+                                     consensus_segs, findings_sr)
+
+IDENTITY = ReleaseIdentity("demo", "1.0.0", date(2026, 1, 2))
+DCIODVFY = shutil.which("dciodvfy")
+
+
+def dx_series(n: int = 2, rows: int = 48, cols: int = 40) -> list[Dataset]:
+    """A de-identified DX series (no names, no dates, pseudonymous IDs), generated with pydicom."""
+    study, series = generate_uid(), generate_uid()
+    out = []
+    for i in range(n):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID = DigitalXRayImageStorageForPresentation
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "", "PSEUDO-0001", "", "O"
+        ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = "", "", "", "", ""
+        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "DX", 1, i + 1
+        ds.PatientIdentityRemoved, ds.DeidentificationMethod = "YES", "test series"
+        ds.ImageType = ["ORIGINAL", "PRIMARY"]
+        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.PixelSpacing, ds.PatientOrientation = [0.2, 0.2], ["P", "F"]
+        ds.PixelData = (np.arange(rows * cols, dtype=np.uint16).reshape(rows, cols) % 4096).tobytes()
+        out.append(ds)
+    return out
+
+
+def ct_series() -> list[Dataset]:
+    return [pydicom.dcmread(get_testdata_file("CT_small.dcm"))]
+
+
+def write(ds: Dataset, path: Path) -> bytes:
+    ds.save_as(path, enforce_file_format=True)
+    return path.read_bytes()
+
+
+def dciodvfy_errors(path: Path) -> list[str]:
+    out = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+
+
+def build(sources: list[Dataset], tmp: Path) -> tuple[Path, list[Path], list[Box]]:
+    first, last = sources[0], sources[-1]
+    findings = [Finding("nodule", 1, "dawid_skene", 3, 0.93), Finding("effusion", 0, "majority", 3, None),
+                Finding("fracture", None, "majority", 2, 0.5)]
+    boxes = [Box("nodule", str(first.SOPInstanceUID), 3.5, 4.0, 20.25, 30.0, n_readers=3),
+             Box("nodule", str(last.SOPInstanceUID), 1.0, 2.0, 9.0, 7.5, n_readers=2)]
+    series_uid = str(first.SeriesInstanceUID)
+    sr = findings_sr(sources, findings, boxes, identity=IDENTITY, series_uid=series_uid)
+    segs = consensus_segs(sources, boxes_to_masks(boxes, sources), identity=IDENTITY, series_uid=series_uid,
+                          method="box", n_readers=3)
+    tmp.mkdir(parents=True, exist_ok=True)
+    write(sr, tmp / "sr.dcm")
+    for n, seg in enumerate(segs, start=1):
+        write(seg, tmp / f"seg{n}.dcm")
+    return tmp / "sr.dcm", [tmp / f"seg{n}.dcm" for n in range(1, len(segs) + 1)], boxes
+
+
+@pytest.fixture(params=["dx", "ct"])
+def sources(request) -> list[Dataset]:
+    return dx_series() if request.param == "dx" else ct_series()
+
+
+@pytest.mark.skipif(DCIODVFY is None, reason="dciodvfy (dicom3tools) is not installed")
+def test_sr_and_seg_pass_dciodvfy(sources, tmp_path):
+    sr, segs, _ = build(sources, tmp_path)
+    assert segs
+    for path in [sr, *segs]:
+        assert dciodvfy_errors(path) == [], path.name
+
+
+def test_sr_references_released_instances_and_keeps_boxes(sources, tmp_path):
+    sr_path, _, boxes = build(sources, tmp_path)
+    sr = hd.sr.srread(sr_path)
+    released = {str(s.SOPInstanceUID) for s in sources}
+    evidence = {str(i.ReferencedSOPInstanceUID) for st in sr.CurrentRequestedProcedureEvidenceSequence
+                for se in st.ReferencedSeriesSequence for i in se.ReferencedSOPSequence}
+    assert evidence == released
+    report = sr.content
+    planar = report.get_planar_roi_measurement_groups()
+    assert len(planar) == len(boxes)
+    for group, box in zip(sorted(planar, key=lambda g: str(g.tracking_identifier)), boxes):
+        region = group.roi
+        assert region.GraphicType == "POLYLINE"
+        got = np.asarray(region.value, dtype=float)
+        assert got.tolist() == [[box.x0, box.y0], [box.x1, box.y0], [box.x1, box.y1], [box.x0, box.y1],
+                                [box.x0, box.y0]]
+        assert str(region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID) == box.sop_instance_uid
+    groups = report.get_image_measurement_groups()
+    values = {str(g.finding_type.meaning): g.get_qualitative_evaluations()[0].value.meaning for g in groups}
+    assert values == {"nodule": "Present", "effusion": "Absent", "fracture": "Indeterminate"}
+    context = {str(i.ConceptNameCodeSequence[0].CodeValue): i for i in sr.ContentSequence}
+    assert context["121005"].ConceptCodeSequence[0].CodeValue == "121007"  # observer type: device
+    assert "121008" not in context  # no person observer name: readers stay pseudonymous
+    assert context["121013"].TextValue == "consensus of 3 readers"  # device observer name
+
+
+def test_seg_references_released_instances(sources, tmp_path):
+    _, seg_paths, boxes = build(sources, tmp_path)
+    segs = [hd.seg.segread(p) for p in seg_paths]
+    released = [str(s.SOPInstanceUID) for s in sources]
+    referenced = [str(uid) for seg in segs for _, _, uid in seg.get_source_image_uids()]
+    assert sorted(referenced) == sorted(released)
+    assert len({str(seg.SeriesInstanceUID) for seg in segs}) == 1
+    expected = boxes_to_masks(boxes, sources)["nodule"]
+    for seg in segs:
+        assert [seg.get_segment_description(n).segment_label for n in seg.segment_numbers] == ["nodule"]
+        for _, _, uid in seg.get_source_image_uids():
+            got = seg.get_pixels_by_source_instance(
+                source_sop_instance_uids=[str(uid)], segment_numbers=[1], ignore_spatial_locations=True)[0, :, :, 0]
+            assert np.array_equal(got.astype(bool), expected[released.index(str(uid))])
+
+
+def test_rebuild_is_byte_identical_and_identity_changes_uids(tmp_path):
+    sources = dx_series()
+    sr_a, segs_a, _ = build(sources, tmp_path / "a")
+    sr_b, segs_b, _ = build(sources, tmp_path / "b")
+    assert sr_a.read_bytes() == sr_b.read_bytes()
+    assert [p.read_bytes() for p in segs_a] == [p.read_bytes() for p in segs_b]
+    assert pydicom.dcmread(sr_a).ContentDate == "20260102"
+    other = ReleaseIdentity("demo", "1.0.1", date(2026, 1, 2))
+    sr = findings_sr(sources, [Finding("nodule", 1, "majority", 3)], identity=other,
+                     series_uid=str(sources[0].SeriesInstanceUID))
+    assert str(sr.SOPInstanceUID) != str(pydicom.dcmread(sr_a).SOPInstanceUID)
+
+
+def test_box_on_an_unreleased_instance_is_refused():
+    sources = dx_series(1)
+    with pytest.raises(ValueError, match="not a released instance"):
+        findings_sr(sources, [], [Box("nodule", generate_uid(), 0, 0, 1, 1)], identity=IDENTITY,
+                    series_uid=str(sources[0].SeriesInstanceUID))
+
+
+def test_consensus_findings_from_consensus_table():
+    table = pd.DataFrame([
+        {"item": "1.2.3", "label": "nodule", "value": 1, "posterior": 0.9, "n_readers": 3,
+         "x0": None, "y0": None, "x1": None, "y1": None},
+        {"item": "1.2.3", "label": "nodule", "value": None, "posterior": None, "n_readers": 3,
+         "x0": 1.0, "y0": 2.0, "x1": 3.0, "y1": 4.0},
+        {"item": "9.9", "label": "nodule", "value": 0, "posterior": 0.1, "n_readers": 3,
+         "x0": None, "y0": None, "x1": None, "y1": None},
+    ])
+    findings, boxes = consensus_findings(table, "1.2.3", instance_uid="1.2.3.4")
+    assert findings == [Finding("nodule", 1, "consensus", 3, 0.9)]
+    assert boxes == [Box("nodule", "1.2.3.4", 1.0, 2.0, 3.0, 4.0, method="box", n_readers=3)]
+    with pytest.raises(ValueError, match="name the instance"):
+        consensus_findings(table, "1.2.3")
