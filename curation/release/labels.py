@@ -86,25 +86,26 @@ def method_code(method: str) -> hd.sr.CodedConcept:
     return hd.sr.CodedConcept(method[:16], SCHEME, f"consensus by {method}"[:64])
 
 
-def consensus_findings(table: pd.DataFrame, item: str, instance_uid: str | None = None
-                       ) -> tuple[list[Finding], list[Box]]:
-    """The rows of `consensus_labels` tables (any methods, concatenated; a `method` column
-    or `box` rows told apart by their coordinates) for one item as findings and boxes. Boxes
-    are drawn on the item's one image, so `instance_uid` names it; a series with boxes and no
-    instance named is refused rather than guessed."""
-    rows = table[table["item"] == item]
+def consensus_findings(table: pd.DataFrame, item: str, *, method: str | None = None,
+                       instance_uid: str | None = None) -> tuple[list[Finding], list[Box]]:
+    """One item's rows of a `consensus_labels` table as findings and boxes. The table does
+    not name its method (it is the query's argument): pass `method`, or concatenate tables
+    with a `method` column. Rows with coordinates are boxes, drawn on the item's one image, so
+    `instance_uid` names it; boxes with no instance named are refused rather than guessed."""
+    if method is None and "method" not in table.columns:
+        raise ValueError("name the consensus method: the table has no method column")
     findings: list[Finding] = []
     boxes: list[Box] = []
-    for r in rows.itertuples(index=False):
-        method = getattr(r, "method", None) or ("box" if _present(r.x0) else "consensus")
+    for r in table[table["item"] == item].itertuples(index=False):
+        how = str(getattr(r, "method", None) or method)
         if _present(r.x0):
             if instance_uid is None:
                 raise ValueError(f"item {item} has boxes: name the instance they are drawn on")
             boxes.append(Box(label=r.label, sop_instance_uid=instance_uid, x0=float(r.x0), y0=float(r.y0),
-                             x1=float(r.x1), y1=float(r.y1), method=method, n_readers=int(r.n_readers)))
+                             x1=float(r.x1), y1=float(r.y1), method=how, n_readers=int(r.n_readers)))
         else:
-            findings.append(Finding(label=r.label, value=None if not _present(r.value) else int(r.value),
-                                    method=method, n_readers=int(r.n_readers),
+            findings.append(Finding(label=r.label, value=int(r.value) if _present(r.value) else None,
+                                    method=how, n_readers=int(r.n_readers),
                                     posterior=float(r.posterior) if _present(r.posterior) else None))
     return findings, boxes
 
@@ -204,7 +205,7 @@ def findings_sr(source_datasets: Sequence[Dataset], findings: Iterable[Finding],
                                      procedure_reported=IMAGING_PROCEDURE, imaging_measurements=groups)
     sr = hd.sr.ComprehensiveSR(
         evidence=sources, content=report[0], series_instance_uid=identity.uid(series_uid, "sr", "series"),
-        series_number=SR_SERIES_NUMBER, sop_instance_uid=identity.uid(series_uid, "sr", "instance"),
+        series_number=SR_SERIES_NUMBER, sop_instance_uid=identity.uid(series_uid, "sr", "instance", instance_number),
         instance_number=instance_number, manufacturer=manufacturer, is_complete=True,
         series_description=f"consensus findings, release {identity.name} {identity.version}"[:64],
     )
@@ -231,7 +232,9 @@ def boxes_to_masks(boxes: Iterable[Box], source_datasets: Sequence[Dataset]) -> 
         x0, x1 = sorted((b.x0, b.x1))
         y0, y1 = sorted((b.y0, b.y1))
         m = masks.setdefault(b.label, np.zeros((total, rows, cols), dtype=bool))
-        m[frame, max(0, math.floor(y0)):min(rows, math.ceil(y1)), max(0, math.floor(x0)):min(cols, math.ceil(x1))] = True
+        r0, r1 = max(0, math.floor(y0)), min(rows, math.ceil(y1))
+        c0, c1 = max(0, math.floor(x0)), min(cols, math.ceil(x1))
+        m[frame, r0:r1, c0:c1] = True
     return masks
 
 
@@ -264,8 +267,7 @@ def consensus_seg(source_datasets: Sequence[Dataset], masks: Mapping[str, np.nda
     seg = hd.seg.Segmentation(
         source_images=sources, pixel_array=arr, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions, series_instance_uid=identity.uid(series_uid, "seg", "series"),
-        series_number=SEG_SERIES_NUMBER,
-        sop_instance_uid=identity.uid(series_uid, "seg", "instance", *([] if instance_number == 1 else [instance_number])),
+        series_number=SEG_SERIES_NUMBER, sop_instance_uid=identity.uid(series_uid, "seg", "instance", instance_number),
         instance_number=instance_number, manufacturer=manufacturer, manufacturer_model_name="curate release",
         software_versions=software_version, device_serial_number="0", content_label="CONSENSUS",
         series_description=f"consensus masks, release {identity.name} {identity.version}"[:64],
@@ -316,5 +318,5 @@ def _pin_uids(seg: Dataset, identity: ReleaseIdentity, series_uid: str) -> None:
             item.DimensionOrganizationUID = uid
 
 
-__all__ = ["Box", "Finding", "ReleaseIdentity", "boxes_to_masks", "consensus_findings", "consensus_seg", "consensus_segs",
-           "findings_sr", "label_code"]
+__all__ = ["Box", "Finding", "ReleaseIdentity", "boxes_to_masks", "consensus_findings", "consensus_seg",
+           "consensus_segs", "findings_sr", "label_code"]

@@ -2,6 +2,7 @@
 reference exactly the released instances, keep box coordinates, and rebuild byte-identically."""
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 from datetime import date
@@ -33,7 +34,8 @@ def dx_series(n: int = 2, rows: int = 48, cols: int = 40) -> list[Dataset]:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.SOPClassUID = DigitalXRayImageStorageForPresentation
         ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
         ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "", "PSEUDO-0001", "", "O"
         ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = "", "", "", "", ""
@@ -154,17 +156,57 @@ def test_box_on_an_unreleased_instance_is_refused():
                     series_uid=str(sources[0].SeriesInstanceUID))
 
 
-def test_consensus_findings_from_consensus_table():
-    table = pd.DataFrame([
-        {"item": "1.2.3", "label": "nodule", "value": 1, "posterior": 0.9, "n_readers": 3,
-         "x0": None, "y0": None, "x1": None, "y1": None},
-        {"item": "1.2.3", "label": "nodule", "value": None, "posterior": None, "n_readers": 3,
-         "x0": 1.0, "y0": 2.0, "x1": 3.0, "y1": 4.0},
-        {"item": "9.9", "label": "nodule", "value": 0, "posterior": 0.1, "n_readers": 3,
-         "x0": None, "y0": None, "x1": None, "y1": None},
-    ])
-    findings, boxes = consensus_findings(table, "1.2.3", instance_uid="1.2.3.4")
-    assert findings == [Finding("nodule", 1, "consensus", 3, 0.9)]
-    assert boxes == [Box("nodule", "1.2.3.4", 1.0, 2.0, 3.0, 4.0, method="box", n_readers=3)]
+def test_consensus_findings_from_consensus_tables():
+    columns = ["item", "label", "value", "posterior", "n_readers", "x0", "y0", "x1", "y1"]
+    labels = pd.DataFrame([["1.2.3", "nodule", 1, 0.9, 3, None, None, None, None],
+                           ["1.2.3", "effusion", None, 0.5, 2, None, None, None, None],
+                           ["9.9", "nodule", 0, 0.1, 3, None, None, None, None]], columns=columns)
+    boxes = pd.DataFrame([["1.2.3", "nodule", None, None, 3, 1.0, 2.0, 3.0, 4.0]], columns=columns)
+    findings, none = consensus_findings(labels, "1.2.3", method="dawid_skene")
+    assert none == []
+    assert findings == [Finding("nodule", 1, "dawid_skene", 3, 0.9), Finding("effusion", None, "dawid_skene", 2, 0.5)]
+    both = pd.concat([labels.assign(method="dawid_skene"), boxes.assign(method="box")])
+    findings, found = consensus_findings(both, "1.2.3", instance_uid="1.2.3.4")
+    assert len(findings) == 2
+    assert found == [Box("nodule", "1.2.3.4", 1.0, 2.0, 3.0, 4.0, method="box", n_readers=3)]
     with pytest.raises(ValueError, match="name the instance"):
-        consensus_findings(table, "1.2.3")
+        consensus_findings(boxes, "1.2.3", method="box")
+    with pytest.raises(ValueError, match="name the consensus method"):
+        consensus_findings(labels, "1.2.3")
+
+
+def enhanced_ct() -> Dataset:
+    """One multi-frame instance: three slices of pydicom's CT_small converted by highdicom."""
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    slices = []
+    for i in range(3):
+        s = copy.deepcopy(ct)
+        s.SOPInstanceUID, s.InstanceNumber = generate_uid(), i + 1
+        s.ImagePositionPatient = [*ct.ImagePositionPatient[:2], float(ct.ImagePositionPatient[2]) + 5 * i]
+        slices.append(s)
+    return hd.legacy.LegacyConvertedEnhancedCTImage(slices, series_instance_uid=generate_uid(), series_number=1,
+                                                    sop_instance_uid=generate_uid(), instance_number=1)
+
+
+def test_multiframe_boxes_reference_their_frame(tmp_path):
+    mf = enhanced_ct()
+    box = Box("nodule", str(mf.SOPInstanceUID), 3.0, 4.0, 20.0, 30.0, n_readers=3, frame=2)
+    series_uid = str(mf.SeriesInstanceUID)
+    sr = findings_sr([mf], [Finding("nodule", 1, "majority", 3)], [box], identity=IDENTITY, series_uid=series_uid)
+    (seg,) = consensus_segs([mf], boxes_to_masks([box], [mf]), identity=IDENTITY, series_uid=series_uid,
+                            method="box", n_readers=3)
+    write(sr, tmp_path / "sr.dcm")
+    write(seg, tmp_path / "seg.dcm")
+    if DCIODVFY is not None:
+        assert dciodvfy_errors(tmp_path / "sr.dcm") == []
+        assert dciodvfy_errors(tmp_path / "seg.dcm") == []
+    region = hd.sr.srread(tmp_path / "sr.dcm").content.get_planar_roi_measurement_groups()[0].roi
+    ref = region.ContentSequence[0].ReferencedSOPSequence[0]
+    assert (str(ref.ReferencedSOPInstanceUID), int(ref.ReferencedFrameNumber)) == (box.sop_instance_uid, 2)
+    read = hd.seg.segread(tmp_path / "seg.dcm")
+    assert int(read.NumberOfFrames) == 1  # empty frames left out
+    source = read.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
+    assert (str(source.ReferencedSOPInstanceUID), int(source.ReferencedFrameNumber)) == (box.sop_instance_uid, 2)
+    with pytest.raises(ValueError, match="name its frame"):
+        findings_sr([mf], [], [Box("nodule", str(mf.SOPInstanceUID), 0, 0, 1, 1)], identity=IDENTITY,
+                    series_uid=series_uid)
