@@ -7,6 +7,7 @@ Every UID and date is derived from the release identity, not from randomness or 
 rebuilding a release gives byte-identical files (the manifest hash is the release's identity)."""
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,8 +29,8 @@ ABNORMAL = hd.sr.CodedConcept("49755003", "SCT", "Morphologically Abnormal Struc
 POSTERIOR = hd.sr.CodedConcept("posterior", SCHEME, "Consensus posterior probability")
 N_READERS = hd.sr.CodedConcept("n-readers", SCHEME, "Number of readers")
 NO_UNIT = hd.sr.CodedConcept("1", "UCUM", "no units")
-UID_NAMESPACE = uuid.UUID("6f1c5e52-8d0e-5a4b-9a41-63757261746f")  # fixed: changing it changes every release UID
 READERS_UNIT = hd.sr.CodedConcept("{readers}", "UCUM", "readers")
+UID_NAMESPACE = uuid.UUID("6f1c5e52-8d0e-5a4b-9a41-63757261746f")  # fixed: changing it changes every release UID
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,18 @@ class Box:
     frame: int | None = None
 
 
+def _code_value(text: str) -> str:
+    """A code value fits 16 characters (SH); longer names keep a prefix and a hash so two
+    labels sharing their first 16 characters still get different codes."""
+    return text if len(text) <= 16 else f"{text[:7]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
 def label_code(label: str) -> hd.sr.CodedConcept:
-    return hd.sr.CodedConcept(label[:16], SCHEME, label[:64])
+    return hd.sr.CodedConcept(_code_value(label), SCHEME, label[:64])
 
 
 def method_code(method: str) -> hd.sr.CodedConcept:
-    return hd.sr.CodedConcept(method[:16], SCHEME, f"consensus by {method}"[:64])
+    return hd.sr.CodedConcept(_code_value(method), SCHEME, f"consensus by {method}"[:64])
 
 
 def consensus_findings(table: pd.DataFrame, item: str, *, method: str | None = None,

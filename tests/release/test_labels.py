@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 
 from curation.release.labels import (Box, Finding, ReleaseIdentity, boxes_to_masks, consensus_findings,
-                                     consensus_segs, findings_sr)
+                                     consensus_segs, findings_sr, label_code)
 
 IDENTITY = ReleaseIdentity("demo", "1.0.0", date(2026, 1, 2))
 DCIODVFY = shutil.which("dciodvfy")
@@ -210,3 +210,9 @@ def test_multiframe_boxes_reference_their_frame(tmp_path):
     with pytest.raises(ValueError, match="name its frame"):
         findings_sr([mf], [], [Box("nodule", str(mf.SOPInstanceUID), 0, 0, 1, 1)], identity=IDENTITY,
                     series_uid=series_uid)
+
+
+def test_long_labels_keep_distinct_codes():
+    a, b = label_code("pulmonary_nodule_solid"), label_code("pulmonary_nodule_subsolid")
+    assert a.value != b.value and len(a.value) <= 16 and len(b.value) <= 16
+    assert label_code("nodule").value == "nodule"
