@@ -1,0 +1,286 @@
+"""Build a release into its staging prefix: select series from the catalog, copy their de-identified
+DICOM, write the tables, provenance and CHANGES.md, and last the manifest.
+
+Everything written is a function of the catalog, the store and the spec: no build time, no host, no
+random order (rows and paths sorted), so building the same selection twice gives byte-identical
+files and the same manifest hash. The ledger head recorded in provenance is the newest event that is
+not a release event, so a build's own event does not change the next build of the same data.
+"""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from curation.catalog import Catalog, append_event
+from curation.catalog.lineage import GENESIS
+from curation.catalog.models import (
+    AnnotationItem,
+    AnnotationRound,
+    ConsensusLabel,
+    LineageEvent,
+    ReaderReport,
+    Reading,
+)
+from curation.confighash import canonical_json
+from curation.pipeline.analyse import strict_json
+from curation.pipeline.select import candidates, final_decisions, model_decision, newest_records
+from curation.release import diff as release_diff
+from curation.release import splits as release_splits
+from curation.release.layout import (
+    MANIFEST_JSON,
+    StoreTree,
+    published_versions,
+    release_prefix,
+    staging_prefix,
+)
+from curation.release.manifest import Manifest, ManifestEntry
+from curation.release.tables import CONSENSUS_COLUMNS, READING_COLUMNS, SERIES_COLUMNS, to_csv
+from curation.release.version import Version, check_name, next_version
+from curation.store import Store
+from curation.vocabulary import QualityDecision, Zone
+
+#: The ledger's stage name for release events (build, publish).
+STAGE = "release"
+#: Stages whose versions and configuration hashes a release's provenance lists.
+PROVENANCE_STAGES = ("deid", "classify", "quality")
+#: Round kind whose readings and consensus a release carries (quality reviews are the final decisions).
+LABELS_ROUND = "labels"
+
+
+class ReleaseError(ValueError):
+    """A release cannot be built or published as asked (the message says why)."""
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """What to release: name and version (an explicit one, or a bump of the newest published), the
+    selection (series kinds, final quality decisions, annotation rounds; empty kinds or rounds: any)
+    and the split plan."""
+
+    name: str
+    bump: str = "minor"
+    version: str | None = None
+    kinds: tuple[str, ...] = ()
+    decisions: tuple[str, ...] = (QualityDecision.APPROVE,)
+    rounds: tuple[int, ...] = ()
+    splits: release_splits.SplitPlan = release_splits.SplitPlan()
+
+    def selection_json(self) -> dict[str, Any]:
+        return {"kinds": sorted(self.kinds), "decisions": sorted(self.decisions), "rounds": sorted(self.rounds)}
+
+
+@dataclass
+class BuildResult:
+    name: str
+    version: str
+    previous: str | None
+    prefix: str
+    manifest_sha256: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "previous": self.previous, "prefix": self.prefix,
+                "manifest_sha256": self.manifest_sha256, "counts": self.counts}
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """One selected series with what the release says of it."""
+
+    series_id: int
+    key: str
+    patient: str
+    study: str
+    row: dict[str, Any]
+    files: tuple[tuple[str, str], ...]  # (deid-zone key, release path)
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict[str, str | None]:
+    """The package version and, in a git checkout, the commit (read once per process)."""
+    try:
+        version = metadata.version("curation")
+    except metadata.PackageNotFoundError:
+        version = None
+    root = Path(__file__).resolve().parents[2]
+    commit = None
+    if (root / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                    timeout=10, check=True).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+    return {"package": version, "commit": commit}
+
+
+def release_path(deid_key: str) -> tuple[str, str, str]:
+    """(release path, patient, study) of a deid-zone key: DICOM keep their pseudonymous
+    `<patient>/<study>/<series>/<sop>.dcm`; an image or volume (`images/<hash>/<name>`) has no patient,
+    so it stands as its own pseudonymous patient `img-<hash prefix>` with study `none`."""
+    parts = deid_key.split("/")
+    if len(parts) == 4:
+        return "images/" + deid_key, parts[0], parts[1]
+    if len(parts) == 3:
+        patient = f"img-{parts[1][:16]}"
+        return f"images/{patient}/none/{parts[1]}/{parts[2]}", patient, "none"
+    raise ReleaseError(f"deid-zone key {deid_key!r} is neither <patient>/<study>/<series>/<file> nor <folder>/<hash>/<file>")
+
+
+def _round_series(catalog: Catalog, rounds: Sequence[int]) -> set[int]:
+    with catalog.session() as s:
+        return set(s.scalars(select(AnnotationItem.series_id).where(AnnotationItem.round_id.in_(list(rounds)))))
+
+
+def choose(catalog: Catalog, spec: ReleaseSpec) -> list[Chosen]:
+    """The series the spec selects, sorted by their release paths, with their series-table rows."""
+    refs = candidates(catalog)
+    finals = final_decisions(catalog, [r.series_id for r in refs])
+    in_rounds = _round_series(catalog, spec.rounds) if spec.rounds else None
+    refs = [r for r in refs if (not spec.kinds or r.kind in spec.kinds)
+            and finals[r.series_id].decision in spec.decisions
+            and (in_rounds is None or r.series_id in in_rounds)]
+    ids = [r.series_id for r in refs]
+    deid, classify, quality = (newest_records(catalog, stage, ids) for stage in ("deid", "classify", "quality"))
+    chosen = []
+    for ref in refs:
+        keys = sorted((deid[ref.series_id].metrics or {}).get("outputs") or [])
+        files = tuple((k, release_path(k)[0]) for k in keys)
+        _, patient, study = release_path(keys[0])
+        final, q = finals[ref.series_id], quality.get(ref.series_id)
+        row = {"series": ref.item_key, "patient": patient, "study": study, "format": ref.format,
+               "modality": ref.modality, "kind": ref.kind, "body_part": ref.body_part, "n_files": len(files),
+               "final_decision": final.decision, "decision_source": final.source,
+               "decision_reason": final.reason, "reviewers": list(final.reviewers),
+               "model_decision": model_decision(q),
+               "quality_metrics": strict_json(((q.metrics or {}).get("metrics") if q else None) or {}),
+               "attributes": strict_json(classify[ref.series_id].metrics if ref.series_id in classify else {})}
+        chosen.append(Chosen(ref.series_id, ref.item_key, patient, study, row, files))
+    return sorted(chosen, key=lambda c: (c.patient, c.study, c.key))
+
+
+def lineage_head(catalog: Catalog) -> str:
+    """The newest ledger event that is not a release's own (GENESIS on an empty ledger)."""
+    with catalog.session() as s:
+        head = s.scalar(select(LineageEvent.hash).where(LineageEvent.stage != STAGE)
+                        .order_by(LineageEvent.id.desc()).limit(1))
+    return head or GENESIS
+
+
+def _rounds(catalog: Catalog, spec: ReleaseSpec, series_ids: set[int]) -> list[AnnotationRound]:
+    """Labels rounds that read a selected series (only those of the spec when it names rounds)."""
+    with catalog.session() as s:
+        query = (select(AnnotationRound).join(AnnotationItem, AnnotationItem.round_id == AnnotationRound.id)
+                 .where(AnnotationRound.kind == LABELS_ROUND, AnnotationItem.series_id.in_(list(series_ids)))
+                 .distinct().order_by(AnnotationRound.id))
+        if spec.rounds:
+            query = query.where(AnnotationRound.id.in_(list(spec.rounds)))
+        rounds = list(s.scalars(query))
+        s.expunge_all()
+    return rounds
+
+
+def _round_tables(catalog: Catalog, rounds: list[AnnotationRound], keys: dict[int, str]) -> tuple[bytes, bytes, bytes]:
+    """readings.csv, consensus.csv and agreement.json of the rounds, limited to the selected series."""
+    ids = [r.id for r in rounds]
+    with catalog.session() as s:
+        items = {i.id: i for i in s.scalars(select(AnnotationItem).where(AnnotationItem.round_id.in_(ids)))}
+        passes = {(r.round_id, r.reader): r.passes_qc
+                  for r in s.scalars(select(ReaderReport).where(ReaderReport.round_id.in_(ids)))}
+        readings = [{**{c: getattr(r, c) for c in READING_COLUMNS if hasattr(r, c)}, "round": r.round_id,
+                     "series": keys[items[r.item_id].series_id], "reader_passes_qc": passes.get((r.round_id, r.reader)),
+                     "is_gold": items[r.item_id].is_gold}
+                    for r in s.scalars(select(Reading).where(Reading.round_id.in_(ids)))
+                    if items[r.item_id].series_id in keys]
+        consensus = [{**{c: getattr(r, c) for c in CONSENSUS_COLUMNS if hasattr(r, c)}, "round": r.round_id,
+                      "series": keys[items[r.item_id].series_id]}
+                     for r in s.scalars(select(ConsensusLabel).where(ConsensusLabel.round_id.in_(ids)))
+                     if items[r.item_id].series_id in keys]
+    readings.sort(key=lambda r: (r["round"], r["series"], r["label"], r["reader"], r["record"], r["ordinal"]))
+    consensus.sort(key=lambda r: (r["round"], r["series"], r["label"], r["method"], r["ordinal"]))
+    agreement = {str(r.id): {"project": r.project, "name": r.name, "schema": f"{r.schema_name}_v{r.schema_version}",
+                             "state": r.state,
+                             "summary": strict_json({k: v for k, v in (r.summary or {}).items() if k != "rewards"})}
+                 for r in rounds}
+    return (to_csv(readings, READING_COLUMNS), to_csv(consensus, CONSENSUS_COLUMNS),
+            (canonical_json(agreement) + "\n").encode())
+
+
+def _stage_provenance(catalog: Catalog, ids: list[int]) -> dict[str, Any]:
+    out = {}
+    for stage in PROVENANCE_STAGES:
+        records = newest_records(catalog, stage, ids).values()
+        out[stage] = {"versions": sorted({r.stage_version for r in records}),
+                      "config_hashes": sorted({r.config_hash for r in records})}
+    return out
+
+
+def _clear(store: Store, prefix: str) -> None:
+    for key in list(store.list(Zone.RELEASES, prefix)):
+        store.delete(Zone.RELEASES, key, missing_ok=True)
+
+
+def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
+    """Build `spec` into `releases/<name>/.staging-<version>/` (replacing an earlier build of that
+    version there) and return its manifest hash and counts; publish with `curation.release.publish`."""
+    check_name(spec.name)
+    published = published_versions(store, spec.name)
+    previous = published[-1] if published else None
+    version = Version.parse(spec.version) if spec.version else next_version(previous, spec.bump)
+    if version in published:
+        raise ReleaseError(f"release {spec.name}@{version} is already published; published releases are immutable")
+    chosen = choose(catalog, spec)
+    if not chosen:
+        raise ReleaseError(f"the selection {spec.selection_json()} matches no de-identified series")
+    prefix = staging_prefix(spec.name, version)
+    _clear(store, prefix)
+    entries: list[ManifestEntry] = []
+
+    def put(path: str, data: bytes) -> None:
+        store.put_bytes(Zone.RELEASES, prefix + path, data)
+        entries.append(ManifestEntry.of(path, data))
+
+    assignment = release_splits.assign_all((c.patient for c in chosen), spec.splits)
+    for c in chosen:
+        content = hashlib.sha256()
+        for deid_key, path in c.files:
+            data = store.get_bytes(Zone.DEID, deid_key)
+            put(path, data)
+            content.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+        c.row.update(split=assignment[c.patient], content_sha256=content.hexdigest())
+    put("tables/series.csv", to_csv((c.row for c in chosen), SERIES_COLUMNS))
+    keys = {c.series_id: c.key for c in chosen}
+    rounds = _rounds(catalog, spec, set(keys))
+    readings, consensus, agreement = _round_tables(catalog, rounds, keys)
+    put("tables/readings.csv", readings)
+    put("tables/consensus.csv", consensus)
+    put("tables/agreement.json", agreement)
+    provenance = {"name": spec.name, "version": str(version), "previous": str(previous) if previous else None,
+                  "code": code_version(), "selection": spec.selection_json(), "splits": spec.splits.to_json(),
+                  "stages": _stage_provenance(catalog, list(keys)),
+                  "rounds": [{"id": r.id, "project": r.project, "name": r.name,
+                              "schema": f"{r.schema_name}_v{r.schema_version}"} for r in rounds],
+                  "lineage_head": lineage_head(catalog)}
+    put("provenance.json", (canonical_json(provenance) + "\n").encode())
+    old = StoreTree(store, release_prefix(spec.name, previous)) if previous else None
+    changes = release_diff.diff_trees(old, StoreTree(store, prefix), f"{spec.name}@{previous}" if previous else None,
+                                      f"{spec.name}@{version}")
+    put("CHANGES.md", release_diff.changes_markdown(changes).encode())
+    manifest = Manifest(spec.name, str(version), tuple(entries))
+    store.put_bytes(Zone.RELEASES, prefix + MANIFEST_JSON, manifest.to_bytes())
+    figures = {k: v["new"] for k, v in changes.counts.items()}
+    append_event(catalog, stage=STAGE, action="build", subject=f"release:{spec.name}@{version}",
+                 inputs=[f"series:{c.series_id}" for c in chosen], outputs=[f"sha256:{manifest.sha256}"],
+                 details={"prefix": prefix, "counts": figures})
+    return BuildResult(spec.name, str(version), str(previous) if previous else None, prefix, manifest.sha256, figures)
+
+
+__all__ = ["BuildResult", "Chosen", "PROVENANCE_STAGES", "ReleaseError", "ReleaseSpec", "STAGE", "build", "choose",
+           "code_version", "lineage_head", "release_path"]
