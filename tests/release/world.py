@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from curation.catalog import Catalog, Instance, Series, Source, StageRecord
 from curation.catalog.models import AnnotationItem, AnnotationRound, ConsensusLabel, QualityReview, Reading
-from curation.store import LocalStore
+from curation.store import Store
 from curation.vocabulary import QualityDecision, SeriesKind, StageStatus, Zone
 
 STATUS = {QualityDecision.APPROVE: StageStatus.OK, QualityDecision.REVIEW: StageStatus.REVIEW,
@@ -19,7 +19,7 @@ def series_uid(n: int) -> str:
     return f"2.25.{1000 + n}"
 
 
-def add_series(catalog: Catalog, store: LocalStore, n: int, *, patient: str, kind: str = SeriesKind.CR,
+def add_series(catalog: Catalog, store: Store, n: int, *, patient: str, kind: str = SeriesKind.CR,
                decision: str = QualityDecision.APPROVE, files: int = 2) -> int:
     """A de-identified, classified and quality-checked series of `files` instances of patient `patient`."""
     uid = series_uid(n)
