@@ -1,4 +1,4 @@
-"""`curate release build|list|show|diff|verify`: versioned dataset releases without Airflow.
+"""`curate release build|publish|list|show|diff|verify`: versioned dataset releases without Airflow.
 
 `build` selects series from the catalog (kinds, final quality decisions, rounds), writes them into a
 staging prefix and, with `--publish`, publishes them immutably; `verify` recomputes every checksum of
@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--publish", action="store_true", help="publish the build once it verifies")
     common(b)
     b.set_defaults(func=run_build)
+    pub = rsub.add_parser("publish", help="publish the staged build of NAME@VERSION (refused if that version exists)")
+    pub.add_argument("release", metavar="NAME@VERSION")
+    common(pub)
+    pub.set_defaults(func=run_publish)
     readers = (("list", "published releases and their versions", (), run_list),
                ("show", "one published version: manifest hash, counts, provenance", (("release", "NAME@VERSION"),),
                 run_show),
@@ -120,8 +124,22 @@ def run_build(args: argparse.Namespace) -> int:
     if "publish" in out:
         print(f"published at {out['publish']['location']}")
     else:
-        print(f"publish with: curate release build ... --publish, or curation.release.publish.publish(..., "
-              f"{result.name!r}, {result.version!r})")
+        print(f"publish with: curate release publish {result.name}@{result.version}")
+    return 0
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from curation.release.publish import publish
+
+    ref = _ref(args.release)
+    try:
+        done = publish(_catalog(args), _store(args), ref.name, ref.version)
+    except ValueError as exc:  # ReleaseExists, a build that no longer matches its manifest
+        raise CliError(str(exc)) from None
+    if args.json:
+        print_json(done.to_json())
+    else:
+        print(f"published {ref} at {done.location} ({done.files} files, manifest SHA-256 {done.manifest_sha256})")
     return 0
 
 

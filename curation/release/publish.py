@@ -47,6 +47,9 @@ def publish(catalog: Catalog, store: Store, name: str, version: str | Version) -
         raise ReleaseExists(f"release {name}@{version} is already published at "
                             f"{store.uri_for(Zone.RELEASES, final.rstrip('/'))}; releases are immutable, "
                             "build a new version instead")
+    if not store.exists(Zone.RELEASES, staging + MANIFEST_JSON):
+        raise ReleaseError(f"there is no build of {name}@{version} to publish (build it first: "
+                           f"curate release build --name {name} --version {version})")
     report = verify_tree(StoreTree(store, staging))
     if not report.ok:
         raise ReleaseError(f"the build of {name}@{version} at {report.location} does not match its manifest: "

@@ -173,6 +173,16 @@ def test_the_build_command_publishes_and_explains_bad_input(world, tmp_path, cap
     out = json.loads(capsys.readouterr().out)
     assert out["publish"]["manifest_sha256"] == out["build"]["manifest_sha256"]
     assert verify_tree(StoreTree(store, "chest/1.0.0/")).ok
+    publish_args = ["release", "publish", "--db", db, "--store", str(store.root)]
+    assert main(publish_args + ["chest@1.0.0"]) == 2
+    assert "already published" in capsys.readouterr().err
+    assert main(publish_args + ["chest@1.1.0"]) == 2
+    assert "no build of chest@1.1.0" in capsys.readouterr().err
+    assert main(args[:-1] + ["--bump", "patch"]) == 0
+    assert "publish with: curate release publish chest@1.0.1" in capsys.readouterr().out
+    assert main(publish_args + ["chest@1.0.1"]) == 0
+    assert "published chest@1.0.1" in capsys.readouterr().out
+    assert verify_tree(StoreTree(store, "chest/1.0.1/")).ok
     assert main(args + ["--kinds", "FLAIR"]) == 2
     assert "matches no de-identified series" in capsys.readouterr().err
     assert main(args + ["--version", "1.0"]) == 2
