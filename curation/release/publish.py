@@ -1,9 +1,11 @@
 """Publish a verified build: copy it from its staging prefix to `releases/<name>/<version>/`,
 manifest last, so a reader who finds `manifest.json` finds every file it lists.
 
-Published releases are immutable: publishing a version that exists (even partly: an interrupted
-publish) is refused before anything is written, and the staging build is left as it was. A build
-whose files no longer match its manifest is refused too.
+Published releases are immutable: publishing a version whose manifest exists is refused before
+anything is written, and the staging build is left as it was. A folder without a manifest is an
+interrupted publish, not a release (nothing lists it): publishing again completes it, replacing its
+files from the build and removing any the manifest does not list. A build whose files no longer
+match its manifest is refused.
 """
 from __future__ import annotations
 
@@ -39,11 +41,11 @@ class PublishResult:
 
 
 def publish(catalog: Catalog, store: Store, name: str, version: str | Version) -> PublishResult:
-    """Publish the staged build of `name@version`; ReleaseExists when that version has any file."""
+    """Publish the staged build of `name@version`; ReleaseExists when that version is published."""
     check_name(name)
     version = Version.parse(str(version))
     final, staging = release_prefix(name, version), staging_prefix(name, version)
-    if next(iter(store.list(Zone.RELEASES, final)), None) is not None:
+    if store.exists(Zone.RELEASES, final + MANIFEST_JSON):
         raise ReleaseExists(f"release {name}@{version} is already published at "
                             f"{store.uri_for(Zone.RELEASES, final.rstrip('/'))}; releases are immutable, "
                             "build a new version instead")
@@ -56,6 +58,9 @@ def publish(catalog: Catalog, store: Store, name: str, version: str | Version) -
                            + "; ".join(str(p) for p in report.problems))
     manifest_bytes = store.get_bytes(Zone.RELEASES, staging + MANIFEST_JSON)
     manifest = Manifest.from_bytes(manifest_bytes)
+    listed = {final + e.path for e in manifest.entries}
+    for leftover in [k for k in store.list(Zone.RELEASES, final) if k not in listed]:
+        store.delete(Zone.RELEASES, leftover, missing_ok=True)  # from an interrupted publish of another build
     for entry in sorted(manifest.entries):
         store.put_bytes(Zone.RELEASES, final + entry.path, store.get_bytes(Zone.RELEASES, staging + entry.path))
     store.put_bytes(Zone.RELEASES, final + MANIFEST_JSON, manifest_bytes)

@@ -106,6 +106,20 @@ def test_publish_is_atomic_and_a_second_publish_changes_nothing(world):
     assert _zone(store) == before
 
 
+def test_an_interrupted_publish_is_not_a_release_and_publishing_again_completes_it(world):
+    catalog, store = world
+    _populate(catalog, store)
+    built = build(catalog, store, ReleaseSpec("chest"))
+    staged = sorted(store.list(Zone.RELEASES, built.prefix))
+    for key in staged[:3]:  # the first files copied, then the process died (no manifest yet)
+        store.put_bytes(Zone.RELEASES, key.replace(built.prefix, "chest/1.0.0/"), b"partial")
+    store.put_bytes(Zone.RELEASES, "chest/1.0.0/images/stray.dcm", b"stray")
+    assert published_versions(store, "chest") == []
+    publish(catalog, store, "chest", "1.0.0")
+    report = verify_tree(StoreTree(store, "chest/1.0.0/"), expected_sha256=built.manifest_sha256)
+    assert report.ok and report.files_checked == len(staged) - 1
+
+
 def test_verify_names_a_flipped_byte_a_deleted_file_and_an_added_file(world, tmp_path, capsys):
     catalog, store = world
     _populate(catalog, store)
