@@ -37,6 +37,7 @@ from curation.release import splits as release_splits
 from curation.release.layout import (
     MANIFEST_JSON,
     StoreTree,
+    bulk_writes,
     published_versions,
     release_prefix,
     staging_prefix,
@@ -248,13 +249,14 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
         entries.append(ManifestEntry.of(path, data))
 
     assignment = release_splits.assign_all((c.patient for c in chosen), spec.splits)
-    for c in chosen:
-        content = hashlib.sha256()
-        for deid_key, path in c.files:
-            data = store.get_bytes(Zone.DEID, deid_key)
-            put(path, data)
-            content.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-        c.row.update(split=assignment[c.patient], content_sha256=content.hexdigest())
+    with bulk_writes(store):
+        for c in chosen:
+            content = hashlib.sha256()
+            for deid_key, path in c.files:
+                data = store.get_bytes(Zone.DEID, deid_key)
+                put(path, data)
+                content.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+            c.row.update(split=assignment[c.patient], content_sha256=content.hexdigest())
     put("tables/series.csv", to_csv((c.row for c in chosen), SERIES_COLUMNS))
     keys = {c.series_id: c.key for c in chosen}
     rounds = _rounds(catalog, spec, set(keys))

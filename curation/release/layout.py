@@ -7,10 +7,12 @@ on the store (local or S3) and on a copy a data scientist pulled to their disk.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from curation.release.version import Version, check_name
 from curation.store import Store
@@ -104,6 +106,13 @@ class DirTree(ReleaseTree):
                 yield block
 
 
+def bulk_writes(store: Store) -> contextlib.AbstractContextManager[Any]:
+    """Many puts, one durability flush at the end (a LocalStore skips its two fsyncs per object);
+    a no-op for stores whose puts are durable on return (S3)."""
+    deferred = getattr(store, "deferred_sync", None)
+    return deferred() if deferred is not None else contextlib.nullcontext()
+
+
 def published_versions(store: Store, name: str) -> list[Version]:
     """Published versions of release `name`, oldest first (a folder without manifest.json is not one)."""
     found = set()
@@ -127,5 +136,5 @@ def release_names(store: Store) -> list[str]:
     return sorted(names)
 
 
-__all__ = ["DirTree", "MANIFEST_JSON", "ReleaseTree", "STAGING_PREFIX", "StoreTree", "published_versions",
+__all__ = ["DirTree", "bulk_writes", "MANIFEST_JSON", "ReleaseTree", "STAGING_PREFIX", "StoreTree", "published_versions",
            "release_names", "release_prefix", "staging_prefix"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from curation.catalog import Catalog, append_event
 from curation.release.build import STAGE, ReleaseError
-from curation.release.layout import MANIFEST_JSON, StoreTree, release_prefix, staging_prefix
+from curation.release.layout import MANIFEST_JSON, StoreTree, bulk_writes, release_prefix, staging_prefix
 from curation.release.manifest import Manifest
 from curation.release.verify import verify_tree
 from curation.release.version import Version, check_name
@@ -61,8 +61,9 @@ def publish(catalog: Catalog, store: Store, name: str, version: str | Version) -
     listed = {final + e.path for e in manifest.entries}
     for leftover in [k for k in store.list(Zone.RELEASES, final) if k not in listed]:
         store.delete(Zone.RELEASES, leftover, missing_ok=True)  # from an interrupted publish of another build
-    for entry in sorted(manifest.entries):
-        store.put_bytes(Zone.RELEASES, final + entry.path, store.get_bytes(Zone.RELEASES, staging + entry.path))
+    with bulk_writes(store):  # every file durable before the manifest that makes them a release
+        for entry in sorted(manifest.entries):
+            store.put_bytes(Zone.RELEASES, final + entry.path, store.get_bytes(Zone.RELEASES, staging + entry.path))
     store.put_bytes(Zone.RELEASES, final + MANIFEST_JSON, manifest_bytes)
     for key in list(store.list(Zone.RELEASES, staging)):
         store.delete(Zone.RELEASES, key, missing_ok=True)
