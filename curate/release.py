@@ -186,8 +186,9 @@ def run_show(args: argparse.Namespace) -> int:
           + ", ".join(f"{k} {v}" for k, v in summary["files_by_role"].items()))
     print("  " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()))
     prov = summary["provenance"] or {}
-    print(f"  code {prov.get('code')}, lineage head {prov.get('lineage_head')}, "
-          f"rounds {[r['id'] for r in prov.get('rounds', [])]}")
+    code = prov.get("code") or {}
+    print(f"  code {code.get('package') or '?'} (commit {code.get('commit') or 'unknown'}), "
+          f"lineage head {prov.get('lineage_head')}, rounds {[r['id'] for r in prov.get('rounds', [])] or 'none'}")
     return 0
 
 

@@ -50,6 +50,8 @@ from curation.vocabulary import QualityDecision, Zone
 
 #: The ledger's stage name for release events (build, publish).
 STAGE = "release"
+#: The platform's distribution (pyproject's project name) whose version provenance records.
+DISTRIBUTION = "curate"
 #: Stages whose versions and configuration hashes a release's provenance lists.
 PROVENANCE_STAGES = ("deid", "classify", "quality")
 #: Round kind whose readings and consensus a release carries (quality reviews are the final decisions).
@@ -108,7 +110,7 @@ class Chosen:
 def code_version() -> dict[str, str | None]:
     """The package version and, in a git checkout, the commit (read once per process)."""
     try:
-        version = metadata.version("curation")
+        version = metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
         version = None
     root = Path(__file__).resolve().parents[2]

@@ -74,6 +74,7 @@ def test_building_twice_gives_byte_identical_releases(world):
     provenance = json.loads(files[prefix + "provenance.json"])
     assert provenance["stages"]["deid"] == {"versions": ["1"], "config_hashes": ["c" * 64]}
     assert provenance["lineage_head"] and provenance["rounds"][0]["name"] == "run-1"
+    assert provenance["code"]["package"] and provenance["selection"]["decisions"] == ["approve"]
     # build events are in the ledger, the chain holds, and they do not feed the next build's provenance
     with catalog.session() as s:
         assert [e.action for e in s.query(LineageEvent).filter_by(stage="release")] == ["build", "build"]
