@@ -9,14 +9,17 @@ not a release event, so a build's own event does not change the next build of th
 from __future__ import annotations
 
 import hashlib
+import io
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pydicom
 from sqlalchemy import select
 
 from curation.catalog import Catalog, append_event
@@ -34,6 +37,8 @@ from curation.pipeline.analyse import strict_json
 from curation.pipeline.select import candidates, final_decisions, model_decision, newest_records
 from curation.release import diff as release_diff
 from curation.release import splits as release_splits
+from curation.release.labelling import RoundConsensus, Skipped, consensus_of_rounds, series_labels
+from curation.release.labels import ReleaseIdentity
 from curation.release.layout import (
     MANIFEST_JSON,
     StoreTree,
@@ -75,6 +80,9 @@ class ReleaseSpec:
     decisions: tuple[str, ...] = (QualityDecision.APPROVE,)
     rounds: tuple[int, ...] = ()
     splits: release_splits.SplitPlan = release_splits.SplitPlan()
+    #: The release date label objects carry (never the clock: a rebuild must be byte-identical);
+    #: None: the date of the ledger head the build records.
+    released_on: date | None = None
 
     def selection_json(self) -> dict[str, Any]:
         return {"kinds": sorted(self.kinds), "decisions": sorted(self.decisions), "rounds": sorted(self.rounds)}
@@ -177,6 +185,17 @@ def lineage_head(catalog: Catalog) -> str:
     return head or GENESIS
 
 
+def release_date(catalog: Catalog, spec: ReleaseSpec) -> date:
+    """The spec's release date, else the date of the newest non-release ledger event (1970-01-01
+    on an empty ledger): a function of the catalog, so building again gives the same labels."""
+    if spec.released_on is not None:
+        return spec.released_on
+    with catalog.session() as s:
+        at = s.scalar(select(LineageEvent.at).where(LineageEvent.stage != STAGE).order_by(LineageEvent.id.desc())
+                      .limit(1))
+    return at.date() if at is not None else date(1970, 1, 1)
+
+
 def _rounds(catalog: Catalog, spec: ReleaseSpec, series_ids: set[int]) -> list[AnnotationRound]:
     """Labels rounds that read a selected series (only those of the spec when it names rounds)."""
     with catalog.session() as s:
@@ -216,6 +235,38 @@ def _round_tables(catalog: Catalog, rounds: list[AnnotationRound], keys: dict[in
             (canonical_json(agreement) + "\n").encode())
 
 
+def _write_labels(chosen: list[Chosen], rounds: list[AnnotationRound], labelled: dict[tuple[int, int], RoundConsensus],
+                  kept: dict[int, list[bytes]], identity: ReleaseIdentity,
+                  put: Callable[[str, bytes], None]) -> list[Skipped]:
+    """SR and SEG of every labelled series (curation.release.labelling); a series whose labels
+    cannot be DICOM (not DICOM, unreadable, refused by highdicom) is skipped with its reason,
+    which provenance records."""
+    skipped: list[Skipped] = []
+    for c in chosen:
+        for rnd in rounds:
+            found = labelled.get((rnd.id, c.series_id))
+            if found is None:
+                continue
+            try:
+                sources = [pydicom.dcmread(io.BytesIO(d)) for d in kept.get(c.series_id, [])]
+            except Exception as exc:  # noqa: BLE001 - a file the release holds but pydicom cannot read
+                sources, why = [], f"released instances are not readable DICOM ({type(exc).__name__})"
+            else:
+                why = "no released DICOM instance to reference"
+            if not sources:
+                skipped.append(Skipped(c.key, rnd.id, why))
+                continue
+            folder = "labels/" + c.files[0][1].split("/", 1)[1].rsplit("/", 1)[0] + "/"
+            try:
+                files = series_labels(identity, folder, c.key, rnd.id, sources, found)
+            except ValueError as exc:
+                skipped.append(Skipped(c.key, rnd.id, str(exc)))
+                continue
+            for path, data in files:
+                put(path, data)
+    return skipped
+
+
 def _stage_provenance(catalog: Catalog, ids: list[int]) -> dict[str, Any]:
     out = {}
     for stage in PROVENANCE_STAGES:
@@ -251,6 +302,11 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
         entries.append(ManifestEntry.of(path, data))
 
     assignment = release_splits.assign_all((c.patient for c in chosen), spec.splits)
+    keys = {c.series_id: c.key for c in chosen}
+    rounds = _rounds(catalog, spec, set(keys))
+    labelled = consensus_of_rounds(catalog, [r.id for r in rounds], set(keys))
+    drawn_on = {sid for _, sid in labelled}
+    kept: dict[int, list[bytes]] = {}  # released DICOM of the series labels are drawn on
     with bulk_writes(store):
         for c in chosen:
             content = hashlib.sha256()
@@ -258,10 +314,12 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
                 data = store.get_bytes(Zone.DEID, deid_key)
                 put(path, data)
                 content.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+                if path.endswith(".dcm") and c.series_id in drawn_on:
+                    kept.setdefault(c.series_id, []).append(data)
             c.row.update(split=assignment[c.patient], content_sha256=content.hexdigest())
+        identity = ReleaseIdentity(spec.name, str(version), release_date(catalog, spec))
+        skipped = _write_labels(chosen, rounds, labelled, kept, identity, put)
     put("tables/series.csv", to_csv((c.row for c in chosen), SERIES_COLUMNS))
-    keys = {c.series_id: c.key for c in chosen}
-    rounds = _rounds(catalog, spec, set(keys))
     readings, consensus, agreement = _round_tables(catalog, rounds, keys)
     put("tables/readings.csv", readings)
     put("tables/consensus.csv", consensus)
@@ -271,7 +329,8 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
                   "stages": _stage_provenance(catalog, list(keys)),
                   "rounds": [{"id": r.id, "project": r.project, "name": r.name,
                               "schema": f"{r.schema_name}_v{r.schema_version}"} for r in rounds],
-                  "lineage_head": lineage_head(catalog)}
+                  "lineage_head": lineage_head(catalog), "released_on": identity.released_on.isoformat(),
+                  "labels_skipped": [k.to_json() for k in skipped]}
     put("provenance.json", (canonical_json(provenance) + "\n").encode())
     old = StoreTree(store, release_prefix(spec.name, previous)) if previous else None
     changes = release_diff.diff_trees(old, StoreTree(store, prefix), f"{spec.name}@{previous}" if previous else None,
@@ -287,4 +346,4 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
 
 
 __all__ = ["BuildResult", "Chosen", "PROVENANCE_STAGES", "ReleaseError", "ReleaseSpec", "STAGE", "build", "choose",
-           "code_version", "lineage_head", "release_path"]
+           "code_version", "lineage_head", "release_date", "release_path"]

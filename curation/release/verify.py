@@ -1,5 +1,7 @@
 """Verify a release against its manifest: every listed file present with its size and SHA-256, and
-nothing unlisted beside it. Each problem names the file, so a broken copy says what to fetch again.
+nothing unlisted beside it; unless `checksums_only`, also what its DICOM must be (curation.release.checks):
+labels valid by dciodvfy and referencing released instances, images de-identified and not raw-zone
+objects. Each problem names the file, so a broken copy says what to fetch again.
 """
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from curation.release.checks import content_problems, is_dicom_path
 from curation.release.layout import MANIFEST_JSON, ReleaseTree
 from curation.release.manifest import Manifest
 
@@ -16,7 +19,7 @@ MISSING, EXTRA, ALTERED, MANIFEST = "missing", "extra", "altered", "manifest"
 @dataclass(frozen=True)
 class Problem:
     path: str
-    kind: str  # missing | extra | altered | manifest
+    kind: str  # missing | extra | altered | manifest; content: invalid | reference | phi | raw
     detail: str
 
     def __str__(self) -> str:
@@ -48,8 +51,12 @@ def _digest(tree: ReleaseTree, path: str) -> tuple[int, str]:
     return size, sha.hexdigest()
 
 
-def verify_tree(tree: ReleaseTree, expected_sha256: str | None = None) -> VerifyReport:
-    """Recompute every checksum of `tree`; with `expected_sha256`, the manifest must have that hash."""
+def verify_tree(tree: ReleaseTree, expected_sha256: str | None = None, *, checksums_only: bool = True,
+                raw_sha256: set[str] | None = None) -> VerifyReport:
+    """Recompute every checksum of `tree`; with `expected_sha256`, the manifest must have that hash.
+    With `checksums_only` False, also check every listed DICOM's content (`raw_sha256`: the raw
+    zone's object hashes, where known). The default stays the fast check: publish and pull verify
+    bytes they already checked for content at the build's verify step."""
     if not tree.exists(MANIFEST_JSON):
         return VerifyReport(tree.location, None, 0, [Problem(MANIFEST_JSON, MISSING, "no manifest: not a release")])
     data = tree.read(MANIFEST_JSON)
@@ -75,6 +82,9 @@ def verify_tree(tree: ReleaseTree, expected_sha256: str | None = None) -> Verify
         if size != entry.size or sha != entry.sha256:
             report.problems.append(Problem(path, ALTERED, f"{size} bytes, SHA-256 {sha[:16]}...; manifest says "
                                            f"{entry.size} bytes, {entry.sha256[:16]}..."))
+    if not checksums_only:
+        dicom = ((p, tree.read(p)) for p in sorted(listed) if p in present and is_dicom_path(p))
+        report.problems += [Problem(c.path, c.kind, c.detail) for c in content_problems(dicom, raw_sha256)]
     return report
 
 
