@@ -1,0 +1,211 @@
+"""The release_dataset DAG: its shape (select -> build -> verify -> approval gate -> approve ->
+publish, described Params, scheduled on the annotations asset, emits dataset_release), whole runs
+under Airflow's dag.test() over a small curated catalog and deid zone (tests/release/world.py):
+without approval it publishes 1.0.0 and emits the asset event with the manifest hash; asking for
+1.0.0 again is refused with the store unchanged; with approval the run waits in Required Actions
+until a data owner approves over Airflow's REST API (HITL endpoint), then publishes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from sqlalchemy import select
+
+from curation.catalog import Catalog, verify_chain
+from curation.catalog.models import LineageEvent
+from curation.release.layout import StoreTree, published_versions, release_prefix
+from curation.release.verify import verify_tree
+from curation.store import LocalStore
+from curation.vocabulary import QualityDecision
+from tests.release.world import add_round, add_series
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_FILE = REPO / "dags" / "release_dataset.py"
+
+SHAPE = r"""
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("d", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+d = m.dag
+print("SHAPE" + json.dumps({
+    "tasks": {t.task_id: sorted(t.downstream_task_ids) for t in d.tasks},
+    "classes": {t.task_id: type(t).__name__ for t in d.tasks},
+    "outlets": {t.task_id: [a.name for a in t.outlets] for t in d.tasks if t.outlets},
+    "params": {k: {"default": p.value if p.has_value else None, "description": p.description}
+               for k, p in d.params.items()},
+    "schedule": str(d.timetable.asset_condition),
+}))
+"""
+
+# dag.test() once per conf; after each run its state, task instances, the asset events so far and a
+# digest of every file in the releases zone
+RUN = r"""
+import hashlib, importlib.util, json, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("d", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+from airflow.models import TaskInstance
+from airflow.models.asset import AssetEvent, AssetModel
+from airflow.utils.session import create_session
+zone = Path(sys.argv[3])
+for i, conf in enumerate(json.loads(sys.argv[2])):
+    run = m.dag.test(run_conf=conf)
+    print(f"STATE {i} {run.state}")
+    with create_session() as s:
+        for ti in s.query(TaskInstance).filter(TaskInstance.run_id == run.run_id):
+            print(f"TI {i} {ti.task_id} {ti.state}")
+        for event, name in s.query(AssetEvent, AssetModel.name).join(AssetModel, AssetModel.id == AssetEvent.asset_id):
+            print(f"ASSET {i} " + json.dumps({"name": name, "extra": event.extra}))
+    files = sorted(p for p in zone.rglob("*") if p.is_file()) if zone.exists() else []
+    digest = hashlib.sha256(b"".join(str(p).encode() + hashlib.sha256(p.read_bytes()).digest() for p in files))
+    print(f"ZONE {i} {len(files)} {digest.hexdigest()}", flush=True)
+"""
+
+# a data owner answers the approval over Airflow's REST API (PATCH .../taskInstances/approve/-1/hitlDetails),
+# in-process against the run's metadata DB
+ANSWER = r"""
+import json
+from airflow.models import TaskInstance
+from airflow.utils.session import create_session
+with create_session() as s:
+    ti = s.query(TaskInstance).filter_by(dag_id="release_dataset", task_id="approve").order_by(
+        TaskInstance.start_date.desc()).first()
+    print("WAITING " + json.dumps({"state": str(ti.state), "run_id": ti.run_id}))
+    run_id = ti.run_id
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+client = TestClient(create_app())
+url = f"/api/v2/dags/release_dataset/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
+pending = client.get(url)
+print("PENDING " + json.dumps(pending.json()))
+answer = client.patch(url, json={"chosen_options": ["Approve"], "params_input": {}})
+print("ANSWER " + str(answer.status_code) + " " + answer.text)
+"""
+
+
+def _world(home: Path) -> tuple[Catalog, LocalStore]:
+    """A curated catalog (CURATE_HOME's default catalog and store): three approved series of two
+    patients read in a labels round, and one excluded series that no release may hold."""
+    home.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(f"sqlite:///{home / 'catalog.sqlite'}")
+    store = LocalStore(home / "store", fsync=False)
+    a = add_series(catalog, store, 1, patient="ANON01")
+    b = add_series(catalog, store, 2, patient="ANON02")
+    c = add_series(catalog, store, 3, patient="ANON01", files=3)
+    add_series(catalog, store, 4, patient="ANON03", decision=QualityDecision.EXCLUDE)
+    add_round(catalog, [a, b, c], {a: 1, b: 0, c: 1})
+    return catalog, store
+
+
+def _lines(log: str, tag: str) -> list[str]:
+    return [line for line in log.splitlines() if line.startswith(tag + " ")]
+
+
+def test_dag_shape_params_and_schedule(airflow_env):
+    res = subprocess.run([sys.executable, "-c", SHAPE, str(DAG_FILE)], env=airflow_env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-4000:]
+    shape = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("SHAPE"))[5:])
+    assert shape["tasks"] == {"select": ["build"], "build": ["verify"], "verify": ["approval_required", "publish"],
+                              "approval_required": ["approve", "publish"], "approve": ["publish"], "publish": []}
+    assert shape["classes"]["approve"] == "ApprovalOperator"
+    assert shape["outlets"] == {"publish": ["dataset_release"]}
+    assert "annotations" in shape["schedule"]
+    params = shape["params"]
+    assert set(params) == {"name", "bump", "version", "kinds", "decisions", "rounds", "split_ratios", "split_seed",
+                           "require_approval"}
+    assert all(p["description"] for p in params.values())
+    assert params["require_approval"]["default"] is True
+    assert params["decisions"]["default"] == ["approve"] and params["bump"]["default"] == "minor"
+    assert params["split_ratios"]["default"] == {"train": 0.7, "validation": 0.15, "test": 0.15}
+
+
+def test_publish_without_approval_then_the_same_version_is_refused(tmp_path, airflow_env):
+    home = tmp_path / "curate"
+    catalog, store = _world(home)
+    env = dict(airflow_env, CURATE_HOME=str(home))
+    confs = [{"name": "chest", "require_approval": False, "split_ratios": {"train": 0.5, "test": 0.5}},
+             {"name": "chest", "version": "1.0.0", "require_approval": False}]
+    res = subprocess.run([sys.executable, "-c", RUN, str(DAG_FILE), json.dumps(confs), str(home / "store" / "releases")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    log = res.stdout + res.stderr
+    print("\n".join(_lines(log, "TI") + _lines(log, "ZONE")))
+    assert res.returncode == 0, log[-5000:]
+    assert "STATE 0 success" in log, log[-5000:]
+    for task, state in (("select", "success"), ("build", "success"), ("verify", "success"),
+                        ("approval_required", "success"), ("approve", "skipped"), ("publish", "success")):
+        assert f"TI 0 {task} {state}" in log, (task, log[-5000:])
+    assert published_versions(store, "chest") == [published_versions(store, "chest")[0]]
+    assert str(published_versions(store, "chest")[0]) == "1.0.0"
+    report = verify_tree(StoreTree(store, release_prefix("chest", "1.0.0")))
+    assert report.ok and report.files_checked == 2 + 2 + 3 + 6  # images + tables, provenance, CHANGES.md
+    (event,) = [json.loads(l.split(" ", 2)[2]) for l in _lines(log, "ASSET") if l.startswith("ASSET 0 ")]
+    extra = event["extra"]
+    assert event["name"] == "dataset_release"
+    assert (extra["name"], extra["version"], extra["manifest_sha256"]) == ("chest", "1.0.0", report.manifest_sha256)
+    assert extra["counts"]["series"] == 3 and extra["counts"]["patients"] == 2
+    assert extra["approval"] == {"required": False}
+    provenance = json.loads(store.get_bytes("releases", "chest/1.0.0/provenance.json"))
+    assert provenance["splits"]["ratios"] == [["train", 0.5], ["test", 0.5]]
+
+    # the same version again: refused at select, before anything is written; no retry, no new event
+    assert "STATE 1 failed" in log, log[-5000:]
+    assert "TI 1 select failed" in log and "TI 1 publish success" not in log
+    assert "already published" in log
+    zones = [l.split()[2:] for l in _lines(log, "ZONE")]
+    assert zones[0] == zones[1], "the refused run changed the releases zone"
+    assert len([l for l in _lines(log, "ASSET") if l.startswith("ASSET 1 ")]) == 1, "no second asset event"
+
+    with catalog.session() as s:
+        actions = [e.action for e in s.scalars(select(LineageEvent).where(LineageEvent.stage == "release")
+                                               .order_by(LineageEvent.id))]
+    assert actions == ["select", "build", "verify", "approve", "publish"]
+    assert verify_chain(catalog).ok
+    catalog.dispose()
+
+
+def test_with_approval_the_run_waits_for_a_data_owner(tmp_path, airflow_env):
+    home = tmp_path / "curate"
+    catalog, store = _world(home)
+    env = dict(airflow_env, CURATE_HOME=str(home), AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True")
+    conf = [{"name": "chest", "require_approval": True}]
+    proc = subprocess.Popen([sys.executable, "-c", RUN, str(DAG_FILE), json.dumps(conf),
+                             str(home / "store" / "releases")], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    watchdog = threading.Timer(240, proc.kill)
+    watchdog.start()
+    lines, answered = [], None
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if answered is None and "Waiting for Human-in-the-loop input" in line:
+                # while the run waits nothing is published
+                assert published_versions(store, "chest") == []
+                answered = subprocess.run([sys.executable, "-c", ANSWER], env=env, capture_output=True, text=True,
+                                          timeout=120)
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    log = "".join(lines)
+    assert answered is not None, f"the run never waited for approval: {log[-5000:]}"
+    answer_log = answered.stdout + answered.stderr
+    assert answered.returncode == 0, answer_log[-4000:]
+    waiting = json.loads(_lines(answered.stdout, "WAITING")[0][8:])
+    assert waiting["state"] == "awaiting_input"
+    pending = json.loads(_lines(answered.stdout, "PENDING")[0][8:])
+    assert "chest@1.0.0" in pending["subject"] and pending["options"] == ["Approve", "Reject"]
+    assert _lines(answered.stdout, "ANSWER")[0].startswith("ANSWER 200"), answer_log[-3000:]
+    assert proc.returncode == 0, log[-5000:]
+    assert "STATE 0 success" in log, log[-5000:]
+    assert "TI 0 approve success" in log and "TI 0 publish success" in log
+    assert [str(v) for v in published_versions(store, "chest")] == ["1.0.0"]
+    with catalog.session() as s:
+        approval = s.scalars(select(LineageEvent).where(LineageEvent.action == "approve")).one()
+    assert approval.details["required"] is True and approval.details["chosen"] == ["Approve"]
+    assert approval.details["by"], "the ledger names who approved"
+    catalog.dispose()
