@@ -5,3 +5,7 @@ Modules: `version` (semantic versions, NAME@VERSION), `splits` (patient-level, s
 versions), `manifest` (files, sizes, SHA-256, roles; the release's identity), `layout` (where a
 release lives; store or local copy), `tables` (canonical CSV), `build`, `publish`, `verify`, `diff`.
 """
+
+from curation.release.reader import Release, ReleaseIntegrityError, open_release
+
+__all__ = ["Release", "ReleaseIntegrityError", "open_release"]
