@@ -200,3 +200,32 @@ def test_masks_come_from_a_seg_in_the_release(released):
     image, target = data[list(release.series["series"]).index(series_uid(1))]
     assert target["mask_labels"] == ["nodule"] and tuple(target["masks"].shape) == (1, *image.shape)
     assert np.array_equal(target["masks"][0].numpy(), masks["nodule"])
+
+
+@pytest.mark.server
+def test_a_release_on_s3_is_fetched_into_the_cache_verified(released, s3_bucket):
+    """The published release copied to a real S3 server (SeaweedFS): files arrive in the cache checked,
+    a spoiled cached copy is fetched again, and an object altered on the server is refused."""
+    store, built, tmp_path = released
+    s3 = s3_bucket.store
+    for key in store.list(Zone.RELEASES, "chest/1.0.0/"):
+        s3.put_bytes(Zone.RELEASES, key, store.get_bytes(Zone.RELEASES, key))
+    cache = tmp_path / "s3-cache"
+    release = open_release(f"s3://{s3_bucket.name}", "chest@1.0.0", verify=True, cache=cache)
+    assert release.manifest_sha256 == built.manifest_sha256
+    folder = release.path(series_uid(3))
+    assert folder.is_relative_to(cache / built.manifest_sha256) and len(list(folder.iterdir())) == 4
+    split = release.splits()[0]
+    assert len(list(DataLoader(ReleaseDataset(release, split=split), batch_size=1, collate_fn=keep_dicts))) == \
+        len(release.split(split).series)
+    target = f"images/ANON02/2.25.92/{series_uid(2)}/2.25.821.dcm"
+    original = store.get_bytes(Zone.RELEASES, "chest/1.0.0/" + target)
+    cached = release.path(target)
+    cached.write_bytes(b"spoiled")
+    reopened = open_release(f"s3://{s3_bucket.name}", "chest@1.0.0", cache=cache)
+    assert reopened.path(target).read_bytes() == original  # fetched again, not served spoiled
+    s3.put_bytes(Zone.RELEASES, "chest/1.0.0/" + target, original[:-1] + bytes([original[-1] ^ 1]))
+    fresh = open_release(f"s3://{s3_bucket.name}", "chest@1.0.0", cache=tmp_path / "other-cache")
+    with pytest.raises(ReleaseIntegrityError, match="2.25.821.dcm: fetched"):
+        fresh.path(target)
+    assert not list((tmp_path / "other-cache").rglob("2.25.821.dcm")) and not list((tmp_path / "other-cache").rglob(".fetch-*"))
