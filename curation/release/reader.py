@@ -25,7 +25,7 @@ from curation.release.manifest import Manifest, ManifestEntry
 from curation.release.tables import CONSENSUS_COLUMNS, READING_COLUMNS, SERIES_COLUMNS
 from curation.release.version import ReleaseRef, check_name
 from curation.release.verify import VerifyReport, verify_tree
-from curation.store import Store, open_store
+from curation.store import ObjectNotFound, Store, open_store
 from curation.vocabulary import Zone
 
 #: Nullable pandas dtypes of each table's typed columns; every other column is text ("string").
@@ -257,10 +257,14 @@ class Release:
         sha, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as out:
-                for block in self.tree.chunks(entry.path):
-                    sha.update(block)
-                    size += len(block)
-                    out.write(block)
+                try:
+                    for block in self.tree.chunks(entry.path):
+                        sha.update(block)
+                        size += len(block)
+                        out.write(block)
+                except (ObjectNotFound, FileNotFoundError):
+                    raise ReleaseIntegrityError(f"{entry.path}: listed in the manifest of {self.name}@{self.version} "
+                                                f"but absent from {self.tree.location}") from None
             if (size, sha.hexdigest()) != (entry.size, entry.sha256):
                 raise ReleaseIntegrityError(
                     f"{entry.path}: fetched {size} bytes, SHA-256 {sha.hexdigest()[:16]}...; the manifest of "
@@ -289,7 +293,8 @@ def _store_tree(store: Store, ref: str) -> tuple[StoreTree, str]:
     prefix = release_prefix(name, version)
     if not store.exists(Zone.RELEASES, prefix + MANIFEST_JSON):
         found = ", ".join(map(str, published_versions(store, name))) or "none"
-        raise FileNotFoundError(f"{name}@{version} is not published in {store!r} (published versions of {name}: {found})")
+        raise FileNotFoundError(f"{name}@{version} is not published in {store!r} "
+                                f"(published versions of {name}: {found})")
     return StoreTree(store, prefix), prefix
 
 
@@ -323,4 +328,5 @@ def open_release(where: str | Path | Store, name_at_version: str | None = None, 
     return release
 
 
-__all__ = ["CONSENSUS_DTYPES", "READING_DTYPES", "Release", "ReleaseIntegrityError", "SERIES_DTYPES", "default_cache", "open_release", "read_table"]
+__all__ = ["CONSENSUS_DTYPES", "READING_DTYPES", "Release", "ReleaseIntegrityError", "SERIES_DTYPES",
+           "default_cache", "open_release", "read_table"]

@@ -228,4 +228,22 @@ def test_a_release_on_s3_is_fetched_into_the_cache_verified(released, s3_bucket)
     fresh = open_release(f"s3://{s3_bucket.name}", "chest@1.0.0", cache=tmp_path / "other-cache")
     with pytest.raises(ReleaseIntegrityError, match="2.25.821.dcm: fetched"):
         fresh.path(target)
-    assert not list((tmp_path / "other-cache").rglob("2.25.821.dcm")) and not list((tmp_path / "other-cache").rglob(".fetch-*"))
+    leftovers = [p.name for p in (tmp_path / "other-cache").rglob("*") if p.is_file()]
+    assert "2.25.821.dcm" not in leftovers and not [n for n in leftovers if n.startswith(".fetch-")]
+
+
+def test_a_release_without_rounds_loads_with_empty_tables_and_no_labels(tmp_path):
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    store = LocalStore(tmp_path / "store", fsync=False)
+    try:
+        for n in (1, 2):
+            add_series(catalog, store, n, patient=SERIES[n][0], files=SERIES[n][1])
+            real_dicom(store, n, *SERIES[n])
+        publish(catalog, store, "plain", build(catalog, store, ReleaseSpec("plain")).version)
+        release = open_release(store.root, "plain@1.0.0")
+        assert len(release.series) == 2 and release.readings.empty and release.consensus.empty
+        assert tuple(release.readings.columns) == READING_COLUMNS and release.agreement == {}
+        items = [ReleaseDataset(release, split=s)[0] for s in release.splits()]
+        assert all(t["labels"].shape == (0,) and t["boxes"].shape == (0, 4) and "masks" not in t for _, t in items)
+    finally:
+        catalog.dispose()
