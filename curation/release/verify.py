@@ -9,9 +9,15 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
+from curation.catalog import Catalog, Instance
+
 from curation.release.checks import content_problems, is_dicom_path
-from curation.release.layout import MANIFEST_JSON, ReleaseTree
+from curation.release.layout import MANIFEST_JSON, ReleaseTree, StoreTree, staging_prefix
 from curation.release.manifest import Manifest
+from curation.release.version import Version
+from curation.store import Store
 
 MISSING, EXTRA, ALTERED, MANIFEST = "missing", "extra", "altered", "manifest"
 
@@ -88,4 +94,18 @@ def verify_tree(tree: ReleaseTree, expected_sha256: str | None = None, *, checks
     return report
 
 
-__all__ = ["ALTERED", "EXTRA", "MISSING", "Problem", "VerifyReport", "verify_tree"]
+def raw_object_hashes(catalog: Catalog) -> set[str]:
+    """SHA-256 of every raw-zone object the catalog registered: a released file with one of these
+    is a raw object that escaped de-identification."""
+    with catalog.session() as s:
+        return set(s.scalars(select(Instance.sha256)))
+
+
+def verify_build(catalog: Catalog, store: Store, name: str, version: str) -> VerifyReport:
+    """The build's verify step, before approval and publish: checksums and every content check of
+    the staged build of `name@version`, raw-zone objects recognised by the catalog's hashes."""
+    tree = StoreTree(store, staging_prefix(name, Version.parse(version)))
+    return verify_tree(tree, checksums_only=False, raw_sha256=raw_object_hashes(catalog))
+
+
+__all__ = ["raw_object_hashes", "verify_build", "ALTERED", "EXTRA", "MISSING", "Problem", "VerifyReport", "verify_tree"]

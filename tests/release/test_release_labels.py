@@ -4,6 +4,7 @@ SEG pass dciodvfy and reference released instances, rebuild byte-identically, an
 with a patient's name put back fails verification, named."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -12,13 +13,13 @@ from datetime import date
 import pydicom
 import pytest
 
-from curation.catalog import Catalog
+from curation.catalog import Catalog, Instance
 from curation.catalog.models import AnnotationItem, ConsensusLabel, Reading
 from curation.release.build import ReleaseSpec, build
 from curation.release.checks import dciodvfy_errors, referenced_instances
 from curation.release.layout import StoreTree
 from curation.release.manifest import Manifest, ManifestEntry
-from curation.release.verify import verify_tree
+from curation.release.verify import verify_build, verify_tree
 from curation.store import LocalStore
 from curation.vocabulary import Zone
 from tests.release.test_labels import dx_series
@@ -130,3 +131,15 @@ def test_planted_phi_and_foreign_references_fail_verify_named(world):
     sr = f"labels/ANON02/2.25.92/{series_uid(2)}/round-1-sr.dcm"
     assert (image, "missing") in [(p.path, p.kind) for p in report.problems]
     assert (sr, "reference") in [(p.path, p.kind) for p in report.problems]
+
+
+def test_verify_build_names_a_raw_zone_object(world):
+    catalog, store, _ = world
+    result = build(catalog, store, SPEC)
+    assert verify_build(catalog, store, "chest", result.version).ok
+    image = f"images/ANON01/2.25.91/{series_uid(1)}/2.25.811.dcm"
+    data = store.get_bytes(Zone.RELEASES, result.prefix + image)
+    with catalog.session() as s:  # the catalog registers a raw-zone object with exactly these bytes
+        s.query(Instance).filter_by(sop_instance_uid="1.2.840.1.0").one().sha256 = hashlib.sha256(data).hexdigest()
+    report = verify_build(catalog, store, "chest", result.version)
+    assert [(p.path, p.kind) for p in report.problems] == [(image, "raw")]
