@@ -80,11 +80,20 @@ def image_problems(path: str, data: bytes, raw_sha256: set[str] | None = None) -
     meta_uid = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", "") or "")
     findings = check_identity_removed(ds, meta_uid) + scan_structure(ds, allow_private=False)
     out = [ContentProblem(path, "phi", f"{f.kind} at {f.where}: {f.detail}") for f in findings]
-    name, pseudonym = str(ds.get("PatientName", "") or ""), str(ds.get("PatientID", "") or "")
-    if name and name != pseudonym:
-        out.append(ContentProblem(path, "phi", "PatientName (0010,0010) is neither empty nor the pseudonym "
+    name = str(ds.get("PatientName", "") or "")
+    if name and name not in pseudonymous_names(str(ds.get("PatientID", "") or "")):
+        out.append(ContentProblem(path, "phi", "PatientName (0010,0010) is neither empty nor the pseudonym of "
                                                "PatientID"))
     return out
+
+
+def pseudonymous_names(patient_id: str) -> set[str]:
+    """The PatientName values a de-identified object with this PatientID may carry: the ID itself,
+    or the de-identifier's name for it (deid.pseudonym: `ANON<code>` is named `ANON^<code>`)."""
+    names = {patient_id} if patient_id else set()
+    if patient_id.startswith("ANON") and len(patient_id) > 4:
+        names.add(f"ANON^{patient_id[4:]}")
+    return names
 
 
 def content_problems(files: Iterable[tuple[str, bytes]], raw_sha256: set[str] | None = None) -> list[ContentProblem]:

@@ -1,7 +1,8 @@
-"""A release's labels/ and its content verification, on a real catalog, a real LocalStore whose deid
-zone holds real DICOM, and an analysed labels round with findings and a consensus box: the SR and
-SEG pass dciodvfy and reference released instances, rebuild byte-identically, and a released file
-with a patient's name put back fails verification, named."""
+"""A release's labels/ and its content verification, on a real catalog, a real LocalStore whose raw
+zone holds DICOM with a patient's identity and whose deid zone holds the de-identifier's output of
+it, and an analysed labels round with findings and a consensus box: the SR and SEG pass dciodvfy and
+reference released instances, rebuild byte-identically, the released DICOM pass the content checks,
+and a released file with a patient's name put back, or a raw-zone object, fails verification, named."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,7 @@ from datetime import date
 import pydicom
 import pytest
 
-from curation.catalog import Catalog, Instance
+from curation.catalog import Catalog, Instance, StageRecord
 from curation.catalog.models import AnnotationItem, ConsensusLabel, Reading
 from curation.release.build import ReleaseSpec, build
 from curation.release.checks import dciodvfy_errors, referenced_instances
@@ -22,26 +23,38 @@ from curation.release.manifest import Manifest, ManifestEntry
 from curation.release.verify import verify_build, verify_tree
 from curation.store import LocalStore
 from curation.vocabulary import Zone
+from deid.engine import Deidentifier
 from tests.release.test_labels import dx_series
-from tests.release.world import add_round, add_series, series_uid
+from tests.release.world import add_round, add_series
 
 pytestmark = pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) is not installed")
 SPEC = ReleaseSpec("chest", released_on=date(2026, 12, 1))
+DEID = Deidentifier("default", b"release-test-secret!")
 
 
-def _real_dicom(store: LocalStore, n: int, patient: str, files: int) -> list[str]:
-    """Replace series n's deid-zone files (world.add_series keys) by de-identified DX instances
-    whose UIDs are the ones the keys name."""
-    sops = []
-    for i, ds in enumerate(dx_series(files)):
-        sop = f"2.25.8{n}{i}"
-        ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID = patient, f"2.25.9{n}", series_uid(n)
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop
-        buf = io.BytesIO()
-        ds.save_as(buf, enforce_file_format=True)
-        store.put_bytes(Zone.DEID, f"{patient}/2.25.9{n}/{series_uid(n)}/{sop}.dcm", buf.getvalue())
-        sops.append(sop)
-    return sops
+def _deidentified(catalog: Catalog, store: LocalStore, series_id: int, name: str, files: int) -> list[str]:
+    """Put a DX series of patient `name` (with identity and dates) in the raw zone at the keys the
+    catalog lists, de-identify it with the platform's de-identifier into the deid zone and make
+    the series' deid record list those outputs; returns the released paths, in release order."""
+    with catalog.session() as s:
+        instances = s.query(Instance).filter_by(series_id=series_id).order_by(Instance.raw_key).all()
+        keys = []
+        for inst, ds in zip(instances, dx_series(files)):
+            ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, f"MRN-{name[:3]}-{series_id}", "19600101"
+            ds.StudyDate, ds.AccessionNumber, ds.InstitutionName = "20240105", f"ACC{series_id}7731", "St Elsewhere"
+            del ds.PatientIdentityRemoved, ds.DeidentificationMethod
+            buf = io.BytesIO()
+            ds.save_as(buf, enforce_file_format=True)
+            raw = buf.getvalue()
+            store.put_bytes(Zone.RAW, inst.raw_key, raw)
+            inst.sha256 = hashlib.sha256(raw).hexdigest()
+            out = DEID.deidentify(raw)
+            assert out.status == "written", out.reason
+            keys.append(f"{out.pseudonym}/{out.study_uid}/{out.series_uid}/{out.sop_uid}.dcm")
+            store.put_bytes(Zone.DEID, keys[-1], out.data)
+        record = s.query(StageRecord).filter_by(stage="deid", subject_id=series_id).one()
+        record.metrics = {"outputs": sorted(keys)}
+    return ["images/" + k for k in sorted(keys)]
 
 
 def _add_box(catalog: Catalog, round_id: int, series_id: int, instance: int) -> None:
@@ -62,11 +75,28 @@ def world(tmp_path):
     store = LocalStore(tmp_path / "store", fsync=False)
     a = add_series(catalog, store, 1, patient="ANON01", files=2)
     b = add_series(catalog, store, 2, patient="ANON02", files=1)
-    sops = _real_dicom(store, 1, "ANON01", 2) + _real_dicom(store, 2, "ANON02", 1)
+    images = {a: _deidentified(catalog, store, a, "Doe^Jane", 2), b: _deidentified(catalog, store, b, "Roe^Rick", 1)}
     rnd = add_round(catalog, [a, b], {a: 1, b: 0})
     _add_box(catalog, rnd, a, instance=1)
-    yield catalog, store, sops
+    yield catalog, store, images[a], images[b]
     catalog.dispose()
+
+
+def _folder(image: str) -> str:
+    return "labels/" + image.split("/", 1)[1].rsplit("/", 1)[0] + "/"
+
+
+def _sop(image: str) -> str:
+    return image.rsplit("/", 1)[1][:-len(".dcm")]
+
+
+def _replace(store: LocalStore, prefix: str, path: str, data: bytes) -> None:
+    """Overwrite a staged file and its manifest entry: its checksum agrees, only its content is wrong."""
+    store.put_bytes(Zone.RELEASES, prefix + path, data)
+    manifest = Manifest.from_bytes(store.get_bytes(Zone.RELEASES, prefix + "manifest.json"))
+    entries = tuple(ManifestEntry.of(path, data) if e.path == path else e for e in manifest.entries)
+    store.put_bytes(Zone.RELEASES, prefix + "manifest.json",
+                    Manifest(manifest.name, manifest.version, entries).to_bytes())
 
 
 def _files(store: LocalStore, prefix: str, under: str) -> dict[str, bytes]:
@@ -74,30 +104,33 @@ def _files(store: LocalStore, prefix: str, under: str) -> dict[str, bytes]:
 
 
 def test_labels_pass_dciodvfy_and_reference_released_instances(world):
-    catalog, store, sops = world
+    catalog, store, images_a, images_b = world
     result = build(catalog, store, SPEC)
     labels = _files(store, result.prefix, "labels/")
-    a, b = f"labels/ANON01/2.25.91/{series_uid(1)}/", f"labels/ANON02/2.25.92/{series_uid(2)}/"
-    assert sorted(labels) == [a + "round-1-seg-1.dcm", a + "round-1-sr.dcm", b + "round-1-sr.dcm"]
+    a, b = _folder(images_a[0]), _folder(images_b[0])
+    assert sorted(labels) == sorted([a + "round-1-seg-1.dcm", a + "round-1-sr.dcm", b + "round-1-sr.dcm"])
     manifest = Manifest.from_bytes(store.get_bytes(Zone.RELEASES, result.prefix + "manifest.json")).by_path()
     assert {manifest[p].role for p in labels} == {"label"}
+    released = {_sop(p) for p in images_a + images_b}
     for path, data in labels.items():
         assert dciodvfy_errors(data) == [], path
-        assert set(referenced_instances(pydicom.dcmread(io.BytesIO(data)))) <= set(sops), path
+        refs = set(referenced_instances(pydicom.dcmread(io.BytesIO(data))))
+        assert refs and refs <= released, path
     sr = pydicom.dcmread(io.BytesIO(labels[a + "round-1-sr.dcm"]))
     assert sr.ContentDate == "20261201"
     seg = pydicom.dcmread(io.BytesIO(labels[a + "round-1-seg-1.dcm"]))
     # the readers drew the box on instance 1: the SEG's one frame is there, and nowhere else
     assert {str(f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID)
-            for f in seg.PerFrameFunctionalGroupsSequence} == {sops[1]}
+            for f in seg.PerFrameFunctionalGroupsSequence} == {_sop(images_a[1])}
     provenance = json.loads(store.get_bytes(Zone.RELEASES, result.prefix + "provenance.json"))
     assert provenance["released_on"] == "2026-12-01" and provenance["labels_skipped"] == []
-    report = verify_tree(StoreTree(store, result.prefix), checksums_only=False)
+    # the de-identifier's own output passes every content check
+    report = verify_build(catalog, store, "chest", result.version)
     assert report.ok, report.problems
 
 
 def test_rebuilding_gives_byte_identical_labels(world):
-    catalog, store, _ = world
+    catalog, store, _, _ = world
     first = build(catalog, store, SPEC)
     labels = _files(store, first.prefix, "labels/")
     second = build(catalog, store, SPEC)
@@ -106,20 +139,14 @@ def test_rebuilding_gives_byte_identical_labels(world):
 
 
 def test_planted_phi_and_foreign_references_fail_verify_named(world):
-    catalog, store, _ = world
-    result = build(catalog, store, SPEC)
-    prefix = result.prefix
-    image = f"images/ANON02/2.25.92/{series_uid(2)}/2.25.820.dcm"
+    catalog, store, _, images_b = world
+    prefix = build(catalog, store, SPEC).prefix
+    image = images_b[0]
     ds = pydicom.dcmread(io.BytesIO(store.get_bytes(Zone.RELEASES, prefix + image)))
     ds.PatientName = "Doe^Jane"
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
-    store.put_bytes(Zone.RELEASES, prefix + image, buf.getvalue())
-    # the manifest updated too: the file's checksum agrees, only its content is wrong
-    manifest = Manifest.from_bytes(store.get_bytes(Zone.RELEASES, prefix + "manifest.json"))
-    entries = tuple(ManifestEntry.of(image, buf.getvalue()) if e.path == image else e for e in manifest.entries)
-    store.put_bytes(Zone.RELEASES, prefix + "manifest.json", Manifest(manifest.name, manifest.version,
-                                                                      entries).to_bytes())
+    _replace(store, prefix, image, buf.getvalue())
     assert verify_tree(StoreTree(store, prefix)).ok  # checksums only: nothing to see
     report = verify_tree(StoreTree(store, prefix), checksums_only=False)
     assert [(p.path, p.kind) for p in report.problems] == [(image, "phi")]
@@ -128,18 +155,22 @@ def test_planted_phi_and_foreign_references_fail_verify_named(world):
     # an SR left behind when its instance is no longer released references what the release lacks
     store.delete(Zone.RELEASES, prefix + image)
     report = verify_tree(StoreTree(store, prefix), checksums_only=False)
-    sr = f"labels/ANON02/2.25.92/{series_uid(2)}/round-1-sr.dcm"
-    assert (image, "missing") in [(p.path, p.kind) for p in report.problems]
-    assert (sr, "reference") in [(p.path, p.kind) for p in report.problems]
+    kinds = [(p.path, p.kind) for p in report.problems]
+    assert (image, "missing") in kinds and (_folder(image) + "round-1-sr.dcm", "reference") in kinds
 
 
 def test_verify_build_names_a_raw_zone_object(world):
-    catalog, store, _ = world
+    catalog, store, images_a, _ = world
     result = build(catalog, store, SPEC)
-    assert verify_build(catalog, store, "chest", result.version).ok
-    image = f"images/ANON01/2.25.91/{series_uid(1)}/2.25.811.dcm"
-    data = store.get_bytes(Zone.RELEASES, result.prefix + image)
-    with catalog.session() as s:  # the catalog registers a raw-zone object with exactly these bytes
-        s.query(Instance).filter_by(sop_instance_uid="1.2.840.1.0").one().sha256 = hashlib.sha256(data).hexdigest()
+    image = images_a[0]
+    with catalog.session() as s:
+        raw_key = s.query(Instance).filter_by(sop_instance_uid="1.2.840.1.0").one().raw_key
+    _replace(store, result.prefix, image, store.get_bytes(Zone.RAW, raw_key))
     report = verify_build(catalog, store, "chest", result.version)
-    assert [(p.path, p.kind) for p in report.problems] == [(image, "raw")]
+    kinds = [(p.path, p.kind) for p in report.problems]
+    # the raw object is named; the labels drawn on the de-identified instance now reference one
+    # the release does not hold
+    assert kinds == [(image, "raw"), (_folder(image) + "round-1-sr.dcm", "reference")]
+    # without the raw zone's hashes (a pulled copy) it is still not de-identified
+    report = verify_tree(StoreTree(store, result.prefix), checksums_only=False)
+    assert image in {p.path for p in report.problems if p.kind == "phi"}
