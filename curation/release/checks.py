@@ -35,9 +35,9 @@ def is_dicom_path(path: str) -> bool:
     return path.endswith(".dcm") and path.split("/", 1)[0] in ("images", "labels")
 
 
-def read_dataset(data: bytes) -> Dataset | None:
+def read_dataset(data: bytes, pixels: bool = True) -> Dataset | None:
     try:
-        return pydicom.dcmread(io.BytesIO(data))
+        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=not pixels)
     except Exception:  # not Part 10: the caller names the file
         return None
 
@@ -69,14 +69,16 @@ def label_problems(path: str, data: bytes, released: set[str]) -> list[ContentPr
     return out
 
 
-def image_problems(path: str, data: bytes, raw_sha256: set[str] | None = None) -> list[ContentProblem]:
+def image_problems(path: str, data: bytes, raw_sha256: set[str] | None = None) -> tuple[list[ContentProblem], str | None]:
     """The de-identification verifier's source-free rules, and no raw-zone object (by SHA-256
-    when the raw zone's hashes are known; a raw object also fails PatientIdentityRemoved)."""
+    when the raw zone's hashes are known; a raw object also fails PatientIdentityRemoved); with
+    the image's SOP Instance UID when it is a released, de-identified instance labels may reference.
+    Curves and overlays precede Pixel Data, so the header alone is read."""
     if raw_sha256 and hashlib.sha256(data).hexdigest() in raw_sha256:
-        return [ContentProblem(path, "raw", "is a raw-zone object (identical bytes), not its de-identified copy")]
-    ds = read_dataset(data)
+        return [ContentProblem(path, "raw", "is a raw-zone object (identical bytes), not its de-identified copy")], None
+    ds = read_dataset(data, pixels=False)
     if ds is None:
-        return [ContentProblem(path, "invalid", "not a DICOM Part 10 file")]
+        return [ContentProblem(path, "invalid", "not a DICOM Part 10 file")], None
     meta_uid = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", "") or "")
     findings = check_identity_removed(ds, meta_uid) + scan_structure(ds, allow_private=False)
     out = [ContentProblem(path, "phi", f"{f.kind} at {f.where}: {f.detail}") for f in findings]
@@ -84,7 +86,7 @@ def image_problems(path: str, data: bytes, raw_sha256: set[str] | None = None) -
     if name and name not in pseudonymous_names(str(ds.get("PatientID", "") or "")):
         out.append(ContentProblem(path, "phi", "PatientName (0010,0010) is neither empty nor the pseudonym of "
                                                "PatientID"))
-    return out
+    return out, str(ds.get("SOPInstanceUID", "") or "") or None
 
 
 def pseudonymous_names(patient_id: str) -> set[str]:
@@ -97,19 +99,19 @@ def pseudonymous_names(patient_id: str) -> set[str]:
 
 
 def content_problems(files: Iterable[tuple[str, bytes]], raw_sha256: set[str] | None = None) -> list[ContentProblem]:
-    """Check every released DICOM: images first (their SOP Instance UIDs are what labels may
-    reference), then labels. `files`: (release path, bytes) of the release's .dcm files."""
-    images: list[tuple[str, bytes]] = []
+    """Check every released DICOM: images as they come (one in memory at a time), labels last,
+    against the SOP Instance UIDs of the images. `files`: (release path, bytes) of its .dcm files."""
     labels: list[tuple[str, bytes]] = []
-    for path, data in files:
-        (labels if path.startswith("labels/") else images).append((path, data))
     out: list[ContentProblem] = []
     released: set[str] = set()
-    for path, data in images:
-        out += image_problems(path, data, raw_sha256)
-        ds = read_dataset(data)
-        if ds is not None and "SOPInstanceUID" in ds:
-            released.add(str(ds.SOPInstanceUID))
+    for path, data in files:
+        if path.startswith("labels/"):
+            labels.append((path, data))
+            continue
+        problems, uid = image_problems(path, data, raw_sha256)
+        out += problems
+        if uid:
+            released.add(uid)
     for path, data in labels:
         out += label_problems(path, data, released)
     return out
