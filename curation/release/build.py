@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -235,36 +235,33 @@ def _round_tables(catalog: Catalog, rounds: list[AnnotationRound], keys: dict[in
             (canonical_json(agreement) + "\n").encode())
 
 
-def _write_labels(chosen: list[Chosen], rounds: list[AnnotationRound], labelled: dict[tuple[int, int], RoundConsensus],
-                  kept: dict[int, list[bytes]], identity: ReleaseIdentity,
-                  put: Callable[[str, bytes], None]) -> list[Skipped]:
-    """SR and SEG of every labelled series (curation.release.labelling); a series whose labels
-    cannot be DICOM (not DICOM, unreadable, refused by highdicom) is skipped with its reason,
-    which provenance records."""
-    skipped: list[Skipped] = []
-    for c in chosen:
-        for rnd in rounds:
-            found = labelled.get((rnd.id, c.series_id))
-            if found is None:
-                continue
-            try:
-                sources = [pydicom.dcmread(io.BytesIO(d)) for d in kept.get(c.series_id, [])]
-            except Exception as exc:  # noqa: BLE001 - a file the release holds but pydicom cannot read
-                sources, why = [], f"released instances are not readable DICOM ({type(exc).__name__})"
-            else:
-                why = "no released DICOM instance to reference"
-            if not sources:
-                skipped.append(Skipped(c.key, rnd.id, why))
-                continue
-            folder = "labels/" + c.files[0][1].split("/", 1)[1].rsplit("/", 1)[0] + "/"
-            try:
-                files = series_labels(identity, folder, c.key, rnd.id, sources, found)
-            except ValueError as exc:
-                skipped.append(Skipped(c.key, rnd.id, str(exc)))
-                continue
-            for path, data in files:
-                put(path, data)
-    return skipped
+def _series_labels(c: Chosen, rounds: list[AnnotationRound], labelled: dict[tuple[int, int], RoundConsensus],
+                   dicom: list[bytes], identity: ReleaseIdentity,
+                   skipped: list[Skipped]) -> list[tuple[str, bytes]]:
+    """SR and SEG of one released series in each round that labelled it (curation.release.labelling),
+    `dicom`: its released instances in release order. A series whose labels cannot be DICOM (not
+    DICOM, unreadable, refused by highdicom) gets none; `skipped` records it with the reason, and
+    provenance lists it."""
+    found = [(rnd.id, labelled[(rnd.id, c.series_id)]) for rnd in rounds if (rnd.id, c.series_id) in labelled]
+    if not found:
+        return []
+    try:
+        sources = [pydicom.dcmread(io.BytesIO(d)) for d in dicom]
+    except Exception as exc:  # noqa: BLE001 - a file the release holds but pydicom cannot read
+        sources, why = [], f"released instances are not readable DICOM ({type(exc).__name__})"
+    else:
+        why = "no released DICOM instance to reference"
+    out: list[tuple[str, bytes]] = []
+    folder = "labels/" + c.files[0][1].split("/", 1)[1].rsplit("/", 1)[0] + "/"
+    for round_id, consensus in found:
+        if not sources:
+            skipped.append(Skipped(c.key, round_id, why))
+            continue
+        try:
+            out += series_labels(identity, folder, c.key, round_id, sources, consensus)
+        except ValueError as exc:
+            skipped.append(Skipped(c.key, round_id, str(exc)))
+    return out
 
 
 def _stage_provenance(catalog: Catalog, ids: list[int]) -> dict[str, Any]:
@@ -305,20 +302,22 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
     keys = {c.series_id: c.key for c in chosen}
     rounds = _rounds(catalog, spec, set(keys))
     labelled = consensus_of_rounds(catalog, [r.id for r in rounds], set(keys))
+    identity = ReleaseIdentity(spec.name, str(version), release_date(catalog, spec))
+    skipped: list[Skipped] = []
     drawn_on = {sid for _, sid in labelled}
-    kept: dict[int, list[bytes]] = {}  # released DICOM of the series labels are drawn on
     with bulk_writes(store):
         for c in chosen:
             content = hashlib.sha256()
+            dicom: list[bytes] = []  # this series' released DICOM, while its labels are drawn on them
             for deid_key, path in c.files:
                 data = store.get_bytes(Zone.DEID, deid_key)
                 put(path, data)
                 content.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
                 if path.endswith(".dcm") and c.series_id in drawn_on:
-                    kept.setdefault(c.series_id, []).append(data)
+                    dicom.append(data)
             c.row.update(split=assignment[c.patient], content_sha256=content.hexdigest())
-        identity = ReleaseIdentity(spec.name, str(version), release_date(catalog, spec))
-        skipped = _write_labels(chosen, rounds, labelled, kept, identity, put)
+            for path, data in _series_labels(c, rounds, labelled, dicom, identity, skipped):
+                put(path, data)
     put("tables/series.csv", to_csv((c.row for c in chosen), SERIES_COLUMNS))
     readings, consensus, agreement = _round_tables(catalog, rounds, keys)
     put("tables/readings.csv", readings)
