@@ -16,8 +16,6 @@ from datetime import timedelta
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, Param
 
-from curation.release.splits import DEFAULT_RATIOS
-from curation.release.version import BUMPS
 from curation.vocabulary import QualityDecision
 from operators.release import (
     ApprovalGateOperator, BuildReleaseOperator, PublishReleaseOperator, SelectReleaseOperator, VerifyReleaseOperator,
@@ -25,6 +23,11 @@ from operators.release import (
 
 ANNOTATIONS = Asset("annotations")
 DATASET_RELEASE = Asset("dataset_release")
+#: curation.release.version.BUMPS and curation.release.splits.DEFAULT_RATIOS, spelled here because importing
+#: curation.release at parse time loads its readers (pandas, the catalog); tests/dags/test_release_dataset.py
+#: checks they agree.
+BUMPS = ("major", "minor", "patch")
+DEFAULT_SPLIT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 #: How long a data owner has to answer before the approval task fails (nothing is published).
 APPROVAL_WINDOW = timedelta(days=7)
 
@@ -63,7 +66,7 @@ with DAG(
         "rounds": Param([], type="array", items={"type": "integer"}, title="Annotation rounds",
                         description="Catalog ids of the labels rounds whose series (and readings) the release holds; "
                                     "empty: every series selected above, with the labels rounds that read them."),
-        "split_ratios": Param(dict(DEFAULT_RATIOS), type="object", title="Split ratios",
+        "split_ratios": Param(DEFAULT_SPLIT_RATIOS, type="object", title="Split ratios",
                               description="Target share of patients per split, summing to 1 (a patient's series "
                                           "share its split; a patient keeps it in later versions)."),
         "split_seed": Param(0, type="integer", minimum=0, title="Split seed",
@@ -84,10 +87,11 @@ with DAG(
     build = BuildReleaseOperator(task_id="build", selected=select.output)
     verify = VerifyReleaseOperator(task_id="verify", staged=build.output)
     gate = ApprovalGateOperator(task_id="approval_required", require_approval="{{ params.require_approval }}",
-                                approval_task_id="approve", publish_task_id="publish")
-    approve = ApprovalOperator(
-        task_id="approve",
-        subject="Publish {{ ti.xcom_pull(task_ids='verify')['name'] }}@{{ ti.xcom_pull(task_ids='verify')['version'] }}?",
+                                approval_task_id="owner_approval", publish_task_id="publish")
+    approval = ApprovalOperator(
+        task_id="owner_approval",
+        subject="Publish {{ ti.xcom_pull(task_ids='verify')['name'] }}"
+                "@{{ ti.xcom_pull(task_ids='verify')['version'] }}?",
         body="The build is verified in staging at `{{ ti.xcom_pull(task_ids='verify')['prefix'] }}`.\n\n"
              "Manifest SHA-256: `{{ ti.xcom_pull(task_ids='verify')['manifest_sha256'] }}`\n\n"
              "Counts: `{{ ti.xcom_pull(task_ids='verify')['counts'] }}`\n\n"
@@ -95,7 +99,7 @@ with DAG(
         response_timeout=APPROVAL_WINDOW,
     )
     publish = PublishReleaseOperator(task_id="publish", staged=verify.output,
-                                     approval="{{ ti.xcom_pull(task_ids='approve') }}",
+                                     approval="{{ ti.xcom_pull(task_ids='owner_approval') }}",
                                      trigger_rule="none_failed_min_one_success", outlets=[DATASET_RELEASE])
-    verify >> gate >> [approve, publish]
-    approve >> publish
+    verify >> gate >> [approval, publish]
+    approval >> publish

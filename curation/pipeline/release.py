@@ -102,7 +102,7 @@ def record_approval(catalog: Catalog, staged: StagedRelease, answer: Mapping[str
         actor = str(details["by"] or "curate")
     else:
         details, actor = {"required": False}, "curate"
-    append_event(catalog, stage=STAGE, action="approve", subject=staged.subject, actor=actor,
+    append_event(catalog, stage=STAGE, action="approval", subject=staged.subject, actor=actor,
                  outputs=[f"sha256:{staged.manifest_sha256}"], details=details)
     return details
 

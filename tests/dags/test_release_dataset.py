@@ -1,4 +1,4 @@
-"""The release_dataset DAG: its shape (select -> build -> verify -> approval gate -> approve ->
+"""The release_dataset DAG: its shape (select -> build -> verify -> approval gate -> owner_approval ->
 publish, described Params, scheduled on the annotations asset, emits dataset_release), whole runs
 under Airflow's dag.test() over a small curated catalog and deid zone (tests/release/world.py):
 without approval it publishes 1.0.0 and emits the asset event with the manifest hash; asking for
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from sqlalchemy import select
@@ -17,7 +16,9 @@ from sqlalchemy import select
 from curation.catalog import Catalog, verify_chain
 from curation.catalog.models import LineageEvent
 from curation.release.layout import StoreTree, published_versions, release_prefix
+from curation.release.splits import DEFAULT_RATIOS
 from curation.release.verify import verify_tree
+from curation.release.version import BUMPS
 from curation.store import LocalStore
 from curation.vocabulary import QualityDecision
 from tests.release.world import add_round, add_series
@@ -37,6 +38,7 @@ print("SHAPE" + json.dumps({
     "params": {k: {"default": p.value if p.has_value else None, "description": p.description}
                for k, p in d.params.items()},
     "schedule": str(d.timetable.asset_condition),
+    "bumps": d.params.get_param("bump").schema["enum"],
 }))
 """
 
@@ -64,23 +66,30 @@ for i, conf in enumerate(json.loads(sys.argv[2])):
     print(f"ZONE {i} {len(files)} {digest.hexdigest()}", flush=True)
 """
 
-# a data owner answers the approval over Airflow's REST API (PATCH .../taskInstances/approve/-1/hitlDetails),
-# in-process against the run's metadata DB
+# a data owner: waits until the run's approval task is parked in Required Actions (nothing published
+# yet), then approves over Airflow's REST API (PATCH .../taskInstances/owner_approval/-1/hitlDetails),
+# in-process against the run's metadata DB; started beside the run so that its imports overlap the run's
 ANSWER = r"""
-import json
-from airflow.models import TaskInstance
-from airflow.utils.session import create_session
-with create_session() as s:
-    ti = s.query(TaskInstance).filter_by(dag_id="release_dataset", task_id="approve").order_by(
-        TaskInstance.start_date.desc()).first()
-    print("WAITING " + json.dumps({"state": str(ti.state), "run_id": ti.run_id}))
-    run_id = ti.run_id
+import json, sys, time
+from pathlib import Path
 from fastapi.testclient import TestClient
 from airflow.api_fastapi.app import create_app
-client = TestClient(create_app())
-url = f"/api/v2/dags/release_dataset/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
-pending = client.get(url)
-print("PENDING " + json.dumps(pending.json()))
+from airflow.models import TaskInstance
+from airflow.utils.session import create_session
+client = TestClient(create_app("core"))
+deadline = time.monotonic() + 180
+while True:
+    with create_session() as s:
+        ti = s.query(TaskInstance).filter_by(dag_id="release_dataset", task_id="owner_approval",
+                                             state="awaiting_input").first()
+        state, run_id = (str(ti.state), ti.run_id) if ti else (None, None)
+    if ti is not None or time.monotonic() > deadline:
+        break
+    time.sleep(0.5)
+published = (Path(sys.argv[1]) / "chest" / "1.0.0" / "manifest.json").exists()
+print("WAITING " + json.dumps({"state": state, "run_id": run_id, "published": published}), flush=True)
+url = f"/api/v2/dags/release_dataset/dagRuns/{run_id}/taskInstances/owner_approval/-1/hitlDetails"
+print("PENDING " + json.dumps(client.get(url).json()))
 answer = client.patch(url, json={"chosen_options": ["Approve"], "params_input": {}})
 print("ANSWER " + str(answer.status_code) + " " + answer.text)
 """
@@ -110,8 +119,9 @@ def test_dag_shape_params_and_schedule(airflow_env):
     assert res.returncode == 0, res.stderr[-4000:]
     shape = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("SHAPE"))[5:])
     assert shape["tasks"] == {"select": ["build"], "build": ["verify"], "verify": ["approval_required", "publish"],
-                              "approval_required": ["approve", "publish"], "approve": ["publish"], "publish": []}
-    assert shape["classes"]["approve"] == "ApprovalOperator"
+                              "approval_required": ["owner_approval", "publish"], "owner_approval": ["publish"],
+                              "publish": []}
+    assert shape["classes"]["owner_approval"] == "ApprovalOperator"
     assert shape["outlets"] == {"publish": ["dataset_release"]}
     assert "annotations" in shape["schedule"]
     params = shape["params"]
@@ -120,7 +130,9 @@ def test_dag_shape_params_and_schedule(airflow_env):
     assert all(p["description"] for p in params.values())
     assert params["require_approval"]["default"] is True
     assert params["decisions"]["default"] == ["approve"] and params["bump"]["default"] == "minor"
-    assert params["split_ratios"]["default"] == {"train": 0.7, "validation": 0.15, "test": 0.15}
+    # the form offers what the library takes (spelled in the DAG: the library is not imported at parse time)
+    assert params["split_ratios"]["default"] == dict(DEFAULT_RATIOS)
+    assert shape["bumps"] == list(BUMPS)
 
 
 def test_publish_without_approval_then_the_same_version_is_refused(tmp_path, airflow_env):
@@ -129,14 +141,15 @@ def test_publish_without_approval_then_the_same_version_is_refused(tmp_path, air
     env = dict(airflow_env, CURATE_HOME=str(home))
     confs = [{"name": "chest", "require_approval": False, "split_ratios": {"train": 0.5, "test": 0.5}},
              {"name": "chest", "version": "1.0.0", "require_approval": False}]
-    res = subprocess.run([sys.executable, "-c", RUN, str(DAG_FILE), json.dumps(confs), str(home / "store" / "releases")],
-                         env=env, capture_output=True, text=True, timeout=300)
+    zone = str(home / "store" / "releases")
+    res = subprocess.run([sys.executable, "-c", RUN, str(DAG_FILE), json.dumps(confs), zone], env=env,
+                         capture_output=True, text=True, timeout=300)
     log = res.stdout + res.stderr
     print("\n".join(_lines(log, "TI") + _lines(log, "ZONE")))
     assert res.returncode == 0, log[-5000:]
     assert "STATE 0 success" in log, log[-5000:]
     for task, state in (("select", "success"), ("build", "success"), ("verify", "success"),
-                        ("approval_required", "success"), ("approve", "skipped"), ("publish", "success")):
+                        ("approval_required", "success"), ("owner_approval", "skipped"), ("publish", "success")):
         assert f"TI 0 {task} {state}" in log, (task, log[-5000:])
     assert published_versions(store, "chest") == [published_versions(store, "chest")[0]]
     assert str(published_versions(store, "chest")[0]) == "1.0.0"
@@ -162,7 +175,7 @@ def test_publish_without_approval_then_the_same_version_is_refused(tmp_path, air
     with catalog.session() as s:
         actions = [e.action for e in s.scalars(select(LineageEvent).where(LineageEvent.stage == "release")
                                                .order_by(LineageEvent.id))]
-    assert actions == ["select", "build", "verify", "approve", "publish"]
+    assert actions == ["select", "build", "verify", "approval", "publish"]
     assert verify_chain(catalog).ok
     catalog.dispose()
 
@@ -171,41 +184,31 @@ def test_with_approval_the_run_waits_for_a_data_owner(tmp_path, airflow_env):
     home = tmp_path / "curate"
     catalog, store = _world(home)
     env = dict(airflow_env, CURATE_HOME=str(home), AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True")
-    conf = [{"name": "chest", "require_approval": True}]
-    proc = subprocess.Popen([sys.executable, "-c", RUN, str(DAG_FILE), json.dumps(conf),
-                             str(home / "store" / "releases")], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    watchdog = threading.Timer(240, proc.kill)
-    watchdog.start()
-    lines, answered = [], None
+    zone = str(home / "store" / "releases")
+    owner = subprocess.Popen([sys.executable, "-c", ANSWER, zone], env=env, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
     try:
-        for line in proc.stdout:
-            lines.append(line)
-            if answered is None and "Waiting for Human-in-the-loop input" in line:
-                # while the run waits nothing is published
-                assert published_versions(store, "chest") == []
-                answered = subprocess.run([sys.executable, "-c", ANSWER], env=env, capture_output=True, text=True,
-                                          timeout=120)
-        proc.wait()
+        res = subprocess.run([sys.executable, "-c", RUN, str(DAG_FILE),
+                              json.dumps([{"name": "chest", "require_approval": True}]), zone],
+                             env=env, capture_output=True, text=True, timeout=240)
+        answer_log = owner.communicate(timeout=60)[0]
     finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-    log = "".join(lines)
-    assert answered is not None, f"the run never waited for approval: {log[-5000:]}"
-    answer_log = answered.stdout + answered.stderr
-    assert answered.returncode == 0, answer_log[-4000:]
-    waiting = json.loads(_lines(answered.stdout, "WAITING")[0][8:])
-    assert waiting["state"] == "awaiting_input"
-    pending = json.loads(_lines(answered.stdout, "PENDING")[0][8:])
+        if owner.poll() is None:
+            owner.kill()
+    log = res.stdout + res.stderr
+    assert owner.returncode == 0, answer_log[-4000:]
+    waiting = json.loads(_lines(answer_log, "WAITING")[0][8:])
+    assert waiting == {"state": "awaiting_input", "run_id": waiting["run_id"], "published": False}, waiting
+    assert "Waiting for Human-in-the-loop input for tasks: ['owner_approval']" in log
+    pending = json.loads(_lines(answer_log, "PENDING")[0][8:])
     assert "chest@1.0.0" in pending["subject"] and pending["options"] == ["Approve", "Reject"]
-    assert _lines(answered.stdout, "ANSWER")[0].startswith("ANSWER 200"), answer_log[-3000:]
-    assert proc.returncode == 0, log[-5000:]
+    assert _lines(answer_log, "ANSWER")[0].startswith("ANSWER 200"), answer_log[-3000:]
+    assert res.returncode == 0, log[-5000:]
     assert "STATE 0 success" in log, log[-5000:]
-    assert "TI 0 approve success" in log and "TI 0 publish success" in log
+    assert "TI 0 owner_approval success" in log and "TI 0 publish success" in log
     assert [str(v) for v in published_versions(store, "chest")] == ["1.0.0"]
     with catalog.session() as s:
-        approval = s.scalars(select(LineageEvent).where(LineageEvent.action == "approve")).one()
+        approval = s.scalars(select(LineageEvent).where(LineageEvent.action == "approval")).one()
     assert approval.details["required"] is True and approval.details["chosen"] == ["Approve"]
     assert approval.details["by"], "the ledger names who approved"
     catalog.dispose()
