@@ -55,12 +55,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                 run_show),
                ("diff", "series added, removed, revised and labels changed between two versions",
                 (("old", "NAME@A"), ("new", "NAME@B")), run_diff),
-               ("verify", "recompute every checksum; exit 1 naming each missing, extra or altered file",
+               ("verify", "recompute every checksum and check every DICOM's content; exit 1 naming each "
+                          "missing, extra, altered, invalid or identifying file",
                 (("target", "NAME@VERSION|PATH"),), run_verify))
     for action, text, positionals, func in readers:
         parser = rsub.add_parser(action, help=text)
         for dest, metavar in positionals:
             parser.add_argument(dest, metavar=metavar)
+        if action == "verify":
+            parser.add_argument("--checksums-only", action="store_true",
+                                help="skip the content checks (dciodvfy on SEG/SR, label references, residual "
+                                     "PHI in every image): only sizes and SHA-256")
         common(parser, db=False)
         parser.set_defaults(func=func)
 
@@ -214,7 +219,7 @@ def run_verify(args: argparse.Namespace) -> int:
         tree = DirTree(Path(args.target))
     else:
         raise CliError(f"{args.target!r} is neither NAME@VERSION nor a release folder")
-    report = verify_tree(tree)
+    report = verify_tree(tree, checksums_only=args.checksums_only)
     if args.json:
         print_json(report.to_json())
     else:

@@ -174,3 +174,25 @@ def test_verify_build_names_a_raw_zone_object(world):
     # without the raw zone's hashes (a pulled copy) it is still not de-identified
     report = verify_tree(StoreTree(store, result.prefix), checksums_only=False)
     assert image in {p.path for p in report.problems if p.kind == "phi"}
+
+
+def test_the_verify_command_checks_content_unless_told_checksums_only(world, capsys):
+    from curate.main import main
+    from curation.release.publish import publish
+
+    catalog, store, _, images_b = world
+    result = build(catalog, store, SPEC)
+    publish(catalog, store, "chest", result.version)
+    target = f"chest@{result.version}"
+    assert main(["release", "verify", target, "--store", str(store.root)]) == 0
+    capsys.readouterr()
+    root = store.local_path(Zone.RELEASES, f"chest/{result.version}")
+    path = root / images_b[0]
+    ds = pydicom.dcmread(path)
+    ds.PatientName = "Doe^Jane"
+    ds.save_as(path, enforce_file_format=True)
+    assert main(["release", "verify", target, "--store", str(store.root), "--checksums-only"]) == 1
+    assert "altered" in capsys.readouterr().out  # the bytes changed under the manifest
+    assert main(["release", "verify", target, "--store", str(store.root)]) == 1
+    out = capsys.readouterr().out
+    assert images_b[0] in out and "PatientName" in out
