@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, Param
 
 from curation.vocabulary import QualityDecision
 from operators.release import (
-    ApprovalGateOperator, BuildReleaseOperator, PublishReleaseOperator, SelectReleaseOperator, VerifyReleaseOperator,
+    ApprovalGateOperator, BuildReleaseOperator, OwnerApprovalOperator, PublishReleaseOperator, SelectReleaseOperator,
+    VerifyReleaseOperator,
 )
 
 ANNOTATIONS = Asset("annotations")
@@ -88,8 +88,9 @@ with DAG(
     verify = VerifyReleaseOperator(task_id="verify", staged=build.output)
     gate = ApprovalGateOperator(task_id="approval_required", require_approval="{{ params.require_approval }}",
                                 approval_task_id="owner_approval", publish_task_id="publish")
-    approval = ApprovalOperator(
+    approval = OwnerApprovalOperator(
         task_id="owner_approval",
+        staged=verify.output,
         subject="Publish {{ ti.xcom_pull(task_ids='verify')['name'] }}"
                 "@{{ ti.xcom_pull(task_ids='verify')['version'] }}?",
         body="The build is verified in staging at `{{ ti.xcom_pull(task_ids='verify')['prefix'] }}`.\n\n"

@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.providers.standard.operators.branch import BaseBranchOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from operators.base import CurationOperator
+from operators.hooks.curation import CurationHook
 
 
 class _ReleaseOperator(CurationOperator):
@@ -123,8 +125,33 @@ class ApprovalGateOperator(BaseBranchOperator):
         return self.approval_task_id if required else self.publish_task_id
 
 
+class OwnerApprovalOperator(ApprovalOperator):
+    """Airflow's human-in-the-loop `ApprovalOperator` (Approve / Reject in Required Actions or over the
+    REST API; Reject skips publish) that also writes the data owner's answer, who and when, to the
+    lineage ledger, so a rejected build is on record too."""
+
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "staged")
+
+    def __init__(self, *, staged: Mapping[str, Any], curate_conn_id: str = CurationHook.default_conn_name,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.staged, self.curate_conn_id = staged, curate_conn_id
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from curation.pipeline.release import StagedRelease, record_approval
+
+        if "error" not in event:  # an answer (a timeout fails in super() with nothing to record)
+            # recorded before super(): on Reject it skips publish by raising to the task runner
+            self.validate_chosen_options(event["chosen_options"])
+            staged = StagedRelease.from_xcom(self.staged)
+            details = record_approval(CurationHook(self.curate_conn_id).get_catalog(), staged, event)
+            self.log.info("%s@%s: data owner answered %s", staged.name, staged.version, details)
+        return super().execute_complete(context, event)
+
+
 class PublishReleaseOperator(_ReleaseOperator):
-    """Record the approval (or that none was asked), publish the staged build atomically (manifest
+    """Record that no approval was asked (when the run turned it off; the approval task records its
+    answer itself), publish the staged build atomically (manifest
     last; refused when the version exists) and set the `extra` of its outlet assets: name, version,
     manifest SHA-256, location and counts."""
 
@@ -142,7 +169,10 @@ class PublishReleaseOperator(_ReleaseOperator):
         staged = StagedRelease.from_xcom(self.staged)
         hook = self.hook()
         catalog, store = hook.get_catalog(), hook.get_store()
-        approval = record_approval(catalog, staged, self.approval if isinstance(self.approval, Mapping) else None)
+        answer = self.approval if isinstance(self.approval, Mapping) else None
+        approval = record_approval(catalog, staged, None) if answer is None else {
+            "required": True, "chosen": list(answer.get("chosen_options") or []),
+            "by": (answer.get("responded_by_user") or {}).get("name")}
         try:
             done = publish(catalog, store, staged.name, staged.version)
         except self._refusals() as exc:
@@ -160,5 +190,5 @@ class PublishReleaseOperator(_ReleaseOperator):
         return extra
 
 
-__all__ = ["ApprovalGateOperator", "BuildReleaseOperator", "PublishReleaseOperator", "SelectReleaseOperator",
-           "VerifyReleaseOperator"]
+__all__ = ["ApprovalGateOperator", "BuildReleaseOperator", "OwnerApprovalOperator", "PublishReleaseOperator",
+           "SelectReleaseOperator", "VerifyReleaseOperator"]

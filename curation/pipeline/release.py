@@ -93,8 +93,8 @@ def verify_staged(catalog: Catalog, store: Store, staged: StagedRelease) -> Stag
 
 
 def record_approval(catalog: Catalog, staged: StagedRelease, answer: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ledger's record of who let the release be published: the data owner's answer to the
-    approval task (chosen options, who, when), or that the run did not ask for one."""
+    """The ledger's record of the approval step: the data owner's answer (Approve or Reject, who,
+    when), or that the run did not ask for one."""
     if answer:
         who = answer.get("responded_by_user") or {}
         details = {"required": True, "chosen": list(answer.get("chosen_options") or []),

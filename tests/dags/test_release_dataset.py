@@ -39,6 +39,7 @@ print("SHAPE" + json.dumps({
                for k, p in d.params.items()},
     "schedule": str(d.timetable.asset_condition),
     "bumps": d.params.get_param("bump").schema["enum"],
+    "approval_mro": [c.__name__ for c in type(d.get_task("owner_approval")).__mro__],
 }))
 """
 
@@ -90,7 +91,7 @@ published = (Path(sys.argv[1]) / sys.argv[2] / "1.0.0" / "manifest.json").exists
 print("WAITING " + json.dumps({"state": state, "run_id": run_id, "published": published}), flush=True)
 url = f"/api/v2/dags/release_dataset/dagRuns/{run_id}/taskInstances/owner_approval/-1/hitlDetails"
 print("PENDING " + json.dumps(client.get(url).json()))
-answer = client.patch(url, json={"chosen_options": ["Approve"], "params_input": {}})
+answer = client.patch(url, json={"chosen_options": [sys.argv[3]], "params_input": {}})
 print("ANSWER " + str(answer.status_code) + " " + answer.text)
 """
 
@@ -118,10 +119,10 @@ def test_dag_shape_params_and_schedule(airflow_env):
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-4000:]
     shape = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("SHAPE"))[5:])
-    assert shape["tasks"] == {"select": ["build"], "build": ["verify"], "verify": ["approval_required", "publish"],
+    assert shape["tasks"] == {"select": ["build"], "build": ["verify"], "verify": ["approval_required", "owner_approval", "publish"],
                               "approval_required": ["owner_approval", "publish"], "owner_approval": ["publish"],
                               "publish": []}
-    assert shape["classes"]["owner_approval"] == "ApprovalOperator"
+    assert "ApprovalOperator" in shape["approval_mro"], "the data owner answers Airflow's HITL ApprovalOperator"
     assert shape["outlets"] == {"publish": ["dataset_release"]}
     assert "annotations" in shape["schedule"]
     params = shape["params"]
@@ -184,17 +185,17 @@ def test_publish_without_approval_then_the_same_version_is_refused(tmp_path, air
     catalog.dispose()
 
 
-def test_with_approval_the_run_waits_for_a_data_owner(tmp_path, airflow_env):
+def _run_answered(tmp_path: Path, airflow_env: dict[str, str], name: str, choice: str):
+    """A run that asks for approval, and a data owner who answers `choice` once it waits."""
     home = tmp_path / "curate"
-    NAME = "chest-reviewed"  # noqa: N806 - not the other test's release: the metadata DB is shared
     catalog, store = _world(home)
     env = dict(airflow_env, CURATE_HOME=str(home), AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True")
     zone = str(home / "store" / "releases")
-    owner = subprocess.Popen([sys.executable, "-c", ANSWER, zone, NAME], env=env, text=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
+    owner = subprocess.Popen([sys.executable, "-c", ANSWER, zone, name, choice], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         res = subprocess.run([sys.executable, "-c", RUN, str(DAG_FILE),
-                              json.dumps([{"name": NAME, "require_approval": True}]), zone],
+                              json.dumps([{"name": name, "require_approval": True}]), zone],
                              env=env, capture_output=True, text=True, timeout=240)
         answer_log = owner.communicate(timeout=60)[0]
     finally:
@@ -206,14 +207,30 @@ def test_with_approval_the_run_waits_for_a_data_owner(tmp_path, airflow_env):
     assert waiting == {"state": "awaiting_input", "run_id": waiting["run_id"], "published": False}, waiting
     assert "Waiting for Human-in-the-loop input for tasks: ['owner_approval']" in log
     pending = json.loads(_lines(answer_log, "PENDING")[0][8:])
-    assert f"{NAME}@1.0.0" in pending["subject"] and pending["options"] == ["Approve", "Reject"]
+    assert f"{name}@1.0.0" in pending["subject"] and pending["options"] == ["Approve", "Reject"]
     assert _lines(answer_log, "ANSWER")[0].startswith("ANSWER 200"), answer_log[-3000:]
     assert res.returncode == 0, log[-5000:]
     assert "STATE 0 success" in log, log[-5000:]
-    assert "TI 0 owner_approval success" in log and "TI 0 publish success" in log
-    assert [str(v) for v in published_versions(store, NAME)] == ["1.0.0"]
     with catalog.session() as s:
-        approval = s.scalars(select(LineageEvent).where(LineageEvent.action == "approval")).one()
-    assert approval.details["required"] is True and approval.details["chosen"] == ["Approve"]
-    assert approval.details["by"], "the ledger names who approved"
+        events = {e.action: e.details for e in s.scalars(select(LineageEvent).where(LineageEvent.stage == "release"))}
     catalog.dispose()
+    return log, store, events
+
+
+def test_with_approval_the_run_waits_for_a_data_owner(tmp_path, airflow_env):
+    name = "chest-approved"  # not the other tests' release names: the metadata DB is shared
+    log, store, events = _run_answered(tmp_path, airflow_env, name, "Approve")
+    assert "TI 0 owner_approval success" in log and "TI 0 publish success" in log
+    assert [str(v) for v in published_versions(store, name)] == ["1.0.0"]
+    assert events["approval"]["required"] is True and events["approval"]["chosen"] == ["Approve"]
+    assert events["approval"]["by"], "the ledger names who approved"
+    assert "publish" in events
+
+
+def test_a_rejected_release_stays_unpublished(tmp_path, airflow_env):
+    name = "chest-rejected"
+    log, store, events = _run_answered(tmp_path, airflow_env, name, "Reject")
+    assert "TI 0 owner_approval success" in log and "TI 0 publish skipped" in log
+    assert published_versions(store, name) == []
+    assert store.exists("releases", f"{name}/.staging-1.0.0/manifest.json"), "the build waits in staging"
+    assert events.get("approval", {}).get("chosen") == ["Reject"] and "publish" not in events, log[-6000:]
