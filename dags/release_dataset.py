@@ -81,9 +81,9 @@ with DAG(
 ) as dag:
     release = {k: "{{ params.%s }}" % k
                for k in ("name", "bump", "version", "kinds", "decisions", "rounds", "split_ratios", "split_seed")}
-    no_retry = {"retries": 1, "retry_delay": timedelta(seconds=5)}  # refusals fail at once; this is for crashes
+    quick_retry = {"retries": 1, "retry_delay": timedelta(seconds=5)}  # refusals fail at once, without retries
 
-    select = SelectReleaseOperator(task_id="select", release=release, **no_retry)
+    select = SelectReleaseOperator(task_id="select", release=release, **quick_retry)
     build = BuildReleaseOperator(task_id="build", selected=select.output)
     verify = VerifyReleaseOperator(task_id="verify", staged=build.output)
     gate = ApprovalGateOperator(task_id="approval_required", require_approval="{{ params.require_approval }}",
