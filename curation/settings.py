@@ -99,6 +99,8 @@ class Settings:
                                       "shipped file", _path)
     registration_config: Path | None = _var("CURATE_REGISTRATION_CONFIG", "registration defaults file; unset: "
                                             "include/registration/default.yaml", _path)
+    release_cache: Path | None = _var("CURATE_RELEASE_CACHE", "where open_release keeps verified copies of a "
+                                      "remote release's files; unset: ~/.cache/curate/releases", _path)
     max_source_bytes: int = _var("CURATE_MAX_SOURCE_BYTES", "most bytes one source may unpack", _count,
                                  200 * 1024**3)
     max_source_files: int = _var("CURATE_MAX_SOURCE_FILES", "most files one source may hold", _count, 2_000_000)

@@ -80,8 +80,10 @@ def _sha256_file(path: Path) -> tuple[int, str]:
 
 
 def default_cache() -> Path:
-    """Where fetched files go: `$CURATE_RELEASE_CACHE`, else `~/.cache/curate/releases`."""
-    return Path(os.environ.get("CURATE_RELEASE_CACHE") or Path.home() / ".cache" / "curate" / "releases")
+    """Where fetched files go: `$CURATE_RELEASE_CACHE` (curation.settings), else `~/.cache/curate/releases`."""
+    from curation.settings import settings
+
+    return settings().release_cache or Path.home() / ".cache" / "curate" / "releases"
 
 
 @dataclass

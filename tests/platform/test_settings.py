@@ -225,13 +225,14 @@ def test_each_variable_sets_its_field(tmp_path):
            "s3://bucket/site", "CURATE_SITE": "north", "CURATE_S3_ENDPOINT_URL": "http://s3:8333",
            "CURATE_DICOMWEB_USERNAME": "u", "CURATE_DICOMWEB_PASSWORD": "p", "CURATE_SERIES_MODEL": "/m/s.pt",
            "CURATE_QUALITY_MODEL": "/m/q.pt", "CURATE_REGISTRATION_CONFIG": "/c/r.yaml",
-           "CURATE_MAX_SOURCE_BYTES": "1_000", "CURATE_MAX_SOURCE_FILES": "10", "CURATE_MAX_FILE_BYTES": "7"}
+           "CURATE_RELEASE_CACHE": "/cache/releases", "CURATE_MAX_SOURCE_BYTES": "1_000", "CURATE_MAX_SOURCE_FILES": "10", "CURATE_MAX_FILE_BYTES": "7"}
     s = Settings.from_environ(env, cwd=tmp_path)
     assert s.home == (tmp_path / "state").resolve()  # relative to the working directory, like before
     assert s.catalog_url == env["CURATE_DB_URL"] and s.store_location == "s3://bucket/site" and not s.embedded_store
     assert (s.site, s.s3_endpoint_url, s.dicomweb_username, s.dicomweb_password) == ("north", "http://s3:8333", "u", "p")
     assert (s.series_model, s.quality_model, s.registration_config) == (
         Path("/m/s.pt"), Path("/m/q.pt"), Path("/c/r.yaml"))
+    assert s.release_cache == Path("/cache/releases")
     assert (s.max_source_bytes, s.max_source_files, s.max_file_bytes) == (1000, 10, 7)
     assert "'p'" not in repr(s)  # the password stays out of logs
     assert {f.metadata["env"] for f in dataclasses.fields(Settings)} == set(env)  # the test covers every field
