@@ -334,17 +334,10 @@ def _present(truth: Any, label: str) -> bool | None:
     return getattr(t, "present", None)
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def consensus_against_truth(catalog: Any, round_id: int, truth: Mapping[str, Any]) -> dict[str, Any]:
     """Dawid-Skene consensus of every yes/no label against the site's truth (accuracy overall and per
     label), and each consensus box's IoU with the nearest truth region of its finding."""
+    from curation.agreement.roi import box_iou
     from curation.annotation_schema import load_schema
     from curation.pipeline.analyse import BOX, DAWID_SKENE, consensus_labels
 
@@ -360,7 +353,7 @@ def consensus_against_truth(catalog: Any, round_id: int, truth: Mapping[str, Any
         t = (truth.get(row["item"]) or {}).get(regions.get(row["label"], ""))
         boxes = [(r.box[0], r.box[1], r.box[0] + r.box[2], r.box[1] + r.box[3]) for r in getattr(t, "regions", ())]
         if boxes:
-            ious.append(max(_iou((row["x0"], row["y0"], row["x1"], row["y1"]), b) for b in boxes))
+            ious.append(max(box_iou((row["x0"], row["y0"], row["x1"], row["y1"]), b) for b in boxes))
     every = [v for values in right.values() for v in values]
     return {"consensus_accuracy": round(sum(every) / len(every), 4) if every else None,
             "consensus_answers": len(every),
