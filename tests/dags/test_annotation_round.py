@@ -20,24 +20,10 @@ from tests.operators.world import (
     start_world,
 )
 
+from tests.dags.shape import dag_shape
+
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "dags" / "annotation_round.py"
-
-SHAPE = r"""
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("d", sys.argv[1])
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-d = m.dag
-print("SHAPE" + json.dumps({
-    "tasks": {t.task_id: sorted(t.downstream_task_ids) for t in d.tasks},
-    "classes": {t.task_id: type(t).__name__ for t in d.tasks},
-    "outlets": {t.task_id: [a.name for a in t.outlets] for t in d.tasks if t.outlets},
-    "params": {k: {"default": p.value if p.has_value else None, "description": p.description}
-               for k, p in d.params.items()},
-    "schedule": str(d.timetable.asset_condition),
-    "wait_timeout_h": d.get_task("wait").execution_timeout.total_seconds() / 3600,
-}))
-"""
 
 # curate_source's run script (load the file, dag.test(), print the state and the task instances), then
 # the asset events the run emitted
@@ -50,10 +36,8 @@ with create_session() as s:
 
 
 def test_dag_shape_params_and_schedule(airflow_env):
-    res = subprocess.run([sys.executable, "-c", SHAPE, str(DAG_FILE)], env=airflow_env, capture_output=True,
-                         text=True, timeout=180)
-    assert res.returncode == 0, res.stderr[-4000:]
-    shape = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("SHAPE"))[5:])
+    shape = dag_shape(DAG_FILE, airflow_env,
+                      {"wait_timeout_h": 'd.get_task("wait").execution_timeout.total_seconds() / 3600'})
     assert shape["tasks"] == {
         "select": ["dispatch"], "dispatch": ["wait"], "wait": ["collect"], "collect": ["analyse"], "analyse": [],
         "select_quality_review": ["dispatch_quality_review"], "dispatch_quality_review": ["wait_quality_review"],

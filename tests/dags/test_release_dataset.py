@@ -21,27 +21,11 @@ from curation.release.verify import verify_tree
 from curation.release.version import BUMPS
 from curation.store import LocalStore
 from curation.vocabulary import QualityDecision
+from tests.dags.shape import dag_shape
 from tests.release.world import add_round, add_series
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "dags" / "release_dataset.py"
-
-SHAPE = r"""
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("d", sys.argv[1])
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-d = m.dag
-print("SHAPE" + json.dumps({
-    "tasks": {t.task_id: sorted(t.downstream_task_ids) for t in d.tasks},
-    "classes": {t.task_id: type(t).__name__ for t in d.tasks},
-    "outlets": {t.task_id: [a.name for a in t.outlets] for t in d.tasks if t.outlets},
-    "params": {k: {"default": p.value if p.has_value else None, "description": p.description}
-               for k, p in d.params.items()},
-    "schedule": str(d.timetable.asset_condition),
-    "bumps": d.params.get_param("bump").schema["enum"],
-    "approval_mro": [c.__name__ for c in type(d.get_task("owner_approval")).__mro__],
-}))
-"""
 
 # dag.test() once per conf; after each run its state, task instances, the asset events so far and a
 # digest of every file in the releases zone
@@ -115,10 +99,9 @@ def _lines(log: str, tag: str) -> list[str]:
 
 
 def test_dag_shape_params_and_schedule(airflow_env):
-    res = subprocess.run([sys.executable, "-c", SHAPE, str(DAG_FILE)], env=airflow_env, capture_output=True,
-                         text=True, timeout=120)
-    assert res.returncode == 0, res.stderr[-4000:]
-    shape = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("SHAPE"))[5:])
+    shape = dag_shape(DAG_FILE, airflow_env, {
+        "bumps": 'd.params.get_param("bump").schema["enum"]',
+        "approval_mro": '[c.__name__ for c in type(d.get_task("owner_approval")).__mro__]'}, timeout=120)
     assert shape["tasks"] == {"select": ["build"], "build": ["verify"], "verify": ["approval_required", "owner_approval", "publish"],
                               "approval_required": ["owner_approval", "publish"], "owner_approval": ["publish"],
                               "publish": []}
