@@ -22,7 +22,7 @@ from typing import Any
 import pydicom
 from sqlalchemy import select
 
-from curation.catalog import Catalog, append_event
+from curation.catalog import Catalog, Instance, Source, append_event
 from curation.catalog.lineage import GENESIS
 from curation.catalog.models import (
     AnnotationItem,
@@ -61,6 +61,11 @@ DISTRIBUTION = "curate"
 PROVENANCE_STAGES = ("deid", "classify", "quality")
 #: Round kind whose readings and consensus a release carries (quality reviews are the final decisions).
 LABELS_ROUND = "labels"
+#: Image formats a release can hold: the de-identified DICOM (always: labels reference its instances and
+#: verify checks it for PHI) and, asked for, NIfTI conversions of volume series.
+FORMAT_DICOM = "dicom"
+FORMAT_NIFTI = "nifti"
+FORMATS = (FORMAT_DICOM, FORMAT_NIFTI)
 
 
 class ReleaseError(ValueError):
@@ -70,8 +75,8 @@ class ReleaseError(ValueError):
 @dataclass(frozen=True)
 class ReleaseSpec:
     """What to release: name and version (an explicit one, or a bump of the newest published), the
-    selection (series kinds, final quality decisions, annotation rounds; empty kinds or rounds: any)
-    and the split plan."""
+    selection (series kinds, final quality decisions, annotation rounds, sources' sites; empty kinds,
+    rounds or sites: any), the split plan and the image formats (`FORMATS`; DICOM always)."""
 
     name: str
     bump: str = "minor"
@@ -80,12 +85,24 @@ class ReleaseSpec:
     decisions: tuple[str, ...] = (QualityDecision.APPROVE,)
     rounds: tuple[int, ...] = ()
     splits: release_splits.SplitPlan = release_splits.SplitPlan()
+    #: Sites (`Source.site`, the ingest's `site`) whose series are released; empty: every site.
+    sites: tuple[str, ...] = ()
+    formats: tuple[str, ...] = (FORMAT_DICOM,)
     #: The release date label objects carry (never the clock: a rebuild must be byte-identical);
     #: None: the date of the ledger head the build records.
     released_on: date | None = None
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.formats) - set(FORMATS))
+        if unknown:
+            raise ReleaseError(f"unknown release formats {unknown}; known: {', '.join(FORMATS)}")
+        if FORMAT_DICOM not in self.formats:
+            raise ReleaseError(f"formats {list(self.formats)} lack {FORMAT_DICOM!r}: a release always holds the "
+                               "de-identified DICOM (labels reference its instances; verify checks it for PHI)")
+
     def selection_json(self) -> dict[str, Any]:
-        return {"kinds": sorted(self.kinds), "decisions": sorted(self.decisions), "rounds": sorted(self.rounds)}
+        return {"kinds": sorted(self.kinds), "decisions": sorted(self.decisions), "rounds": sorted(self.rounds),
+                "sites": sorted(self.sites), "formats": sorted(self.formats)}
 
 
 @dataclass
@@ -150,14 +167,27 @@ def _round_series(catalog: Catalog, rounds: Sequence[int]) -> set[int]:
         return set(s.scalars(select(AnnotationItem.series_id).where(AnnotationItem.round_id.in_(list(rounds)))))
 
 
+def series_sites(catalog: Catalog, series_ids: Sequence[int]) -> dict[int, str]:
+    """Each series' site: the `site` of the sources its instances were ingested from (sorted and
+    comma-joined in the rare case one series came from sources of several sites)."""
+    sites: dict[int, set[str]] = {}
+    with catalog.session() as s:
+        for sid, site in s.execute(select(Instance.series_id, Source.site).join(Source, Source.id == Instance.source_id)
+                                   .where(Instance.series_id.in_(list(series_ids))).distinct()):
+            sites.setdefault(sid, set()).add(site)
+    return {sid: ",".join(sorted(names)) for sid, names in sites.items()}
+
+
 def choose(catalog: Catalog, spec: ReleaseSpec) -> list[Chosen]:
     """The series the spec selects, sorted by their release paths, with their series-table rows."""
     refs = candidates(catalog)
     finals = final_decisions(catalog, [r.series_id for r in refs])
     in_rounds = _round_series(catalog, spec.rounds) if spec.rounds else None
+    sites = series_sites(catalog, [r.series_id for r in refs])
     refs = [r for r in refs if (not spec.kinds or r.kind in spec.kinds)
             and finals[r.series_id].decision in spec.decisions
-            and (in_rounds is None or r.series_id in in_rounds)]
+            and (in_rounds is None or r.series_id in in_rounds)
+            and (not spec.sites or set(sites.get(r.series_id, "").split(",")) & set(spec.sites))]
     ids = [r.series_id for r in refs]
     deid, classify, quality = (newest_records(catalog, stage, ids) for stage in ("deid", "classify", "quality"))
     chosen = []
@@ -166,7 +196,8 @@ def choose(catalog: Catalog, spec: ReleaseSpec) -> list[Chosen]:
         files = tuple((k, release_path(k)[0]) for k in keys)
         _, patient, study = release_path(keys[0])
         final, q = finals[ref.series_id], quality.get(ref.series_id)
-        row = {"series": ref.item_key, "patient": patient, "study": study, "format": ref.format,
+        row = {"series": ref.item_key, "patient": patient, "study": study, "site": sites.get(ref.series_id),
+               "format": ref.format,
                "modality": ref.modality, "kind": ref.kind, "body_part": ref.body_part, "n_files": len(files),
                "final_decision": final.decision, "decision_source": final.source,
                "decision_reason": final.reason, "reviewers": list(final.reviewers),
@@ -344,5 +375,5 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
     return BuildResult(spec.name, str(version), str(previous) if previous else None, prefix, manifest.sha256, figures)
 
 
-__all__ = ["BuildResult", "Chosen", "PROVENANCE_STAGES", "ReleaseError", "ReleaseSpec", "STAGE", "build", "choose",
-           "code_version", "lineage_head", "release_date", "release_path"]
+__all__ = ["BuildResult", "Chosen", "FORMATS", "FORMAT_DICOM", "FORMAT_NIFTI", "PROVENANCE_STAGES", "ReleaseError", "ReleaseSpec", "STAGE", "build", "choose",
+           "code_version", "lineage_head", "release_date", "release_path", "series_sites"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from curation.confighash import canonical_json
 
-SERIES_COLUMNS = ("series", "patient", "study", "split", "format", "modality", "kind", "body_part", "n_files",
+SERIES_COLUMNS = ("series", "patient", "study", "site", "split", "format", "modality", "kind", "body_part", "n_files",
                   "content_sha256", "final_decision", "decision_source", "decision_reason", "reviewers",
                   "model_decision", "quality_metrics", "attributes")
 READING_COLUMNS = ("round", "series", "reader", "reader_passes_qc", "record", "label", "ordinal", "value",

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from curate.main import main
-from curation.catalog import Catalog, verify_chain
+from curation.catalog import verify_chain
 from curation.catalog.models import LineageEvent
 from curation.release.build import ReleaseError, ReleaseSpec, build
 from curation.release.diff import diff_trees
@@ -19,14 +19,6 @@ from curation.release.verify import verify_tree
 from curation.store import LocalStore
 from curation.vocabulary import QualityDecision, Zone
 from tests.release.world import add_round, add_series, human_exclude, series_uid, set_consensus
-
-
-@pytest.fixture
-def world(tmp_path):
-    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
-    store = LocalStore(tmp_path / "store", fsync=False)
-    yield catalog, store
-    catalog.dispose()
 
 
 def _zone(store: LocalStore) -> dict[str, bytes]:

@@ -20,14 +20,15 @@ def series_uid(n: int) -> str:
 
 
 def add_series(catalog: Catalog, store: Store, n: int, *, patient: str, kind: str = SeriesKind.CR,
-               decision: str = QualityDecision.APPROVE, files: int = 2) -> int:
-    """A de-identified, classified and quality-checked series of `files` instances of patient `patient`."""
+               decision: str = QualityDecision.APPROVE, files: int = 2, site: str = "default") -> int:
+    """A de-identified, classified and quality-checked series of `files` instances of patient `patient`,
+    ingested from site `site`'s source."""
     uid = series_uid(n)
     keys = [f"{patient}/2.25.9{n}/{uid}/2.25.8{n}{i}.dcm" for i in range(files)]
     for i, key in enumerate(keys):
         store.put_bytes(Zone.DEID, key, f"DICM series {n} instance {i}".encode() * 8)
     with catalog.session() as s:
-        src = s.query(Source).first() or Source(kind="folder", uri="/data/in")
+        src = s.query(Source).filter_by(site=site).first() or Source(kind="folder", uri=f"/data/{site}", site=site)
         series = Series(series_instance_uid=f"1.2.840.{n}", modality="CR")
         s.add_all([src, series])
         s.flush()
