@@ -47,8 +47,19 @@ from curation.release.layout import (
     release_prefix,
     staging_prefix,
 )
-from curation.release.manifest import Manifest, ManifestEntry
-from curation.release.tables import CONSENSUS_COLUMNS, READING_COLUMNS, SERIES_COLUMNS, to_csv
+from curation.release.manifest import MANIFEST_PARQUET, Manifest, ManifestEntry
+from curation.release.tables import (
+    AGREEMENT_TABLE,
+    CONSENSUS_COLUMNS,
+    CONSENSUS_SCHEMA,
+    CONSENSUS_TABLE,
+    READING_COLUMNS,
+    READING_SCHEMA,
+    READINGS_TABLE,
+    SERIES_SCHEMA,
+    SERIES_TABLE,
+    to_parquet,
+)
 from curation.release.version import Version, check_name, next_version
 from curation.store import Store
 from curation.vocabulary import QualityDecision, Zone
@@ -241,17 +252,21 @@ def _rounds(catalog: Catalog, spec: ReleaseSpec, series_ids: set[int]) -> list[A
 
 
 def _round_tables(catalog: Catalog, rounds: list[AnnotationRound], keys: dict[int, str]) -> tuple[bytes, bytes, bytes]:
-    """readings.csv, consensus.csv and agreement.json of the rounds, limited to the selected series."""
+    """readings.parquet, consensus.parquet and agreement.json of the rounds, limited to the selected series."""
     ids = [r.id for r in rounds]
     with catalog.session() as s:
         items = {i.id: i for i in s.scalars(select(AnnotationItem).where(AnnotationItem.round_id.in_(ids)))}
-        passes = {(r.round_id, r.reader): r.passes_qc
-                  for r in s.scalars(select(ReaderReport).where(ReaderReport.round_id.in_(ids)))}
-        readings = [{**{c: getattr(r, c) for c in READING_COLUMNS if hasattr(r, c)}, "round": r.round_id,
-                     "series": keys[items[r.item_id].series_id], "reader_passes_qc": passes.get((r.round_id, r.reader)),
-                     "is_gold": items[r.item_id].is_gold}
-                    for r in s.scalars(select(Reading).where(Reading.round_id.in_(ids)))
-                    if items[r.item_id].series_id in keys]
+        reports = {(r.round_id, r.reader): r for r in s.scalars(select(ReaderReport).where(ReaderReport.round_id.in_(ids)))}
+        readings = []
+        for r in s.scalars(select(Reading).where(Reading.round_id.in_(ids))):
+            if items[r.item_id].series_id not in keys:
+                continue
+            report = reports.get((r.round_id, r.reader))
+            readings.append({**{c: getattr(r, c) for c in READING_COLUMNS if hasattr(r, c)}, "round": r.round_id,
+                             "series": keys[items[r.item_id].series_id],
+                             "reader_passes_qc": report.passes_qc if report else None,
+                             "reader_qc_flags": sorted(map(str, report.qc_flags or [])) if report else None,
+                             "is_gold": items[r.item_id].is_gold})
         consensus = [{**{c: getattr(r, c) for c in CONSENSUS_COLUMNS if hasattr(r, c)}, "round": r.round_id,
                       "series": keys[items[r.item_id].series_id]}
                      for r in s.scalars(select(ConsensusLabel).where(ConsensusLabel.round_id.in_(ids)))
@@ -262,7 +277,7 @@ def _round_tables(catalog: Catalog, rounds: list[AnnotationRound], keys: dict[in
                              "state": r.state,
                              "summary": strict_json({k: v for k, v in (r.summary or {}).items() if k != "rewards"})}
                  for r in rounds}
-    return (to_csv(readings, READING_COLUMNS), to_csv(consensus, CONSENSUS_COLUMNS),
+    return (to_parquet(readings, READING_SCHEMA), to_parquet(consensus, CONSENSUS_SCHEMA),
             (canonical_json(agreement) + "\n").encode())
 
 
@@ -349,11 +364,11 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
             c.row.update(split=assignment[c.patient], content_sha256=content.hexdigest())
             for path, data in _series_labels(c, rounds, labelled, dicom, identity, skipped):
                 put(path, data)
-    put("tables/series.csv", to_csv((c.row for c in chosen), SERIES_COLUMNS))
+    put(SERIES_TABLE, to_parquet((c.row for c in chosen), SERIES_SCHEMA))
     readings, consensus, agreement = _round_tables(catalog, rounds, keys)
-    put("tables/readings.csv", readings)
-    put("tables/consensus.csv", consensus)
-    put("tables/agreement.json", agreement)
+    put(READINGS_TABLE, readings)
+    put(CONSENSUS_TABLE, consensus)
+    put(AGREEMENT_TABLE, agreement)
     provenance = {"name": spec.name, "version": str(version), "previous": str(previous) if previous else None,
                   "code": code_version(), "selection": spec.selection_json(), "splits": spec.splits.to_json(),
                   "stages": _stage_provenance(catalog, list(keys)),
@@ -366,6 +381,7 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
     changes = release_diff.diff_trees(old, StoreTree(store, prefix), f"{spec.name}@{previous}" if previous else None,
                                       f"{spec.name}@{version}")
     put("CHANGES.md", release_diff.changes_markdown(changes).encode())
+    put(MANIFEST_PARQUET, Manifest(spec.name, str(version), tuple(entries)).to_parquet())
     manifest = Manifest(spec.name, str(version), tuple(entries))
     store.put_bytes(Zone.RELEASES, prefix + MANIFEST_JSON, manifest.to_bytes())
     figures = {k: v["new"] for k, v in changes.counts.items()}

@@ -10,25 +10,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curation.release.layout import ReleaseTree
-from curation.release.tables import from_csv
+from curation.release.tables import (
+    CONSENSUS_SCHEMA,
+    CONSENSUS_TABLE,
+    READING_SCHEMA,
+    READINGS_TABLE,
+    SERIES_SCHEMA,
+    SERIES_TABLE,
+    read_rows,
+)
 
-SERIES_TABLE, READINGS_TABLE, CONSENSUS_TABLE = "tables/series.csv", "tables/readings.csv", "tables/consensus.csv"
+_SCHEMAS = {SERIES_TABLE: SERIES_SCHEMA, READINGS_TABLE: READING_SCHEMA, CONSENSUS_TABLE: CONSENSUS_SCHEMA}
 #: Consensus columns compared between versions (the round id and posterior move with any re-analysis).
 _LABEL_VALUE = ("value", "x0", "y0", "x1", "y1")
 
 
-def _table(tree: ReleaseTree | None, path: str) -> list[dict[str, str]]:
-    return from_csv(tree.read(path)) if tree is not None and tree.exists(path) else []
+def _table(tree: ReleaseTree | None, path: str) -> list[dict[str, Any]]:
+    return read_rows(tree.read(path), _SCHEMAS[path]) if tree is not None and tree.exists(path) else []
 
 
-def counts(series: list[dict[str, str]], readings: list[dict[str, str]],
-           consensus: list[dict[str, str]]) -> dict[str, int]:
+def counts(series: list[dict[str, Any]], readings: list[dict[str, Any]],
+           consensus: list[dict[str, Any]]) -> dict[str, int]:
     """The headline figures of one version."""
     out = {"series": len(series), "patients": len({r["patient"] for r in series}),
-           "studies": len({r["study"] for r in series}), "files": sum(int(r["n_files"] or 0) for r in series),
+           "studies": len({r["study"] for r in series}), "files": sum(r["n_files"] or 0 for r in series),
            "readings": len(readings), "readers": len({r["reader"] for r in readings}),
            "consensus_labels": sum(1 for r in consensus if r["method"] != "box"),
-           "consensus_positive": sum(1 for r in consensus if r["method"] != "box" and r["value"] == "1"),
+           "consensus_positive": sum(1 for r in consensus if r["method"] != "box" and r["value"] == 1),
            "consensus_boxes": sum(1 for r in consensus if r["method"] == "box")}
     for split, n in sorted(Counter(r["split"] for r in series).items()):
         out[f"series_{split}"] = n
@@ -38,7 +46,7 @@ def counts(series: list[dict[str, str]], readings: list[dict[str, str]],
     return out
 
 
-def _labels(consensus: list[dict[str, str]]) -> dict[tuple[str, str, str, str], dict[str, str]]:
+def _labels(consensus: list[dict[str, Any]]) -> dict[tuple[str, str, str, int], dict[str, Any]]:
     return {(r["series"], r["label"], r["method"], r["ordinal"]): {k: r[k] for k in _LABEL_VALUE} for r in consensus}
 
 
@@ -84,10 +92,10 @@ def diff_trees(old: ReleaseTree | None, new: ReleaseTree, old_label: str | None 
     return diff
 
 
-def _short(value: dict[str, str] | None) -> str:
+def _short(value: dict[str, Any] | None) -> str:
     if value is None:
         return "none"
-    return json.dumps({k: v for k, v in value.items() if v != ""}, sort_keys=True)
+    return json.dumps({k: v for k, v in value.items() if v is not None}, sort_keys=True)
 
 
 def changes_markdown(diff: ReleaseDiff) -> str:

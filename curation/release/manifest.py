@@ -2,7 +2,11 @@
 
 Written as canonical JSON (entries sorted by path, keys sorted, no timestamps), so the same files
 always give the same bytes, and the SHA-256 of `manifest.json` names the release's content: two
-copies with equal manifest hashes hold the same bytes. The manifest lists every file but itself.
+copies with equal manifest hashes hold the same bytes. `manifest.json` lists every file but itself.
+
+`manifest.parquet` is the same entries as a table for pandas/Spark users: every file but
+`manifest.json` and itself. It is a release file like any other, so `manifest.json` lists it (and
+verify checks it); the identity stays the JSON's hash.
 """
 from __future__ import annotations
 
@@ -11,15 +15,23 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from curation.release.tables import MANIFEST_SCHEMA, to_parquet
+
 FORMAT = "curate-release-manifest/1"
+MANIFEST_PARQUET = "manifest.parquet"
 #: What a file is for, by its top-level folder (a file at the top is a document).
 ROLES = {"images": "image", "labels": "label", "tables": "table"}
-DOCUMENT_ROLES = {"provenance.json": "provenance", "CHANGES.md": "changes"}
+#: NIfTI conversions of volume series (`images/<patient>/<study>/<series>.nii.gz`) beside their DICOM.
+NIFTI_ROLE, NIFTI_SUFFIX = "image-nifti", ".nii.gz"
+DOCUMENT_ROLES = {"provenance.json": "provenance", "CHANGES.md": "changes", MANIFEST_PARQUET: "manifest",
+                  "croissant.json": "croissant", "DATASHEET.md": "datasheet"}
 
 
 def role_of(path: str) -> str:
     head = path.split("/", 1)[0]
     if "/" in path:
+        if head == "images" and path.endswith(NIFTI_SUFFIX) and path.count("/") == 3:
+            return NIFTI_ROLE
         return ROLES.get(head, "other")
     return DOCUMENT_ROLES.get(path, "document")
 
@@ -69,6 +81,10 @@ class Manifest:
         entries = tuple(ManifestEntry(f["path"], int(f["size"]), f["sha256"], f["role"]) for f in doc["files"])
         return cls(doc["name"], doc["version"], entries)
 
+    def to_parquet(self) -> bytes:
+        """manifest.parquet: the entries sorted by path, with the columns path, size, sha256, role."""
+        return to_parquet((asdict(e) for e in sorted(self.entries)), MANIFEST_SCHEMA)
+
     def by_path(self) -> dict[str, ManifestEntry]:
         return {e.path: e for e in self.entries}
 
@@ -79,4 +95,5 @@ class Manifest:
         return dict(sorted(out.items()))
 
 
-__all__ = ["FORMAT", "Manifest", "ManifestEntry", "role_of"]
+__all__ = ["DOCUMENT_ROLES", "FORMAT", "MANIFEST_PARQUET", "Manifest", "ManifestEntry", "NIFTI_ROLE", "NIFTI_SUFFIX",
+           "role_of"]

@@ -19,54 +19,60 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from curation.release.layout import MANIFEST_JSON, DirTree, ReleaseTree, StoreTree, published_versions, release_prefix
 from curation.release.manifest import Manifest, ManifestEntry
-from curation.release.tables import CONSENSUS_COLUMNS, READING_COLUMNS, SERIES_COLUMNS
+from curation.release.tables import (
+    AGREEMENT_TABLE,
+    CONSENSUS_SCHEMA,
+    CONSENSUS_TABLE,
+    JSON_COLUMNS,
+    READING_SCHEMA,
+    READINGS_TABLE,
+    SERIES_SCHEMA,
+    SERIES_TABLE,
+    read_arrow,
+)
 from curation.release.version import ReleaseRef, check_name
 from curation.release.verify import VerifyReport, verify_tree
 from curation.store import ObjectNotFound, Store, open_store
 from curation.vocabulary import Zone
 
-#: Nullable pandas dtypes of each table's typed columns; every other column is text ("string").
-SERIES_DTYPES = {"n_files": "Int64"}
-READING_DTYPES = {"round": "Int64", "reader_passes_qc": "boolean", "ordinal": "Int64", "value": "Int64",
-                  "confidence": "Float64", "seconds": "Float64", "frame": "Int64", "x0": "Float64", "y0": "Float64",
-                  "x1": "Float64", "y1": "Float64", "is_gold": "boolean"}
-CONSENSUS_DTYPES = {"round": "Int64", "ordinal": "Int64", "value": "Int64", "posterior": "Float64",
-                    "n_readers": "Int64", "n_positive": "Int64", "x0": "Float64", "y0": "Float64", "x1": "Float64",
-                    "y1": "Float64"}
-#: Columns holding canonical JSON (lists, objects), decoded to Python values.
-JSON_COLUMNS = ("reviewers", "quality_metrics", "attributes", "points")
+#: Column dtypes in pandas: each Arrow type of curation.release.tables as a nullable pandas dtype;
+#: lists of names and the JSON columns (decoded) are Python objects.
+PANDAS_DTYPES = {pa.string(): "string", pa.int64(): "Int64", pa.float64(): "Float64", pa.bool_(): "boolean"}
 #: Consensus methods preferred for a series' yes/no label, best first (a box row is not a finding).
 METHOD_PREFERENCE = ("dawid_skene", "majority")
 BOX_COLUMNS = ("x0", "y0", "x1", "y1")
+
+
+def table_dtypes(schema: pa.Schema) -> dict[str, str]:
+    """The documented pandas dtype of each column of a release table ("object": lists and JSON)."""
+    return {f.name: "object" if f.name in JSON_COLUMNS else PANDAS_DTYPES.get(f.type, "object") for f in schema}
+
+
+SERIES_DTYPES, READING_DTYPES, CONSENSUS_DTYPES = (table_dtypes(s) for s in (SERIES_SCHEMA, READING_SCHEMA,
+                                                                              CONSENSUS_SCHEMA))
 
 
 class ReleaseIntegrityError(ValueError):
     """A release file's bytes are not those its manifest lists (altered, truncated or missing)."""
 
 
-def read_table(data: bytes, columns: tuple[str, ...], dtypes: dict[str, str]) -> pd.DataFrame:
-    """A canonical CSV table as a DataFrame: empty cells are missing, typed columns get nullable
-    dtypes, JSON cells are decoded; columns in the documented order even when there are no rows."""
-    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"table lacks the documented columns {missing}")
-    frame = frame[list(columns)].replace("", pd.NA)
-    for column in columns:
-        if column in dtypes:
-            kind = dtypes[column]
-            text = frame[column]
-            if kind == "boolean":
-                frame[column] = text.map({"true": True, "false": False}, na_action="ignore").astype("boolean")
-            else:
-                frame[column] = pd.to_numeric(text).astype(kind)
-        elif column in JSON_COLUMNS:
-            frame[column] = [json.loads(v) if isinstance(v, str) else None for v in frame[column]]
-        else:
-            frame[column] = frame[column].astype("string")
+def read_table(data: bytes, schema: pa.Schema) -> pd.DataFrame:
+    """A release table (Parquet) as a DataFrame with the documented columns in order and dtypes
+    (`table_dtypes`): nullable numbers, booleans and text; lists as Python lists; JSON decoded."""
+    table = read_arrow(data, schema)
+    frame = table.to_pandas(types_mapper={t: pd.api.types.pandas_dtype(d) for t, d in PANDAS_DTYPES.items()}.get)
+    for field_ in schema:
+        column = field_.name
+        if column in JSON_COLUMNS:
+            frame[column] = pd.Series([json.loads(v) if isinstance(v, str) else None for v in frame[column]],
+                                      index=frame.index, dtype=object)
+        elif pa.types.is_list(field_.type):
+            frame[column] = pd.Series([list(v) if v is not None else None for v in frame[column]],
+                                      index=frame.index, dtype=object)
     return frame
 
 
@@ -114,9 +120,9 @@ class Release:
         return f"Release({self.name}@{self.version}, manifest {self.manifest_sha256[:12]}{where}, {self.tree.location})"
 
     # tables --------------------------------------------------------------------------------------
-    def _table(self, path: str, columns: tuple[str, ...], dtypes: dict[str, str]) -> pd.DataFrame:
+    def _table(self, path: str, schema: pa.Schema) -> pd.DataFrame:
         if path not in self._tables:
-            self._tables[path] = read_table(self.read(path), columns, dtypes)
+            self._tables[path] = read_table(self.read(path), schema)
         frame = self._tables[path]
         if self._series_filter is not None:
             frame = frame[frame["series"].isin(self._series_filter)].reset_index(drop=True)
@@ -124,25 +130,25 @@ class Release:
 
     @property
     def series(self) -> pd.DataFrame:
-        """tables/series.csv: one row per series (docs/releases.md lists the columns)."""
-        return self._table("tables/series.csv", SERIES_COLUMNS, SERIES_DTYPES)
+        """tables/series.parquet: one row per series (docs/releases.md lists the columns)."""
+        return self._table(SERIES_TABLE, SERIES_SCHEMA)
 
     @property
     def readings(self) -> pd.DataFrame:
-        """tables/readings.csv: every raw reading of the released series."""
-        return self._table("tables/readings.csv", READING_COLUMNS, READING_DTYPES)
+        """tables/readings.parquet: every raw reading of the released series."""
+        return self._table(READINGS_TABLE, READING_SCHEMA)
 
     @property
     def consensus(self) -> pd.DataFrame:
-        """tables/consensus.csv: each round's consensus per series, label and method (boxes included)."""
-        return self._table("tables/consensus.csv", CONSENSUS_COLUMNS, CONSENSUS_DTYPES)
+        """tables/consensus.parquet: each round's consensus per series, label and method (boxes included)."""
+        return self._table(CONSENSUS_TABLE, CONSENSUS_SCHEMA)
 
     labels = consensus
 
     @property
     def agreement(self) -> dict[str, Any]:
         """tables/agreement.json: each round's agreement statistics by round id."""
-        return json.loads(self.read("tables/agreement.json"))
+        return json.loads(self.read(AGREEMENT_TABLE))
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -331,4 +337,4 @@ def open_release(where: str | Path | Store, name_at_version: str | None = None, 
 
 
 __all__ = ["CONSENSUS_DTYPES", "READING_DTYPES", "Release", "ReleaseIntegrityError", "SERIES_DTYPES",
-           "default_cache", "open_release", "read_table"]
+           "default_cache", "open_release", "read_table", "table_dtypes"]

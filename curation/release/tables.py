@@ -1,50 +1,93 @@
-"""The release's tables as canonical CSV: fixed columns, rows sorted by the caller, '\n' line ends,
-empty cells for missing values, nested values as canonical JSON. Same rows, same bytes: a table is
-hashed into the manifest, so a release built twice from the same catalog is byte-identical.
+"""The release's tables as Parquet with fixed Arrow schemas: explicit column types, rows sorted by the
+caller, no pandas index metadata, one compression setting. Same rows, same bytes: a table is hashed
+into the manifest, so a release built twice from the same catalog (with the same pyarrow) is
+byte-identical.
+
+Columns whose values have no fixed shape (quality metrics, classifier attributes, freehand points)
+are canonical JSON text; lists of names (reviewers, a reader's QC flags) are Parquet lists.
 """
 from __future__ import annotations
 
-import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from curation.confighash import canonical_json
 
-SERIES_COLUMNS = ("series", "patient", "study", "site", "split", "format", "modality", "kind", "body_part", "n_files",
-                  "content_sha256", "final_decision", "decision_source", "decision_reason", "reviewers",
-                  "model_decision", "quality_metrics", "attributes")
-READING_COLUMNS = ("round", "series", "reader", "reader_passes_qc", "record", "label", "ordinal", "value",
-                   "confidence", "seconds", "roi_kind", "instance", "frame", "x0", "y0", "x1", "y1", "points",
-                   "is_gold")
-CONSENSUS_COLUMNS = ("round", "series", "label", "method", "ordinal", "value", "posterior", "n_readers",
-                     "n_positive", "x0", "y0", "x1", "y1")
+#: Where each table lives in a release.
+SERIES_TABLE, READINGS_TABLE, CONSENSUS_TABLE = "tables/series.parquet", "tables/readings.parquet", "tables/consensus.parquet"
+AGREEMENT_TABLE = "tables/agreement.json"
+
+TEXT, INT, FLOAT, BOOL, NAMES = pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.string())
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list, tuple)):
+def _schema(*columns: tuple[str, pa.DataType]) -> pa.Schema:
+    return pa.schema([pa.field(name, kind, nullable=True) for name, kind in columns])
+
+
+_BOX = (("x0", FLOAT), ("y0", FLOAT), ("x1", FLOAT), ("y1", FLOAT))
+SERIES_SCHEMA = _schema(
+    ("series", TEXT), ("patient", TEXT), ("study", TEXT), ("site", TEXT), ("split", TEXT), ("format", TEXT),
+    ("modality", TEXT), ("kind", TEXT), ("body_part", TEXT), ("n_files", INT), ("content_sha256", TEXT),
+    ("final_decision", TEXT), ("decision_source", TEXT), ("decision_reason", TEXT), ("reviewers", NAMES),
+    ("model_decision", TEXT), ("quality_metrics", TEXT), ("attributes", TEXT))
+READING_SCHEMA = _schema(
+    ("round", INT), ("series", TEXT), ("reader", TEXT), ("reader_passes_qc", BOOL), ("reader_qc_flags", NAMES),
+    ("record", TEXT), ("label", TEXT), ("ordinal", INT), ("value", INT), ("confidence", FLOAT), ("seconds", FLOAT),
+    ("roi_kind", TEXT), ("instance", INT), ("frame", INT), *_BOX, ("points", TEXT), ("is_gold", BOOL))
+CONSENSUS_SCHEMA = _schema(
+    ("round", INT), ("series", TEXT), ("label", TEXT), ("method", TEXT), ("ordinal", INT), ("value", INT),
+    ("posterior", FLOAT), ("n_readers", INT), ("n_positive", INT), *_BOX)
+#: manifest.parquet: the manifest's entries as a table (see curation.release.manifest).
+MANIFEST_SCHEMA = _schema(("path", TEXT), ("size", INT), ("sha256", TEXT), ("role", TEXT))
+
+SERIES_COLUMNS = tuple(SERIES_SCHEMA.names)
+READING_COLUMNS = tuple(READING_SCHEMA.names)
+CONSENSUS_COLUMNS = tuple(CONSENSUS_SCHEMA.names)
+#: Text columns holding canonical JSON (objects, point lists), decoded by the readers.
+JSON_COLUMNS = ("quality_metrics", "attributes", "points")
+
+
+def _cell(column: str, value: Any) -> Any:
+    if value is not None and column in JSON_COLUMNS:
         return canonical_json(value)
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
-def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+def to_parquet(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> bytes:
+    """Rows (dicts; a missing key is a null) as Parquet bytes of exactly `schema`."""
+    table = pa.Table.from_pylist([{c: _cell(c, row.get(c)) for c in schema.names} for row in rows], schema=schema)
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd", compression_level=3, use_dictionary=True, write_statistics=True,
+                   row_group_size=1 << 20, store_schema=True)
+    return out.getvalue()
+
+
+def read_arrow(data: bytes, schema: pa.Schema) -> pa.Table:
+    """A release table as Arrow, refused unless it has the documented columns (cast to their types)."""
+    table = pq.read_table(io.BytesIO(data))
+    missing = [c for c in schema.names if c not in table.column_names]
+    if missing:
+        raise ValueError(f"table lacks the documented columns {missing}")
+    return table.select(schema.names).cast(schema)
+
+
+def read_rows(data: bytes, schema: pa.Schema) -> list[dict[str, Any]]:
+    """Rows as Python values (None for nulls; JSON columns decoded): what diff compares."""
+    rows = read_arrow(data, schema).to_pylist()
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-    return out.getvalue().encode()
+        for column in JSON_COLUMNS:
+            if isinstance(row.get(column), str):
+                row[column] = json.loads(row[column])
+    return rows
 
 
-def from_csv(data: bytes) -> list[dict[str, str]]:
-    """Rows as text (what diff compares); empty cells are ''."""
-    return list(csv.DictReader(io.StringIO(data.decode())))
-
-
-__all__ = ["CONSENSUS_COLUMNS", "READING_COLUMNS", "SERIES_COLUMNS", "from_csv", "to_csv"]
+__all__ = ["AGREEMENT_TABLE", "CONSENSUS_COLUMNS", "CONSENSUS_SCHEMA", "CONSENSUS_TABLE", "JSON_COLUMNS",
+           "MANIFEST_SCHEMA", "READINGS_TABLE", "READING_COLUMNS", "READING_SCHEMA", "SERIES_COLUMNS", "SERIES_SCHEMA",
+           "SERIES_TABLE", "read_arrow", "read_rows", "to_parquet"]

@@ -142,7 +142,7 @@ def test_paths_are_verified_and_a_tampered_file_is_refused(released):
         tampered.path(target)
     with pytest.raises(ReleaseIntegrityError, match="2.25.821.dcm"):
         tampered.path(series_uid(2))
-    assert tampered.path("tables/series.csv").is_file()
+    assert tampered.path("tables/series.parquet").is_file()
     with pytest.raises(ReleaseIntegrityError, match="altered: " + target):
         open_release(copy, verify=True)
 

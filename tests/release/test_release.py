@@ -14,7 +14,7 @@ from curation.release.build import ReleaseError, ReleaseSpec, build
 from curation.release.diff import diff_trees
 from curation.release.layout import DirTree, StoreTree, published_versions, release_prefix
 from curation.release.publish import ReleaseExists, publish
-from curation.release.tables import from_csv
+from curation.release.tables import READING_SCHEMA, SERIES_SCHEMA, read_rows
 from curation.release.verify import verify_tree
 from curation.store import LocalStore
 from curation.vocabulary import QualityDecision, Zone
@@ -48,18 +48,18 @@ def test_building_twice_gives_byte_identical_releases(world):
     manifest = json.loads(files[prefix + "manifest.json"])
     paths = [f["path"] for f in manifest["files"]]
     assert paths == sorted(paths) and "manifest.json" not in paths
-    assert {f["role"] for f in manifest["files"]} == {"image", "table", "provenance", "changes"}
+    assert {f["role"] for f in manifest["files"]} == {"image", "table", "provenance", "changes", "manifest"}
     # the excluded series is not released; the approved ones are, laid out by pseudonymous patient
     images = [p for p in paths if p.startswith("images/")]
     assert len(images) == 2 + 2 + 3 + 2
     assert f"images/ANON03/2.25.93/{series_uid(3)}/2.25.830.dcm" in images
     assert not any("ANON04" in p for p in paths)
-    series = from_csv(files[prefix + "tables/series.csv"])
+    series = read_rows(files[prefix + "tables/series.parquet"], SERIES_SCHEMA)
     assert [r["series"] for r in series] == [series_uid(1), series_uid(4), series_uid(2), series_uid(3)]
     assert {r["final_decision"] for r in series} == {"approve"} and {r["decision_source"] for r in series} == {"model"}
     # a patient's series share its split
     assert len({r["split"] for r in series if r["patient"] == "ANON01"}) == 1
-    readings = from_csv(files[prefix + "tables/readings.csv"])
+    readings = read_rows(files[prefix + "tables/readings.parquet"], READING_SCHEMA)
     assert len(readings) == 6 and {r["reader"] for r in readings} == {"rdr-a", "rdr-b"}
     agreement = json.loads(files[prefix + "tables/agreement.json"])
     assert list(agreement.values())[0]["summary"] == {"fleiss_kappa": 0.61, "items": 3}
@@ -122,17 +122,17 @@ def test_verify_names_a_flipped_byte_a_deleted_file_and_an_added_file(world, tmp
     data = bytearray(flipped.read_bytes())
     data[5] ^= 0x01
     flipped.write_bytes(bytes(data))
-    (root / "tables/readings.csv").unlink()
+    (root / "tables/readings.parquet").unlink()
     (root / "images/ANON02/extra.dcm").write_bytes(b"stray")
     report = verify_tree(DirTree(root))
     assert not report.ok
     assert sorted((p.kind, p.path) for p in report.problems) == [
         ("altered", f"images/ANON02/2.25.92/{series_uid(2)}/2.25.820.dcm"),
-        ("extra", "images/ANON02/extra.dcm"), ("missing", "tables/readings.csv")]
+        ("extra", "images/ANON02/extra.dcm"), ("missing", "tables/readings.parquet")]
     for target in ("chest@1.0.0", str(root)):
         assert main(["release", "verify", target, "--store", str(store.root)]) == 1
         out = capsys.readouterr().out
-        assert "2.25.820.dcm" in out and "extra.dcm" in out and "tables/readings.csv" in out and "FAILED" in out
+        assert "2.25.820.dcm" in out and "extra.dcm" in out and "tables/readings.parquet" in out and "FAILED" in out
     assert main(["release", "verify", "chest@9.9.9", "--store", str(store.root)]) == 2
     assert "published versions of chest: 1.0.0" in capsys.readouterr().err
 
@@ -153,7 +153,7 @@ def test_diff_lists_exactly_the_planted_changes(world, capsys):
     assert diff.removed == [series_uid(b)]
     assert diff.revised == {series_uid(c): ["content_sha256"]}
     assert [(x["series"], x["label"], x["old"]["value"], x["new"]["value"]) for x in diff.labels] == \
-        [(series_uid(a), "nodule", "1", "0")]
+        [(series_uid(a), "nodule", 1, 0)]
     assert diff.counts["series"] == {"old": 4, "new": 4, "delta": 0}
     assert diff.counts["patients"] == {"old": 3, "new": 3, "delta": 0}
     assert diff.counts["readings"] == {"old": 6, "new": 4, "delta": -2}
@@ -166,8 +166,8 @@ def test_diff_lists_exactly_the_planted_changes(world, capsys):
     assert main(["release", "show", "chest@1.1.0", "--json", "--store", str(store.root)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["manifest_sha256"] == built.manifest_sha256 and shown["counts"]["series"] == 4
-    a_split = {r["patient"]: r["split"] for r in from_csv(store.get_bytes(Zone.RELEASES, "chest/1.0.0/tables/series.csv"))}
-    b_split = {r["patient"]: r["split"] for r in from_csv(store.get_bytes(Zone.RELEASES, "chest/1.1.0/tables/series.csv"))}
+    a_split = {r["patient"]: r["split"] for r in read_rows(store.get_bytes(Zone.RELEASES, "chest/1.0.0/tables/series.parquet"), SERIES_SCHEMA)}
+    b_split = {r["patient"]: r["split"] for r in read_rows(store.get_bytes(Zone.RELEASES, "chest/1.1.0/tables/series.parquet"), SERIES_SCHEMA)}
     assert all(b_split[p] == s for p, s in a_split.items() if p in b_split)
 
 

@@ -38,8 +38,8 @@ def test_a_release_on_s3_matches_the_local_one_and_is_immutable(s3_bucket, tmp_p
         assert {k: s3.get_bytes(Zone.RELEASES, k) for k in s3.list(Zone.RELEASES)} == before
         tree = StoreTree(s3, "chest/1.0.0/")
         assert verify_tree(tree, expected_sha256=done.manifest_sha256).ok
-        s3.delete(Zone.RELEASES, "chest/1.0.0/tables/consensus.csv")
-        assert [(p.kind, p.path) for p in verify_tree(tree).problems] == [("missing", "tables/consensus.csv")]
+        s3.delete(Zone.RELEASES, "chest/1.0.0/tables/consensus.parquet")
+        assert [(p.kind, p.path) for p in verify_tree(tree).problems] == [("missing", "tables/consensus.parquet")]
     finally:
         for catalog in catalogs:
             catalog.dispose()

@@ -17,7 +17,7 @@ from curation.pipeline.select import final_decisions
 from curation.reid_vault import put_public_key
 from curation.release.build import ReleaseSpec, build
 from curation.release.layout import StoreTree
-from curation.release.tables import from_csv
+from curation.release.tables import SERIES_SCHEMA, read_rows
 from curation.release.verify import verify_tree
 from curation.store import open_store
 from curation.vocabulary import QualityDecision, Zone
@@ -45,7 +45,7 @@ def test_a_curated_site_releases_its_deidentified_dicom(tmp_path):
         assert 0 < approved < len(ids)  # the site plants defects: the default selection must leave some out
         result = build(catalog, store, ReleaseSpec("site"))
         tree = StoreTree(store, result.prefix)
-        series = from_csv(tree.read("tables/series.csv"))
+        series = read_rows(tree.read("tables/series.parquet"), SERIES_SCHEMA)
         assert len(series) == result.counts["series"] == approved
         images = [p for p in tree.paths() if p.startswith("images/")]
         assert len(images) == sum(int(r["n_files"]) for r in series)

@@ -6,7 +6,7 @@ import pytest
 
 from curation.release.build import ReleaseError, ReleaseSpec, build, choose
 from curation.release.layout import StoreTree
-from curation.release.tables import from_csv
+from curation.release.tables import SERIES_SCHEMA, read_rows
 from tests.release.world import add_series, series_uid
 
 
@@ -23,7 +23,7 @@ def test_sites_select_the_series_ingested_from_those_sites(world):
     with pytest.raises(ReleaseError, match="matches no de-identified series"):
         build(catalog, store, ReleaseSpec("chest", sites=("west",)))
     built = build(catalog, store, ReleaseSpec("chest", sites=("south",)))
-    rows = from_csv(StoreTree(store, built.prefix).read("tables/series.csv"))
+    rows = read_rows(StoreTree(store, built.prefix).read("tables/series.parquet"), SERIES_SCHEMA)
     assert [(r["series"], r["site"]) for r in rows] == [(series_uid(2), "south")]
 
 
