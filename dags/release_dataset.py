@@ -3,7 +3,8 @@ with the form below, or when `annotation_round` emits `annotations`.
 
 select (the series of the chosen kinds, final quality decisions and rounds; the version: the bump of
 the newest published one, or the one named) -> build into `releases/<name>/.staging-<version>/` ->
-verify the staging copy (every checksum against its manifest) -> approval by a data owner in
+verify the staging copy (every checksum against its manifest; labels by dciodvfy and their references;
+images by the de-identification verifier's rules; no raw-zone object) -> approval by a data owner in
 Airflow's Required Actions (or over the REST API's HITL endpoint) unless the form turns it off ->
 publish (manifest last; refused when the version exists) -> emit `dataset_release` (name, version,
 manifest SHA-256, counts). Each step appends to the lineage ledger. A rejected release stays in

@@ -80,8 +80,9 @@ class BuildReleaseOperator(_ReleaseOperator):
 
 
 class VerifyReleaseOperator(_ReleaseOperator):
-    """Recompute every checksum of the staging copy against its manifest and the build's hash; fails
-    naming each missing, extra or altered file."""
+    """Verify the staging copy before anyone approves it: every checksum against its manifest and the
+    build's hash, and every content check (dciodvfy on labels, label references, PHI rules, raw-zone
+    objects); fails naming each file and problem."""
 
     template_fields: Sequence[str] = ("staged",)
 
@@ -97,9 +98,10 @@ class VerifyReleaseOperator(_ReleaseOperator):
         hook = self.hook()
         result = verify_staged(hook.get_catalog(), hook.get_store(), staged)
         if result.status != StageStatus.OK:
-            raise AirflowFailException(f"the staging copy of {staged.name}@{staged.version} is not its build: "
-                                       f"{result.reason}")
-        self.log.info("verified %s@%s: %d files match manifest %s", staged.name, staged.version,
+            raise AirflowFailException(f"the staging copy of {staged.name}@{staged.version} failed verification "
+                                       f"({len(result.metrics['problems'])} problems): {result.reason}")
+        self.log.info("verified %s@%s: %d files match manifest %s and pass the content checks", staged.name,
+                      staged.version,
                       result.metrics["files_checked"], staged.manifest_sha256)
         return staged.to_xcom()
 

@@ -13,9 +13,9 @@ from curation.catalog import Catalog, append_event
 from curation.pipeline.refs import XcomRef
 from curation.pipeline.result import StageResult
 from curation.release.build import STAGE, ReleaseError, ReleaseSpec, choose
-from curation.release.layout import StoreTree, published_versions
+from curation.release.layout import published_versions
 from curation.release.splits import SplitPlan
-from curation.release.verify import verify_tree
+from curation.release.verify import verify_build
 from curation.release.version import Version, check_name, next_version
 from curation.store import Store
 from curation.vocabulary import StageStatus
@@ -78,9 +78,11 @@ def select(catalog: Catalog, store: Store, spec: ReleaseSpec) -> StageResult:
 
 
 def verify_staged(catalog: Catalog, store: Store, staged: StagedRelease) -> StageResult:
-    """Recompute every checksum of the staging copy against its manifest and the build's manifest
-    hash; the result's status is failed, naming each problem, when the copy is not the build."""
-    report = verify_tree(StoreTree(store, staged.prefix), expected_sha256=staged.manifest_sha256)
+    """The verify step before approval: every checksum of the staging copy against its manifest and
+    the build's manifest hash, and every content check (`verify_build`: labels valid by dciodvfy and
+    referencing released instances, images de-identified and not raw-zone objects). The result's
+    status is failed, naming each problem, when the copy is not the build or fails a check."""
+    report = verify_build(catalog, store, staged.name, staged.version, expected_sha256=staged.manifest_sha256)
     problems = [str(p) for p in report.problems]
     append_event(catalog, stage=STAGE, action="verify", subject=staged.subject,
                  outputs=[f"sha256:{report.manifest_sha256}"] if report.manifest_sha256 else [],

@@ -101,11 +101,13 @@ def raw_object_hashes(catalog: Catalog) -> set[str]:
         return set(s.scalars(select(Instance.sha256)))
 
 
-def verify_build(catalog: Catalog, store: Store, name: str, version: str) -> VerifyReport:
+def verify_build(catalog: Catalog, store: Store, name: str, version: str,
+                 expected_sha256: str | None = None) -> VerifyReport:
     """The build's verify step, before approval and publish: checksums and every content check of
-    the staged build of `name@version`, raw-zone objects recognised by the catalog's hashes."""
+    the staged build of `name@version`, raw-zone objects recognised by the catalog's hashes; with
+    `expected_sha256`, the staged manifest must be the build's (not a later rebuild's)."""
     tree = StoreTree(store, staging_prefix(name, Version.parse(version)))
-    return verify_tree(tree, checksums_only=False, raw_sha256=raw_object_hashes(catalog))
+    return verify_tree(tree, expected_sha256, checksums_only=False, raw_sha256=raw_object_hashes(catalog))
 
 
 __all__ = ["raw_object_hashes", "verify_build", "ALTERED", "EXTRA", "MISSING", "Problem", "VerifyReport", "verify_tree"]

@@ -1,27 +1,31 @@
 """The release_dataset DAG: its shape (select -> build -> verify -> approval gate -> owner_approval ->
 publish, described Params, scheduled on the annotations asset, emits dataset_release), whole runs
-under Airflow's dag.test() over a small curated catalog and deid zone (tests/release/world.py):
-without approval it publishes 1.0.0 and emits the asset event with the manifest hash; asking for
-1.0.0 again is refused with the store unchanged; with approval the run waits in Required Actions
+under Airflow's dag.test() over a small curated catalog and deid zone (tests/release/world.py, the
+platform de-identifier's output): without approval it publishes 1.0.0, whose DICOM pass the content
+checks, and emits the asset event with the manifest hash; asking for 1.0.0 again is refused with the
+store unchanged; a selection holding a raw-zone object fails at verify, named; with approval the run waits in Required Actions
 until a data owner approves over Airflow's REST API (HITL endpoint), then publishes."""
 from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 import sys
 from pathlib import Path
 
 from sqlalchemy import select
 
-from curation.catalog import Catalog, verify_chain
+from curation.catalog import Catalog, Instance, verify_chain
 from curation.catalog.models import LineageEvent
 from curation.release.layout import StoreTree, published_versions, release_prefix
+from curation.release.manifest import Manifest
 from curation.release.splits import DEFAULT_RATIOS
 from curation.release.verify import verify_tree
 from curation.release.version import BUMPS
 from curation.store import LocalStore
-from curation.vocabulary import QualityDecision
+from curation.vocabulary import QualityDecision, SeriesKind, Zone
 from tests.dags.shape import dag_shape
+from tests.release.test_release_labels import _deidentified as deidentified
 from tests.release.world import add_round, add_series
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,15 +85,24 @@ print("ANSWER " + str(answer.status_code) + " " + answer.text)
 
 
 def _world(home: Path) -> tuple[Catalog, LocalStore]:
-    """A curated catalog (CURATE_HOME's default catalog and store): three approved series of two
-    patients read in a labels round, and one excluded series that no release may hold."""
+    """A curated catalog (CURATE_HOME's default catalog and store): three approved CR series whose
+    deid zone holds the platform de-identifier's output of raw DX with a patient's identity, read in a
+    labels round; one excluded series that no release may hold; and one approved DX series whose
+    "de-identified" copy is its raw object, which the verify step must stop."""
     home.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(f"sqlite:///{home / 'catalog.sqlite'}")
     store = LocalStore(home / "store", fsync=False)
     a = add_series(catalog, store, 1, patient="ANON01")
     b = add_series(catalog, store, 2, patient="ANON02")
     c = add_series(catalog, store, 3, patient="ANON01", files=3)
+    for series_id, name, files in ((a, "Doe^Jane", 2), (b, "Roe^Rick", 2), (c, "Poe^Pat", 3)):
+        deidentified(catalog, store, series_id, name, files)
     add_series(catalog, store, 4, patient="ANON03", decision=QualityDecision.EXCLUDE)
+    leak = add_series(catalog, store, 5, patient="ANON04", kind=SeriesKind.DX, files=1)
+    (image,) = deidentified(catalog, store, leak, "Leak^Lee", 1)
+    with catalog.session() as s:
+        raw_key = s.query(Instance).filter_by(series_id=leak).one().raw_key
+    store.put_bytes(Zone.DEID, image.removeprefix("images/"), store.get_bytes(Zone.RAW, raw_key))
     add_round(catalog, [a, b, c], {a: 1, b: 0, c: 1})
     return catalog, store
 
@@ -119,15 +132,17 @@ def test_dag_shape_params_and_schedule(airflow_env):
     assert shape["bumps"] == list(BUMPS)
 
 
-def test_publish_without_approval_then_the_same_version_is_refused(tmp_path, airflow_env):
+def test_publish_without_approval_then_the_same_version_is_refused_and_a_raw_object_stops_verify(
+        tmp_path, airflow_env):
     home = tmp_path / "curate"
     catalog, store = _world(home)
     env = dict(airflow_env, CURATE_HOME=str(home))
-    confs = [{"name": "chest", "require_approval": False, "split_ratios": {"train": 0.5, "test": 0.5}},
-             {"name": "chest", "version": "1.0.0", "require_approval": False}]
+    confs = [{"name": "chest", "kinds": ["CR"], "require_approval": False, "split_ratios": {"train": 0.5, "test": 0.5}},
+             {"name": "chest", "version": "1.0.0", "require_approval": False},
+             {"name": "chest-leak", "kinds": ["DX"], "require_approval": False}]
     zone = str(home / "store" / "releases")
     res = subprocess.run([sys.executable, "-c", RUN, str(DAG_FILE), json.dumps(confs), zone], env=env,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=400)
     log = res.stdout + res.stderr
     print("\n".join(_lines(log, "TI") + _lines(log, "ZONE")))
     assert res.returncode == 0, log[-5000:]
@@ -135,10 +150,13 @@ def test_publish_without_approval_then_the_same_version_is_refused(tmp_path, air
     for task, state in (("select", "success"), ("build", "success"), ("verify", "success"),
                         ("approval_required", "success"), ("owner_approval", "skipped"), ("publish", "success")):
         assert f"TI 0 {task} {state}" in log, (task, log[-5000:])
-    assert published_versions(store, "chest") == [published_versions(store, "chest")[0]]
-    assert str(published_versions(store, "chest")[0]) == "1.0.0"
-    report = verify_tree(StoreTree(store, release_prefix("chest", "1.0.0")))
-    assert report.ok and report.files_checked == 2 + 2 + 3 + 6  # images + tables, provenance, CHANGES.md
+    assert [str(v) for v in published_versions(store, "chest")] == ["1.0.0"]
+    report = verify_tree(StoreTree(store, release_prefix("chest", "1.0.0")), checksums_only=False)
+    assert report.ok, report.problems
+    roles = Counter(e.role for e in Manifest.from_bytes(store.get_bytes(
+        Zone.RELEASES, release_prefix("chest", "1.0.0") + "manifest.json")).entries)
+    assert (roles["image"], roles["label"]) == (2 + 2 + 3, 3), roles  # an SR per labelled series
+    assert report.files_checked == sum(roles.values())
     # the session's metadata DB is shared with other DAG tests: this release's events are those naming chest
     events = [[e for l in _lines(log, "ASSET") if l.startswith(f"ASSET {i} ")
                for e in [json.loads(l.split(" ", 2)[2])]
@@ -147,7 +165,7 @@ def test_publish_without_approval_then_the_same_version_is_refused(tmp_path, air
     extra = event["extra"]
     assert event["name"] == "dataset_release"
     assert (extra["name"], extra["version"], extra["manifest_sha256"]) == ("chest", "1.0.0", report.manifest_sha256)
-    assert extra["counts"]["series"] == 3 and extra["counts"]["patients"] == 2
+    assert extra["counts"]["series"] == 3 and extra["counts"]["patients"] == 3
     assert extra["approval"] == {"required": False}
     provenance = json.loads(store.get_bytes("releases", "chest/1.0.0/provenance.json"))
     assert provenance["splits"]["ratios"] == [["train", 0.5], ["test", 0.5]]
@@ -160,10 +178,18 @@ def test_publish_without_approval_then_the_same_version_is_refused(tmp_path, air
     assert zones[0] == zones[1], "the refused run changed the releases zone"
     assert events[1] == events[0], "the refused run emitted no asset event"
 
+    # a raw-zone object among the selected series: verify fails naming it; nothing is published
+    assert "STATE 2 failed" in log and "TI 2 verify failed" in log, log[-5000:]
+    assert "TI 2 publish success" not in log and published_versions(store, "chest-leak") == []
+    assert "failed verification" in log and "is a raw-zone object" in log
+
     with catalog.session() as s:
-        actions = [e.action for e in s.scalars(select(LineageEvent).where(LineageEvent.stage == "release")
-                                               .order_by(LineageEvent.id))]
-    assert actions == ["select", "build", "verify", "approval", "publish"]
+        ledger = [(e.subject, e.action, e.details) for e in s.scalars(
+            select(LineageEvent).where(LineageEvent.stage == "release").order_by(LineageEvent.id))]
+    assert [a for subject, a, _ in ledger if subject == "release:chest@1.0.0"] == \
+        ["select", "build", "verify", "approval", "publish"]
+    (leak,) = [d for subject, a, d in ledger if subject == "release:chest-leak@1.0.0" and a == "verify"]
+    assert leak["ok"] is False and any(p.startswith("raw: images/") for p in leak["problems"]), leak
     assert verify_chain(catalog).ok
     catalog.dispose()
 
@@ -178,7 +204,7 @@ def _run_answered(tmp_path: Path, airflow_env: dict[str, str], name: str, choice
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         res = subprocess.run([sys.executable, "-c", RUN, str(DAG_FILE),
-                              json.dumps([{"name": name, "require_approval": True}]), zone],
+                              json.dumps([{"name": name, "kinds": ["CR"], "require_approval": True}]), zone],
                              env=env, capture_output=True, text=True, timeout=240)
         answer_log = owner.communicate(timeout=60)[0]
     finally:
