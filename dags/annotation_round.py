@@ -22,6 +22,7 @@ from airflow.sdk import DAG, Asset, Param
 
 from curation.annotation_schema import available
 from curation.vocabulary import QualityDecision
+from operators.alerts import alert_args, run_deadline
 from operators.annotation import (
     AnalyseRoundOperator, CollectRoundOperator, DispatchRoundOperator, SelectRoundOperator, WaitForRoundOperator,
 )
@@ -38,7 +39,9 @@ with DAG(
     catchup=False,
     max_active_runs=2,
     tags=["curation", "annotation"],
+    deadline=run_deadline(timedelta(days=30)),
     default_args={
+        **alert_args(),
         "owner": "curation",
         "retries": 2,
         "retry_delay": timedelta(seconds=30),

@@ -8,6 +8,7 @@ from datetime import timedelta
 from airflow.sdk import DAG, Asset, Param
 
 from curation.settings import settings
+from operators.alerts import alert_args, run_deadline
 from operators.classify import ClassifyOperator
 from operators.deid import DeidOperator
 from operators.ingest import IngestOperator
@@ -24,7 +25,9 @@ with DAG(
     catchup=False,
     max_active_runs=4,
     tags=["curation"],
+    deadline=run_deadline(timedelta(hours=6)),
     default_args={
+        **alert_args(),
         "owner": "curation",
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
