@@ -1,7 +1,8 @@
-"""`curate release build|publish|list|show|diff|verify`: versioned dataset releases without Airflow.
+"""`curate release build|publish|list|show|diff|pull|verify`: versioned dataset releases without Airflow.
 
 `build` selects series from the catalog (kinds, final quality decisions, rounds), writes them into a
-staging prefix and, with `--publish`, publishes them immutably; `verify` recomputes every checksum of
+staging prefix and, with `--publish`, publishes them immutably; `pull` copies a published version to a
+local folder (parallel, resumable, each file verified on arrival); `verify` recomputes every checksum of
 a published release or of a local copy and exits non-zero naming each missing, extra or altered file.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ def _words(text: str | None) -> tuple[str, ...]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("release", help="versioned dataset releases: build, publish, list, show, diff, verify")
+    p = sub.add_parser("release", help="versioned dataset releases: build, publish, list, show, diff, pull, verify")
     rsub = p.add_subparsers(dest="release_command", metavar="ACTION")
     rsub.required = True
 
@@ -68,6 +69,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "PHI in every image): only sizes and SHA-256")
         common(parser, db=False)
         parser.set_defaults(func=func)
+    _register_pull(rsub, common)
+
+
+def _register_pull(rsub: argparse._SubParsersAction, common: Any) -> None:
+    pl = rsub.add_parser("pull", help="copy a published version into a local folder: parallel, resumable, every "
+                                      "file verified on arrival, manifest.json written last")
+    pl.add_argument("release", metavar="NAME@VERSION")
+    pl.add_argument("dest", metavar="DEST", type=Path, help="local folder (created; a re-run resumes a killed pull)")
+    # the default stays in curation.release.pull: importing it here would load pandas for every command
+    pl.add_argument("--jobs", type=int, default=None, help="downloads in flight, 1-32 (default 16)")
+    pl.add_argument("--expect-sha256", default=None, metavar="HASH",
+                    help="refuse the release unless its manifest has this SHA-256 (the one a paper cites)")
+    pl.add_argument("--delete-extra", action="store_true",
+                    help="remove files in DEST that the release does not list (default: only name them)")
+    pl.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    common(pl, db=False)
+    pl.set_defaults(func=run_pull)
+
 
 def _store(args: argparse.Namespace) -> Any:
     from curation.settings import settings
@@ -206,6 +225,38 @@ def run_diff(args: argparse.Namespace) -> int:
         print_json(diff.to_json())
     else:
         print(changes_markdown(diff), end="")
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    import sys
+
+    from curation.release.pull import DEFAULT_JOBS, PullError, PullFailed, print_summary, pull
+    from curation.release.reader import ReleaseIntegrityError
+    from curation.settings import settings
+
+    try:
+        jobs = DEFAULT_JOBS if args.jobs is None else args.jobs
+        result = pull(args.store or settings().store_location, args.release, args.dest, jobs=jobs,
+                      expected_sha256=args.expect_sha256, delete_extra=args.delete_extra,
+                      progress=None if args.quiet else sys.stderr)
+    except PullFailed as exc:  # altered or missing objects in the store: each named, exit 1
+        if args.json:
+            print_json(exc.result.to_json())
+        for _path, detail in sorted(exc.result.failed.items()):
+            print(f"failed: {detail}", file=sys.stderr)  # the detail begins with the file's path
+        print(f"curate: error: {len(exc.result.failed)} files did not arrive intact; nothing else is wrong with "
+              f"{args.dest} (no manifest.json is written until every file has)", file=sys.stderr)
+        return 1
+    except PullError as exc:  # unknown release, unreachable store, DEST holding another release: exit 2
+        raise CliError(str(exc)) from None
+    except ReleaseIntegrityError as exc:  # not the cited manifest
+        print(f"curate: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print_summary(result)
     return 0
 
 
