@@ -1,7 +1,9 @@
 """Where a release lives and how its files are read, in the store or in a local copy.
 
 `releases/<name>/<version>/` is a published release (it has `manifest.json`, written last);
-`releases/<name>/.staging-<version>/` is a build waiting for verification and publication. A
+`releases/<name>/.staging-<version>/` is a build waiting for verification and publication;
+`releases/<name>/.publishing-<version>` says which build a publisher is copying into the version's
+folder (so a publisher of another build keeps out of it). A
 `ReleaseTree` is one such folder seen as relative paths -> bytes, so verify and diff run the same
 on the store (local or S3) and on a copy a data scientist pulled to their disk.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,10 @@ from curation.vocabulary import Zone
 
 MANIFEST_JSON = "manifest.json"
 STAGING_PREFIX = ".staging-"
+PUBLISHING_PREFIX = ".publishing-"
+#: Name prefix of the private copy a LocalStore create_once links into place (beside the release's
+#: version folders, never inside one, so a killed publisher leaves nothing verify would call extra).
+_CREATING_PREFIX = ".creating-"
 
 
 def release_prefix(name: str, version: Version | str) -> str:
@@ -30,6 +37,45 @@ def release_prefix(name: str, version: Version | str) -> str:
 def staging_prefix(name: str, version: Version | str) -> str:
     """Key prefix of the build of `version` before it is published."""
     return f"{check_name(name)}/{STAGING_PREFIX}{version}/"
+
+
+def publishing_key(name: str, version: Version | str) -> str:
+    """Key of the claim a publisher holds while it copies a build into the version's folder."""
+    return f"{check_name(name)}/{PUBLISHING_PREFIX}{version}"
+
+
+def create_once(store: Store, key: str, data: bytes) -> bool:
+    """Create `key` in the releases zone only if nothing is there: True when this call created it,
+    False when an object existed, so of several racing publishers exactly one gets True.
+
+    On S3 a conditional put (the server decides); on a LocalStore the bytes are written under a
+    private name and hard-linked to the key (link(2) fails when the name exists), so the object
+    appears whole or not at all. Another store falls back to check-then-put, safe for one writer."""
+    conditional = getattr(store, "put_bytes_if_absent", None)
+    if conditional is not None:
+        return bool(conditional(Zone.RELEASES, key, data))
+    final = store.local_path(Zone.RELEASES, key)
+    if final is None:
+        if store.exists(Zone.RELEASES, key):
+            return False
+        store.put_bytes(Zone.RELEASES, key, data)
+        return True
+    scratch = f"{key.split('/', 1)[0]}/{_CREATING_PREFIX}{secrets.token_hex(8)}"
+    store.put_bytes(Zone.RELEASES, scratch, data)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.link(store.local_path(Zone.RELEASES, scratch), final)  # type: ignore[arg-type]
+    except FileExistsError:
+        return False
+    finally:
+        store.delete(Zone.RELEASES, scratch, missing_ok=True)
+    if getattr(store, "fsync", False):  # the new name durable before anyone is told it exists
+        fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return True
 
 
 class ReleaseTree:
@@ -136,5 +182,5 @@ def release_names(store: Store) -> list[str]:
     return sorted(names)
 
 
-__all__ = ["DirTree", "bulk_writes", "MANIFEST_JSON", "ReleaseTree", "STAGING_PREFIX", "StoreTree", "published_versions",
-           "release_names", "release_prefix", "staging_prefix"]
+__all__ = ["DirTree", "bulk_writes", "create_once", "MANIFEST_JSON", "PUBLISHING_PREFIX", "publishing_key", "ReleaseTree",
+           "STAGING_PREFIX", "StoreTree", "published_versions", "release_names", "release_prefix", "staging_prefix"]

@@ -33,6 +33,9 @@ from curation.store.base import (
 )
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+#: What a server answers to a conditional put (If-None-Match: *) when the key exists; 409 is AWS's
+#: answer while another conditional write to the key is in flight (the other writer wins or fails).
+_EXISTS_CODES = frozenset({"412", "PreconditionFailed", "409", "ConditionalRequestConflict"})
 _SPOOL_IN_MEMORY = 16 * 1024 * 1024
 _CHUNK = 8 * 1024 * 1024
 
@@ -121,6 +124,20 @@ class S3Store(Store):
         zone, name = self._object_key(zone, key)
         self.client.put_object(Bucket=self.bucket, Key=name, Body=bytes(data))
         return f"s3://{self.bucket}/{name}"
+
+    def put_bytes_if_absent(self, zone: Zone, key: str, data: bytes) -> bool:
+        """Create ``key`` only if no object is there (a conditional put, ``If-None-Match: *``): True
+        when this call created it, False when one existed. The server decides, so of several racing
+        writers exactly one gets True. AWS S3 honours the condition since 2024, SeaweedFS 4.x too
+        (tests/release/test_publish_race.py); a server that ignores it would let every writer win."""
+        zone, name = self._object_key(zone, key)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=name, Body=bytes(data), IfNoneMatch="*")
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code", "")) in _EXISTS_CODES:
+                return False
+            raise
+        return True
 
     def put_file(self, zone: Zone, key: str, path: Path) -> str:
         zone, name = self._object_key(zone, key)
