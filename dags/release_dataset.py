@@ -1,12 +1,13 @@
 """release_dataset: a numbered, immutable release of curated series with their labels. Runs by hand
 with the form below, or when `annotation_round` emits `annotations`.
 
-select (the series of the chosen kinds, final quality decisions and rounds; the version: the bump of
+select (the series of the chosen kinds, final quality decisions, rounds and sites; the version: the bump of
 the newest published one, or the one named) -> build into `releases/<name>/.staging-<version>/` ->
 verify the staging copy (every checksum against its manifest; labels by dciodvfy and their references;
 images by the de-identification verifier's rules; no raw-zone object) -> approval by a data owner in
 Airflow's Required Actions (or over the REST API's HITL endpoint) unless the form turns it off ->
-publish (manifest last; refused when the version exists) -> emit `dataset_release` (name, version,
+publish (manifest last, created only if absent; refused when the version exists or another build of it
+is being published) -> emit `dataset_release` (name, version,
 manifest SHA-256, counts). Each step appends to the lineage ledger. A rejected release stays in
 staging unpublished. The catalog and store are `curate_default`'s.
 """
@@ -24,10 +25,11 @@ from operators.release import (
 
 ANNOTATIONS = Asset("annotations")
 DATASET_RELEASE = Asset("dataset_release")
-#: curation.release.version.BUMPS and curation.release.splits.DEFAULT_RATIOS, spelled here because importing
-#: curation.release at parse time loads its readers (pandas, the catalog); tests/dags/test_release_dataset.py
-#: checks they agree.
+#: curation.release.version.BUMPS, curation.release.build.FORMATS and curation.release.splits.DEFAULT_RATIOS,
+#: spelled here because importing curation.release at parse time loads its readers (pandas, the catalog);
+#: tests/dags/test_release_dataset.py checks they agree.
 BUMPS = ("major", "minor", "patch")
+FORMATS = ("dicom", "nifti")
 DEFAULT_SPLIT_RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 #: How long a data owner has to answer before the approval task fails (nothing is published).
 APPROVAL_WINDOW = timedelta(days=7)
@@ -67,12 +69,19 @@ with DAG(
         "rounds": Param([], type="array", items={"type": "integer"}, title="Annotation rounds",
                         description="Catalog ids of the labels rounds whose series (and readings) the release holds; "
                                     "empty: every series selected above, with the labels rounds that read them."),
+        "sites": Param([], type="array", items={"type": "string"}, title="Sites",
+                       description="Sites (the `site` each source was ingested with) whose series to release; "
+                                   "empty: every site."),
         "split_ratios": Param(DEFAULT_SPLIT_RATIOS, type="object", title="Split ratios",
                               description="Target share of patients per split, summing to 1 (a patient's series "
                                           "share its split; a patient keeps it in later versions)."),
         "split_seed": Param(0, type="integer", minimum=0, title="Split seed",
                             description="Key of the patient split hash: changing it deals patients anew "
                                         "(a major version)."),
+        "formats": Param([FORMATS[0]], type="array", minItems=1, items={"type": "string", "enum": list(FORMATS)},
+                         title="Image formats",
+                         description="dicom (always: labels reference it and verify checks it) and, with nifti, a "
+                                     "NIfTI conversion of each DICOM volume beside it."),
         "require_approval": Param(True, type="boolean", title="Require a data owner's approval",
                                   description="Wait for a data owner to approve the verified build in Required "
                                               "Actions before publishing; off only for demos and tests."),
@@ -81,7 +90,8 @@ with DAG(
     render_template_as_native_obj=True,
 ) as dag:
     release = {k: "{{ params.%s }}" % k
-               for k in ("name", "bump", "version", "kinds", "decisions", "rounds", "split_ratios", "split_seed")}
+               for k in ("name", "bump", "version", "kinds", "decisions", "rounds", "sites", "split_ratios",
+                         "split_seed", "formats")}
     quick_retry = {"retries": 1, "retry_delay": timedelta(seconds=5)}  # refusals fail at once, without retries
 
     select = SelectReleaseOperator(task_id="select", release=release, **quick_retry)

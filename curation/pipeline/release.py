@@ -12,7 +12,7 @@ from typing import Any
 from curation.catalog import Catalog, append_event
 from curation.pipeline.refs import XcomRef
 from curation.pipeline.result import StageResult
-from curation.release.build import STAGE, ReleaseError, ReleaseSpec, choose
+from curation.release.build import FORMAT_DICOM, STAGE, ReleaseError, ReleaseSpec, choose
 from curation.release.layout import published_versions
 from curation.release.splits import SplitPlan
 from curation.release.verify import verify_build
@@ -23,23 +23,26 @@ from curation.vocabulary import StageStatus
 
 def spec_from_params(params: Mapping[str, Any]) -> ReleaseSpec:
     """The release the DAG's form asks for. `version` (explicit, empty: the bump of the newest
-    published), `kinds`, `decisions`, `rounds`, `split_ratios` ({split: ratio}) and `split_seed`."""
+    published), `kinds`, `decisions`, `rounds`, `sites` (the ingest sources' sites; empty: any),
+    `split_ratios` ({split: ratio}), `split_seed` and `formats` (dicom always; nifti adds conversions)."""
     ratios = params.get("split_ratios") or {}
     plan = SplitPlan(tuple((str(k), float(v)) for k, v in ratios.items()), int(params.get("split_seed") or 0)) \
         if ratios else SplitPlan(seed=int(params.get("split_seed") or 0))
     version = str(params.get("version") or "").strip() or None
+    formats = tuple(str(f) for f in params.get("formats") or ()) or (FORMAT_DICOM,)
     return ReleaseSpec(name=check_name(str(params["name"])), bump=str(params.get("bump") or "minor"),
                        version=str(Version.parse(version)) if version else None,
                        kinds=tuple(str(k) for k in params.get("kinds") or ()),
                        decisions=tuple(str(d) for d in params.get("decisions") or ()),
-                       rounds=tuple(int(r) for r in params.get("rounds") or ()), splits=plan)
+                       rounds=tuple(int(r) for r in params.get("rounds") or ()),
+                       sites=tuple(str(s) for s in params.get("sites") or ()), splits=plan, formats=formats)
 
 
 def spec_to_json(spec: ReleaseSpec) -> dict[str, Any]:
     """The spec as the Params that make it again (XCom between select and build)."""
     return {"name": spec.name, "bump": spec.bump, "version": spec.version, "kinds": list(spec.kinds),
-            "decisions": list(spec.decisions), "rounds": list(spec.rounds),
-            "split_ratios": dict(spec.splits.ratios), "split_seed": spec.splits.seed}
+            "decisions": list(spec.decisions), "rounds": list(spec.rounds), "sites": list(spec.sites),
+            "split_ratios": dict(spec.splits.ratios), "split_seed": spec.splits.seed, "formats": list(spec.formats)}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from curation.catalog import Catalog, Instance, verify_chain
 from curation.catalog.models import LineageEvent
+from curation.release.build import FORMAT_DICOM, FORMATS
 from curation.release.layout import StoreTree, published_versions, release_prefix
 from curation.release.manifest import Manifest
 from curation.release.splits import DEFAULT_RATIOS
@@ -114,6 +115,7 @@ def _lines(log: str, tag: str) -> list[str]:
 def test_dag_shape_params_and_schedule(airflow_env):
     shape = dag_shape(DAG_FILE, airflow_env, {
         "bumps": 'd.params.get_param("bump").schema["enum"]',
+        "formats": 'd.params.get_param("formats").schema["items"]["enum"]',
         "approval_mro": '[c.__name__ for c in type(d.get_task("owner_approval")).__mro__]'}, timeout=120)
     assert shape["tasks"] == {"select": ["build"], "build": ["verify"], "verify": ["approval_required", "owner_approval", "publish"],
                               "approval_required": ["owner_approval", "publish"], "owner_approval": ["publish"],
@@ -122,14 +124,16 @@ def test_dag_shape_params_and_schedule(airflow_env):
     assert shape["outlets"] == {"publish": ["dataset_release"]}
     assert "annotations" in shape["schedule"]
     params = shape["params"]
-    assert set(params) == {"name", "bump", "version", "kinds", "decisions", "rounds", "split_ratios", "split_seed",
-                           "require_approval"}
+    assert set(params) == {"name", "bump", "version", "kinds", "decisions", "rounds", "sites", "split_ratios",
+                           "split_seed", "formats", "require_approval"}
     assert all(p["description"] for p in params.values())
     assert params["require_approval"]["default"] is True
     assert params["decisions"]["default"] == ["approve"] and params["bump"]["default"] == "minor"
     # the form offers what the library takes (spelled in the DAG: the library is not imported at parse time)
     assert params["split_ratios"]["default"] == dict(DEFAULT_RATIOS)
     assert shape["bumps"] == list(BUMPS)
+    assert shape["formats"] == list(FORMATS) and params["formats"]["default"] == [FORMAT_DICOM]
+    assert params["sites"]["default"] == []
 
 
 def test_publish_without_approval_then_the_same_version_is_refused_and_a_raw_object_stops_verify(
@@ -137,7 +141,8 @@ def test_publish_without_approval_then_the_same_version_is_refused_and_a_raw_obj
     home = tmp_path / "curate"
     catalog, store = _world(home)
     env = dict(airflow_env, CURATE_HOME=str(home))
-    confs = [{"name": "chest", "kinds": ["CR"], "require_approval": False, "split_ratios": {"train": 0.5, "test": 0.5}},
+    confs = [{"name": "chest", "kinds": ["CR"], "sites": ["default"], "formats": ["dicom"], "require_approval": False,
+              "split_ratios": {"train": 0.5, "test": 0.5}},
              {"name": "chest", "version": "1.0.0", "require_approval": False},
              {"name": "chest-leak", "kinds": ["DX"], "require_approval": False}]
     zone = str(home / "store" / "releases")
@@ -188,6 +193,8 @@ def test_publish_without_approval_then_the_same_version_is_refused_and_a_raw_obj
             select(LineageEvent).where(LineageEvent.stage == "release").order_by(LineageEvent.id))]
     assert [a for subject, a, _ in ledger if subject == "release:chest@1.0.0"] == \
         ["select", "build", "verify", "approval", "publish"]
+    (selected,) = [d for subject, a, d in ledger if subject == "release:chest@1.0.0" and a == "select"]
+    assert (selected["selection"]["sites"], selected["selection"]["formats"]) == (["default"], ["dicom"])
     (leak,) = [d for subject, a, d in ledger if subject == "release:chest-leak@1.0.0" and a == "verify"]
     assert leak["ok"] is False and any(p.startswith("raw: images/") for p in leak["problems"]), leak
     assert verify_chain(catalog).ok
