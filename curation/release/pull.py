@@ -215,6 +215,8 @@ def pull(store: Store | str | Path, ref: str, dest: str | Path, *, jobs: int = D
     release = _open(store, ref, expected_sha256)
     _check_paths(release)
     dest = Path(dest).absolute()
+    if dest.exists() and not dest.is_dir():
+        raise PullError(f"{dest} is a file, not a folder to pull into")
     dest.mkdir(parents=True, exist_ok=True)
     _claim(dest, release)
     listed = release.manifest.by_path()
