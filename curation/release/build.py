@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import subprocess
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -47,7 +48,9 @@ from curation.release.layout import (
     release_prefix,
     staging_prefix,
 )
-from curation.release.manifest import MANIFEST_PARQUET, Manifest, ManifestEntry
+from curation.release.croissant import CROISSANT_JSON, LICENSE_PLACEHOLDER, DatasetCard, croissant_json
+from curation.release.datasheet import DATASHEET_MD, datasheet_markdown, gather
+from curation.release.manifest import MANIFEST_PARQUET, NIFTI_ROLE, ROLES, Manifest, ManifestEntry
 from curation.release.tables import (
     AGREEMENT_TABLE,
     CONSENSUS_COLUMNS,
@@ -99,6 +102,9 @@ class ReleaseSpec:
     #: Sites (`Source.site`, the ingest's `site`) whose series are released; empty: every site.
     sites: tuple[str, ...] = ()
     formats: tuple[str, ...] = (FORMAT_DICOM,)
+    #: What croissant.json and DATASHEET.md state as the license (a SPDX id or URL) and the purpose.
+    license: str = LICENSE_PLACEHOLDER
+    description: str = ""
     #: The release date label objects carry (never the clock: a rebuild must be byte-identical);
     #: None: the date of the ledger head the build records.
     released_on: date | None = None
@@ -251,8 +257,10 @@ def _rounds(catalog: Catalog, spec: ReleaseSpec, series_ids: set[int]) -> list[A
     return rounds
 
 
-def _round_tables(catalog: Catalog, rounds: list[AnnotationRound], keys: dict[int, str]) -> tuple[bytes, bytes, bytes]:
-    """readings.parquet, consensus.parquet and agreement.json of the rounds, limited to the selected series."""
+def _round_tables(catalog: Catalog, rounds: list[AnnotationRound],
+                  keys: dict[int, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bytes]:
+    """The rows of readings.parquet and consensus.parquet (sorted) and agreement.json of the rounds,
+    limited to the selected series."""
     ids = [r.id for r in rounds]
     with catalog.session() as s:
         items = {i.id: i for i in s.scalars(select(AnnotationItem).where(AnnotationItem.round_id.in_(ids)))}
@@ -277,8 +285,7 @@ def _round_tables(catalog: Catalog, rounds: list[AnnotationRound], keys: dict[in
                              "state": r.state,
                              "summary": strict_json({k: v for k, v in (r.summary or {}).items() if k != "rewards"})}
                  for r in rounds}
-    return (to_parquet(readings, READING_SCHEMA), to_parquet(consensus, CONSENSUS_SCHEMA),
-            (canonical_json(agreement) + "\n").encode())
+    return readings, consensus, (canonical_json(agreement) + "\n").encode()
 
 
 def _series_labels(c: Chosen, rounds: list[AnnotationRound], labelled: dict[tuple[int, int], RoundConsensus],
@@ -324,6 +331,19 @@ def _clear(store: Store, prefix: str) -> None:
         store.delete(Zone.RELEASES, key, missing_ok=True)
 
 
+def _deid_method(data: bytes) -> str | None:
+    """The DeidentificationMethod (0012,0063) a released DICOM carries, its values joined: the
+    de-identifier's own statement of the profile and options applied."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=["DeidentificationMethod"])
+    except Exception:  # noqa: BLE001 - a file the release holds but pydicom cannot read: no statement
+        return None
+    value = ds.get("DeidentificationMethod")
+    if value is None:
+        return None
+    return "; ".join(str(v) for v in (value if isinstance(value, pydicom.multival.MultiValue) else [value]))
+
+
 def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
     """Build `spec` into `releases/<name>/.staging-<version>/` (replacing an earlier build of that
     version there) and return its manifest hash and counts; publish with `curation.release.publish`."""
@@ -351,27 +371,34 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
     identity = ReleaseIdentity(spec.name, str(version), release_date(catalog, spec))
     skipped: list[Skipped] = []
     drawn_on = {sid for _, sid in labelled}
+    methods: Counter[str] = Counter()
     with bulk_writes(store):
         for c in chosen:
             content = hashlib.sha256()
             dicom: list[bytes] = []  # this series' released DICOM, while its labels are drawn on them
+            method = None
             for deid_key, path in c.files:
                 data = store.get_bytes(Zone.DEID, deid_key)
                 put(path, data)
                 content.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-                if path.endswith(".dcm") and c.series_id in drawn_on:
-                    dicom.append(data)
+                if path.endswith(".dcm"):
+                    method = method or _deid_method(data)
+                    if c.series_id in drawn_on:
+                        dicom.append(data)
+            if method:
+                methods[method] += 1
             c.row.update(split=assignment[c.patient], content_sha256=content.hexdigest())
             for path, data in _series_labels(c, rounds, labelled, dicom, identity, skipped):
                 put(path, data)
     put(SERIES_TABLE, to_parquet((c.row for c in chosen), SERIES_SCHEMA))
     readings, consensus, agreement = _round_tables(catalog, rounds, keys)
-    put(READINGS_TABLE, readings)
-    put(CONSENSUS_TABLE, consensus)
+    put(READINGS_TABLE, to_parquet(readings, READING_SCHEMA))
+    put(CONSENSUS_TABLE, to_parquet(consensus, CONSENSUS_SCHEMA))
     put(AGREEMENT_TABLE, agreement)
+    stages = _stage_provenance(catalog, list(keys))
     provenance = {"name": spec.name, "version": str(version), "previous": str(previous) if previous else None,
                   "code": code_version(), "selection": spec.selection_json(), "splits": spec.splits.to_json(),
-                  "stages": _stage_provenance(catalog, list(keys)),
+                  "license": spec.license, "stages": stages,
                   "rounds": [{"id": r.id, "project": r.project, "name": r.name,
                               "schema": f"{r.schema_name}_v{r.schema_version}"} for r in rounds],
                   "lineage_head": lineage_head(catalog), "released_on": identity.released_on.isoformat(),
@@ -381,6 +408,16 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
     changes = release_diff.diff_trees(old, StoreTree(store, prefix), f"{spec.name}@{previous}" if previous else None,
                                       f"{spec.name}@{version}")
     put("CHANGES.md", release_diff.changes_markdown(changes).encode())
+    card = DatasetCard(spec.name, str(version), identity.released_on, spec.license, spec.description)
+    put(CROISSANT_JSON, croissant_json(card, entries))
+    roles = Counter(e.role for e in entries)
+    facts = gather(catalog, name=spec.name, version=str(version), previous=str(previous) if previous else None,
+                   released_on=identity.released_on.isoformat(), license=spec.license, description=spec.description,
+                   selection=spec.selection_json(), split_plan=spec.splits.to_json(), chosen_ids=list(keys),
+                   rows=[c.row for c in chosen], readings=readings, rounds=rounds, deid_methods=methods,
+                   decisions=spec.decisions, stages=stages, nifti=roles[NIFTI_ROLE], label_files=roles[ROLES["labels"]],
+                   labels_skipped=len(skipped))
+    put(DATASHEET_MD, datasheet_markdown(facts).encode())
     put(MANIFEST_PARQUET, Manifest(spec.name, str(version), tuple(entries)).to_parquet())
     manifest = Manifest(spec.name, str(version), tuple(entries))
     store.put_bytes(Zone.RELEASES, prefix + MANIFEST_JSON, manifest.to_bytes())

@@ -48,7 +48,8 @@ def test_building_twice_gives_byte_identical_releases(world):
     manifest = json.loads(files[prefix + "manifest.json"])
     paths = [f["path"] for f in manifest["files"]]
     assert paths == sorted(paths) and "manifest.json" not in paths
-    assert {f["role"] for f in manifest["files"]} == {"image", "table", "provenance", "changes", "manifest"}
+    assert {f["role"] for f in manifest["files"]} == {"image", "table", "provenance", "changes", "manifest",
+                                                   "croissant", "datasheet"}
     # the excluded series is not released; the approved ones are, laid out by pseudonymous patient
     images = [p for p in paths if p.startswith("images/")]
     assert len(images) == 2 + 2 + 3 + 2

@@ -111,6 +111,10 @@ def test_labels_pass_dciodvfy_and_reference_released_instances(world):
     assert sorted(labels) == sorted([a + "round-1-seg-1.dcm", a + "round-1-sr.dcm", b + "round-1-sr.dcm"])
     manifest = Manifest.from_bytes(store.get_bytes(Zone.RELEASES, result.prefix + "manifest.json")).by_path()
     assert {manifest[p].role for p in labels} == {"label"}
+    croissant = json.loads(store.get_bytes(Zone.RELEASES, result.prefix + "croissant.json"))
+    assert {"@type": "cr:FileSet", "includes": "labels/*/*/*/*.dcm"}.items() <= \
+        next(d for d in croissant["distribution"] if d["@id"] == "dicom-labels").items()
+    assert "3 label objects (DICOM SR/SEG)" in store.get_bytes(Zone.RELEASES, result.prefix + "DATASHEET.md").decode()
     released = {_sop(p) for p in images_a + images_b}
     for path, data in labels.items():
         assert dciodvfy_errors(data) == [], path

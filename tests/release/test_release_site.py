@@ -21,6 +21,7 @@ from curation.release.tables import SERIES_SCHEMA, read_rows
 from curation.release.verify import verify_tree
 from curation.store import open_store
 from curation.vocabulary import QualityDecision, Zone
+from deid.profile import load_profile
 from deid.vault import public_pem
 from tests.pipeline.flow import curate_series
 
@@ -57,5 +58,11 @@ def test_a_curated_site_releases_its_deidentified_dicom(tmp_path):
             assert (ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID) == (patient, study, series_uid)
         assert {r["patient"] for r in series} == {images[0].split("/")[1]}
         assert verify_tree(tree).ok
+        # the datasheet states the de-identification the released DICOM carry and the profile it was
+        sheet = tree.read("DATASHEET.md").decode()
+        assert "| Basic Application Confidentiality Profile; Clean Descriptors Option;" in sheet
+        assert f"| default | {', '.join(load_profile('default').options)} |" in sheet
+        exclusions = [line.split(" | ") for line in sheet.splitlines() if line.startswith(("| exclude |", "| review |"))]
+        assert sum(int(row[-1].rstrip(" |")) for row in exclusions) == len(ids) - approved
     finally:
         catalog.dispose()
