@@ -151,12 +151,8 @@ def _claim(dest: Path, release: Release) -> None:
 
 
 def _is_intact(path: Path, entry: ManifestEntry) -> bool:
-    try:
-        if path.stat().st_size != entry.size:
-            return False
-    except FileNotFoundError:
-        return False
-    return _sha256_file(path) == (entry.size, entry.sha256)
+    """A file already in DEST is kept only when its size (cheap, first) and SHA-256 match."""
+    return path.stat().st_size == entry.size and _sha256_file(path) == (entry.size, entry.sha256)
 
 
 def _remove_files(dest: Path, paths: Iterable[str]) -> None:
@@ -194,9 +190,12 @@ def _fetch_all(release: Release, dest: Path, entries: list[ManifestEntry], jobs:
         for future in pending:
             future.cancel()
         for future in done:
-            if future.exception() is not None:
-                raise StoreUnreachable(f"reading {release.tree.location} failed during the pull: "
-                                       f"{future.exception()}; run the pull again to resume") from future.exception()
+            exc = future.exception()
+            if isinstance(exc, OSError):  # a disk error (full, read-only, permissions), ours or a local store's
+                raise PullError(f"copying into {dest} failed: {exc}; run the pull again to resume") from exc
+            if exc is not None:
+                raise StoreUnreachable(f"reading {release.tree.location} failed during the pull: {exc}; "
+                                       "run the pull again to resume") from exc
 
 
 def pull(store: Store | str | Path, ref: str, dest: str | Path, *, jobs: int = DEFAULT_JOBS,
