@@ -38,8 +38,8 @@ $(STAMPS)/editable: pyproject.toml $(STAMPS)/venv
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
-$(STAMPS)/airflow-db: $(STAMPS)/venv
-	$(ENV) && airflow db migrate >/dev/null
+$(STAMPS)/airflow-db: $(STAMPS)/venv include/airflow/pools.json
+	$(ENV) && airflow db migrate >/dev/null && airflow pools import include/airflow/pools.json >/dev/null
 	@touch $@
 
 demo: install

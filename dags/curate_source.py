@@ -17,6 +17,9 @@ from operators.register import RegisterOperator, StudiesOperator
 from operators.summary import CurationSummaryOperator
 
 CURATED_SERIES = Asset("curated_series")
+#: Pools of the heavy stages (include/airflow/pools.json, created by `make install`): they cap OCR and
+#: registration across all runs, so several sites curated at once cannot exhaust a worker's memory.
+OCR_POOL, REGISTRATION_POOL = "curate_ocr", "curate_registration"
 
 with DAG(
     dag_id="curate_source",
@@ -66,12 +69,13 @@ with DAG(
         site="{{ params.site }}",
         exclude="{{ params.exclude }}",
     )
-    deid = DeidOperator.partial(task_id="deid", profile="{{ params.deid_profile }}",
+    deid = DeidOperator.partial(task_id="deid", profile="{{ params.deid_profile }}", pool=OCR_POOL,
                                 max_active_tis_per_dagrun=2).expand(ref=ingest.output)
     classify = ClassifyOperator.partial(task_id="classify").expand(ref=deid.output)
     quality = QualityOperator.partial(task_id="quality", max_active_tis_per_dagrun=2).expand(ref=classify.output)
     studies = StudiesOperator(task_id="group_studies", results=quality.output)
     register = RegisterOperator.partial(task_id="register", config="{{ params.registration }}",
+                                        pool=REGISTRATION_POOL,
                                         max_active_tis_per_dagrun=1).expand(study=studies.output)
     summary = CurationSummaryOperator(task_id="summary", results=quality.output, registrations=register.output,
                                       outlets=[CURATED_SERIES])

@@ -6,6 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$ROOT/include/airflow/env.sh"
 mkdir -p "$AIRFLOW_HOME/logs"
 airflow db migrate >/dev/null
+airflow pools import "$ROOT/include/airflow/pools.json" >/dev/null  # the heavy stages' pools
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait; exit 0' INT TERM EXIT
 airflow scheduler --skip-serve-logs >"$AIRFLOW_HOME/logs/scheduler.out" 2>&1 & pids+=($!)

@@ -28,4 +28,6 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
     airflow = Path(sys.executable).with_name("airflow")
     subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=300)
+    subprocess.run([str(airflow), "pools", "import", str(REPO / "include" / "airflow" / "pools.json")], env=env,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     return env

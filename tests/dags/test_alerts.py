@@ -137,3 +137,59 @@ def test_run_deadline_is_an_airflow_deadline_alert_with_our_callback():
     alert = run_deadline(__import__("datetime").timedelta(hours=6))
     assert alert.callback.path == "operators.alerts.notify_deadline_missed"
     assert alert.callback.kwargs == {"deadline": "6:00:00"}
+
+
+SLOW_DAG = textwrap.dedent('''
+    from datetime import datetime, timedelta
+    import time
+    from airflow.sdk import DAG, task
+    from operators.alerts import alert_args, run_deadline
+
+    with DAG("deadline_probe", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+             deadline=run_deadline(timedelta(seconds=5)),
+             default_args={"retries": 0, **alert_args()}) as dag:
+        @task
+        def long_stage():
+            time.sleep(90)
+        long_stage()
+''')
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_the_scheduler_alerts_a_run_past_its_deadline(receiver, airflow_env, tmp_path):
+    """The deadline alert as the scheduler and triggerer run it (dag.test() cannot: foreground_test)."""
+    from tests.annotation.conftest import free_port
+    from tests.dags.test_annotation_round_scheduler import Airflow
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "deadline_probe.py").write_text(SLOW_DAG)
+    port = free_port()
+    env = dict(airflow_env, AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+               AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False", AIRFLOW__API__PORT=str(port),
+               AIRFLOW__API__HOST="127.0.0.1",
+               AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+               AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1", AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="1",
+               AIRFLOW_CONN_CURATE_ALERTS=json.dumps({"conn_type": "http", "host": receiver.url}))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    af = Airflow(env, logs)
+    try:
+        af.start("api-server", "--host", "127.0.0.1", "--port", str(port))
+        af.start("dag-processor")
+        af.start("scheduler", "--skip-serve-logs")
+        af.start("triggerer", "--skip-serve-logs")
+        af.wait_for("the DAG to be parsed", lambda: af.query(
+            "select 1 from serialized_dag where dag_id = 'deadline_probe'"))
+        af.query("update dag set is_paused = 0 where dag_id = 'deadline_probe'")
+        run_id = f"manual__deadline_{port}"
+        subprocess.run([af.airflow, "dags", "trigger", "deadline_probe", "--run-id", run_id], env=env, check=True,
+                       capture_output=True, timeout=120)
+        af.wait_for("the deadline alert", lambda: receiver.bodies, timeout_s=150)
+        facts = receiver.bodies[0]["curate"]
+        assert (facts["event"], facts["dag_id"], facts["run_id"], facts["deadline"]) == \
+            ("deadline_missed", "deadline_probe", run_id, "0:00:05")
+        assert facts["state"] == "running"
+    finally:
+        af.stop_all()

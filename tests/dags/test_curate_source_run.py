@@ -17,7 +17,8 @@ _t0 = time.time()
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("d", sys.argv[1])
 m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-run = m.dag.test(run_conf=json.loads(sys.argv[2]))
+from operators.alerts import foreground_test
+run = foreground_test(m.dag, run_conf=json.loads(sys.argv[2]))
 print("STATE " + str(run.state))
 from airflow.models import TaskInstance
 from airflow.utils.session import create_session
