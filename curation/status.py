@@ -170,16 +170,17 @@ def _newest_records() -> Select:
 
 
 def _quarantine_site() -> tuple[Any, Any]:
-    """The site of each quarantine record: its source's, or (a de-identification quarantine names no
-    source) the site of an instance with the same content hash. Returns (site expression, query)."""
-    by_hash = (select(Instance.sha256.label("sha256"), func.min(Source.site).label("site"))
-               .join(Source, Source.id == Instance.source_id).group_by(Instance.sha256).subquery("hash_site"))
-    site = func.coalesce(Source.site, by_hash.c.site).label("site")
-    query = (select(QuarantineRecord, site, Source.kind, Source.uri)
-             .outerjoin(Source, Source.id == QuarantineRecord.source_id)
+    """Each unresolved quarantine record with its source: its own, or (a de-identification quarantine
+    names no source) the source of the first instance with the same content hash. Returns (site
+    expression, query of (record, site, source kind, source URI, source id))."""
+    by_hash = (select(Instance.sha256.label("sha256"), func.min(Instance.source_id).label("source_id"))
+               .group_by(Instance.sha256).subquery("hash_source"))
+    source_id = func.coalesce(QuarantineRecord.source_id, by_hash.c.source_id)
+    query = (select(QuarantineRecord, Source.site, Source.kind, Source.uri, Source.id)
              .outerjoin(by_hash, and_(QuarantineRecord.source_id.is_(None), by_hash.c.sha256 == QuarantineRecord.sha256))
+             .outerjoin(Source, Source.id == source_id)
              .where(QuarantineRecord.resolved_at.is_(None)))
-    return site, query
+    return Source.site, query
 
 
 def _awaiting_review_query() -> Select:
@@ -262,6 +263,12 @@ def site_status(catalog: Catalog, site: str | None = None) -> list[SiteStatus]:
     return [sites[name] for name in sorted(sites)]
 
 
+def _quarantined(row: Any) -> QuarantinedFile:
+    q, site, kind, uri, source_id = row
+    return QuarantinedFile(id=q.id, site=site, source_id=source_id, source_kind=kind, source_uri=uri, sha256=q.sha256,
+                           stage=q.stage, reason_code=q.reason_code, reason=q.reason, created_at=q.created_at)
+
+
 def quarantined_files(catalog: Catalog, site: str | None = None, reason_code: str | None = None,
                       limit: int = 500) -> list[QuarantinedFile]:
     """Files still in quarantine, newest first (at most `limit`), with their source and content hash."""
@@ -271,30 +278,16 @@ def quarantined_files(catalog: Catalog, site: str | None = None, reason_code: st
     if reason_code is not None:
         query = query.where(QuarantineRecord.reason_code == reason_code)
     with catalog.session() as s:
-        rows = s.execute(query.order_by(QuarantineRecord.id.desc()).limit(limit)).all()
-    return [QuarantinedFile(id=q.id, site=name, source_id=q.source_id, source_kind=kind, source_uri=uri,
-                            sha256=q.sha256, stage=q.stage, reason_code=q.reason_code, reason=q.reason,
-                            created_at=q.created_at) for q, name, kind, uri in rows]
+        return [_quarantined(row) for row in s.execute(query.order_by(QuarantineRecord.id.desc()).limit(limit))]
 
 
 def quarantined_file(catalog: Catalog, quarantine_id: int) -> QuarantinedFile | None:
-    """One quarantine record by id while it is unresolved; its source, for a deid quarantine, is the
-    source of the instance with its content hash (where a re-admitted file is read again)."""
-    q_site, query = _quarantine_site()
+    """One quarantine record by id while it is unresolved, with its source (where a re-admitted file
+    is read again)."""
+    _, query = _quarantine_site()
     with catalog.session() as s:
         row = s.execute(query.where(QuarantineRecord.id == quarantine_id)).first()
-        if row is None:
-            return None
-        q, name, kind, uri = row
-        source_id = q.source_id
-        if source_id is None:
-            found = s.execute(select(Source.id, Source.kind, Source.uri).join(Instance, Instance.source_id == Source.id)
-                              .where(Instance.sha256 == q.sha256).order_by(Source.id).limit(1)).first()
-            if found is not None:
-                source_id, kind, uri = found
-    return QuarantinedFile(id=q.id, site=name, source_id=source_id, source_kind=kind, source_uri=uri,
-                           sha256=q.sha256, stage=q.stage, reason_code=q.reason_code, reason=q.reason,
-                           created_at=q.created_at)
+    return None if row is None else _quarantined(row)
 
 
 def awaiting_review(catalog: Catalog, site: str | None = None, limit: int = 500) -> list[ReviewWait]:

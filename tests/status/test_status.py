@@ -116,7 +116,8 @@ def test_quarantine_list_names_source_and_hash_never_the_path(world):
     for path in paths:
         assert path not in text, path
     ingest_q = [f for f in files if f.stage == "ingest"]
-    assert all(f.source_kind == "folder" and f.source_uri == str(world.source_root) for f in ingest_q)
+    assert all(f.source_kind == "folder" and f.source_uri == str(world.source_root) for f in files)
+    assert len(ingest_q) == 5
     deid_q = quarantined_file(world.catalog, world.deid_quarantine_id)
     # a deid quarantine names no source in its row: the instance with its content hash tells where it came from
     assert (deid_q.site, deid_q.source_uri, deid_q.reason_code) == ("north", str(world.source_root), "pixel_text_left")
