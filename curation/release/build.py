@@ -51,6 +51,7 @@ from curation.release.layout import (
 from curation.release.croissant import CROISSANT_JSON, LICENSE_PLACEHOLDER, DatasetCard, croissant_json
 from curation.release.datasheet import DATASHEET_MD, datasheet_markdown, gather
 from curation.release.manifest import MANIFEST_PARQUET, NIFTI_ROLE, ROLES, Manifest, ManifestEntry
+from curation.release.nifti import NotAVolume, is_volume_row, nifti_path, series_nifti
 from curation.release.tables import (
     AGREEMENT_TABLE,
     CONSENSUS_COLUMNS,
@@ -372,10 +373,12 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
     skipped: list[Skipped] = []
     drawn_on = {sid for _, sid in labelled}
     methods: Counter[str] = Counter()
+    not_volumes: list[dict[str, str]] = []
     with bulk_writes(store):
         for c in chosen:
             content = hashlib.sha256()
-            dicom: list[bytes] = []  # this series' released DICOM, while its labels are drawn on them
+            as_nifti = FORMAT_NIFTI in spec.formats and is_volume_row(c.row)
+            dicom: list[bytes] = []  # this series' released DICOM, while labels and NIfTI are made of them
             method = None
             for deid_key, path in c.files:
                 data = store.get_bytes(Zone.DEID, deid_key)
@@ -383,11 +386,16 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
                 content.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
                 if path.endswith(".dcm"):
                     method = method or _deid_method(data)
-                    if c.series_id in drawn_on:
+                    if c.series_id in drawn_on or as_nifti:
                         dicom.append(data)
             if method:
                 methods[method] += 1
             c.row.update(split=assignment[c.patient], content_sha256=content.hexdigest())
+            if as_nifti:
+                try:
+                    put(nifti_path(c.files[0][1]), series_nifti(dicom))
+                except NotAVolume as exc:
+                    not_volumes.append({"series": c.key, "reason": str(exc)})
             for path, data in _series_labels(c, rounds, labelled, dicom, identity, skipped):
                 put(path, data)
     put(SERIES_TABLE, to_parquet((c.row for c in chosen), SERIES_SCHEMA))
@@ -403,6 +411,8 @@ def build(catalog: Catalog, store: Store, spec: ReleaseSpec) -> BuildResult:
                               "schema": f"{r.schema_name}_v{r.schema_version}"} for r in rounds],
                   "lineage_head": lineage_head(catalog), "released_on": identity.released_on.isoformat(),
                   "labels_skipped": [k.to_json() for k in skipped]}
+    if FORMAT_NIFTI in spec.formats:
+        provenance["nifti_skipped"] = not_volumes
     put("provenance.json", (canonical_json(provenance) + "\n").encode())
     old = StoreTree(store, release_prefix(spec.name, previous)) if previous else None
     changes = release_diff.diff_trees(old, StoreTree(store, prefix), f"{spec.name}@{previous}" if previous else None,

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from curation.release.layout import MANIFEST_JSON, DirTree, ReleaseTree, StoreTree, published_versions, release_prefix
-from curation.release.manifest import Manifest, ManifestEntry
+from curation.release.manifest import NIFTI_ROLE, NIFTI_SUFFIX, ROLES, Manifest, ManifestEntry
 from curation.release.tables import (
     AGREEMENT_TABLE,
     CONSENSUS_SCHEMA,
@@ -54,6 +54,16 @@ def table_dtypes(schema: pa.Schema) -> dict[str, str]:
 
 SERIES_DTYPES, READING_DTYPES, CONSENSUS_DTYPES = (table_dtypes(s) for s in (SERIES_SCHEMA, READING_SCHEMA,
                                                                               CONSENSUS_SCHEMA))
+
+
+def _series_of(entry: ManifestEntry) -> str | None:
+    """The series key an image file belongs to: `images/<patient>/<study>/<series>/<file>` or the
+    series' NIfTI conversion `images/<patient>/<study>/<series>.nii.gz`."""
+    if entry.role == ROLES["images"] and entry.path.count("/") >= 4:
+        return entry.path.split("/")[3]
+    if entry.role == NIFTI_ROLE:
+        return entry.path.split("/")[3][:-len(NIFTI_SUFFIX)]
+    return None
 
 
 class ReleaseIntegrityError(ValueError):
@@ -156,9 +166,8 @@ class Release:
 
     @property
     def files(self) -> pd.DataFrame:
-        """The manifest: path, size, sha256, role (and, under images/, the series it belongs to)."""
-        rows = [{"path": e.path, "size": e.size, "sha256": e.sha256, "role": e.role,
-                 "series": e.path.split("/")[3] if e.role == "image" and e.path.count("/") >= 4 else None}
+        """The manifest: path, size, sha256, role (and, for images and NIfTI conversions, their series)."""
+        rows = [{"path": e.path, "size": e.size, "sha256": e.sha256, "role": e.role, "series": _series_of(e)}
                 for e in sorted(self.manifest.entries)]
         frame = pd.DataFrame(rows, columns=["path", "size", "sha256", "role", "series"])
         frame = frame.astype({"path": "string", "size": "Int64", "sha256": "string", "role": "string",
@@ -219,9 +228,12 @@ class Release:
         return entry
 
     def series_files(self, series: str) -> list[str]:
-        """Release paths of one series' images, sorted."""
-        return sorted(e.path for e in self.manifest.entries
-                      if e.role == "image" and e.path.count("/") >= 4 and e.path.split("/")[3] == series)
+        """Release paths of one series' images (its DICOM, not its NIfTI conversion), sorted."""
+        return sorted(e.path for e in self.manifest.entries if e.role == ROLES["images"] and _series_of(e) == series)
+
+    def nifti_file(self, series: str) -> str | None:
+        """Release path of the series' NIfTI conversion (releases built with the nifti format), else None."""
+        return next((e.path for e in self.manifest.entries if e.role == NIFTI_ROLE and _series_of(e) == series), None)
 
     def path(self, what: str) -> Path:
         """A local, verified path: of a release file (relative path), or of a series' folder (its key).

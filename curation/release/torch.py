@@ -1,6 +1,7 @@
 """A release as a torch Dataset: one item per series (a volume) or per instance (an image), with
 the consensus of the release as the target. Images are read with SimpleITK from verified local
-paths (`Release.path`), so what a model sees is exactly what the manifest lists.
+paths (`Release.path`), so what a model sees is exactly what the manifest lists; a series item
+reads the release's NIfTI conversion of the series when it has one.
 
 torch is imported here only: the rest of `curation.release` works without it.
 """
@@ -92,10 +93,7 @@ class ReleaseDataset(Dataset):
         files = self.release.series_files(series)
         target: dict[str, Any] = {"series": series, "labels": torch.tensor(self._label_row(series), dtype=torch.float32)}
         if path is None:
-            local = [self.release.path(p) for p in files]
-            ordered = _slice_order(local) if all(_is_dicom(p) for p in files) else [(p, "") for p in local]
-            array = read_volume([p for p, _ in ordered])
-            uids = [u for _, u in ordered]
+            array, uids = self._volume(series, files)
         else:
             target["instance"] = path
             local_one = self.release.path(path)
@@ -110,6 +108,22 @@ class ReleaseDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, target
+
+    def _volume(self, series: str, files: list[str]) -> tuple[np.ndarray, list[str]]:
+        """A series item's array and its instances' SOPInstanceUIDs in slice order (what masks are
+        laid on). The release's NIfTI conversion where it has one (one file to fetch and read; its
+        slices are ordered along the normal as `_slice_order` orders the DICOM), else the DICOM
+        stacked; the DICOM headers are read for the UIDs only when the series has a SEG."""
+        nifti = self.release.nifti_file(series)
+        dicom = all(_is_dicom(p) for p in files)
+        if nifti is not None:
+            array = read_volume([self.release.path(nifti)])
+            needs_uids = dicom and bool(self._seg_files().get(series))
+            uids = [u for _, u in _slice_order([self.release.path(p) for p in files])] if needs_uids else []
+            return array, uids
+        local = [self.release.path(p) for p in files]
+        ordered = _slice_order(local) if dicom else [(p, "") for p in local]
+        return read_volume([p for p, _ in ordered]), [u for _, u in ordered]
 
     def _label_row(self, series: str) -> list[float]:
         if series not in self._matrix.index:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from curation.catalog import Catalog, Instance, Series, Source, StageRecord
 from curation.catalog.models import AnnotationItem, AnnotationRound, ConsensusLabel, QualityReview, Reading
 from curation.store import Store
-from curation.vocabulary import QualityDecision, SeriesKind, StageStatus, Zone
+from curation.vocabulary import Modality, QualityDecision, SeriesKind, StageStatus, Zone
 
 STATUS = {QualityDecision.APPROVE: StageStatus.OK, QualityDecision.REVIEW: StageStatus.REVIEW,
           QualityDecision.EXCLUDE: StageStatus.EXCLUDED}
@@ -20,7 +20,8 @@ def series_uid(n: int) -> str:
 
 
 def add_series(catalog: Catalog, store: Store, n: int, *, patient: str, kind: str = SeriesKind.CR,
-               decision: str = QualityDecision.APPROVE, files: int = 2, site: str = "default") -> int:
+               decision: str = QualityDecision.APPROVE, files: int = 2, site: str = "default",
+               modality: str = Modality.CR) -> int:
     """A de-identified, classified and quality-checked series of `files` instances of patient `patient`,
     ingested from site `site`'s source."""
     uid = series_uid(n)
@@ -29,7 +30,7 @@ def add_series(catalog: Catalog, store: Store, n: int, *, patient: str, kind: st
         store.put_bytes(Zone.DEID, key, f"DICM series {n} instance {i}".encode() * 8)
     with catalog.session() as s:
         src = s.query(Source).filter_by(site=site).first() or Source(kind="folder", uri=f"/data/{site}", site=site)
-        series = Series(series_instance_uid=f"1.2.840.{n}", modality="CR")
+        series = Series(series_instance_uid=f"1.2.840.{n}", modality=str(modality))
         s.add_all([src, series])
         s.flush()
         for i in range(files):
