@@ -6,6 +6,7 @@ without PHI."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+import pydicom.filereader
+import pydicom.filewriter
 import pytest
 import requests
 from pydicom.data import get_testdata_file
@@ -97,8 +100,11 @@ def send(port: int, datasets: list[Dataset | Path], *, calling: str = "PACS", ca
     ae = AE(ae_title=calling)
     seen = set()
     for item in datasets:
-        ds = pydicom.dcmread(item, stop_before_pixels=True) if isinstance(item, Path) else item
-        key = (ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+        if isinstance(item, Path):
+            meta = pydicom.filereader.read_file_meta_info(item)
+            key = (meta.MediaStorageSOPClassUID, meta.TransferSyntaxUID)
+        else:
+            key = (item.SOPClassUID, item.file_meta.TransferSyntaxUID)
         if key not in seen:
             seen.add(key)
             ae.add_requested_context(*key)
@@ -296,6 +302,33 @@ def test_a_corrupt_dataset_is_quarantined_refused_and_the_association_goes_on(wo
     assert not list((world.spool / INCOMING).glob("*/*"))
     assert receiver.stats["quarantined"] == 3
     assert_no_phi(caplog.text, [good1, truncated, good2])
+
+
+def test_a_dataset_of_garbage_bytes_is_quarantined_as_ingest_would(world: World, tmp_path: Path, monkeypatch) -> None:
+    from pynetdicom import _config
+
+    receiver = world.receiver()
+    good = a_series(1)[0]
+    meta = pydicom.dcmread(get_testdata_file("CT_small.dcm")).file_meta
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    garbage = tmp_path / "garbage.dcm"
+    buffer = io.BytesIO()
+    pydicom.filewriter.write_file_meta_info(buffer, meta)
+    garbage.write_bytes(b"\0" * 128 + b"DICM" + buffer.getvalue() + bytes(range(256)) * 64)
+    # Send the file's dataset bytes as they are (pynetdicom would otherwise parse and re-encode them).
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    assert send(receiver.port, [garbage, good]) == [0xC000, 0x0000]
+    with world.catalog.session() as s:
+        (received,) = s.execute(select(QuarantineRecord.reason_code, QuarantineRecord.reason)).all()
+    # The verdict `curate ingest` gives the same bytes as a file (the receiver's Part 10 has the same
+    # file meta and dataset bytes as what was sent).
+    (tmp_path / "alone").mkdir()
+    garbage.rename(tmp_path / "alone" / garbage.name)
+    reference = ingest(str(tmp_path / "alone"), Catalog(f"sqlite:///{tmp_path / 'ref.sqlite'}"),
+                       open_store(str(tmp_path / "ref-store")), workers=1)
+    (expected,) = reference.quarantined
+    assert tuple(received) == (expected["reason_code"], expected["reason"])
+    assert counts(world.catalog)["instance"] == 1
 
 
 def test_an_unknown_calling_ae_title_is_refused(world: World) -> None:
