@@ -127,6 +127,13 @@ def _rectangle(box: Box) -> np.ndarray:
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=np.float64)
 
 
+def in_patient_space(ds: Dataset) -> bool:
+    """Whether an image's pixels are placed in patient space: a frame of reference with plane
+    position (and orientation), as highdicom decides. A Frame of Reference UID alone (some
+    secondary captures) places nothing: a SEG over it is one frame per instance, like a radiograph."""
+    return hd.spatial.get_image_coordinate_system(ds) is not None
+
+
 def _frames(ds: Dataset) -> int:
     return int(getattr(ds, "NumberOfFrames", 1) or 1)
 
@@ -252,7 +259,8 @@ def consensus_seg(source_datasets: Sequence[Dataset], masks: Mapping[str, np.nda
     """Binary SEG of one released series: one segment per label (sorted, so numbering is
     stable), masks shaped (frames, rows, cols) over the sources' frames in order; empty frames
     are left out, as highdicom does by default. Sources without a frame of reference
-    (projection radiographs) allow only one frame per SEG: use `consensus_segs` for those."""
+    (projection radiographs) or with one but no plane geometry (secondary captures) allow
+    only one frame per SEG: use `consensus_segs` for those."""
     sources = list(source_datasets)
     labels = sorted(masks)
     if not sources or not labels:
@@ -279,11 +287,13 @@ def consensus_seg(source_datasets: Sequence[Dataset], masks: Mapping[str, np.nda
         software_versions=software_version, device_serial_number="0", content_label="CONSENSUS",
         series_description=f"consensus masks, release {identity.name} {identity.version}"[:64],
     )
-    if "FrameOfReferenceUID" not in seg:
-        # General Image: Patient Orientation is Type 2C without a frame of reference, and
-        # highdicom leaves it out; its Pixel Measures there lack Slice Thickness, which
-        # highdicom's own reader then refuses, and the macro is only required with a frame
-        # of reference (dciodvfy agrees)
+    if not in_patient_space(sources[0]):
+        # No patient coordinate system: no frame of reference, or one without plane position and
+        # orientation (a secondary capture may carry a Frame of Reference UID alone, which
+        # highdicom copies). General Image's Patient Orientation is then Type 2C (required when
+        # the image has no Image Orientation (Patient)) and highdicom leaves it out; its Pixel
+        # Measures there lack Slice Thickness, which highdicom's own reader then refuses, and
+        # the macro is only required with plane geometry (dciodvfy agrees)
         seg.PatientOrientation = sources[0].get("PatientOrientation", "")
         for group in seg.get("SharedFunctionalGroupsSequence", []):
             if "PixelMeasuresSequence" in group and "SliceThickness" not in group.PixelMeasuresSequence[0]:
@@ -296,11 +306,12 @@ def consensus_seg(source_datasets: Sequence[Dataset], masks: Mapping[str, np.nda
 def consensus_segs(source_datasets: Sequence[Dataset], masks: Mapping[str, np.ndarray], *,
                    identity: ReleaseIdentity, series_uid: str, method: str, n_readers: int,
                    manufacturer: str = MANUFACTURER, software_version: str = "1") -> list[hd.seg.Segmentation]:
-    """The SEG series of one released series: one SEG when the sources share a frame of
-    reference, else (projection radiographs, which DICOM SEG can reference one frame at a time)
-    one SEG per single-frame instance that any mask touches, numbered in source order."""
+    """The SEG series of one released series: one SEG when the sources are placed in patient
+    space (`in_patient_space`), else (projection radiographs, secondary captures: DICOM SEG can
+    reference them one frame at a time) one SEG per single-frame instance that any mask touches,
+    numbered in source order."""
     sources = list(source_datasets)
-    if all("FrameOfReferenceUID" in s for s in sources) or (len(sources) == 1 and _frames(sources[0]) == 1):
+    if all(in_patient_space(s) for s in sources) or (len(sources) == 1 and _frames(sources[0]) == 1):
         return [consensus_seg(sources, masks, identity=identity, series_uid=series_uid, method=method,
                               n_readers=n_readers, manufacturer=manufacturer, software_version=software_version)]
     if any(_frames(s) > 1 for s in sources):
@@ -326,4 +337,4 @@ def _pin_uids(seg: Dataset, identity: ReleaseIdentity, series_uid: str) -> None:
 
 
 __all__ = ["Box", "Finding", "ReleaseIdentity", "boxes_to_masks", "consensus_findings", "consensus_seg",
-           "consensus_segs", "findings_sr", "label_code"]
+           "consensus_segs", "findings_sr", "in_patient_space", "label_code"]

@@ -15,10 +15,15 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    DigitalXRayImageStorageForPresentation,
+    ExplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 from curation.release.labels import (Box, Finding, ReleaseIdentity, boxes_to_masks, consensus_findings,
-                                     consensus_segs, findings_sr, label_code)
+                                     consensus_segs, findings_sr, in_patient_space, label_code)
 
 IDENTITY = ReleaseIdentity("demo", "1.0.0", date(2026, 1, 2))
 DCIODVFY = shutil.which("dciodvfy")
@@ -47,6 +52,17 @@ def dx_series(n: int = 2, rows: int = 48, cols: int = 40) -> list[Dataset]:
         ds.PixelSpacing, ds.PatientOrientation = [0.2, 0.2], ["P", "F"]
         ds.PixelData = (np.arange(rows * cols, dtype=np.uint16).reshape(rows, cols) % 4096).tobytes()
         out.append(ds)
+    return out
+
+
+def sc_series(n: int = 2) -> list[Dataset]:
+    """A secondary capture series carrying a Frame of Reference UID but no plane position or
+    orientation (the SC IOD has no Image Plane module): nothing places its pixels in patient space."""
+    out = dx_series(n)
+    for ds in out:
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+        ds.Modality, ds.ConversionType, ds.FrameOfReferenceUID = "OT", "WSD", "2.25.7001"
+        del ds.PixelSpacing
     return out
 
 
@@ -81,9 +97,9 @@ def build(sources: list[Dataset], tmp: Path) -> tuple[Path, list[Path], list[Box
     return tmp / "sr.dcm", [tmp / f"seg{n}.dcm" for n in range(1, len(segs) + 1)], boxes
 
 
-@pytest.fixture(params=["dx", "ct"])
+@pytest.fixture(params=["dx", "ct", "sc"])
 def sources(request) -> list[Dataset]:
-    return dx_series() if request.param == "dx" else ct_series()
+    return {"dx": dx_series, "ct": ct_series, "sc": sc_series}[request.param]()
 
 
 @pytest.mark.skipif(DCIODVFY is None, reason="dciodvfy (dicom3tools) is not installed")
@@ -210,6 +226,20 @@ def test_multiframe_boxes_reference_their_frame(tmp_path):
     with pytest.raises(ValueError, match="name its frame"):
         findings_sr([mf], [], [Box("nodule", str(mf.SOPInstanceUID), 0, 0, 1, 1)], identity=IDENTITY,
                     series_uid=series_uid)
+
+
+def test_a_frame_of_reference_alone_places_nothing(tmp_path):
+    """The SC defect: a Frame of Reference UID without plane geometry is not patient space, so each
+    touched instance gets its own SEG with Patient Orientation (Type 2C there), which dciodvfy wants."""
+    sources = sc_series(2)
+    assert not any(in_patient_space(s) for s in sources) and all(in_patient_space(s) for s in ct_series())
+    _, segs, _ = build(sources, tmp_path)
+    assert len(segs) == 2
+    for path in segs:
+        seg = pydicom.dcmread(path)
+        assert "PatientOrientation" in seg and "PlanePositionSequence" not in seg.PerFrameFunctionalGroupsSequence[0]
+        if DCIODVFY is not None:
+            assert dciodvfy_errors(path) == [], path.name
 
 
 def test_long_labels_keep_distinct_codes():
