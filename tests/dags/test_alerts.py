@@ -18,6 +18,8 @@ from types import SimpleNamespace
 import pytest
 
 from operators.alerts import deadline_message, error_summary, notify_deadline_missed, run_deadline, webhook_url
+from tests.annotation.conftest import free_port
+from tests.dags.components import Airflow, scheduler_env
 
 PHI = ("DOE^JANE", "MRN48213377", "/data/in/DOE_JANE/img1.dcm", "1.2.840.113619.2.55.3.604688119")
 
@@ -159,30 +161,17 @@ SLOW_DAG = textwrap.dedent('''
 @pytest.mark.slow
 def test_the_scheduler_alerts_a_run_past_its_deadline(receiver, airflow_env, tmp_path):
     """The deadline alert as the scheduler and triggerer run it (dag.test() cannot: foreground_test)."""
-    from tests.annotation.conftest import free_port
-    from tests.dags.test_annotation_round_scheduler import Airflow
-
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "deadline_probe.py").write_text(SLOW_DAG)
     port = free_port()
-    env = dict(airflow_env, AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-               AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False", AIRFLOW__API__PORT=str(port),
-               AIRFLOW__API__HOST="127.0.0.1",
-               AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-               AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1", AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="1",
-               AIRFLOW_CONN_CURATE_ALERTS=json.dumps({"conn_type": "http", "host": receiver.url}))
+    env = scheduler_env(airflow_env, dags, port,
+                        AIRFLOW_CONN_CURATE_ALERTS=json.dumps({"conn_type": "http", "host": receiver.url}))
     logs = tmp_path / "logs"
     logs.mkdir()
     af = Airflow(env, logs)
     try:
-        af.start("api-server", "--host", "127.0.0.1", "--port", str(port))
-        af.start("dag-processor")
-        af.start("scheduler", "--skip-serve-logs")
-        af.start("triggerer", "--skip-serve-logs")
-        af.wait_for("the DAG to be parsed", lambda: af.query(
-            "select 1 from serialized_dag where dag_id = 'deadline_probe'"))
-        af.query("update dag set is_paused = 0 where dag_id = 'deadline_probe'")
+        af.start_scheduler(port, "deadline_probe")
         run_id = f"manual__deadline_{port}"
         subprocess.run([af.airflow, "dags", "trigger", "deadline_probe", "--run-id", run_id], env=env, check=True,
                        capture_output=True, timeout=120)

@@ -5,67 +5,17 @@ the service's REST API."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.annotation.conftest import free_port
+from tests.dags.components import Airflow, scheduler_env
 from tests.operators.world import LABELS_PROJECT, READERS, Readers, curated_catalog, findings_answer, start_world
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-
-
-class Airflow:
-    """Airflow's components as subprocesses of one AIRFLOW_HOME; each can be stopped and started again."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs = env, logs
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.airflow = str(Path(sys.executable).with_name("airflow"))
-        self.starts = 0
-
-    def start(self, component: str, *args: str) -> None:
-        self.starts += 1
-        out = open(self.logs / f"{component}-{self.starts}.log", "wb")
-        self.procs[component] = subprocess.Popen([self.airflow, component, *args], env=self.env, stdout=out,
-                                                 stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop(self, component: str) -> None:
-        proc = self.procs.pop(component)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-    def stop_all(self) -> None:
-        for component in list(self.procs):
-            self.stop(component)
-
-    def query(self, sql: str, *args) -> list[tuple]:
-        with sqlite3.connect(Path(self.env["AIRFLOW_HOME"]) / "airflow.db", timeout=30) as db:
-            return db.execute(sql, args).fetchall()
-
-    def wait_for(self, what: str, check, timeout_s: float = 120.0):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = check()
-            if found:
-                return found
-            dead = [c for c, p in self.procs.items() if p.poll() is not None]
-            assert not dead, f"{dead} exited while waiting for {what}"
-            time.sleep(0.5)
-        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(self.logs.glob("*.log")))
-        raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
 def test_the_wait_defers_and_survives_a_triggerer_restart(tmp_path, airflow_env):
@@ -76,25 +26,14 @@ def test_the_wait_defers_and_survives_a_triggerer_restart(tmp_path, airflow_env)
     dags.mkdir()
     (dags / "annotation_round.py").symlink_to(REPO / "dags" / "annotation_round.py")
     port = free_port()
-    env = dict(airflow_env, CURATE_HOME=str(home), AIRFLOW_CONN_CURATE_ANNOTATION=world.connection(),
-               AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-               AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False", AIRFLOW__API__PORT=str(port),
-               AIRFLOW__API__HOST="127.0.0.1",
-               AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-               AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1", AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="1")
+    env = scheduler_env(airflow_env, dags, port, CURATE_HOME=str(home),
+                        AIRFLOW_CONN_CURATE_ANNOTATION=world.connection())
     logs = tmp_path / "logs"
     logs.mkdir()
     af = Airflow(env, logs)
     readers = Readers(world, LABELS_PROJECT, READERS, findings_answer())
     try:
-        af.start("api-server", "--host", "127.0.0.1", "--port", str(port))
-        af.start("dag-processor")
-        af.start("scheduler", "--skip-serve-logs")
-        af.start("triggerer", "--skip-serve-logs")
-        af.wait_for("the DAG to be parsed", lambda: af.query(
-            "select 1 from serialized_dag where dag_id = 'annotation_round'"))
-        # the session's Airflow home may know the DAG, paused, from an earlier dag.test() run
-        af.query("update dag set is_paused = 0 where dag_id = 'annotation_round'")
+        af.start_scheduler(port, "annotation_round")
         run_id = f"manual__scheduler_{port}"
         conf = {"project": LABELS_PROJECT, "readers_per_item": 3, "deadline_hours": 1, "poll_seconds": 1,
                 "bootstrap_resamples": 0}
