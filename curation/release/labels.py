@@ -265,6 +265,10 @@ def consensus_seg(source_datasets: Sequence[Dataset], masks: Mapping[str, np.nda
     labels = sorted(masks)
     if not sources or not labels:
         raise ValueError("a segmentation needs released instances and at least one labelled mask")
+    missing = [str(s.SOPInstanceUID) for s in sources if in_patient_space(s) and _frames(s) == 1
+               and "SliceThickness" not in s]
+    if missing:  # highdicom copies the source's Pixel Measures and fails (AttributeError) without it
+        raise ValueError(f"{len(missing)} instance(s) have plane geometry but no Slice Thickness: no SEG over them")
     arr = np.stack([np.asarray(masks[label], dtype=bool) for label in labels], axis=-1)
     if arr.ndim == 3:
         arr = arr[np.newaxis]

@@ -242,6 +242,15 @@ def test_a_frame_of_reference_alone_places_nothing(tmp_path):
             assert dciodvfy_errors(path) == [], path.name
 
 
+def test_plane_geometry_without_slice_thickness_is_refused_as_a_value_error(tmp_path):
+    """A build skips (and records) a series whose labels cannot be DICOM; it must not crash on one."""
+    sources = sc_series(1)
+    sources[0].ImagePositionPatient, sources[0].ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
+    sources[0].PixelSpacing = [0.5, 0.5]
+    with pytest.raises(ValueError, match="no Slice Thickness"):
+        build(sources, tmp_path)
+
+
 def test_long_labels_keep_distinct_codes():
     a, b = label_code("pulmonary_nodule_solid"), label_code("pulmonary_nodule_subsolid")
     assert a.value != b.value and len(a.value) <= 16 and len(b.value) <= 16
