@@ -89,9 +89,9 @@ class Progress:
     that ends within the first interval prints nothing)."""
 
     def __init__(self, label: str, files: int, total_bytes: int, stream: TextIO | None,
-                 interval: float = PROGRESS_INTERVAL_S) -> None:
+                 interval: float | None = None) -> None:
         self.label, self.files, self.total_bytes = label, files, total_bytes
-        self.stream, self.interval = stream, interval
+        self.stream, self.interval = stream, PROGRESS_INTERVAL_S if interval is None else interval
         self.done_files = self.done_bytes = 0
         self.start = self.last = time.monotonic()
         self._lock = threading.Lock()

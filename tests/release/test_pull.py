@@ -64,12 +64,15 @@ def files_in(dest: Path) -> dict[str, tuple[int, int]]:
             if not p.rsplit("/", 1)[-1].startswith(".fetch-")}
 
 
-def test_a_pulled_copy_verifies_and_a_second_pull_fetches_nothing(world, tmp_path, capsys):
+def test_a_pulled_copy_verifies_and_a_second_pull_fetches_nothing(world, tmp_path, capsys, monkeypatch):
     catalog, store = world
     sha, n_files = publish_chest(catalog, store)
     dest = tmp_path / "copy"
+    monkeypatch.setattr("curation.release.pull.PROGRESS_INTERVAL_S", 0.0)  # every file counts as a long pull
     assert main(["release", "pull", "chest@1.0.0", str(dest), "--store", str(store.root), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert f"pull chest@1.0.0: {n_files}/{n_files} files, " in captured.err and " MB/s, " in captured.err
+    out = json.loads(captured.out)
     assert (out["ok"], out["files"], out["fetched"], out["kept"], out["manifest_sha256"]) == (True, n_files, n_files,
                                                                                             0, sha)
     assert main(["release", "verify", str(dest)]) == 0  # checksums and every content check
