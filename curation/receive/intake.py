@@ -112,12 +112,13 @@ class Intake:
         (its bytes kept in the raw zone) and reported in the Arrival; errors of the store or the catalog
         raise (the object is then not acknowledged, and stays in `incoming/` for `recover`)."""
         sha = hashlib.sha256(data).hexdigest()
-        path = self.spool / INCOMING / safe_ae_title(calling_ae) / f"{sha}.dcm"
+        # A name of its own per arrival: the same object on two associations at once must not share a file.
+        path = self.spool / INCOMING / safe_ae_title(calling_ae) / f"{sha}-{secrets.token_hex(4)}.dcm"
         _write_atomically(path, data)
         return self._ingest(path, sha, calling_ae)
 
     def _ingest(self, path: Path, sha: str, calling_ae: str) -> Arrival:
-        rel = path.name  # the content hash: names the object in quarantine records, never a PHI path
+        rel = f"{sha}.dcm"  # the content hash names the object in quarantine records, never a PHI path
         insp = inspect_file(str(path), rel, self.store.uri, self.site, self.max_file_bytes)
         with self._lock:
             summary = IngestSummary(source_kind=SOURCE_KIND, source_id=self._source_id(calling_ae))
@@ -130,7 +131,7 @@ class Intake:
         folder = self.series_folder(series_id)
         folder.mkdir(parents=True, exist_ok=True)
         self.triggered_mark(series_id).unlink(missing_ok=True)  # new material: the series is open again
-        os.replace(path, folder / f"{sha}.dcm")
+        os.replace(path, folder / rel)  # the same bytes under the same name: a second arrival is harmless
         return Arrival(sha, FileStatus.OK, new=summary.instances_new == 1, series_id=series_id)
 
     def recover(self) -> list[Arrival]:

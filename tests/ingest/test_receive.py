@@ -277,6 +277,23 @@ def test_the_same_instance_sent_twice_is_one_raw_object_and_one_row(world: World
     assert len(list((world.spool / SERIES).glob("*/*.dcm"))) == 1
 
 
+def test_the_same_series_from_four_associations_at_once_is_one_row_per_instance(world: World) -> None:
+    receiver = world.receiver()
+    series = a_series(5)
+    results: list[list[int]] = []
+    senders = [threading.Thread(target=lambda: results.append(send(receiver.port, series))) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(timeout=120)
+    assert results == [[0x0000] * 5] * 4
+    assert counts(world.catalog) == {"series": 1, "instance": 5, "quarantine_record": 0}
+    assert len(world.raw_objects()) == 5
+    assert len(list((world.spool / SERIES).glob("*/*.dcm"))) == 5
+    assert not list((world.spool / INCOMING).glob("*/*"))
+    assert receiver.stats["new"] == 5 and receiver.stats["known"] == 15
+
+
 def test_a_corrupt_dataset_is_quarantined_refused_and_the_association_goes_on(world: World, caplog) -> None:
     receiver = world.receiver()
     good1, truncated, no_series, good2 = a_series(4)
@@ -343,6 +360,23 @@ def test_an_unknown_calling_ae_title_is_refused(world: World) -> None:
     assert send(receiver.port, a_series(1), calling="PACS") == [0x0000]
     assert receiver.stats["associations_refused"] == 2
     assert counts(world.catalog)["instance"] == 1
+
+
+def test_associations_beyond_the_limit_are_refused_until_one_ends(world: World) -> None:
+    receiver = world.receiver(max_associations=1)
+    first = AE(ae_title="PACS")
+    first.add_requested_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+    held = first.associate("127.0.0.1", receiver.port, ae_title="CURATE")
+    assert held.is_established
+    try:
+        second = AE(ae_title="PACS")
+        second.add_requested_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+        assert second.associate("127.0.0.1", receiver.port, ae_title="CURATE").is_rejected
+    finally:
+        held.release()
+    wait_for(lambda: not receiver.ae.active_associations, "the held association to end")
+    assert send(receiver.port, a_series(1)) == [0x0000]
+    assert receiver.ae.maximum_pdu_size == 65536
 
 
 SENDER = textwrap.dedent("""
