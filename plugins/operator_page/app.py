@@ -1,4 +1,5 @@
-"""The operator's page: a FastAPI app the plugin mounts on Airflow's API server at /curate-ops.
+"""The operator's page: a FastAPI app the plugin (curate_operator_page.py) mounts on Airflow's API
+server at /curate-ops.
 
 - `GET /` the page: per site the catalog's figures (`curation.status`, what `curate status` prints),
   the newest curate_source runs stage by stage (Airflow's metadata), the quarantine grouped by reason
@@ -30,7 +31,6 @@ from plugins.operator_page.runs import CURATE_SOURCE, run_figures
 
 log = logging.getLogger(__name__)
 
-URL_PREFIX = "/curate-ops"
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                         autoescape=select_autoescape(default=True, default_for_string=True))
 
@@ -116,6 +116,4 @@ def _api_base(request: Request) -> str:
     return base or f"{request.url.scheme}://{request.url.netloc}"
 
 
-app = create_app()
-
-__all__ = ["URL_PREFIX", "app", "create_app"]
+__all__ = ["create_app"]
