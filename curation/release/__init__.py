@@ -3,8 +3,9 @@ publish it immutably under `releases/<name>/<version>/`, and verify or diff publ
 
 Modules: `version` (semantic versions, NAME@VERSION), `splits` (patient-level, stable across
 versions), `manifest` (files, sizes, SHA-256, roles; the release's identity), `layout` (where a
-release lives; store or local copy), `tables` (canonical CSV), `build`, `publish`, `verify`, `diff`, `labels` (SEG, SR TID 1500),
-`reader` (`open_release`: pandas), `torch` (`ReleaseDataset`).
+release lives; store or local copy), `tables` (Parquet with fixed schemas), `build`, `publish`,
+`verify`, `diff`, `labels` (SEG, SR TID 1500), `croissant` (croissant.json), `datasheet`
+(DATASHEET.md), `nifti` (volume conversions), `reader` (`open_release`: pandas), `torch` (`ReleaseDataset`).
 """
 from __future__ import annotations
 
