@@ -202,8 +202,10 @@ def test_in_chromium_an_operator_logs_in_opens_the_page_and_readmits(server):
             page.locator("input[name=password]").fill(USERS["operator"][1])
             page.locator("button[type=submit]").click()
             page.wait_for_url(lambda u: "/auth/login" not in u, timeout=60_000)
-            # the plugin's entry in Airflow's navigation shows the page in the UI
-            page.goto(f"{server.url}/plugin/curate-ops")
+            # the plugin's entry in Airflow's navigation (under Browse) shows the page inside the UI
+            page.get_by_role("button", name="Browse").click()
+            page.get_by_role("menuitem", name="Curation").click()
+            page.wait_for_url(f"{server.url}/plugin/curate-ops", timeout=30_000)
             frame = page.frame_locator("iframe")
             expect(frame.get_by_test_id("site-north")).to_be_visible(timeout=60_000)
             page.screenshot(path=ARTIFACTS / "01-in-airflow-ui.png", full_page=True)
