@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Select, and_, case, distinct, func, null, select
+from sqlalchemy import Select, and_, distinct, func, select
 
 from curation.catalog import Catalog, Instance, LineageEvent, Patient, QuarantineRecord, Source, StageRecord, Study
 from curation.catalog.models import AnnotationItem, AnnotationRound, QualityReview, Reading, Series
@@ -342,30 +342,28 @@ def rounds_in_progress(catalog: Catalog) -> list[RoundProgress]:
 
 def releases(catalog: Catalog, limit: int = 100) -> list[ReleaseState]:
     """Release versions from the ledger's release events, most recently active first: the furthest
-    step each reached (select, build, verify, approval, publish) and the published file count."""
-    rank = case(*((LineageEvent.action == step, n) for n, step in enumerate(RELEASE_STEPS)), else_=-1)
-    query = (select(LineageEvent.subject, LineageEvent.action, func.max(LineageEvent.at), func.max(rank),
-                    func.max(case((LineageEvent.action == "publish", LineageEvent.id), else_=null())))
+    step each reached (select, build, verify, approval, publish; `rejected` where the data owner
+    rejected it and it was not published) and the published file count."""
+    query = (select(LineageEvent.subject, LineageEvent.action, func.max(LineageEvent.at), func.max(LineageEvent.id))
              .where(LineageEvent.stage == RELEASE_STAGE).group_by(LineageEvent.subject, LineageEvent.action))
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, dict[str, tuple[datetime, int]]] = {}
     with catalog.session() as s:
-        for subject, action, at, step, publish_id in s.execute(query):
-            entry = found.setdefault(subject, {"steps": {}, "publish_id": None})
-            entry["steps"][action] = (step, at)
-            entry["publish_id"] = entry["publish_id"] or publish_id
-        published = [e["publish_id"] for e in found.values() if e["publish_id"]]
-        files = dict(s.execute(select(LineageEvent.id, LineageEvent.details).where(LineageEvent.id.in_(published))).all())
+        for subject, action, at, newest in s.execute(query):
+            found.setdefault(subject, {})[action] = (at, newest)
+        wanted = [steps[a][1] for steps in found.values() for a in ("approval", "publish") if a in steps]
+        details = dict(s.execute(select(LineageEvent.id, LineageEvent.details).where(LineageEvent.id.in_(wanted))).all())
     out = []
-    for subject, entry in found.items():
+    for subject, steps in found.items():
         name, _, version = subject.removeprefix("release:").partition("@")
-        steps = sorted(entry["steps"].items(), key=lambda kv: kv[1][0])
-        state, (_, _) = steps[-1]
-        last = max((at for _, at in entry["steps"].values() if at is not None), default=None)
-        details = files.get(entry["publish_id"]) or {}
-        out.append(ReleaseState(name=name, version=version, state=state, at=last,
-                                files=details.get("files") if isinstance(details, dict) else None,
-                                steps=tuple(action for action, _ in steps)))
-    out.sort(key=lambda r: (r.at or datetime.min, r.name, r.version), reverse=True)
+        order = sorted(steps, key=lambda a: RELEASE_STEPS.index(a) if a in RELEASE_STEPS else -1)
+        state = order[-1]
+        approval = details.get(steps["approval"][1], {}) if "approval" in steps else {}
+        if state == "approval" and "Reject" in (approval.get("chosen") or []):
+            state = "rejected"
+        published = details.get(steps["publish"][1], {}) if "publish" in steps else {}
+        out.append(ReleaseState(name=name, version=version, state=state, at=max(at for at, _ in steps.values()),
+                                files=published.get("files"), steps=tuple(order)))
+    out.sort(key=lambda r: (r.at, r.name, r.version), reverse=True)
     return out[:limit]
 
 

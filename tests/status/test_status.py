@@ -100,11 +100,10 @@ def test_review_rounds_and_releases(world):
     assert abs((rnd.deadline.replace(tzinfo=None) - world.dispatched_at.replace(tzinfo=None)).total_seconds()
                - DEADLINE_HOURS * 3600) < 1
 
-    published, built = releases(world.catalog)[::-1] if releases(world.catalog)[0].version == "1.1.0" \
-        else releases(world.catalog)
+    built, published = releases(world.catalog)  # the most recently active first
     assert (published.name, published.version, published.state, published.files) == ("chest-ct", "1.0.0", "publish", 12)
     assert published.steps == ("select", "build", "verify", "approval", "publish")
-    assert (built.version, built.state, built.files) == ("1.1.0", "build", None)
+    assert (built.version, built.state, built.files, built.steps) == ("1.1.0", "rejected", None, ("build", "approval"))
 
 
 def test_quarantine_list_names_source_and_hash_never_the_path(world):
@@ -144,7 +143,7 @@ def test_curate_status_json_and_text(world):
     assert "site south: 1 patients, 1 studies, 1 series, 12 instances" in res.stdout
     assert "site north" not in res.stdout
     assert "ingest" in res.stdout and "12 ok" in res.stdout
-    assert "chest-ct@1.0.0 publish" in res.stdout and "12 files" in res.stdout
+    assert "chest-ct@1.1.0 rejected" in res.stdout and "chest-ct@1.0.0 publish" in res.stdout and "12 files" in res.stdout
 
 
 def _grow(catalog: Catalog, n_instances: int, per_series: int = 20) -> None:

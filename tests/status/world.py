@@ -93,4 +93,6 @@ def build_world(tmp: Path, catalog_url: str) -> World:
                             ("publish", {"files": 12})]:
         append_event(catalog, stage="release", action=action, subject="chest-ct@1.0.0", details=details)
     append_event(catalog, stage="release", action="build", subject="chest-ct@1.1.0")
+    append_event(catalog, stage="release", action="approval", subject="chest-ct@1.1.0",
+                 details={"required": True, "chosen": ["Reject"], "by": "owner"})
     return world
