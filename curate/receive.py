@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", default=None, help="catalog URL (default: CURATE_DB_URL or CURATE_HOME/catalog.sqlite)")
     p.add_argument("--spool", type=Path, default=None,
                    help="spool folder, shared with the Airflow workers (default CURATE_HOME/receive)")
+    p.add_argument("--spool-retention-hours", type=float, default=168.0,
+                   help="remove a curated series' spool folder this long after its run was started (default "
+                        "168 = a week; 0 keeps them); the raw zone keeps every object")
     p.add_argument("--trigger", choices=["dag-run", "asset", "none"], default="dag-run",
                    help="how to start curation of a complete series (default dag-run of curate_source)")
     p.add_argument("--airflow-url", default="http://127.0.0.1:8080", help="Airflow API server")
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"cannot read --airflow-password-file: {exc.strerror}") from exc
     config = ReceiverConfig(aet=args.aet, host=args.host, port=args.port, accept_aets=tuple(args.accept_aet),
                             quiet_seconds=args.quiet_seconds, max_associations=args.max_associations,
-                            max_pdu=args.max_pdu, tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca)
+                            max_pdu=args.max_pdu, spool_retention_hours=args.spool_retention_hours,
+                            tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca)
     intake = Intake(Catalog(args.db), open_store(args.store or default_store_uri()),
                     args.spool or curate_home() / "receive", site=args.site or default_site(),
                     receiver_aet=args.aet, max_file_bytes=settings().max_file_bytes)

@@ -20,7 +20,9 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,10 +130,11 @@ class Intake:
             path.unlink(missing_ok=True)  # the bytes are in the raw zone, the record points at them
             return Arrival(sha, FileStatus.QUARANTINE, reason_code=insp.reason_code, reason=insp.reason)
         (series_id,) = writer.series_ids
-        folder = self.series_folder(series_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.triggered_mark(series_id).unlink(missing_ok=True)  # new material: the series is open again
-        os.replace(path, folder / rel)  # the same bytes under the same name: a second arrival is harmless
+        with self._lock:  # against `prune` removing the folder in between
+            folder = self.series_folder(series_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.triggered_mark(series_id).unlink(missing_ok=True)  # new material: the series is open again
+            os.replace(path, folder / rel)  # the same bytes under the same name: a second arrival is harmless
         return Arrival(sha, FileStatus.OK, new=summary.instances_new == 1, series_id=series_id)
 
     def recover(self) -> list[Arrival]:
@@ -165,3 +168,23 @@ class Intake:
     def mark_triggered(self, series_id: int) -> None:
         """Record in the spool that curation of the series was started (a restart does not start it again)."""
         self.triggered_mark(series_id).touch()
+
+    def prune(self, older_than_seconds: float) -> int:
+        """Remove the spool folders of series whose curation was started more than `older_than_seconds`
+        ago and which received nothing since (the raw zone and the catalog keep every object). Returns
+        how many were removed."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for mark in sorted((self.spool / TRIGGERED).iterdir()):
+            with self._lock:
+                try:
+                    if mark.stat().st_mtime > cutoff:
+                        continue
+                except FileNotFoundError:  # an arrival reopened the series meanwhile
+                    continue
+                shutil.rmtree(self.series_folder(int(mark.name)), ignore_errors=True)
+                mark.unlink()
+            removed += 1
+        if removed:
+            log.info("receiver: spool folders of %d curated series removed", removed)
+        return removed

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,9 @@ class ReceiverConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None  # given: senders must present a certificate signed by it
+    spool_retention_hours: float = 168.0  # a curated series' spool folder is removed after this; 0: kept
     check_every: float = field(default=0.5, repr=False)  # how often quiet series are looked for
+    prune_every: float = field(default=600.0, repr=False)  # how often the spool is pruned
 
 
 def _ssl_context(config: ReceiverConfig) -> ssl.SSLContext | None:
@@ -199,9 +202,16 @@ class Receiver:
         return STATUS_SUCCESS
 
     def _watch(self) -> None:
+        last_prune = 0.0
         while not self._stop.wait(self.config.check_every):
             for burst in self.quiet.due():
                 self._complete(burst)
+            if self.config.spool_retention_hours > 0 and time.monotonic() - last_prune >= self.config.prune_every:
+                last_prune = time.monotonic()
+                try:
+                    self.intake.prune(self.config.spool_retention_hours * 3600)
+                except OSError as exc:
+                    log.warning("receiver: spool not pruned (%s)", type(exc).__name__)
 
     def _complete(self, burst: Burst) -> None:
         ready = SeriesReady(series_id=burst.series_id, instances=burst.instances,

@@ -477,6 +477,24 @@ def test_asset_trigger_posts_an_asset_event_with_the_series_reference(world: Wor
     assert_no_phi(json.dumps(airflow_api.requests), series)
 
 
+def test_a_curated_series_leaves_the_spool_after_the_retention_and_nothing_else_goes(
+        world: World, airflow_api: FakeAirflow) -> None:
+    trigger = AirflowTrigger(airflow_api.url, username="receiver", password="s3cret")
+    receiver = world.receiver(trigger, quiet_seconds=0.3, spool_retention_hours=1 / 3600, prune_every=0.2)
+    curated, late = a_series(2), a_series(1)
+    assert send(receiver.port, curated) == [0, 0]
+    wait_for(lambda: airflow_api.posted("/dagRuns"), "the trigger")
+    wait_for(lambda: not list((world.spool / SERIES).iterdir()), "the curated series' folder to be pruned")
+    assert not list((world.spool / TRIGGERED).iterdir())
+    assert counts(world.catalog)["instance"] == 2 and len(world.raw_objects()) == 2
+    # A series still open is never pruned; a late instance of a pruned series opens a new folder.
+    receiver.quiet.quiet_seconds = 3600
+    assert send(receiver.port, late + [series_instance(curated[0].SeriesInstanceUID, curated[0].StudyInstanceUID,
+                                                       3)]) == [0, 0]
+    time.sleep(5 * receiver.config.prune_every)
+    assert len(list((world.spool / SERIES).glob("*/*.dcm"))) == 2
+
+
 def test_a_failed_trigger_is_retried_and_the_series_is_not_lost(world: World) -> None:
     (port,) = free_ports(1)  # nothing listens there yet
     trigger = AirflowTrigger(f"http://127.0.0.1:{port}", username="receiver", password="s3cret", timeout=2)
