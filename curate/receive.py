@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import threading
 from pathlib import Path
@@ -39,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--airflow-url", default="http://127.0.0.1:8080", help="Airflow API server")
     p.add_argument("--airflow-user", default=None, help="Airflow user allowed to trigger DAG runs / post events")
     p.add_argument("--airflow-password-file", type=Path, default=None,
-                   help="file holding that user's password (a file, so it never shows in `ps`)")
+                   help="file holding that user's password, or a JSON {user: password} file such as Airflow's "
+                        "simple auth manager passwords file (a file, so it never shows in `ps`)")
     p.add_argument("--dag", default="curate_source", help="DAG started by --trigger dag-run")
     p.add_argument("--asset", default="received_series", help="asset posted by --trigger asset")
     p.add_argument("--max-associations", type=int, default=8, help="simultaneous associations (default 8)")
@@ -48,6 +50,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
     p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA bundle: require client certificates it signed")
     p.set_defaults(func=run)
+
+
+def _password(path: Path | None, user: str | None) -> str | None:
+    """The Airflow password from a file holding just it, or from a JSON {user: password} file (the shape
+    of Airflow's simple auth manager passwords file, which docker-compose.yaml mounts)."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read --airflow-password-file: {exc.strerror}") from exc
+    try:
+        table = json.loads(text)
+    except ValueError:
+        return text.strip()
+    if not isinstance(table, dict) or user not in table:
+        raise CliError(f"--airflow-password-file holds JSON without a password for user {user!r}")
+    return str(table[user])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,12 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CliError("--tls-cert and --tls-key go together")
-    password = None
-    if args.airflow_password_file is not None:
-        try:
-            password = args.airflow_password_file.read_text().strip()
-        except OSError as exc:
-            raise CliError(f"cannot read --airflow-password-file: {exc.strerror}") from exc
+    password = _password(args.airflow_password_file, args.airflow_user)
     config = ReceiverConfig(aet=args.aet, host=args.host, port=args.port, accept_aets=tuple(args.accept_aet),
                             quiet_seconds=args.quiet_seconds, max_associations=args.max_associations,
                             max_pdu=args.max_pdu, spool_retention_hours=args.spool_retention_hours,

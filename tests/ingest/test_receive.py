@@ -566,8 +566,8 @@ def _wait_listening(proc: subprocess.Popen) -> str:
 def test_cli_receiver_killed_before_a_series_is_quiet_starts_its_curation_after_restart(
         world: World, airflow_api: FakeAirflow) -> None:
     (port,) = free_ports(1)
-    password = world.root / "airflow-password"
-    password.write_text("s3cret\n")
+    password = world.root / "airflow-passwords.json"  # the simple auth manager's file, as compose mounts it
+    password.write_text(json.dumps({"admin": "other", "receiver": "s3cret"}))
     trigger = ["--airflow-url", airflow_api.url, "--airflow-user", "receiver", "--airflow-password-file", str(password)]
     first = _cli(world, port, "--quiet-seconds", "3600", *trigger)
     try:
