@@ -7,7 +7,9 @@ postgres, redis, s3 and orthanc run third-party images that read their own varia
 - ANNOTATION_*: setting it changes `annotation.config.Settings.from_env()`;
 - AIRFLOW__<SECTION>__<KEY>: an option of Airflow's configuration (its config.yml or the provider
   fallback defaults it ships), or of a provider in `PROVIDER_OPTIONS`;
-- AWS_*: a variable botocore reads (its credential provider or its session variables);
+- AWS_*: a variable botocore reads (its credential provider, its session variables, or the
+  service endpoint variable AWS_ENDPOINT_URL);
+- AIRFLOW_CONN_<ID>: a connection whose id the platform's code uses (`CONNECTION_IDS`);
 - anything else: listed in `EXTERNAL` with who reads it, and named in the code that relies on it.
 """
 from __future__ import annotations
@@ -48,8 +50,11 @@ ALLOWED = {
     "curate/demo.py": {"CURATE_HOME"},
 }
 
-#: Options of Airflow providers the compose file configures that the development environment lacks.
+#: Options of Airflow providers the compose file configures that Airflow's own config files do not list.
 PROVIDER_OPTIONS = {("celery", "result_backend"): "apache-airflow-providers-celery (CeleryExecutor)"}
+
+#: Airflow connections the platform's code reads, by id (AIRFLOW_CONN_<ID> in the compose file).
+CONNECTION_IDS = {"curate_alerts": "operators/alerts.py"}
 
 #: Variables read by neither the platform nor Airflow/boto3, with the reader and a file naming it.
 EXTERNAL = {"OMP_THREAD_LIMIT": ("the OpenMP runtime of tesseract (OCR of burnt-in text)", "deid/ocr.py")}
@@ -161,7 +166,8 @@ def _botocore_variables() -> set[str]:
     from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES
     from botocore.credentials import EnvProvider
 
-    names = {EnvProvider.ACCESS_KEY, EnvProvider.SECRET_KEY, *EnvProvider.TOKENS}
+    # AWS_ENDPOINT_URL: botocore's endpoint provider (configprovider.EnvironmentProvider) reads it
+    names = {EnvProvider.ACCESS_KEY, EnvProvider.SECRET_KEY, *EnvProvider.TOKENS, "AWS_ENDPOINT_URL"}
     for entry in BOTOCORE_DEFAUT_SESSION_VARIABLES.values():
         env = entry[1]
         names.update([env] if isinstance(env, str) else (env or ()))
@@ -194,6 +200,9 @@ def test_every_variable_of_the_compose_file_is_read(monkeypatch):
             read = (section.lower(), option.lower()) in airflow_options
         elif name.startswith("AWS_"):
             read = name in boto
+        elif name.startswith("AIRFLOW_CONN_"):
+            conn_id = name.removeprefix("AIRFLOW_CONN_").lower()
+            read = conn_id in CONNECTION_IDS and f'"{conn_id}"' in (REPO / CONNECTION_IDS[conn_id]).read_text()
         else:
             reader = EXTERNAL.get(name)
             read = reader is not None and name in (REPO / reader[1]).read_text(encoding="utf-8")
