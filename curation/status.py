@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Select, and_, distinct, func, select
+from sqlalchemy import Select, and_, distinct, exists, func, select
+from sqlalchemy.orm import aliased
 
 from curation.catalog import Catalog, Instance, LineageEvent, Patient, QuarantineRecord, Source, StageRecord, Study
 from curation.catalog.models import AnnotationItem, AnnotationRound, QualityReview, Reading, Series
@@ -163,34 +164,34 @@ def _study_site() -> Any:
         Patient, Patient.id == Study.patient_id).subquery("study_site")
 
 
-def _newest_records() -> Select:
-    """The id of the newest record per stage and subject."""
-    return select(func.max(StageRecord.id)).group_by(StageRecord.stage, StageRecord.subject_type,
-                                                    StageRecord.subject_id)
+def _newest() -> Any:
+    """True for a stage record that no later record of the same stage and subject replaced. A
+    correlated NOT EXISTS on the (subject_type, subject_id) index: the plan stays an index lookup per
+    record even where PostgreSQL has no statistics yet (a freshly loaded catalog), where a join on
+    `max(id) ... GROUP BY` was planned as a nested loop over both sides (seconds at 10,000 instances)."""
+    newer = aliased(StageRecord)
+    return ~exists().where(newer.subject_type == StageRecord.subject_type, newer.subject_id == StageRecord.subject_id,
+                           newer.stage == StageRecord.stage, newer.id > StageRecord.id)
 
 
 def _quarantine_site() -> tuple[Any, Any]:
     """Each unresolved quarantine record with its source: its own, or (a de-identification quarantine
     names no source) the source of the first instance with the same content hash. Returns (site
     expression, query of (record, site, source kind, source URI, source id))."""
-    by_hash = (select(Instance.sha256.label("sha256"), func.min(Instance.source_id).label("source_id"))
-               .group_by(Instance.sha256).subquery("hash_source"))
-    source_id = func.coalesce(QuarantineRecord.source_id, by_hash.c.source_id)
+    by_hash = (select(func.min(Instance.source_id)).where(Instance.sha256 == QuarantineRecord.sha256)
+               .correlate(QuarantineRecord).scalar_subquery())  # an index lookup, only where no source is named
     query = (select(QuarantineRecord, Source.site, Source.kind, Source.uri, Source.id)
-             .outerjoin(by_hash, and_(QuarantineRecord.source_id.is_(None), by_hash.c.sha256 == QuarantineRecord.sha256))
-             .outerjoin(Source, Source.id == source_id)
+             .outerjoin(Source, Source.id == func.coalesce(QuarantineRecord.source_id, by_hash))
              .where(QuarantineRecord.resolved_at.is_(None)))
     return Source.site, query
 
 
 def _awaiting_review_query() -> Select:
     """Series whose newest quality record says review and that no person has decided."""
-    newest_quality = select(func.max(StageRecord.id)).where(
-        StageRecord.stage == "quality", StageRecord.subject_type == "series").group_by(StageRecord.subject_id)
     decided = select(QualityReview.series_id)
     return (select(StageRecord.subject_id.label("series_id"), StageRecord.reason, StageRecord.created_at)
-            .where(StageRecord.id.in_(newest_quality), StageRecord.status == StageStatus.REVIEW,
-                   StageRecord.subject_id.not_in(decided)))
+            .where(StageRecord.stage == "quality", StageRecord.subject_type == "series",
+                   StageRecord.status == StageStatus.REVIEW, _newest(), StageRecord.subject_id.not_in(decided)))
 
 
 # --- what `curate status` and the page show --------------------------------------------------------
@@ -225,7 +226,6 @@ def site_status(catalog: Catalog, site: str | None = None) -> list[SiteStatus]:
                 row.series, row.instances = n_series, n_instances
                 row.stages.setdefault(INGEST_STAGE, {})[StageStatus.OK] = n_instances
 
-        newest = _newest_records()
         per_subject = [
             (series_site, series_site.c.series_id, "series"),
             (study_site, study_site.c.study_id, "study"),
@@ -234,7 +234,7 @@ def site_status(catalog: Catalog, site: str | None = None) -> list[SiteStatus]:
             query = (select(table.c.site, StageRecord.stage, StageRecord.status, func.count(),
                             func.sum(seconds), func.count(seconds))
                      .join(table, and_(StageRecord.subject_type == subject_type, key == StageRecord.subject_id))
-                     .where(StageRecord.id.in_(newest))
+                     .where(_newest())
                      .group_by(table.c.site, StageRecord.stage, StageRecord.status))
             for name, stage, status, n, total, timed in s.execute(query):
                 if (row := at(name)) is not None:
@@ -294,10 +294,9 @@ def awaiting_review(catalog: Catalog, site: str | None = None, limit: int = 500)
     """Series the quality model sent to review that no person has decided, oldest first."""
     waiting = _awaiting_review_query().subquery("waiting")
     series_site = _series_site()
-    newest_classify = select(func.max(StageRecord.id)).where(
-        StageRecord.stage == "classify", StageRecord.subject_type == "series").group_by(StageRecord.subject_id)
     kind = (select(StageRecord.subject_id.label("series_id"), StageRecord.metrics["kind"].as_string().label("kind"))
-            .where(StageRecord.id.in_(newest_classify)).subquery("kind"))
+            .where(StageRecord.stage == "classify", StageRecord.subject_type == "series", _newest())
+            .subquery("kind"))
     query = (select(waiting.c.series_id, series_site.c.site, Series.modality, kind.c.kind, waiting.c.reason,
                     waiting.c.created_at)
              .join(Series, Series.id == waiting.c.series_id)
