@@ -1,4 +1,6 @@
-"""`curate demo`: generate a synthetic hospital and run the whole pipeline on it, in-process.
+"""`curate demo`: generate a synthetic hospital and run the whole pipeline on it, in-process:
+curate_source, then an annotation round with simulated readers (`curate.demo_annotation`), then the
+release of what they labelled (`curate.demo_release`).
 
 The DAG runs through Airflow's own `dag.test()`, so the demo exercises exactly what the scheduler
 runs, without starting one. What a new user reads: one line per stage (counts, seconds) and the
@@ -25,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate a synthetic site, run curate_source on it end to end, then an "
-                                    "annotation round with simulated readers")
+                                    "annotation round with simulated readers, then publish release 'demo'")
     p.add_argument("--patients", type=int, default=3, help="synthetic patients (default 3)")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic site (default 7)")
     p.add_argument("--site", default="demo-hospital", help="site name (default demo-hospital)")
@@ -38,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep the annotation service (viewer) running after the report, until Ctrl-C")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object instead of the report")
     p.add_argument("--no-annotation", action="store_true",
-                   help="stop after curate_source (no annotation round)")
+                   help="stop after curate_source (no annotation round, no release)")
+    p.add_argument("--no-release", action="store_true",
+                   help="stop after the annotation round (no release)")
     p.set_defaults(func=run)
 
 
@@ -104,11 +108,32 @@ def run(args: argparse.Namespace) -> int:
     from curate import demo_annotation
 
     summary = demo_annotation.run(site_dir, home, verbose=args.verbose, serve=args.serve)
-    print(json.dumps({"curate_source": state, **summary}, indent=2) if args.json
-          else demo_annotation.format_summary(summary, serve=args.serve), flush=True)
+    ok = summary["dag_state"].endswith("success")
+    release = _release(home, summary, args) if ok and not args.no_release else None
+    if args.json:
+        from curate.demo_release import public
+
+        extra = {} if release is None else {"release": public(release), "release_summary": release}
+        print(json.dumps({"curate_source": state, **summary, **extra}, indent=2), flush=True)
+    else:
+        print(demo_annotation.format_summary(summary, serve=args.serve), flush=True)
+        if release is not None:
+            from curate.demo_release import format_summary
+
+            print(format_summary(release), flush=True)
     if args.serve:
         demo_annotation.serve_until_interrupted(lambda m: print(m, file=sys.stderr, flush=True))
-    return 0 if summary["dag_state"].endswith("success") else 1
+    return 0 if ok and (release is None or "manifest_sha256" in release) else 1
+
+
+def _release(home: Path, summary: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Publish the demo's release of the labels round just read (`curate.demo_release`)."""
+    from curate import demo_release
+
+    round_id = summary["annotation_round"].get("round_id")
+    if round_id is None:
+        return {"dag_state": "not run: the annotation round read nothing", "log": "-"}
+    return demo_release.run(home, [round_id], verbose=args.verbose)
 
 
 @contextmanager
@@ -150,6 +175,7 @@ def run_quietly(dag_id: str, conf: dict[str, Any], log_path: Path, verbose: bool
     (counts and seconds) on the terminal, then `report()` (its prints reach the terminal; the log
     lines Airflow's logging set-up still emits meanwhile go to the file). Returns the final state."""
     with airflow_output(log_path, verbose) as (out, err):
+        from operators.alerts import foreground_test
         from plugins.stage_progress import StageProgress
 
         dag = _load_dag(dag_id)
@@ -172,7 +198,7 @@ def run_quietly(dag_id: str, conf: dict[str, Any], log_path: Path, verbose: bool
 
         started = time.monotonic()
         with StageProgress(progress, ticker).listening():
-            dagrun = dag.test(run_conf=conf)
+            dagrun = foreground_test(dag, run_conf=conf)  # dag.test() without deadline alerts (Airflow 3.3.2)
         state = str(getattr(dagrun, "state", "unknown"))
         print(f"demo: {dag_id} finished with state {state} in {time.monotonic() - started:.1f} s; "
               f"Airflow's log: {log_path}", file=err, flush=True)
@@ -221,6 +247,11 @@ def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int
         v = dicts[0]
         what = (f"{v.get('series', 0)} series, {v.get('studies_registered', 0)} studies registered, "
                 f"{v.get('derived_series', 0)} derived series")
+    elif dicts and "manifest_sha256" in dicts[0]:  # release_dataset's build, verify and publish
+        what = _describe_release_step(task_id, dicts[0])
+    elif task_id == "select" and dicts and "version" in dicts[0]:
+        v = dicts[0]
+        what = f"{v.get('series')} series of {v.get('patients')} patients for version {v.get('version')}"
     else:
         what = f"{n} task{'s' if n != 1 else ''}"
     bad = Counter(s for s in states.values() if s != "success")
@@ -228,6 +259,14 @@ def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int
         what += f" [tasks {_counts(bad)}]"
     step = f"[{number}/{total}] " if number else ""
     return f"  {step}{task_id:<14} {what} ({seconds:.1f} s)"
+
+
+def _describe_release_step(task_id: str, v: Mapping[str, Any]) -> str:
+    """A release_dataset step's line: the release, its manifest hash (short) and what the step did."""
+    release = f"{v.get('name')}@{v.get('version')}"
+    done = {"build": "staged", "verify": "staging copy verified (checksums, dciodvfy, PHI rules, no raw object)",
+            "publish": f"published, {v.get('files')} files"}.get(task_id, "")
+    return f"{release} {done}; manifest {str(v['manifest_sha256'])[:12]}..."
 
 
 def _print_stage_report(catalog, truth: dict) -> None:  # noqa: ANN001 - Catalog

@@ -467,7 +467,8 @@ def summarise(truth: Mapping[str, Any], setup: Setup, service: Service, rooms: l
                        "username": ADMIN, "password": setup.password}}
 
 
-def _ci(value: Any, ci: Any) -> str:
+def with_ci(value: Any, ci: Any) -> str:
+    """A statistic with its 95% confidence interval, when there is one (agreement in the demo's report)."""
     if value is None:
         return "n/a"
     text = f"{value:.3f}"
@@ -491,8 +492,8 @@ def format_summary(summary: Mapping[str, Any], serve: bool = False) -> str:
             lines.append(f"  {name:<16}{r['profile']:<9}{r['readings']:>9}{r['answers']:>8}  "
                          f"{'pass' if r['passes_qc'] else 'EXCLUDED':<8}"
                          f"{r['reward']:>7.2f}  {', '.join(r['qc_flags']) or '-'}" + (f" ({why})" if why else ""))
-        lines.append(f"  agreement of the readers QC kept: Fleiss' kappa {_ci(a['fleiss_kappa'], a['fleiss_kappa_ci95'])}; "
-                     f"Krippendorff's alpha {_ci(a['krippendorff_alpha'], a['krippendorff_alpha_ci95'])}")
+        lines.append(f"  agreement of the readers QC kept: Fleiss' kappa {with_ci(a['fleiss_kappa'], a['fleiss_kappa_ci95'])}; "
+                     f"Krippendorff's alpha {with_ci(a['krippendorff_alpha'], a['krippendorff_alpha_ci95'])}")
         per = ", ".join(f"{k} {v:.2f}" for k, v in a["consensus_accuracy_per_label"].items())
         acc = a["consensus_accuracy"]
         lines.append(f"  consensus (Dawid-Skene) against the ground truth: accuracy "
@@ -523,4 +524,4 @@ def format_summary(summary: Mapping[str, Any], serve: bool = False) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Service", "format_summary", "run", "serve_until_interrupted", "summarise"]
+__all__ = ["Service", "format_summary", "run", "serve_until_interrupted", "summarise", "with_ci"]
