@@ -1,5 +1,6 @@
 """Suite-wide pytest configuration: server fixtures (PostgreSQL, S3, Orthanc) come from
-tests/fixtures/servers.py and start on loopback only when a test asks for them.
+tests/fixtures/servers.py and start on loopback only when a test asks for them; an Airflow home of the
+tests' own comes from tests/fixtures/airflow.py.
 
 Hypothesis runs derandomized by default, so CI's verdict on a commit does not depend on the draw
 (a property test that fails, fails on every run); `HYPOTHESIS_PROFILE=explore` draws fresh examples
@@ -12,4 +13,4 @@ settings.register_profile("deterministic", derandomize=True, database=None, prin
 settings.register_profile("explore", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
-pytest_plugins = ["tests.fixtures.servers"]
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.airflow"]

@@ -116,7 +116,9 @@ def _refusal_inspection(ref: Refusal, store: Store) -> Inspection:
     return insp.refuse(ref.reason_code, ref.reason)
 
 
-def _get_source(catalog: Catalog, kind: str, uri: str, site: str) -> int:
+def register_source(catalog: Catalog, kind: str, uri: str, site: str) -> int:
+    """The catalog id of the source (kind, uri), registered with `site` on first sight; safe against
+    concurrent registrations (ingest workers, the C-STORE receiver)."""
     for _ in range(5):
         try:
             with catalog.session() as s:
@@ -131,7 +133,7 @@ def _get_source(catalog: Catalog, kind: str, uri: str, site: str) -> int:
     raise RuntimeError("could not register the source in the catalog")
 
 
-class _Writer:
+class CatalogWriter:
     """Batches inspections into catalog transactions with in-run de-duplication."""
 
     def __init__(self, catalog: Catalog, store: Store, source_id: int, site: str, summary: IngestSummary) -> None:
@@ -356,9 +358,9 @@ def ingest(source_uri: str, catalog: Catalog, store: Store, *, site: str = DEFAU
             kept = [(p, rel) for p, rel in mat.files if not _excluded(rel, exclude)]
             summary.excluded = len(mat.files) - len(kept)
             mat.files = kept
-        summary.source_id = _get_source(catalog, kind, mat.uri, site)
+        summary.source_id = register_source(catalog, kind, mat.uri, site)
         summary.files_seen = len(mat.files) + len(mat.refusals)
-        writer = _Writer(catalog, store, summary.source_id, site, summary)
+        writer = CatalogWriter(catalog, store, summary.source_id, site, summary)
         batch = [_refusal_inspection(r, store) for r in mat.refusals]
         done = len(batch)
         for insp in _inspections(mat.files, store, site, workers, limits):
@@ -390,4 +392,4 @@ def ingest(source_uri: str, catalog: Catalog, store: Store, *, site: str = DEFAU
         cleanup(tmp)
 
 
-__all__ = ["IngestSummary", "SourceError", "ingest"]
+__all__ = ["CatalogWriter", "IngestSummary", "SourceError", "ingest", "register_source"]

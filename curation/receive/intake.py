@@ -28,7 +28,7 @@ from pathlib import Path
 
 from curation.catalog import Catalog
 from curation.ingest.inspect import DEFAULT_MAX_FILE_BYTES, inspect_file
-from curation.ingest.pipeline import IngestSummary, _get_source, _Writer
+from curation.ingest.pipeline import CatalogWriter, IngestSummary, register_source
 from curation.store import Store
 from curation.vocabulary import FileStatus
 
@@ -106,7 +106,7 @@ class Intake:
     def _source_id(self, calling_ae: str) -> int:
         uri = self.source_uri(calling_ae)
         if uri not in self._sources:
-            self._sources[uri] = _get_source(self.catalog, SOURCE_KIND, uri, self.site)
+            self._sources[uri] = register_source(self.catalog, SOURCE_KIND, uri, self.site)
         return self._sources[uri]
 
     def accept(self, data: bytes, calling_ae: str) -> Arrival:
@@ -124,7 +124,7 @@ class Intake:
         insp = inspect_file(str(path), rel, self.store.uri, self.site, self.max_file_bytes)
         with self._lock:
             summary = IngestSummary(source_kind=SOURCE_KIND, source_id=self._source_id(calling_ae))
-            writer = _Writer(self.catalog, self.store, summary.source_id, self.site, summary)
+            writer = CatalogWriter(self.catalog, self.store, summary.source_id, self.site, summary)
             writer.write([insp])
         if insp.status != FileStatus.OK:
             path.unlink(missing_ok=True)  # the bytes are in the raw zone, the record points at them

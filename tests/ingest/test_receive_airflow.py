@@ -14,8 +14,7 @@ from curation.catalog import Catalog, Series, StageRecord
 from curation.receive import AirflowTrigger
 from curation.store import open_store
 from tests.annotation.conftest import free_port
-from tests.dags.conftest import airflow_env  # noqa: F401 - the fixture lives beside the DAG tests
-from tests.dags.test_annotation_round_scheduler import Airflow
+from tests.dags.components import Airflow
 from tests.ingest.test_receive import World, a_series, send
 
 REPO = Path(__file__).resolve().parents[2]

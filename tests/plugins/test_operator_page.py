@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from curation.catalog import Instance, LineageEvent, QuarantineRecord
 from tests.annotation.conftest import free_port
-from tests.dags.test_annotation_round_scheduler import Airflow
+from tests.dags.components import Airflow
 from tests.status.world import World, build_world
 
 REPO = Path(__file__).resolve().parents[2]
