@@ -2,7 +2,7 @@
 
 Parallel (a thread pool: fetching small objects waits on the network, not the CPU), resumable and
 verified on arrival: every file is hashed while it streams in, written under a temporary name and
-renamed into place only when its size and SHA-256 match the manifest (`Release._fetch`, the code
+renamed into place only when its size and SHA-256 match the manifest (`Release.fetch_verified`, the code
 `open_release` uses for its cache). A pull that was killed leaves only verified files and temporary
 ones; running it again keeps the verified files, drops the temporary ones and fetches the rest.
 `manifest.json` is written last, after the files are flushed to disk, so a folder with a manifest
@@ -23,16 +23,14 @@ from typing import Any, TextIO
 
 from curation.release.layout import MANIFEST_JSON, DirTree
 from curation.release.manifest import ManifestEntry
-from curation.release.reader import Release, ReleaseIntegrityError, _sha256_file, open_release
+from curation.release.reader import FETCH_TEMP_PREFIX, Release, ReleaseIntegrityError, open_release, sha256_file
 from curation.store import Store, open_store, validate_key
-from curation.store.local import _syncfs
+from curation.store.local import syncfs
 
 #: Downloads in flight. Small objects are latency-bound, so more than the cores; the S3 client's
 #: connection pool (curation.store.s3.make_s3_client) holds 32.
 DEFAULT_JOBS = 16
 MAX_JOBS = 32
-#: The temporary name `Release._fetch` gives a download in progress (tempfile.mkstemp's prefix there).
-FETCH_TEMP_PREFIX = ".fetch-"
 PROGRESS_INTERVAL_S = 2.0
 
 
@@ -152,7 +150,7 @@ def _claim(dest: Path, release: Release) -> None:
 
 def _is_intact(path: Path, entry: ManifestEntry) -> bool:
     """A file already in DEST is kept only when its size (cheap, first) and SHA-256 match."""
-    return path.stat().st_size == entry.size and _sha256_file(path) == (entry.size, entry.sha256)
+    return path.stat().st_size == entry.size and sha256_file(path) == (entry.size, entry.sha256)
 
 
 def _remove_files(dest: Path, paths: Iterable[str]) -> None:
@@ -174,7 +172,7 @@ def _fetch_all(release: Release, dest: Path, entries: list[ManifestEntry], jobs:
 
     def one(entry: ManifestEntry) -> None:
         try:
-            release._fetch(entry, dest / entry.path)
+            release.fetch_verified(entry, dest / entry.path)
         except ReleaseIntegrityError as exc:
             with lock:
                 result.failed[entry.path] = str(exc)
@@ -262,11 +260,11 @@ def _write_manifest(release: Release, dest: Path) -> None:
                                     "a published release never changes: ask its publisher")
     if target.is_file() and target.read_bytes() == data:
         return
-    _syncfs(dest)
+    syncfs(dest)
     temp = target.with_name(f"{FETCH_TEMP_PREFIX}{MANIFEST_JSON}")
     temp.write_bytes(data)
     os.replace(temp, target)
-    _syncfs(dest)
+    syncfs(dest)
 
 
 def _size(n: float) -> str:

@@ -10,7 +10,6 @@ so a model is never trained on an altered image without saying so.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -86,7 +85,12 @@ def read_table(data: bytes, schema: pa.Schema) -> pd.DataFrame:
     return frame
 
 
-def _sha256_file(path: Path) -> tuple[int, str]:
+#: The temporary name of a download in progress (renamed into place once its hash matches).
+FETCH_TEMP_PREFIX = ".fetch-"
+
+
+def sha256_file(path: Path) -> tuple[int, str]:
+    """(size, SHA-256) of a file, read in 1 MiB blocks."""
     sha, size = hashlib.sha256(), 0
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
@@ -252,13 +256,13 @@ class Release:
         target = direct if direct is not None else self.cache / self.manifest_sha256 / path
         if path in self._verified and target.is_file():
             return target
-        if target.is_file() and _sha256_file(target) == (entry.size, entry.sha256):
+        if target.is_file() and sha256_file(target) == (entry.size, entry.sha256):
             self._verified.add(path)
             return target
         if direct is not None:
             raise ReleaseIntegrityError(f"{path}: {direct} does not match the manifest of {self.name}@{self.version} "
                                         f"({entry.size} bytes, SHA-256 {entry.sha256[:16]}...)")
-        self._fetch(entry, target)
+        self.fetch_verified(entry, target)
         self._verified.add(path)
         return target
 
@@ -270,10 +274,11 @@ class Release:
             return self.store.local_path(Zone.RELEASES, self.prefix + path)
         return None
 
-    def _fetch(self, entry: ManifestEntry, target: Path) -> None:
-        """Copy one file into the cache, hashing on the way; rename into place only when it matches."""
+    def fetch_verified(self, entry: ManifestEntry, target: Path) -> None:
+        """Copy one file to `target`, hashing on the way; rename into place only when it matches (a cache
+        fill and `curate release pull` alike): ReleaseIntegrityError names a missing or altered file."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".fetch-")
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=FETCH_TEMP_PREFIX)
         sha, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as out:

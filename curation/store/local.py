@@ -26,6 +26,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -81,11 +82,17 @@ def _copy_fd(src: int, dst: int) -> None:
             view = view[os.write(dst, view):]
 
 
-def _syncfs(path: Path) -> None:
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (find_library forks ldconfig on every call)."""
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name, use_errno=True) if name else None
+
+
+def syncfs(path: Path) -> None:
     """Flush the file system holding ``path`` (Linux syncfs); fall back to a global sync."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
+    libc = _libc()
+    if libc is not None:
         if hasattr(libc, "syncfs"):
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
             try:
@@ -312,7 +319,7 @@ class LocalStore(Store):
 
     def sync(self) -> None:
         """Make every write so far durable (one file-system flush instead of fsyncs per object)."""
-        _syncfs(self.root)
+        syncfs(self.root)
 
     @contextlib.contextmanager
     def deferred_sync(self) -> Iterator[LocalStore]:

@@ -26,8 +26,7 @@ from curation.release.version import BUMPS
 from curation.store import LocalStore
 from curation.vocabulary import QualityDecision, SeriesKind, Zone
 from tests.dags.shape import dag_shape
-from tests.release.test_release_labels import _deidentified as deidentified
-from tests.release.world import add_round, add_series
+from tests.release.world import add_round, add_series, deidentified
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "dags" / "release_dataset.py"

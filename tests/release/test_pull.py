@@ -6,7 +6,6 @@ folders holding another release are refused with exit status 2."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,8 +25,7 @@ from curation.store import Store
 from curation.store.s3 import S3Store, make_s3_client
 from curation.vocabulary import Zone
 from tests.fixtures.ports import free_ports
-from tests.release.test_release_labels import _deidentified as deidentified
-from tests.release.world import add_round, add_series
+from tests.release.world import add_round, add_series, deidentified
 
 ROOT = Path(__file__).resolve().parents[2]
 

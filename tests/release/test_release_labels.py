@@ -5,7 +5,6 @@ reference released instances, rebuild byte-identically, the released DICOM pass 
 and a released file with a patient's name put back, or a raw-zone object, fails verification, named."""
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -14,7 +13,7 @@ from datetime import date
 import pydicom
 import pytest
 
-from curation.catalog import Catalog, Instance, StageRecord
+from curation.catalog import Catalog, Instance
 from curation.catalog.models import AnnotationItem, ConsensusLabel, Reading
 from curation.release.build import ReleaseSpec, build
 from curation.release.checks import dciodvfy_errors, referenced_instances
@@ -23,38 +22,10 @@ from curation.release.manifest import Manifest, ManifestEntry
 from curation.release.verify import verify_build, verify_tree
 from curation.store import LocalStore
 from curation.vocabulary import Zone
-from deid.engine import Deidentifier
-from tests.release.test_labels import dx_series
-from tests.release.world import add_round, add_series
+from tests.release.world import add_round, add_series, deidentified
 
 pytestmark = pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) is not installed")
 SPEC = ReleaseSpec("chest", released_on=date(2026, 12, 1))
-DEID = Deidentifier("default", b"release-test-secret!")
-
-
-def _deidentified(catalog: Catalog, store: LocalStore, series_id: int, name: str, files: int) -> list[str]:
-    """Put a DX series of patient `name` (with identity and dates) in the raw zone at the keys the
-    catalog lists, de-identify it with the platform's de-identifier into the deid zone and make
-    the series' deid record list those outputs; returns the released paths, in release order."""
-    with catalog.session() as s:
-        instances = s.query(Instance).filter_by(series_id=series_id).order_by(Instance.raw_key).all()
-        keys = []
-        for inst, ds in zip(instances, dx_series(files)):
-            ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, f"MRN-{name[:3]}-{series_id}", "19600101"
-            ds.StudyDate, ds.AccessionNumber, ds.InstitutionName = "20240105", f"ACC{series_id}7731", "St Elsewhere"
-            del ds.PatientIdentityRemoved, ds.DeidentificationMethod
-            buf = io.BytesIO()
-            ds.save_as(buf, enforce_file_format=True)
-            raw = buf.getvalue()
-            store.put_bytes(Zone.RAW, inst.raw_key, raw)
-            inst.sha256 = hashlib.sha256(raw).hexdigest()
-            out = DEID.deidentify(raw)
-            assert out.status == "written", out.reason
-            keys.append(f"{out.pseudonym}/{out.study_uid}/{out.series_uid}/{out.sop_uid}.dcm")
-            store.put_bytes(Zone.DEID, keys[-1], out.data)
-        record = s.query(StageRecord).filter_by(stage="deid", subject_id=series_id).one()
-        record.metrics = {"outputs": sorted(keys)}
-    return ["images/" + k for k in sorted(keys)]
 
 
 def _add_box(catalog: Catalog, round_id: int, series_id: int, instance: int) -> None:
@@ -75,7 +46,7 @@ def world(tmp_path):
     store = LocalStore(tmp_path / "store", fsync=False)
     a = add_series(catalog, store, 1, patient="ANON01", files=2)
     b = add_series(catalog, store, 2, patient="ANON02", files=1)
-    images = {a: _deidentified(catalog, store, a, "Doe^Jane", 2), b: _deidentified(catalog, store, b, "Roe^Rick", 1)}
+    images = {a: deidentified(catalog, store, a, "Doe^Jane", 2), b: deidentified(catalog, store, b, "Roe^Rick", 1)}
     rnd = add_round(catalog, [a, b], {a: 1, b: 0})
     _add_box(catalog, rnd, a, instance=1)
     yield catalog, store, images[a], images[b]

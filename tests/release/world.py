@@ -3,15 +3,21 @@ zone holds each series' de-identified files, recorded as the stages record them,
 labels round with readings and consensus."""
 from __future__ import annotations
 
+import hashlib
+import io
 from datetime import datetime, timezone
 
 from curation.catalog import Catalog, Instance, Series, Source, StageRecord
 from curation.catalog.models import AnnotationItem, AnnotationRound, ConsensusLabel, QualityReview, Reading
 from curation.store import Store
 from curation.vocabulary import Modality, QualityDecision, SeriesKind, StageStatus, Zone
+from deid.engine import Deidentifier
 
 STATUS = {QualityDecision.APPROVE: StageStatus.OK, QualityDecision.REVIEW: StageStatus.REVIEW,
           QualityDecision.EXCLUDE: StageStatus.EXCLUDED}
+
+#: The platform's de-identifier as the release tests' deid stage (fixed secret: same pseudonyms every run).
+DEIDENTIFIER = Deidentifier("default", b"release-test-secret!")
 
 
 def series_uid(n: int) -> str:
@@ -80,3 +86,30 @@ def human_exclude(catalog: Catalog, series_id: int) -> None:
         s.add(QualityReview(series_id=series_id, series_key=series_uid(series_id), round_id=None,
                             decision=QualityDecision.EXCLUDE, reason="motion", reviewer="rdr-r",
                             decided_at=datetime(2026, 12, 5, tzinfo=timezone.utc)))
+
+
+def deidentified(catalog: Catalog, store: Store, series_id: int, name: str, files: int) -> list[str]:
+    """Put a DX series of patient `name` (with identity and dates) in the raw zone at the keys the
+    catalog lists, de-identify it with the platform's de-identifier into the deid zone and make
+    the series' deid record list those outputs; returns the released paths, in release order."""
+    from tests.release.test_labels import dx_series
+
+    with catalog.session() as s:
+        instances = s.query(Instance).filter_by(series_id=series_id).order_by(Instance.raw_key).all()
+        keys = []
+        for inst, ds in zip(instances, dx_series(files)):
+            ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, f"MRN-{name[:3]}-{series_id}", "19600101"
+            ds.StudyDate, ds.AccessionNumber, ds.InstitutionName = "20240105", f"ACC{series_id}7731", "St Elsewhere"
+            del ds.PatientIdentityRemoved, ds.DeidentificationMethod
+            buf = io.BytesIO()
+            ds.save_as(buf, enforce_file_format=True)
+            raw = buf.getvalue()
+            store.put_bytes(Zone.RAW, inst.raw_key, raw)
+            inst.sha256 = hashlib.sha256(raw).hexdigest()
+            out = DEIDENTIFIER.deidentify(raw)
+            assert out.status == "written", out.reason
+            keys.append(f"{out.pseudonym}/{out.study_uid}/{out.series_uid}/{out.sop_uid}.dcm")
+            store.put_bytes(Zone.DEID, keys[-1], out.data)
+        record = s.query(StageRecord).filter_by(stage="deid", subject_id=series_id).one()
+        record.metrics = {"outputs": sorted(keys)}
+    return ["images/" + k for k in sorted(keys)]
