@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--decisions", default=str(QualityDecision.APPROVE),
                    help="final quality decisions, comma-separated (default: approve)")
     b.add_argument("--rounds", default=None, help="annotation round ids, comma-separated (default: any)")
+    b.add_argument("--sites", default=None, help="source sites, comma-separated (default: any)")
+    b.add_argument("--formats", default="dicom",
+                   help="image formats, comma-separated: dicom (always) and nifti (volumes as .nii.gz)")
+    b.add_argument("--license", default=None,
+                   help="license the datasheet and croissant.json state (SPDX id or URL; default: ask the owner)")
+    b.add_argument("--description", default="", help="one paragraph on the dataset's purpose, for its datasheet")
     b.add_argument("--splits", default="train=0.7,validation=0.15,test=0.15", help="NAME=RATIO,... by patient")
     b.add_argument("--seed", type=int, default=0, help="seed of the patient split hash")
     b.add_argument("--publish", action="store_true", help="publish the build once it verifies")
@@ -130,8 +136,10 @@ def run_build(args: argparse.Namespace) -> int:
     try:
         rounds = tuple(int(r) for r in _words(args.rounds))
         spec = ReleaseSpec(name=args.name, bump=args.bump, version=args.version, kinds=_words(args.kinds),
-                           decisions=_words(args.decisions), rounds=rounds,
-                           splits=SplitPlan.parse(args.splits, args.seed))
+                           decisions=_words(args.decisions), rounds=rounds, sites=_words(args.sites),
+                           formats=_words(args.formats), description=args.description,
+                           splits=SplitPlan.parse(args.splits, args.seed),
+                           **({"license": args.license} if args.license else {}))
         catalog, store = _catalog(args), _store(args)
         result = build(catalog, store, spec)
         out: dict[str, Any] = {"build": result.to_json()}

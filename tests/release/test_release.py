@@ -197,3 +197,21 @@ def test_the_build_command_publishes_and_explains_bad_input(world, tmp_path, cap
     assert "MAJOR.MINOR.PATCH" in capsys.readouterr().err
     assert main(["release", "show", "chest1.0.0", "--store", str(store.root)]) == 2
     assert "NAME@VERSION" in capsys.readouterr().err
+
+
+def test_the_build_command_selects_sites_and_states_license_and_purpose(world, capsys):
+    catalog, store = world
+    north = [add_series(catalog, store, n, patient=f"ANON1{n}", site="north") for n in (1, 2)]
+    add_series(catalog, store, 3, patient="ANON13", site="south")
+    args = ["release", "build", "--name", "north", "--db", catalog.url, "--store", str(store.root), "--json",
+            "--sites", "north", "--license", "CC-BY-4.0", "--description", "Chest radiographs of the north wing."]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)["build"]
+    assert out["counts"]["series"] == len(north)
+    staged = StoreTree(store, out["prefix"])
+    sites = {r["site"] for r in read_rows(staged.read("tables/series.parquet"), SERIES_SCHEMA)}
+    assert sites == {"north"}
+    croissant = json.loads(staged.read("croissant.json"))
+    assert croissant["license"] == "CC-BY-4.0" and croissant["description"].startswith("Chest radiographs")
+    assert main(args[:-6] + ["--formats", "nifti"]) == 2
+    assert "dicom" in capsys.readouterr().err
