@@ -2,8 +2,9 @@
 any HTTP receiver), wired into every DAG by `alert_args()` and `run_deadline()`.
 
 Connection `curate_alerts`: host = the whole webhook URL (`https://hooks.slack.com/services/...`), or a
-bare host with port, conn_type http/https and the path in `schema`. Without the connection, alerts are skipped with one log line: a development machine has no webhook, and an alert
-must never fail (or retry) the task it reports.
+bare host with port, conn_type http/https and the path in `schema`. Without the connection, alerts are
+skipped with one log line: a development machine has no webhook, and an alert must never fail (or
+retry) the task it reports.
 
 The message carries where to look (DAG, run, task, try, link to the log) and an error summary with no
 PHI: the exception's type and its message with quoted values, paths, long digit runs and DICOM UIDs

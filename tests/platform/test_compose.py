@@ -42,8 +42,8 @@ def test_every_dot_env_variable_is_documented(compose):
 
 def test_the_stack_has_its_services(compose):
     services = set(compose["services"])
-    assert {"postgres", "redis", "s3", "s3-init", "orthanc", "airflow-init", "airflow-api", "airflow-scheduler",
-            "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "annotation"} <= services
+    assert {"postgres", "redis", "s3", "s3-init", "orthanc", "receiver", "airflow-init", "airflow-api",
+            "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "annotation"} <= services
     assert compose["x-airflow-env"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert "airflow pools import" in " ".join(compose["services"]["airflow-init"]["command"])
     assert compose["services"]["s3-init"]["command"] == ["curate", "store", "init"]
