@@ -10,6 +10,7 @@ never replaced).
 """
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -41,17 +42,57 @@ def run(home: Path, rounds: Sequence[int], *, verbose: bool = False,
 
     started = time.monotonic()
     store = open_store(settings().store_location)
-    before = published_versions(store, NAME)
+    before, ledger_head = published_versions(store, NAME), _newest_event_id()
     log_path = (home / "demo" / f"{DAG_ID}.log").resolve()
     say(f"demo: running {DAG_ID} under dag.test() (release {NAME!r}, approval off); its full log: {log_path}")
     state = run_quietly(DAG_ID, release_conf(rounds), log_path, verbose=verbose)
     new = [v for v in published_versions(store, NAME) if v not in before]
     if not state.endswith("success") or not new:
-        return {"dag_state": state, "log": str(log_path), "seconds": round(time.monotonic() - started, 1)}
+        return {"dag_state": state, "log": str(log_path), "seconds": round(time.monotonic() - started, 1),
+                "verify_problems": verify_problems(ledger_head)}
     summary = summarise(store, settings().store_location, f"{NAME}@{new[-1]}", str(before[-1]) if before else None)
     summary.update(dag_state=state, log=str(log_path), seconds=round(time.monotonic() - started, 1))
     say(f"demo: release step (DAG run and summary) in {summary['seconds']} s")
     return summary
+
+
+def _newest_event_id() -> int:
+    from sqlalchemy import func, select
+
+    from curation.catalog import Catalog
+    from curation.catalog.models import LineageEvent
+
+    catalog = Catalog()
+    try:
+        with catalog.session() as s:
+            return int(s.scalar(select(func.max(LineageEvent.id))) or 0)
+    finally:
+        catalog.dispose()
+
+
+def verify_problems(after: int) -> dict[str, int]:
+    """Problems by kind (invalid, reference, phi, raw; missing, extra, altered) that this run's verify
+    step recorded in the ledger (events after `after`): why nothing was published. Counts only: a
+    problem's detail may quote a value the check found, and the report must not print it."""
+    from sqlalchemy import select
+
+    from curation.catalog import Catalog
+    from curation.catalog.models import LineageEvent
+
+    catalog = Catalog()
+    try:
+        with catalog.session() as s:
+            event = s.scalars(select(LineageEvent).where(
+                LineageEvent.id > after, LineageEvent.action == "verify",
+                LineageEvent.subject.startswith(f"release:{NAME}@")).order_by(LineageEvent.id.desc())).first()
+            problems = list((event.details or {}).get("problems") or []) if event is not None else []
+    finally:
+        catalog.dispose()
+    kinds: dict[str, int] = {}
+    for problem in problems:
+        kind = str(problem).split(":", 1)[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
 
 
 def summarise(store: Any, store_location: str, ref: str, previous: str | None) -> dict[str, Any]:
@@ -87,8 +128,9 @@ def summarise(store: Any, store_location: str, ref: str, previous: str | None) -
 
 def next_commands(store_location: str, ref: str) -> list[str]:
     """What a data scientist runs next (in the shell `make demo` used: `source include/airflow/env.sh`)."""
-    one_liner = (f"from curation.release import open_release; r = open_release({store_location!r}, {ref!r}, "
-                 "verify=True); print(r.manifest_sha256, r.series.groupby('split').size().to_dict())")
+    one_liner = (f"from curation.release import open_release; r = open_release({json.dumps(store_location)}, "
+                 f"{json.dumps(ref)}, verify=True); print(r.manifest_sha256, "
+                 'r.series.groupby("split").size().to_dict())')
     return [f"curate release show {ref}", f"curate release verify {ref}", f"python -c {shlex.quote(one_liner)}"]
 
 
@@ -104,7 +146,10 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     from curate.demo_annotation import with_ci
 
     if "manifest_sha256" not in summary:
-        return (f"\n== Release {NAME}: nothing published ({DAG_ID} {summary['dag_state']}); "
+        problems = summary.get("verify_problems") or {}
+        why = ("; the verify step found " + ", ".join(f"{n} {k}" for k, n in sorted(problems.items()))
+               + " problems (each named in the log)") if problems else ""
+        return (f"\n== Release {NAME}: nothing published ({DAG_ID} {summary['dag_state']}{why}); "
                 f"its log: {summary['log']} ==")
     s = summary
     since = f", after {s['previous']} (CHANGES.md lists what changed)" if s["previous"] else ""
@@ -112,7 +157,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
              f"  path      {s['path']}",
              f"  manifest  SHA-256 {s['manifest_sha256']} (cite it with the version)",
              f"  holds     {s['series']} series of {s['patients']} patients, {s['files']} files, "
-             f"{s['readings']} readings by {s['readers']} readers, {s['consensus_boxes']} consensus boxes",
+             f"{s['readings']} reading records (answers, boxes) by {s['readers']} readers, "
+             f"{s['consensus_boxes']} consensus boxes",
              "  splits    " + ", ".join(f"{k} {v['series']} series / {v['patients']} patients"
                                        for k, v in s["splits"].items()),
              "  labels    " + (", ".join(f"{k} {v['positive']}/{v['decided']}" for k, v in s["labels"].items())
