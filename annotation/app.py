@@ -12,8 +12,9 @@ from fastapi.staticfiles import StaticFiles
 from annotation import __version__
 from annotation.config import Settings
 from annotation.db import make_engine, make_session_factory
-from annotation.imaging import InstanceCache
+from annotation.imaging import InstanceCache, UriError
 from annotation.migrate import upgrade
+from annotation.zones import UriPolicy, ZoneError
 from annotation.routers import auth, exports, invites, items, projects, review, rounds, service_tokens, tasks, users
 
 mimetypes.add_type("application/wasm", ".wasm")
@@ -53,6 +54,22 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class GovernedInstanceCache(InstanceCache):
+    """The instance cache behind the store-zone gate: every read (registration, viewer, frames,
+    exports) passes `UriPolicy.check` first, so an item stored before a stricter setting is refused too."""
+
+    def __init__(self, max_bytes: int, policy: UriPolicy) -> None:
+        super().__init__(max_bytes, [], [], ())  # the policy below is the whole rule
+        self.policy = policy
+
+    def cleaned(self, uri: str) -> bytes:
+        try:
+            self.policy.check(uri)
+        except ZoneError as exc:
+            raise UriError(str(exc)) from None
+        return super().cleaned(uri)
+
+
 class _SessionFactories:
     """GET/HEAD requests use plain transactions; others begin IMMEDIATE on SQLite (see db.make_engine)."""
 
@@ -81,8 +98,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.settings = settings
     app.state.factories = factories
     app.state.session_factory = factories.writer  # overridden per request method in deps.get_db
-    app.state.instances = InstanceCache(settings.cache_mb * 1024 * 1024, settings.allowed_roots,
-                                        settings.allowed_prefixes, settings.item_zones)
+    app.state.instances = GovernedInstanceCache(settings.cache_mb * 1024 * 1024, settings.uri_policy())
 
     app.add_middleware(SecurityHeaders)
 

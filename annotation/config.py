@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from annotation.zones import UriPolicy
+
 WEB_DIST = Path(__file__).resolve().parent / "web" / "dist"
 
 
@@ -24,9 +26,12 @@ class Settings:
     login_window_s: int = 300
     login_max_failures: int = 10
     lease_minutes: int = 120
-    # file:// URIs must lie under one of these roots when any is given; the raw zone is refused always.
+    # The platform's store(s): folders, file:// or s3://bucket/prefix (space-separated). Set: item
+    # URIs must lie in its deid/derived zones (annotation/zones.py); unset: a zone segment suffices.
+    store_uris: list[str] = field(default_factory=list)
+    # Folders opened explicitly beyond the store's zones (os.pathsep-separated); raw/vault never.
     allowed_roots: list[str] = field(default_factory=list)
-    # s3:// and DICOMweb URIs must start with one of these when any is given (space-separated).
+    # s3:// and DICOMweb prefixes opened explicitly (space-separated); DICOMweb is read from nothing else.
     allowed_prefixes: list[str] = field(default_factory=list)
     # Store zones an item's file:// or s3:// URI must lie in (annotation/zones.py); raw and vault never.
     item_zones: list[str] = field(default_factory=lambda: ["deid", "derived"])
@@ -41,6 +46,10 @@ class Settings:
     cookie_secure: bool = False
     log_requests: bool = False
 
+    def uri_policy(self) -> UriPolicy:
+        return UriPolicy(tuple(self.store_uris), tuple(self.item_zones), tuple(self.allowed_roots),
+                         tuple(self.allowed_prefixes))
+
     @classmethod
     def from_env(cls) -> "Settings":
         env = os.environ
@@ -51,6 +60,7 @@ class Settings:
         s.login_window_s = int(env.get("ANNOTATION_LOGIN_WINDOW_S", s.login_window_s))
         s.login_max_failures = int(env.get("ANNOTATION_LOGIN_MAX_FAILURES", s.login_max_failures))
         s.lease_minutes = int(env.get("ANNOTATION_LEASE_MINUTES", s.lease_minutes))
+        s.store_uris = env.get("ANNOTATION_STORE_URI", "").split()
         s.allowed_roots = _env_list("ANNOTATION_ALLOWED_ROOTS")
         s.allowed_prefixes = env.get("ANNOTATION_ALLOWED_URL_PREFIXES", "").split()
         if env.get("ANNOTATION_ITEM_ZONES"):
