@@ -69,10 +69,12 @@ with DAG(
         site="{{ params.site }}",
         exclude="{{ params.exclude }}",
     )
+    # One mapped task per batch of series (ingest cuts them, `curation.pipeline.ingest.batches`): a task's
+    # start-up costs seconds, a series' work often less. Each series keeps its record in the catalog.
     deid = DeidOperator.partial(task_id="deid", profile="{{ params.deid_profile }}", pool=OCR_POOL,
-                                max_active_tis_per_dagrun=2).expand(ref=ingest.output)
-    classify = ClassifyOperator.partial(task_id="classify").expand(ref=deid.output)
-    quality = QualityOperator.partial(task_id="quality", max_active_tis_per_dagrun=2).expand(ref=classify.output)
+                                max_active_tis_per_dagrun=2).expand(refs=ingest.output)
+    classify = ClassifyOperator.partial(task_id="classify").expand(refs=deid.output)
+    quality = QualityOperator.partial(task_id="quality", max_active_tis_per_dagrun=2).expand(refs=classify.output)
     studies = StudiesOperator(task_id="group_studies", results=quality.output)
     register = RegisterOperator.partial(task_id="register", config="{{ params.registration }}",
                                         pool=REGISTRATION_POOL,

@@ -10,19 +10,21 @@ from operators.base import CurationOperator
 class IngestOperator(CurationOperator):
     """Ingest `source` (folder, archive, s3:// prefix, DICOMweb URL) for `site` (default: the settings').
 
-    Returns the references of the series it saw (what later stages map over) and pushes the run's
-    counts under the XCom key `summary` (no paths, no UIDs, no PHI).
+    Returns the references of the series it saw in at most `max_tasks` batches (what later stages
+    map over: one task per batch) and pushes the run's counts under the XCom key `summary` (no paths,
+    no UIDs, no PHI).
     """
 
     template_fields: Sequence[str] = ("source", "site", "exclude")
     ui_color = "#d6eaf8"
 
     def __init__(self, *, source: str, site: str | None = None, exclude: Sequence[str] = (),
-                 workers: int | None = None, **kwargs: Any) -> None:
+                 workers: int | None = None, max_tasks: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source, self.site, self.exclude, self.workers = source, site, exclude, workers
+        self.max_tasks = max_tasks
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Any) -> list[list[dict[str, Any]]]:
         from curation.ingest import SourceError
         from curation.pipeline import ingest
 
@@ -34,4 +36,5 @@ class IngestOperator(CurationOperator):
             # The source as a whole is unusable (missing, unreachable): fail the task, say why.
             raise RuntimeError(f"source cannot be ingested: {exc}") from exc
         context["ti"].xcom_push(key="summary", value=result.metrics)
-        return [ref.to_xcom() for ref in result.refs]
+        refs = [ref.to_xcom() for ref in result.refs]
+        return ingest.batches(refs, self.max_tasks or ingest.MAX_TASKS_PER_STAGE)

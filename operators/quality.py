@@ -1,19 +1,32 @@
-"""QualityOperator: quality metrics and the approve / review / exclude decision (`curation.pipeline.quality`)."""
+"""QualityOperator: quality metrics and the approve / review / exclude decision of a batch of series
+(`curation.pipeline.quality`)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from operators.base import SeriesOperator
+from operators.base import CurationOperator
 
 
-class QualityOperator(SeriesOperator):
-    """Score the series `ref` (the classify task's reference) names."""
+class QualityOperator(CurationOperator):
+    """Score the series `refs` names (one classify task's references); returns them with their decisions."""
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def __init__(self, *, refs: Sequence[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.refs = refs
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
         from curation.pipeline import quality
+        from curation.pipeline.ingest import run_batch
 
         hook = self.hook()
-        ref = quality.run(self.series_ref(), hook.get_store(), hook.get_catalog()).ref
-        self.log.info("quality of series %s (%s): %s%s", ref.series_id, ref.kind, ref.decision,
-                      f" because {ref.decision_reason}" if ref.decision_reason else "")
-        return ref.to_xcom()
+        store, catalog = hook.get_store(), hook.get_catalog()
+
+        def one(ref: Any) -> Any:
+            result = quality.run(ref, store, catalog)
+            self.log.info("quality of series %s (%s): %s%s", result.ref.series_id, result.ref.kind,
+                          result.ref.decision,
+                          f" because {result.ref.decision_reason}" if result.ref.decision_reason else "")
+            return result
+
+        return run_batch(one, self.refs)

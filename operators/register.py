@@ -11,7 +11,8 @@ from operators.base import CurationOperator
 
 
 class StudiesOperator(BaseOperator):
-    """Bundle the quality task's references by study (the unit of co-registration)."""
+    """Bundle the quality tasks' references (batches of series) by study, the unit of co-registration;
+    only studies with a series the register stage registers become register tasks."""
 
     template_fields: Sequence[str] = ("results",)
 
@@ -20,10 +21,14 @@ class StudiesOperator(BaseOperator):
         self.results = results
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        from curation.pipeline.ingest import series_of
+        from curation.pipeline.register import registrable
         from curation.pipeline.studies import group_by_study
 
-        studies = group_by_study(list(self.results or []))
-        self.log.info("%d studies to register", len(studies))
+        grouped = group_by_study(series_of(self.results))
+        studies = [s for s in grouped if registrable(s)]
+        self.log.info("%d studies to register (%d without a volume to register)", len(studies),
+                      len(grouped) - len(studies))
         return [s.to_xcom() for s in studies]
 
 

@@ -19,9 +19,10 @@ class CurationSummaryOperator(BaseOperator):
         self.results, self.registrations = results, registrations
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from curation.pipeline.ingest import series_of
         from curation.pipeline.summary import flagged, summarize
 
-        results = list(self.results or [])
+        results = series_of(self.results)
         summary = summarize(results, list(self.registrations or []))
         self.log.info("curation summary: %s", summary)
         for r in flagged(results):

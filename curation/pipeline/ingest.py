@@ -1,10 +1,15 @@
 """The `ingest` stage: one source (folder, archive, s3:// prefix, DICOMweb URL) into the raw zone
 and the catalog, over `curation.ingest`. Its reference is the source; it hands on one reference per
-series it saw (what the per-series stages map over)."""
+series it saw, in batches (`batches`): each task of the per-series stages (deid, classify, quality)
+runs its stage over one batch (`run_batch`), and each series keeps its own record in the catalog.
+
+Why batches: an Airflow task costs one to three seconds of start-up whatever it does (a process, the
+DAG file parsed, round trips to the API server and the metadata DB), so one task per series made a
+700-series site spend more time starting tasks than working (docs/scale.md)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from curation.catalog import Catalog
@@ -17,6 +22,10 @@ log = logging.getLogger(__name__)
 
 #: How often (in files) a long ingest says how far it is.
 PROGRESS_EVERY = 2000
+
+#: At most this many tasks per per-series stage of one run: enough to keep every worker slot busy and
+#: the progress fine-grained, few enough that start-up stays small beside the work.
+MAX_TASKS_PER_STAGE = 24
 
 
 def _progress(done: int, total: int) -> None:
@@ -47,4 +56,39 @@ def run(source: str, store: Store, catalog: Catalog, config: Mapping[str, Any] |
                        refs=tuple(SeriesRef(series_id=sid) for sid in summary.series_ids))
 
 
-__all__ = ["run"]
+def batches(refs: Sequence[Any], max_tasks: int = MAX_TASKS_PER_STAGE) -> list[list[Any]]:
+    """`refs` in order, cut into at most `max_tasks` contiguous batches of near-equal size: one series
+    per batch while there are no more series than tasks (a small source looks as before)."""
+    n, k = len(refs), min(len(refs), max(1, int(max_tasks)))
+    return [list(refs[i * n // k:(i + 1) * n // k]) for i in range(k)]
+
+
+def series_of(batches_: Iterable[Any]) -> list[Any]:
+    """The references of a stage's batches in one list (the batches' order, then each batch's)."""
+    return [ref for batch in batches_ or () for ref in (batch if isinstance(batch, list) else [batch])]
+
+
+def run_batch(run_one: Callable[[SeriesRef], StageResult], batch: Iterable[Mapping[str, Any] | SeriesRef]
+              ) -> list[dict[str, Any]]:
+    """Run a per-series stage over one batch; the next stage's references as XCom JSON.
+
+    Every series is tried even when one raises (each result is recorded in the catalog as it is made),
+    then the first error is raised: the task fails as a one-series task would, and its retry finds the
+    finished series' records and reuses them (`curation.pipeline.idempotency`), so it redoes only the
+    series that failed."""
+    out: list[dict[str, Any]] = []
+    errors: list[tuple[int, Exception]] = []
+    for ref in map(SeriesRef.from_xcom, batch):
+        try:
+            out.append(run_one(ref).ref.to_xcom())
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the rest of the batch
+            log.error("series %s failed: %s", ref.series_id, type(exc).__name__)
+            errors.append((ref.series_id, exc))
+    if errors:
+        failed = ", ".join(str(sid) for sid, _ in errors)
+        raise RuntimeError(f"{len(errors)} of {len(out) + len(errors)} series failed (series {failed})") \
+            from errors[0][1]
+    return out
+
+
+__all__ = ["MAX_TASKS_PER_STAGE", "batches", "run", "run_batch", "series_of"]

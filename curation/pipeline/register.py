@@ -22,7 +22,7 @@ from curation.catalog import Catalog, Series
 from curation.confighash import config_hash
 from curation.pipeline.files import local_files
 from curation.pipeline.idempotency import StageKey, run_once
-from curation.pipeline.refs import StudyRef
+from curation.pipeline.refs import SeriesRef, StudyRef
 from curation.pipeline.result import StageResult
 from curation.store import Store, Zone
 from curation.vocabulary import LOCALIZER_KINDS, PROJECTION_KINDS, SeriesKind, StageStatus
@@ -39,13 +39,18 @@ def _study_catalog_id(catalog: Catalog, series_id: int) -> int:
         return int(s.scalar(select(Series.study_id).where(Series.id == series_id)) or 0)
 
 
+def registrable(ref: StudyRef) -> list[SeriesRef]:
+    """The study's series the stage registers (volumes by kind); none: the study is skipped."""
+    return [r for r in ref.series if r.kind not in NOT_REGISTERED]
+
+
 def run(ref: StudyRef, store: Store, catalog: Catalog, config: Mapping[str, Any] | None = None) -> StageResult:
     """Register one study's series (config: overrides of include/registration/default.yaml)."""
     from curation.classify import choose_default_series
     from curation.registration import STAGE, STAGE_VERSION, load_config, register_study
 
     config = dict(config) if config else None
-    series = [r for r in ref.series if r.kind not in NOT_REGISTERED]
+    series = registrable(ref)
     if not series:
         reason = "no volumetric series"
         return StageResult(status=StageStatus.SKIPPED, reason=reason,
@@ -101,4 +106,4 @@ def run(ref: StudyRef, store: Store, catalog: Catalog, config: Mapping[str, Any]
     return result
 
 
-__all__ = ["NOT_REGISTERED", "run"]
+__all__ = ["NOT_REGISTERED", "registrable", "run"]
