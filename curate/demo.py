@@ -219,10 +219,12 @@ def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int
     """One progress line: the stage, what its tasks returned (counts only, no identifiers), the
     task states when not all succeeded, and the wall time."""
     values = [v for v in results.values() if v is not None]
-    dicts = [v for v in values if isinstance(v, dict)]
-    n = len(states)
+    # a mapped task returns one series' result, or a batch's list of them (curation.pipeline.ingest.batches)
+    dicts = [x for v in values for x in (v if isinstance(v, list) else [v]) if isinstance(x, dict)]
+    batched = any(isinstance(v, list) for v in values) and task_id not in ("ingest", "group_studies")
+    n = len(dicts) if batched else len(states)
     if task_id == "ingest" and values and isinstance(values[0], list):
-        what = f"{len(values[0])} series to curate"
+        what = f"{sum(len(b) if isinstance(b, list) else 1 for b in values[0])} series to curate"
     elif task_id == "deid":
         quarantined = sum(int(v.get("quarantined") or 0) for v in dicts)
         reused = sum(1 for v in dicts if v.get("reused"))

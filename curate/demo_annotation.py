@@ -300,19 +300,24 @@ def serve_until_interrupted(say: Callable[[str], None]) -> None:
         _service_kept[0] = None
 
 
-def _last_round_id() -> int:
-    """The catalog's newest round id: rounds above it are this demo run's."""
+def newest_id(model: Any) -> int:
+    """The catalog's newest id of `model` (rounds, ledger events): rows above it are this demo run's."""
     from sqlalchemy import func, select
 
     from curation.catalog import Catalog
-    from curation.catalog.models import AnnotationRound
 
     catalog = Catalog()
     try:
         with catalog.session() as s:
-            return int(s.scalar(select(func.max(AnnotationRound.id))) or 0)
+            return int(s.scalar(select(func.max(model.id))) or 0)
     finally:
         catalog.dispose()
+
+
+def _last_round_id() -> int:
+    from curation.catalog.models import AnnotationRound
+
+    return newest_id(AnnotationRound)
 
 
 def _newest_round(catalog: Any, project: str, after: int) -> Any:
@@ -524,4 +529,4 @@ def format_summary(summary: Mapping[str, Any], serve: bool = False) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Service", "format_summary", "run", "serve_until_interrupted", "summarise", "with_ci"]
+__all__ = ["Service", "format_summary", "run", "serve_until_interrupted", "newest_id", "summarise", "with_ci"]

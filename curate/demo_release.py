@@ -57,17 +57,10 @@ def run(home: Path, rounds: Sequence[int], *, verbose: bool = False,
 
 
 def _newest_event_id() -> int:
-    from sqlalchemy import func, select
-
-    from curation.catalog import Catalog
+    from curate.demo_annotation import newest_id
     from curation.catalog.models import LineageEvent
 
-    catalog = Catalog()
-    try:
-        with catalog.session() as s:
-            return int(s.scalar(select(func.max(LineageEvent.id))) or 0)
-    finally:
-        catalog.dispose()
+    return newest_id(LineageEvent)
 
 
 def verify_problems(after: int) -> dict[str, int]:
