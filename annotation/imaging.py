@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pydicom
 from pydicom import Dataset
+from pydicom.pixels import apply_color_lut
 
 from annotation.imaging_formats import as_dicom, image_kind
 from annotation.phi import strip_identifying
@@ -34,6 +35,113 @@ class InstanceHeader:
     frames: int
     rows: int
     columns: int
+
+
+# Photometric interpretations the frames endpoint sends as 8-bit RGB (decoded, colour-converted).
+COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "PALETTE COLOR")
+POSITION_TOLERANCE_MM = 0.01  # two slices closer than this along the normal are one position twice
+GAP_FACTOR = 1.5  # a step this many times the usual spacing is a gap (a missing slice or more)
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """Where an instance sits: Image Position/Orientation (Patient) and Instance Number, when present."""
+
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, float, float, float, float, float] | None
+    instance_number: int | None
+
+
+@dataclass(frozen=True)
+class SliceOrder:
+    """The order to show an item's instances in (indices into its listed instances), how it was
+    decided (`position` along the slice normal, `instance_number`, or `listed`), and what a reader
+    should know (gaps, duplicates, mixed orientations)."""
+
+    order: list[int]
+    by: str
+    warnings: list[str]
+
+
+def geometry_of(ds: Dataset) -> SliceGeometry:
+    def floats(keyword: str, n: int) -> tuple[float, ...] | None:
+        value = ds.get(keyword)
+        try:
+            out = tuple(float(v) for v in value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+        return out if out is not None and len(out) == n else None
+
+    try:
+        number = int(ds.InstanceNumber) if ds.get("InstanceNumber") not in (None, "") else None
+    except (TypeError, ValueError):
+        number = None
+    return SliceGeometry(floats("ImagePositionPatient", 3), floats("ImageOrientationPatient", 6), number)  # type: ignore[arg-type]
+
+
+def slice_order(geometries: list[SliceGeometry]) -> SliceOrder:
+    """Sort by position along the slice normal (IPP . (row x column cosines)), as a file listing
+    gives no anatomical order; fall back to Instance Number, then to the listed order."""
+    n = len(geometries)
+    listed = list(range(n))
+    if n < 2:
+        return SliceOrder(listed, "listed", [])
+    warnings: list[str] = []
+    if all(g.position and g.orientation for g in geometries):
+        cosines = np.array([g.orientation for g in geometries])
+        if np.abs(cosines - cosines[0]).max() <= 1e-3:
+            normal = np.cross(cosines[0][:3], cosines[0][3:])
+            where = np.array([g.position for g in geometries]) @ normal
+            numbers = [g.instance_number if g.instance_number is not None else 0 for g in geometries]
+            order = sorted(listed, key=lambda i: (where[i], numbers[i], i))
+            steps = np.diff(where[order])
+            duplicates = int((steps < POSITION_TOLERANCE_MM).sum())
+            if duplicates:
+                warnings.append(f"{duplicates} duplicate slice position{'s' if duplicates > 1 else ''}")
+            real = steps[steps >= POSITION_TOLERANCE_MM]
+            if real.size:
+                usual = float(np.median(real))
+                for k, step in enumerate(steps):
+                    if step > GAP_FACTOR * usual:
+                        warnings.append(f"gap of {step:.1f} mm between images {k + 1} and {k + 2} "
+                                        f"(usual spacing {usual:.1f} mm)")
+            return SliceOrder(order, "position", warnings)
+        planes = len({tuple(np.round(c, 3)) for c in cosines})
+        warnings.append(f"mixed orientations ({planes} image planes): shown by instance number")
+    if all(g.instance_number is not None for g in geometries):
+        numbers = [g.instance_number for g in geometries]
+        if len(set(numbers)) < n:
+            warnings.append(f"{n - len(set(numbers))} duplicate instance number(s)")
+        return SliceOrder(sorted(listed, key=lambda i: (numbers[i], i)), "instance_number", warnings)
+    warnings.append("no slice positions or instance numbers: shown in the order registered")
+    return SliceOrder(listed, "listed", warnings)
+
+
+def display_frame(ds: Dataset, frame: int) -> tuple[np.ndarray, str]:
+    """One frame as the plain-canvas views draw it, with its photometric interpretation:
+    greyscale as stored values (before rescale; MONOCHROME1 kept, the client inverts), colour
+    (RGB, YBR_* converted by pydicom, PALETTE COLOR through its LUT) as 8-bit RGB."""
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if frame < 0 or frame >= frames:
+        raise IndexError(frame)
+    arr = ds.pixel_array
+    if frames > 1:
+        arr = arr[frame]
+    if photometric not in COLOUR:
+        return np.ascontiguousarray(arr), photometric
+    if photometric == "PALETTE COLOR":
+        arr = apply_color_lut(arr, ds)
+        # 16-bit entries scaled to 8 bits, unless the values are 8-bit whatever the descriptor says (as Cornerstone does)
+        declared = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        red = ds.get("RedPaletteColorLookupTableData")
+        entries = np.frombuffer(red, dtype="<u2") if declared > 8 and red else np.zeros(1, dtype=np.uint16)
+        bits = 16 if int(entries.max()) > 255 else 8
+    else:
+        bits = int(ds.get("BitsStored", 8) or 8)
+    if bits > 8:
+        arr = np.right_shift(arr.astype(np.uint32), bits - 8)
+    return np.ascontiguousarray(arr.astype(np.uint8)), "RGB"
 
 
 def local_path(uri: str, allowed_roots: list[str], zones: tuple[str, ...] | list[str] = READABLE_ZONES) -> Path:
@@ -131,6 +239,7 @@ class InstanceCache:
         self.allowed_prefixes = allowed_prefixes or []
         self.zones = zones
         self._data: OrderedDict[str, bytes] = OrderedDict()
+        self._geometry: dict[str, SliceGeometry] = {}  # tiny, kept after the bytes leave the LRU
         self._size = 0
         self._lock = threading.Lock()
 
@@ -151,18 +260,26 @@ class InstanceCache:
         return data
 
     def dataset(self, uri: str) -> Dataset:
-        return pydicom.dcmread(io.BytesIO(self.cleaned(uri)))
+        ds = pydicom.dcmread(io.BytesIO(self.cleaned(uri)))
+        self._geometry[uri] = geometry_of(ds)
+        return ds
 
-    def frame(self, uri: str, frame: int) -> tuple[np.ndarray, Dataset]:
-        """Stored pixel values of one frame (before rescale), for clients doing their own VOI."""
+    def geometry(self, uri: str) -> SliceGeometry:
+        """Registration parsed every instance once, so this is normally a dictionary look-up."""
+        hit = self._geometry.get(uri)
+        if hit is None:
+            hit = geometry_of(pydicom.dcmread(io.BytesIO(self.cleaned(uri)), stop_before_pixels=True))
+            self._geometry[uri] = hit
+        return hit
+
+    def slice_order(self, uris: list[str]) -> SliceOrder:
+        return slice_order([self.geometry(u) for u in uris])
+
+    def frame(self, uri: str, frame: int) -> tuple[np.ndarray, Dataset, str]:
+        """One frame for clients doing their own VOI (see `display_frame`), its dataset and photometric."""
         ds = self.dataset(uri)
-        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-        if frame < 0 or frame >= frames:
-            raise IndexError(frame)
-        arr = ds.pixel_array
-        if frames > 1:
-            arr = arr[frame]
-        return np.ascontiguousarray(arr), ds
+        arr, photometric = display_frame(ds, frame)
+        return arr, ds, photometric
 
 
 def clean_bytes(raw: bytes) -> bytes:
@@ -172,9 +289,34 @@ def clean_bytes(raw: bytes) -> bytes:
     except Exception:
         raise UriError(f"not a readable {kind.upper() if kind else 'DICOM'} object") from None
     strip_identifying(ds)
+    decodable_in_browser(ds)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+def decodable_in_browser(ds: Dataset) -> Dataset:
+    """Re-encode, without changing a value, the two uncompressed layouts the viewer's decoder
+    (Cornerstone's dicom-image-loader) draws wrong: signed 8-bit greyscale (read as unsigned: negative
+    values turn white) becomes signed 16-bit, and YBR_FULL_422 (drawn black) becomes YBR_FULL with
+    the chroma repeated per pixel pair (PS3.5 8.2.2), exactly what pydicom decodes it to."""
+    if "PixelData" not in ds or ds.file_meta.TransferSyntaxUID.is_compressed:
+        return ds
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if samples == 1 and int(ds.get("BitsAllocated", 0)) == 8 and int(ds.get("PixelRepresentation", 0)) == 1:
+        values = ds.pixel_array.astype("<i2")
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+        ds.PixelData = values.tobytes()
+        ds["PixelData"].VR = "OW"
+    elif photometric == "YBR_FULL_422" and samples == 3:
+        from pydicom.pixels import pixel_array
+
+        ybr = pixel_array(ds, raw=True)
+        ds.PhotometricInterpretation, ds.PlanarConfiguration = "YBR_FULL", 0
+        ds.PixelData = np.ascontiguousarray(ybr).tobytes()
+        ds["PixelData"].VR = "OB"
+    return ds
 
 
 def header_of(ds: Dataset) -> InstanceHeader:

@@ -292,21 +292,10 @@ def next_task(db: Session, user: User, project_id: int | None, lease_minutes: in
     return None
 
 
-def open_slots(db: Session, user: User, project_id: int | None) -> int:
-    """Open reading slots in the reader's projects: the cheap "about N left" of the next-task answer
-    (an upper bound: it counts slots of items this reader has already read)."""
-    readers = [r for r in reader_standing(db, user, [project_id] if project_id is not None else None) if r.annotates]
-    if not readers:
-        return 0
-    return db.scalar(
-        select(func.count()).select_from(Task)
-        .where(Task.project_id.in_([r.project.id for r in readers]), Task.kind == TaskKind.ANNOTATE.value,
-               Task.status == TaskStatus.OPEN.value)
-    ) or 0
-
-
 def remaining_for(db: Session, user: User, project_id: int | None) -> int:
-    """Open readings this reader could still take (an upper bound; verification not counted)."""
+    """Items this reader could still take a reading of: open slots on items they have not read or been
+    given, within their competences ("N left": the reader's own count, not the project's open slots,
+    and one per item however many readers it still needs). Verification not counted."""
     readers = reader_standing(db, user, [project_id] if project_id is not None else None)
     total = 0
     for reader in readers:

@@ -96,6 +96,8 @@ class LabelDef(Closed):
     kind: Literal["boolean", "box", "freehand"]
     instructions: Annotated[str, StringConstraints(max_length=4000)] = ""
     color: Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")] = "#ffcc00"
+    # true: every reading answers it (Yes/No and a confidence; a region label: at least one region)
+    required: bool = False
 
 
 class SchemaDef(Closed):
@@ -287,7 +289,9 @@ class ItemOut(BaseModel):
     modality: str
     body_part: str
     context: ItemContext
-    instances: list[InstanceOut]
+    instances: list[InstanceOut]  # in display order; `position` is the registered index ROIs refer to
+    slice_order: Literal["position", "instance_number", "listed"] = "listed"
+    geometry_warnings: list[str] = []  # gaps, duplicate positions, mixed orientations
     is_gold: bool | None = None  # hidden from readers
 
 
@@ -418,7 +422,7 @@ class TaskState(BaseModel):
 
 class NextTaskOut(BaseModel):
     task: TaskOut | None
-    remaining: int  # open reading slots in the reader's project(s): "about N left"
+    remaining: int  # readings this reader can still take after the one in hand (own open slots): "N left"
 
 
 class MyProgress(BaseModel):
@@ -450,11 +454,51 @@ class ReaderReading(BaseModel):
     skip_reason: str | None
 
 
+class RoiDisagreement(BaseModel):
+    """Two readers' regions of one label that do not agree: one drew it and the other did not
+    (`missing`), or their best match overlaps under the IoU threshold (`misplaced`)."""
+
+    label: str
+    kind: Literal["missing", "misplaced"]
+    readers: list[str]
+    instance: int
+    frame: int
+    iou: float
+    drawn_by: str | None = None
+    missing_for: str | None = None
+
+
 class ReviewOut(BaseModel):
     item: ItemOut
     schema_version: SchemaVersionOut | None
     readings: list[ReaderReading]
-    disagreements: list[str]
+    disagreements: list[str]  # classification labels
+    roi_disagreements: list[RoiDisagreement] = []
+    iou_threshold: float = 0.5
+
+
+class KappaOut(BaseModel):
+    """Fleiss' kappa of one label over the items read by the usual number of readers, with the raw
+    agreement beside it and a 95 % bootstrap interval (items resampled)."""
+
+    label: str
+    items: int
+    readers: int
+    raw_agreement: float | None = None
+    kappa: float | None = None  # None: too few items, or every answer the same (chance agreement is total)
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class ItemDisagreement(BaseModel):
+    item_id: int
+    external_id: str
+    readings: int
+    label_disagreements: list[str]
+    roi_disagreements: int
+    roi_missing: int
+    roi_misplaced: int
+    disagreement: int  # labels disagreed on + region disagreements
 
 
 class StatisticsOut(BaseModel):
@@ -464,6 +508,9 @@ class StatisticsOut(BaseModel):
     mean_confidence: list[list[float | None]]
     pairwise_agreement: list[list[float | None]]  # reader x reader, share of equal boolean values
     gold_accuracy: dict[str, float]
+    kappa: list[KappaOut] = []
+    items: list[ItemDisagreement] = []
+    iou_threshold: float = 0.5
 
 
 class ReaderProgress(BaseModel):

@@ -40,7 +40,25 @@ def _unprocessable(msg: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, msg)
 
 
-def validate_against_schema(body: SubmitIn, schema: SchemaVersion | None, item: Item) -> None:
+def missing_labels(body: SubmitIn, schema: SchemaVersion | None) -> list[dict]:
+    """Labels marked required that this reading leaves unanswered (a region label: no region drawn)."""
+    answered = {lv.label for lv in body.labels} | {roi.label for roi in body.rois}
+    return [lab for lab in (schema.definition["labels"] if schema else []) if lab.get("required") and lab["id"] not in answered]
+
+
+def validate_against_schema(body: SubmitIn, schema: SchemaVersion | None, item: Item, *, complete: bool = True) -> None:
+    """`complete` (a reading of a labels project): every required label answered, the error naming each
+    one missing; and not empty where the schema asks questions (an empty reading would count as
+    'no' everywhere and silently lower positive rates)."""
+    if complete:
+        missing = missing_labels(body, schema)
+        if missing:
+            names = ", ".join(f"'{lab['name']}' ({lab['id']})" for lab in missing)
+            raise _unprocessable(f"required label{'s' if len(missing) > 1 else ''} not answered: {names}")
+        questions = [lab for lab in (schema.definition["labels"] if schema else []) if lab["kind"] == "boolean"]
+        if questions and not body.labels and not body.rois:
+            names = ", ".join(f"'{lab['name']}' ({lab['id']})" for lab in questions)
+            raise _unprocessable(f"empty reading: no label answered (labels: {names})")
     labels = {lab["id"]: lab for lab in (schema.definition["labels"] if schema else [])}
     seen: set[str] = set()
     for lv in body.labels:
@@ -109,7 +127,8 @@ def submit(db: Session, task: Task, body: SubmitIn) -> list[CompletionEvent]:
     if task.kind == TaskKind.ANNOTATE.value and body.decision is not None:
         raise _unprocessable("a decision belongs to verification tasks only")
     if task.kind == TaskKind.ANNOTATE.value or body.decision == "correct":
-        validate_against_schema(body, schema, item)
+        # quality-review readings are a decision; their labels stay optional (README: Quality review projects)
+        validate_against_schema(body, schema, item, complete=project.kind != ProjectKind.QUALITY_REVIEW.value)
     validate_quality(project, task, body)
     now = utcnow()
     task.status = TaskStatus.SUBMITTED.value

@@ -62,9 +62,9 @@ def readable_item(db, user: User, item_id: IdPath) -> tuple[Item, bool]:
 
 
 @router.get("/api/items/{item_id}", response_model=ItemOut)
-def read_item(item_id: IdPath, db: DB, user: CurrentUser) -> ItemOut:
+def read_item(item_id: IdPath, request: Request, db: DB, user: CurrentUser) -> ItemOut:
     item, staff = readable_item(db, user, item_id)
-    return item_out(item, staff=staff)
+    return item_out(item, staff=staff, cache=request.app.state.instances)
 
 
 def _instance(item: Item, position: IndexPath) -> Instance:
@@ -90,29 +90,39 @@ def instance_file(item_id: IdPath, position: IndexPath, request: Request, db: DB
 @router.get("/api/items/{item_id}/instances/{position}/frames/{frame}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def instance_frame(item_id: IdPath, position: IndexPath, frame: IndexPath, request: Request, db: DB, user: CurrentUser) -> Response:
-    """Stored pixel values of one frame, little-endian, shape and VOI in headers (for plain-canvas clients)."""
+    """One frame, little-endian, shape, photometric interpretation and VOI in headers (for plain-canvas
+    clients): greyscale as stored values (MONOCHROME1 too: the client inverts), colour as 8-bit RGB."""
     item, _ = readable_item(db, user, item_id)
     inst = _instance(item, position)
     db.close()
     try:
-        arr, ds = request.app.state.instances.frame(inst.uri, frame)
+        arr, ds, photometric = request.app.state.instances.frame(inst.uri, frame)
     except IndexError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such frame") from None
     except UriError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+    colour = photometric == "RGB"
+    slope = 1.0 if colour else float(getattr(ds, "RescaleSlope", 1) or 1)
+    intercept = 0.0 if colour else float(getattr(ds, "RescaleIntercept", 0) or 0)
     headers = {
         "Cache-Control": "private, max-age=3600",
         "X-Rows": str(arr.shape[0]), "X-Columns": str(arr.shape[1]),
         "X-Samples-Per-Pixel": str(arr.shape[2] if arr.ndim == 3 else 1),
         "X-Dtype": arr.dtype.newbyteorder("<").str,
-        "X-Rescale-Slope": str(getattr(ds, "RescaleSlope", 1) or 1),
-        "X-Rescale-Intercept": str(getattr(ds, "RescaleIntercept", 0) or 0),
+        "X-Photometric-Interpretation": photometric,
+        "X-Rescale-Slope": repr(slope), "X-Rescale-Intercept": repr(intercept),
     }
     wc, ww = getattr(ds, "WindowCenter", None), getattr(ds, "WindowWidth", None)
-    if wc is not None and ww is not None:
+    if colour:  # identity on 8-bit RGB
+        headers["X-Window-Center"], headers["X-Window-Width"] = "127.5", "255.0"
+    elif wc is not None and ww is not None:
         wc = wc[0] if hasattr(wc, "__len__") and not isinstance(wc, str) else wc
         ww = ww[0] if hasattr(ww, "__len__") and not isinstance(ww, str) else ww
         headers["X-Window-Center"], headers["X-Window-Width"] = str(float(wc)), str(float(ww))
+    else:  # no window in the header: the full range of this frame's modality values (as Cornerstone does)
+        lo, hi = float(arr.min()) * slope + intercept, float(arr.max()) * slope + intercept
+        lo, hi = min(lo, hi), max(lo, hi)
+        headers["X-Window-Center"], headers["X-Window-Width"] = repr((lo + hi) / 2), repr(max(1.0, hi - lo))
     return Response(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes(), media_type="application/octet-stream",
                     headers=headers)
 

@@ -28,8 +28,8 @@ def next_task(request: Request, db: DB, user: CurrentUser, settings: SettingsDep
     task_id = task.id if task is not None else None
     db.commit()  # end the write transaction (SQLite: the write lock) before building the answer
     with request.app.state.factories.reader() as ro:
-        remaining = queue.open_slots(ro, user, project_id)
-        out = task_out(ro, ro.get(Task, task_id)) if task_id is not None else None
+        remaining = queue.remaining_for(ro, user, project_id)
+        out = task_out(ro, ro.get(Task, task_id), request.app.state.instances) if task_id is not None else None
     return NextTaskOut(task=out, remaining=remaining)
 
 
@@ -70,8 +70,8 @@ def _task_for(db, user: User, task_id: IdPath, *, own: bool) -> Task:
 
 
 @router.get("/{task_id}", response_model=TaskOut)
-def read_task(task_id: IdPath, db: DB, user: CurrentUser) -> TaskOut:
-    return task_out(db, _task_for(db, user, task_id, own=False))
+def read_task(task_id: IdPath, request: Request, db: DB, user: CurrentUser) -> TaskOut:
+    return task_out(db, _task_for(db, user, task_id, own=False), request.app.state.instances)
 
 
 def task_state(task: Task) -> TaskState:

@@ -82,6 +82,20 @@ def _login(page, base: str, user: str) -> None:
     page.get_by_test_id("task-list").wait_for()
 
 
+def launch(pw):
+    """Debian's Chromium, headless, as every browser test here runs it."""
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+
+
+def watched_page(browser, width: int = 1400, height: int = 900):
+    """A page in a fresh context and the list its uncaught page errors go to."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
 def _drag(page, box: dict, start: tuple[float, float], points: list[tuple[float, float]], button: str = "left") -> None:
     x0, y0 = box["x"], box["y"]
     page.mouse.move(x0 + start[0], y0 + start[1])
@@ -103,8 +117,7 @@ def test_invite_read_submit_review_export(live_server_factory, tmp_path: Path) -
     ARTIFACTS.mkdir(parents=True)
     console_errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch(pw)
         try:
             # --- a manager creates an invite link in the management page
             manager = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
@@ -163,12 +176,15 @@ def test_invite_read_submit_review_export(live_server_factory, tmp_path: Path) -
             z1 = float(zoom.get_attribute("data-zoom"))
             assert z1 != z0
             page.get_by_test_id("reset").click()
-            expect(page.get_by_test_id("zoom")).to_have_attribute("data-zoom", "1")
+            expect(page.get_by_test_id("zoom")).to_have_attribute("data-fit-zoom", "1")  # fitted again
+            expect(page.get_by_test_id("preset")).to_have_value("0")  # the menu says Default again
+            fitted = float(zoom.get_attribute("data-zoom"))  # screen pixels per image pixel when fitted
+            assert abs(fitted - vp["height"] / 256) < 0.05, (fitted, vp)
             page.get_by_test_id("zoom-1to1").click()  # one image pixel per screen pixel
-            z11 = float(zoom.get_attribute("data-zoom"))
-            assert abs(z11 - 256 / vp["height"]) < 0.03, (z11, vp)
+            expect(zoom).to_have_text("zoom 100%")
+            assert float(zoom.get_attribute("data-zoom")) == pytest.approx(1)
             page.keyboard.press("r")  # shortcut: reset
-            expect(page.get_by_test_id("zoom")).to_have_attribute("data-zoom", "1")
+            expect(page.get_by_test_id("zoom")).to_have_attribute("data-fit-zoom", "1")
             page.get_by_test_id("slice-next").click()
             expect(page.get_by_test_id("slice")).to_have_attribute("data-index", "1")
             page.get_by_test_id("slice-prev").click()
@@ -262,12 +278,9 @@ def test_quality_review_shows_the_model_and_needs_a_reason(live_server_factory, 
     assert r.status_code == 201, r.text
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch(pw)
         try:
-            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page, errors = watched_page(browser)
             _login(page, server.url, "qreader")
             page.get_by_test_id("next-task").click()
             page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)

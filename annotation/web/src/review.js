@@ -52,23 +52,47 @@ async function loadFrame(itemId, instance, frame) {
   const intercept = Number(res.headers.get('x-rescale-intercept') || 0);
   const wc = res.headers.get('x-window-center');
   const ww = res.headers.get('x-window-width');
-  return { pixels: new Ctor(buf), rows, cols, slope, intercept, wc: wc ? Number(wc) : null, ww: ww ? Number(ww) : null };
+  const photometric = res.headers.get('x-photometric-interpretation') || 'MONOCHROME2';
+  const samples = Number(res.headers.get('x-samples-per-pixel') || 1);
+  return { pixels: new Ctor(buf), rows, cols, slope, intercept, photometric, samples,
+    wc: wc ? Number(wc) : null, ww: ww ? Number(ww) : null };
+}
+
+// Linear VOI (DICOM's LINEAR_EXACT: lower = wc - ww/2 maps to 0, upper to 255, as Cornerstone does);
+// MONOCHROME1 is inverted after the window (low values bright), RGB is windowed per channel.
+export function render(img, voi) {
+  const out = new ImageData(img.cols, img.rows);
+  const lo = voi.wc - voi.ww / 2;
+  const scale = 255 / Math.max(1e-6, voi.ww);
+  const { pixels, slope, intercept } = img;
+  const d = out.data;
+  if (img.samples === 3) {
+    for (let i = 0, j = 0; i < pixels.length; i += 3, j += 4) {
+      d[j] = (pixels[i] - lo) * scale;
+      d[j + 1] = (pixels[i + 1] - lo) * scale;
+      d[j + 2] = (pixels[i + 2] - lo) * scale;
+      d[j + 3] = 255;
+    }
+    return out;
+  }
+  const invert = img.photometric === 'MONOCHROME1';
+  for (let i = 0, j = 0; i < pixels.length; i++, j += 4) {
+    let v = Math.max(0, Math.min(255, ((pixels[i] * slope + intercept) - lo) * scale));
+    if (invert) v = 255 - v;
+    d[j] = d[j + 1] = d[j + 2] = v;
+    d[j + 3] = 255;
+  }
+  return out;
 }
 
 function draw(canvas, img, voi, rois, colors) {
   canvas.width = img.cols;
   canvas.height = img.rows;
+  canvas.dataset.photometric = img.photometric;
+  canvas.dataset.wc = voi.wc;
+  canvas.dataset.ww = voi.ww;
   const ctx = canvas.getContext('2d');
-  const out = ctx.createImageData(img.cols, img.rows);
-  const lo = voi.wc - voi.ww / 2;
-  const scale = 255 / Math.max(1, voi.ww);
-  const { pixels, slope, intercept } = img;
-  for (let i = 0, j = 0; i < pixels.length; i++, j += 4) {
-    const v = Math.max(0, Math.min(255, ((pixels[i] * slope + intercept) - lo) * scale));
-    out.data[j] = out.data[j + 1] = out.data[j + 2] = v;
-    out.data[j + 3] = 255;
-  }
-  ctx.putImageData(out, 0, 0);
+  ctx.putImageData(render(img, voi), 0, 0);
   ctx.lineWidth = Math.max(1, img.cols / 256);
   for (const roi of rois) {
     ctx.strokeStyle = colors[roi.label] || '#ff0';
@@ -102,10 +126,28 @@ export async function reviewItem(pid, itemId) {
   async function show() {
     const [inst, f] = frames[index];
     img = await loadFrame(itemId, inst, f);
-    if (!voi) voi = img.wc !== null ? { wc: img.wc, ww: img.ww } : { wc: 2048, ww: 4096 };
+    if (!voi) voi = { wc: img.wc, ww: img.ww };
     readings.forEach((r, k) => draw(canvases[k], img, voi, r.rois.filter((roi) => roi.instance === inst && roi.frame === f), colors));
     sliceText.textContent = `image ${index + 1}/${frames.length}`;
+    sliceText.dataset.index = index;
+    thumbs.forEach((t, k) => t.classList.toggle('on', k === index));
   }
+  // Thumbnails: every image of the item (first 60) at full resolution, scaled down by CSS; each in its own window.
+  const thumbs = frames.slice(0, 60).map(([inst, f], k) => h('canvas', {
+    class: 'thumb', testid: 'thumb', title: `image ${k + 1}`,
+    onclick: () => { index = k; show(); },
+  }));
+  async function drawThumbs() {
+    for (let k = 0; k < thumbs.length; k++) {
+      const [inst, f] = frames[k];
+      const t = await loadFrame(itemId, inst, f);
+      draw(thumbs[k], t, { wc: t.wc, ww: t.ww }, [], colors);
+      thumbs[k].dataset.instance = inst;
+      thumbs[k].dataset.frame = f;
+    }
+    thumbStrip.dataset.loaded = 'true';
+  }
+  const thumbStrip = h('div', { class: 'thumbs', testid: 'thumbs' }, thumbs);
   const disagree = new Set(data.disagreements);
   const panels = readings.map((r, k) => h('div', { class: 'reader-panel', testid: 'reader-panel' },
     h('h3', {}, `${r.reader} `, h('span', { class: 'muted' }, `${r.level || ''} · ${r.status}${r.decision ? ` · ${r.decision}` : ''}`)),
@@ -118,13 +160,18 @@ export async function reviewItem(pid, itemId) {
   const wl = (dw, dc) => { voi = { ww: Math.max(1, voi.ww * dw), wc: voi.wc + dc * voi.ww }; show(); };
   mount(h('div', { class: 'page' },
     h('p', {}, h('a', { href: `#/review/${pid}` }, '← project review')),
-    h('h1', {}, `Discrepancy view · item ${data.item.external_id}`),
+    h('h1', { testid: 'review-title' }, `Discrepancy view · item ${data.item.external_id}`),
     h('p', { testid: 'disagreements' }, data.disagreements.length ? `Readers disagree on: ${data.disagreements.map((d) => names[d] || d).join(', ')}` : 'Readers agree on every label.'),
     h('div', { class: 'toolbar' },
       h('button', { onclick: () => { index = Math.max(0, index - 1); show(); } }, '▲'),
       h('button', { onclick: () => { index = Math.min(frames.length - 1, index + 1); show(); } }, '▼'), sliceText,
       h('button', { onclick: () => wl(0.8, 0) }, 'narrower'), h('button', { onclick: () => wl(1.25, 0) }, 'wider'),
       h('button', { onclick: () => wl(1, -0.1) }, 'brighter'), h('button', { onclick: () => wl(1, 0.1) }, 'darker')),
+    (data.item.geometry_warnings || []).length ? h('p', { class: 'geometry-warning', testid: 'geometry-warnings' }, data.item.geometry_warnings.join('; ')) : '',
+    thumbStrip,
     h('div', { class: 'side-by-side', testid: 'discrepancy' }, panels.length ? panels : h('p', {}, 'No readings yet.'))));
   if (frames.length) await show();
+  const discrepancy = document.querySelector('[data-testid=discrepancy]');
+  if (discrepancy) discrepancy.dataset.loaded = 'true';
+  drawThumbs();
 }

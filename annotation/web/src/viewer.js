@@ -36,6 +36,12 @@ const PRESETS = [
   { name: 'Bone', ww: 1800, wc: 400 },
   { name: 'Brain', ww: 80, wc: 40 },
 ];
+// Text beside a region: its label's name always; then the area (compact), every statistic (full) or nothing (off).
+const STATS_MODES = [
+  { id: 'compact', name: 'Stats: area' },
+  { id: 'full', name: 'Stats: all' },
+  { id: 'off', name: 'Stats: off' },
+];
 const RE_ID = 'annotation-engine';
 const VP_ID = 'reading-viewport';
 const TG_ID = 'reading-tools';
@@ -127,8 +133,9 @@ class Reading {
       h('button', { testid: 'zoom-1to1', onclick: () => this.fullResolution(), title: 'O' }, '1:1 (O)'),
       h('button', { testid: 'invert', onclick: () => this.invert(), title: 'I' }, 'Invert (I)'),
       h('button', { testid: 'reset', onclick: () => this.reset(), title: 'R' }, 'Reset (R)'),
-      h('select', { testid: 'preset', onchange: (e) => this.preset(e.target.value) },
+      this.presetSelect = h('select', { testid: 'preset', onchange: (e) => this.preset(e.target.value) },
         PRESETS.map((p, i) => h('option', { value: i }, p.ww ? `${p.name} ${p.ww}/${p.wc}` : p.name))),
+      this.statsBtn = h('button', { testid: 'stats-toggle', title: 'T: region statistics', onclick: () => this.toggleStats() }, STATS_MODES[0].name),
       h('button', { testid: 'slice-prev', onclick: () => this.scroll(-1) }, '▲'),
       h('button', { testid: 'slice-next', onclick: () => this.scroll(1) }, '▼'));
     const roiButtons = roiLabels.map((l, i) => h('button', {
@@ -157,8 +164,12 @@ class Reading {
         h('button', { testid: 'skip', onclick: () => this.skip() }, 'Skip (Ctrl+S)')),
       context,
       h('details', {}, h('summary', {}, 'Keyboard'), h('p', { class: 'muted' },
-        'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, O full resolution (1:1), I invert, R reset, B/F first box/freehand label, Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.' + (this.isQualityReview ? ' Quality review: A approve, X exclude, Q quarantine.' : ''))));
-    mount(h('div', { class: 'reader' }, h('div', { class: 'stage' }, toolbar, h('div', { class: 'viewport-wrap' }, this.element, this.overlay)), side));
+        'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, O full resolution (1:1), I invert, R reset, T region statistics (area / all / off), B/F first box/freehand label, Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.' + (this.isQualityReview ? ' Quality review: A approve, X exclude, Q quarantine.' : ''))));
+    const warnings = t.item.geometry_warnings || [];
+    const geometry = warnings.length ? h('div', { class: 'geometry-warning', testid: 'geometry-warnings' },
+      `Slice order (${t.item.slice_order === 'position' ? 'by position along the slice normal' : t.item.slice_order === 'instance_number' ? 'by instance number' : 'as registered'}): `,
+      warnings.join('; ')) : '';
+    mount(h('div', { class: 'reader' }, h('div', { class: 'stage' }, toolbar, geometry, h('div', { class: 'viewport-wrap' }, this.element, this.overlay)), side));
 
     this.engine = new RenderingEngine(RE_ID);
     this.engine.enableElement({ viewportId: VP_ID, type: csEnums.ViewportType.STACK, element: this.element });
@@ -174,6 +185,16 @@ class Reading {
     this.tools.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: toolEnums.MouseBindings.Wheel }] });
     this.tools.setToolPassive(RectangleROITool.toolName);
     this.tools.setToolPassive(PlanarFreehandROITool.toolName);
+    this.statsMode = 'compact';
+    for (const name of [RectangleROITool.toolName, PlanarFreehandROITool.toolName]) {
+      const base = this.tools.getToolInstance(name).configuration.getTextLines;
+      this.tools.setToolConfiguration(name, { getTextLines: (data, targetId) => {
+        const title = data.label ? [data.label] : [];
+        if (this.statsMode === 'off') return title;
+        const stats = base(data, targetId) || [];
+        return [...title, ...(this.statsMode === 'compact' ? stats.slice(0, 1) : stats)];
+      } });
+    }
     this.setTool(WindowLevelTool.toolName);
 
     const { ids, where } = imageIdsFor(t.item);
@@ -194,7 +215,10 @@ class Reading {
 
     await this.viewport.setStack(this.imageIds, 0);
     this.viewport.render();
+    // The starting display (the DICOM's window; MONOCHROME1 shown inverted) is what Reset returns to.
     this.initialVoi = { ...this.viewport.getProperties().voiRange };
+    this.initialInvert = !!this.viewport.getProperties().invert;
+    this.element.dataset.photometric = this.viewport.getImageData()?.metadata?.PhotometricInterpretation || '';
     this.updateOverlay();
     // time per case starts when the image is fully loaded and shown (MarkIt's definition)
     if (this.task.status === 'assigned') await post(`/api/tasks/${t.id}/loaded`);
@@ -249,7 +273,8 @@ class Reading {
     const no = h('button', { class: 'yn', testid: `label-${l.id}-no`, onclick: () => this.setLabel(l.id, { value: false }) }, 'No');
     const conf = CONFIDENCES.map((c) => h('button', { class: 'conf', testid: `label-${l.id}-conf-${c}`, onclick: () => this.setLabel(l.id, { confidence: c }) }, `${c}%`));
     const row = h('div', { class: 'label-row', testid: `label-${l.id}`, onclick: () => this.focusLabel(l.id), title: l.instructions || '' },
-      h('div', { class: 'label-name' }, l.name, l.instructions ? h('span', { class: 'muted' }, ` — ${l.instructions}`) : ''),
+      h('div', { class: 'label-name' }, l.name, l.required ? h('span', { class: 'required', title: 'required' }, ' *') : '',
+        l.instructions ? h('span', { class: 'muted' }, ` — ${l.instructions}`) : ''),
       h('div', { class: 'label-controls' }, yes, no, h('span', { class: 'conf-group' }, conf)));
     row._yes = yes;
     row._no = no;
@@ -272,6 +297,7 @@ class Reading {
     row._no.classList.toggle('on', cur.value === false);
     row._conf.forEach((b, i) => b.classList.toggle('on', cur.confidence === CONFIDENCES[i]));
     row.classList.toggle('complete', cur.value !== undefined && cur.confidence !== undefined);
+    if (cur.value !== undefined && cur.confidence !== undefined) row.classList.remove('missing');
   }
 
   // The series' quality decision: the model's assessment (decision, score, reason, metrics) beside the
@@ -355,6 +381,14 @@ class Reading {
     }
     this.roiLabel[ann.annotationUID] = label.id;
     ann.data.label = label.name;
+    // drawn in the label's colour (a little thicker while selected), named in its text box
+    const c = label.color || '#ffcc00';
+    annotationApi.config.style.setAnnotationStyles(ann.annotationUID, {
+      color: c, colorHighlighted: c, colorSelected: c, colorActive: c,
+      textBoxColor: c, textBoxColorHighlighted: c, textBoxColorSelected: c, textBoxColorActive: c,
+      lineWidthSelected: '3',
+    });
+    this.viewport.render();
     this.renderRois();
   }
 
@@ -368,8 +402,9 @@ class Reading {
     this.roiList.replaceChildren(...this.rois().map((a, i) => {
       const label = byId[this.roiLabel[a.annotationUID]];
       const idx = this.imageIds.indexOf(a.metadata.referencedImageId);
-      return h('li', { testid: 'roi-item' },
-        `${label?.kind === 'box' ? '▭' : '✎'} ${label?.name || '?'} · image ${idx + 1}`, ' ',
+      return h('li', { testid: 'roi-item', style: { borderLeft: `4px solid ${label?.color || '#ffcc00'}`, paddingLeft: '.3rem' } },
+        h('button', { class: 'link', testid: `roi-goto-${i}`, title: 'show this region', onclick: () => this.goTo(idx) },
+          `${label?.kind === 'box' ? '▭' : '✎'} ${label?.name || '?'} · image ${idx + 1}`), ' ',
         h('button', { class: 'link', testid: `roi-delete-${i}`, onclick: () => {
           annotationApi.state.removeAnnotation(a.annotationUID);
           delete this.roiLabel[a.annotationUID];
@@ -412,22 +447,68 @@ class Reading {
       this.voiText.textContent = `W ${Math.round(windowWidth)} L ${Math.round(windowCenter)}`;
       this.voiText.dataset.ww = windowWidth;
       this.voiText.dataset.wc = windowCenter;
+    } else {
+      // colour shown as decoded (no window): the identity on 8-bit values
+      this.voiText.textContent = 'colour';
+      this.voiText.dataset.ww = 255;
+      this.voiText.dataset.wc = 127.5;
     }
-    const zoom = this.viewport.getZoom();
-    this.zoomText.textContent = `zoom ${Math.round(zoom * 100)}%`;
-    this.zoomText.dataset.zoom = zoom;
+    // Zoom as screen pixels per image pixel: 100% is one-to-one (Cornerstone's own zoom is relative to fit).
+    const scale = this.pixelScale();
+    this.zoomText.textContent = `zoom ${Math.round(scale * 100)}%`;
+    this.zoomText.dataset.zoom = scale;
+    this.zoomText.dataset.fitZoom = this.viewport.getZoom();
+    const origin = this.imageOrigin();
+    if (origin) this.zoomText.dataset.origin = origin.join(',');
     const i = this.viewport.getCurrentImageIdIndex();
     this.sliceText.textContent = `image ${i + 1}/${this.imageIds.length}`;
     this.sliceText.dataset.index = i;
   }
 
+  pixelScale() {
+    const spacing = this.viewport.getImageData()?.spacing || [1, 1, 1];
+    const canvas = this.viewport.canvas;
+    const cssHeight = canvas.clientHeight || canvas.height;
+    const { parallelScale } = this.viewport.getCamera();
+    return parallelScale ? (cssHeight * spacing[1]) / (2 * parallelScale) : 1;
+  }
+
+  // Canvas position (CSS pixels) of the top-left corner of the first image pixel.
+  imageOrigin() {
+    const imageId = this.viewport.getCurrentImageId();
+    if (!imageId) return null;
+    try {
+      return this.viewport.worldToCanvas(csUtils.imageToWorldCoords(imageId, [0, 0]));
+    } catch (e) {
+      return null;
+    }
+  }
+
   fullResolution() {
-    // One image pixel per screen pixel: parallelScale is half the viewport height in world units.
+    // One image pixel per screen pixel: parallelScale is half the viewport height in world units;
+    // then pan by under a pixel so image pixels fall on screen pixels (no resampling blur at 1:1).
     const spacing = this.viewport.getImageData()?.spacing || [1, 1, 1];
     const canvas = this.viewport.canvas;
     const cssHeight = canvas.clientHeight || canvas.height;
     this.viewport.setCamera({ parallelScale: (cssHeight / 2) * spacing[1] });
+    const origin = this.imageOrigin();
+    if (origin) {
+      const [x, y] = origin;
+      const dx = Math.round(x) - x;
+      const dy = Math.round(y) - y;
+      if (Math.abs(dx) > 1e-3 || Math.abs(dy) > 1e-3) {
+        const camera = this.viewport.getCamera();
+        const a = this.viewport.canvasToWorld([0, 0]);
+        const b = this.viewport.canvasToWorld([-dx, -dy]);
+        const shift = [0, 1, 2].map((k) => b[k] - a[k]);
+        this.viewport.setCamera({
+          focalPoint: camera.focalPoint.map((v, k) => v + shift[k]),
+          position: camera.position.map((v, k) => v + shift[k]),
+        });
+      }
+    }
     this.viewport.render();
+    this.updateOverlay();
   }
 
   invert() {
@@ -437,8 +518,10 @@ class Reading {
   }
 
   reset() {
+    // Back to the starting display: camera, the DICOM's window, MONOCHROME1 still inverted, preset menu on Default.
     this.viewport.resetCamera();
-    this.viewport.resetProperties();
+    this.viewport.setProperties({ voiRange: { ...this.initialVoi }, invert: this.initialInvert });
+    this.presetSelect.value = '0';
     this.viewport.render();
     this.updateOverlay();
   }
@@ -451,6 +534,21 @@ class Reading {
       this.viewport.setProperties({ voiRange: csUtils.windowLevel.toLowHighRange(p.ww, p.wc) });
     }
     this.viewport.render();
+    this.updateOverlay();
+  }
+
+  toggleStats() {
+    const next = STATS_MODES[(STATS_MODES.findIndex((m) => m.id === this.statsMode) + 1) % STATS_MODES.length];
+    this.statsMode = next.id;
+    this.statsBtn.textContent = next.name;
+    this.statsBtn.dataset.mode = next.id;
+    this.viewport.render();
+  }
+
+  // Region list: a click shows the region's slice (or frame).
+  async goTo(index) {
+    if (index < 0) return;
+    await this.viewport.setImageIdIndex(index);
     this.updateOverlay();
   }
 
@@ -473,7 +571,7 @@ class Reading {
     const roiLabels = this.schema.labels.filter((l) => l.kind !== 'boolean');
     const actions = {
       w: () => this.setTool(WindowLevelTool.toolName), z: () => this.setTool(ZoomTool.toolName), p: () => this.setTool(PanTool.toolName),
-      i: () => this.invert(), r: () => this.reset(), o: () => this.fullResolution(),
+      i: () => this.invert(), r: () => this.reset(), o: () => this.fullResolution(), t: () => this.toggleStats(),
       b: () => roiLabels.find((l) => l.kind === 'box') && this.startRoi(roiLabels.find((l) => l.kind === 'box')),
       f: () => roiLabels.find((l) => l.kind === 'freehand') && this.startRoi(roiLabels.find((l) => l.kind === 'freehand')),
       arrowup: () => this.scroll(-1), arrowdown: () => this.scroll(1),
@@ -517,9 +615,23 @@ class Reading {
     const labels = Object.entries(this.labels)
       .filter(([, v]) => v.value !== undefined && v.confidence !== undefined)
       .map(([label, v]) => ({ label, value: v.value, confidence: v.confidence }));
-    const partial = Object.values(this.labels).some((v) => v.value === undefined || v.confidence === undefined);
-    if (partial) {
-      toast('Each label needs Yes/No and a confidence.', 'error');
+    // Name every label that stops the submission: half-answered, required and unanswered, or nothing answered at all.
+    const byId = Object.fromEntries(this.schema.labels.map((l) => [l.id, l]));
+    const partial = Object.entries(this.labels).filter(([, v]) => v.value === undefined || v.confidence === undefined)
+      .map(([id, v]) => `${byId[id]?.name || id} (${v.value === undefined ? 'Yes/No' : 'confidence'} missing)`);
+    const drawn = new Set(Object.values(this.roiLabel));
+    const missing = this.schema.labels.filter((l) => l.required && !(l.kind === 'boolean' ? labels.some((x) => x.label === l.id) : drawn.has(l.id)))
+      .map((l) => l.name);
+    const questions = this.schema.labels.filter((l) => l.kind === 'boolean');
+    const empty = !this.isQualityReview && this.task.kind !== 'verify' && questions.length && !labels.length && !drawn.size;
+    const problems = [];
+    if (partial.length) problems.push(`Each label needs Yes/No and a confidence: ${partial.join(', ')}`);
+    if (missing.length && !this.isQualityReview && (this.task.kind !== 'verify' || this.decision === 'correct')) problems.push(`Required: ${missing.join(', ')}`);
+    if (empty && !missing.length) problems.push(`No label answered: ${questions.map((l) => l.name).join(', ')}`);
+    if (problems.length) {
+      toast(problems.join('. '), 'error');
+      this.markMissing([...Object.keys(this.labels).filter((id) => partial.some((p) => p.startsWith(byId[id]?.name || id))),
+        ...this.schema.labels.filter((l) => missing.includes(l.name) || (empty && l.kind === 'boolean')).map((l) => l.id)]);
       return;
     }
     if (this.task.kind === 'verify' && !this.decision) {
@@ -558,6 +670,10 @@ class Reading {
       toast(e.message, 'error');
       this.submitBtn.disabled = false;
     }
+  }
+
+  markMissing(ids) {
+    Object.entries(this.rows || {}).forEach(([id, row]) => row.classList.toggle('missing', ids.includes(id)));
   }
 
   async skip() {
