@@ -80,6 +80,10 @@ def _fresh_round(w: World) -> int:
     return r.json()["round"]["number"]
 
 
+def _fresh_user(w: World) -> int:
+    return w.client.post("/api/users", headers=w.h("admin"), json={"username": _uniq("r"), "password": PASSWORD}).json()["id"]
+
+
 def _fresh_invite(w: World) -> str:
     r = w.client.post(f"/api/projects/{w.project_id}/invites", headers=w.h("manager"), json={"role": "annotator"})
     return r.json()["token"]
@@ -170,6 +174,15 @@ TABLE: dict[tuple[str, str], Call] = {
     ("GET", "/api/projects/{project_id}/export/json"): Call(EXPORT, lambda w, r: P(w, r) + "/export/json"),
     ("GET", "/api/projects/{project_id}/export/sr"): Call(EXPORT, lambda w, r: P(w, r) + "/export/sr"),
     ("GET", "/api/projects/{project_id}/export/seg"): Call(EXPORT, lambda w, r: P(w, r) + "/export/seg"),
+    # the manager's and the site admin's pages (issue 17)
+    ("GET", "/api/project-templates"): Call(ANY_USER, lambda w, r: "/api/project-templates"),
+    ("POST", "/api/project-templates/{template_id}/projects"): Call(
+        ADMIN, lambda w, r: "/api/project-templates/ct_nodule_boxes/projects", lambda w, r: {"name": _uniq("p")}),
+    ("GET", "/api/projects/{project_id}/coverage"): Call(PROGRESS, lambda w, r: P(w, r) + "/coverage"),
+    ("GET", "/api/admin/users"): Call(ADMIN, lambda w, r: "/api/admin/users"),
+    ("POST", "/api/admin/users/{user_id}/reset-password"): Call(
+        ADMIN, lambda w, r: f"/api/admin/users/{_fresh_user(w)}/reset-password"),
+    ("GET", "/api/admin/logins"): Call(ADMIN, lambda w, r: "/api/admin/logins"),
 }
 
 

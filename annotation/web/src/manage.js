@@ -1,5 +1,6 @@
-// Project management: settings, label schema (versioned), members, invites, progress, rounds, exports.
-import { del, get, patch, post } from './api.js';
+// Project management: settings, label schema (versioned), members and competences, invites, items (added
+// as rounds) with their reading coverage, progress, rounds, exports; #/manage/new and #/manage/admin.
+import { del, get, patch, post, put } from './api.js';
 import { h, mount, toast } from './dom.js';
 import { can } from './main.js';
 
@@ -50,28 +51,114 @@ function settingsForm(pid, p, reload) {
     } }, 'Save settings'));
 }
 
+const competenceText = (cs) => cs.map((c) => [c.modality, c.body_part].filter(Boolean).join('/')).join(', ');
+// "CT/CHEST, MR" -> [{modality: 'CT', body_part: 'CHEST'}, {modality: 'MR', body_part: ''}]
+const parseCompetences = (text) => text.split(',').map((s) => s.trim()).filter(Boolean)
+  .map((s) => { const [modality, body_part = ''] = s.split('/').map((x) => x.trim().toUpperCase()); return { modality, body_part }; });
+
+function memberRow(pid, m, reload) {
+  const comp = h('input', { value: competenceText(m.competences), size: 14, placeholder: 'all (e.g. CT/CHEST, MR)', testid: `competences-${m.username}` });
+  const level = m.role === 'annotator'
+    ? h('select', { testid: `level-${m.username}` }, ['junior', 'senior'].map((l) => h('option', { value: l, selected: l === m.level }, l))) : '';
+  return h('tr', { testid: `member-${m.username}` }, h('td', {}, m.display_name || m.username), h('td', {}, m.role), h('td', {}, level),
+    h('td', {}, comp),
+    h('td', {}, h('button', { class: 'link', testid: `member-save-${m.username}`, onclick: async () => {
+      try {
+        await patch(`/api/projects/${pid}/members/${m.id}`, { competences: parseCompetences(comp.value), ...(level ? { level: level.value } : {}) });
+        toast(`Saved ${m.username}: reads ${competenceText(parseCompetences(comp.value)) || 'every item'}.`);
+        reload();
+      } catch (e) { toast(e.message, 'error'); }
+    } }, 'save'), ' ',
+    h('button', { class: 'link', onclick: async () => {
+      try { await del(`/api/projects/${pid}/members/${m.id}`); reload(); } catch (e) { toast(e.message, 'error'); }
+    } }, 'remove')));
+}
+
+const inviteRows = (invites) => invites.map((i) => h('tr', {}, h('td', {}, i.role), h('td', {}, i.level || ''), h('td', {}, i.note),
+  h('td', {}, i.expires_at.slice(0, 16)), h('td', {}, i.used ? 'yes' : 'no')));
+
 function membersSection(pid, members, invites, reload) {
   const role = h('select', { testid: 'invite-role' }, ['annotator', 'reviewer', 'data_owner', 'manager'].map((r) => h('option', { value: r }, r)));
   const level = h('select', { testid: 'invite-level' }, ['junior', 'senior'].map((l) => h('option', { value: l }, l)));
   const note = h('input', { placeholder: 'note (e.g. who it is for)', testid: 'invite-note' });
+  const comp = h('input', { placeholder: 'competences (e.g. CT/CHEST)', size: 18, testid: 'invite-competences' });
   const link = h('p', { testid: 'invite-link', class: 'invite-link' });
+  const inviteBody = h('tbody', { testid: 'invite-rows' }, inviteRows(invites));
   return h('section', { testid: 'members' }, h('h2', {}, 'Members'),
-    h('table', { class: 'grid' }, h('tr', {}, ['user', 'role', 'level', 'competences', ''].map((c) => h('th', {}, c))),
-      members.map((m) => h('tr', {}, h('td', {}, m.display_name || m.username), h('td', {}, m.role), h('td', {}, m.level || ''),
-        h('td', {}, m.competences.map((c) => [c.modality, c.body_part].filter(Boolean).join('/')).join(', ') || 'all'),
-        h('td', {}, h('button', { class: 'link', onclick: async () => {
-          try { await del(`/api/projects/${pid}/members/${m.id}`); reload(); } catch (e) { toast(e.message, 'error'); }
-        } }, 'remove'))))),
+    h('table', { class: 'grid' }, h('tr', {}, ['user', 'role', 'level', 'competences (modality/body part)', ''].map((c) => h('th', {}, c))),
+      members.map((m) => memberRow(pid, m, reload))),
     h('h3', {}, 'Invite an expert (single-use link, expires)'),
-    h('div', { class: 'row' }, role, level, note,
+    h('div', { class: 'row' }, role, level, comp, note,
       h('button', { class: 'primary', testid: 'invite-create', onclick: async () => {
-        const inv = await post(`/api/projects/${pid}/invites`, { role: role.value, level: role.value === 'annotator' ? level.value : null, note: note.value });
-        link.textContent = `${location.origin}${inv.path}`;
-        toast('Invite created: send the link; it works once.');
+        try {
+          const inv = await post(`/api/projects/${pid}/invites`, { role: role.value, level: role.value === 'annotator' ? level.value : null,
+            note: note.value, competences: parseCompetences(comp.value) });
+          link.textContent = `${location.origin}${inv.path}`;
+          inviteBody.replaceChildren(...inviteRows(await get(`/api/projects/${pid}/invites`)));
+          toast('Invite created: send the link; it works once.');
+        } catch (e) { toast(e.message, 'error'); }
       } }, 'Create invite link')),
     link,
-    h('table', { class: 'grid' }, h('tr', {}, ['role', 'level', 'note', 'expires', 'used'].map((c) => h('th', {}, c))),
-      invites.map((i) => h('tr', {}, h('td', {}, i.role), h('td', {}, i.level || ''), h('td', {}, i.note), h('td', {}, i.expires_at.slice(0, 16)), h('td', {}, i.used ? 'yes' : 'no')))));
+    h('table', { class: 'grid', testid: 'invites' }, h('thead', {}, h('tr', {}, ['role', 'level', 'note', 'expires', 'used'].map((c) => h('th', {}, c)))),
+      inviteBody));
+}
+
+// Items: added as a round (readers per item, deadline, gold share) from de-identified URIs; coverage per item.
+function addItemsSection(pid, project, reload) {
+  const stamp = new Date().toISOString().slice(0, 16).replace(/[-:T]/g, '');
+  const lines = h('textarea', { rows: 4, cols: 90, testid: 'items-uris',
+    placeholder: 'one item per line: [EXTERNAL_ID] URI [URI ...]  (file:// or s3:// in the deid/derived zone, or an allow-listed de-identified DICOMweb URL)' });
+  const modality = h('input', { size: 6, placeholder: 'CT', testid: 'items-modality' });
+  const body = h('input', { size: 10, placeholder: 'CHEST', testid: 'items-body-part' });
+  const name = h('input', { value: `manual-${stamp}`, size: 22, testid: 'round-name' });
+  const k = h('input', { type: 'number', min: 1, max: 50, value: project.readers_per_item, testid: 'round-k' });
+  const deadline = h('input', { type: 'datetime-local', testid: 'round-deadline' });
+  const gold = h('input', { type: 'number', min: 0, max: 1, step: 0.05, value: 0, testid: 'round-gold' });
+  const err = h('p', { class: 'error', testid: 'add-items-error' });
+  return h('section', { testid: 'add-items' }, h('h2', {}, 'Add items (a new round)'),
+    h('p', { class: 'muted' }, 'Items are de-identified series from the store\'s deid or derived zone, or from an allow-listed archive of de-identified data; ',
+      'anything else is refused. The pipeline offers no catalog browser over HTTP yet: paste the URIs its dispatch step or ',
+      h('code', {}, 'curate'), ' lists (several URIs on one line make one series).'),
+    lines,
+    h('div', { class: 'row' }, h('label', {}, 'Modality', modality), h('label', {}, 'Body part', body), h('label', {}, 'Round name', name),
+      h('label', {}, 'Readers per item', k), h('label', {}, 'Deadline (UTC)', deadline), h('label', {}, 'Gold share', gold)),
+    h('button', { class: 'primary', testid: 'items-add', onclick: async () => {
+      err.textContent = '';
+      const items = lines.value.split('\n').map((l) => l.trim().split(/\s+/).filter(Boolean)).filter((t) => t.length)
+        .map((t, n) => {
+          const own = !t[0].includes('://');
+          return { external_id: own ? t[0] : `${name.value}-${n + 1}`, uris: own ? t.slice(1) : t,
+            modality: modality.value.trim().toUpperCase(), body_part: body.value.trim().toUpperCase() };
+        });
+      if (!items.length) { err.textContent = 'Paste at least one URI.'; return; }
+      try {
+        const r = await post(`/api/projects/${pid}/rounds`, { name: name.value, readers_per_item: Number(k.value), gold_share: Number(gold.value),
+          deadline: deadline.value ? `${deadline.value}:00Z` : null, items });
+        toast(`Round ${r.round.number}: ${r.created.length} items added, ${r.existing.length} already there.`);
+        reload();
+      } catch (e) { err.textContent = e.message; }
+    } }, 'Add items'),
+    err);
+}
+
+function coverageSection(cov, reload) {
+  const stuck = cov.items.filter((c) => c.state === 'no eligible reader left');
+  return h('section', { testid: 'coverage' }, h('h2', {}, 'Items'),
+    cov.stuck || cov.short
+      ? h('p', { class: 'error', testid: 'stuck-summary' },
+        `${cov.stuck} item${cov.stuck === 1 ? '' : 's'} nobody left can read` +
+        (stuck.length ? ` (${stuck.map((c) => c.external_id).slice(0, 8).join(', ')})` : '') +
+        `; ${cov.short} short of readers. Invite readers or widen competences.`)
+      : h('p', { class: 'muted', testid: 'stuck-summary' }, 'Every open reading has a reader who may take it.'),
+    h('table', { class: 'grid' },
+      h('tr', {}, ['item', 'round', 'modality / body part', 'required', 'submitted', 'in hand', 'open', 'skipped', 'readers left', 'state', 'gold'].map((c) => h('th', {}, c))),
+      cov.items.map((c) => h('tr', { testid: `coverage-${c.external_id}` },
+        h('td', {}, c.external_id), h('td', {}, c.round), h('td', {}, [c.modality, c.body_part].filter(Boolean).join(' / ')),
+        [c.required, c.submitted, c.in_hand, c.open, c.skipped, c.eligible_readers].map((v) => h('td', {}, v)),
+        h('td', { class: ['no eligible reader left', 'short of readers'].includes(c.state) ? 'error' : '', testid: `state-${c.external_id}` }, c.state),
+        h('td', {}, h('button', { class: 'link', testid: `gold-${c.external_id}`, onclick: async () => {
+          try { await put(`/api/items/${c.item_id}/gold`, { is_gold: !c.is_gold }); reload(); } catch (e) { toast(e.message, 'error'); }
+        } }, c.is_gold ? 'unmark gold' : 'make gold'))))));
 }
 
 function progressSection(p) {
@@ -105,6 +192,11 @@ function exportSection(pid, kind) {
 }
 
 export async function manageProject(pid) {
+  if (Number.isNaN(pid)) { // #/manage/new and #/manage/admin: the pages without a project
+    const page = location.hash.split('/')[2];
+    if (page === 'admin') return (await import('./admin.js')).adminPage();
+    return (await import('./templates.js')).newProjectPage();
+  }
   const reload = () => manageProject(pid);
   const project = await get(`/api/projects/${pid}`);
   const manage = can(pid, 'manage');
@@ -117,6 +209,8 @@ export async function manageProject(pid) {
   }
   if (can(pid, 'progress')) {
     parts.push(progressSection(await get(`/api/projects/${pid}/progress`)));
+    if (can(pid, 'manage') || can(pid, 'export')) parts.push(addItemsSection(pid, project, reload));
+    parts.push(coverageSection(await get(`/api/projects/${pid}/coverage`), reload));
     parts.push(roundsSection(pid, await get(`/api/projects/${pid}/rounds`), reload));
   }
   if (can(pid, 'export')) parts.push(exportSection(pid, project.kind));
