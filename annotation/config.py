@@ -43,6 +43,8 @@ class Settings:
     airflow_retries: int = 3
     cache_mb: int = 256
     web_dist: Path = WEB_DIST
+    # gzip: the viewer's assets (precompressed, immutable) and API answers incl. DICOM objects and frames.
+    compress: bool = True
     cookie_secure: bool = False
     log_requests: bool = False
 
@@ -74,5 +76,6 @@ class Settings:
         if env.get("ANNOTATION_WEB_DIST"):
             s.web_dist = Path(env["ANNOTATION_WEB_DIST"])
         s.cookie_secure = env.get("ANNOTATION_COOKIE_SECURE", "0") == "1"
+        s.compress = env.get("ANNOTATION_COMPRESS", "1") == "1"
         s.log_requests = env.get("ANNOTATION_LOG_REQUESTS", "0") == "1"
         return s

@@ -1,0 +1,149 @@
+"""Point 14 of issue 17: what an external expert's browser moves. The viewer's hashed assets are
+gzip-compressed and immutable for a year; DICOM objects, frames and JSON are gzip-compressed
+(deflate) on the way out; nothing changes in what the client decodes.
+
+The throttled measurement (Chromium CDP Network.emulateNetworkConditions, 20 Mbit/s, 40 ms) records
+bytes and seconds of the first case (cold cache) and the next one, with compression off and on, in
+test-artifacts/annotation-manager/transfer.json; it asserts bytes only (timings belong to benchmarks)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+
+from annotation.admin import create_admin
+from annotation.config import WEB_DIST
+from tests.annotation import dicomgen
+from tests.annotation.conftest import make_client
+from tests.annotation.test_manager import ARTIFACTS, PASSWORD, Api, launch, require_browser_stack, sign_in
+from tests.annotation.world import build_world
+
+LINK = {"offline": False, "latency": 40, "downloadThroughput": 20e6 / 8, "uploadThroughput": 20e6 / 8}
+
+
+def _biggest_asset() -> Path:
+    return max((WEB_DIST / "assets").glob("*.js"), key=lambda p: p.stat().st_size)
+
+
+def test_assets_are_gzipped_once_and_immutable(tmp_path: Path) -> None:
+    require_browser_stack()
+    asset = _biggest_asset()
+    with make_client(f"sqlite:///{tmp_path / 'a.db'}") as client:
+        r = client.get(f"/assets/{asset.name}", headers={"Accept-Encoding": "gzip"})
+        assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+        assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert int(r.headers["content-length"]) < asset.stat().st_size / 3  # 4.4 MB of JavaScript: about 1 MB
+        assert r.content == asset.read_bytes()  # httpx decoded it: the same file
+        plain = client.get(f"/assets/{asset.name}", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.content == asset.read_bytes()
+        again = client.get(f"/assets/{asset.name}", headers={"If-None-Match": r.headers["etag"]})
+        assert again.status_code == 304 and not again.content
+        for missing in ("/assets/nope.js", "/assets/..%2F..%2Fconfig.py", "/assets/.hidden"):
+            assert client.get(missing).status_code == 404
+        assert client.get("/").headers["cache-control"] == "no-cache"  # index.html names the current hashes
+
+
+def test_dicom_objects_and_frames_are_deflated(tmp_path: Path, store_root: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    paths = {}
+    for compress in (False, True):
+        with make_client(url, compress=compress) as client:
+            if not compress:
+                w = build_world(client, url, store_root, readers=1, verification=0, n_items=1)
+            for what in ("file", "frames/0"):
+                r = client.get(f"/api/items/{w.items[0]}/instances/0/{what}", headers={**w.h("manager"), "Accept-Encoding": "gzip"})
+                assert r.status_code == 200
+                assert r.headers.get("content-encoding") == ("gzip" if compress else None), what
+                paths[(what, compress)] = (r.content, r.num_bytes_downloaded)
+    for what in ("file", "frames/0"):
+        (plain, plain_bytes), (packed, packed_bytes) = paths[(what, False)], paths[(what, True)]
+        assert packed == plain  # decoded by the client: the same bytes
+        assert packed_bytes < plain_bytes
+
+
+def _measure(api: Api, base: str, browser, shots: Path, label: str) -> dict:
+    """Seconds and bytes on the throttled link: the first case with a cold cache, then the next case."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    login = context.new_page()
+    sign_in(login, base, "expert")
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    urls: dict[str, str] = {}
+    moved: dict[str, int] = {}
+    cdp.on("Network.requestWillBeSent", lambda e: urls.__setitem__(e["requestId"], e["request"]["url"]))
+    cdp.on("Network.loadingFinished", lambda e: moved.__setitem__(e["requestId"], e["encodedDataLength"]))
+    cdp.send("Network.clearBrowserCache")
+    cdp.send("Network.emulateNetworkConditions", LINK)
+
+    def case(go) -> dict:
+        urls.clear()
+        moved.clear()
+        start = time.perf_counter()
+        go()
+        page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=120_000)
+        seconds = time.perf_counter() - start
+        page.wait_for_timeout(300)  # the last loadingFinished events
+        by_kind = {"assets": 0, "dicom": 0, "other": 0}
+        for rid, n in moved.items():
+            url = urls.get(rid, "")
+            kind = "assets" if "/assets/" in url or url.rstrip("/") == base else "dicom" if "/instances/" in url else "other"
+            by_kind[kind] += n
+        return {"seconds": round(seconds, 3), "bytes": sum(by_kind.values()), **{f"{k}_bytes": v for k, v in by_kind.items()}}
+
+    first = case(lambda: page.goto(f"{base}/#/task"))
+    page.screenshot(path=str(shots / f"{label}-first-case.png"))
+    expert = api.auth("expert")
+    task = next(t for t in api.client.get("/api/tasks", headers=expert).json()["tasks"] if t["status"] == "assigned")
+    r = api.client.post(f"/api/tasks/{task['id']}/submit", headers=expert, json={
+        "labels": [{"label": "finding", "value": False, "confidence": 80}], "rois": [], "active_ms": 1000, "idle_ms": 0})
+    assert r.status_code == 200, r.text
+    page.evaluate("location.hash = '#/tasks'")
+    page.get_by_test_id("task-list").wait_for()
+
+    def go_next() -> None:
+        page.evaluate("location.hash = '#/task'")
+        page.wait_for_selector("[data-testid=viewport]:not([data-loaded=true])", timeout=60_000)
+
+    following = case(go_next)
+    context.close()
+    return {"first_case": first, "next_case": following}
+
+
+def test_first_and_next_case_on_a_throttled_link(live_server_factory, tmp_path: Path) -> None:
+    require_browser_stack()
+    from playwright.sync_api import sync_playwright
+
+    store = tmp_path / "store"
+    cases = [dicomgen.write_series(store / "deid" / f"ct{n}", 4, rows=512, cols=512, seed=70 + n) for n in range(2)]
+    shots = ARTIFACTS / "transfer"
+    shots.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, dict] = {}
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            for compress in ("0", "1"):
+                server = live_server_factory(env={"ANNOTATION_STORE_URI": str(store), "ANNOTATION_COMPRESS": compress})
+                create_admin(server.database_url, "admin", PASSWORD)
+                api = Api(server.url)
+                admin = api.auth("admin")
+                pid = api.client.post("/api/projects", headers=admin, json={
+                    "name": "ct-read", "readers_per_item": 1,
+                    "schema": {"labels": [{"id": "finding", "name": "Finding", "kind": "boolean"}]}}).json()["id"]
+                uid = api.user(admin, "expert")
+                api.client.post(f"/api/projects/{pid}/members", headers=admin, json={"user_id": uid, "role": "annotator"})
+                r = api.client.post(f"/api/projects/{pid}/items", headers=admin, json={"items": [
+                    {"external_id": f"ct-{n}", "uris": [p.as_uri() for p in paths], "modality": "CT"} for n, paths in enumerate(cases)]})
+                assert r.status_code == 201, r.text
+                figures["compressed" if compress == "1" else "uncompressed"] = _measure(
+                    api, server.url, browser, shots, "compressed" if compress == "1" else "uncompressed")
+        finally:
+            browser.close()
+    figures["link"] = {"mbit_s": 20, "latency_ms": 40, "dicom_bytes_on_disk": sum(p.stat().st_size for p in cases[0])}
+    (ARTIFACTS / "transfer.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+    before, after = figures["uncompressed"], figures["compressed"]
+    assert after["first_case"]["assets_bytes"] < before["first_case"]["assets_bytes"] / 2.5
+    assert after["first_case"]["dicom_bytes"] < before["first_case"]["dicom_bytes"]
+    assert after["next_case"]["assets_bytes"] < 20_000  # immutable assets come from the cache: no viewer JS again
