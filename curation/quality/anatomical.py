@@ -196,7 +196,7 @@ def anatomical_metrics(volume: np.ndarray, spacing: tuple[float, float, float], 
     if tissues is not None:
         ms.masks.update({k: v for k, v in tissues.sizes().items()})
     names = ("snr", "snr_dietrich", "cnr", "cjv", "efc", "fber", "wm2max", "qi1", "snr_csf", "snr_gm", "snr_wm",
-             "icvs_csf", "icvs_gm", "icvs_wm", "fwhm_avg", "inu_range", "inu_med", "gsr", "var")
+             "icvs_csf", "icvs_gm", "icvs_wm", "fwhm_avg", "fwhm_edge", "inu_range", "inu_med", "gsr", "var")
     if inp is None:
         why = ("no head/foreground found" if not masks.head.any()
                else "brain too small for tissue classes (is this a brain MR volume?)")
@@ -207,6 +207,7 @@ def anatomical_metrics(volume: np.ndarray, spacing: tuple[float, float, float], 
     ((m, stats), fw, var), (bias, g) = both(
         lambda: (iqms(inp), artifacts.fwhm(inp.data, brain), artifacts.laplacian_variance(inp.data, brain)),
         lambda: (artifacts.inu(inp.data, [inp.gm, inp.wm]), artifacts.ghost_ratio(inp.data, inp.head, inp.air)))
+    edge = artifacts.edge_fwhm(inp.data, inp.head)
     ms.notes["summary"] = stats
     ms.notes["harmonisation_scale"] = inp.scale
     ms.notes["tissue_order"] = list(tissues.order)
@@ -220,6 +221,7 @@ def anatomical_metrics(volume: np.ndarray, spacing: tuple[float, float, float], 
         else:
             ms.set(ours, val, "tissue class empty or without spread")
     ms.set("fwhm_avg", fw["fwhm_avg"], "no autocorrelation estimate in the brain mask")
+    ms.set("fwhm_edge", edge["fwhm_edge"], "fewer than 20 monotone edges at or inside the head")
     for k in ("fwhm_x", "fwhm_y", "fwhm_z"):
         ms.set(k, fw[k], "axis too short or no autocorrelation estimate")
     for k, v in bias.items():

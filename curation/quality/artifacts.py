@@ -1,7 +1,11 @@
 """Image-quality measures aimed at one artifact each, beyond MRIQC's python-coded set (MRIQC gets
 them from AFNI/ANTs, which are not shipped here):
 
-- fwhm: smoothness (AFNI 3dFWHMx "classic" estimator, voxels) -- rises with blur;
+- fwhm: smoothness (AFNI 3dFWHMx "classic" estimator, voxels) -- rises with blur, but also with the
+  matrix: on anatomy it measures how many voxels a structure spans, so it is not comparable between
+  resolutions (issue 19);
+- edge_fwhm: the point-spread FWHM in voxels read off the image's sharpest edges -- about 1 voxel for
+  any well-resolved acquisition at any matrix, 2.355 sigma for a Gaussian blur of sigma voxels;
 - inu_range / inu_med: intensity non-uniformity, from a quadratic fit to log WM intensity (the N4
   field's p95 - p5 in MRIQC) -- rises with a bias field;
 - gsr: ghost-to-signal ratio along the phase-encode direction (MRIQC's functional gsr) -- rises with
@@ -15,6 +19,7 @@ import math
 
 import cv2
 import numpy as np
+from scipy.ndimage import maximum_filter1d
 
 from curation.quality.masks import bounding_box
 
@@ -52,6 +57,63 @@ def fwhm(volume: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     vals = [out[k] for k in ("fwhm_x", "fwhm_y", "fwhm_z") if not math.isnan(out[k])]
     out["fwhm_avg"] = float(np.mean(vals)) if vals else math.nan
     return out
+
+
+#: Half-width (voxels) of the window an edge is read in: wide enough for a blur of FWHM about 4 voxels.
+EDGE_SPAN = 3
+#: A Gaussian edge's steepest one-voxel step is height / (sigma sqrt(2 pi)); FWHM = 2 sqrt(2 ln 2) sigma.
+_WIDTH_TO_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0)) / math.sqrt(2.0 * math.pi)
+
+
+def edge_fwhm(volume: np.ndarray, mask: np.ndarray, span: int = EDGE_SPAN, max_slices: int = 8,
+              strongest: float = 0.10) -> dict[str, float]:
+    """In-plane point-spread FWHM (voxels) from the sharpest edges at the mask's boundary and inside it.
+
+    An edge is a window of 2 `span` one-voxel steps along a row or column that rises (or falls)
+    monotonically (|net step| >= 0.9 x the summed |steps|) with its steepest step in the middle; its
+    width is net step / steepest step (1 voxel for an ideal step sampled at voxel centres, sigma
+    sqrt(2 pi) for a Gaussian edge). The median width of the `strongest` fraction of edges (by
+    height, where noise matters least), times 2 sqrt(2 ln 2) / sqrt(2 pi), is the FWHM. Unlike the
+    autocorrelation FWHM it does not grow with the matrix: a structure spanning more voxels does not
+    make its edge wider in voxels. In-plane only (a 2D acquisition's slices are independent). Reads
+    true up to a FWHM of about 3.5 voxels (sigma 1.5); beyond, the window no longer holds the whole
+    edge and the reading grows more slowly than the blur (tests/quality/test_edge_fwhm.py).
+    `max_slices` evenly spaced slices through the mask are read (the measure is a median)."""
+    nan = {"fwhm_edge": math.nan, "fwhm_edge_n": 0.0}
+    m = np.asarray(mask, dtype=bool)
+    zz = np.flatnonzero(m.any(axis=(1, 2)))
+    if zz.size == 0:
+        return nan
+    pick = np.unique(zz[np.linspace(0, zz.size - 1, min(max_slices, zz.size)).round().astype(int)])
+    m = m[pick]
+    yy, xx = np.flatnonzero(m.any(axis=(0, 2))), np.flatnonzero(m.any(axis=(0, 1)))
+    pad = span + 1
+    ys, xs = slice(max(yy[0] - pad, 0), yy[-1] + pad + 1), slice(max(xx[0] - pad, 0), xx[-1] + pad + 1)
+    v = np.asarray(volume)[pick][:, ys, xs].astype(np.float32)
+    m = m[:, ys, xs]
+    n_win = 2 * span
+    heights, widths = [], []
+    for axis in (1, 2):
+        a, mk = np.moveaxis(v, axis, -1), np.moveaxis(m, axis, -1)
+        n = a.shape[-1]
+        if n < n_win + 2:
+            continue
+        steps = np.abs(np.diff(a, axis=-1))  # steps[j] = |a[j+1] - a[j]|
+        net = np.abs(a[..., n_win:] - a[..., :-n_win])  # over steps[j .. j+n_win-1]
+        cs = np.concatenate([np.zeros(steps.shape[:-1] + (1,), np.float32), np.cumsum(steps, axis=-1)], axis=-1)
+        path = cs[..., n_win:] - cs[..., :-n_win]
+        steepest = maximum_filter1d(steps, size=n_win, axis=-1, origin=-(n_win // 2))[..., :n - n_win]
+        centre = steps[..., span:span + n - n_win]
+        near = mk[..., span:span + n - n_win] | mk[..., span + 1:span + 1 + n - n_win]
+        ok = near & (centre == steepest) & (net >= 0.9 * path) & (steepest > 0)
+        heights.append(net[ok])
+        widths.append(net[ok] / steepest[ok])
+    h = np.concatenate(heights) if heights else np.zeros(0, np.float32)
+    if h.size < 20:
+        return nan
+    w = np.concatenate(widths)
+    sel = h >= np.percentile(h, 100.0 * (1.0 - strongest))
+    return {"fwhm_edge": float(np.median(w[sel])) * _WIDTH_TO_FWHM, "fwhm_edge_n": float(np.count_nonzero(sel))}
 
 
 def _poly_terms(coords: np.ndarray) -> np.ndarray:
