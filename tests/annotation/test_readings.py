@@ -7,9 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from statsmodels.stats.inter_rater import aggregate_raters
+from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
 from annotation.admin import create_admin
+from annotation.routers.review import fleiss_kappa, iou, kappa_with_ci, roi_disagreements
 from tests.annotation import dicomgen
 from tests.annotation.conftest import ROOT
 from tests.annotation.test_browser import _login, _require_browser_stack, launch, watched_page
@@ -30,7 +34,8 @@ BOX = {"label": "lesion_box", "kind": "box", "instance": 0, "frame": 0, "points"
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-def _world(server, store: Path, schema: dict, n_ct: int = 6, n_mr: int = 2, k: int = 3) -> dict:
+def _world(server, store: Path, schema: dict, n_ct: int = 6, n_mr: int = 2, k: int = 3,
+           readers: tuple[str, ...] = ("ann", "bob")) -> dict:
     """A project with n_ct CT and n_mr MR items read by k readers each; 'ann' reads CT only."""
     create_admin(server.database_url, "admin", PASSWORD)
     c = httpx.Client(base_url=server.url, timeout=60)
@@ -38,7 +43,8 @@ def _world(server, store: Path, schema: dict, n_ct: int = 6, n_mr: int = 2, k: i
     admin = {"Authorization": f"Bearer {tok('admin')}"}
     pid = c.post("/api/projects", headers=admin, json={"name": "readings", "readers_per_item": k, "schema": schema}).json()["id"]
     users = {}
-    for name, competences in [("ann", [{"modality": "CT"}]), ("bob", [])]:
+    for name in readers:
+        competences = [{"modality": "CT"}] if name == "ann" else []
         users[name] = c.post("/api/users", headers=admin, json={"username": name, "password": PASSWORD}).json()["id"]
         r = c.post(f"/api/projects/{pid}/members", headers=admin,
                    json={"user_id": users[name], "role": "annotator", "level": "junior", "competences": competences})
@@ -51,7 +57,8 @@ def _world(server, store: Path, schema: dict, n_ct: int = 6, n_mr: int = 2, k: i
     if items:
         r = c.post(f"/api/projects/{pid}/items", headers=admin, json={"items": items})
         assert r.status_code == 201, r.text
-    return {"c": c, "pid": pid, "h": {u: {"Authorization": f"Bearer {tok(u)}"} for u in ("ann", "bob")}}
+    return {"c": c, "pid": pid, "items": r.json()["created"] if items else [],
+            "h": {u: {"Authorization": f"Bearer {tok(u)}"} for u in readers}}
 
 
 def test_required_labels_are_required_and_named(live_server_factory, tmp_path: Path) -> None:
@@ -201,6 +208,106 @@ def test_regions_in_label_colour_with_name_stats_toggle_and_jump(live_server_fac
             expect(page.get_by_test_id("roi-item")).to_contain_text("image 2")
             page.get_by_test_id("roi-goto-0").click()
             expect(page.get_by_test_id("slice")).to_have_attribute("data-index", "1")
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def _box(x0: float, y0: float, x1: float, y1: float, instance: int = 0) -> dict:
+    return {"label": "lesion_box", "kind": "box", "instance": instance, "frame": 0, "points": [[x0, y0], [x1, y1]]}
+
+
+def test_fleiss_kappa_equals_statsmodels() -> None:
+    rng = np.random.default_rng(7)
+    for raters, categories, items in [(3, 2, 40), (5, 2, 12), (4, 3, 25), (2, 2, 9)]:
+        ratings = rng.integers(0, categories, size=(items, raters))
+        ratings[: items // 2] = ratings[: items // 2, :1]  # half the items unanimous: kappa well above 0
+        table, _ = aggregate_raters(ratings, n_cat=categories)
+        kappa, raw = fleiss_kappa(table)
+        assert kappa == pytest.approx(statsmodels_fleiss_kappa(table, method="fleiss"), abs=1e-12)
+        pairs = [np.mean([a == b for i, a in enumerate(row) for b in row[i + 1:]]) for row in ratings]
+        assert raw == pytest.approx(np.mean(pairs))
+        k, _, lo, hi = kappa_with_ci(table)
+        assert lo <= k <= hi and -1 <= lo < hi <= 1
+    assert fleiss_kappa(np.array([[3, 0], [3, 0]]))[0] is None  # all answers equal: undefined, not 100 %
+
+
+def test_region_overlap_and_disagreement() -> None:
+    assert iou(_box(0, 0, 10, 10), _box(5, 0, 15, 10)) == pytest.approx(1 / 3)
+    square = {"label": "lesion_box", "kind": "freehand", "instance": 0, "frame": 0, "points": [[0, 0], [10, 0], [10, 10], [0, 10]]}
+    assert iou(square, _box(0, 0, 10, 10)) == 1.0
+    assert iou(_box(0, 0, 10, 10), _box(0, 0, 10, 10, instance=1)) == 0.0  # another slice never overlaps
+    found = roi_disagreements({"a": [_box(0, 0, 10, 10)], "b": [_box(6, 0, 16, 10), _box(50, 50, 60, 60)],
+                               "c": [_box(0, 0, 10, 9)]}, 0.5)
+    kinds = sorted((d.kind, tuple(d.readers), d.drawn_by or "") for d in found)
+    assert kinds == [("misplaced", ("a", "b"), ""), ("misplaced", ("b", "c"), ""), ("missing", ("a", "b"), "b"),
+                     ("missing", ("b", "c"), "b")], kinds  # a and c agree (IoU 0.9)
+
+
+def test_review_screens_count_region_disagreement_and_show_kappa(live_server_factory, tmp_path: Path) -> None:
+    """Three readers, four cases: one label disagreement, one case with a misplaced and a missing box.
+    The review page shows Fleiss' kappa (equal to statsmodels') with its interval beside the raw
+    agreement, heatmaps in viridis with a legend (100 % bright yellow), a disagreement column that
+    filters and sorts; the discrepancy view names the region disagreements."""
+    _require_browser_stack()
+    from playwright.sync_api import expect, sync_playwright
+
+    schema = {"labels": [lab | {"required": False} for lab in SCHEMA["labels"]]}
+    server = live_server_factory()
+    w = _world(server, tmp_path / "store", schema, n_ct=4, n_mr=0, k=3, readers=("ann", "bob", "cat"))
+    c, pid = w["c"], w["pid"]
+    plan = {  # case -> reader -> (nodule answer, boxes)
+        0: {"ann": (True, [_box(4, 4, 20, 20)]), "bob": (True, [_box(4, 4, 20, 20)]), "cat": (True, [_box(5, 4, 20, 20)])},
+        1: {"ann": (True, []), "bob": (False, []), "cat": (True, [])},
+        2: {"ann": (False, [_box(2, 2, 12, 12)]), "bob": (False, [_box(9, 9, 19, 19)]), "cat": (False, [])},
+        3: {"ann": (False, []), "bob": (False, []), "cat": (False, [])},
+    }
+    for reader in ("ann", "bob", "cat"):
+        for _ in plan:
+            t = c.post(f"/api/tasks/next?project_id={pid}", headers=w["h"][reader]).json()["task"]
+            case = w["items"].index(t["item"]["id"])
+            value, boxes = plan[case][reader]
+            r = c.post(f"/api/tasks/{t['id']}/submit", headers=w["h"][reader], json={
+                "labels": [{"label": "nodule", "value": value, "confidence": 80}], "rois": boxes})
+            assert r.status_code == 200, r.text
+    table, _ = aggregate_raters(np.array([[int(plan[i][r][0]) for r in ("ann", "bob", "cat")] for i in plan]), n_cat=2)
+    expected_kappa = statsmodels_fleiss_kappa(table, method="fleiss")
+    admin = {"Authorization": "Bearer " + c.post("/api/auth/login", json={"username": "admin", "password": PASSWORD}).json()["token"]}
+    stats = c.get(f"/api/projects/{pid}/statistics", headers=admin).json()
+    nodule = next(k for k in stats["kappa"] if k["label"] == "nodule")
+    assert nodule["kappa"] == pytest.approx(expected_kappa, abs=1e-4) and nodule["items"] == 4 and nodule["readers"] == 3
+    assert nodule["ci_low"] <= nodule["kappa"] <= nodule["ci_high"]
+    per_item = {d["item_id"]: d for d in stats["items"]}
+    assert per_item[w["items"][0]]["disagreement"] == 0  # boxes overlapping at IoU > 0.5 agree
+    assert per_item[w["items"][1]]["label_disagreements"] == ["nodule"]
+    assert per_item[w["items"][2]]["roi_misplaced"] == 1 and per_item[w["items"][2]]["roi_missing"] == 2
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page, errors = watched_page(browser, 1400, 1000)
+            _login(page, server.url, "admin")
+            page.goto(f"{server.url}/#/review/{pid}")
+            page.get_by_test_id("kappa").wait_for()
+            expect(page.get_by_test_id("kappa-nodule-value")).to_have_text(f"{expected_kappa:.2f}")
+            expect(page.get_by_test_id("kappa-nodule")).to_contain_text("%")  # raw agreement beside it
+            diagonal = page.get_by_test_id("heatmap-agreement").locator("td[data-value='1']").first
+            expect(diagonal).to_have_css("background-color", "rgb(253, 231, 37)")
+            expect(page.get_by_test_id("legend-agreement")).to_be_visible()
+            expect(page.get_by_test_id(f"disagreement-{w['items'][2]}")).to_contain_text("missing")
+            expect(page.get_by_test_id(f"disagreement-{w['items'][2]}")).to_contain_text("misplaced")
+            page.screenshot(path=ARTIFACTS / "07-review-kappa-heatmap.png", full_page=True)
+            page.get_by_test_id("disagreement-filter").select_option("any")
+            expect(page.get_by_test_id("review-item-row")).to_have_count(2)
+            page.get_by_test_id("disagreement-filter").select_option("all")
+            page.get_by_test_id("disagreement-sort").select_option("disagreement")
+            expect(page.get_by_test_id("review-item-row").first).to_have_attribute("data-item", str(w["items"][2]))
+            page.screenshot(path=ARTIFACTS / "08-review-sorted.png", full_page=True)
+            page.get_by_test_id(f"review-item-{w['items'][2]}").click()
+            expect(page.get_by_test_id("roi-disagreements")).to_contain_text("missing for cat")
+            expect(page.get_by_test_id("roi-disagreements")).to_contain_text("IoU < 0.5")
+            page.screenshot(path=ARTIFACTS / "09-discrepancy-regions.png", full_page=True)
             assert not errors, errors
         finally:
             browser.close()

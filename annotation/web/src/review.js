@@ -4,11 +4,29 @@
 import { get } from './api.js';
 import { h, mount } from './dom.js';
 
+// Viridis (matplotlib's perceptually uniform sequential map), 9 stops, interpolated linearly:
+// lightness rises with the value, so 100 % reads as the brightest, never as a warning colour.
+const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 73, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137],
+  [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37]];
+
+export function viridis(v) {
+  const x = Math.max(0, Math.min(1, v)) * (VIRIDIS.length - 1);
+  const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
+  const t = x - i;
+  const c = VIRIDIS[i].map((a, k) => Math.round(a + (VIRIDIS[i + 1][k] - a) * t));
+  return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
+}
+
 function heat(v) {
-  if (v === null || v === undefined) return '#eee';
-  const r = Math.round(255 * v);
-  const b = Math.round(255 * (1 - v));
-  return `rgb(${r},${Math.round(90 + 60 * (1 - Math.abs(v - 0.5) * 2))},${b})`;
+  return v === null || v === undefined ? '#eee' : viridis(v);
+}
+
+function legend(testid) {
+  const stops = [0, 0.25, 0.5, 0.75, 1];
+  return h('div', { class: 'legend', testid },
+    h('div', { class: 'legend-bar', style: { background: `linear-gradient(to right, ${stops.map((v) => `${viridis(v)} ${v * 100}%`).join(', ')})` } }),
+    h('div', { class: 'legend-ticks' }, stops.map((v) => h('span', {}, `${v * 100}%`))),
+    h('div', { class: 'muted' }, 'grey: no shared readings'));
 }
 
 function heatTable(testid, rowNames, colNames, values, fmt) {
@@ -16,28 +34,74 @@ function heatTable(testid, rowNames, colNames, values, fmt) {
     h('tr', {}, h('th', {}, ''), colNames.map((c) => h('th', {}, c))),
     rowNames.map((r, i) => h('tr', {}, h('th', {}, r), colNames.map((_, j) => {
       const v = values[i][j];
-      return h('td', { style: { background: heat(v) }, title: v === null ? 'no data' : String(v) }, v === null ? '–' : fmt(v));
+      return h('td', { style: { background: heat(v), color: v !== null && v > 0.6 ? '#111' : '#fff' },
+        title: v === null ? 'no data' : String(v), 'data-value': v === null ? '' : v }, v === null ? '–' : fmt(v));
     }))));
 }
 
+function kappaTable(stats, names) {
+  const f = (v) => (v === null || v === undefined ? '–' : v.toFixed(2));
+  return h('table', { class: 'grid', testid: 'kappa' },
+    h('tr', {}, h('th', {}, 'Label'), h('th', {}, 'Raw agreement'), h('th', {}, "Fleiss' κ"), h('th', {}, '95% CI'),
+      h('th', {}, 'Items (readers each)')),
+    stats.kappa.map((k) => h('tr', { testid: `kappa-${k.label}` },
+      h('td', {}, names[k.label] || k.label),
+      h('td', {}, k.raw_agreement === null ? '–' : `${Math.round(k.raw_agreement * 100)}%`),
+      h('td', { testid: `kappa-${k.label}-value` }, k.kappa === null ? (k.items ? 'undefined (all answers equal)' : '–') : f(k.kappa)),
+      h('td', {}, k.ci_low === null ? '–' : `${f(k.ci_low)} to ${f(k.ci_high)}`),
+      h('td', {}, k.items ? `${k.items} (${k.readers})` : 'too few'))));
+}
+
 export async function reviewProject(pid) {
-  const [project, stats, items] = await Promise.all([
+  const [project, stats, items, schema] = await Promise.all([
     get(`/api/projects/${pid}`), get(`/api/projects/${pid}/statistics`), get(`/api/projects/${pid}/items`),
+    get(`/api/projects/${pid}/schema`).catch(() => null),
   ]);
   const pct = (v) => `${Math.round(v * 100)}%`;
+  const names = Object.fromEntries((schema?.definition?.labels || []).map((l) => [l.id, l.name]));
+  const byItem = Object.fromEntries(stats.items.map((d) => [d.item_id, d]));
+  const filter = h('select', { testid: 'disagreement-filter', onchange: () => renderItems() },
+    h('option', { value: 'all' }, 'all items'), h('option', { value: 'any' }, 'with disagreement'),
+    h('option', { value: 'labels' }, 'label disagreement'), h('option', { value: 'regions' }, 'region disagreement'),
+    h('option', { value: 'none' }, 'readers agree'));
+  const sort = h('select', { testid: 'disagreement-sort', onchange: () => renderItems() },
+    h('option', { value: 'item' }, 'item order'), h('option', { value: 'disagreement' }, 'most disagreement first'));
+  const table = h('table', { class: 'grid', testid: 'review-items' });
+  function renderItems() {
+    const d = (it) => byItem[it.id] || { disagreement: 0, label_disagreements: [], roi_disagreements: 0, roi_missing: 0, roi_misplaced: 0 };
+    const keep = {
+      all: () => true, any: (it) => d(it).disagreement > 0, labels: (it) => d(it).label_disagreements.length > 0,
+      regions: (it) => d(it).roi_disagreements > 0, none: (it) => d(it).disagreement === 0,
+    }[filter.value];
+    let rows = items.filter(keep);
+    if (sort.value === 'disagreement') rows = [...rows].sort((a, b) => d(b).disagreement - d(a).disagreement || a.id - b.id);
+    table.replaceChildren(
+      h('tr', {}, h('th', {}, 'Item'), h('th', {}, 'Round'), h('th', {}, 'Readings'), h('th', {}, 'Complete'),
+        h('th', {}, 'Disagreement'), h('th', {}, '')),
+      ...rows.map((it) => {
+        const x = d(it);
+        const what = [x.label_disagreements.length ? `labels: ${x.label_disagreements.map((l) => names[l] || l).join(', ')}` : '',
+          x.roi_missing ? `${x.roi_missing} region${x.roi_missing > 1 ? 's' : ''} missing` : '',
+          x.roi_misplaced ? `${x.roi_misplaced} misplaced (IoU < ${stats.iou_threshold})` : ''].filter(Boolean).join('; ');
+        return h('tr', { testid: 'review-item-row', 'data-item': it.id, 'data-disagreement': x.disagreement },
+          h('td', {}, it.external_id), h('td', {}, it.round), h('td', {}, it.submitted), h('td', {}, it.complete ? 'yes' : 'no'),
+          h('td', { class: x.disagreement ? 'disagree' : '', testid: `disagreement-${it.id}` }, x.disagreement ? `${x.disagreement} · ${what}` : '0'),
+          h('td', {}, h('a', { href: `#/review/${pid}/item/${it.id}`, testid: `review-item-${it.id}` }, 'Compare readers')));
+      }));
+  }
+  renderItems();
   mount(h('div', { class: 'page' },
     h('h1', {}, `Review · ${project.name}`),
+    h('h2', {}, 'Agreement per label'),
+    stats.kappa.length ? kappaTable(stats, names) : h('p', {}, 'No labels yet.'),
     h('h2', {}, 'Positive rate by label and reader'),
-    stats.readers.length ? heatTable('heatmap-labels', stats.labels, stats.readers, stats.positive_rate, pct) : h('p', {}, 'No readings yet.'),
+    stats.readers.length ? [heatTable('heatmap-labels', stats.labels.map((l) => names[l] || l), stats.readers, stats.positive_rate, pct), legend('legend-labels')] : h('p', {}, 'No readings yet.'),
     h('h2', {}, 'Agreement between readers (share of equal answers on shared items)'),
-    stats.readers.length ? heatTable('heatmap-agreement', stats.readers, stats.readers, stats.pairwise_agreement, pct) : '',
+    stats.readers.length ? [heatTable('heatmap-agreement', stats.readers, stats.readers, stats.pairwise_agreement, pct), legend('legend-agreement')] : '',
     Object.keys(stats.gold_accuracy).length ? h('p', {}, 'Gold accuracy: ', Object.entries(stats.gold_accuracy).map(([k, v]) => `${k} ${pct(v)}`).join(', ')) : '',
     h('h2', {}, 'Items'),
-    h('table', { class: 'grid', testid: 'review-items' },
-      h('tr', {}, h('th', {}, 'Item'), h('th', {}, 'Round'), h('th', {}, 'Readings'), h('th', {}, 'Complete'), h('th', {}, '')),
-      items.map((it) => h('tr', {}, h('td', {}, it.external_id), h('td', {}, it.round), h('td', {}, it.submitted),
-        h('td', {}, it.complete ? 'yes' : 'no'),
-        h('td', {}, h('a', { href: `#/review/${pid}/item/${it.id}`, testid: `review-item-${it.id}` }, 'Compare readers')))))));
+    h('div', { class: 'row' }, 'Show ', filter, ' sorted by ', sort),
+    table));
 }
 
 async function loadFrame(itemId, instance, frame) {
@@ -162,6 +226,10 @@ export async function reviewItem(pid, itemId) {
     h('p', {}, h('a', { href: `#/review/${pid}` }, '← project review')),
     h('h1', { testid: 'review-title' }, `Discrepancy view · item ${data.item.external_id}`),
     h('p', { testid: 'disagreements' }, data.disagreements.length ? `Readers disagree on: ${data.disagreements.map((d) => names[d] || d).join(', ')}` : 'Readers agree on every label.'),
+    data.roi_disagreements.length ? h('ul', { testid: 'roi-disagreements' }, data.roi_disagreements.map((d) => h('li', { class: 'disagree' },
+      d.kind === 'missing' ? `${names[d.label] || d.label}: drawn by ${d.drawn_by}, missing for ${d.missing_for} (image ${d.instance + 1})`
+        : `${names[d.label] || d.label}: ${d.readers.join(' and ')} overlap only ${Math.round(d.iou * 100)}% (IoU < ${data.iou_threshold}, image ${d.instance + 1})`)))
+      : h('p', { testid: 'roi-disagreements' }, 'Regions agree.'),
     h('div', { class: 'toolbar' },
       h('button', { onclick: () => { index = Math.max(0, index - 1); show(); } }, '▲'),
       h('button', { onclick: () => { index = Math.min(frames.length - 1, index + 1); show(); } }, '▼'), sliceText,
