@@ -200,6 +200,19 @@ def _pin_dates(ds: Dataset, identity: ReleaseIdentity) -> None:
             setattr(ds, tag, "000000")
 
 
+#: Type 3 sequences of the Patient and General Study modules that highdicom copies from the source images.
+#: The de-identifier empties them (PS3.15 Annex E allows it), but in the label object an empty Type 3
+#: sequence is invalid (dciodvfy: "Bad Sequence number of Items 0"): present means at least one item.
+COPIED_TYPE3_SEQUENCES = ("ReferencedStudySequence", "ReferencedPatientSequence")
+
+
+def _drop_empty_copied_sequences(ds: Dataset) -> None:
+    """Remove the copied Type 3 sequences that arrived empty (absent is what an empty one means)."""
+    for keyword in COPIED_TYPE3_SEQUENCES:
+        if keyword in ds and not ds[keyword].value:
+            delattr(ds, keyword)
+
+
 def findings_sr(source_datasets: Sequence[Dataset], findings: Iterable[Finding], boxes: Iterable[Box] = (), *,
                 identity: ReleaseIdentity, series_uid: str, instance_number: int = 1,
                 manufacturer: str = MANUFACTURER) -> hd.sr.ComprehensiveSR:
@@ -224,6 +237,7 @@ def findings_sr(source_datasets: Sequence[Dataset], findings: Iterable[Finding],
         series_description=f"consensus findings, release {identity.name} {identity.version}"[:64],
     )
     _pin_dates(sr, identity)
+    _drop_empty_copied_sequences(sr)
     return sr
 
 
@@ -304,6 +318,7 @@ def consensus_seg(source_datasets: Sequence[Dataset], masks: Mapping[str, np.nda
                 del group.PixelMeasuresSequence
     _pin_uids(seg, identity, series_uid)
     _pin_dates(seg, identity)
+    _drop_empty_copied_sequences(seg)
     return seg
 
 

@@ -15,6 +15,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
 from pydicom.uid import (
     DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
@@ -97,9 +98,18 @@ def build(sources: list[Dataset], tmp: Path) -> tuple[Path, list[Path], list[Box
     return tmp / "sr.dcm", [tmp / f"seg{n}.dcm" for n in range(1, len(segs) + 1)], boxes
 
 
-@pytest.fixture(params=["dx", "ct", "sc"])
+def emptied_series(n: int = 2) -> list[Dataset]:
+    """A DX series as the platform's de-identifier leaves it: the Referenced Study and Patient
+    sequences present but emptied (PS3.15 Annex E), which the label objects must not copy as is."""
+    out = dx_series(n)
+    for ds in out:
+        ds.ReferencedStudySequence, ds.ReferencedPatientSequence = Sequence([]), Sequence([])
+    return out
+
+
+@pytest.fixture(params=["dx", "ct", "sc", "emptied"])
 def sources(request) -> list[Dataset]:
-    return {"dx": dx_series, "ct": ct_series, "sc": sc_series}[request.param]()
+    return {"dx": dx_series, "ct": ct_series, "sc": sc_series, "emptied": emptied_series}[request.param]()
 
 
 @pytest.mark.skipif(DCIODVFY is None, reason="dciodvfy (dicom3tools) is not installed")
@@ -255,3 +265,25 @@ def test_long_labels_keep_distinct_codes():
     a, b = label_code("pulmonary_nodule_solid"), label_code("pulmonary_nodule_subsolid")
     assert a.value != b.value and len(a.value) <= 16 and len(b.value) <= 16
     assert label_code("nodule").value == "nodule"
+
+
+def test_the_deidentifier_empties_the_study_reference_the_labels_must_not_copy():
+    """Why the `emptied` sources above exist: the platform's de-identifier keeps an emptied Referenced
+    Study Sequence (the demo's real release failed dciodvfy on its label objects before they dropped it)."""
+    import io
+
+    from tests.release.world import DEIDENTIFIER
+
+    ds = dx_series(1)[0]
+    ds.PatientName = "Doe^Jane"
+    del ds.PatientIdentityRemoved, ds.DeidentificationMethod
+    item = Dataset()
+    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = "1.2.840.10008.3.1.2.3.1", generate_uid()
+    ds.ReferencedStudySequence = Sequence([item])
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    released = pydicom.dcmread(io.BytesIO(DEIDENTIFIER.deidentify(buf.getvalue()).data))
+    assert "ReferencedStudySequence" in released and len(released.ReferencedStudySequence) == 0
+    sr = findings_sr([released], [Finding("nodule", 1, "majority", 3, None)], identity=IDENTITY,
+                     series_uid=str(released.SeriesInstanceUID))
+    assert "ReferencedStudySequence" not in sr
