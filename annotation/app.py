@@ -210,9 +210,14 @@ def _mount_web(app: FastAPI, settings: Settings) -> None:
     if (dist / "assets").is_dir():
         app.mount("/assets", HashedAssets(dist / "assets", settings.compress), name="assets")
 
+    # The reading viewer's chunk (Cornerstone3D, about 1.2 MB compressed) is imported only on the task
+    # page; announcing it with the page lets the browser fetch it while the app still checks the session.
+    viewer = sorted((dist / "assets").glob("viewer-*.js")) if (dist / "assets").is_dir() else []
+    preload = {"Link": f"</assets/{viewer[0].name}>; rel=modulepreload"} if len(viewer) == 1 else {}
+
     @app.get("/", include_in_schema=False)
     def web_index() -> Response:
         if index.is_file():
-            return FileResponse(index, media_type="text/html", headers={"Cache-Control": "no-cache"})
+            return FileResponse(index, media_type="text/html", headers={"Cache-Control": "no-cache", **preload})
         return HTMLResponse("<h1>curate annotation service</h1><p>The web viewer is not built: run "
                             "<code>bash annotation/install.sh</code>. The REST API is at /api/docs.</p>")

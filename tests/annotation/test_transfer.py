@@ -3,7 +3,8 @@ gzip-compressed and immutable for a year; DICOM objects, frames and JSON are gzi
 (deflate) on the way out; nothing changes in what the client decodes.
 
 The throttled measurement (Chromium CDP Network.emulateNetworkConditions, 20 Mbit/s, 40 ms) records
-bytes and seconds of the first case (cold cache) and the next one, with compression off and on, in
+bytes and seconds of the first case (cold cache) and the next one, with compression off and on (and
+on, unthrottled: what the machine's CPU costs by itself), in
 test-artifacts/annotation-manager/transfer.json; it asserts bytes only (timings belong to benchmarks)."""
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.annotation.conftest import make_client
 from tests.annotation.test_manager import ARTIFACTS, PASSWORD, Api, launch, require_browser_stack, sign_in
 from tests.annotation.world import build_world
 
+SLICES = 4
 LINK = {"offline": False, "latency": 40, "downloadThroughput": 20e6 / 8, "uploadThroughput": 20e6 / 8}
 
 
@@ -41,7 +43,10 @@ def test_assets_are_gzipped_once_and_immutable(tmp_path: Path) -> None:
         assert again.status_code == 304 and not again.content
         for missing in ("/assets/nope.js", "/assets/..%2F..%2Fconfig.py", "/assets/.hidden"):
             assert client.get(missing).status_code == 404
-        assert client.get("/").headers["cache-control"] == "no-cache"  # index.html names the current hashes
+        index = client.get("/")
+        assert index.headers["cache-control"] == "no-cache"  # index.html names the current hashes
+        preload = index.headers["link"].split(">")[0].lstrip("<")  # the viewer chunk, fetched with the page
+        assert preload.startswith("/assets/viewer-") and client.get(preload).status_code == 200
 
 
 def test_dicom_objects_and_frames_are_deflated(tmp_path: Path, store_root: Path) -> None:
@@ -62,8 +67,8 @@ def test_dicom_objects_and_frames_are_deflated(tmp_path: Path, store_root: Path)
         assert packed_bytes < plain_bytes
 
 
-def _measure(api: Api, base: str, browser, shots: Path, label: str) -> dict:
-    """Seconds and bytes on the throttled link: the first case with a cold cache, then the next case."""
+def _measure(api: Api, base: str, browser, shots: Path, label: str, link: dict | None = LINK) -> dict:
+    """Seconds and bytes on the link (None: unthrottled): the first case with a cold cache, then the next case."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     login = context.new_page()
     sign_in(login, base, "expert")
@@ -75,7 +80,8 @@ def _measure(api: Api, base: str, browser, shots: Path, label: str) -> dict:
     cdp.on("Network.requestWillBeSent", lambda e: urls.__setitem__(e["requestId"], e["request"]["url"]))
     cdp.on("Network.loadingFinished", lambda e: moved.__setitem__(e["requestId"], e["encodedDataLength"]))
     cdp.send("Network.clearBrowserCache")
-    cdp.send("Network.emulateNetworkConditions", LINK)
+    if link is not None:
+        cdp.send("Network.emulateNetworkConditions", link)
 
     def case(go) -> dict:
         urls.clear()
@@ -84,7 +90,11 @@ def _measure(api: Api, base: str, browser, shots: Path, label: str) -> dict:
         go()
         page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=120_000)
         seconds = time.perf_counter() - start
-        page.wait_for_timeout(300)  # the last loadingFinished events
+        for _ in range(300):  # the case's other slices load after the first is shown: count the whole case
+            done = [rid for rid in moved if "/instances/" in urls.get(rid, "")]
+            if len(done) >= SLICES:
+                break
+            page.wait_for_timeout(100)
         by_kind = {"assets": 0, "dicom": 0, "other": 0}
         for rid, n in moved.items():
             url = urls.get(rid, "")
@@ -116,14 +126,14 @@ def test_first_and_next_case_on_a_throttled_link(live_server_factory, tmp_path: 
     from playwright.sync_api import sync_playwright
 
     store = tmp_path / "store"
-    cases = [dicomgen.write_series(store / "deid" / f"ct{n}", 4, rows=512, cols=512, seed=70 + n) for n in range(2)]
+    cases = [dicomgen.write_series(store / "deid" / f"ct{n}", SLICES, rows=512, cols=512, seed=70 + n) for n in range(2)]
     shots = ARTIFACTS / "transfer"
     shots.mkdir(parents=True, exist_ok=True)
     figures: dict[str, dict] = {}
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
-            for compress in ("0", "1"):
+            for compress, link in (("0", LINK), ("1", LINK), ("1", None)):
                 server = live_server_factory(env={"ANNOTATION_STORE_URI": str(store), "ANNOTATION_COMPRESS": compress})
                 create_admin(server.database_url, "admin", PASSWORD)
                 api = Api(server.url)
@@ -136,8 +146,8 @@ def test_first_and_next_case_on_a_throttled_link(live_server_factory, tmp_path: 
                 r = api.client.post(f"/api/projects/{pid}/items", headers=admin, json={"items": [
                     {"external_id": f"ct-{n}", "uris": [p.as_uri() for p in paths], "modality": "CT"} for n, paths in enumerate(cases)]})
                 assert r.status_code == 201, r.text
-                figures["compressed" if compress == "1" else "uncompressed"] = _measure(
-                    api, server.url, browser, shots, "compressed" if compress == "1" else "uncompressed")
+                label = ("compressed" if compress == "1" else "uncompressed") + ("" if link else "-unthrottled")
+                figures[label] = _measure(api, server.url, browser, shots, label, link)
         finally:
             browser.close()
     figures["link"] = {"mbit_s": 20, "latency_ms": 40, "dicom_bytes_on_disk": sum(p.stat().st_size for p in cases[0])}
