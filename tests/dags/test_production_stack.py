@@ -1,0 +1,266 @@
+"""The production topology of docker-compose.yaml, started natively (no Docker daemon here): Airflow under
+CeleryExecutor with two Celery workers on a Redis broker, PostgreSQL for Airflow's metadata (and Celery's
+results) and for the catalog, the store on a SeaweedFS S3 server. `curate_source` runs on a small synthetic
+site; one worker is killed with SIGKILL while it runs a per-series task; the run still succeeds (the task is
+retried on the other worker) and what it produced equals the embedded default's (dag.test(), SQLite, a
+local store, the same pseudonym secret): catalog rows, de-identified files' SHA-256s, decisions, ledger.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+from tests.dags.components import REPO, Airflow, celery_env
+from tests.dags.test_curate_source_run import RUN
+from tests.fixtures.ports import free_ports, stop_process_group, wait_port
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+SITE = "prodstack"
+SECRET = "p" * 64
+#: A handful of one patient's series: three MR (one with a corrupt file, one truncated, one with a
+#: Thumbs.db), a burned-in secondary capture (OCR), a low-dose CT (corrupt + no SOP Instance UID), a CR,
+#: an ultrasound with burned-in text, and a PNG chest image (the image branch).
+SERIES = ("dicom/P00001/S0001/SE0002", "dicom/P00001/S0001/SE0003", "dicom/P00001/S0001/SE0004",
+          "dicom/P00001/S0001/SE0099", "dicom/P00001/S0002/SE0002", "dicom/P00001/S0004/SE0001",
+          "dicom/P00001/S0005/SE0001")
+#: The per-series stages: the worker is killed while it runs one of these.
+MAPPED = ("deid", "classify", "quality")
+#: A worker's death is noticed after this many seconds without the task's heartbeat (Airflow's default is
+#: 300): the retry then waits the DAG's retry_delay (30 s, exponential: 15-30 s for a first retry).
+HEARTBEAT_TIMEOUT_S = "30"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from synth import generate_site
+
+    full = tmp_path_factory.mktemp("synth")
+    generate_site(full, 1, 0, matrix=32, slices=4, phi_locations=False)
+    out = tmp_path_factory.mktemp("site")
+    for folder in SERIES:
+        shutil.copytree(full / folder, out / folder)
+    shutil.copytree(full / "images", out / "images", ignore=shutil.ignore_patterns("*.jpg", "*.jpeg"))
+    return out
+
+
+@pytest.fixture()
+def broker(tmp_path: Path) -> Iterator[str]:
+    """A Redis of this test's own on a free loopback port (no persistence), as the compose `redis` service."""
+    redis = shutil.which("redis-server")
+    if redis is None:
+        pytest.fail("redis-server is not installed (Debian package redis-server)")
+    port = free_ports(1)[0]
+    proc = subprocess.Popen([redis, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        assert wait_port(port, 30), f"redis-server did not listen on 127.0.0.1:{port}"
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_process_group(proc, 10)
+
+
+class Embedded(NamedTuple):
+    """The embedded default's run of the site: dag.test() in a subprocess, its home and its output."""
+
+    process: subprocess.Popen
+    home: Path
+    log: Path
+
+
+@pytest.fixture()
+def embedded(tmp_path: Path, site: Path, airflow_env: dict[str, str]) -> Iterator[Embedded]:
+    """curate_source on `site` the embedded way (SQLite catalog, local store), started in the background so
+    that it runs while the production stack starts; killed at teardown if the test ended first."""
+    home, log = tmp_path / "embedded", tmp_path / "embedded.log"
+    env = dict(airflow_env, CURATE_HOME=str(home), CURATE_PSEUDONYM_SECRET=SECRET)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", RUN, str(REPO / "dags" / "curate_source.py"),
+                                 json.dumps(conf(site))], env=env, stdout=out, stderr=subprocess.STDOUT)
+    yield Embedded(proc, home, log)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def conf(site: Path) -> dict[str, str]:
+    return {"source": str(site), "site": SITE}
+
+
+def test_curate_source_under_celery_survives_a_killed_worker_and_equals_the_embedded_run(
+        tmp_path, site, embedded, airflow_env, broker, postgres_database_factory, s3_server):
+    metadata_url, catalog_url = postgres_database_factory(), postgres_database_factory()
+    bucket = s3_server.new_bucket("prodstack")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "curate_source.py").symlink_to(REPO / "dags" / "curate_source.py")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    port = free_ports(1)[0]
+    env = celery_env(dict(airflow_env, AIRFLOW_HOME=str(tmp_path / "airflow_home")), dags, port,
+                     metadata_url=metadata_url, broker_url=broker,
+                     AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=HEARTBEAT_TIMEOUT_S,
+                     AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
+                     CURATE_DB_URL=catalog_url, CURATE_STORE_URI=f"s3://{bucket}/site",
+                     CURATE_PSEUDONYM_SECRET=SECRET, CURATE_HOME=str(tmp_path / "celery_curate"),
+                     **s3_server.env())
+    af = Airflow(env, logs)
+    preflight = subprocess.run([sys.executable, "-c", "import airflow.providers.celery.executors.celery_executor"],
+                               env=env, capture_output=True, text=True, timeout=120)
+    assert preflight.returncode == 0, "the CeleryExecutor does not import:\n" + preflight.stderr[-1500:]
+    run_id = "manual__production_stack"
+    try:
+        af.migrate()
+        subprocess.run([sys.executable, "-c", "from curation.catalog import migrate; migrate()"], env=env,
+                       check=True, timeout=120)
+        # the data protection officer's key pair: its public half in the S3 store's vault (the embedded
+        # default makes one on first use; a production store is refused until the officer has made it)
+        subprocess.run([sys.executable, "-m", "curate", "deid", "keys", "create", "--out", str(tmp_path / "dpo.pem"),
+                        "--store", env["CURATE_STORE_URI"]], env=env, check=True, capture_output=True, timeout=120)
+        af.start_celery_worker("worker1")
+        af.start_celery_worker("worker2")
+        af.start_scheduler(port, "curate_source", timeout_s=240)
+        af.run("dags", "trigger", "curate_source", "--run-id", run_id, "--conf", json.dumps(conf(site)))
+
+        def running_on_a_worker() -> tuple[str, str, int] | None:
+            rows = af.query("select task_id, map_index, pid from task_instance where run_id = ? and state = 'running'"
+                            " and pid is not null", run_id)
+            for task_id, map_index, pid in rows:
+                if task_id in MAPPED:
+                    for worker in ("worker1", "worker2"):
+                        if pid in af.pids(worker):
+                            return worker, task_id, map_index
+            return None
+
+        victim, task_id, map_index = af.wait_for("a per-series task running on a worker", running_on_a_worker,
+                                                 timeout_s=300)
+        af.kill(victim)
+        state_at_kill = af.query("select state, try_number from task_instance where run_id = ? and task_id = ? "
+                                 "and map_index = ?", run_id, task_id, map_index)
+        assert state_at_kill[0] == ("running", 1), f"{task_id}[{map_index}] ended before the kill: {state_at_kill}"
+        state = af.wait_for("the run to finish", lambda: (af.query(
+            "select state from dag_run where run_id = ? and state in ('success', 'failed')", run_id)
+            or [None])[0], timeout_s=600)
+        tis = af.query("select task_id, map_index, state, try_number from task_instance where run_id = ?", run_id)
+        assert state == ("success",), _stack_logs(logs, tis)
+    finally:
+        af.stop_all()
+    # the killed worker's task ran again (another try) on the surviving worker and succeeded
+    tries = {(t, m): (s, n) for t, m, s, n in tis}
+    assert tries[(task_id, map_index)][0] == "success" and tries[(task_id, map_index)][1] >= 2, tries
+    assert all(s == "success" for s, _ in tries.values()), tries
+    per_task = Counter(t for t, _ in tries)
+    assert {t: per_task[t] for t in (*MAPPED, "ingest", "summary")} == dict.fromkeys(MAPPED, 8) | {"ingest": 1,
+                                                                                                "summary": 1}
+
+    embedded.process.wait(timeout=900)
+    log = embedded.log.read_text(errors="replace")
+    assert embedded.process.returncode == 0 and "STATE success" in log, log[-4000:]
+
+    from curation.catalog import Catalog
+    from curation.store import open_store
+    from curation.store.s3 import S3Store
+
+    celery_store = S3Store(bucket, "site", client=s3_server.client())
+    embedded_store = open_store(embedded.home / "store")
+    celery_facts = catalog_facts(Catalog(catalog_url), store_root=f"s3://{bucket}/site")
+    embedded_facts = catalog_facts(Catalog(f"sqlite:///{embedded.home / 'catalog.sqlite'}"),
+                                   store_root=embedded_store.uri_for("raw", "x").rsplit("/raw/", 1)[0])
+    assert celery_facts["counts"]["instance"] == 20 and celery_facts["counts"]["quarantine_record"] == 5
+    for table in embedded_facts:
+        assert celery_facts[table] == embedded_facts[table], table
+    # every object of the de-identified and derived zones, and the raw zone, byte for byte
+    for zone in ("raw", "deid", "derived"):
+        assert zone_hashes(celery_store, zone) == zone_hashes(embedded_store, zone), zone
+    assert zone_hashes(celery_store, "deid"), "no de-identified object written"
+
+    verify = subprocess.run([sys.executable, "-m", "curate", "audit", "verify", "--db", catalog_url, "--json"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    report = json.loads(verify.stdout)
+    assert report["ok"] and report["events"] == celery_facts["counts"]["lineage_event"], report
+
+
+def _stack_logs(logs: Path, tis: list[tuple]) -> str:
+    tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in sorted(logs.glob("*.log")))
+    return f"task instances: {sorted(tis)}\n{tails}"
+
+
+def zone_hashes(store: Any, zone: str) -> dict[str, str]:
+    """Key -> SHA-256 of every object of a store's zone."""
+    import hashlib
+
+    return {key: hashlib.sha256(store.get_bytes(zone, key)).hexdigest() for key in store.list(zone)}
+
+
+#: Parts of a stage's metrics that differ between two runs of the same input by nature: timings, and the
+#: scratch folders registration reads its inputs from.
+_SCRATCH = re.compile(r"/[^\s\"']*/curate-[a-z]+-[a-z0-9_]+/")
+
+
+def _stable(value: Any, store_root: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _stable(v, store_root) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_stable(v, store_root) for v in value]
+    if isinstance(value, str):
+        return _SCRATCH.sub("<scratch>/", value.replace(store_root, "<store>"))
+    return value
+
+
+def catalog_facts(catalog: Any, store_root: str) -> dict[str, Any]:
+    """The catalog's content without what differs between two databases by nature (row ids, times, the
+    store's root): rows keyed by UIDs and content hashes; stage results and ledger events by the subject's
+    UID; ledger events as a multiset (their order and chain follow the tasks' order). Row counts equal to
+    unique counts (no duplicate) are checked here."""
+    from sqlalchemy import func, select
+
+    from curation.catalog import Instance, LineageEvent, Patient, QuarantineRecord, Series, StageRecord, Study
+
+    with catalog.session() as s:
+        counts = {m.__tablename__: s.scalar(select(func.count()).select_from(m))
+                  for m in (Patient, Study, Series, Instance, StageRecord, QuarantineRecord, LineageEvent)}
+        studies = {r.id: r.study_instance_uid for r in s.scalars(select(Study))}
+        instances = sorted((i.sop_instance_uid or "", i.sha256, i.size, i.raw_key, i.format, i.transfer_syntax_uid,
+                            i.rows, i.columns, i.number_of_frames, i.source_path) for i in s.scalars(select(Instance)))
+        first_hash = dict(s.execute(select(Instance.series_id, func.min(Instance.sha256))
+                                    .group_by(Instance.series_id)).tuples().all())
+        series_key = {r.id: r.series_instance_uid or f"{r.format}:{first_hash.get(r.id)}" for r in s.scalars(select(Series))}
+        series = sorted((series_key[r.id], studies.get(r.study_id), r.format, r.modality, r.sop_class_uid)
+                        for r in s.scalars(select(Series)))
+        subject = {"series": series_key, "study": studies}
+        stages = sorted(json.dumps([r.stage, r.stage_version, r.subject_type, subject[r.subject_type][r.subject_id],
+                                    r.input_hash, r.config_hash, r.status, r.reason,
+                                    _stable(r.metrics, store_root), _stable(r.output_uri, store_root)], sort_keys=True)
+                        for r in s.scalars(select(StageRecord)))
+        decisions = sorted((series_key[r.subject_id], r.status, r.reason)
+                           for r in s.scalars(select(StageRecord).where(StageRecord.stage == "quality")))
+        quarantine = sorted((q.file, q.sha256, q.raw_key or "", q.stage, q.reason_code, q.reason)
+                            for q in s.scalars(select(QuarantineRecord)))
+        patients = sorted((p.site, p.patient_key) for p in s.scalars(select(Patient)))
+
+        def named(text: str) -> str:
+            kind, _, ident = text.partition(":")
+            return f"{kind}:{subject[kind][int(ident)]}" if kind in subject and ident.isdigit() else text
+
+        ledger = sorted(json.dumps([e.stage, e.action, named(e.subject), e.inputs, e.outputs,
+                                    _stable(e.details, store_root)], sort_keys=True)
+                        for e in s.scalars(select(LineageEvent)))
+    unique = {"instance": len({i[0] or i[1] for i in instances}), "series": len(set(series)),
+              "stage_result": len(set(stages)), "lineage_event": len(set(ledger)), "study": len(set(studies.values())),
+              "patient": len(set(patients))}
+    for table, n in unique.items():
+        assert counts[table] == n, f"{table}: {counts[table]} rows, {n} distinct: a duplicate"
+    return {"counts": counts, "patients": patients, "series": series, "instances": instances, "stages": stages,
+            "decisions": decisions, "quarantine": quarantine, "ledger": ledger}
