@@ -202,7 +202,7 @@ def test_invite_read_submit_review_export(live_server_factory, tmp_path: Path) -
             page.get_by_test_id("roi-lesion_box").click()
             _drag(page, vp, (cx + 120, cy - 150), [(cx + 170, cy - 110)])
             expect(page.get_by_test_id("roi-item")).to_have_count(3)
-            page.get_by_test_id("roi-item").filter(has_text="Lesion box").nth(1).get_by_role("button").click()
+            page.get_by_test_id("roi-item").filter(has_text="Lesion box").nth(1).get_by_role("button", name="delete").click()
             expect(page.get_by_test_id("roi-item")).to_have_count(2)
             # two labels with confidence
             page.get_by_test_id("label-nodule-yes").click()

@@ -311,3 +311,60 @@ def test_review_screens_count_region_disagreement_and_show_kappa(live_server_fac
             assert not errors, errors
         finally:
             browser.close()
+
+
+# The first ancestor whose overflow hides part of the element (a scroll area it must be scrolled into), if any.
+CLIPPED_BY = """(testid) => {
+  const el = document.querySelector(`[data-testid="${testid}"]`);
+  const r = el.getBoundingClientRect();
+  for (let a = el.parentElement; a; a = a.parentElement) {
+    if (getComputedStyle(a).overflowY === 'visible' && getComputedStyle(a).overflowX === 'visible') continue;
+    const c = a.getBoundingClientRect();
+    if (r.top < c.top - 0.5 || r.bottom > c.bottom + 0.5 || r.left < c.left - 0.5 || r.right > c.right + 0.5) {
+      return `${a.className || a.tagName} ${JSON.stringify([c.top, c.bottom])} holds ${JSON.stringify([r.top, r.bottom])}`;
+    }
+  }
+  return null;
+}"""
+
+
+@pytest.mark.parametrize("width,height", [(1280, 720), (1920, 1080)])
+def test_image_labels_and_submit_visible_together(live_server_factory, tmp_path: Path, width: int, height: int) -> None:
+    """On a 1280x720 laptop and a 1920x1080 reading monitor the image, every label, the region
+    buttons, the case context and Submit lie inside the window without scrolling."""
+    _require_browser_stack()
+    from playwright.sync_api import sync_playwright
+
+    server = live_server_factory()
+    w = _world(server, tmp_path / "store", SCHEMA, n_ct=0, n_mr=0, k=1)
+    paths = dicomgen.write_series(tmp_path / "store" / "deid" / "ctx", 2, rows=256, cols=256, seed=2)
+    admin = {"Authorization": "Bearer " + w["c"].post("/api/auth/login", json={"username": "admin", "password": PASSWORD}).json()["token"]}
+    report = "CT chest: 9 mm solid nodule in the right upper lobe.\nNo effusion.\nCompared with the prior study, unchanged.\nImpression: follow-up in 3 months."
+    r = w["c"].post(f"/api/projects/{w['pid']}/items", headers=admin, json={"items": [
+        {"external_id": "layout", "uris": [p.as_uri() for p in paths], "modality": "CT", "body_part": "CHEST",
+         "context": {"age_bracket": "60-69", "sex": "F", "comorbidities": ["COPD", "diabetes"], "report_text": report}}]})
+    assert r.status_code == 201, r.text
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page, errors = watched_page(browser, width, height)
+            _login(page, server.url, "ann")
+            page.goto(f"{server.url}/#/task?project={w['pid']}")
+            page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)
+            page.screenshot(path=ARTIFACTS / f"10-layout-{width}x{height}.png")
+            must_show = ["viewport", "label-nodule", "label-effusion", "roi-lesion_box", "roi-outline", "submit", "skip",
+                         "context", "report", "task-id"]
+            for testid in must_show:
+                box = page.get_by_test_id(testid).bounding_box()
+                assert box is not None, testid
+                inside = box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width and box["y"] + box["height"] <= height
+                assert inside, f"{testid} at {box} is outside the {width}x{height} window"
+                clipped = page.evaluate(CLIPPED_BY, testid)
+                assert not clipped, f"{testid} is cut off by a scrolling box: {clipped}"
+            vp = page.get_by_test_id("viewport").bounding_box()
+            assert vp["height"] >= 0.7 * height and vp["width"] >= 0.6 * width, vp  # the image keeps most of the screen
+            assert page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight"), "the page scrolls"
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -145,26 +145,30 @@ class Reading {
     const labelRows = boolLabels.map((l) => this.labelRow(l));
     const ctx = t.item.context || {};
     const context = h('div', { class: 'context', testid: 'context' },
-      h('h3', {}, 'Case'),
-      h('p', {}, [ctx.age_bracket && `Age ${ctx.age_bracket}`, ctx.sex && `Sex ${ctx.sex}`, t.item.modality, t.item.body_part].filter(Boolean).join(' · ')),
-      (ctx.comorbidities || []).length ? h('p', {}, `Comorbidities: ${ctx.comorbidities.join(', ')}`) : '',
+      h('p', { class: 'case-line' }, [ctx.age_bracket && `Age ${ctx.age_bracket}`, ctx.sex && `Sex ${ctx.sex}`, t.item.modality, t.item.body_part].filter(Boolean).join(' · '),
+        (ctx.comorbidities || []).length ? ` · ${ctx.comorbidities.join(', ')}` : ''),
       ctx.report_text ? h('details', { open: true }, h('summary', {}, 'Report'), h('pre', { class: 'report', testid: 'report' }, ctx.report_text)) : '');
     const verify = t.kind === 'verify' ? this.verifyPanel() : '';
     const quality = this.isQualityReview ? this.qualityPanel(ctx.quality || {}) : '';
+    // Three parts so that at 1280x720 the labels and Submit stay on screen with the image: the case
+    // summary on top, the questions in the middle (scrolls when long), comment and Submit always at the bottom.
     const side = h('aside', { class: 'panel' },
-      h('div', { class: 'taskhead' }, h('strong', { testid: 'task-id' }, `Task #${t.id}`), ` ${t.project_name} · ${t.kind}${t.kind === 'verify' ? ` L${t.verify_level}` : ''}`,
-        this.remaining !== null ? h('span', { class: 'muted', testid: 'remaining' }, ` · ${this.remaining} left`) : ''),
-      this.schema.instructions ? h('p', { class: 'muted' }, this.schema.instructions) : '',
-      verify,
-      quality,
-      boolLabels.length || !this.isQualityReview ? [h('h3', {}, 'Labels'), h('div', { testid: 'labels' }, labelRows)] : '',
-      roiLabels.length || !this.isQualityReview ? [h('h3', {}, 'Regions'), h('div', { class: 'roi-buttons' }, roiButtons), this.roiList] : '',
-      h('label', {}, 'Comment', this.comment = h('textarea', { rows: 2, testid: 'comment', maxlength: 4000 })),
-      h('div', { class: 'actions' }, this.submitBtn,
-        h('button', { testid: 'skip', onclick: () => this.skip() }, 'Skip (Ctrl+S)')),
-      context,
-      h('details', {}, h('summary', {}, 'Keyboard'), h('p', { class: 'muted' },
-        'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, O full resolution (1:1), I invert, R reset, T region statistics (area / all / off), B/F first box/freehand label, Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.' + (this.isQualityReview ? ' Quality review: A approve, X exclude, Q quarantine.' : ''))));
+      h('div', { class: 'panel-head' },
+        h('div', { class: 'taskhead' }, h('strong', { testid: 'task-id' }, `Task #${t.id}`), ` ${t.project_name} · ${t.kind}${t.kind === 'verify' ? ` L${t.verify_level}` : ''}`,
+          this.remaining !== null ? h('span', { class: 'muted', testid: 'remaining' }, ` · ${this.remaining} left`) : ''),
+        context),
+      h('div', { class: 'panel-body', testid: 'panel-body' },
+        this.schema.instructions ? h('p', { class: 'muted' }, this.schema.instructions) : '',
+        verify,
+        quality,
+        boolLabels.length || !this.isQualityReview ? [h('h3', {}, 'Labels'), h('div', { testid: 'labels' }, labelRows)] : '',
+        roiLabels.length || !this.isQualityReview ? [h('h3', {}, 'Regions'), h('div', { class: 'roi-buttons' }, roiButtons), this.roiList] : '',
+        h('details', {}, h('summary', {}, 'Keyboard'), h('p', { class: 'muted' },
+          'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, O full resolution (1:1), I invert, R reset, T region statistics (area / all / off), B/F first box/freehand label, Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.' + (this.isQualityReview ? ' Quality review: A approve, X exclude, Q quarantine.' : '')))),
+      h('div', { class: 'panel-foot' },
+        this.comment = h('textarea', { rows: 1, testid: 'comment', maxlength: 4000, placeholder: 'Comment (optional)', 'aria-label': 'Comment' }),
+        h('div', { class: 'actions' }, this.submitBtn,
+          h('button', { testid: 'skip', onclick: () => this.skip() }, 'Skip (Ctrl+S)'))));
     const warnings = t.item.geometry_warnings || [];
     const geometry = warnings.length ? h('div', { class: 'geometry-warning', testid: 'geometry-warnings' },
       `Slice order (${t.item.slice_order === 'position' ? 'by position along the slice normal' : t.item.slice_order === 'instance_number' ? 'by instance number' : 'as registered'}): `,
