@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import mimetypes
 import re
 import threading
@@ -28,6 +29,8 @@ from annotation.routers import (admin_pages, auth, exports, invites, items, mana
 
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".js")
+
+log = logging.getLogger("annotation.app")
 
 CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
        "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'")
@@ -174,6 +177,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.factories = factories
     app.state.session_factory = factories.writer  # overridden per request method in deps.get_db
     app.state.instances = GovernedInstanceCache(settings.cache_mb * 1024 * 1024, settings.uri_policy())
+    if not settings.store_uris:
+        log.warning("ANNOTATION_STORE_URI is not set: item URIs are checked by their zone folder name only "
+                    "(deid/derived); set it to the pipeline's store so nothing outside that store's zones is read")
 
     app.add_middleware(SecurityHeaders)
     if settings.compress:

@@ -87,6 +87,17 @@ def test_policy_rules_for_s3_and_dicomweb() -> None:
             policy.check(uri)
 
 
+def test_the_service_warns_when_no_store_is_named(tmp_path: Path, store_root: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="annotation.app"):
+        make_client(f"sqlite:///{tmp_path / 'a.db'}")
+    assert "ANNOTATION_STORE_URI is not set" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="annotation.app"):
+        make_client(f"sqlite:///{tmp_path / 'b.db'}", store_uris=[str(store_root)])
+    assert "ANNOTATION_STORE_URI" not in caplog.text
+
+
 def test_settings_read_the_store_and_openings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ANNOTATION_STORE_URI", f"{tmp_path} s3://curate/site-a")
     monkeypatch.setenv("ANNOTATION_ALLOWED_ROOTS", str(tmp_path / "curated"))
