@@ -168,7 +168,7 @@ function progressSection(p) {
       p.readers.map((r) => h('tr', {}, [r.reader, r.submitted, r.skipped, r.assigned, r.median_wall_s ?? '', r.median_active_s ?? ''].map((v) => h('td', {}, v))))));
 }
 
-// Rounds (made by the pipeline): state, deadline, completion; closing one refuses later readings.
+// Rounds (made by the pipeline or by Add items): state, deadline, completion; closing one refuses later readings.
 function roundsSection(pid, rounds, reload) {
   return h('section', { testid: 'rounds' }, h('h2', {}, 'Rounds'),
     rounds.length ? h('table', { class: 'grid' },
@@ -181,7 +181,7 @@ function roundsSection(pid, rounds, reload) {
         h('td', {}, r.state === 'closed' ? '' : h('button', { class: 'link', testid: `round-${r.number}-close`, onclick: async () => {
           if (!window.confirm(`Close round ${r.number}? Readings not yet submitted will be refused.`)) return;
           try { await post(`/api/projects/${pid}/rounds/${r.number}/close`); reload(); } catch (e) { toast(e.message, 'error'); }
-        } }, 'close'))))) : h('p', { class: 'muted' }, 'No round yet: the pipeline creates them.'));
+        } }, 'close'))))) : h('p', { class: 'muted' }, 'No round yet: add items above, or the pipeline creates one.'));
 }
 
 function exportSection(pid, kind) {
