@@ -56,9 +56,9 @@ def store_secret(store: Store) -> bytes:
     if found is not None:
         return found[0]
     if not store.exists(Zone.VAULT, SECRET_KEY):
-        with _vault_lock(store):
-            if not store.exists(Zone.VAULT, SECRET_KEY):
-                store.put_bytes(Zone.VAULT, SECRET_KEY, new_secret())
+        # created at most once, whoever comes first (two workers' first deid tasks on S3 race here);
+        # everyone then reads the one that won
+        store.put_bytes_if_absent(Zone.VAULT, SECRET_KEY, new_secret())
     return store.get_bytes(Zone.VAULT, SECRET_KEY).strip()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,6 @@ from curation.vocabulary import Zone
 MANIFEST_JSON = "manifest.json"
 STAGING_PREFIX = ".staging-"
 PUBLISHING_PREFIX = ".publishing-"
-#: Name prefix of the private copy a LocalStore create_once links into place (beside the release's
-#: version folders, never inside one, so a killed publisher leaves nothing verify would call extra).
-_CREATING_PREFIX = ".creating-"
 
 
 def release_prefix(name: str, version: Version | str) -> str:
@@ -46,36 +42,9 @@ def publishing_key(name: str, version: Version | str) -> str:
 
 def create_once(store: Store, key: str, data: bytes) -> bool:
     """Create `key` in the releases zone only if nothing is there: True when this call created it,
-    False when an object existed, so of several racing publishers exactly one gets True.
-
-    On S3 a conditional put (the server decides); on a LocalStore the bytes are written under a
-    private name and hard-linked to the key (link(2) fails when the name exists), so the object
-    appears whole or not at all. Another store falls back to check-then-put, safe for one writer."""
-    conditional = getattr(store, "put_bytes_if_absent", None)
-    if conditional is not None:
-        return bool(conditional(Zone.RELEASES, key, data))
-    final = store.local_path(Zone.RELEASES, key)
-    if final is None:
-        if store.exists(Zone.RELEASES, key):
-            return False
-        store.put_bytes(Zone.RELEASES, key, data)
-        return True
-    scratch = f"{key.split('/', 1)[0]}/{_CREATING_PREFIX}{secrets.token_hex(8)}"
-    store.put_bytes(Zone.RELEASES, scratch, data)
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.link(store.local_path(Zone.RELEASES, scratch), final)  # type: ignore[arg-type]
-    except FileExistsError:
-        return False
-    finally:
-        store.delete(Zone.RELEASES, scratch, missing_ok=True)
-    if getattr(store, "fsync", False):  # the new name durable before anyone is told it exists
-        fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    return True
+    False when an object existed, so of several racing publishers exactly one gets True
+    (`Store.put_bytes_if_absent`: a conditional put on S3, a hard link on a LocalStore)."""
+    return store.put_bytes_if_absent(Zone.RELEASES, key, data)
 
 
 class ReleaseTree:

@@ -111,6 +111,16 @@ class Store(ABC):
     def put_bytes(self, zone: Zone, key: str, data: bytes) -> str:
         """Write ``data`` under ``key`` (replacing any object there) and return its URI."""
 
+    def put_bytes_if_absent(self, zone: Zone, key: str, data: bytes) -> bool:
+        """Create ``key`` only if no object is there: True when this call created it, False when one
+        existed. LocalStore and S3Store decide atomically, so of several racing writers (publishers of
+        one release version, workers creating the vault secret) exactly one gets True; this fallback
+        checks then puts, which is safe for one writer only."""
+        if self.exists(zone, key):
+            return False
+        self.put_bytes(zone, key, data)
+        return True
+
     @abstractmethod
     def put_file(self, zone: Zone, key: str, path: Path) -> str:
         """Copy the local file ``path`` under ``key`` and return its URI."""

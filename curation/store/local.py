@@ -181,8 +181,8 @@ class LocalStore(Store):
             _fsync_dir(final.parent)
 
     # -- writes --------------------------------------------------------------------------------
-    def put_bytes(self, zone: Zone, key: str, data: bytes) -> str:
-        zone, final = self._path(zone, key)
+    def _write_temp(self, zone: Zone, final: Path, data: bytes) -> Path:
+        """``data`` in a fresh temp file beside ``final`` (fsynced when the store syncs)."""
         mode = _VAULT_FILE_MODE if zone is Zone.VAULT else _FILE_MODE
         temp, fd = self._create_temp(final, mode)
         try:
@@ -197,12 +197,34 @@ class LocalStore(Store):
             temp.unlink(missing_ok=True)
             raise
         os.close(fd)
+        return temp
+
+    def put_bytes(self, zone: Zone, key: str, data: bytes) -> str:
+        zone, final = self._path(zone, key)
+        temp = self._write_temp(zone, final, data)
         try:
             self._commit(temp, final)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
         return final.as_uri()
+
+    def put_bytes_if_absent(self, zone: Zone, key: str, data: bytes) -> bool:
+        """Written whole under a temp name, then hard-linked to the key: link(2) fails when the name
+        exists, so the object appears whole or not at all and exactly one racing writer wins."""
+        zone, final = self._path(zone, key)
+        if final.exists():
+            return False
+        temp = self._write_temp(zone, final, data)
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            return False
+        finally:
+            temp.unlink(missing_ok=True)
+        if self.fsync:  # the new name durable before anyone is told it exists
+            _fsync_dir(final.parent)
+        return True
 
     def put_file(self, zone: Zone, key: str, path: Path) -> str:
         zone, final = self._path(zone, key)

@@ -279,3 +279,21 @@ def test_pseudonym_secret_from_environment_or_airflow_connection(tmp_path, monke
 
     store = open_store(tmp_path / "store")
     assert store_secret(store) == secret.encode() and not store.exists(Zone.VAULT, SECRET_KEY)
+
+
+@pytest.mark.server
+def test_workers_racing_to_create_the_s3_vault_secret_all_get_the_same_one(s3_bucket, monkeypatch):
+    """Two Celery workers' first deid tasks on an S3 store without CURATE_PSEUDONYM_SECRET: the secret
+    is created once (a conditional put) and every worker reads that one, so a patient keeps one pseudonym."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from curation.reid_vault import SECRET_KEY, store_secret
+    from curation.store.s3 import S3Store, make_s3_client
+
+    for name in ("CURATE_PSEUDONYM_SECRET", "CURATE_PSEUDONYM_SECRET_CONN", "AIRFLOW_CONN_CURATE_PSEUDONYM_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    workers = [S3Store(s3_bucket.name, "site", client=make_s3_client()) for _ in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        secrets_seen = set(pool.map(store_secret, workers))
+    assert len(secrets_seen) == 1
+    assert workers[0].get_bytes(Zone.VAULT, SECRET_KEY).strip() in secrets_seen

@@ -178,3 +178,19 @@ def test_bad_list_prefixes_are_refused(store: Store) -> None:
     for prefix in ["../", "a/../", "/a", "a//", "a\\", "a\x00"]:
         with pytest.raises(ValueError):
             list(store.list(Zone.RAW, prefix))
+
+
+def test_put_if_absent_lets_exactly_one_racing_writer_create(store: Store) -> None:
+    """Eight writers at once: one creates the object, the others are told it exists, and the object
+    is the winner's bytes whole (a publisher's manifest, the vault secret)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def attempt(n: int) -> bool:
+        return store.put_bytes_if_absent(Zone.VAULT, "deid/site_secret", f"writer {n} ".encode() * 1000)
+
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(attempt, range(8)))
+    assert won.count(True) == 1
+    assert store.get_bytes(Zone.VAULT, "deid/site_secret") == f"writer {won.index(True)} ".encode() * 1000
+    assert store.put_bytes_if_absent(Zone.VAULT, "deid/site_secret", b"late") is False
+    assert list(store.list(Zone.VAULT)) == ["deid/site_secret"]  # no temporary left behind
