@@ -18,6 +18,7 @@ from datetime import timedelta
 from airflow.sdk import DAG, Asset, Param
 
 from curation.vocabulary import QualityDecision
+from operators.alerts import alert_args, run_deadline
 from operators.release import (
     ApprovalGateOperator, BuildReleaseOperator, OwnerApprovalOperator, PublishReleaseOperator, SelectReleaseOperator,
     VerifyReleaseOperator,
@@ -41,7 +42,9 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["curation", "release"],
+    deadline=run_deadline(APPROVAL_WINDOW + timedelta(days=1)),
     default_args={
+        **alert_args(),
         "owner": "curation",
         "retries": 2,
         "retry_delay": timedelta(seconds=30),

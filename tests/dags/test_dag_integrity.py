@@ -1,5 +1,5 @@
 """Every DAG imports cleanly, parses fast, does no heavy work at parse time, and has retries,
-timeouts and described Params."""
+timeouts, described Params, a failure alert on every task and a run deadline."""
 from __future__ import annotations
 
 import json
@@ -31,8 +31,10 @@ for d in dags:
     out["dags"].append({
         "dag_id": d.dag_id,
         "params": {k: (p.description or "") for k, p in d.params.items()},
+        "deadlines": [str(a.interval) for a in (d.deadline or [])],
         "tasks": [{"task_id": t.task_id, "retries": t.retries,
-                   "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None}
+                   "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None,
+                   "on_failure": [type(c).__name__ for c in (t.on_failure_callback or [])]}
                   for t in d.tasks],
     })
 print("PROBE" + json.dumps(out))
@@ -64,6 +66,8 @@ def test_dag_file_parses_fast_without_heavy_imports(path, airflow_env):
         for task in dag["tasks"]:
             assert task["retries"] >= 1, f"{dag['dag_id']}.{task['task_id']} has no retries"
             assert task["timeout"], f"{dag['dag_id']}.{task['task_id']} has no execution_timeout"
+            assert "WebhookNotifier" in task["on_failure"], f"{dag['dag_id']}.{task['task_id']} sends no alert"
+        assert dag["deadlines"], f"{dag['dag_id']} has no run deadline (operators.alerts.run_deadline)"
 
 
 def test_dagbag_has_no_import_errors(airflow_env):

@@ -41,9 +41,10 @@ m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 from airflow.models import TaskInstance
 from airflow.models.asset import AssetEvent, AssetModel
 from airflow.utils.session import create_session
+from operators.alerts import foreground_test
 zone = Path(sys.argv[3])
 for i, conf in enumerate(json.loads(sys.argv[2])):
-    run = m.dag.test(run_conf=conf)
+    run = foreground_test(m.dag, run_conf=conf)
     print(f"STATE {i} {run.state}")
     with create_session() as s:
         for ti in s.query(TaskInstance).filter(TaskInstance.run_id == run.run_id):
