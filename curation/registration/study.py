@@ -20,6 +20,7 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,22 @@ def _engine_words(params: Mapping[str, Any]) -> str:
     return f"{params.get('transform', 'rigid')}, {params.get('backend', 'simpleitk')}, {metric}"
 
 
+def _series_parallelism(cfg: Mapping[str, Any], n_series: int) -> tuple[int, dict[str, Any]]:
+    """How many series to register at once, and the configuration each then runs with.
+
+    `threads` is the study's budget of cores: SimpleITK's threads synchronise at every iteration, which on
+    these small volumes wastes much of a second core, while two series registered side by side on one
+    thread each keep both busy (SimpleITK releases the GIL) and give the same result on every run (one
+    thread is bit-for-bit reproducible, several drift by ~1e-4 mm; docs/benchmarks.md)."""
+    threads = min(int(cfg["coregister"].get("threads", 1)), int(cfg["motion_correction"].get("threads", 1)))
+    workers = max(1, min(threads, n_series))
+    if workers == 1:
+        return 1, dict(cfg)
+    each = max(1, threads // workers)
+    return workers, {**cfg, "coregister": {**cfg["coregister"], "threads": each},
+                     "motion_correction": {**cfg["motion_correction"], "threads": each}}
+
+
 def register_study(
     series_dirs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -240,19 +257,19 @@ def register_study(
     reviews = out / "review"
     offset = int(cfg["output"]["series_number_offset"])
     interp = _INTERP[cfg["output"]["interpolator"]]
-    for info in infos:
-        if static is not None and info.key == static.key:
-            continue
+    todo = [info for info in infos if static is None or info.key != static.key]
+    workers, series_cfg = _series_parallelism(cfg, len(todo))
+
+    def register_one(info: SeriesInfo) -> SeriesOutcome:
         s = loaded[info.key]
         outcome = SeriesOutcome(info.key, s.series_instance_uid, "registered")
-        outcomes[info.key] = outcome
         seed = f"{key}|{s.series_instance_uid}"
         src0 = s.datasets[0][0]
         src_number = int(src0.get("SeriesNumber", 0) or 0)
         moco: MotionCorrection | None = None
         try:
             if s.is_4d:
-                mc_params = cfg["motion_correction"]
+                mc_params = series_cfg["motion_correction"]
                 moco = motion_correct(s.volumes, mc_params, cfg["output"]["interpolator"])
                 outcome.motion = moco.to_dict()
                 if cfg["output"]["motion_corrected"]:
@@ -276,11 +293,11 @@ def register_study(
             if fixed_series is None:
                 outcome.role = "motion_corrected_only" if moco else "skipped"
                 outcome.reason = fixed_reason
-                continue
+                return outcome
             ref_index = moco.reference if moco else 0
             fixed_img = fixed_series.volumes[0]
             moving_ref = s.volumes[ref_index]
-            reg: Registration = register_images(fixed_img, moving_ref, cfg["coregister"])
+            reg: Registration = register_images(fixed_img, moving_ref, series_cfg["coregister"])
             outcome.coregistration = reg.to_dict()
             if cfg["output"]["coregistered"]:
                 # One resampling per volume: fixed -> reference volume -> volume i, composed.
@@ -290,7 +307,7 @@ def register_study(
                 uid = generate_uid(entropy_srcs=[seed, "reg"])
                 written = write_dicom_series(
                     vols, out / uid, s.datasets,
-                    f"{OUR_DERIVATION_PREFIX} {what} ({_engine_words(cfg['coregister'])}) to series "
+                    f"{OUR_DERIVATION_PREFIX} {what} ({_engine_words(series_cfg['coregister'])}) to series "
                     f"{fixed_uid}, resampled onto its grid; config {chash}",
                     series_description=_desc(src0, "REG"), series_number=src_number + 2 * offset,
                     frame_of_reference_uid=str(fixed_series.datasets[0][0].get("FrameOfReferenceUID", "")) or None,
@@ -307,6 +324,17 @@ def register_study(
             log.warning("register: series failed: %s", type(exc).__name__)
             outcome.role = "failed"
             outcome.reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+        return outcome
+
+    # Series of a study are independent: `workers` of them at once, each on its share of the threads.
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="register") as pool:
+            for info, outcome in zip(todo, pool.map(register_one, todo)):
+                outcomes[info.key] = outcome
+    else:
+        for info in todo:
+            outcomes[info.key] = register_one(info)
 
     ordered = [outcomes[str(p)] for p in paths if str(p) in outcomes]
     result = StudyRegistration(key, fixed_uid, fixed_reason, chash, ordered, time.perf_counter() - started)

@@ -231,3 +231,29 @@ def test_register_stage_publishes_under_the_study_key_once(study, tmp_path):
     with catalog.session() as s:
         assert [r.stage for r in s.query(StageRecord)] == ["register"]
     catalog.dispose()
+
+
+def test_series_registered_side_by_side_give_the_same_bytes_on_every_run(study, tmp_path):
+    """The default budget of two threads registers two series at once on one SimpleITK thread each
+    (curation.registration.study._series_parallelism): faster on two cores, and one thread per
+    registration is reproducible bit for bit, so a recomputation writes the very same files."""
+    from curation.registration.config import load_config
+    from curation.registration.study import _series_parallelism
+
+    workers, cfg = _series_parallelism(load_config(), 3)
+    assert workers == 2 and cfg["coregister"]["threads"] == cfg["motion_correction"]["threads"] == 1
+    assert _series_parallelism(load_config({"coregister": {"threads": 1}}), 3)[0] == 1
+    again = register_study([study["root"] / "t1", study["root"] / "t2", study["root"] / "dwi"], tmp_path / "again")
+
+    def digests(root: Path) -> dict[str, str]:
+        import hashlib
+
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*.dcm"))}
+
+    first = digests(study["out"])
+    assert first and digests(tmp_path / "again") == first
+    def matrices(result) -> list:
+        return [(s.coregistration or {}).get("matrix") for s in result.series]
+
+    assert matrices(again) == matrices(study["result"])
