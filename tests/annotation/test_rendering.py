@@ -286,3 +286,24 @@ def test_every_photometric_interpretation_renders_like_pydicom(live_server_facto
     seen = {(d.case, d.view.split(" ")[0]) for d in diffs}
     assert {view for _, view in seen} == {"reading", "discrepancy", "thumbnail"}
     assert len({case for case, _ in seen}) == len(uris)
+
+
+def test_slice_order_by_normal_then_instance_number_with_warnings() -> None:
+    """Sorting is along the slice normal (here an oblique sagittal plane, where z alone would mislead),
+    then by Instance Number; duplicates, gaps and mixed orientations are named."""
+    from annotation.imaging import SliceGeometry, slice_order
+
+    iop = (0.0, 0.7071, 0.7071, 0.0, -0.7071, 0.7071)  # rows along (0,.7,.7), columns along (0,-.7,.7): normal is x
+    at = lambda x, n=None, o=iop: SliceGeometry((x, 50.0 - x, -3 * x), o, n)  # noqa: E731  (z falls as x rises)
+    order = slice_order([at(4.0, 1), at(0.0, 2), at(2.0, 3), at(8.0, 4)])
+    assert order.by == "position" and order.order == [1, 2, 0, 3]
+    assert order.warnings == ["gap of 4.0 mm between images 3 and 4 (usual spacing 2.0 mm)"]
+    dup = slice_order([at(0.0, 1), at(2.0, 2), at(2.0, 3)])
+    assert dup.order == [0, 1, 2] and dup.warnings == ["1 duplicate slice position"]
+    axial = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    mixed = slice_order([at(0.0, 3), at(2.0, 1, axial), at(4.0, 2)])
+    assert mixed.by == "instance_number" and mixed.order == [1, 2, 0] and "mixed orientations" in mixed.warnings[0]
+    numbers = slice_order([SliceGeometry(None, None, 5), SliceGeometry(None, None, 2)])
+    assert numbers.by == "instance_number" and numbers.order == [1, 0] and numbers.warnings == []
+    bare = slice_order([SliceGeometry(None, None, None), SliceGeometry(None, None, 1)])
+    assert bare.by == "listed" and bare.order == [0, 1] and bare.warnings
