@@ -8,7 +8,7 @@ DICOM series; then, per repeat:
   load      the volume through curation.volume (pydicom decode + geometry), reported apart
   metrics   compute_metrics on the in-memory volume: masks, tissue classes, MRIQC IQMs, artifacts
             (on this thread and one helper thread)
-  decide    quality model + thresholds
+  decide    acquisition facts from one header + quality model + thresholds
 The goal (issue 4) is classify + metrics (+ decide) <= 0.5 s on 2 cores. Medians of wall time and of
 CPU time (all threads of the process) are reported, with the load average before and after: on a
 shared machine the wall time is inflated by the other processes, the CPU time much less. Where the
@@ -130,6 +130,7 @@ def main() -> int:
 
     from curation.classify import classify_series
     from curation.quality import compute_metrics, decide, load_config
+    from curation.quality.acquisition import from_header
     from curation.quality.anatomical import mriqc_functions
     from curation.quality.series import _volumes
     from synth import degrade as dg
@@ -170,7 +171,8 @@ def main() -> int:
             t3 = time.perf_counter()
             c3 = time.process_time()
             metrics_path = clock.critical_path(c3 - c2, time.thread_time() - m2)
-            d = decide(ms.values, c["kind"], cfg, contrast=c["contrast"])
+            acq = from_header(files[0], sp)  # field, 2D/3D, voxel size: what the decision is conditioned on
+            d = decide(ms.values, c["kind"], cfg, contrast=c["contrast"], acquisition=acq.as_dict())
             t4 = time.perf_counter()
             c4 = time.process_time()
             if i:
@@ -196,6 +198,7 @@ def main() -> int:
         "goal_s": 0.5,
         "kind": c["kind"],
         "decision": d["decision"],
+        "reason": d["reason"],
         "metrics": {k: round(ms.values[k], 4) for k in ("snr", "snr_dietrich", "cnr", "cjv", "efc", "fber", "wm2max", "qi1")},
         "cpu_count": os.cpu_count(),
         "loadavg_before": [round(x, 2) for x in load_before],

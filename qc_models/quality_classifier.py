@@ -1,8 +1,18 @@
 """Quality classifier: p(degraded) of a series from its image-quality metrics (and its kind).
 
-Features are built by `curation.quality.features` (log-scaled metrics, kind one-hot); the weights
-file also carries the clean reference distribution of every metric per kind, which the decision uses
-to say which metric is off and by how much.
+Features are built by `curation.quality.features` (log-scaled resolution-free metrics, kind one-hot,
+contrast, field strength and 2D/3D); the weights file also carries the clean reference distribution
+of every metric per kind and per kind at an acquisition bin (field, pixel size, slice thickness),
+which the decision uses to say which metric is off, by how much, and what was expected.
+
+Card. Training data (`curate train quality`, table include/quality/training_table.csv): the structural
+MR series of synthetic sites 101, 202, 303 (6 patients, 128x128x24, three vendors) with augmented
+defects, and the training part of synth.acquisitions (seed 1901: matrices 96-512, slices 1-6 mm,
+1.5/3 T, 2D/3D; every kind clean and with noise, ghosting, blur and bias at severities 1-5).
+Evaluation: `python -m training.quality evaluate` on held-back settings (matrices 160/320, slices
+1.5/4 mm, both fields; seed 2602) -- the confusion is in docs/benchmarks.md. Not covered: DWI, ADC,
+DCE (rules only), real scanner data, vendor reconstruction filters (a sharpening filter makes
+fwhm_edge read below 0.9), partial-volume-rich anatomy at 6 mm slices.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -33,8 +34,8 @@ HELDOUT_MATRICES = (160, 320)
 TRAIN_SLICE_MM = (1.0, 2.0, 3.0, 5.0, 6.0)
 HELDOUT_SLICE_MM = (1.5, 4.0)
 FIELDS_T = (1.5, 3.0)
-#: Largest slab made (voxels): 8 slices at 512 x 512.
-SLAB_VOXELS = 8 * 512 * 512
+#: Voxels of a slab, at most (but never fewer than MIN_SLICES slices): cheap to make and measure.
+SLAB_VOXELS = 1_600_000
 MIN_SLICES, MAX_SLICES = 8, 40
 #: T1 ~ B0^0.35 (Rooney 2007); the phantom's relaxation times are 1.5 T values.
 T1_FIELD_EXPONENT = 0.35
@@ -93,6 +94,21 @@ def tissues_at(field_t: float, base: dict | None = None) -> dict:
     return {t: MRTissue(t1=p.t1 * k, t2=p.t2, pd=p.pd, t2star=p.t2star) for t, p in (base or MR_TISSUES).items()}
 
 
+def _geometry(plane: str, setting: Setting):
+    n = setting.slices()
+    gap = 0.0 if setting.three_d else 0.1
+    spacing_mm = setting.slice_mm / (1.0 - gap)
+    return centred_stack(plane, setting.matrix, FOV, n, n * spacing_mm, gap_fraction=gap, centre=(0.0, 0.0, 4.0))
+
+
+@lru_cache(maxsize=4)
+def _labels(plane: str, setting: Setting, head_scale: float) -> np.ndarray:
+    """Phantom labels of a slab (the costly part at 512 x 512): shared by every kind and defect."""
+    labels = sample_labels(_geometry(plane, setting), head_scale)
+    labels.setflags(write=False)
+    return labels
+
+
 def structural_volume(kind: str, setting: Setting, seed: int, vendor: str = "siemens",
                       defect: tuple[str, int] | None = None, head_scale: float = 1.0
                       ) -> tuple[np.ndarray, tuple[float, float, float], dict]:
@@ -100,11 +116,8 @@ def structural_volume(kind: str, setting: Setting, seed: int, vendor: str = "sie
     structural series of `kind` at `setting`, clean or with `defect` = (type, severity); seeded by
     (seed, kind, vendor, setting, defect)."""
     p = PROTOCOLS[vendor][kind]
-    n = setting.slices()
-    gap = 0.0 if setting.three_d else 0.1
-    spacing_mm = setting.slice_mm / (1.0 - gap)
-    geom = centred_stack(p.plane, setting.matrix, FOV, n, n * spacing_mm, gap_fraction=gap, centre=(0.0, 0.0, 4.0))
-    labels = sample_labels(geom, head_scale)
+    geom = _geometry(p.plane, setting)
+    labels = _labels(p.plane, setting, head_scale)
     clean = signal_of(p, labels, tissues_at(setting.field_t))
     scale = PEAK_STORED / max(clean.max(), 1e-9)
     rng = rng_for("acquisitions", seed, kind, vendor, *asdict(setting).values(), *(defect or ()))

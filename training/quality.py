@@ -25,8 +25,18 @@ from curation.vocabulary import SeriesKind
 #: Seeds of the training sites (the tests evaluate on other seeds).
 TRAIN_SEEDS = (101, 202, 303)
 TRAIN_PATIENTS = 6
+#: The acquisition distribution (synth.acquisitions): its seed (the table's `seed` column for those
+#: rows), the settings drawn for training (each with every kind), and the held-back evaluation's seed.
+ACQ_SEED = 1901
+ACQ_SETTINGS = 6
+ACQ_HELDOUT_SEED = 2602
 TABLE = Path(__file__).resolve().parents[1] / "include" / "quality" / "training_table.csv"
 METRIC_COLUMNS = tuple(m for m, _, _ in METRICS)
+ACQ_COLUMNS = ("pixel_mm", "slice_mm", "field_t", "three_d")
+DEFECT_TYPES = ("noise", "ghosting", "blur", "bias")
+#: Clean reference groups (kind at an acquisition bin) need this many clean series, else the next
+#: plainer group serves.
+MIN_REFERENCE_ROWS = 5
 #: Smallest robust spread of a metric's clean reference (model scale: log units for the log-scaled
 #: metrics, i.e. 5 %); a handful of clean series can agree more closely than any real population.
 SCALE_FLOOR = {"efc": 0.005, "wm2max": 0.02, "qi1": 0.002, "inu_range": 0.01, "gsr": 0.005}
@@ -58,10 +68,11 @@ def site_rows(root: Path, truth: dict[str, Any], augment: int = 4, progress: Cal
               ) -> list[dict[str, Any]]:
     """Metric rows of the structural MR series of one generated site (+ `augment` degraded copies of
     each clean one, one per defect type, seeded by site seed and series)."""
+    from curation.quality.acquisition import from_header
     from curation.quality.series import _volumes
 
     rows: list[dict[str, Any]] = []
-    types = ("noise", "ghosting", "blur", "bias")
+    types = DEFECT_TYPES
     for s in truth["series"]:
         kind = SeriesKind.T1W.value if s["kind"] == "T1W_POST" else s["kind"]
         if kind not in KINDS:
@@ -71,7 +82,8 @@ def site_rows(root: Path, truth: dict[str, Any], augment: int = 4, progress: Cal
         vol = arrays[0]
         deg = s.get("degradation") or {}
         base = {"seed": truth["seed"], "series": s["series_instance_uid"], "vendor": s["vendor"], "kind": kind,
-                "contrast": int(bool(s.get("contrast"))), "augmented": 0}
+                "contrast": int(bool(s.get("contrast"))), "augmented": 0,
+                **_acq_columns(from_header(files[0], spacing).as_dict())}
         ms = compute_metrics(vol, spacing, kind)
         rows.append({**base, "type": deg.get("type") or "", "severity": int(deg.get("severity") or 0),
                      "degraded": int(bool(deg.get("type"))), **{m: ms.get(m) for m in METRIC_COLUMNS}})
@@ -88,9 +100,64 @@ def site_rows(root: Path, truth: dict[str, Any], augment: int = 4, progress: Cal
     return rows
 
 
+def _acq_columns(acq: dict[str, Any]) -> dict[str, Any]:
+    return {c: (math.nan if acq.get(c) is None else float(acq[c])) for c in ACQ_COLUMNS}
+
+
+def _acquisition_rows(job: tuple) -> list[dict[str, Any]]:
+    """Metric rows of one setting: every kind (vendor rotating), clean and with each defect of the job."""
+    from synth.acquisitions import structural_volume
+
+    setting, seed, series = job
+    rows = []
+    for kind, vendor, defects, augmented in series:
+        for defect in (None, *defects):
+            vol, spacing, facts = structural_volume(kind, setting, seed, vendor, defect)
+            ms = compute_metrics(vol, spacing, kind)
+            d_type, sev = defect or ("", 0)
+            rows.append({"seed": seed, "series": f"acq-{kind}-{vendor}-{setting.matrix}-{setting.slice_mm:g}mm-"
+                                                 f"{setting.field_t:g}T-{'3D' if setting.three_d else '2D'}",
+                         "vendor": vendor, "kind": kind, "contrast": 0, "augmented": augmented if defect else 0,
+                         "type": d_type, "severity": sev, "degraded": int(bool(d_type)), **_acq_columns(facts),
+                         **{m: ms.get(m) for m in METRIC_COLUMNS}})
+    return rows
+
+
+def acquisition_jobs(split: str, seed: int, n_settings: int) -> list[tuple]:
+    """The series of the acquisition distribution, one job per setting: every kind (vendor rotating),
+    clean and once with every defect type, at a seeded severity 1-5 for training ("train", marked
+    augmented) or 2-5 for evaluation ("heldout": settings never drawn for training)."""
+    from synth.acquisitions import VENDOR_KEYS, settings
+
+    jobs = []
+    rng = np.random.default_rng(_seed(split, seed))
+    for i, st in enumerate(settings(split, n_settings, seed)):
+        series = []
+        for ki, kind in enumerate(KINDS):
+            vendor = VENDOR_KEYS[(i + ki) % len(VENDOR_KEYS)]
+            lo = 1 if split == "train" else 2
+            defects = tuple((t, int(rng.integers(lo, 6))) for t in DEFECT_TYPES)
+            series.append((kind, vendor, defects, int(split == "train")))
+        jobs.append((st, seed, tuple(series)))
+    return jobs
+
+
+def acquisition_rows(split: str = "train", seed: int = ACQ_SEED, n_settings: int = ACQ_SETTINGS,
+                     processes: int = 2) -> list[dict[str, Any]]:
+    """Metric rows of `acquisition_jobs` (in job order, whatever the number of processes)."""
+    jobs = acquisition_jobs(split, seed, n_settings)
+    if processes <= 1:
+        return [r for j in jobs for r in _acquisition_rows(j)]
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(processes) as pool:
+        return [r for rows in pool.map(_acquisition_rows, jobs, chunksize=1) for r in rows]
+
+
 def build_table(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int = TRAIN_PATIENTS, augment: int = 4,
-                progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Generate the training sites under `workdir` (reused when present) and return all rows."""
+                progress: Callable[[str], None] | None = None, acquisitions: bool = True) -> list[dict[str, Any]]:
+    """Generate the training sites under `workdir` (reused when present) and return all rows, then
+    the training part of the acquisition distribution (synth.acquisitions, seed ACQ_SEED)."""
     from synth import generate_site
 
     rows: list[dict[str, Any]] = []
@@ -103,18 +170,21 @@ def build_table(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int
             truth = generate_site(root, patients=patients, seed=seed, phi_locations=False,
                                   progress=progress or (lambda m: None))
         rows.extend(site_rows(root, truth, augment, progress))
+    if acquisitions:
+        rows.extend(acquisition_rows("train"))
     return rows
 
 
 def write_table(rows: Iterable[dict[str, Any]], path: Path) -> None:
     rows = list(rows)
-    cols = ["seed", "series", "vendor", "kind", "contrast", "augmented", "type", "severity", "degraded", *METRIC_COLUMNS]
+    cols = ["seed", "series", "vendor", "kind", "contrast", "augmented", "type", "severity", "degraded", *ACQ_COLUMNS,
+            *METRIC_COLUMNS]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for r in rows:
-            w.writerow({c: (repr(float(r[c])) if c in METRIC_COLUMNS else r[c]) for c in cols})
+            w.writerow({c: (repr(float(r[c])) if c in METRIC_COLUMNS or c in ACQ_COLUMNS else r[c]) for c in cols})
 
 
 def read_table(path: Path) -> list[dict[str, Any]]:
@@ -124,16 +194,36 @@ def read_table(path: Path) -> list[dict[str, Any]]:
             row: dict[str, Any] = dict(r)
             for c in ("seed", "contrast", "augmented", "severity", "degraded"):
                 row[c] = int(row[c])
-            for c in METRIC_COLUMNS:
-                row[c] = float(row[c])
+            for c in (*METRIC_COLUMNS, *ACQ_COLUMNS):
+                row[c] = float(row[c]) if row.get(c) not in (None, "") else math.nan
             out.append(row)
     return out
 
 
+def _group_stats(kr: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for m in METRIC_COLUMNS:
+        t = np.array([transform(m, r[m]) for r in kr])
+        raw = np.array([r[m] for r in kr], dtype=float)
+        t, raw = t[np.isfinite(t)], raw[np.isfinite(raw)]
+        if t.size == 0:
+            continue
+        med = float(np.median(t))
+        scale = float(1.4826 * np.median(np.abs(t - med)))
+        lo, hi = np.percentile(raw, [5, 95])
+        out[m] = {"median": med, "scale": max(scale, SCALE_FLOOR.get(m, 0.05)), "median_raw": float(np.median(raw)),
+                  "lo": float(lo), "hi": float(hi), "n": int(t.size)}
+    return out
+
+
 def reference_stats(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, float]]:
-    """Per kind (and per kind with contrast, key "T1W+C"), per metric: median and robust scale
-    (1.4826 MAD) of the clean rows on the model's scale, plus the raw median; and the fill value
-    (clean median over all kinds) for NaN metrics."""
+    """Clean reference per group, per metric: median and robust scale (1.4826 MAD) on the model's
+    scale, the raw median and the raw 5-95 % range (the "expected" range of a reason). Groups: per
+    kind (and kind with contrast, "T1W+C"), and per kind at an acquisition bin (field, pixel size,
+    slice thickness: curation.quality.acquisition.reference_keys) with at least MIN_REFERENCE_ROWS
+    clean series. Plus the fill values (clean medians over all kinds) for NaN features."""
+    from curation.quality.acquisition import from_mapping, reference_keys
+
     ref: dict[str, dict[str, dict[str, float]]] = {}
     fill: dict[str, float] = {}
     clean = [r for r in rows if not r["degraded"]]
@@ -141,22 +231,20 @@ def reference_stats(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str,
         allv = [transform(m, r[m]) for r in clean]
         allv = [v for v in allv if math.isfinite(v)]
         fill[m] = float(np.median(allv)) if allv else 0.0
-    groups = [(kind, [r for r in clean if r["kind"] == kind and not r.get("contrast")]) for kind in KINDS]
-    groups += [(f"{kind}+C", [r for r in clean if r["kind"] == kind and r.get("contrast")]) for kind in KINDS]
-    for key, kr in groups:
-        if not kr:
-            continue
-        ref[key] = {}
-        for m in METRIC_COLUMNS:
-            t = np.array([transform(m, r[m]) for r in kr])
-            raw = np.array([r[m] for r in kr], dtype=float)
-            t, raw = t[np.isfinite(t)], raw[np.isfinite(raw)]
-            if t.size == 0:
-                continue
-            med = float(np.median(t))
-            scale = float(1.4826 * np.median(np.abs(t - med)))
-            ref[key][m] = {"median": med, "scale": max(scale, SCALE_FLOOR.get(m, 0.05)),
-                           "median_raw": float(np.median(raw))}
+    for a in ("field_t", "three_d"):
+        vals = [float(r.get(a, math.nan)) for r in clean]
+        vals = [v / 3.0 if a == "field_t" else v for v in vals if math.isfinite(v)]
+        fill[f"acq_{a}"] = float(np.median(vals)) if vals else (1.0 if a == "field_t" else 0.5)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in clean:
+        for key in reference_keys(r["kind"], from_mapping(r), bool(r.get("contrast"))):
+            if r.get("contrast") and "+C" not in key:
+                continue  # contrast-enhanced series are not clean references of the plain kind
+            groups.setdefault(key, []).append(r)
+    for key in sorted(groups):
+        kr = groups[key]
+        if key in KINDS or key.endswith("+C") or len(kr) >= MIN_REFERENCE_ROWS:
+            ref[key] = _group_stats(kr)
     return ref, fill
 
 
@@ -165,8 +253,65 @@ def fit(rows: Sequence[dict[str, Any]], **overrides: Any):
     from qc_models import quality_classifier
 
     ref, fill = reference_stats(rows)
-    x = np.stack([quality_features(r, r["kind"], fill, bool(r["contrast"])) for r in rows])
+    x = np.stack([quality_features(r, r["kind"], fill, bool(r["contrast"]), r) for r in rows])
     y = [int(r["degraded"]) for r in rows]
     meta = {"name": "quality_classifier", "kinds": list(KINDS), "reference": ref, "fill": fill,
             "train_seeds": sorted({int(r["seed"]) for r in rows}), "n_augmented": int(sum(r["augmented"] for r in rows))}
     return quality_classifier.train(x, y, FEATURE_NAMES, meta, **overrides)
+
+
+def evaluate(rows: Sequence[dict[str, Any]], model: Any = "default", config: dict | None = None) -> list[dict[str, Any]]:
+    """Decisions on metric rows (e.g. `acquisition_rows("heldout", ACQ_HELDOUT_SEED)`), one per row:
+    the row's kind, group (clean / severity 1 / severity >= 2), defect type and the decision."""
+    from curation.quality.decision import decide, load_config
+
+    cfg = load_config(config)
+    out = []
+    for r in rows:
+        d = decide(r, r["kind"], cfg, model, contrast=bool(r["contrast"]), acquisition=r)
+        group = "clean" if not r["degraded"] else ("severity 1" if r["severity"] == 1 else "severity >= 2")
+        out.append({"kind": r["kind"], "group": group, "type": r["type"], "severity": r["severity"],
+                    "series": r["series"], "decision": str(d["decision"]), "reason": d["reason"]})
+    return out
+
+
+def confusion(decisions: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, int]]:
+    """Counts of approve / review / exclude per (kind, group)."""
+    from curation.vocabulary import QualityDecision
+
+    table: dict[tuple[str, str], dict[str, int]] = {}
+    for d in decisions:
+        c = table.setdefault((d["kind"], d["group"]), {str(q): 0 for q in QualityDecision})
+        c[d["decision"]] += 1
+    return dict(sorted(table.items()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m training.quality evaluate`: the held-back acquisition settings' confusion per kind."""
+    import argparse
+
+    from curation.vocabulary import QualityDecision
+
+    p = argparse.ArgumentParser(prog="python -m training.quality")
+    p.add_argument("command", choices=("evaluate",))
+    p.add_argument("--seed", type=int, default=ACQ_HELDOUT_SEED)
+    p.add_argument("--settings", type=int, default=8, help="held-back settings (8: every one)")
+    p.add_argument("--processes", type=int, default=2)
+    args = p.parse_args(argv)
+    decisions = evaluate(acquisition_rows("heldout", args.seed, args.settings, args.processes))
+    approve, review, exclude = (str(q) for q in QualityDecision)
+    print(f"{'kind':6s} {'series':14s} {approve:>8s} {review:>7s} {exclude:>8s}  target")
+    for (kind, group), c in confusion(decisions).items():
+        n = sum(c.values())
+        ok = c[approve] / n if group == "clean" else (c[review] + c[exclude]) / n
+        target = f"{ok:.0%} {'approved' if group == 'clean' else 'kept out of approve'}"
+        print(f"{kind:6s} {group:14s} {c[approve]:8d} {c[review]:7d} {c[exclude]:8d}  {target}")
+    for d in decisions:
+        wrong = (d["group"] == "clean") != (d["decision"] == approve) and d["group"] != "severity 1"
+        if wrong:
+            print(f"  wrong: {d['series']} {d['type'] or 'clean'} {d['severity']}: {d['decision']} - {d['reason'][:160]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

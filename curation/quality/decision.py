@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from curation.quality.features import DIRECTION, KINDS, quality_features, transform
+from curation.quality.features import DIRECTION, KINDS, UNITS, quality_features, transform
 from curation.settings import settings
 from curation.vocabulary import DECISION_SEVERITY, QualityDecision
 
@@ -79,11 +79,16 @@ def default_model(path: str | None = None):
 
 
 def worst_metric(metrics: Mapping[str, float], kind: str, reference: Mapping[str, Mapping[str, Mapping[str, float]]],
-                 contrast: bool = False) -> tuple[str, float, str] | None:
+                 contrast: bool = False, acquisition: Mapping[str, Any] | None = None) -> tuple[str, float, str] | None:
     """(metric, robust z on its bad side, text) of the metric furthest from the clean reference of
-    the same kind (contrast-enhanced series against contrast-enhanced references when there are)."""
-    key = f"{kind}+C" if contrast and f"{kind}+C" in reference else kind
-    ref = reference.get(key)
+    the same kind and, where the reference has them, the same acquisition (field, pixel and slice
+    bins; curation.quality.acquisition.reference_keys): "fwhm_edge 2.6 voxels, expected 0.92-1.1 for
+    T2W at 3 T, 1.1-1.6 mm pixels (14.2 robust SD above clean)"."""
+    from curation.quality.acquisition import from_mapping, reference_keys
+
+    keys = reference_keys(kind, from_mapping(acquisition), contrast)
+    key = next((k for k in keys if reference.get(k)), None)
+    ref = reference.get(key) if key else None
     if not ref:
         return None
     best: tuple[str, float, str] | None = None
@@ -97,9 +102,40 @@ def worst_metric(metrics: Mapping[str, float], kind: str, reference: Mapping[str
         z = (stats["median"] - t) / spread if sign > 0 else (t - stats["median"]) / spread
         if best is None or z > best[1]:
             side = "below" if sign > 0 else "above"
-            best = (name, z, f"{name} {value:.4g} is {z:.1f} robust SD {side} clean {key} "
-                              f"(median {stats['median_raw']:.4g})")
+            unit = UNITS.get(name, "")
+            if "lo" in stats:
+                text = (f"{name} {value:.3g}{unit}, expected {stats['lo']:.3g}-{stats['hi']:.3g} for {key} "
+                        f"({z:.1f} robust SD {side} clean)")
+            else:
+                text = f"{name} {value:.4g} is {z:.1f} robust SD {side} clean {key} (median {stats['median_raw']:.4g})"
+            best = (name, z, text)
     return best
+
+
+def _same_acquisition(kind: str, reference: Mapping[str, Any], contrast: bool,
+                      acquisition: Mapping[str, Any] | None) -> bool:
+    """Whether the reference holds clean series of this kind at this acquisition's field, pixel and
+    slice bins (the most specific key; without acquisition facts, the kind's own group)."""
+    from curation.quality.acquisition import from_mapping, reference_keys
+
+    keys = reference_keys(kind, from_mapping(acquisition), contrast)
+    first = next((k for k in keys if reference.get(k)), None)
+    return first is not None and (first == keys[0] or acquisition is None)
+
+
+def _beyond_clean_range(metrics: Mapping[str, float], name: str, kind: str, reference: Mapping[str, Any],
+                        contrast: bool, acquisition: Mapping[str, Any] | None) -> bool:
+    """Whether the metric lies beyond its clean 5-95 % range widened by half its width on its bad
+    side: a robust z from a handful of near-identical clean series is large for any small shift."""
+    from curation.quality.acquisition import from_mapping, reference_keys
+
+    key = next((k for k in reference_keys(kind, from_mapping(acquisition), contrast) if reference.get(k)), None)
+    stats = (reference.get(key) or {}).get(name) if key else None
+    if not stats or "lo" not in stats:
+        return True
+    margin = 0.5 * (stats["hi"] - stats["lo"])
+    v = metrics.get(name, math.nan)
+    return v < stats["lo"] - margin if DIRECTION.get(name, 0) > 0 else v > stats["hi"] + margin
 
 
 def _limits(metrics: Mapping[str, float], limits: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
@@ -123,8 +159,10 @@ def _limits(metrics: Mapping[str, float], limits: Mapping[str, Mapping[str, Any]
 
 
 def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | None = None, model: Any = "default",
-           contrast: bool = False) -> dict[str, Any]:
-    """{decision, reason, p_degraded, worst_metric, z, limits_hit, thresholds, model} for one series."""
+           contrast: bool = False, acquisition: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """{decision, reason, p_degraded, worst_metric, z, limits_hit, thresholds, model} for one series.
+    `acquisition`: pixel_mm, slice_mm, field_t, three_d (curation.quality.acquisition) when known:
+    the model sees field and 2D/3D, the reason compares with clean series of the same acquisition."""
     cfg = config if config is not None and "decision" in config else load_config(config)
     if model == "default":
         model = default_model()
@@ -135,17 +173,21 @@ def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | 
     reasons: list[str] = []
     by_kind = (cfg.get("limits_by_kind") or {}).get(kind) or {}
     if covered:
-        x = quality_features(metrics, kind, model.fill, contrast)
+        x = quality_features(metrics, kind, model.fill, contrast, acquisition)
         p = float(model.p_degraded(x[None, :])[0])
         out["p_degraded"] = round(p, 4)
         out["model"] = model.meta.get("name", "quality_classifier")
         decision = (QualityDecision.APPROVE if p < d["approve_below"]
                     else QualityDecision.EXCLUDE if p >= d["exclude_above"] else QualityDecision.REVIEW)
-        w = worst_metric(metrics, kind, model.reference, contrast)
+        w = worst_metric(metrics, kind, model.reference, contrast, acquisition)
         if w is not None:
             out["worst_metric"], out["z"] = w[0], round(w[1], 2)
-            if decision == QualityDecision.APPROVE and w[1] >= d.get("review_z", math.inf):
-                # the model is sure, but one metric is far outside clean: a person looks
+            if decision == QualityDecision.APPROVE and w[1] >= d.get("review_z", math.inf) \
+                    and _same_acquisition(kind, model.reference, contrast, acquisition) \
+                    and _beyond_clean_range(metrics, w[0], kind, model.reference, contrast, acquisition):
+                # the model is sure, but one metric is far outside clean series of this very
+                # acquisition: a person looks. Against a plainer group (another resolution or
+                # field) a far metric is the protocol's, not a defect (issue 19): the model decides.
                 decision = QualityDecision.REVIEW
         reasons.append(f"p(degraded) {p:.2f}")
         if w is not None and (decision != QualityDecision.APPROVE or w[1] >= d.get("reason_min_z", 2.0)):

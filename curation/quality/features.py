@@ -19,11 +19,20 @@ KINDS: tuple[str, ...] = tuple(k.value for k in STRUCTURAL_MR_KINDS)
 #: (metric, log-scaled?, which way is better: +1 higher, -1 lower)
 METRICS: tuple[tuple[str, bool, int], ...] = (
     ("snr", True, 1), ("snr_dietrich", True, 1), ("cnr", True, 1), ("cjv", True, -1), ("efc", False, -1),
-    ("fber", True, 1), ("wm2max", False, 1), ("qi1", False, -1), ("var", True, 0), ("fwhm_avg", True, -1),
+    ("fber", True, 1), ("wm2max", False, 1), ("qi1", False, -1), ("fwhm_edge", True, -1),
     ("inu_range", False, -1), ("gsr", False, -1), ("snr_wm", True, 1), ("snr_gm", True, 1),
 )
-FEATURE_NAMES: tuple[str, ...] = tuple(m for m, _, _ in METRICS) + tuple(f"kind_{k}" for k in KINDS) + ("contrast",)
+#: Acquisition facts the model sees (curation.quality.acquisition): the field (relative to 3 T) and
+#: 3D vs 2D change contrast and noise. Voxel size is deliberately not a feature: the metrics above are
+#: the resolution-free ones (fwhm_edge in voxels, not the autocorrelation fwhm_avg, which grows with
+#: the matrix; no Laplacian variance, which grows with edge density), so unseen matrices and slice
+#: thicknesses are not extrapolations of the model (issue 19).
+ACQUISITION_FEATURES: tuple[str, ...] = ("field_t", "three_d")
+FEATURE_NAMES: tuple[str, ...] = (tuple(m for m, _, _ in METRICS) + tuple(f"kind_{k}" for k in KINDS) + ("contrast",)
+                                  + tuple(f"acq_{a}" for a in ACQUISITION_FEATURES))
 DIRECTION = {m: d for m, _, d in METRICS}
+#: What a metric's value is counted in, for the decision's reason.
+UNITS = {"fwhm_edge": " voxels", "fwhm_avg": " voxels"}
 
 
 def transform(name: str, value: float) -> float:
@@ -36,10 +45,24 @@ def transform(name: str, value: float) -> float:
     return float(value)
 
 
+def _acquisition_value(name: str, acquisition: Mapping[str, object] | None) -> float | None:
+    v = (acquisition or {}).get(name)
+    if v is None or v == "":
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(f):
+        return None
+    return f / 3.0 if name == "field_t" else f
+
+
 def quality_features(metrics: Mapping[str, float], kind: str, fill: Mapping[str, float] | None = None,
-                     contrast: bool = False) -> np.ndarray:
+                     contrast: bool = False, acquisition: Mapping[str, object] | None = None) -> np.ndarray:
     """Feature vector; a NaN metric takes `fill[name]` (the clean training median), else 0.
-    `contrast`: the series is contrast-enhanced (tissue intensities, hence metrics, differ)."""
+    `contrast`: the series is contrast-enhanced (tissue intensities, hence metrics, differ).
+    `acquisition`: field_t (tesla) and three_d (0/1); unknown ones take their `fill` (or 1 / 0.5)."""
     fill = fill or {}
     out = []
     for m, _, _ in METRICS:
@@ -49,4 +72,7 @@ def quality_features(metrics: Mapping[str, float], kind: str, fill: Mapping[str,
         out.append(v)
     out += [float(kind == k) for k in KINDS]
     out.append(float(bool(contrast)))
+    for a in ACQUISITION_FEATURES:
+        v = _acquisition_value(a, acquisition)
+        out.append(v if v is not None else float(fill.get(f"acq_{a}", 1.0 if a == "field_t" else 0.5)))
     return np.asarray(out, dtype=np.float32)

@@ -17,6 +17,7 @@ import numpy as np
 import pydicom
 
 from curation.classify.header import series_files
+from curation.quality.acquisition import Acquisition, from_header, snr_per_voxel_volume
 from curation.quality.decision import decide, load_config
 from curation.quality.metrics import PROJECTION, STAGE_VERSION, compute_metrics
 from curation.quality.results import MetricSet, jsonable
@@ -98,6 +99,7 @@ def assess_series(
         classification = classify_series(files)
     kind = classification.get("kind") or SeriesKind.OTHER
     body_part = classification.get("body_part")
+    spacing: tuple[float, float, float] | None = None
     try:
         if kind in PROJECTION:
             img, info = _projection_image(files)
@@ -117,9 +119,17 @@ def assess_series(
                 "decision": {"decision": QualityDecision.REVIEW,
                              "reason": f"pixel data unusable ({type(exc).__name__})",
                              "p_degraded": None}, "stage_version": STAGE_VERSION}
-    decision = decide(ms.values, kind, cfg, model, contrast=bool(classification.get("contrast")))
+    acq = from_header(files[0], spacing) if spacing is not None else Acquisition()
+    if acq.voxel_mm3:
+        for name in ("snr", "snr_dietrich"):
+            if name in ms.values:
+                ms.set(f"{name}_per_mm3", snr_per_voxel_volume(ms.values[name], acq),
+                       f"{name} not available")
+    decision = decide(ms.values, kind, cfg, model, contrast=bool(classification.get("contrast")),
+                      acquisition=acq.as_dict())
     return {
         "kind": kind,
+        "acquisition": acq.as_dict(),
         "metrics": ms.values,
         "nan_reasons": ms.reasons,
         "masks": ms.masks,
@@ -134,7 +144,7 @@ def stage_result(result: dict[str, Any]) -> dict[str, Any]:
     (strict JSON), reason."""
     status = STATUS_OF_DECISION.get(result["decision"]["decision"], StageStatus.REVIEW)
     payload = {"metrics": result["metrics"], "nan_reasons": result["nan_reasons"], "masks": result["masks"],
-               "decision": result["decision"], "kind": result["kind"]}
+               "decision": result["decision"], "kind": result["kind"], "acquisition": result.get("acquisition")}
     return {"status": status, "metrics": jsonable(payload), "reason": result["decision"]["reason"],
             "stage_version": result["stage_version"]}
 

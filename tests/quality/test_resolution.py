@@ -49,3 +49,24 @@ def test_unfamiliar_matrix_clean_series_are_approved(site_192):
         elif deg["severity"] >= 2:
             assert d["decision"] != QualityDecision.APPROVE, seen[-1]
     assert sum(1 for x in seen if not x[1]) >= 2, seen
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason="issue 19 still open: on all 8 held-back settings clean PDW 1/4 and SWI 3/4 "
+                   "are approved (p(degraded) 0.07-0.56 against approve_below 0.05); degraded 80/80 kept out")
+def test_heldout_acquisition_settings_meet_the_targets():
+    """Settings never drawn for training (matrices 160/320, slices 1.5/4 mm; both fields): per kind,
+    clean approved >= 95 % and degraded (severity >= 2) reviewed or excluded >= 95 %. Two of the
+    eight held-back settings here (the full evaluation: `python -m training.quality evaluate`)."""
+    from training.quality import ACQ_HELDOUT_SEED, acquisition_rows, confusion, evaluate
+
+    decisions = evaluate(acquisition_rows("heldout", ACQ_HELDOUT_SEED, 2, processes=1))
+    for (kind, group), c in confusion(decisions).items():
+        n = sum(c.values())
+        print(kind, group, c)
+        if group == "clean":
+            assert c[QualityDecision.APPROVE] / n >= 0.95, (kind, c)
+        elif group == "severity >= 2":
+            assert (n - c[QualityDecision.APPROVE]) / n >= 0.95, (kind, c)
+    blur = [d for d in decisions if d["type"] == "blur" and d["severity"] >= 3]
+    assert any("fwhm_edge" in d["reason"] and "voxels, expected" in d["reason"] for d in blur), blur
