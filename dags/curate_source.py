@@ -56,6 +56,10 @@ with DAG(
                               description="Overrides of include/registration/default.yaml, e.g. "
                                           '{"coregister": {"transform": "affine"}} to rerun a study with other '
                                           "hyperparameters (transform, metric, levels, sampling, iterations)."),
+        "readmit": Param({}, type="object", title="Re-admit one quarantined file",
+                         description="Set by the operator's page (Browse > Curation): {quarantine_id, sha256} of one "
+                                     "ingest-quarantined file of this source to read again once its cause is fixed; "
+                                     "only that file is read. Empty: the whole source."),
         "deid_profile": Param("default", type="string", title="De-identification profile",
                               description="Name of a profile in include/deid/ (default: Basic + Clean "
                                           "Descriptors + Modified Dates + Patient Characteristics)."),
@@ -68,6 +72,7 @@ with DAG(
         source="{{ params.source }}",
         site="{{ params.site }}",
         exclude="{{ params.exclude }}",
+        readmit="{{ params.readmit }}",
     )
     # One mapped task per batch of series (ingest cuts them, `curation.pipeline.ingest.batches`): a task's
     # start-up costs seconds, a series' work often less. Each series keeps its record in the catalog.

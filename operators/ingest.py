@@ -1,7 +1,7 @@
 """IngestOperator: ingest one source into the raw zone and the catalog (`curation.pipeline.ingest`)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from operators.base import CurationOperator
@@ -15,13 +15,15 @@ class IngestOperator(CurationOperator):
     no UIDs, no PHI).
     """
 
-    template_fields: Sequence[str] = ("source", "site", "exclude")
+    template_fields: Sequence[str] = ("source", "site", "exclude", "readmit")
     ui_color = "#d6eaf8"
 
     def __init__(self, *, source: str, site: str | None = None, exclude: Sequence[str] = (),
-                 workers: int | None = None, max_tasks: int | None = None, **kwargs: Any) -> None:
+                 readmit: Mapping[str, Any] | str | None = None, workers: int | None = None,
+                 max_tasks: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source, self.site, self.exclude, self.workers = source, site, exclude, workers
+        self.readmit = readmit
         self.max_tasks = max_tasks
 
     def execute(self, context: Any) -> list[list[dict[str, Any]]]:
@@ -30,6 +32,8 @@ class IngestOperator(CurationOperator):
 
         hook = self.hook()
         config = {"site": self.site or hook.settings.site, "exclude": list(self.exclude or ()), "workers": self.workers}
+        if isinstance(self.readmit, Mapping) and self.readmit:  # one quarantined file, from the operator's page
+            config["readmit"] = dict(self.readmit)
         try:
             result = ingest.run(self.source, hook.get_store(), hook.get_catalog(), config)
         except SourceError as exc:

@@ -338,13 +338,15 @@ ProgressFn = Callable[[int, int], None]
 def ingest(source_uri: str, catalog: Catalog, store: Store, *, site: str = DEFAULT_SITE,
            workers: int | None = None, limits: Limits | None = None,
            progress: ProgressFn | None = None, workdir: Path | None = None,
-           exclude: Sequence[str] = ()) -> IngestSummary:
+           exclude: Sequence[str] = (), only_files: Sequence[str] = ()) -> IngestSummary:
     """Ingest every file of `source_uri` into `store`'s raw zone and the catalog.
 
     Bad files are quarantined with a specific reason and the run goes on; re-running the same source
     adds no rows and copies no bytes. Files whose path inside the source matches one of the `exclude`
-    glob patterns (e.g. "ground_truth.json", "*/Thumbs.db") are skipped and counted. Raises
-    SourceError only when the source as a whole is unusable.
+    glob patterns (e.g. "ground_truth.json", "*/Thumbs.db") are skipped and counted. With
+    `only_files` (paths inside the source, as quarantine records name them) only those files are read:
+    an operator re-admitting one quarantined file once its cause is fixed. Raises SourceError only when
+    the source as a whole is unusable.
     """
     started = time.monotonic()
     limits = limits or Limits()
@@ -358,6 +360,10 @@ def ingest(source_uri: str, catalog: Catalog, store: Store, *, site: str = DEFAU
             kept = [(p, rel) for p, rel in mat.files if not _excluded(rel, exclude)]
             summary.excluded = len(mat.files) - len(kept)
             mat.files = kept
+        if only_files:
+            wanted = set(only_files)
+            mat.files = [(p, rel) for p, rel in mat.files if rel in wanted]
+            mat.refusals = [r for r in mat.refusals if r.rel in wanted]
         summary.source_id = register_source(catalog, kind, mat.uri, site)
         summary.files_seen = len(mat.files) + len(mat.refusals)
         writer = CatalogWriter(catalog, store, summary.source_id, site, summary)

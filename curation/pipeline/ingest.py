@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from curation.catalog import Catalog
+from curation.catalog.models import QuarantineRecord, utcnow
 from curation.pipeline.refs import SeriesRef
 from curation.pipeline.result import StageResult
 from curation.store import Store
@@ -33,17 +34,52 @@ def _progress(done: int, total: int) -> None:
         log.info("ingest progress: %d/%d files", done, total)
 
 
+class ReadmitError(ValueError):
+    """A re-admit names no quarantined ingest file of this catalog (or the wrong one)."""
+
+
+def readmitted_file(catalog: Catalog, readmit: Mapping[str, Any]) -> QuarantineRecord:
+    """The ingest quarantine record a re-admit names by id and content hash (the conf carries no path:
+    the path inside the source may hold a patient's name, so it is looked up here, on the worker)."""
+    from curation.ingest.pipeline import STAGE as INGEST_STAGE
+
+    with catalog.session() as s:
+        record = s.get(QuarantineRecord, int(readmit.get("quarantine_id") or 0))
+        if record is None or record.stage != INGEST_STAGE or record.sha256 != str(readmit.get("sha256") or ""):
+            raise ReadmitError(f"re-admit {dict(readmit)} names no quarantined ingest file of this catalog")
+        s.expunge(record)
+        return record
+
+
+def _resolve(catalog: Catalog, record_id: int, resolution: str) -> None:
+    with catalog.session() as s:
+        record = s.get(QuarantineRecord, record_id)
+        record.resolved_at, record.resolution = utcnow(), resolution
+
+
 def run(source: str, store: Store, catalog: Catalog, config: Mapping[str, Any] | None = None) -> StageResult:
-    """Ingest `source`; config: {"site": name, "exclude": [glob, ...], "workers": n}. Raises
-    `curation.ingest.SourceError` when the source as a whole is unusable (missing, unreachable).
-    Metrics: the run's counts (no paths, no UIDs, no PHI); quarantined files are logged by content hash."""
+    """Ingest `source`; config: {"site": name, "exclude": [glob, ...], "workers": n, "readmit":
+    {"quarantine_id", "sha256"}}. With `readmit`, only that quarantined file is read again (the
+    operator's page's re-admit once its cause is fixed); when it is ingested now, its quarantine record
+    is marked resolved. Raises `curation.ingest.SourceError` when the source as a whole is unusable
+    (missing, unreachable). Metrics: the run's counts (no paths, no UIDs, no PHI); quarantined files are
+    logged by content hash."""
     from curation.ingest import ingest
 
     config = dict(config or {})
     kwargs: dict[str, Any] = {"workers": config.get("workers"), "exclude": list(config.get("exclude") or ())}
     if config.get("site"):
         kwargs["site"] = str(config["site"])
+    readmit = readmitted_file(catalog, config["readmit"]) if config.get("readmit") else None
+    if readmit is not None:
+        kwargs["only_files"] = [readmit.file]
     summary = ingest(source, catalog, store, progress=_progress, **kwargs)
+    if readmit is not None:
+        still = any(q["file"] == readmit.file for q in summary.quarantined)
+        if not still and summary.files_seen:
+            _resolve(catalog, readmit.id, f"re-admitted: ingested again ({summary.instances} instance)")
+        log.info("re-admit of quarantine record %d: %s", readmit.id,
+                 "still quarantined" if still else "ingested" if summary.files_seen else "file no longer in the source")
     metrics = summary.as_dict()
     log.info("ingest: %(patients)d patients, %(studies)d studies, %(series)d series, "
              "%(instances)d instances (%(instances_new)d new), %(duplicates)d duplicates, "

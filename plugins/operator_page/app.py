@@ -7,7 +7,7 @@ server at /curate-ops.
   progress, releases; `?site=` narrows it to one site;
 - `GET /runs/{run_id}` one run of a DAG stage by stage (the DAG-run tab the plugin adds);
 - `GET /api/status` the same facts as JSON;
-- `POST /api/quarantine/{id}/readmit` starts curate_source over that file's source through Airflow's
+- `POST /api/quarantine/{id}/readmit` starts curate_source over just that file through Airflow's
   REST API, as the caller (their token, their permissions), the run's conf naming the quarantine
   record and its content hash; the request is written to the lineage ledger.
 

@@ -3,8 +3,8 @@ source, started through Airflow's REST API as the operator who asked (their toke
 their permission and the DAG's Params), written to the lineage ledger.
 
 The run's conf names the one object by its quarantine record and content hash (`readmit`), never by
-its path (see app.py). The source is read again as a whole: files already catalogued add nothing
-(ingest is idempotent), the fixed file is ingested and curated.
+its path (see app.py). The run's ingest reads only that file (curate_source's `readmit` Param: the
+worker looks the path up from the record) and marks the record resolved once it is ingested.
 """
 from __future__ import annotations
 

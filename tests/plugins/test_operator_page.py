@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from pydicom.data import get_testdata_file
 from sqlalchemy import select
 
 from curation.catalog import Instance, LineageEvent, QuarantineRecord
@@ -150,6 +151,8 @@ def test_readmit_needs_permission_and_starts_curate_source_as_the_caller(server)
     assert httpx.post(url, cookies={"_token": admin}, timeout=30).status_code == 403
     assert httpx.post(f"{server.url}{PAGE}/api/quarantine/999999/readmit",
                       headers={"Authorization": f"Bearer {admin}"}, timeout=30).status_code == 404
+    # the cause is fixed: the site sends the whole file again
+    shutil.copy(get_testdata_file("CT_small.dcm"), server.world.source_root / "bad" / "truncated.dcm")
     started = httpx.post(url, headers={"Authorization": f"Bearer {admin}"}, timeout=60)
     assert started.status_code == 201, started.text
     answer = started.json()
@@ -167,15 +170,18 @@ def test_readmit_needs_permission_and_starts_curate_source_as_the_caller(server)
     tis = dict(server.af.query("select task_id || ':' || map_index, state from task_instance where run_id = ?",
                                run_id))
     assert state == ("success",), tis
+    # only that file was read; it is ingested now and its record resolved
+    with server.world.catalog.session() as s:
+        assert s.get(QuarantineRecord, qid).resolved_at is not None
     # the run, stage by stage, on the page and on its DAG-run tab
     token = server.token("operator")
     status = server.get(f"{PAGE}/api/status", token).json()
     (run,) = [r for r in status["runs"] if r["run_id"] == run_id]
-    assert run["instances"] == 5 and run["instances_per_second"] > 0
+    assert run["instances"] == 1 and run["instances_per_second"] > 0
     tasks = {t["task_id"]: t["states"] for t in run["tasks"]}
-    assert tasks["ingest"] == {"success": 1} and tasks["deid"] == {"success": 5}
+    assert tasks["ingest"] == {"success": 1} and tasks["deid"] == {"success": 1}
     one = server.get(f"{PAGE}/runs/{run_id}", token, params={"dag_id": "curate_source"})
-    assert one.status_code == 200 and "quality" in one.text and "5 success" in one.text
+    assert one.status_code == 200 and "quality" in one.text and "1 success" in one.text
 
 
 def test_in_chromium_an_operator_logs_in_opens_the_page_and_readmits(server):

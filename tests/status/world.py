@@ -3,7 +3,8 @@ the later DAGs write: what `curate status` and the operator's page are tested on
 
 - site `north`: pydicom's bundled files and one of every bad input (tests/ingest/corpus.py) ingested,
   then each series de-identified, classified and scored in process (tests/pipeline/flow.py); a person
-  decides one of the series the model sent to review; the de-identification stage quarantines one
+  decides one of the series sent to review (two: the model's one, and one approved series made
+  borderline when the model sends fewer); the de-identification stage quarantines one
   object (recorded as that stage records it: no source, the raw key as the file);
 - site `south`: a 12-instance CT series ingested only;
 - an annotation round dispatched and partly collected, one analysed (over), and two releases: one
@@ -63,7 +64,15 @@ def build_world(tmp: Path, catalog_url: str) -> World:
     with catalog.session() as s:
         review = sorted(s.scalars(select(StageRecord.subject_id).where(StageRecord.stage == "quality",
                                                                         StageRecord.status == "review")))
-        assert len(review) >= 2, "the world needs two series the model sent to review"
+        if len(review) < 2:
+            # The bundled files give the model one series to review (an SC with saturated pixels) since
+            # issue 19's model approves MR_small; the world needs two, so the first approved series'
+            # record says what a borderline decision writes.
+            approved = s.scalars(select(StageRecord).where(StageRecord.stage == "quality", StageRecord.status == "ok")
+                                 .order_by(StageRecord.subject_id)).first()
+            approved.status, approved.reason = "review", "p(degraded) 0.31 in the review band (test world)"
+            review = sorted([*review, approved.subject_id])
+        assert len(review) >= 2, "the world needs two series sent to review"
         s.add(QualityReview(series_id=review[0], series_key=f"key-{review[0]}", round_id=None, decision="exclude",
                             reason="motion", reviewer="rdr-q", decided_at=datetime.now(timezone.utc)))
         # the de-identification stage's quarantine of one north object (as curation.pipeline.deid records it)
