@@ -64,8 +64,10 @@ def test_a_quiet_series_is_curated_by_the_curate_source_run_the_receiver_starts(
         receiver = world.receiver(trigger, quiet_seconds=1.0)
         series = a_series(3)
         assert send(receiver.port, series) == [0, 0, 0]
+        # the session's Airflow home also holds other tests' curate_source runs: the receiver's are its own
         (run_id, conf), = af.wait_for("the receiver's run", lambda: af.query(
-            "select run_id, conf from dag_run where dag_id = 'curate_source'"), timeout_s=120)
+            "select run_id, conf from dag_run where dag_id = 'curate_source' and run_id like 'receive\\_\\_%' "
+            "escape '\\'"), timeout_s=120)
         assert run_id.startswith("receive__series-")
         state = af.wait_for("the run to finish", lambda: (af.query(
             "select state from dag_run where run_id = ? and state in ('success', 'failed')", run_id)
