@@ -84,5 +84,7 @@ with DAG(
     register = RegisterOperator.partial(task_id="register", config="{{ params.registration }}",
                                         pool=REGISTRATION_POOL,
                                         max_active_tis_per_dagrun=1).expand(study=studies.output)
+    # none_failed: a site with no study to register (radiographs only) skips register, and must still be
+    # summarised and announce its curated series
     summary = CurationSummaryOperator(task_id="summary", results=quality.output, registrations=register.output,
-                                      outlets=[CURATED_SERIES])
+                                      outlets=[CURATED_SERIES], trigger_rule="none_failed")
