@@ -40,13 +40,6 @@ def publishing_key(name: str, version: Version | str) -> str:
     return f"{check_name(name)}/{PUBLISHING_PREFIX}{version}"
 
 
-def create_once(store: Store, key: str, data: bytes) -> bool:
-    """Create `key` in the releases zone only if nothing is there: True when this call created it,
-    False when an object existed, so of several racing publishers exactly one gets True
-    (`Store.put_bytes_if_absent`: a conditional put on S3, a hard link on a LocalStore)."""
-    return store.put_bytes_if_absent(Zone.RELEASES, key, data)
-
-
 class ReleaseTree:
     """The files of one release folder by relative path."""
 
@@ -151,5 +144,5 @@ def release_names(store: Store) -> list[str]:
     return sorted(names)
 
 
-__all__ = ["DirTree", "bulk_writes", "create_once", "MANIFEST_JSON", "PUBLISHING_PREFIX", "publishing_key", "ReleaseTree",
+__all__ = ["DirTree", "bulk_writes", "MANIFEST_JSON", "PUBLISHING_PREFIX", "publishing_key", "ReleaseTree",
            "STAGING_PREFIX", "StoreTree", "published_versions", "release_names", "release_prefix", "staging_prefix"]

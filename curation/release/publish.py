@@ -27,7 +27,7 @@ from typing import Any
 from curation.catalog import Catalog, append_event
 from curation.release.build import STAGE, ReleaseError
 from curation.release.layout import (
-    MANIFEST_JSON, StoreTree, bulk_writes, create_once, publishing_key, release_prefix, staging_prefix,
+    MANIFEST_JSON, StoreTree, bulk_writes, publishing_key, release_prefix, staging_prefix,
 )
 from curation.release.manifest import Manifest
 from curation.release.verify import verify_tree
@@ -65,7 +65,7 @@ def _claim(store: Store, name: str, version: Version, manifest_sha256: str) -> b
     publisher of the same build holds it (side by side, or killed mid-copy); ReleaseExists when a
     publisher of another build does."""
     key = publishing_key(name, version)
-    if create_once(store, key, json.dumps({"manifest_sha256": manifest_sha256}).encode()):
+    if store.put_bytes_if_absent(Zone.RELEASES, key, json.dumps({"manifest_sha256": manifest_sha256}).encode()):
         return True
     try:
         held = json.loads(store.get_bytes(Zone.RELEASES, key)).get("manifest_sha256")
@@ -135,7 +135,7 @@ def publish(catalog: Catalog, store: Store, name: str, version: str | Version) -
         if created:
             store.delete(Zone.RELEASES, publishing_key(name, version), missing_ok=True)
         raise
-    if not create_once(store, final + MANIFEST_JSON, manifest_bytes):
+    if not store.put_bytes_if_absent(Zone.RELEASES, final + MANIFEST_JSON, manifest_bytes):
         raise _published(store, name, version, final)
     store.delete(Zone.RELEASES, publishing_key(name, version), missing_ok=True)
     if _staged_sha256(store, staging) == sha:  # this build's staging copy (not one a publisher beside us removed)

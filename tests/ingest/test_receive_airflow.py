@@ -53,12 +53,7 @@ def test_a_quiet_series_is_curated_by_the_curate_source_run_the_receiver_starts(
     world.catalog = Catalog(f"sqlite:///{home / 'catalog.sqlite'}")
     world.store = open_store(str(home / "store"))
     try:
-        af.start("api-server", "--host", "127.0.0.1", "--port", str(port))
-        af.start("dag-processor")
-        af.start("scheduler", "--skip-serve-logs")
-        af.wait_for("the DAG to be parsed", lambda: af.query(
-            "select 1 from serialized_dag where dag_id = 'curate_source'"))
-        af.query("update dag set is_paused = 0 where dag_id = 'curate_source'")
+        af.start_scheduler(port, "curate_source", triggerer=False, timeout_s=120)
         af.wait_for("the API server", lambda: _answers(f"http://127.0.0.1:{port}/api/v2/monitor/health"))
         trigger = AirflowTrigger(f"http://127.0.0.1:{port}", username="receiver", password="s3cret")
         receiver = world.receiver(trigger, quiet_seconds=1.0)
