@@ -74,12 +74,7 @@ def server(tmp_path_factory, airflow_env) -> Iterator[Server]:
     logs.mkdir()
     af = Airflow(env, logs)
     try:
-        af.start("api-server", "--host", "127.0.0.1", "--port", str(port))
-        af.start("dag-processor")
-        af.start("scheduler", "--skip-serve-logs")
-        af.wait_for("the DAG to be parsed", lambda: af.query(
-            "select 1 from serialized_dag where dag_id = 'curate_source'"), timeout_s=180)
-        af.query("update dag set is_paused = 0 where dag_id = 'curate_source'")
+        af.start_scheduler(port, "curate_source", triggerer=False, timeout_s=180)
         url = f"http://127.0.0.1:{port}"
         af.wait_for("the API server", lambda: _answers(url), timeout_s=120)
         yield Server(url, af, world, env)
