@@ -345,3 +345,23 @@ class Annotation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     task: Mapped[Task] = relationship(back_populates="annotation")
+
+
+class AnnotationRevision(Base):
+    """A submission its reader replaced after reopening the case (issue 17, point 7).
+
+    Kept so a changed reading stays auditable: managers see what was read first and when it was
+    replaced; exports and agreement read only the task's current Annotation."""
+
+    __tablename__ = "annotation_revision"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
+    schema_version_id: Mapped[int | None] = mapped_column(ForeignKey("schema_version.id", ondelete="SET NULL"), nullable=True)
+    labels: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    rois: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    quality_decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    quality_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    replaced_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
