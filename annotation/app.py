@@ -24,7 +24,7 @@ from annotation.db import make_engine, make_session_factory
 from annotation.imaging import InstanceCache, UriError
 from annotation.migrate import upgrade
 from annotation.zones import UriPolicy, ZoneError
-from annotation.routers import (admin_pages, auth, exports, invites, items, manage, projects, review, rounds, service_tokens,
+from annotation.routers import (admin_pages, assist, auth, exports, invites, items, manage, projects, review, rounds, service_tokens,
                                 tasks, users)
 
 mimetypes.add_type("application/wasm", ".wasm")
@@ -199,7 +199,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         return JSONResponse({"detail": "conflicting concurrent change; retry"}, status_code=409)
 
     for module in (auth, users, service_tokens, invites, projects, items, rounds, tasks, review, exports, manage,
-                   admin_pages):
+                   admin_pages, assist):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["health"])

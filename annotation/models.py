@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -45,6 +46,7 @@ class ProjectKind(str, enum.Enum):
 
     LABELS = "labels"
     QUALITY_REVIEW = "quality_review"
+    VALIDATION = "validation"  # readers rate a model's outputs (accept / reject / correct, with a reason)
 
 
 class QualityDecision(str, enum.Enum):
@@ -154,6 +156,8 @@ class Project(Base):
     webhook_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
     schema_version: Mapped[int] = mapped_column(Integer, default=0)
     kind: Mapped[str] = mapped_column(String(16), default=ProjectKind.LABELS.value, server_default=ProjectKind.LABELS.value)
+    # Model suggestions stay hidden until the reader has answered every label once (measures anchoring).
+    blind_first: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
 
@@ -342,9 +346,57 @@ class Annotation(Base):
     # Quality-review projects: approve / exclude / quarantine, with the reader's reason.
     quality_decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
     quality_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What the model showed this reader and what the reader did with it (annotation.assist).
+    assist: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     task: Mapped[Task] = relationship(back_populates="annotation")
+
+
+class Prediction(Base):
+    """A model's suggestions for one item (one row per item: a new PUT replaces it)."""
+
+    __tablename__ = "prediction"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"), unique=True)
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    probabilities: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    boxes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+
+    heatmaps: Mapped[list["PredictionHeatmap"]] = relationship(
+        back_populates="prediction", order_by="PredictionHeatmap.id", cascade="all, delete-orphan")
+
+
+class PredictionHeatmap(Base):
+    """One label's heatmap on one frame: an 8-bit greyscale PNG (value = round(255 * heat))."""
+
+    __tablename__ = "prediction_heatmap"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("prediction.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    instance_position: Mapped[int] = mapped_column(Integer, default=0)
+    frame: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int] = mapped_column(Integer)
+    cols: Mapped[int] = mapped_column(Integer)
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+
+    prediction: Mapped[Prediction] = relationship(back_populates="heatmaps")
+
+
+class AssistReveal(Base):
+    """A reader's unaided answer on a blind-first project, recorded before the suggestions were shown."""
+
+    __tablename__ = "assist_reveal"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), unique=True)
+    unaided: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    revealed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class AnnotationRevision(Base):

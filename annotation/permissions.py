@@ -28,6 +28,7 @@ class Action(str, enum.Enum):
     EXPORT = "export"
     COMPLETION = "completion"
     RUN_ROUNDS = "run_rounds"  # create a round with its items, close it
+    PREDICT = "predict"  # store a model's suggestions for an item (and read them back)
 
 
 # People's roles; the pipeline's service accounts act in role PIPELINE only where named below
@@ -53,6 +54,7 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.EXPORT: _MANAGEMENT | {Role.DATA_OWNER} | _PIPELINE,
     Action.COMPLETION: _MANAGEMENT | {Role.DATA_OWNER} | _PIPELINE,
     Action.RUN_ROUNDS: _MANAGEMENT | {Role.DATA_OWNER} | _PIPELINE,
+    Action.PREDICT: _MANAGEMENT | _PIPELINE,
 }
 
 

@@ -128,6 +128,7 @@ class Competence(Closed):
 
 class ProjectSettings(Closed):
     description: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    blind_first: bool | None = None
     readers_per_item: Annotated[int, Field(ge=1, le=50)] | None = None
     gold_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     verification_levels: Annotated[int, Field(ge=0, le=2)] | None = None
@@ -143,6 +144,7 @@ class ProjectCreate(Closed):
     verification_levels: Annotated[int, Field(ge=0, le=2)] = 0
     webhook_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=512)] | None = None
     kind: ProjectKind = ProjectKind.LABELS
+    blind_first: bool = False
     schema_: SchemaDef | None = Field(default=None, alias="schema")
 
 
@@ -158,6 +160,7 @@ class ProjectOut(BaseModel):
     schema_version: int
     webhook_url: str | None = None
     kind: ProjectKind = ProjectKind.LABELS
+    blind_first: bool = False
     my_roles: list[Role] = []
 
 
@@ -358,8 +361,110 @@ class QualityIn(Closed):
         return self
 
 
+# --- model assistance (issue 18) ---------------------------------------------------------------
+Coord = Annotated[float, Field(ge=0.0, le=100_000.0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+ModelText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")]
+
+
+class ModelRef(Closed):
+    name: ModelText
+    version: ModelText
+
+
+class HeatmapIn(Closed):
+    label: Slug
+    instance_position: Annotated[int, Field(ge=0, le=100_000)] = 0
+    frame: Annotated[int, Field(ge=0, le=100_000)] = 0
+    png_base64: Annotated[str, StringConstraints(min_length=8, max_length=4_000_000)]
+    rows: Annotated[int, Field(ge=1, le=65_535)]  # the instance's size: the viewer scales the PNG to it
+    cols: Annotated[int, Field(ge=1, le=65_535)]
+
+
+class BoxIn(Closed):
+    """Pixel coordinates of the instance (x = column, y = row), half-open."""
+
+    label: Slug
+    instance_position: Annotated[int, Field(ge=0, le=100_000)] = 0
+    frame: Annotated[int, Field(ge=0, le=100_000)] = 0
+    x0: Coord
+    y0: Coord
+    x1: Coord
+    y1: Coord
+    score: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "BoxIn":
+        if self.x1 <= self.x0 or self.y1 <= self.y0:
+            raise ValueError("a box needs x0 < x1 and y0 < y1")
+        return self
+
+
+class PredictionsIn(Closed):
+    model: ModelRef
+    probabilities: Annotated[dict[Slug, Probability], Field(max_length=100)]
+    heatmaps: Annotated[list[HeatmapIn], Field(max_length=200)] = []
+    boxes: Annotated[list[BoxIn], Field(max_length=500)] = []
+
+
+class HeatmapOut(BaseModel):
+    label: str
+    instance_position: int
+    frame: int
+    rows: int
+    cols: int
+    png_base64: str
+
+
+class PredictionsOut(BaseModel):
+    """`hidden`: a blind-first project and this reader has not yet answered every label once."""
+
+    item_id: int
+    hidden: bool = False
+    blind_first: bool = False
+    model: ModelRef | None = None
+    probabilities: dict[str, float] = {}
+    heatmaps: list[HeatmapOut] = []
+    boxes: list[dict[str, Any]] = []
+    created_at: datetime | None = None
+
+
+class UnaidedIn(Closed):
+    """The reader's answer before seeing the model (blind first): every classification label once."""
+
+    labels: Annotated[list["LabelValue"], Field(max_length=100)]
+
+
+class SuggestionAction(Closed):
+    """What the reader did with one model output: a box (`box_index`) or a label's call (no box index)."""
+
+    label: Slug
+    box_index: Annotated[int, Field(ge=0, le=499)] | None = None
+    action: Literal["accept", "edit", "reject"]
+    box: Annotated[list[Coord], Field(min_length=4, max_length=4)] | None = None  # [x0, y0, x1, y1] final box
+    reason: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+    @model_validator(mode="after")
+    def _box(self) -> "SuggestionAction":
+        if self.box_index is not None and self.action in ("accept", "edit") and self.box is None:
+            raise ValueError(f"'{self.action}' of a suggested box carries the final box")
+        if self.box is not None and (self.box_index is None or self.action == "reject"):
+            raise ValueError("only an accepted or edited suggested box carries a box")
+        if self.box is not None and (self.box[2] <= self.box[0] or self.box[3] <= self.box[1]):
+            raise ValueError("a box needs x0 < x1 and y0 < y1")
+        return self
+
+
+class AssistIn(Closed):
+    model: ModelRef
+    shown: bool
+    unaided: Annotated[list["LabelValue"], Field(max_length=100)] | None = None
+    suggestions: Annotated[list[SuggestionAction], Field(max_length=600)] = []
+
+
 class SubmitIn(Closed):
     quality: QualityIn | None = None  # quality-review projects only
+    assist: AssistIn | None = None  # what the model showed and what the reader did with it
     labels: Annotated[list[LabelValue], Field(max_length=100)] = []
     rois: Annotated[list[RoiIn], Field(max_length=500)] = []
     comment: Annotated[str, StringConstraints(max_length=4000)] = ""
@@ -379,6 +484,7 @@ class AnnotationOut(BaseModel):
     comment: str
     schema_version: int | None
     quality: dict[str, str] | None = None
+    assist: dict[str, Any] | None = None
 
 
 class TaskOut(BaseModel):

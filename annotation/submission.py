@@ -8,7 +8,7 @@ from fastapi import HTTPException, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from annotation import queue
+from annotation import assist, queue
 from annotation.models import (
     Annotation,
     Item,
@@ -130,6 +130,7 @@ def submit(db: Session, task: Task, body: SubmitIn) -> list[CompletionEvent]:
         # quality-review readings are a decision; their labels stay optional (README: Quality review projects)
         validate_against_schema(body, schema, item, complete=project.kind != ProjectKind.QUALITY_REVIEW.value)
     validate_quality(project, task, body)
+    assist_record = assist.assist_record(db, project, task, item, body.assist)
     now = utcnow()
     task.status = TaskStatus.SUBMITTED.value
     task.submitted_at = now
@@ -144,7 +145,7 @@ def submit(db: Session, task: Task, body: SubmitIn) -> list[CompletionEvent]:
     quality = body.quality
     db.add(Annotation(task_id=task.id, schema_version_id=task.schema_version_id, labels=labels, rois=rois, comment=body.comment,
                       quality_decision=quality.decision.value if quality else None,
-                      quality_reason=quality.reason.strip() if quality else None))
+                      quality_reason=quality.reason.strip() if quality else None, assist=assist_record))
     if task.is_gold:
         task.gold_score = gold_score(item.gold_answer, labels)
         return []

@@ -40,7 +40,8 @@ def annotation_out(db: Session, ann: Annotation | None) -> AnnotationOut | None:
         return None
     version = db.scalar(select(SchemaVersion.version).where(SchemaVersion.id == ann.schema_version_id)) if ann.schema_version_id else None
     quality = {"decision": ann.quality_decision, "reason": ann.quality_reason or ""} if ann.quality_decision else None
-    return AnnotationOut(labels=ann.labels, rois=ann.rois, comment=ann.comment, schema_version=version, quality=quality)
+    return AnnotationOut(labels=ann.labels, rois=ann.rois, comment=ann.comment, schema_version=version, quality=quality,
+                         assist=ann.assist)
 
 
 def task_out(db: Session, task: Task, cache: InstanceCache | None = None) -> TaskOut:

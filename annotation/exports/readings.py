@@ -31,6 +31,7 @@ class Reading:
     comment: str = ""
     quality_decision: str | None = None
     quality_reason: str | None = None
+    assist: dict[str, Any] | None = None  # what the model showed and what the reader did with it
     wall_ms: int | None = None
     active_ms: int | None = None
     idle_ms: int | None = None
@@ -68,6 +69,7 @@ def collect(db: Session, project: Project, round_: int | None = None) -> list[Re
             is_gold=task.is_gold, gold_score=task.gold_score,
             labels=list(ann.labels) if ann else [], rois=list(ann.rois) if ann else [], comment=ann.comment if ann else "",
             quality_decision=ann.quality_decision if ann else None, quality_reason=ann.quality_reason if ann else None,
+            assist=ann.assist if ann else None,
             wall_ms=task.wall_ms, active_ms=task.active_ms, idle_ms=task.idle_ms, label_ms=dict(task.label_ms or {}),
             skip_reason=task.skip_reason, loaded_at=task.loaded_at, submitted_at=task.submitted_at,
         ))

@@ -17,6 +17,7 @@ CSV_COLUMNS = [
     "label", "label_name", "value", "confidence", "roi_kind", "instance", "frame", "sop_instance_uid",
     "x_min", "y_min", "x_max", "y_max", "points", "time_total_s", "time_active_s", "time_idle_s", "time_label_s",
     "skip_reason", "loaded_at", "submitted_at", "quality_decision", "quality_reason",
+    "assist_model", "assist_shown", "suggestion_box", "suggestion_action", "suggestion_reason",
 ]
 
 
@@ -38,7 +39,7 @@ def rows(project: Project, readings: list[Reading]) -> list[dict[str, Any]]:
             "submitted_at": r.submitted_at.isoformat() if r.submitted_at else "",
             "quality_decision": r.quality_decision or "", "quality_reason": r.quality_reason or "",
         }
-        records = 0
+        records = _assist_rows(out, base, r)
         if r.quality_decision:
             out.append({**base, "record": "quality"})
             records += 1
@@ -65,6 +66,32 @@ def rows(project: Project, readings: list[Reading]) -> list[dict[str, Any]]:
     return out
 
 
+def _assist_rows(out: list[dict[str, Any]], base: dict[str, Any], r: Reading) -> int:
+    """A reading made with model suggestions: its unaided answers (blind first) and each suggestion's fate;
+    every row of the reading names the model and whether it was shown."""
+    if not r.assist:
+        return 0
+    a = r.assist
+    base.update(assist_model=f"{a['model']['name']} {a['model']['version']}", assist_shown=int(bool(a["shown"])))
+    n = 0
+    for lv in a.get("unaided") or []:
+        out.append({**base, "record": "unaided", "label": lv["label"],
+                    "label_name": r.schema_labels.get(lv["label"], {}).get("name", ""),
+                    "value": int(bool(lv["value"])), "confidence": lv["confidence"]})
+        n += 1
+    for s in a.get("suggestions") or []:
+        row = {**base, "record": "suggestion", "label": s["label"],
+               "label_name": r.schema_labels.get(s["label"], {}).get("name", ""),
+               "suggestion_box": "" if s.get("box_index") is None else s["box_index"],
+               "suggestion_action": s["action"], "suggestion_reason": s.get("reason", "")}
+        if s.get("box"):
+            row.update(x_min=round(s["box"][0], 2), y_min=round(s["box"][1], 2), x_max=round(s["box"][2], 2),
+                       y_max=round(s["box"][3], 2))
+        out.append(row)
+        n += 1
+    return n
+
+
 def to_csv(project: Project, readings: list[Reading]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, restval="", lineterminator="\n")
@@ -76,7 +103,7 @@ def to_csv(project: Project, readings: list[Reading]) -> str:
 
 def to_json(project: Project, readings: list[Reading], schemas: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "project": {"id": project.id, "name": project.name, "kind": project.kind,
+        "project": {"id": project.id, "name": project.name, "kind": project.kind, "blind_first": project.blind_first,
                     "readers_per_item": project.readers_per_item, "verification_levels": project.verification_levels},
         "schema_versions": schemas,
         "readings": [
@@ -90,6 +117,7 @@ def to_json(project: Project, readings: list[Reading], schemas: list[dict[str, A
                 "timing": {"total_ms": r.wall_ms, "active_ms": r.active_ms, "idle_ms": r.idle_ms, "per_label_ms": r.label_ms},
                 "skip_reason": r.skip_reason,
                 "quality": {"decision": r.quality_decision, "reason": r.quality_reason or ""} if r.quality_decision else None,
+                "assist": r.assist,
                 "loaded_at": r.loaded_at.isoformat() if r.loaded_at else None,
                 "submitted_at": r.submitted_at.isoformat() if r.submitted_at else None,
             }

@@ -59,7 +59,7 @@ def create_project(body: ProjectCreate, db: DB, admin: AdminUser) -> ProjectOut:
         raise HTTPException(status.HTTP_409_CONFLICT, "a project with this name exists")
     project = Project(name=body.name, description=body.description, readers_per_item=body.readers_per_item,
                       gold_rate=body.gold_rate, verification_levels=body.verification_levels,
-                      webhook_url=body.webhook_url, kind=body.kind.value, created_by_id=admin.id, schema_version=0)
+                      webhook_url=body.webhook_url, kind=body.kind.value, blind_first=body.blind_first, created_by_id=admin.id, schema_version=0)
     db.add(project)
     db.flush()
     db.add(Membership(project_id=project.id, user_id=admin.id, role=Role.OWNER.value))

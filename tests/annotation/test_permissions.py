@@ -89,6 +89,16 @@ def _fresh_invite(w: World) -> str:
     return r.json()["token"]
 
 
+PREDICTION = {"model": {"name": "chest", "version": "1.0.0"}, "probabilities": {"nodule": 0.8},
+              "boxes": [{"label": "nodule", "x0": 2, "y0": 2, "x1": 20, "y1": 20, "score": 0.6}]}
+
+
+def _predicted(w: World) -> str:
+    """The junior's item, with suggestions stored (GET answers 404 for an item without any)."""
+    w.client.put(f"/api/items/{w.items[0]}/predictions", headers=w.h("admin"), json=PREDICTION)
+    return f"/api/items/{w.items[0]}"
+
+
 P = lambda w, r: f"/api/projects/{w.project_id}"  # noqa: E731
 ITEM = lambda w, r: f"/api/items/{w.items[0]}"  # noqa: E731
 
@@ -183,6 +193,13 @@ TABLE: dict[tuple[str, str], Call] = {
     ("POST", "/api/admin/users/{user_id}/reset-password"): Call(
         ADMIN, lambda w, r: f"/api/admin/users/{_fresh_user(w)}/reset-password"),
     ("GET", "/api/admin/logins"): Call(ADMIN, lambda w, r: "/api/admin/logins"),
+    # model suggestions (issue 18): stored by the pipeline or a manager, read by whoever may see the item
+    ("PUT", "/api/items/{item_id}/predictions"): Call(MANAGEMENT | PIPELINE, lambda w, r: ITEM(w, r) + "/predictions",
+                                                      lambda w, r: PREDICTION),
+    ("GET", "/api/items/{item_id}/predictions"): Call(STAFF | {"junior"} | PIPELINE, lambda w, r: _predicted(w) + "/predictions"),
+    ("POST", "/api/tasks/{task_id}/unaided"): Call(  # 409 for its reader: the project is not blind first
+        frozenset({"junior"}), lambda w, r: f"/api/tasks/{_task_for_junior(w)}/unaided",
+        lambda w, r: {"labels": [{"label": "nodule", "value": True, "confidence": 80}]}),
 }
 
 
