@@ -266,20 +266,34 @@ def _take_reading(db: Session, user: User, reader: Reader, lease_minutes: int) -
     return None
 
 
-def next_task(db: Session, user: User, project_id: int | None, lease_minutes: int) -> Task | None:
-    """The reader's open task if any, else verification first, then gold when due, then a new reading."""
+def _held(project_ids: list[int], user: User):
+    return select(Task).where(Task.project_id.in_(project_ids), Task.assignee_id == user.id,
+                              Task.status == TaskStatus.ASSIGNED.value,
+                              or_(Task.lease_expires_at.is_(None), Task.lease_expires_at >= utcnow()))
+
+
+def next_task(db: Session, user: User, project_id: int | None, lease_minutes: int, ahead: int = 0) -> Task | None:
+    """The reader's open task if any, else verification first, then gold when due, then a new reading.
+
+    `ahead=n`: the task n places after that one, claimed now so the viewer can prefetch it; tasks in
+    hand are served oldest first, so it becomes the current task once the ones before it are done."""
     readers = reader_standing(db, user, [project_id] if project_id is not None else None)
     if not readers:
         return None
     ids = [r.project.id for r in readers]
-    held = db.scalar(
-        select(Task).where(Task.project_id.in_(ids), Task.assignee_id == user.id, Task.status == TaskStatus.ASSIGNED.value,
-                           or_(Task.lease_expires_at.is_(None), Task.lease_expires_at >= utcnow()))
-        .order_by(Task.assigned_at, Task.id).limit(1)
-    )
-    if held is not None:
-        return held
+    held = db.scalars(_held(ids, user).order_by(Task.assigned_at, Task.id).limit(ahead + 1)).all()
+    if len(held) > ahead:
+        return held[ahead]
     release_expired(db, ids)
+    task = None
+    for _ in range(ahead + 1 - len(held)):
+        task = _take_one(db, user, readers, lease_minutes)
+        if task is None:
+            return None
+    return task
+
+
+def _take_one(db: Session, user: User, readers: list[Reader], lease_minutes: int) -> Task | None:
     for reader in readers:
         task = _take_verification(db, user, reader, lease_minutes)
         if task is None and reader.annotates and _gold_due(db, user, reader.project):
@@ -290,6 +304,17 @@ def next_task(db: Session, user: User, project_id: int | None, lease_minutes: in
             db.refresh(task)
             return task
     return None
+
+
+def held_besides(db: Session, user: User, project_id: int | None, task_id: int | None) -> int:
+    """Cases in the reader's hands other than `task_id` (one claimed ahead, one reopened)."""
+    ids = [r.project.id for r in reader_standing(db, user, [project_id] if project_id is not None else None)]
+    if not ids:
+        return 0
+    q = _held(ids, user).where(Task.kind == TaskKind.ANNOTATE.value)
+    if task_id is not None:
+        q = q.where(Task.id != task_id)
+    return db.scalar(select(func.count()).select_from(q.subquery())) or 0
 
 
 def remaining_for(db: Session, user: User, project_id: int | None) -> int:

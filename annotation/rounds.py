@@ -12,7 +12,7 @@ from fastapi import HTTPException, status
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from annotation import queue
+from annotation import queue, revisions
 from annotation.airflow_events import AirflowAuthError, bearer_token, post_asset_event
 from annotation.completion import post_webhook
 from annotation.config import Settings
@@ -118,6 +118,7 @@ def close(db: Session, rnd: Round) -> Round:
     PostgreSQL waits instead of deadlocking: the reading that got its task row first is kept."""
     if rnd.state == RoundState.CLOSED.value:
         return rnd
+    revisions.keep_reopened(db, rnd.project_id, rnd.number)
     db.execute(
         update(Task)
         .where(Task.project_id == rnd.project_id, Task.round == rnd.number,

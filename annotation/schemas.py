@@ -515,6 +515,7 @@ class TaskBrief(BaseModel):
     status: str
     round: int
     submitted_at: datetime | None
+    reopenable: bool = False  # its reader may reopen it now (submitted reading, round not closed)
 
 
 class TaskState(BaseModel):
@@ -558,6 +559,21 @@ class ReaderReading(BaseModel):
     wall_ms: int | None
     active_ms: int | None
     skip_reason: str | None
+    revisions: list["RevisionOut"] = []  # submissions the reader replaced after reopening, oldest first
+
+
+class RevisionOut(BaseModel):
+    """A replaced submission of a reopened case (annotation_revision): what was read before, and when."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    labels: list[dict[str, Any]]
+    rois: list[dict[str, Any]]
+    comment: str
+    quality_decision: str | None
+    quality_reason: str | None
+    submitted_at: datetime | None
+    replaced_at: datetime
 
 
 class RoiDisagreement(BaseModel):

@@ -23,6 +23,7 @@ from annotation.models import (
     utcnow,
 )
 from annotation.permissions import RANK
+from annotation.revisions import archive_replaced
 from annotation.schemas import SubmitIn
 
 
@@ -130,6 +131,7 @@ def submit(db: Session, task: Task, body: SubmitIn) -> list[CompletionEvent]:
         # quality-review readings are a decision; their labels stay optional (README: Quality review projects)
         validate_against_schema(body, schema, item, complete=project.kind != ProjectKind.QUALITY_REVIEW.value)
     validate_quality(project, task, body)
+    archive_replaced(db, task)  # a reopened case: the reading this one replaces goes into its history
     assist_record = assist.assist_record(db, project, task, item, body.assist)
     now = utcnow()
     task.status = TaskStatus.SUBMITTED.value

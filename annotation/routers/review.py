@@ -15,6 +15,7 @@ from annotation.completion import completion
 from annotation.deps import CurrentUser, DB, IdPath, require
 from annotation.models import Annotation, Item, Membership, Role, SchemaVersion, Task, TaskKind, TaskStatus, User
 from annotation.permissions import Action
+from annotation.revisions import history as revision_history
 from annotation.routers.projects import get_project
 from annotation.schemas import (
     CompletionOut,
@@ -24,6 +25,7 @@ from annotation.schemas import (
     ReaderProgress,
     ReaderReading,
     ReviewOut,
+    RevisionOut,
     RoiDisagreement,
     StatisticsOut,
 )
@@ -162,10 +164,12 @@ def review_item(item_id: IdPath, request: Request, db: DB, user: CurrentUser, io
         .where(Task.item_id == item.id, Task.status.in_([TaskStatus.SUBMITTED.value, TaskStatus.SKIPPED.value]))
         .order_by(Task.kind, Task.id)
     ).all()
+    replaced = revision_history(db, [t.id for t, _, _ in rows])  # reopened and changed: the history
     readings = [
         ReaderReading(task_id=t.id, reader=name, level=levels.get(t.assignee_id or 0), kind=t.kind, status=t.status,
                       verify_level=t.verify_level, decision=t.decision, labels=a.labels if a else [],
-                      rois=a.rois if a else [], wall_ms=t.wall_ms, active_ms=t.active_ms, skip_reason=t.skip_reason)
+                      rois=a.rois if a else [], wall_ms=t.wall_ms, active_ms=t.active_ms, skip_reason=t.skip_reason,
+                      revisions=[RevisionOut.model_validate(rev) for rev in replaced.get(t.id, [])])
         for t, name, a in rows
     ]
     readers = [r for r in readings if r.kind == TaskKind.ANNOTATE.value and r.status == TaskStatus.SUBMITTED.value]

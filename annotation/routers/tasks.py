@@ -1,10 +1,11 @@
-"""The reader's side: next task, my tasks, image-loaded mark, submit, skip."""
+"""The reader's side: next task (and the one after it, for prefetch), my tasks, image-loaded mark,
+submit, skip, reopen."""
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
 from sqlalchemy import func, select
 
-from annotation import queue, rounds, submission
+from annotation import queue, revisions, rounds, submission
 from annotation.completion import notify_completed
 from annotation.deps import CurrentUser, DB, IdPath, SettingsDep, project_roles, require
 from annotation.models import Project, Round, Task, TaskStatus, User, utcnow
@@ -17,18 +18,26 @@ router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
 @router.post("/next", response_model=NextTaskOut)
 def next_task(request: Request, db: DB, user: CurrentUser, settings: SettingsDep,
-              project_id: IdPath | None = Query(None, ge=1, le=2**31 - 1)) -> NextTaskOut:
-    """The reader's current task, or a new one from the queue (POST: it assigns)."""
+              project_id: IdPath | None = Query(None, ge=1, le=2**31 - 1),
+              ahead: int = Query(0, ge=0, le=1)) -> NextTaskOut:
+    """The reader's current task, or a new one from the queue (POST: it assigns).
+
+    `ahead=1`: the task after the current one, claimed under the queue's lease but not opened (no
+    reading clock), so the viewer can fetch its images while the reader works on the current case;
+    unused, its lease runs out like any other and the slot goes back to the queue."""
     if project_id is not None:
         require(db, user, project_id, Action.READ)
-    task = queue.next_task(db, user, project_id, settings.lease_minutes)
+    task = queue.next_task(db, user, project_id, settings.lease_minutes, ahead=ahead)
     if task is not None and task.schema_version_id is None:
         sv = queue.current_schema(db, db.get(Project, task.project_id))
         task.schema_version_id = sv.id if sv else None
     task_id = task.id if task is not None else None
     db.commit()  # end the write transaction (SQLite: the write lock) before building the answer
     with request.app.state.factories.reader() as ro:
-        remaining = queue.remaining_for(ro, user, project_id)
+        # "N left" after the case in hand: the queue's open readings plus cases already held (a prefetched
+        # or reopened one); seen from the case ahead, the current one is not left.
+        held = queue.held_besides(ro, user, project_id, task_id)
+        remaining = queue.remaining_for(ro, user, project_id) + max(0, held - ahead)
         out = task_out(ro, ro.get(Task, task_id), request.app.state.instances) if task_id is not None else None
     return NextTaskOut(task=out, remaining=remaining)
 
@@ -40,8 +49,9 @@ def my_tasks(db: DB, user: CurrentUser, limit: int = Query(100, ge=1, le=1000)) 
         select(Task, Project.name).join(Project, Project.id == Task.project_id)
         .where(Task.assignee_id == user.id).order_by(Task.id.desc()).limit(limit)
     ).all()
+    can_reopen = revisions.reopenable(db, [t for t, _ in rows])
     tasks = [TaskBrief(id=t.id, project_id=t.project_id, project_name=name, item_id=t.item_id, kind=t.kind, status=t.status,
-                       round=t.round, submitted_at=t.submitted_at) for t, name in rows]
+                       round=t.round, submitted_at=t.submitted_at, reopenable=t.id in can_reopen) for t, name in rows]
     progress = []
     for reader in queue.reader_standing(db, user, None):
         counts = dict(db.execute(
@@ -114,5 +124,17 @@ def skip_task(task_id: IdPath, body: SkipIn, db: DB, user: CurrentUser) -> TaskS
     task = _task_for(db, user, task_id, own=True)
     db.refresh(task, with_for_update=True)
     submission.skip(db, task, body.reason)
+    db.flush()
+    return task_state(task)
+
+
+@router.post("/{task_id}/reopen", response_model=TaskState)
+def reopen_task(task_id: IdPath, db: DB, user: CurrentUser) -> TaskState:
+    """Its own reader takes a submitted reading back to change it, until the round closes (409 after,
+    or when the task is not a submitted reading); the next submit replaces it and the replaced one
+    is kept (annotation_revision, shown to managers in the item review)."""
+    task = _task_for(db, user, task_id, own=True)
+    db.refresh(task, with_for_update=True)  # PostgreSQL: serialise with a concurrent close or verification
+    revisions.reopen(db, task)
     db.flush()
     return task_state(task)

@@ -61,6 +61,16 @@ def _task_for_junior(w: World) -> int:
         return t.id
 
 
+def _submitted_task_for_junior(w: World) -> int:
+    """A fresh reading the junior submitted (one to reopen per call)."""
+    with w.client.app.state.factories.writer() as db, db.begin():
+        t = Task(project_id=w.project_id, item_id=w.items[0], round=1, kind="annotate", status=TaskStatus.SUBMITTED.value,
+                 assignee_id=w.users["junior"], assigned_at=utcnow(), submitted_at=utcnow())
+        db.add(t)
+        db.flush()
+        return t.id
+
+
 def _fresh_membership(w: World) -> int:
     user = w.client.post("/api/users", headers=w.h("admin"), json={"username": _uniq("m"), "password": PASSWORD}).json()
     with w.client.app.state.factories.writer() as db, db.begin():
@@ -176,6 +186,9 @@ TABLE: dict[tuple[str, str], Call] = {
                                                   lambda w, r: reading()),
     ("POST", "/api/tasks/{task_id}/skip"): Call(frozenset({"junior"}), lambda w, r: f"/api/tasks/{_task_for_junior(w)}/skip",
                                                 lambda w, r: {"reason": "not diagnostic"}),
+    # only the task's own reader, not its project's management nor a site admin
+    ("POST", "/api/tasks/{task_id}/reopen"): Call(frozenset({"junior"}),
+                                                  lambda w, r: f"/api/tasks/{_submitted_task_for_junior(w)}/reopen"),
     ("GET", "/api/items/{item_id}/review"): Call(REVIEW, lambda w, r: ITEM(w, r) + "/review"),
     ("GET", "/api/projects/{project_id}/statistics"): Call(STATISTICS, lambda w, r: P(w, r) + "/statistics"),
     ("GET", "/api/projects/{project_id}/progress"): Call(PROGRESS, lambda w, r: P(w, r) + "/progress"),
