@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from annotation.masks import MAX_RUNS
 from annotation.models import Level, ProjectKind, QualityDecision, Role, RoundState
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]{0,31}$")]
@@ -93,7 +94,7 @@ class UserPatch(Closed):
 class LabelDef(Closed):
     id: Slug
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    kind: Literal["boolean", "box", "freehand"]
+    kind: Literal["boolean", "box", "freehand", "mask"]  # mask: brush/polygon segmentation (annotation/masks.py)
     instructions: Annotated[str, StringConstraints(max_length=4000)] = ""
     color: Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")] = "#ffcc00"
     # true: every reading answers it (Yes/No and a confidence; a region label: at least one region)
@@ -333,14 +334,26 @@ Point = Annotated[list[Annotated[float, Field(ge=-1e6, le=1e6)]], Field(min_leng
 
 
 class RoiIn(Closed):
+    """A box or outline (`points`), or a mask: one label's pixels on one slice, run-length encoded
+    (`rows`, `columns`, `rle`; annotation/masks.py); submission checks it against the image."""
+
     label: Slug
-    kind: Literal["box", "freehand"]
+    kind: Literal["box", "freehand", "mask"]
     instance: Annotated[int, Field(ge=0, le=100_000)] = 0
     frame: Annotated[int, Field(ge=0, le=100_000)] = 0
-    points: Annotated[list[Point], Field(min_length=2, max_length=5000)]
+    points: Annotated[list[Point], Field(max_length=5000)] = []
+    rows: Annotated[int, Field(ge=1, le=65_535)] | None = None
+    columns: Annotated[int, Field(ge=1, le=65_535)] | None = None
+    rle: Annotated[list[Annotated[int, Field(ge=0, le=2**32)]], Field(max_length=MAX_RUNS)] | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> "RoiIn":
+        if self.kind == "mask":
+            if self.points or self.rows is None or self.columns is None or self.rle is None:
+                raise ValueError(f"mask '{self.label}' is rows, columns and rle (run lengths), without points")
+            return self
+        if self.rle is not None or self.rows is not None or self.columns is not None:
+            raise ValueError(f"rows, columns and rle belong to mask regions, not to {self.kind} '{self.label}'")
         if self.kind == "box" and len(self.points) != 2:
             raise ValueError("a box is two corner points [[x0, y0], [x1, y1]]")
         if self.kind == "freehand" and len(self.points) < 3:

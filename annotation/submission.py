@@ -8,7 +8,7 @@ from fastapi import HTTPException, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from annotation import assist, queue
+from annotation import assist, masks, queue
 from annotation.models import (
     Annotation,
     Item,
@@ -24,7 +24,7 @@ from annotation.models import (
 )
 from annotation.permissions import RANK
 from annotation.revisions import archive_replaced
-from annotation.schemas import SubmitIn
+from annotation.schemas import RoiIn, SubmitIn
 
 
 @dataclass
@@ -62,6 +62,7 @@ def validate_against_schema(body: SubmitIn, schema: SchemaVersion | None, item: 
             raise _unprocessable(f"empty reading: no label answered (labels: {names})")
     labels = {lab["id"]: lab for lab in (schema.definition["labels"] if schema else [])}
     seen: set[str] = set()
+    masked: set[tuple[str, int, int]] = set()
     for lv in body.labels:
         lab = labels.get(lv.label)
         if lab is None or lab["kind"] != "boolean":
@@ -77,9 +78,31 @@ def validate_against_schema(body: SubmitIn, schema: SchemaVersion | None, item: 
             raise _unprocessable("ROI references an instance the item does not have")
         if roi.frame >= item.instances[roi.instance].frames:
             raise _unprocessable("ROI references a frame the instance does not have")
+        if roi.kind == "mask":
+            validate_mask(roi, lab, item, masked)
     for key in body.label_ms:
         if key not in labels:
             raise _unprocessable(f"time given for unknown label '{key}'")
+
+
+def validate_mask(roi: RoiIn, label: dict, item: Item, masked: set[tuple[str, int, int]]) -> None:
+    """A mask covers exactly its slice's pixel grid, in the canonical run-length encoding
+    (annotation/masks.py), marks at least one pixel, and comes once per label and slice; the error
+    names the label, since a reader drew several."""
+    where = f"mask '{label['name']}' ({roi.label}) on image {roi.instance + 1}" + (f" frame {roi.frame + 1}" if roi.frame else "")
+    inst = item.instances[roi.instance]
+    if (roi.rows, roi.columns) != (inst.rows, inst.columns):
+        raise _unprocessable(f"{where}: {roi.rows} x {roi.columns} pixels, the image has {inst.rows} x {inst.columns}")
+    try:
+        masks.check(roi.rle or [], inst.rows, inst.columns)
+    except masks.MaskEncodingError as exc:
+        raise _unprocessable(f"{where}: {exc}") from None
+    if len(roi.rle or []) < 2:
+        raise _unprocessable(f"{where}: no pixel marked")
+    key = (roi.label, roi.instance, roi.frame)
+    if key in masked:
+        raise _unprocessable(f"{where}: given twice (one mask per label and slice)")
+    masked.add(key)
 
 
 def reader_rank(db: Session, project_id: int, user_id: int | None) -> int:
@@ -143,7 +166,7 @@ def submit(db: Session, task: Task, body: SubmitIn) -> list[CompletionEvent]:
     task.label_ms = dict(body.label_ms)
     task.decision = body.decision if task.kind == TaskKind.VERIFY.value else None
     labels = [lv.model_dump() for lv in body.labels]
-    rois = [r.model_dump() for r in body.rois]
+    rois = [r.model_dump(exclude_none=True, exclude={"points"} if r.kind == "mask" else None) for r in body.rois]
     quality = body.quality
     db.add(Annotation(task_id=task.id, schema_version_id=task.schema_version_id, labels=labels, rois=rois, comment=body.comment,
                       quality_decision=quality.decision.value if quality else None,

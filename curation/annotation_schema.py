@@ -23,8 +23,10 @@ from curation.vocabulary import ALL_KINDS, QualityDecision
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "include" / "annotation" / "schemas"
 
 PROJECT_KINDS = ("labels", "quality_review")
-LABEL_KINDS = ("boolean", "box", "freehand")
-REGION_KINDS = ("box", "freehand")
+LABEL_KINDS = ("boolean", "box", "freehand", "mask")
+#: Labels a reader draws: boxes, outlines, and masks painted with the brush or polygon tool (stored
+#: run-length encoded per slice; their consensus is STAPLE, `agreement.roi.mask_consensus`).
+REGION_KINDS = ("box", "freehand", "mask")
 
 # The service's limits (annotation/schemas.py: SchemaDef, LabelDef).
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,31}$")
@@ -62,7 +64,7 @@ class LabelSchema:
 
     @property
     def labels(self) -> dict[str, str]:
-        """label id -> kind (boolean, box, freehand): QC's `schema` rule reads this mapping."""
+        """label id -> kind (boolean, box, freehand, mask): QC's `schema` rule reads this mapping."""
         return {lab["id"]: lab["kind"] for lab in (self.payload or {}).get("labels", [])}
 
     @property
@@ -151,7 +153,7 @@ def _regions(raw: Any, labels: Mapping[str, str], where: str) -> dict[str, str]:
     out = {}
     for region, finding in raw.items():
         if labels.get(region) not in REGION_KINDS:
-            raise _fail(where, f"{region!r} is not a box or freehand label of the schema")
+            raise _fail(where, f"{region!r} is not a region (box, freehand or mask) label of the schema")
         if labels.get(finding) != "boolean":
             raise _fail(where, f"{region!r} outlines {finding!r}, which is not a yes/no (boolean) label of the schema")
         out[str(region)] = str(finding)

@@ -11,7 +11,7 @@ from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
-from annotation import __version__
+from annotation import __version__, masks
 from annotation.exports.readings import Reading
 
 SCHEME = "99CURATE"  # private coding scheme for project-defined labels
@@ -86,7 +86,14 @@ def build_sr(reading: Reading, load: LoadDataset) -> Dataset:
     )
 
 
-def _mask(points: list[list[float]], kind: str, rows: int, cols: int) -> np.ndarray:
+def _mask(roi: dict, rows: int, cols: int) -> np.ndarray:
+    """The ROI's pixels on its slice: a drawn mask as stored, a box or outline rasterised."""
+    points, kind = roi.get("points"), roi["kind"]
+    if kind == "mask":
+        mask = masks.roi_mask(roi)
+        if mask.shape != (rows, cols):
+            raise ValueError(f"mask '{roi['label']}' is {mask.shape[0]} x {mask.shape[1]}, its image {rows} x {cols}")
+        return mask
     img = Image.new("1", (cols, rows), 0)
     draw = ImageDraw.Draw(img)
     if kind == "box":
@@ -99,7 +106,7 @@ def _mask(points: list[list[float]], kind: str, rows: int, cols: int) -> np.ndar
 
 def build_seg(reading: Reading, load: LoadDataset) -> list[Dataset]:
     """One binary SEG per source object the ROIs touch (a single-frame series counts as one),
-    one segment per ROI label."""
+    one segment per ROI label (a mask label's segment: the reader's masks of every slice)."""
     if not reading.rois:
         return []
     instances = reading.item.instances
@@ -117,7 +124,7 @@ def build_seg(reading: Reading, load: LoadDataset) -> list[Dataset]:
         arr = np.zeros((n_frames, rows, cols, len(labels)), dtype=bool)
         for roi in rois:
             frame = key.index(roi["instance"]) if single_frame else roi["frame"]
-            arr[frame, :, :, labels.index(roi["label"])] |= _mask(roi["points"], roi["kind"], rows, cols)
+            arr[frame, :, :, labels.index(roi["label"])] |= _mask(roi, rows, cols)
         descriptions = [
             hd.seg.SegmentDescription(
                 segment_number=n, segment_label=label[:64], segmented_property_category=ABNORMAL,
@@ -126,12 +133,22 @@ def build_seg(reading: Reading, load: LoadDataset) -> list[Dataset]:
             )
             for n, label in enumerate(labels, start=1)
         ]
-        out.append(hd.seg.Segmentation(
+        out.append(_deidentified_as(sources[0], hd.seg.Segmentation(
             source_images=sources, pixel_array=arr, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions, series_instance_uid=generate_uid(), series_number=9002,
             sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER,
             manufacturer_model_name="curate-annotation", software_versions=__version__, device_serial_number="0",
             content_label="ROIS", content_creator_name=reading.reader.replace("^", "_"),
             series_description=f"annotation task {reading.task_id}",
-        ))
+        )))
     return out
+
+
+def _deidentified_as(source: Dataset, seg: Dataset) -> Dataset:
+    """A SEG says Patient Identity Removed like its source; the standard then wants the method
+    (Type 1C), which highdicom does not copy: the source's, else what this service knows."""
+    if str(seg.get("PatientIdentityRemoved", "")).upper() == "YES" and "DeidentificationMethod" not in seg:
+        if "DeidentificationMethodCodeSequence" in source:
+            seg.DeidentificationMethodCodeSequence = source.DeidentificationMethodCodeSequence
+        seg.DeidentificationMethod = source.get("DeidentificationMethod") or "de-identified source instances (curate deid)"
+    return seg

@@ -6,6 +6,7 @@ import io
 import json
 from typing import Any
 
+from annotation import masks
 from annotation.exports.readings import Reading
 from annotation.models import Project
 
@@ -50,15 +51,14 @@ def rows(project: Project, readings: list[Reading]) -> list[dict[str, Any]]:
                         "time_label_s": _s(r.label_ms.get(lv["label"]))})
             records += 1
         for roi in r.rois:
-            xs = [p[0] for p in roi["points"]]
-            ys = [p[1] for p in roi["points"]]
+            xs, ys, geometry = _geometry(roi)
             inst = r.item.instances[roi["instance"]] if roi["instance"] < len(r.item.instances) else None
             out.append({**base, "record": "roi", "label": roi["label"],
                         "label_name": r.schema_labels.get(roi["label"], {}).get("name", ""), "roi_kind": roi["kind"],
                         "instance": roi["instance"], "frame": roi["frame"],
                         "sop_instance_uid": inst.sop_instance_uid if inst else "",
                         "x_min": round(min(xs), 2), "y_min": round(min(ys), 2), "x_max": round(max(xs), 2),
-                        "y_max": round(max(ys), 2), "points": json.dumps(roi["points"], separators=(",", ":")),
+                        "y_max": round(max(ys), 2), "points": json.dumps(geometry, separators=(",", ":")),
                         "time_label_s": _s(r.label_ms.get(roi["label"]))})
             records += 1
         if records == 0:
@@ -90,6 +90,15 @@ def _assist_rows(out: list[dict[str, Any]], base: dict[str, Any], r: Reading) ->
         out.append(row)
         n += 1
     return n
+
+
+def _geometry(roi: dict) -> tuple[list[float], list[float], object]:
+    """x and y extents and the `points` cell: a box's or outline's points; a mask's bounding box and
+    its run-length encoding (`{"rows", "columns", "rle"}`, annotation/masks.py)."""
+    if roi["kind"] == "mask":
+        x0, y0, x1, y1 = masks.bounding_box(masks.roi_mask(roi)) or (0, 0, 0, 0)
+        return [x0, x1], [y0, y1], {"rows": roi["rows"], "columns": roi["columns"], "rle": roi["rle"]}
+    return [p[0] for p in roi["points"]], [p[1] for p in roi["points"]], roi["points"]
 
 
 def to_csv(project: Project, readings: list[Reading]) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlalchemy import select
 
-from annotation import queue
+from annotation import masks, queue
 from annotation.completion import completion
 from annotation.deps import CurrentUser, DB, IdPath, require
 from annotation.models import Annotation, Item, Membership, Role, SchemaVersion, Task, TaskKind, TaskStatus, User
@@ -41,7 +41,11 @@ BOOTSTRAP = 1000  # resamples of items for the kappa's confidence interval (fixe
 # --- agreement arithmetic (the service cannot import curation's agreement library) ---------------
 def region_mask(roi: dict[str, Any]) -> tuple[int, int, np.ndarray]:
     """A region as (x0, y0, boolean mask over its pixel bounding box): boxes exactly, freehand outlines
-    by the even-odd rule at pixel centres."""
+    by the even-odd rule at pixel centres, masks as drawn."""
+    if roi["kind"] == "mask":
+        full = masks.roi_mask(roi)
+        x0, y0, x1, y1 = masks.bounding_box(full) or (0, 0, 1, 1)
+        return x0, y0, full[y0:y1, x0:x1]
     pts = np.asarray(roi["points"], dtype=np.float64)
     x0, y0 = int(np.floor(pts[:, 0].min())), int(np.floor(pts[:, 1].min()))
     x1, y1 = int(np.ceil(pts[:, 0].max())), int(np.ceil(pts[:, 1].max()))

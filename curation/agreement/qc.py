@@ -33,7 +33,7 @@ from curation.agreement.statistics import BINARY, cohen_kappa_pairs
 from curation.agreement.table import Readings, as_frame
 
 YES_NO_KINDS = frozenset({"binary", "boolean"})
-KINDS = YES_NO_KINDS | {"box", "freehand"}  # a yes/no reading (finding present) is valid for every kind
+KINDS = YES_NO_KINDS | {"box", "freehand", "mask"}  # a yes/no reading (finding present) is valid for every kind
 BOX_COLUMNS = ("item", "label", "annotator", "x0", "y0", "x1", "y1")
 
 
@@ -148,7 +148,7 @@ def _share_flags(rule: Rule, bad: pd.Series, total: pd.Series, config: QcConfig,
 
 
 def check_schema(frame: pd.DataFrame, schema: Mapping[str, str], config: QcConfig = QcConfig()) -> list[Flag]:
-    """A yes/no reading is valid for any label the schema defines (for box and freehand labels it
+    """A yes/no reading is valid for any label the schema defines (for region labels it
     says whether the finding is present); readings of labels the schema lacks are flagged."""
     unknown_kinds = sorted({str(k) for k in schema.values()} - KINDS)
     if unknown_kinds:

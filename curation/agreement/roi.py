@@ -11,13 +11,15 @@ plays the truth. Agreement on *whether* there is a finding at all is the yes/no 
 Masks (numpy arrays, SimpleITK images, or files SimpleITK reads: .nii.gz, .nrrd, .png, ...) are
 compared by Dice, and combined by STAPLE (Warfield et al. 2004, IEEE TMI 23:903), which estimates the
 hidden true mask together with each reader's sensitivity and specificity: SimpleITK's
-`STAPLEImageFilter` for one structure, `MultiLabelSTAPLEImageFilter` for label maps.
+`STAPLEImageFilter` for one structure, `MultiLabelSTAPLEImageFilter` for label maps. A round's painted
+masks (the annotation service's run-length encoded slices) get theirs from `mask_consensus`.
 
 Geometry rules (box inside the image, non-degenerate, not the whole image) are QC flags in `qc`;
 this module measures whatever it is given.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import combinations
@@ -479,3 +481,101 @@ def multilabel_staple(masks: Mapping[str, MaskLike], undecided_label: int | None
                          "specificity": _ratio(float(((1 - matrix[lab, others]) * share[others]).sum()),
                                                float(share[others].sum()))})
     return MultiLabelStaple(consensus, labels, undecided, confusion, pd.DataFrame(rows))
+
+
+# ---------------------------------------------------------------- drawn masks of a round
+
+MASK_KEYS = ("item", "label")
+
+
+def decode_runs(runs: list[int], rows: int, columns: int) -> np.ndarray:
+    """A (rows, columns) bool mask from the annotation service's run-length encoding: row-major
+    runs alternating background, foreground, ..., starting with background (possibly 0 long)."""
+    counts = np.asarray(runs, dtype=np.int64)
+    if counts.ndim != 1 or not len(counts) or (counts < 0).any() or int(counts.sum()) != rows * columns:
+        raise ValueError(f"runs do not cover a {rows} x {columns} mask "
+                         f"({len(counts)} runs over {int(counts.sum()) if counts.ndim == 1 else '?'} pixels)")
+    return np.repeat(np.arange(len(counts)) % 2 == 1, counts).reshape(rows, columns)
+
+
+def encode_runs(mask: np.ndarray) -> list[int]:
+    """The inverse of `decode_runs`: the service's encoding of a 2-D mask."""
+    flat = np.asarray(mask, dtype=bool).ravel()
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    runs = np.diff(np.concatenate([[0], change, [flat.size]])).tolist()
+    return [0, *runs] if flat.size and flat[0] else runs
+
+
+@dataclass(frozen=True)
+class MaskConsensus:
+    """STAPLE per item and mask label over the slices any reader painted. `masks`: the consensus,
+    one row per slice it marks (keys, instance, frame, rows, columns, rle, pixels); `readers`: keys,
+    annotator, dice (with the consensus), sensitivity, specificity (STAPLE's), pixels painted;
+    `skipped`: keys and why no consensus was formed (fewer than two readers, nothing painted)."""
+
+    masks: pd.DataFrame
+    readers: pd.DataFrame
+    skipped: pd.DataFrame
+
+    def summary(self) -> dict[str, object]:
+        """Small, XCom-safe: counts and each reader's mean Dice with the consensus."""
+        dice = self.readers.groupby("annotator")["dice"].mean() if not self.readers.empty else pd.Series(dtype=float)
+        return {"method": "staple", "item_labels": int(len(self.readers.drop_duplicates(list(MASK_KEYS)))),
+                "consensus_slices": int(len(self.masks)), "skipped": int(len(self.skipped)),
+                "mean_dice": {str(a): float(v) for a, v in dice.items()}}
+
+
+def _geometry(value: object) -> dict:
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, Mapping) or not {"rows", "columns", "rle"} <= set(value):
+        raise ValueError(f"a mask region's geometry is {{rows, columns, rle}}, not {str(value)[:80]}")
+    return dict(value)
+
+
+def mask_consensus(regions: pd.DataFrame, threshold: float = 0.5,
+                   readers: Mapping[str, list[str]] | None = None) -> MaskConsensus:
+    """STAPLE consensus of the readers' painted masks, per item and label, and each reader's Dice.
+
+    `regions`: one row per painted slice with item, label, annotator, instance, frame and `points`,
+    the mask's geometry `{rows, columns, rle}` as the service exports it (and the catalog stores it).
+    The slices of an item-label that any reader painted form one volume, so STAPLE weighs readers
+    over the whole lesion. `readers[item]`: who read the item; a reader there who painted nothing
+    counts as an empty mask (drawing nothing is an answer); default: the readers who painted."""
+    rows_out, readers_out, skipped = [], [], []
+    for (item, label), group in regions.groupby(list(MASK_KEYS), sort=True):
+        geometry = [_geometry(g) for g in group["points"]]
+        shapes = {(int(g["rows"]), int(g["columns"])) for g in geometry}
+        key = {"item": item, "label": label}
+        if len(shapes) != 1:
+            skipped.append({**key, "reason": f"slices of different sizes {sorted(shapes)}"})
+            continue
+        height, width = shapes.pop()
+        slices = sorted({(int(i), int(f)) for i, f in zip(group["instance"], group["frame"])})
+        where = {s: n for n, s in enumerate(slices)}
+        who = sorted(set(group["annotator"]) | set((readers or {}).get(item, [])))
+        if len(who) < 2:
+            skipped.append({**key, "reason": f"one reader ({who[0]}); STAPLE needs two"})
+            continue
+        volumes = {a: np.zeros((len(slices), height, width), dtype=np.uint8) for a in who}
+        for annotator, instance, frame, g in zip(group["annotator"], group["instance"], group["frame"], geometry):
+            volumes[annotator][where[(int(instance), int(frame))]] |= decode_runs(g["rle"], height, width)
+        try:
+            result = staple(volumes, threshold=threshold)
+        except ValueError as exc:  # nothing painted, or everything
+            skipped.append({**key, "reason": str(exc)})
+            continue
+        consensus = sitk.GetArrayFromImage(result.consensus).astype(bool)
+        for (instance, frame), n in where.items():
+            if consensus[n].any():
+                rows_out.append({**key, "instance": instance, "frame": frame, "rows": height, "columns": width,
+                                 "rle": encode_runs(consensus[n]), "pixels": int(consensus[n].sum())})
+        for r in result.readers.to_dict(orient="records"):
+            readers_out.append({**key, "annotator": r["annotator"], "dice": float(r["dice"]),
+                                "sensitivity": float(r["sensitivity"]), "specificity": float(r["specificity"]),
+                                "pixels": int(volumes[r["annotator"]].sum())})
+    keys = list(MASK_KEYS)
+    return MaskConsensus(
+        pd.DataFrame(rows_out, columns=[*keys, "instance", "frame", "rows", "columns", "rle", "pixels"]),
+        pd.DataFrame(readers_out, columns=[*keys, "annotator", "dice", "sensitivity", "specificity", "pixels"]),
+        pd.DataFrame(skipped, columns=[*keys, "reason"]))

@@ -38,7 +38,7 @@ def _chest() -> dict:
     (lambda d: d["schema"]["labels"].append(dict(d["schema"]["labels"][0])), "'opacity' is given twice"),
     (lambda d: d["schema"].update(labels=[]), "list of 1 to 100 labels"),
     (lambda d: d["regions"].update(nodule_box="effusion_box"), "not a yes/no (boolean) label"),
-    (lambda d: d["regions"].update(nodule="nodule"), "'nodule' is not a box or freehand label"),
+    (lambda d: d["regions"].update(nodule="nodule"), "'nodule' is not a region (box, freehand or mask) label"),
     (lambda d: d["selection"].update(series_kinds=["XRAY"]), "['XRAY'] are not series kinds"),
     (lambda d: d.update(version="1"), "version must be a whole number"),
     (lambda d: d.pop("schema"), "a labels project needs a schema"),

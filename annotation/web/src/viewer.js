@@ -15,6 +15,7 @@ import { init as dicomLoaderInit } from '@cornerstonejs/dicom-image-loader';
 import * as cstools from '@cornerstonejs/tools';
 import { get, post } from './api.js';
 import { h, mount, toast } from './dom.js';
+import { Segmentation } from './segmentation.js';
 
 const {
   ToolGroupManager, WindowLevelTool, ZoomTool, PanTool, StackScrollTool, RectangleROITool, PlanarFreehandROITool,
@@ -141,7 +142,12 @@ class Reading {
     const roiButtons = roiLabels.map((l, i) => h('button', {
       class: 'roi-label', testid: `roi-${l.id}`, style: { borderColor: l.color },
       onclick: () => this.startRoi(l), title: l.instructions || '',
-    }, `${l.kind === 'box' ? '▭' : '✎'} ${l.name}${i < 9 ? ` (${l.kind === 'box' ? 'B' : 'F'})` : ''}`));
+    }, l.kind === 'mask' ? `◍ ${l.name} (M)` : `${l.kind === 'box' ? '▭' : '✎'} ${l.name}${i < 9 ? ` (${l.kind === 'box' ? 'B' : 'F'})` : ''}`));
+    // mask labels: brush and polygon painting per slice (segmentation.js)
+    const sizes = Object.fromEntries(t.item.instances.map((inst) => [inst.position, { rows: inst.rows, columns: inst.columns }]));
+    this.segmentation = new Segmentation({ size: (instance) => sizes[instance], onChange: () => this.renderRois(),
+      onWheel: (delta) => this.scroll(delta) });
+    const maskControls = roiLabels.some((l) => l.kind === 'mask') ? this.segmentation.controls() : '';
     const labelRows = boolLabels.map((l) => this.labelRow(l));
     const ctx = t.item.context || {};
     const context = h('div', { class: 'context', testid: 'context' },
@@ -162,9 +168,9 @@ class Reading {
         verify,
         quality,
         boolLabels.length || !this.isQualityReview ? [h('h3', {}, 'Labels'), h('div', { testid: 'labels' }, labelRows)] : '',
-        roiLabels.length || !this.isQualityReview ? [h('h3', {}, 'Regions'), h('div', { class: 'roi-buttons' }, roiButtons), this.roiList] : '',
+        roiLabels.length || !this.isQualityReview ? [h('h3', {}, 'Regions'), h('div', { class: 'roi-buttons' }, roiButtons), maskControls, this.roiList] : '',
         h('details', {}, h('summary', {}, 'Keyboard'), h('p', { class: 'muted' },
-          'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, O full resolution (1:1), I invert, R reset, T region statistics (area / all / off), B/F first box/freehand label, Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.' + (this.isQualityReview ? ' Quality review: A approve, X exclude, Q quarantine.' : '')))),
+          'W window/level (left drag), Z zoom, P pan, right drag zoom, middle drag pan, wheel or ↑/↓ slices, O full resolution (1:1), I invert, R reset, T region statistics (area / all / off), B/F first box/freehand label, M first mask label (then G brush, L polygon, E erase, [ ] radius, Enter closes the polygon), Delete removes the selected region, Y/N and 0-5 set the focused label, Ctrl+Enter submit, Ctrl+S skip.' + (this.isQualityReview ? ' Quality review: A approve, X exclude, Q quarantine.' : '')))),
       h('div', { class: 'panel-foot' },
         this.comment = h('textarea', { rows: 1, testid: 'comment', maxlength: 4000, placeholder: 'Comment (optional)', 'aria-label': 'Comment' }),
         h('div', { class: 'actions' }, this.submitBtn,
@@ -204,6 +210,8 @@ class Reading {
     const { ids, where } = imageIdsFor(t.item);
     this.imageIds = ids;
     this.where = where;
+    this.segmentation.attach({ viewport: this.viewport, element: this.element, imageIds: ids, where });
+    this.cleanup.push(() => this.segmentation.destroy());
     this.listen(this.element, csEnums.Events.VOI_MODIFIED, () => this.updateOverlay());
     this.listen(this.element, csEnums.Events.CAMERA_MODIFIED, () => this.updateOverlay());
     this.listen(this.element, csEnums.Events.STACK_NEW_IMAGE, () => this.updateOverlay());
@@ -349,6 +357,7 @@ class Reading {
   }
 
   setTool(toolName) {
+    this.segmentation?.stop();
     for (const name of [WindowLevelTool.toolName, RectangleROITool.toolName, PlanarFreehandROITool.toolName]) {
       if (name !== toolName) this.tools.setToolPassive(name);
     }
@@ -369,7 +378,17 @@ class Reading {
   }
 
   startRoi(label) {
+    if (label.kind === 'mask') return void this.startMask(label);
     this.setTool(label.kind === 'box' ? RectangleROITool.toolName : PlanarFreehandROITool.toolName);
+    this.currentRoi = label;
+    this.currentLabel = label.id;
+    document.querySelectorAll('.roi-label').forEach((b) => b.classList.toggle('on', b.dataset.testid === `roi-${label.id}`));
+  }
+
+  // A mask label: left button paints (the overlay takes it from Cornerstone's tools); right/middle as before.
+  startMask(label) {
+    this.setTool(WindowLevelTool.toolName);
+    this.segmentation.start(label);
     this.currentRoi = label;
     this.currentLabel = label.id;
     document.querySelectorAll('.roi-label').forEach((b) => b.classList.toggle('on', b.dataset.testid === `roi-${label.id}`));
@@ -440,6 +459,7 @@ class Reading {
         if (pts.length >= 3) out.push({ label: label.id, kind: 'freehand', instance: where.instance, frame: where.frame, points: pts });
       }
     }
+    out.push(...this.segmentation.payload());
     return out;
   }
 
@@ -572,12 +592,14 @@ class Reading {
       return void this.skip();
     }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (this.segmentation.key(k)) return void e.preventDefault();
     const roiLabels = this.schema.labels.filter((l) => l.kind !== 'boolean');
     const actions = {
       w: () => this.setTool(WindowLevelTool.toolName), z: () => this.setTool(ZoomTool.toolName), p: () => this.setTool(PanTool.toolName),
       i: () => this.invert(), r: () => this.reset(), o: () => this.fullResolution(), t: () => this.toggleStats(),
       b: () => roiLabels.find((l) => l.kind === 'box') && this.startRoi(roiLabels.find((l) => l.kind === 'box')),
       f: () => roiLabels.find((l) => l.kind === 'freehand') && this.startRoi(roiLabels.find((l) => l.kind === 'freehand')),
+      m: () => roiLabels.find((l) => l.kind === 'mask') && this.startRoi(roiLabels.find((l) => l.kind === 'mask')),
       arrowup: () => this.scroll(-1), arrowdown: () => this.scroll(1),
       delete: () => this.deleteSelected(), backspace: () => this.deleteSelected(),
       y: () => this.currentLabelBool() && this.setLabel(this.currentLabel, { value: true }),
@@ -623,7 +645,7 @@ class Reading {
     const byId = Object.fromEntries(this.schema.labels.map((l) => [l.id, l]));
     const partial = Object.entries(this.labels).filter(([, v]) => v.value === undefined || v.confidence === undefined)
       .map(([id, v]) => `${byId[id]?.name || id} (${v.value === undefined ? 'Yes/No' : 'confidence'} missing)`);
-    const drawn = new Set(Object.values(this.roiLabel));
+    const drawn = new Set([...Object.values(this.roiLabel), ...this.segmentation.labelsDrawn()]);
     const missing = this.schema.labels.filter((l) => l.required && !(l.kind === 'boolean' ? labels.some((x) => x.label === l.id) : drawn.has(l.id)))
       .map((l) => l.name);
     const questions = this.schema.labels.filter((l) => l.kind === 'boolean');
