@@ -2,7 +2,8 @@
 `curated_series`, or by hand with the form below.
 
 Labels round: select the series (kind, final quality decision, modality, body part, a seeded
-sample, series already read in the project left out) -> dispatch them to the annotation service
+sample, series already read in the project left out) -> predict (the findings model's suggestions,
+stored in the derived zone; skipped without a model) -> dispatch them to the annotation service
 project as one round (named after this DAG run, so a re-run registers nothing twice) -> wait in the
 triggerer until the round is read or its deadline (no worker slot held; at the deadline the round is
 closed and the run goes on with what was read) -> collect the readings -> QC, agreement, consensus
@@ -23,6 +24,7 @@ from airflow.sdk import DAG, Asset, Param
 from curation.annotation_schema import available
 from curation.vocabulary import QualityDecision
 from operators.alerts import alert_args, run_deadline
+from operators.assist import PredictOperator
 from operators.annotation import (
     AnalyseRoundOperator, CollectRoundOperator, DispatchRoundOperator, SelectRoundOperator, WaitForRoundOperator,
 )
@@ -86,6 +88,11 @@ with DAG(
         "bootstrap_resamples": Param(1000, type="integer", minimum=0, maximum=10000, title="Bootstrap resamples",
                                      description="Resamples of the agreement confidence intervals (0: point "
                                                  "estimates only)."),
+        "model": Param("chest", type="string", title="Findings model",
+                       description="Findings model (an installed entry point of curate.findings_models) whose "
+                                   "probabilities, heatmaps and boxes readers see as suggestions and QC uses as "
+                                   "pseudo ground truth; empty: no suggestions. Skipped when it is not installed "
+                                   "or accepts none of the selected kinds."),
         "review_project": Param("", type="string", title="Quality-review project",
                                 description="Name of the service's quality-review project that gets every series "
                                             "the quality model sent to review; empty: no quality-review round."),
@@ -103,9 +110,12 @@ with DAG(
 
     select = SelectRoundOperator(task_id="select", project="{{ params.project }}",
                                  schema="{{ params.label_schema }}", selection=selection)
-    dispatch = DispatchRoundOperator(task_id="dispatch", selected=select.output,
+    predict = PredictOperator(task_id="predict", selected=select.output, model="{{ params.model }}")
+    # dispatch runs when predict was skipped (no model), not when select was (nothing to read)
+    dispatch = DispatchRoundOperator(task_id="dispatch", selected=select.output, predictions=predict.output,
                                      readers_per_item="{{ params.readers_per_item }}",
-                                     gold_share="{{ params.gold_share }}", deadline_hours="{{ params.deadline_hours }}")
+                                     gold_share="{{ params.gold_share }}", deadline_hours="{{ params.deadline_hours }}",
+                                     trigger_rule="none_failed_min_one_success")
     wait = WaitForRoundOperator(task_id="wait", dispatched=dispatch.output, poll_interval_s="{{ params.poll_seconds }}",
                                 **wait_timeout)
     collect = CollectRoundOperator(task_id="collect", waited=wait.output)

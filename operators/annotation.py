@@ -95,13 +95,14 @@ class DispatchRoundOperator(AnnotationOperator):
     """Plan the round in the catalog and register it with its items on the service, both keyed by
     the round's name: a re-run registers nothing twice (the service answers `existing`)."""
 
-    template_fields: Sequence[str] = ("selected", "readers_per_item", "gold_share", "deadline_hours")
+    template_fields: Sequence[str] = ("selected", "readers_per_item", "gold_share", "deadline_hours", "predictions")
 
     def __init__(self, *, selected: Mapping[str, Any], readers_per_item: int = 3, gold_share: float = 0.0,
-                 deadline_hours: float = 72.0, **kwargs: Any) -> None:
+                 deadline_hours: float = 72.0, predictions: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.selected, self.readers_per_item = selected, readers_per_item
         self.gold_share, self.deadline_hours = gold_share, deadline_hours
+        self.predictions = predictions  # the predict task's result (None when it was skipped)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from curation.annotation_schema import load_schema
@@ -113,6 +114,9 @@ class DispatchRoundOperator(AnnotationOperator):
         catalog = hook.get_catalog()
         settings = {"readers_per_item": int(self.readers_per_item), "gold_share": float(self.gold_share),
                     "deadline_hours": float(self.deadline_hours), "selection": sel["selection"]}
+        model = (self.predictions or {}).get("model")
+        if model:
+            settings["model"] = dict(model)
         ref = plan_round(catalog, project=sel["project"], name=sel["round_name"], schema=schema, items=sel["items"],
                          params=settings)
         bodies = service_items(catalog, hook.get_store(), sel["items"],
@@ -124,11 +128,18 @@ class DispatchRoundOperator(AnnotationOperator):
         answer = service.create_round(project_id, {"name": sel["round_name"], "readers_per_item": settings[
             "readers_per_item"], "gold_share": settings["gold_share"], "deadline": deadline.isoformat()}, bodies)
         result = record_dispatch(catalog, ref.round_id, answer)
+        suggested = 0
+        if model:
+            from curation.assist.predictions import round_bodies
+
+            suggested = service.put_predictions(round_bodies(catalog, hook.get_store(), ref.round_id, model))
+            self.log.info("model %s %s: predictions registered with %d items", model["name"], model["version"],
+                          suggested)
         self.log.info("round %s dispatched to project %s as round %s: %d items registered now, %d already there; "
                       "deadline %s", sel["round_name"], sel["project"], answer["round"]["number"],
                       len(answer["created"]), len(answer["existing"]), answer["round"]["deadline"])
         return {"round": result.refs[0].to_xcom(), "project_id": project_id, "created": len(answer["created"]),
-                "existing": len(answer["existing"]), "deadline": answer["round"]["deadline"]}
+                "existing": len(answer["existing"]), "deadline": answer["round"]["deadline"], "suggested": suggested}
 
 
 class WaitForRoundOperator(AnnotationOperator):

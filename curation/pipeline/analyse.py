@@ -241,7 +241,9 @@ def analyse(catalog: Catalog, round_id: int, config: AnalysisConfig = AnalysisCo
     Metrics (XCom-safe: counts, kappa and alpha with their CIs, no reader names): round_id, items,
     answers, readers, readers_kept, readers_excluded, fleiss_kappa[_ci95], krippendorff_alpha[_ci95],
     consensus_positive, consensus_boxes."""
-    data = round_readings(catalog, round_id)
+    from curation.assist.pseudo_truth import with_ai_probability
+
+    data = with_ai_probability(catalog, round_id, round_readings(catalog, round_id))  # ai_filter's pseudo truth
     if data.readings.frame.empty or _regular(data).frame.empty:
         return StageResult(status=StageStatus.SKIPPED, reason="no readings of the round's regular items were "
                            "collected: nothing to analyse", metrics={"round_id": round_id, "answers": 0})

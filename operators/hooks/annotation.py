@@ -155,6 +155,17 @@ class AnnotationServiceHook(BaseHook):
         with self.client() as c:
             return self._answer(self._call(c, "POST", f"/api/projects/{project_id}/rounds/{number}/close", what), what)
 
+    def put_predictions(self, bodies: Mapping[int, Mapping[str, Any]]) -> int:
+        """Register a model's predictions with items (service item id -> body of `PUT
+        /api/items/{id}/predictions`); the service replaces an item's earlier predictions, so a repeat
+        is harmless. Returns how many items were registered."""
+        with self.client() as c:
+            for item_id, body in sorted(bodies.items()):
+                what = f"register predictions of item {item_id}"
+                self._answer(self._call(c, "PUT", f"/api/items/{int(item_id)}/predictions", what, json=dict(body)),
+                             what)
+        return len(bodies)
+
     def export_rows(self, project_id: int, number: int) -> list[dict[str, str]]:
         """The round's readings as the service's CSV export rows (one per answer, region, decision)."""
         what = f"export readings of round {number} of project {project_id}"

@@ -39,17 +39,19 @@ def test_dag_shape_params_and_schedule(airflow_env):
     shape = dag_shape(DAG_FILE, airflow_env,
                       {"wait_timeout_h": 'd.get_task("wait").execution_timeout.total_seconds() / 3600'})
     assert shape["tasks"] == {
-        "select": ["dispatch"], "dispatch": ["wait"], "wait": ["collect"], "collect": ["analyse"], "analyse": [],
+        "select": ["dispatch", "predict"], "predict": ["dispatch"], "dispatch": ["wait"], "wait": ["collect"], "collect": ["analyse"], "analyse": [],
         "select_quality_review": ["dispatch_quality_review"], "dispatch_quality_review": ["wait_quality_review"],
         "wait_quality_review": ["collect_quality_review"], "collect_quality_review": ["apply_quality_review"],
         "apply_quality_review": []}
     assert shape["classes"]["wait"] == shape["classes"]["wait_quality_review"] == "WaitForRoundOperator"
+    assert shape["classes"]["predict"] == "PredictOperator"
     assert shape["outlets"] == {"analyse": ["annotations"], "apply_quality_review": ["annotations"]}
     assert "curated_series" in shape["schedule"]
     params = shape["params"]
     assert {"project", "label_schema", "series_kinds", "quality_decisions", "modalities", "body_parts", "sample_size",
             "seed", "exclude_read", "readers_per_item", "gold_share", "deadline_hours",
-            "review_project"} <= set(params)
+            "review_project", "model"} <= set(params)
+    assert params["model"]["default"] == "chest"
     assert all(p["description"] for p in params.values())
     assert params["label_schema"]["default"] == "chest_findings_v1"
     assert params["quality_decisions"]["default"] == ["approve"]
