@@ -15,6 +15,7 @@ import { init as dicomLoaderInit } from '@cornerstonejs/dicom-image-loader';
 import * as cstools from '@cornerstonejs/tools';
 import { get, post } from './api.js';
 import { h, mount, toast } from './dom.js';
+import { AiPanel } from './ai_panel.js';
 import { Segmentation } from './segmentation.js';
 
 const {
@@ -167,6 +168,7 @@ class Reading {
         this.schema.instructions ? h('p', { class: 'muted' }, this.schema.instructions) : '',
         verify,
         quality,
+        this.aiSlot = h('div', { class: 'ai-slot' }),
         boolLabels.length || !this.isQualityReview ? [h('h3', {}, 'Labels'), h('div', { testid: 'labels' }, labelRows)] : '',
         roiLabels.length || !this.isQualityReview ? [h('h3', {}, 'Regions'), h('div', { class: 'roi-buttons' }, roiButtons), maskControls, this.roiList] : '',
         h('details', {}, h('summary', {}, 'Keyboard'), h('p', { class: 'muted' },
@@ -238,6 +240,8 @@ class Reading {
     this.lastTick = performance.now();
     this.element.dataset.loaded = 'true';
     this.prefetch();
+    this.ai = new AiPanel(this); // model suggestions, where the item has any
+    if (!(await this.ai.load(this.aiSlot, this.element.parentElement))) this.ai = null;
   }
 
   prefetch() {
@@ -304,6 +308,7 @@ class Reading {
     this.focusLabel(id);
     const cur = { ...(this.labels[id] || {}), ...change };
     this.labels[id] = cur;
+    this.ai?.labelsChanged();
     const row = this.rows[id];
     row._yes.classList.toggle('on', cur.value === true);
     row._no.classList.toggle('on', cur.value === false);
@@ -683,6 +688,10 @@ class Reading {
     };
     if (this.task.kind === 'verify') body.decision = this.decision;
     if (needsQuality) body.quality = { decision: this.qualityDecision, reason };
+    const aiProblems = this.ai && this.task.kind !== 'verify' ? this.ai.problems() : [];
+    if (aiProblems.length) return void toast(`AI suggestions: ${aiProblems.join('; ')}`, 'error');
+    const assist = this.task.kind !== 'verify' && this.ai ? this.ai.record() : null;
+    if (assist) body.assist = assist;
     if (this.task.kind === 'verify' && this.decision !== 'correct') {
       body.labels = [];
       body.rois = [];

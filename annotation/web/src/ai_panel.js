@@ -1,0 +1,285 @@
+// The AI panel (issue 18): the model's probability per label, a heatmap overlay per label (toggle and
+// opacity), suggested boxes in the label's colour that the reader accepts, edits (drag a corner) or
+// rejects. Blind first: nothing of the model is shown until the reader answered every label once; that
+// unaided answer goes to the server before the reveal. In validation projects every output is rated,
+// with a reason to reject or correct. The overlay is one canvas over the viewport, redrawn on every render.
+import { Enums as csEnums } from '@cornerstonejs/core';
+import { get, post } from './api.js';
+import { h, toast } from './dom.js';
+
+const GRAB_PX = 8; // how near a corner (screen pixels) a drag picks it up
+
+// heat in [0, 1] -> RGBA (transparent where cold, red to yellow where hot); opacity applies on top
+function colourise(grey) {
+  const c = document.createElement('canvas');
+  c.width = grey.width;
+  c.height = grey.height;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(grey, 0, 0);
+  const img = ctx.getImageData(0, 0, c.width, c.height);
+  for (let i = 0; i < img.data.length; i += 4) {
+    const v = img.data[i];
+    img.data[i] = 255;
+    img.data[i + 1] = v;
+    img.data[i + 2] = 0;
+    img.data[i + 3] = v;
+  }
+  ctx.putImageData(img, 0, 0);
+  return c;
+}
+
+export class AiPanel {
+  constructor(reading) {
+    this.r = reading;
+    this.pred = null;
+    this.heat = {}; // label -> {on, opacity, maps: [{instance_position, frame, canvas}]}
+    this.boxes = []; // [{label, score, original, box, action, reason}]
+    this.calls = {}; // validation: label -> {action, reason}
+    this.validation = reading.task.project_kind === 'validation';
+    this.colours = Object.fromEntries(reading.schema.labels.map((l) => [l.id, l.color || '#ffcc00']));
+    this.names = Object.fromEntries(reading.schema.labels.map((l) => [l.id, l.name]));
+    this.el = h('section', { class: 'ai-panel', testid: 'ai-panel' });
+    this.canvas = h('canvas', { class: 'ai-overlay', testid: 'ai-overlay' });
+  }
+
+  // Loads the item's suggestions; no panel when the model has none for this item.
+  async load(slot, wrap) {
+    try {
+      this.pred = await get(`/api/items/${this.r.task.item.id}/predictions`);
+    } catch (e) {
+      return false;
+    }
+    slot.append(this.el);
+    wrap.append(this.canvas);
+    const el = this.r.element;
+    this.r.listen(el, csEnums.Events.IMAGE_RENDERED, () => this.draw());
+    const grab = (e) => this.grab(e); // capture: a corner drag never reaches the viewport's tools
+    wrap.addEventListener('mousedown', grab, true);
+    this.r.cleanup.push(() => wrap.removeEventListener('mousedown', grab, true));
+    this.r.listen(window, 'mousemove', (e) => this.dragTo(e));
+    this.r.listen(window, 'mouseup', () => { this.dragging = null; });
+    if (this.pred.hidden) this.renderHidden();
+    else await this.show(this.pred);
+    return true;
+  }
+
+  answeredAll() {
+    return this.r.schema.labels.filter((l) => l.kind === 'boolean')
+      .every((l) => this.r.labels[l.id]?.value !== undefined && this.r.labels[l.id]?.confidence !== undefined);
+  }
+
+  labelsChanged() {
+    if (this.revealBtn) this.revealBtn.disabled = !this.answeredAll();
+  }
+
+  renderHidden() {
+    this.revealBtn = h('button', { testid: 'ai-reveal', disabled: true, onclick: () => this.reveal() }, 'Show the model\'s suggestions');
+    this.el.replaceChildren(h('h3', {}, 'AI suggestions'),
+      h('p', { class: 'muted', testid: 'ai-hidden' }, 'Blind first: answer every label once, then the model\'s suggestions are shown (your first answer is kept).'),
+      this.revealBtn);
+    this.labelsChanged();
+  }
+
+  async reveal() {
+    const labels = Object.entries(this.r.labels).map(([label, v]) => ({ label, value: v.value, confidence: v.confidence }));
+    try {
+      await this.show(await post(`/api/tasks/${this.r.task.id}/unaided`, { labels }));
+    } catch (e) {
+      toast(e.message, 'error');
+    }
+  }
+
+  async show(pred) {
+    this.pred = pred;
+    this.revealBtn = null;
+    for (const m of pred.heatmaps) {
+      const img = new Image();
+      img.src = `data:image/png;base64,${m.png_base64}`;
+      await img.decode();
+      const entry = this.heat[m.label] || (this.heat[m.label] = { on: false, opacity: 0.5, maps: [] });
+      entry.maps.push({ ...m, canvas: colourise(img) });
+    }
+    this.boxes = pred.boxes.map((b) => ({ ...b, original: [b.x0, b.y0, b.x1, b.y1], box: [b.x0, b.y0, b.x1, b.y1], action: null, reason: '' }));
+    const rows = Object.entries(pred.probabilities).map(([label, p]) => this.labelRow(label, p));
+    const boxes = this.boxes.map((b, i) => this.boxRow(b, i));
+    this.el.replaceChildren(h('h3', {}, 'AI suggestions'),
+      h('p', { class: 'muted', testid: 'ai-model' }, `${pred.model.name} ${pred.model.version} · a suggestion, not a diagnosis`),
+      h('div', { testid: 'ai-labels' }, rows),
+      ...(boxes.length ? [h('h4', {}, 'Suggested regions'), h('div', { testid: 'ai-boxes' }, boxes)] : []));
+    this.draw();
+  }
+
+  reasonInput(target, testid) {
+    return this.validation ? h('input', { testid, placeholder: 'Reason (to reject or correct)', maxlength: 2000,
+      oninput: (e) => { target.reason = e.target.value; } }) : '';
+  }
+
+  actionButtons(target, prefix, actions, after) {
+    const btns = actions.map(([id, text]) => h('button', { testid: `${prefix}-${id}`, onclick: () => {
+      target.action = id;
+      btns.forEach((b) => b.classList.toggle('on', b.dataset.action === id));
+      after?.();
+    }, 'data-action': id }, text));
+    return btns;
+  }
+
+  labelRow(label, p) {
+    const heat = this.heat[label];
+    const pct = Math.round(100 * p);
+    const call = this.calls[label] = { action: null, reason: '' };
+    return h('div', { class: 'ai-label', testid: `ai-label-${label}` },
+      h('span', { class: 'swatch', style: { background: this.colours[label] } }),
+      h('span', {}, this.names[label] || label),
+      h('span', { class: 'ai-prob', testid: `ai-prob-${label}` }, `${pct}%`),
+      h('span', { class: 'ai-bar' }, h('span', { style: { width: `${pct}%`, background: this.colours[label] } })),
+      heat ? h('label', {}, h('input', { type: 'checkbox', testid: `ai-heat-${label}`, onchange: (e) => { heat.on = e.target.checked; this.draw(); } }), ' heatmap') : '',
+      heat ? h('input', { type: 'range', min: 0, max: 100, value: Math.round(heat.opacity * 100), testid: `ai-opacity-${label}`,
+        'aria-label': `Heatmap opacity ${label}`, oninput: (e) => { heat.opacity = e.target.value / 100; this.draw(); } }) : '',
+      this.validation ? h('div', { class: 'ai-actions' },
+        this.actionButtons(call, `ai-call-${label}`, [['accept', 'Agree'], ['edit', 'Correct'], ['reject', 'Reject']]),
+        this.reasonInput(call, `ai-call-reason-${label}`)) : '');
+  }
+
+  boxRow(b, i) {
+    return h('div', { class: 'ai-box', testid: `ai-box-${i}` },
+      h('span', { class: 'swatch', style: { background: this.colours[b.label] } }),
+      `${this.names[b.label] || b.label} ${Math.round(100 * b.score)}% (image ${b.instance_position + 1})`,
+      h('div', { class: 'ai-actions' },
+        this.actionButtons(b, `ai-box-${i}`, [['accept', 'Accept'], ['edit', 'Edit'], ['reject', 'Reject']], () => {
+          if (b.action !== 'edit') b.box = [...b.original];
+          this.draw();
+        }),
+        this.reasonInput(b, `ai-box-reason-${i}`)));
+  }
+
+  // Image pixel -> canvas pixel through the two image corners (stack viewports: no rotation here).
+  frameOf() {
+    const idx = this.r.viewport.getCurrentImageIdIndex();
+    return this.r.where[idx] || { instance: 0, frame: 0 };
+  }
+
+  mapping() {
+    const vp = this.r.viewport;
+    const img = vp.getImageData();
+    if (!img) return null;
+    const [cols, rows] = img.dimensions;
+    const a = vp.worldToCanvas(img.imageData.indexToWorld([0, 0, 0]));
+    const b = vp.worldToCanvas(img.imageData.indexToWorld([cols, rows, 0]));
+    // voxel centres: index 0 is the first pixel's centre, so its edge lies half a pixel before it
+    const sx = (b[0] - a[0]) / cols;
+    const sy = (b[1] - a[1]) / rows;
+    const ox = a[0] - sx / 2;
+    const oy = a[1] - sy / 2;
+    return { cols, rows, toCanvas: (x, y) => [ox + x * sx, oy + y * sy], toImage: (cx, cy) => [(cx - ox) / sx, (cy - oy) / sy] };
+  }
+
+  draw() {
+    const wrap = this.canvas.parentElement;
+    if (!wrap || !this.pred || this.pred.hidden) return;
+    const dpr = window.devicePixelRatio || 1;
+    const w = wrap.clientWidth;
+    const hgt = wrap.clientHeight;
+    if (this.canvas.width !== Math.round(w * dpr) || this.canvas.height !== Math.round(hgt * dpr)) {
+      this.canvas.width = Math.round(w * dpr);
+      this.canvas.height = Math.round(hgt * dpr);
+    }
+    const ctx = this.canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, hgt);
+    const m = this.mapping();
+    if (!m) return;
+    const here = this.frameOf();
+    const at = (o) => o.instance_position === here.instance && o.frame === here.frame;
+    for (const heat of Object.values(this.heat)) {
+      if (!heat.on) continue;
+      for (const map of heat.maps.filter(at)) {
+        const [x0, y0] = m.toCanvas(0, 0);
+        const [x1, y1] = m.toCanvas(m.cols, m.rows);
+        ctx.globalAlpha = heat.opacity;
+        ctx.imageSmoothingEnabled = true;
+        ctx.drawImage(map.canvas, x0, y0, x1 - x0, y1 - y0);
+      }
+    }
+    ctx.globalAlpha = 1;
+    this.boxes.forEach((b) => {
+      if (!at(b) || b.action === 'reject') return;
+      const [x0, y0] = m.toCanvas(b.box[0], b.box[1]);
+      const [x1, y1] = m.toCanvas(b.box[2], b.box[3]);
+      ctx.strokeStyle = this.colours[b.label];
+      ctx.lineWidth = b.action ? 2 : 1.5;
+      ctx.setLineDash(b.action ? [] : [6, 4]); // dashed: not yet decided
+      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+      if (b.action === 'edit') {
+        ctx.fillStyle = this.colours[b.label];
+        for (const [cx, cy] of [[x0, y0], [x1, y0], [x0, y1], [x1, y1]]) ctx.fillRect(cx - 4, cy - 4, 8, 8);
+      }
+    });
+    ctx.setLineDash([]);
+  }
+
+  // A corner of a box in edit mode under the pointer: dragged here, not passed to the viewport's tools.
+  grab(e) {
+    const m = this.mapping();
+    if (!m || e.button !== 0) return;
+    const rect = this.canvas.getBoundingClientRect();
+    const px = e.clientX - rect.left;
+    const py = e.clientY - rect.top;
+    const here = this.frameOf();
+    for (const b of this.boxes) {
+      if (b.action !== 'edit' || b.instance_position !== here.instance || b.frame !== here.frame) continue;
+      for (const [ix, iy] of [[0, 1], [2, 1], [0, 3], [2, 3]]) {
+        const [cx, cy] = m.toCanvas(b.box[ix], b.box[iy]);
+        if (Math.abs(cx - px) <= GRAB_PX && Math.abs(cy - py) <= GRAB_PX) {
+          this.dragging = { b, ix, iy, rect };
+          e.stopPropagation();
+          e.preventDefault();
+          return;
+        }
+      }
+    }
+  }
+
+  dragTo(e) {
+    const d = this.dragging;
+    if (!d) return;
+    const m = this.mapping();
+    const [x, y] = m.toImage(e.clientX - d.rect.left, e.clientY - d.rect.top);
+    d.b.box[d.ix] = Math.min(m.cols, Math.max(0, x));
+    d.b.box[d.iy] = Math.min(m.rows, Math.max(0, y));
+    this.draw();
+  }
+
+  // What blocks the submission (validation projects: every output rated, a reason to reject or correct).
+  problems() {
+    if (!this.validation || !this.pred || this.pred.hidden) return [];
+    const out = [];
+    Object.entries(this.calls).forEach(([label, c]) => {
+      if (!c.action) out.push(`rate the model's call on ${this.names[label] || label}`);
+      else if (c.action !== 'accept' && !c.reason.trim()) out.push(`give a reason for ${this.names[label] || label}`);
+    });
+    this.boxes.forEach((b, i) => {
+      if (!b.action) out.push(`rate suggested region ${i + 1}`);
+      else if (b.action !== 'accept' && !b.reason.trim()) out.push(`give a reason for region ${i + 1}`);
+    });
+    return out;
+  }
+
+  // The reading's assist record (the server adds the unaided answer it holds and what was shown).
+  record() {
+    if (!this.pred || !this.pred.model) return null;
+    const suggestions = [];
+    Object.entries(this.calls).forEach(([label, c]) => {
+      if (c.action) suggestions.push({ label, action: c.action, reason: c.reason });
+    });
+    this.boxes.forEach((b, i) => {
+      if (!b.action) return;
+      const s = { label: b.label, box_index: i, action: b.action, reason: b.reason };
+      if (b.action !== 'reject') {
+        const [x0, y0, x1, y1] = b.box;
+        s.box = [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)].map((v) => Math.round(v * 100) / 100);
+      }
+      suggestions.push(s);
+    });
+    return { model: this.pred.model, shown: true, suggestions };
+  }
+}

@@ -1,0 +1,121 @@
+"""The AI panel in headless Chromium (issue 18): blind first hides the model until every label is
+answered, then shows probabilities, a heatmap whose opacity changes the overlay's pixels, and a
+suggested box the reader edits by dragging a corner; the submitted reading records both answers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from annotation.admin import create_admin
+from tests.annotation import dicomgen
+from tests.annotation.test_ai_predictions import png_b64
+from tests.annotation.test_browser import ARTIFACTS, PASSWORD, _login, _require_browser_stack, launch, watched_page
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+SCHEMA = {"labels": [{"id": "nodule", "name": "Lung nodule", "kind": "boolean", "color": "#ff0000"},
+                     {"id": "effusion", "name": "Pleural effusion", "kind": "boolean", "color": "#00aaff"}]}
+
+
+def _overlay_alpha(page, fx: float, fy: float) -> int:
+    """Alpha of the overlay canvas at a fraction (fx, fy) of the image's displayed extent."""
+    return page.evaluate("""([fx, fy]) => {
+        const c = document.querySelector('[data-testid=ai-overlay]');
+        const v = document.querySelector('[data-testid=viewport] canvas');
+        const cr = c.getBoundingClientRect(), vr = v.getBoundingClientRect();
+        const side = Math.min(vr.width, vr.height);  // square image, fitted and centred
+        const x = vr.left - cr.left + (vr.width - side) / 2 + fx * side;
+        const y = vr.top - cr.top + (vr.height - side) / 2 + fy * side;
+        const d = window.devicePixelRatio || 1;
+        return c.getContext('2d').getImageData(Math.round(x * d), Math.round(y * d), 1, 1).data[3];
+    }""", [fx, fy])
+
+
+def test_blind_first_reveal_heatmap_opacity_and_box_edit(live_server_factory, tmp_path: Path) -> None:
+    _require_browser_stack()
+    from playwright.sync_api import expect, sync_playwright
+
+    server = live_server_factory()
+    create_admin(server.database_url, "admin", PASSWORD)
+    c = httpx.Client(base_url=server.url, timeout=30)
+    admin = {"Authorization": f"Bearer {c.post('/api/auth/login', json={'username': 'admin', 'password': PASSWORD}).json()['token']}"}
+    pid = c.post("/api/projects", headers=admin, json={"name": "chest-ai", "blind_first": True, "schema": SCHEMA}).json()["id"]
+    uid = c.post("/api/users", headers=admin, json={"username": "reader", "password": PASSWORD}).json()["id"]
+    assert c.post(f"/api/projects/{pid}/members", headers=admin, json={"user_id": uid, "role": "annotator"}).status_code == 201
+    paths = dicomgen.write_series(tmp_path / "store" / "deid" / "cxr", 1, rows=256, cols=256, seed=3)
+    item = c.post(f"/api/projects/{pid}/items", headers=admin, json={"items": [
+        {"external_id": "cxr-1", "uris": [p.as_uri() for p in paths], "modality": "CT"}]}).json()["created"][0]
+    heat = np.zeros((64, 64))
+    heat[16:32, 16:32] = 1.0  # image rows/cols 64-128 of 256: the top-left quarter's centre
+    r = c.put(f"/api/items/{item}/predictions", headers=admin, json={
+        "model": {"name": "chest", "version": "1.0.0"}, "probabilities": {"nodule": 0.83, "effusion": 0.04},
+        "heatmaps": [{"label": "nodule", "png_base64": png_b64(heat), "rows": 256, "cols": 256}],
+        "boxes": [{"label": "nodule", "x0": 150, "y0": 150, "x1": 200, "y1": 200, "score": 0.7},
+                  {"label": "nodule", "x0": 20, "y0": 180, "x1": 60, "y1": 220, "score": 0.3}]})
+    assert r.status_code == 200, r.text
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page, errors = watched_page(browser)
+            _login(page, server.url, "reader")
+            page.get_by_test_id("next-task").click()
+            page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)
+            # blind first: nothing of the model until every label is answered
+            expect(page.get_by_test_id("ai-hidden")).to_be_visible()
+            expect(page.get_by_test_id("ai-prob-nodule")).to_have_count(0)
+            expect(page.get_by_test_id("ai-reveal")).to_be_disabled()
+            page.get_by_test_id("label-nodule-no").click()
+            page.get_by_test_id("label-nodule-conf-60").click()
+            expect(page.get_by_test_id("ai-reveal")).to_be_disabled()
+            page.get_by_test_id("label-effusion-no").click()
+            page.get_by_test_id("label-effusion-conf-80").click()
+            page.screenshot(path=ARTIFACTS / "ai-01-blind-first-hidden.png")
+            page.get_by_test_id("ai-reveal").click()
+            expect(page.get_by_test_id("ai-prob-nodule")).to_have_text("83%")
+            expect(page.get_by_test_id("ai-prob-effusion")).to_have_text("4%")
+            expect(page.get_by_test_id("ai-model")).to_contain_text("chest 1.0.0")
+            page.screenshot(path=ARTIFACTS / "ai-02-panel-revealed.png")
+
+            # heatmap: off -> nothing drawn; on at two opacities -> more alpha at the higher one, none where cold
+            assert _overlay_alpha(page, 0.375, 0.375) == 0
+            page.get_by_test_id("ai-heat-nodule").check()
+            page.get_by_test_id("ai-opacity-nodule").fill("30")
+            low = _overlay_alpha(page, 0.375, 0.375)
+            page.screenshot(path=ARTIFACTS / "ai-03-heatmap-30.png")
+            page.get_by_test_id("ai-opacity-nodule").fill("90")
+            high = _overlay_alpha(page, 0.375, 0.375)
+            page.screenshot(path=ARTIFACTS / "ai-04-heatmap-90.png")
+            assert 60 < low < 100 and 210 < high <= 235, (low, high)  # 255 * 0.3 and 255 * 0.9
+            assert _overlay_alpha(page, 0.9, 0.1) == 0  # cold corner: transparent at any opacity
+            page.get_by_test_id("ai-heat-nodule").uncheck()
+
+            # boxes: accept the first, edit the second by dragging its top-left corner
+            page.get_by_test_id("ai-box-0-accept").click()
+            page.get_by_test_id("ai-box-1-edit").click()
+            vr = page.get_by_test_id("viewport").locator("canvas").first.bounding_box()
+            side = min(vr["width"], vr["height"])
+            left, top = vr["x"] + (vr["width"] - side) / 2, vr["y"] + (vr["height"] - side) / 2
+            px = lambda ix, iy: (left + ix * side / 256, top + iy * side / 256)  # noqa: E731
+            page.mouse.move(*px(20, 180))
+            page.mouse.down()
+            page.mouse.move(*px(10, 170), steps=8)
+            page.mouse.up()
+            page.screenshot(path=ARTIFACTS / "ai-05-box-accepted-and-edited.png")
+            page.get_by_test_id("submit").click()
+            page.get_by_test_id("no-task").wait_for(timeout=30000)
+            assert not errors, errors
+        finally:
+            browser.close()
+    export = c.get(f"/api/projects/{pid}/export/json", headers=admin).json()
+    (reading,) = export["readings"]
+    a = reading["assist"]
+    assert a["shown"] is True and a["unaided"] == [{"label": "nodule", "value": False, "confidence": 60},
+                                                   {"label": "effusion", "value": False, "confidence": 80}]
+    accepted, edited = a["suggestions"]
+    assert (accepted["box_index"], accepted["action"], accepted["box"]) == (0, "accept", [150, 150, 200, 200])
+    assert (edited["box_index"], edited["action"]) == (1, "edit")
+    x0, y0, x1, y1 = edited["box"]
+    assert abs(x0 - 10) < 2.5 and abs(y0 - 170) < 2.5 and (x1, y1) == (60, 220), edited["box"]
