@@ -1,5 +1,5 @@
 """Analyse a collected round: QC of readers and readings -> agreement -> consensus (majority vote and
-Dawid-Skene on yes/no labels, box consensus on regions) -> rewards, written to the catalog as
+Dawid-Skene on yes/no labels, box consensus on boxes, STAPLE on painted masks) -> rewards, written to the catalog as
 consensus labels, per-reader reports and the round's summary; and, for a quality-review round, the
 human decisions as the series' final quality decisions.
 
@@ -26,7 +26,7 @@ from curation.agreement.consensus import TieRule, dawid_skene, majority_vote
 from curation.agreement.qc import QcConfig, QcReport, check, kept
 from curation.agreement.report import agreement_report
 from curation.agreement.reward import RewardMode, split_rewards
-from curation.agreement.roi import box_agreement, box_consensus
+from curation.agreement.roi import MaskConsensus, box_agreement, box_consensus, decode_runs, mask_consensus
 from curation.agreement.table import Readings
 from curation.catalog import Catalog, add_event
 from curation.catalog.models import AnnotationItem, AnnotationRound, ConsensusLabel, QualityReview, ReaderReport
@@ -39,7 +39,7 @@ from curation.vocabulary import StageStatus
 
 ANALYSE_STAGE = "annotation_analyse"
 ANALYSE_VERSION = "1"
-MAJORITY, DAWID_SKENE, BOX = "majority", "dawid_skene", "box"
+MAJORITY, DAWID_SKENE, BOX, STAPLE = "majority", "dawid_skene", "box", "staple"
 #: The agreement statistics the round's XCom summary and the `annotations` asset carry.
 HEADLINE = ("fleiss_kappa", "krippendorff_alpha")
 
@@ -67,7 +67,8 @@ def _input_hash(data: RoundReadings) -> str:
     """SHA-256 of the readings as read back (answers and regions), so new readings run again."""
     body = {"readings": data.readings.frame.sort_values(["item", "label", "annotator"]).to_dict(orient="list"),
             "boxes": data.boxes.sort_values(["item", "label", "annotator", "x0", "y0"]).to_dict(orient="list"),
-            "gold": sorted(data.gold_items), "labels": data.labels, "regions": data.regions}
+            "gold": sorted(data.gold_items), "labels": data.labels, "regions": data.regions,
+            "masks": data.masks.sort_values(["item", "label", "annotator", "instance", "frame"]).to_dict(orient="list")}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -95,7 +96,9 @@ def _box_table(data: RoundReadings, voters: Readings, qc: QcReport) -> pd.DataFr
     bad = {(f.item, f.label, f.annotator) for f in qc.flags if f.item is not None and f.label in data.regions}
     boxes = _drawn_boxes(data)
     boxes = boxes[boxes["annotator"].isin(voters.annotators) & ~boxes["item"].isin(list(data.gold_items))]
-    boxes = boxes[[(i, k, a) not in bad for i, k, a in zip(boxes["item"], boxes["label"], boxes["annotator"])]]
+    # a bool array, not a list: an empty list would select no columns (a round without boxes: masks only)
+    boxes = boxes[np.array([(i, k, a) not in bad for i, k, a in zip(boxes["item"], boxes["label"], boxes["annotator"])],
+                           dtype=bool)]
     frame = voters.frame
     region_labels = sorted({k for k, kind in data.labels.items() if kind == "box"}) or sorted(boxes["label"].unique())
     readers_of = {}
@@ -109,6 +112,36 @@ def _box_table(data: RoundReadings, voters: Readings, qc: QcReport) -> pd.DataFr
              if (i, region, a) not in drew]
     return pd.concat([boxes[["item", "label", "annotator", "x0", "y0", "x1", "y1"]],
                       pd.DataFrame(empty, columns=["item", "label", "annotator"])], ignore_index=True)
+
+
+def _mask_consensus(data: RoundReadings, voters: Readings) -> MaskConsensus | None:
+    """STAPLE over the kept readers' painted masks on regular items, with each reader's Dice; a kept
+    reader who read the item and painted nothing for the label counts as an empty mask (drawing
+    nothing is their answer), so one careless painter cannot become the consensus."""
+    painted = data.masks[data.masks["annotator"].isin(voters.annotators) & ~data.masks["item"].isin(list(data.gold_items))]
+    if painted.empty:
+        return None
+    frame = voters.frame
+    readers = {item: sorted(set(frame.loc[frame["item"] == item, "annotator"])) for item in painted["item"].unique()}
+    return mask_consensus(painted, readers=readers)
+
+
+def _mask_rows(masks: MaskConsensus | None) -> list[dict[str, Any]]:
+    """One consensus row per slice STAPLE marks (ordinal: the slices in instance, frame order):
+    value = its pixels, x0..y1 = their bounding box, n_positive = the readers who painted the label."""
+    if masks is None:
+        return []
+    painted = masks.readers[masks.readers["pixels"] > 0].groupby(["item", "label"]).size()
+    n_read = masks.readers.groupby(["item", "label"]).size()
+    rows = []
+    for (item, label), group in masks.masks.groupby(["item", "label"], sort=True):
+        for ordinal, m in enumerate(group.sort_values(["instance", "frame"]).to_dict(orient="records")):
+            pixels = decode_runs(m["rle"], m["rows"], m["columns"])
+            ys, xs = np.nonzero(pixels)
+            rows.append({"item": item, "label": label, "method": STAPLE, "ordinal": ordinal, "value": int(m["pixels"]),
+                         "n_readers": int(n_read[(item, label)]), "n_positive": int(painted.get((item, label), 0)),
+                         "x0": float(xs.min()), "y0": float(ys.min()), "x1": float(xs.max() + 1), "y1": float(ys.max() + 1)})
+    return rows
 
 
 def _rewards(regular: Readings, qc: QcReport, config: AnalysisConfig) -> tuple[dict[str, float], str | None]:
@@ -152,6 +185,7 @@ def _analysis(catalog: Catalog, round_id: int, data: RoundReadings, config: Anal
     report = agreement_report(regular, n_boot=config.n_boot, seed=config.seed, tie_rule=config.tie_rule, qc=qc)
     consensus_rows: list[dict[str, Any]] = []
     boxes = pd.DataFrame()
+    masks: MaskConsensus | None = None
     if not voters.frame.empty:
         vote = majority_vote(voters, config.tie_rule).labels
         ds = dawid_skene(voters).posterior.set_index(["item", "label"])["p_positive"]
@@ -171,6 +205,8 @@ def _analysis(catalog: Catalog, round_id: int, data: RoundReadings, config: Anal
                     consensus_rows.append({"item": item, "label": label, "method": BOX, "ordinal": ordinal,
                                            "n_readers": int(b["n_readers"]), "n_positive": int(b["n_readers"]),
                                            **{c: float(b[c]) for c in ("x0", "y0", "x1", "y1")}})
+        masks = _mask_consensus(data, voters)
+        consensus_rows.extend(_mask_rows(masks))
     rewards, unpaid = _rewards(regular, qc, config)
     box_summary = _box_summary(data, voters)
     per_annotator = report["per_annotator"]
@@ -202,7 +238,8 @@ def _analysis(catalog: Catalog, round_id: int, data: RoundReadings, config: Anal
         add_event(s, stage=STAGE, action="consensus", subject=subject, outputs=[consensus_digest],
                   details={"majority_positive": counts[(MAJORITY, 1)], "majority_negative": counts[(MAJORITY, 0)],
                            "undecided": counts[(MAJORITY, None)], "dawid_skene_positive": counts[(DAWID_SKENE, 1)],
-                           "boxes": counts[(BOX, None)], "readers_kept": report["readers_kept"]})
+                           "boxes": counts[(BOX, None)], "mask_slices": sum(1 for r in consensus_rows if r["method"] == STAPLE),
+                           "readers_kept": report["readers_kept"]})
         add_event(s, stage=STAGE, action="rewards", subject=subject,
                   details={"budget": config.budget, "mode": str(config.reward_mode), "unpaid": unpaid,
                            "rewards": {a: round(float(v), 6) for a, v in sorted(rewards.items())}})
@@ -213,6 +250,7 @@ def _analysis(catalog: Catalog, round_id: int, data: RoundReadings, config: Anal
             **_headline(report["overall"]), "overall": report["overall"], "per_label": report["per_label"],
             "all_readers": report["all_readers"]["overall"], "consensus": report["consensus"],
             "consensus_boxes": int(len(boxes)), "box_agreement": box_summary,
+            "mask_agreement": masks.summary() if masks is not None else None,
             "rewards": {"budget": config.budget, "mode": str(config.reward_mode), "paid": rewards, "unpaid": unpaid},
             "config": config.to_json(),
         }

@@ -17,7 +17,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,6 +37,7 @@ from curation.vocabulary import ReviewDecision, StageStatus
 LABEL, ROI, QUALITY = "label", "roi", "quality"
 _ANNOTATE, _SUBMITTED, _REJECTED = "annotate", "submitted", "rejected"
 READING_COLUMNS = ("item", "label", "annotator", "value", "confidence", "seconds", "task_id", "submitted_at")
+MASK_COLUMNS = ("item", "label", "annotator", "instance", "frame", "points")
 BOX_COLUMNS = ("item", "label", "annotator", "x0", "y0", "x1", "y1", "roi_kind", "instance", "frame", "points",
                "task_id", "ordinal", "submitted_at")
 
@@ -245,14 +246,16 @@ def collect_quality(catalog: Catalog, round_id: int, rows: Iterable[Mapping[str,
 @dataclass(frozen=True)
 class RoundReadings:
     """What a round's analysis reads back from the catalog: the validated long table (with `gold`
-    where an item has a known answer), the box table (with `width`,`height` where known) and which
-    items are gold."""
+    where an item has a known answer), the box table (with `width`,`height` where known), which
+    items are gold, and the painted masks (one row per slice: item, label, annotator, instance,
+    frame, points = the service's `{rows, columns, rle}`)."""
 
     readings: Readings
     boxes: pd.DataFrame
     gold_items: frozenset[str]
     labels: dict[str, str]
     regions: dict[str, str]
+    masks: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(MASK_COLUMNS)))
 
 
 def round_readings(catalog: Catalog, round_id: int) -> RoundReadings:
@@ -277,9 +280,13 @@ def round_readings(catalog: Catalog, round_id: int) -> RoundReadings:
                           for r in rows if r.record == ROI],
                          columns=["item", "label", "annotator", "x0", "y0", "x1", "y1", "roi_kind", "frame", "width",
                                   "height"])
+    masks = pd.DataFrame([{"item": items[r.item_id].item_key, "label": r.label, "annotator": r.reader,
+                           "instance": r.instance or 0, "frame": r.frame or 0, "points": r.points}
+                          for r in rows if r.record == ROI and r.roi_kind == "mask" and isinstance(r.points, dict)],
+                         columns=list(MASK_COLUMNS))
     return RoundReadings(validate(frame), boxes, frozenset(i.item_key for i in items.values() if i.is_gold),
-                         dict(params.get("labels") or {}), dict(params.get("regions") or {}))
+                         dict(params.get("labels") or {}), dict(params.get("regions") or {}), masks)
 
 
-__all__ = ["BOX_COLUMNS", "ExportTables", "READING_COLUMNS", "RoundReadings", "collect", "collect_quality",
+__all__ = ["BOX_COLUMNS", "MASK_COLUMNS", "ExportTables", "READING_COLUMNS", "RoundReadings", "collect", "collect_quality",
            "export_tables", "in_one_transaction", "reader_pseudonym", "round_readings"]
