@@ -74,24 +74,27 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 class HashedAssets:
     """/assets/NAME: Vite's content-hashed files (a new build gives new names), so they are cached for a
     year as immutable; each is gzip-compressed once (level 9, in a background thread at start) and
-    kept in memory with its ETag: the viewer's 4.4 MB of JavaScript crosses the wire as about 1 MB."""
+    kept in memory with its ETag: the viewer's 4.4 MB of JavaScript crosses the wire as about 1 MB.
+    Where the build left NAME.br beside it (Brotli 11, vite.config.js), browsers that accept br get
+    that instead (about 15% fewer bytes than gzip); the .br files are not served by their own name."""
 
     def __init__(self, directory: Path, compress: bool) -> None:
         self.directory = directory.resolve()
         self.compress = compress
-        self._files: dict[str, tuple[bytes, bytes | None, str, str]] = {}
+        self._files: dict[str, tuple[bytes, bytes | None, bytes | None, str, str]] = {}
         self._lock = threading.Lock()
         if compress:
             threading.Thread(target=self._warm, name="assets-gzip", daemon=True).start()
 
     def _warm(self) -> None:
         for path in sorted(self.directory.iterdir(), key=lambda p: -p.stat().st_size):
-            self.load(path.name)
+            if path.suffix != ".br":
+                self.load(path.name)
 
-    def load(self, name: str) -> tuple[bytes, bytes | None, str, str] | None:
-        """(raw, gzip or None, content type, ETag) of one asset, or None when there is no such file."""
+    def load(self, name: str) -> tuple[bytes, bytes | None, bytes | None, str, str] | None:
+        """(raw, gzip or None, brotli or None, content type, ETag) of one asset, or None when there is no such file."""
         hit = self._files.get(name)
-        if hit is not None or not _ASSET_NAME.match(name):
+        if hit is not None or not _ASSET_NAME.match(name) or name.endswith(".br"):
             return hit
         path = self.directory / name
         if not path.is_file():
@@ -102,7 +105,9 @@ class HashedAssets:
             packed = gzip.compress(raw, compresslevel=9, mtime=0)
             if len(packed) >= len(raw):
                 packed = None
-        entry = (raw, packed, mimetypes.guess_type(name)[0] or "application/octet-stream",
+        brotli = self.directory / f"{name}.br"
+        entry = (raw, packed, brotli.read_bytes() if self.compress and brotli.is_file() else None,
+                 mimetypes.guess_type(name)[0] or "application/octet-stream",
                  f'"{hashlib.sha256(raw).hexdigest()[:20]}"')
         with self._lock:
             return self._files.setdefault(name, entry)
@@ -118,14 +123,17 @@ class HashedAssets:
                         "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
             return
-        raw, packed, media_type, etag = entry
+        raw, packed, brotli, media_type, etag = entry
         common = [(b"cache-control", IMMUTABLE.encode()), (b"etag", etag.encode()), (b"vary", b"accept-encoding")]
         if headers.get("if-none-match") == etag:
             await send({"type": "http.response.start", "status": 304, "headers": common})
             await send({"type": "http.response.body", "body": b""})
             return
         body, extra = raw, []
-        if packed is not None and "gzip" in headers.get("accept-encoding", ""):
+        accepted = {part.split(";")[0].strip() for part in headers.get("accept-encoding", "").lower().split(",")}
+        if brotli is not None and "br" in accepted:
+            body, extra = brotli, [(b"content-encoding", b"br")]
+        elif packed is not None and "gzip" in accepted:
             body, extra = packed, [(b"content-encoding", b"gzip")]
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", media_type.encode()), (b"content-length", str(len(body)).encode()), *common, *extra]})

@@ -137,10 +137,12 @@ async function tasksPage() {
     can(p.id, 'review') ? h('a', { href: `#/review/${p.id}`, testid: `review-${p.id}` }, 'Review') : '', ' ',
     (can(p.id, 'manage') || can(p.id, 'export')) ? h('a', { href: `#/manage/${p.id}`, testid: `manage-${p.id}` }, 'Manage') : ''));
   const list = h('table', { class: 'grid', testid: 'task-list' },
-    h('tr', {}, h('th', {}, 'Task'), h('th', {}, 'Project'), h('th', {}, 'Kind'), h('th', {}, 'Status'), h('th', {}, 'Submitted')),
-    data.tasks.map((t) => h('tr', {},
+    h('tr', {}, h('th', {}, 'Task'), h('th', {}, 'Project'), h('th', {}, 'Kind'), h('th', {}, 'Status'), h('th', {}, 'Submitted'), h('th', {}, '')),
+    data.tasks.map((t) => h('tr', { testid: `task-row-${t.id}` },
       h('td', {}, t.status === 'assigned' ? h('a', { href: `#/task?id=${t.id}` }, `#${t.id}`) : `#${t.id}`),
-      h('td', {}, t.project_name), h('td', {}, t.kind), h('td', {}, t.status), h('td', {}, t.submitted_at ? t.submitted_at.replace('T', ' ').slice(0, 16) : ''))));
+      h('td', {}, t.project_name), h('td', {}, t.kind), h('td', {}, t.status), h('td', {}, t.submitted_at ? t.submitted_at.replace('T', ' ').slice(0, 16) : ''),
+      h('td', {}, t.reopenable ? h('button', { class: 'link', testid: `reopen-${t.id}`, title: 'Change this reading (until the round closes); the earlier one is kept on record',
+        onclick: () => reopen(t.id) }, 'Reopen') : ''))));
   const anyReader = projects.some((p) => can(p.id, 'read'));
   mount(h('div', { class: 'page' },
     h('h1', {}, 'My tasks'),
@@ -148,6 +150,17 @@ async function tasksPage() {
     h('h2', {}, 'Projects'), h('ul', {}, projectLinks),
     h('h2', {}, 'Progress'), progress,
     h('h2', {}, 'Recent tasks'), list));
+}
+
+// A submitted reading back in the reader's hands, opened in the viewer with what was submitted.
+async function reopen(taskId) {
+  try {
+    await post(`/api/tasks/${taskId}/reopen`);
+    location.hash = `#/task?id=${taskId}`;
+  } catch (e) {
+    toast(e.message, 'error');
+    route();
+  }
 }
 
 async function route() {

@@ -240,13 +240,92 @@ class Reading {
     this.lastTick = performance.now();
     this.element.dataset.loaded = 'true';
     this.prefetch();
+    await this.restoreReading(); // a reopened case: the reading submitted before, to change
+    this.prefetchNext();
     this.ai = new AiPanel(this); // model suggestions, where the item has any
     if (!(await this.ai.load(this.aiSlot, this.element.parentElement))) this.ai = null;
   }
 
   prefetch() {
     // Fetch the other slices in the background so scrolling is instant.
-    this.imageIds.slice(1, 200).forEach((id) => imageLoader.loadAndCacheImage(id).catch(() => {}));
+    this.slicesLoaded = Promise.allSettled(this.imageIds.slice(1, 200).map((id) => imageLoader.loadAndCacheImage(id)));
+  }
+
+  // Issue 17 point 14: once this case's slices are in, claim the next case (`ahead=1`, not opened: no
+  // reading clock) and decode its images into Cornerstone's cache, so after Submit the next image is
+  // drawn without waiting for the network. An unused claim expires with the queue's lease.
+  async prefetchNext() {
+    if (this.task.kind !== 'annotate' || this.task.status !== 'assigned') return;
+    await this.slicesLoaded;
+    if (!this.engine) return; // the reader already moved on
+    try {
+      const pid = this.projectParam ? `&project_id=${this.projectParam}` : '';
+      const ahead = await post(`/api/tasks/next?ahead=1${pid}`);
+      if (!ahead.task || !this.engine) return;
+      await Promise.allSettled(imageIdsFor(ahead.task.item).ids.slice(0, 200).map((id) => imageLoader.loadAndCacheImage(id)));
+      this.element.dataset.prefetched = String(ahead.task.id);
+    } catch (e) {
+      /* prefetch is an optimisation: the next case loads normally */
+    }
+  }
+
+  // Reopened case (task in hand that already has a reading): show that reading to change, labels,
+  // comment, quality decision and box/freehand regions; the submit replaces it (kept as a revision).
+  async restoreReading() {
+    const prev = this.task.annotation;
+    if (!prev || this.task.status !== 'assigned' || this.task.kind !== 'annotate') return;
+    prev.labels.forEach((l) => this.rows?.[l.label] && this.setLabel(l.label, { value: l.value, confidence: l.confidence }));
+    this.comment.value = prev.comment || '';
+    if (prev.quality && this.qualityButtons) {
+      this.setQuality(prev.quality.decision);
+      this.qualityReason.value = prev.quality.reason || '';
+    }
+    let lost = 0;
+    for (const roi of prev.rois) if (!(await this.restoreRoi(roi))) lost += 1;
+    this.viewport.render();
+    this.renderRois();
+    this.element.dataset.reopened = 'true';
+    toast(`Reopened task #${this.task.id}: your submitted reading is shown; Submit replaces it${lost ? ` (${lost} region(s) could not be shown: draw them again)` : ''}.`);
+  }
+
+  async restoreRoi(roi) {
+    const label = this.schema.labels.find((l) => l.id === roi.label);
+    const idx = this.where.findIndex((w) => w.instance === roi.instance && w.frame === roi.frame);
+    if (!label || idx < 0 || (roi.kind !== 'box' && roi.kind !== 'freehand')) return false;
+    const imageId = this.imageIds[idx];
+    try {
+      await imageLoader.loadAndCacheImage(imageId); // its geometry (image plane) is needed to place the points
+    } catch (e) {
+      return false;
+    }
+    const toWorld = (p) => csUtils.imageToWorldCoords(imageId, p);
+    const { viewPlaneNormal, viewUp } = this.viewport.getCamera();
+    const box = roi.kind === 'box';
+    let ann;
+    try {
+      const [[x0, y0], [x1, y1]] = roi.points;
+      const polyline = box ? [] : roi.points.map(toWorld);
+      // what the tool itself would have made: a box's four corners, a freehand's closed polyline
+      ann = {
+        annotationUID: csUtils.uuidv4(), highlighted: false, invalidated: true, isLocked: false, isVisible: true,
+        metadata: { toolName: box ? RectangleROITool.toolName : PlanarFreehandROITool.toolName, referencedImageId: imageId,
+          FrameOfReferenceUID: this.viewport.getFrameOfReferenceUID(), viewPlaneNormal: [...viewPlaneNormal], viewUp: [...viewUp] },
+        data: {
+          label: label.name, cachedStats: {},
+          handles: { points: box ? [[x0, y0], [x1, y0], [x0, y1], [x1, y1]].map(toWorld) : [polyline[0], polyline[polyline.length - 1]],
+            activeHandleIndex: null, textBox: { hasMoved: false, worldPosition: [0, 0, 0], worldBoundingBox: { topLeft: [0, 0, 0], topRight: [0, 0, 0], bottomLeft: [0, 0, 0], bottomRight: [0, 0, 0] } } },
+          ...(box ? {} : { contour: { polyline, closed: true }, isOpenUShapeContour: false }),
+        },
+      };
+      annotationApi.state.addAnnotation(ann, this.element);
+    } catch (e) {
+      return false;
+    }
+    const prevRoi = this.currentRoi;
+    this.currentRoi = label;
+    this.roiCompleted(ann); // labelled and drawn in the label's colour like a region just drawn
+    this.currentRoi = prevRoi;
+    return true;
   }
 
   listen(target, ev, fn) {
