@@ -19,6 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pandas as pd
 from sqlalchemy import select
 
 from curation.assist.inputs import read_inputs
@@ -225,5 +226,23 @@ def round_bodies(catalog: Catalog, store: Store, round_id: int, model: Mapping[s
     return {item_id: service_body(store, records[sid]) for sid, item_id in items if sid in records}
 
 
+def prediction_tables(catalog: Catalog, store: Store, series_ids: Mapping[str, int], model: Mapping[str, str]
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What `model` answered for the items (item key -> series id), as the validation report takes it:
+    probabilities (item, label, probability) and box proposals (item, label, x0, y0, x1, y1, score)."""
+    records = stored_predictions(catalog, list(series_ids.values()), model)
+    probabilities, proposals = [], []
+    for key, sid in sorted(series_ids.items()):
+        if sid not in records:
+            continue
+        body = json.loads(store.get_bytes(Zone.DERIVED, records[sid].metrics["json"]))
+        probabilities += [{"item": key, "label": label, "probability": float(p)}
+                          for label, p in sorted(body["probabilities"].items())]
+        proposals += [{"item": key, **{k: b[k] for k in ("label", "x0", "y0", "x1", "y1", "score")}}
+                      for b in body["boxes"]]
+    return (pd.DataFrame(probabilities, columns=["item", "label", "probability"]),
+            pd.DataFrame(proposals, columns=["item", "label", "x0", "y0", "x1", "y1", "score"]))
+
+
 __all__ = ["HEATMAP_MAX_SIDE", "PredictConfig", "STAGE", "heatmap_png", "item_prefix", "item_probabilities",
-           "model_key", "predict_items", "round_bodies", "service_body", "stored_predictions"]
+           "model_key", "predict_items", "prediction_tables", "round_bodies", "service_body", "stored_predictions"]

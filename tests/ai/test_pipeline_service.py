@@ -21,12 +21,14 @@ from operators.annotation import DispatchRoundOperator, SelectRoundOperator
 from operators.assist import PredictOperator
 from operators.hooks.annotation import AnnotationServiceHook
 from tests.ai.test_pipeline import _plant_spot
-from tests.operators.conftest import connection, world  # noqa: F401 - the real service, as fixtures
+from tests.operators import conftest as service_fixtures
 from tests.operators.world import LABELS_PROJECT, READERS, curated_catalog, ok
+
+connection, world = service_fixtures.connection, service_fixtures.world  # the real service, as fixtures
 
 
 @pytest.fixture
-def curated(connection, tmp_path, monkeypatch):  # noqa: F811
+def curated(connection, tmp_path, monkeypatch):
     home = tmp_path / "curate"
     monkeypatch.setenv("CURATE_HOME", str(home))
     for name in ("CURATE_DB_URL", "CURATE_STORE_URI", "AIRFLOW_CONN_CURATE_DEFAULT"):
@@ -51,7 +53,7 @@ def _select(run_id: str) -> dict:
     return op.execute({"dag": SimpleNamespace(dag_id="annotation_round"), "run_id": run_id})
 
 
-def test_dispatch_registers_the_stored_predictions_and_readers_see_them(curated, connection):  # noqa: F811
+def test_dispatch_registers_the_stored_predictions_and_readers_see_them(curated, connection):
     home, catalog, labels = curated
     selected = _select("manual__assist")
     predicted = PredictOperator(task_id="predict", selected=selected, model="brightspot").execute({})
@@ -85,7 +87,7 @@ def test_dispatch_registers_the_stored_predictions_and_readers_see_them(curated,
     AnnotationServiceHook().close_round(dispatched["project_id"], dispatched["round"]["service_round_number"])
 
 
-def test_without_a_model_predict_skips_and_dispatch_registers_nothing(curated, connection):  # noqa: F811
+def test_without_a_model_predict_skips_and_dispatch_registers_nothing(curated, connection):
     selected = _select("manual__no_model")
     for model in ("", "not-installed"):
         with pytest.raises(AirflowSkipException):
