@@ -193,15 +193,25 @@ def stored_predictions(catalog: Catalog, series_ids: Sequence[int], model: Mappi
     return out
 
 
+#: What the service takes per item (annotation/schemas.py PredictionsIn): heatmaps and boxes.
+SERVICE_MAX_HEATMAPS, SERVICE_MAX_BOXES = 200, 500
+
+
 def service_body(store: Store, record: StageRecord) -> dict[str, Any]:
-    """The service's predictions body for one item, from its stored JSON and heatmap PNGs."""
+    """The service's predictions body for one item, from its stored JSON and heatmap PNGs. An item of
+    many images (a CT series under a site's slice model) keeps the heatmaps of the images where the
+    label is most probable and the highest-scoring boxes, within what the service takes."""
     body = json.loads(store.get_bytes(Zone.DERIVED, record.metrics["json"]))
+    image_p = {(im["instance_position"], im["frame"]): im["probabilities"] for im in body["images"]}
+    ranked = sorted(body["heatmaps"], key=lambda h: (-image_p.get((h["instance_position"], h["frame"]), {}).get(
+        h["label"], 0.0), h["instance_position"], h["frame"], h["label"]))[:SERVICE_MAX_HEATMAPS]
     heatmaps = [{"label": h["label"], "instance_position": h["instance_position"], "frame": h["frame"],
                  "rows": h["rows"], "cols": h["cols"],
                  "png_base64": base64.b64encode(store.get_bytes(Zone.DERIVED, h["key"])).decode()}
-                for h in body["heatmaps"]]
-    return {"model": body["model"], "probabilities": body["probabilities"], "heatmaps": heatmaps,
-            "boxes": body["boxes"]}
+                for h in sorted(ranked, key=lambda h: (h["instance_position"], h["frame"], h["label"]))]
+    boxes = body["boxes"] if len(body["boxes"]) <= SERVICE_MAX_BOXES else \
+        sorted(body["boxes"], key=lambda b: -b["score"])[:SERVICE_MAX_BOXES]
+    return {"model": body["model"], "probabilities": body["probabilities"], "heatmaps": heatmaps, "boxes": boxes}
 
 
 def item_probabilities(catalog: Catalog, series_ids: Mapping[str, int], model: Mapping[str, str]

@@ -19,6 +19,7 @@ import pydicom
 import pytest
 import torch
 
+from curation.assist import predictions
 from curation.assist.inputs import LUMA, frame_pixels, read_inputs
 from curation.assist.plugin import Box, FindingsModel, ModelInfo, ModelInput, Prediction, check_prediction
 from curation.assist.predictions import (
@@ -258,3 +259,20 @@ def test_items_the_model_does_not_accept_are_skipped_with_the_reason(tmp_path):
     model = BrightSpotModel()
     (result,) = predict_items(catalog, store, model, [mr])
     assert result.status == StageStatus.SKIPPED and "T2W" in result.reason and model.calls == []
+
+
+def test_an_item_of_many_images_sends_the_service_its_most_probable_heatmaps(tmp_path, monkeypatch):
+    home = tmp_path / "curate"
+    catalog, labels, _ = curated_catalog(home, n_labels=1, n_review=0)
+    with catalog.session() as s:
+        key = s.query(StageRecord).filter_by(stage="deid", subject_id=labels[0]).one().metrics["outputs"][0]
+    dicomgen.write_multiframe(home / "store" / "deid" / key, frames=4, seed=3)
+    store = open_store(f"file://{home / 'store'}")
+    (result,) = predict_items(catalog, store, BrightSpotModel(), select_series(catalog, Selection(), "r"))
+    body = json.loads(store.get_bytes(Zone.DERIVED, result.metrics["json"]))
+    assert [im["frame"] for im in body["images"]] == [0, 1, 2, 3] and len(body["heatmaps"]) == 4
+    by_p = sorted(body["images"], key=lambda im: -im["probabilities"]["nodule"])
+    assert body["probabilities"]["nodule"] == by_p[0]["probabilities"]["nodule"], "the item's: its likeliest image's"
+    monkeypatch.setattr(predictions, "SERVICE_MAX_HEATMAPS", 2)
+    sent = service_body(store, stored_predictions(catalog, labels)[labels[0]])
+    assert [h["frame"] for h in sent["heatmaps"]] == sorted(im["frame"] for im in by_p[:2])
