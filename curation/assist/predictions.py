@@ -144,34 +144,45 @@ def predict_items(catalog: Catalog, store: Store, model: FindingsModel, items: S
             results[n] = prior
         else:
             todo.append((n, ref, key))
-    pending: list[tuple[int, ItemRef, StageKey, list[ModelInput]]] = []
-    for n, ref, key in todo:
-        images = _inputs(store, ref, _deid_keys(catalog, ref))
-        if not images:
-            results[n] = StageResult(status=StageStatus.SKIPPED, reason="no DICOM pixel data to predict on",
-                                     metrics={"item": ref.item_key})
-        else:
-            pending.append((n, ref, key, images))
-    # batch across items: the model sees `batch_size` images per call, whoever they belong to
-    flat = [(p, i) for p, (_, _, _, images) in enumerate(pending) for i in images]
-    answers: dict[int, list[Prediction]] = {p: [] for p in range(len(pending))}
-    cpu: dict[int, float] = {p: 0.0 for p in range(len(pending))}
-    for start in range(0, len(flat), config.batch_size):
-        chunk = flat[start:start + config.batch_size]
+    # batch across items: the model sees `batch_size` images per call, whoever they belong to; an item
+    # is stored (and its pixels let go) as soon as its last image is answered, so memory holds about
+    # one batch and the items it spans, not the round
+    pending: dict[int, tuple[ItemRef, StageKey, list[ModelInput], list[Prediction]]] = {}
+    cpu: dict[int, float] = {}
+    queue: list[tuple[int, ModelInput]] = []
+
+    def run_batch(chunk: list[tuple[int, ModelInput]]) -> None:
         began = time.process_time()
         out = model.predict([i for _, i in chunk])
         spent = (time.process_time() - began) / len(chunk)
         if len(out) != len(chunk):
             raise ValueError(f"model {model.info.name} answered {len(out)} predictions for {len(chunk)} inputs")
-        for (p, image), answer in zip(chunk, out):
+        for (n, image), answer in zip(chunk, out):
             check_prediction(model.info, image, answer)
-            answers[p].append(answer)
-            cpu[p] += spent
-    for p, (n, ref, key, images) in enumerate(pending):
-        def work(ref: ItemRef = ref, images: list[ModelInput] = images, p: int = p) -> StageResult:
-            return _write(store, model, ref, images, answers[p], config, cpu[p])
+            pending[n][3].append(answer)
+            cpu[n] += spent
+        for n in [n for n, (_, _, images, answers) in pending.items() if len(answers) == len(images)]:
+            ref, key, images, answers = pending.pop(n)
 
-        results[n] = run_once(catalog, key, work)
+            def work(ref: ItemRef = ref, images: list[ModelInput] = images, answers: list[Prediction] = answers,
+                     spent: float = cpu[n]) -> StageResult:
+                return _write(store, model, ref, images, answers, config, spent)
+
+            results[n] = run_once(catalog, key, work)
+
+    for n, ref, key in todo:
+        images = _inputs(store, ref, _deid_keys(catalog, ref))
+        if not images:
+            results[n] = StageResult(status=StageStatus.SKIPPED, reason="no DICOM pixel data to predict on",
+                                     metrics={"item": ref.item_key})
+            continue
+        pending[n], cpu[n] = (ref, key, images, []), 0.0
+        queue += [(n, i) for i in images]
+        while len(queue) >= config.batch_size:
+            chunk, queue = queue[:config.batch_size], queue[config.batch_size:]
+            run_batch(chunk)
+    if queue:
+        run_batch(queue)
     return [results[n] for n in range(len(refs))]
 
 

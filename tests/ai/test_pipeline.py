@@ -276,3 +276,20 @@ def test_an_item_of_many_images_sends_the_service_its_most_probable_heatmaps(tmp
     monkeypatch.setattr(predictions, "SERVICE_MAX_HEATMAPS", 2)
     sent = service_body(store, stored_predictions(catalog, labels)[labels[0]])
     assert [h["frame"] for h in sent["heatmaps"]] == sorted(im["frame"] for im in by_p[:2])
+
+
+def test_items_are_stored_as_their_images_are_answered_not_at_the_end(tmp_path):
+    """Memory holds about one batch: each item is written once its last image is answered."""
+    home = tmp_path / "curate"
+    catalog, labels, _ = curated_catalog(home, n_labels=3, n_review=0)
+    store = open_store(f"file://{home / 'store'}")
+    stored_before_call: list[int] = []
+
+    class Watching(BrightSpotModel):
+        def predict(self, batch):
+            with catalog.session() as s:
+                stored_before_call.append(s.query(StageRecord).filter_by(stage=STAGE).count())
+            return super().predict(batch)
+
+    predict_items(catalog, store, Watching(), select_series(catalog, Selection(), "r"), PredictConfig(batch_size=1))
+    assert stored_before_call == [0, 1, 2]
