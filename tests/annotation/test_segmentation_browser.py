@@ -148,18 +148,39 @@ def test_brush_and_polygon_masks_are_stored_as_drawn(live_server_factory, tmp_pa
 
             page.get_by_test_id("submit").click()
             expect(page.get_by_test_id("no-task")).to_be_visible(timeout=30000)
+
+            c = httpx.Client(base_url=server.url, timeout=30)
+            token = c.post("/api/auth/login", json={"username": "painter", "password": PASSWORD}).json()["token"]
+            task = c.get(f"/api/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}).json()
+            assert task["status"] == "submitted"
+            rois = {r["instance"]: r for r in task["annotation"]["rois"]}
+            assert sorted(rois) == [0, 1] and {r["kind"] for r in rois.values()} == {"mask"}
+            positions = [inst["position"] for inst in task["item"]["instances"]]  # display order
+            stroke = capsule(image(*a), image(*b), 10) & ~capsule(image(*bite), image(*bite), 6)
+            assert_within_one_pixel(masks.roi_mask(rois[positions[0]]), stroke, "brush stroke minus the erased disk")
+            drawn = polygon([image(*p) for p in corners])
+            assert_within_one_pixel(masks.roi_mask(rois[positions[1]]), drawn, "polygon")
+
+            # the review view paints the mask in the label's colour (#3399ff: blue well above red)
+            admin = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            admin.on("pageerror", lambda e: errors.append(str(e)))
+            _login(admin, server.url, "admin")
+            admin.goto(f"{server.url}/#/review/{pid}/item/{task['item']['id']}")
+            canvas = admin.locator("canvas.review-canvas").first
+            expect(admin.get_by_test_id("review-slice")).to_have_text("image 1/3")
+            admin.wait_for_function("document.querySelector('canvas.review-canvas').width > 0")
+            pixel = "([x, y]) => Array.from(document.querySelector('canvas.review-canvas').getContext('2d').getImageData(x, y, 1, 1).data)"
+            inside = admin.evaluate(pixel, [int((image(*a)[0] + image(*b)[0]) / 2), int((image(*a)[1] + image(*b)[1]) / 2)])
+            outside = admin.evaluate(pixel, [5, 5])
+            assert inside[2] - inside[0] > 60 and abs(outside[2] - outside[0]) < 10, (inside, outside)
+            canvas.screenshot(path=ARTIFACTS / "04-review-view.png")
+
+            # reopened by its reader, the case shows both masks again (Submit would keep them)
+            page.goto(f"{server.url}/#/tasks")
+            page.get_by_test_id(f"reopen-{task_id}").click()
+            page.wait_for_selector("[data-testid=viewport][data-loaded=true][data-reopened=true]", timeout=60000)
+            expect(page.get_by_test_id("mask-item")).to_have_count(2)
+            page.screenshot(path=ARTIFACTS / "05-reopened.png")
         finally:
             browser.close()
     assert not errors, errors
-
-    c = httpx.Client(base_url=server.url, timeout=30)
-    token = c.post("/api/auth/login", json={"username": "painter", "password": PASSWORD}).json()["token"]
-    task = c.get(f"/api/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}).json()
-    assert task["status"] == "submitted"
-    rois = {r["instance"]: r for r in task["annotation"]["rois"]}
-    assert sorted(rois) == [0, 1] and {r["kind"] for r in rois.values()} == {"mask"}
-    positions = [inst["position"] for inst in task["item"]["instances"]]  # display order
-    stroke = capsule(image(*a), image(*b), 10) & ~capsule(image(*bite), image(*bite), 6)
-    assert_within_one_pixel(masks.roi_mask(rois[positions[0]]), stroke, "brush stroke minus the erased disk")
-    drawn = polygon([image(*p) for p in corners])
-    assert_within_one_pixel(masks.roi_mask(rois[positions[1]]), drawn, "polygon")

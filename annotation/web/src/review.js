@@ -2,6 +2,7 @@
 // reader's labels and ROIs sit side by side. Images here are drawn on a plain canvas from the raw
 // 16-bit frame the server sends, with window/level computed in JS (under 1 ms per 512x512 update).
 import { get } from './api.js';
+import { paintMask } from './segmentation.js';
 import { h, mount } from './dom.js';
 
 // Viridis (matplotlib's perceptually uniform sequential map), 9 stops, interpolated linearly:
@@ -159,6 +160,10 @@ function draw(canvas, img, voi, rois, colors) {
   ctx.putImageData(render(img, voi), 0, 0);
   ctx.lineWidth = Math.max(1, img.cols / 256);
   for (const roi of rois) {
+    if (roi.kind === 'mask') { // painted pixels, in the label's colour
+      paintMask(ctx, roi, colors[roi.label] || '#ff0');
+      continue;
+    }
     ctx.strokeStyle = colors[roi.label] || '#ff0';
     ctx.beginPath();
     if (roi.kind === 'box') {

@@ -34,6 +34,31 @@ export function encodeRuns(mask) {
   return runs;
 }
 
+export function decodeRuns(runs, rows, columns) {
+  const mask = new Uint8Array(rows * columns);
+  let at = 0;
+  runs.forEach((n, i) => {
+    if (i % 2) mask.fill(1, at, at + n);
+    at += n;
+  });
+  return mask;
+}
+
+// A stored mask ROI on a 2-D context whose units are image pixels (the review view's canvases).
+export function paintMask(ctx, roi, color) {
+  const [r, g, b] = rgb(color);
+  const data = decodeRuns(roi.rle, roi.rows, roi.columns);
+  const img = new ImageData(roi.columns, roi.rows);
+  data.forEach((v, i) => v && img.data.set([r, g, b, 255], i * 4));
+  const tile = new OffscreenCanvas(roi.columns, roi.rows);
+  tile.getContext('2d').putImageData(img, 0, 0);
+  ctx.save();
+  ctx.globalAlpha = ALPHA;
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(tile, 0, 0);
+  ctx.restore();
+}
+
 export class Segmentation {
   // size(instance): {rows, columns}; onChange(): the reading re-lists regions; onWheel(delta): scroll.
   constructor({ size, onChange, onWheel }) {
@@ -268,6 +293,15 @@ export class Segmentation {
     this.masks.delete(key);
     this.changed();
     this.render();
+  }
+
+  // A reopened reading's mask (its slice index in this viewer), painted again so Submit keeps it.
+  restore(roi, index, label) {
+    if (roi.rows !== this.size(roi.instance)?.rows || roi.columns !== this.size(roi.instance)?.columns) return false;
+    this.masks.set(`${label.id}|${index}`, { label, index, rows: roi.rows, columns: roi.columns, data: decodeRuns(roi.rle, roi.rows, roi.columns) });
+    this.renderList();
+    this.render();
+    return true;
   }
 
   labelsDrawn() {

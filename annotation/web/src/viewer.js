@@ -79,10 +79,17 @@ function imageIdsFor(item) {
   return { ids, where };
 }
 
+// The case claimed ahead ({task, remaining, project}): the queue serves held cases oldest first, so it
+// is what `next` would answer once the current case is submitted.
+let aheadCase = null;
+
 export async function viewerPage(params) {
   let data;
   if (params.get('id')) {
     data = { task: await get(`/api/tasks/${params.get('id')}`), remaining: null };
+  } else if (aheadCase && aheadCase.project === params.get('project')) {
+    data = aheadCase; // claimed and prefetched while the previous case was read: no round trip
+    aheadCase = null;
   } else {
     const pid = params.get('project');
     data = await post(`/api/tasks/next${pid ? `?project_id=${pid}` : ''}`);
@@ -235,7 +242,9 @@ class Reading {
     this.element.dataset.photometric = this.viewport.getImageData()?.metadata?.PhotometricInterpretation || '';
     this.updateOverlay();
     // time per case starts when the image is fully loaded and shown (MarkIt's definition)
-    if (this.task.status === 'assigned') await post(`/api/tasks/${t.id}/loaded`);
+    // not awaited: the image is on screen now; a case claimed ahead that is no longer this reader's
+    // (lease ran out and another reader took it) is refused here, and the queue is asked again
+    if (this.task.status === 'assigned') post(`/api/tasks/${t.id}/loaded`).catch((e) => this.lostCase(e));
     this.loaded = true;
     this.lastTick = performance.now();
     this.element.dataset.loaded = 'true';
@@ -262,11 +271,19 @@ class Reading {
       const pid = this.projectParam ? `&project_id=${this.projectParam}` : '';
       const ahead = await post(`/api/tasks/next?ahead=1${pid}`);
       if (!ahead.task || !this.engine) return;
+      aheadCase = { ...ahead, project: this.projectParam };
       await Promise.allSettled(imageIdsFor(ahead.task.item).ids.slice(0, 200).map((id) => imageLoader.loadAndCacheImage(id)));
       this.element.dataset.prefetched = String(ahead.task.id);
     } catch (e) {
       /* prefetch is an optimisation: the next case loads normally */
     }
+  }
+
+  lostCase(e) {
+    if (!this.engine || (e.status !== 403 && e.status !== 409)) return;
+    toast(`Task #${this.task.id} is no longer yours (its hold ran out); taking the next one.`, 'error');
+    aheadCase = null;
+    this.next();
   }
 
   // Reopened case (task in hand that already has a reading): show that reading to change, labels,
@@ -291,6 +308,7 @@ class Reading {
   async restoreRoi(roi) {
     const label = this.schema.labels.find((l) => l.id === roi.label);
     const idx = this.where.findIndex((w) => w.instance === roi.instance && w.frame === roi.frame);
+    if (label && idx >= 0 && roi.kind === 'mask') return this.segmentation.restore(roi, idx, label);
     if (!label || idx < 0 || (roi.kind !== 'box' && roi.kind !== 'freehand')) return false;
     const imageId = this.imageIds[idx];
     try {
