@@ -60,7 +60,7 @@ def heatmap_png(b64: str, rows: int, cols: int) -> bytes:
             if w > min(cols, MAX_HEATMAP_SIDE) or h > min(rows, MAX_HEATMAP_SIDE):
                 raise _unprocessable(f"heatmap {w}x{h} is larger than its image ({cols}x{rows})")
             img.load()  # a truncated or corrupt PNG fails here, not in the reader's browser
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise _unprocessable("heatmap is not a readable PNG") from None
     return raw
 

@@ -19,6 +19,30 @@ SCHEMA = {"labels": [{"id": "nodule", "name": "Lung nodule", "kind": "boolean", 
                      {"id": "effusion", "name": "Pleural effusion", "kind": "boolean", "color": "#00aaff"}]}
 
 
+def _project_with_predictions(live_server_factory, tmp_path: Path, settings: dict) -> tuple[httpx.Client, dict, int, int]:
+    """A live service with one project (`settings`), its reader and one 256x256 image with the model's
+    suggestions: a heatmap hot at image rows/cols 64-128 and two nodule boxes."""
+    server = live_server_factory()
+    create_admin(server.database_url, "admin", PASSWORD)
+    c = httpx.Client(base_url=server.url, timeout=30)
+    admin = {"Authorization": f"Bearer {c.post('/api/auth/login', json={'username': 'admin', 'password': PASSWORD}).json()['token']}"}
+    pid = c.post("/api/projects", headers=admin, json={"name": "chest-ai", "schema": SCHEMA, **settings}).json()["id"]
+    uid = c.post("/api/users", headers=admin, json={"username": "reader", "password": PASSWORD}).json()["id"]
+    assert c.post(f"/api/projects/{pid}/members", headers=admin, json={"user_id": uid, "role": "annotator"}).status_code == 201
+    paths = dicomgen.write_series(tmp_path / "store" / "deid" / "cxr", 1, rows=256, cols=256, seed=3)
+    item = c.post(f"/api/projects/{pid}/items", headers=admin, json={"items": [
+        {"external_id": "cxr-1", "uris": [p.as_uri() for p in paths], "modality": "CT"}]}).json()["created"][0]
+    heat = np.zeros((64, 64))
+    heat[16:32, 16:32] = 1.0  # image rows/cols 64-128 of 256: the top-left quarter's centre
+    r = c.put(f"/api/items/{item}/predictions", headers=admin, json={
+        "model": {"name": "chest", "version": "1.0.0"}, "probabilities": {"nodule": 0.83, "effusion": 0.04},
+        "heatmaps": [{"label": "nodule", "png_base64": png_b64(heat), "rows": 256, "cols": 256}],
+        "boxes": [{"label": "nodule", "x0": 150, "y0": 150, "x1": 200, "y1": 200, "score": 0.7},
+                  {"label": "nodule", "x0": 20, "y0": 180, "x1": 60, "y1": 220, "score": 0.3}]})
+    assert r.status_code == 200, r.text
+    return c, admin, pid, item
+
+
 def _overlay_alpha(page, fx: float, fy: float) -> int:
     """Alpha of the overlay canvas at a fraction (fx, fy) of the image's displayed extent."""
     return page.evaluate("""([fx, fy]) => {
@@ -37,30 +61,13 @@ def test_blind_first_reveal_heatmap_opacity_and_box_edit(live_server_factory, tm
     _require_browser_stack()
     from playwright.sync_api import expect, sync_playwright
 
-    server = live_server_factory()
-    create_admin(server.database_url, "admin", PASSWORD)
-    c = httpx.Client(base_url=server.url, timeout=30)
-    admin = {"Authorization": f"Bearer {c.post('/api/auth/login', json={'username': 'admin', 'password': PASSWORD}).json()['token']}"}
-    pid = c.post("/api/projects", headers=admin, json={"name": "chest-ai", "blind_first": True, "schema": SCHEMA}).json()["id"]
-    uid = c.post("/api/users", headers=admin, json={"username": "reader", "password": PASSWORD}).json()["id"]
-    assert c.post(f"/api/projects/{pid}/members", headers=admin, json={"user_id": uid, "role": "annotator"}).status_code == 201
-    paths = dicomgen.write_series(tmp_path / "store" / "deid" / "cxr", 1, rows=256, cols=256, seed=3)
-    item = c.post(f"/api/projects/{pid}/items", headers=admin, json={"items": [
-        {"external_id": "cxr-1", "uris": [p.as_uri() for p in paths], "modality": "CT"}]}).json()["created"][0]
-    heat = np.zeros((64, 64))
-    heat[16:32, 16:32] = 1.0  # image rows/cols 64-128 of 256: the top-left quarter's centre
-    r = c.put(f"/api/items/{item}/predictions", headers=admin, json={
-        "model": {"name": "chest", "version": "1.0.0"}, "probabilities": {"nodule": 0.83, "effusion": 0.04},
-        "heatmaps": [{"label": "nodule", "png_base64": png_b64(heat), "rows": 256, "cols": 256}],
-        "boxes": [{"label": "nodule", "x0": 150, "y0": 150, "x1": 200, "y1": 200, "score": 0.7},
-                  {"label": "nodule", "x0": 20, "y0": 180, "x1": 60, "y1": 220, "score": 0.3}]})
-    assert r.status_code == 200, r.text
+    c, admin, pid, item = _project_with_predictions(live_server_factory, tmp_path, {"blind_first": True})
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
             page, errors = watched_page(browser)
-            _login(page, server.url, "reader")
+            _login(page, str(c.base_url).rstrip("/"), "reader")
             page.get_by_test_id("next-task").click()
             page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)
             # blind first: nothing of the model until every label is answered
@@ -119,3 +126,44 @@ def test_blind_first_reveal_heatmap_opacity_and_box_edit(live_server_factory, tm
     assert (edited["box_index"], edited["action"]) == (1, "edit")
     x0, y0, x1, y1 = edited["box"]
     assert abs(x0 - 10) < 2.5 and abs(y0 - 170) < 2.5 and (x1, y1) == (60, 220), edited["box"]
+
+
+def test_validation_project_rates_every_output_with_a_reason(live_server_factory, tmp_path: Path) -> None:
+    """A validation reader cannot submit before rating every model output, nor reject without a reason."""
+    _require_browser_stack()
+    from playwright.sync_api import expect, sync_playwright
+
+    c, admin, pid, _ = _project_with_predictions(live_server_factory, tmp_path, {"kind": "validation"})
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page, errors = watched_page(browser)
+            _login(page, str(c.base_url).rstrip("/"), "reader")
+            page.get_by_test_id("next-task").click()
+            page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)
+            expect(page.get_by_test_id("ai-prob-nodule")).to_have_text("83%")  # not blind first: shown at once
+            for label, answer in (("nodule", "yes"), ("effusion", "no")):
+                page.get_by_test_id(f"label-{label}-{answer}").click()
+                page.get_by_test_id(f"label-{label}-conf-80").click()
+            task_id = page.get_by_test_id("task-id").text_content()
+            page.get_by_test_id("submit").click()
+            expect(page.locator("#toast")).to_contain_text("rate suggested region 1")
+            page.get_by_test_id("ai-call-nodule-accept").click()
+            page.get_by_test_id("ai-call-effusion-accept").click()
+            page.get_by_test_id("ai-box-0-accept").click()
+            page.get_by_test_id("ai-box-1-reject").click()
+            page.get_by_test_id("submit").click()
+            expect(page.locator("#toast")).to_contain_text("give a reason for region 2")
+            expect(page.get_by_test_id("task-id")).to_have_text(task_id)  # not submitted
+            page.get_by_test_id("ai-box-reason-1").fill("vessel seen end-on")
+            page.screenshot(path=ARTIFACTS / "ai-06-validation-rated.png")
+            page.get_by_test_id("submit").click()
+            page.get_by_test_id("no-task").wait_for(timeout=30000)
+            assert not errors, errors
+        finally:
+            browser.close()
+    (reading,) = c.get(f"/api/projects/{pid}/export/json", headers=admin).json()["readings"]
+    rated = [(s["label"], s.get("box_index"), s["action"], s["reason"]) for s in reading["assist"]["suggestions"]]
+    assert rated == [("nodule", None, "accept", ""), ("effusion", None, "accept", ""), ("nodule", 0, "accept", ""),
+                     ("nodule", 1, "reject", "vessel seen end-on")]
