@@ -43,6 +43,15 @@ def _project_with_predictions(live_server_factory, tmp_path: Path, settings: dic
     return c, admin, pid, item
 
 
+def _reader_on_first_task(browser, c: httpx.Client):
+    """The reader logged in, on the first case with its image loaded; and the page's error list."""
+    page, errors = watched_page(browser)
+    _login(page, str(c.base_url).rstrip("/"), "reader")
+    page.get_by_test_id("next-task").click()
+    page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)
+    return page, errors
+
+
 def _overlay_alpha(page, fx: float, fy: float) -> int:
     """Alpha of the overlay canvas at a fraction (fx, fy) of the image's displayed extent."""
     return page.evaluate("""([fx, fy]) => {
@@ -66,10 +75,7 @@ def test_blind_first_reveal_heatmap_opacity_and_box_edit(live_server_factory, tm
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
-            page, errors = watched_page(browser)
-            _login(page, str(c.base_url).rstrip("/"), "reader")
-            page.get_by_test_id("next-task").click()
-            page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)
+            page, errors = _reader_on_first_task(browser, c)
             # blind first: nothing of the model until every label is answered
             expect(page.get_by_test_id("ai-hidden")).to_be_visible()
             expect(page.get_by_test_id("ai-prob-nodule")).to_have_count(0)
@@ -138,10 +144,7 @@ def test_validation_project_rates_every_output_with_a_reason(live_server_factory
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
-            page, errors = watched_page(browser)
-            _login(page, str(c.base_url).rstrip("/"), "reader")
-            page.get_by_test_id("next-task").click()
-            page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=60000)
+            page, errors = _reader_on_first_task(browser, c)
             expect(page.get_by_test_id("ai-prob-nodule")).to_have_text("83%")  # not blind first: shown at once
             for label, answer in (("nodule", "yes"), ("effusion", "no")):
                 page.get_by_test_id(f"label-{label}-{answer}").click()
