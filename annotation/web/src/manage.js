@@ -11,7 +11,7 @@ function schemaEditor(pid, schema, reload) {
     h('td', {}, h('input', { value: l.id, size: 12, oninput: (e) => (l.id = e.target.value) })),
     h('td', {}, h('input', { value: l.name, oninput: (e) => (l.name = e.target.value) })),
     h('td', {}, h('select', { onchange: (e) => (l.kind = e.target.value) },
-      ['boolean', 'box', 'freehand'].map((k) => h('option', { value: k, selected: k === l.kind }, k)))),
+      ['boolean', 'box', 'freehand', 'mask'].map((k) => h('option', { value: k, selected: k === l.kind }, k)))),
     h('td', {}, h('input', { value: l.instructions || '', size: 30, oninput: (e) => (l.instructions = e.target.value) })),
     h('td', {}, h('input', { type: 'color', value: l.color || '#ffcc00', oninput: (e) => (l.color = e.target.value) })),
     h('td', {}, h('button', { class: 'link', onclick: () => { labels.splice(i, 1); render(); } }, 'remove')))));
