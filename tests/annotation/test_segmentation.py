@@ -66,8 +66,8 @@ def test_run_length_encoding_round_trips_and_both_codecs_agree(mask: np.ndarray)
     assert sum(runs) == mask.size and all(n > 0 for n in runs[1:])
 
 
-def test_mask_submission_is_validated_naming_the_label(tmp_path: Path, store_root: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+def test_mask_submission_is_validated_naming_the_label(database_url: str, store_root: Path) -> None:
+    url = database_url  # SQLite and PostgreSQL: the runs live in the reading's JSON
     with make_client(url) as client:
         w = _mask_world(client, url, store_root)
         good = disk(30, 28, 8)
@@ -152,9 +152,13 @@ def test_staple_consensus_from_submitted_masks(tmp_path: Path, store_root: Path)
     with make_client(url) as client:
         w = _mask_world(client, url, store_root, readers=3)
         for who, drawn in (("junior", lesion), ("senior", lesion), ("third", shifted)):
-            _, r = _submit(client, w, who, [mask_roi(m, i) for i, m in drawn.items()])
+            t, r = _submit(client, w, who, [mask_roi(m, i) for i, m in drawn.items()])
             ok(r)
         rows = ok(client.get(f"/api/projects/{w.project_id}/export/csv", headers=w.h("manager"))).text
+        # the review compares masks by their pixels: a 4-pixel shift of a 9-pixel disk overlaps under IoU 0.6
+        review = ok(client.get(f"/api/items/{t['item']['id']}/review?iou_threshold=0.6", headers=w.h("manager")))
+        misplaced = {(d["label"], tuple(d["readers"])) for d in review["roi_disagreements"] if d["kind"] == "misplaced"}
+        assert ("lesion_mask", ("junior", "third")) in misplaced and ("lesion_mask", ("junior", "senior")) not in misplaced
     tables = export_tables(csv.DictReader(io.StringIO(rows)), pseudonym=lambda name: name)
     painted = tables.boxes[tables.boxes["roi_kind"] == "mask"]
     assert len(painted) == 6
