@@ -34,16 +34,17 @@ def put_predictions(item_id: IdPath, body: PredictionsIn, db: DB, user: CurrentU
 
 @router.get("/api/items/{item_id}/predictions", response_model=PredictionsOut)
 def get_predictions(item_id: IdPath, db: DB, user: CurrentUser) -> PredictionsOut:
-    """`hidden` while a blind-first reader has not answered every label once (see POST .../unaided)."""
+    """`hidden` while a blind-first reader has not answered every label once (see POST .../unaided);
+    `model` null when no model's suggestions are stored for the item."""
     item = _item(db, item_id)
     if user.is_admin or project_roles(db, user, item.project_id) & MATRIX[Action.PREDICT]:
         staff = True
     else:
         item, staff = readable_item(db, user, item_id)
     pred = assist.prediction_of(db, item.id)
-    if pred is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no model suggestions for this item")
     project = db.get(Project, item.project_id)
+    if pred is None:  # no model ran on it: an empty answer (model null), so the viewer shows no panel
+        return PredictionsOut(item_id=item.id, blind_first=project.blind_first)
     return assist.predictions_out(pred, project, hidden=not assist.revealed(db, project, item, user, staff))
 
 

@@ -104,7 +104,7 @@ PREDICTION = {"model": {"name": "chest", "version": "1.0.0"}, "probabilities": {
 
 
 def _predicted(w: World) -> str:
-    """The junior's item, with suggestions stored (GET answers 404 for an item without any)."""
+    """The junior's item, with suggestions stored (so GET answers with them, not an empty answer)."""
     w.client.put(f"/api/items/{w.items[0]}/predictions", headers=w.h("admin"), json=PREDICTION)
     return f"/api/items/{w.items[0]}"
 

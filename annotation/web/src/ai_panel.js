@@ -47,8 +47,10 @@ export class AiPanel {
     try {
       this.pred = await get(`/api/items/${this.r.task.item.id}/predictions`);
     } catch (e) {
+      toast(`AI suggestions could not be loaded: ${e.message}`, 'error');
       return false;
     }
+    if (!this.pred.hidden && !this.pred.model) return false; // no model ran on this item
     slot.append(this.el);
     wrap.append(this.canvas);
     const el = this.r.element;
