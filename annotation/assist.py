@@ -45,7 +45,7 @@ def classification_labels(schema: SchemaVersion | None) -> list[str]:
 
 
 def heatmap_png(b64: str, rows: int, cols: int) -> bytes:
-    """The PNG bytes once checked: 8-bit greyscale, no larger than the instance it covers."""
+    """The PNG once checked (8-bit greyscale, no larger than the instance it covers), pixels only."""
     try:
         raw = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
@@ -60,9 +60,14 @@ def heatmap_png(b64: str, rows: int, cols: int) -> bytes:
             if w > min(cols, MAX_HEATMAP_SIDE) or h > min(rows, MAX_HEATMAP_SIDE):
                 raise _unprocessable(f"heatmap {w}x{h} is larger than its image ({cols}x{rows})")
             img.load()  # a truncated or corrupt PNG fails here, not in the reader's browser
+            pixels = img.tobytes()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise _unprocessable("heatmap is not a readable PNG") from None
-    return raw
+    # Re-encoded from its pixels alone: text, EXIF or ICC chunks of the sender's PNG (where an identifying
+    # string could ride along) never reach the service's database or a reader's browser.
+    out = io.BytesIO()
+    Image.frombytes("L", (w, h), pixels).save(out, format="PNG")
+    return out.getvalue()
 
 
 def _check_place(item: Item, position: int, frame: int, what: str) -> tuple[int, int]:

@@ -61,9 +61,9 @@ def test_predictions_round_trip_replace_and_heatmap_pixels(database_url: str, st
         put = ok(client.put(f"/api/items/{item}/predictions", headers=w.h("manager"), json=body))
         assert put["model"] == MODEL and put["probabilities"] == body["probabilities"]
         got = ok(client.get(f"/api/items/{item}/predictions", headers=w.h("manager")))
-        assert got["heatmaps"][0]["png_base64"] == body["heatmaps"][0]["png_base64"]
         pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(got["heatmaps"][0]["png_base64"]))))
-        assert pixels.shape == (32, 32) and pixels[10, 10] == 255 and pixels[0, 0] == 0
+        sent = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["heatmaps"][0]["png_base64"]))))
+        assert pixels.shape == (32, 32) and pixels[10, 10] == 255 and pixels[0, 0] == 0 and (pixels == sent).all()
         assert [b["x0"] for b in got["boxes"]] == [16, 40]
         again = predictions(model={"name": "chest", "version": "1.0.1"}, probabilities={"nodule": 0.5}, heatmaps=[],
                             boxes=[])
@@ -92,6 +92,25 @@ def test_predictions_refused_when_they_do_not_fit(world: World, change: dict, me
     r = world.client.put(f"/api/items/{world.items[0]}/predictions", headers=world.h("manager"), json=predictions(**change))
     assert r.status_code == 422 and message in r.text, r.text
     assert ok(world.client.get(f"/api/items/{world.items[0]}/predictions", headers=world.h("manager")))["model"] is None
+
+
+def test_heatmap_text_chunks_never_stored(world: World) -> None:
+    """A PNG's text chunks could carry an identifying string: the service keeps the pixels only."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("PatientName", "DOE^JANE")
+    info.add_itxt("Comment", "MRN 123456", zip=True)
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16), 200, np.uint8)).save(buf, format="PNG", pnginfo=info)
+    assert b"DOE^JANE" in buf.getvalue()
+    body = predictions(heatmaps=[{"label": "nodule", "png_base64": base64.b64encode(buf.getvalue()).decode(), "rows": 64,
+                                  "cols": 64}])
+    ok(world.client.put(f"/api/items/{world.items[0]}/predictions", headers=world.h("manager"), json=body))
+    got = ok(world.client.get(f"/api/items/{world.items[0]}/predictions", headers=world.h("manager")))
+    png = base64.b64decode(got["heatmaps"][0]["png_base64"])
+    assert b"DOE^JANE" not in png and b"tEXt" not in png and b"iTXt" not in png
+    assert (np.asarray(Image.open(io.BytesIO(png))) == 200).all()
 
 
 def test_pipeline_token_stores_and_readers_see_only_their_items(world: World) -> None:
