@@ -30,6 +30,8 @@ from curation.catalog import StageRecord
 from curation.pipeline.select import Selection, select_series
 from curation.store import Zone, open_store
 from curation.vocabulary import SeriesKind, StageStatus
+from synth.chest import Nodule, nodule_box
+from synth.xray import XRAY_EXTENT_MM, chest_image
 from tests.annotation import dicomgen
 from tests.operators.world import curated_catalog
 
@@ -85,6 +87,30 @@ def spot_image(rows: int = 64, cols: int = 64, spot: tuple[int, int] = (20, 40),
     r, c = spot
     img[r - 4:r + 4, c - 4:c + 4] += 200
     return img
+
+
+def write_radiographs(home: Path, catalog, series: list[int], size: int = 256) -> dict[int, list[int] | None]:
+    """Each series' DICOM replaced by a 12-bit PA chest radiograph of `size` pixels; every other one
+    with a nodule (its box [x, y, w, h] returned, None without). For the shipped model's test and
+    benchmarks/ai_round.py."""
+    boxes = {}
+    for n, sid in enumerate(series):
+        nodule = Nodule((-70.0 + 140 * (n % 4 == 1), 0.0, 30.0 - 10 * (n % 3)), 14.0) if n % 2 else None
+        img = chest_image(size, nodule, np.random.default_rng(100 + n))
+        with catalog.session() as s:
+            key = s.query(StageRecord).filter_by(stage="deid", subject_id=sid).one().metrics["outputs"][0]
+        path = home / "store" / "deid" / key
+        ds = pydicom.dcmread(path)
+        ds.Modality, ds.PhotometricInterpretation, ds.SamplesPerPixel = "CR", "MONOCHROME2", 1
+        ds.Rows = ds.Columns = size
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        for keyword in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
+            if keyword in ds:
+                delattr(ds, keyword)
+        ds.PixelData = np.asarray(img, dtype="<u2").tobytes()
+        ds.save_as(path)
+        boxes[sid] = nodule_box(nodule, size, XRAY_EXTENT_MM) if nodule else None
+    return boxes
 
 
 # ---- inputs --------------------------------------------------------------------------------------
