@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import mimetypes
 import re
@@ -218,6 +219,20 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     return app
 
 
+def viewer_chunks(dist: Path) -> list[str]:
+    """The viewer chunk and the chunks it imports (Cornerstone's core is shared with the review page),
+    from Vite's build manifest; without one, the single viewer-*.js file."""
+    manifest = dist / ".vite" / "manifest.json"
+    if manifest.is_file():
+        entries = json.loads(manifest.read_text())
+        viewer = entries.get("src/viewer.js")
+        if viewer:
+            return [viewer["file"], *(entries[i]["file"] for i in viewer.get("imports", [])
+                                      if i in entries and not entries[i].get("isEntry"))]  # the page loads its entry
+    found = sorted((dist / "assets").glob("viewer-*.js")) if (dist / "assets").is_dir() else []
+    return [f"assets/{found[0].name}"] if len(found) == 1 else []
+
+
 def _mount_web(app: FastAPI, settings: Settings) -> None:
     dist = settings.web_dist
     index = dist / "index.html"
@@ -226,8 +241,8 @@ def _mount_web(app: FastAPI, settings: Settings) -> None:
 
     # The reading viewer's chunk (Cornerstone3D, about 1.2 MB compressed) is imported only on the task
     # page; announcing it with the page lets the browser fetch it while the app still checks the session.
-    viewer = sorted((dist / "assets").glob("viewer-*.js")) if (dist / "assets").is_dir() else []
-    preload = {"Link": f"</assets/{viewer[0].name}>; rel=modulepreload"} if len(viewer) == 1 else {}
+    chunks = viewer_chunks(dist)
+    preload = {"Link": ", ".join(f"</{c}>; rel=modulepreload" for c in chunks)} if chunks else {}
 
     @app.get("/", include_in_schema=False)
     def web_index() -> Response:

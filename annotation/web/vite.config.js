@@ -34,7 +34,8 @@ function brotliAssets() {
 
 export default defineConfig({
   base: '/',
-  build: { outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 6000, sourcemap: false },
+  // manifest: the service announces the viewer's chunks (annotation/app.py viewer_chunks)
+  build: { outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 6000, sourcemap: false, manifest: true },
   worker: { format: 'es' },
   optimizeDeps: { exclude: ['@cornerstonejs/dicom-image-loader'] },
   plugins: [brotliAssets()],

@@ -9,6 +9,7 @@ test-artifacts/annotation-manager/transfer.json; it asserts bytes only (timings 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -48,6 +49,8 @@ def test_assets_are_gzipped_once_and_immutable(tmp_path: Path) -> None:
         assert index.headers["cache-control"] == "no-cache"  # index.html names the current hashes
         preload = index.headers["link"].split(">")[0].lstrip("<")  # the viewer chunk, fetched with the page
         assert preload.startswith("/assets/viewer-") and client.get(preload).status_code == 200
+        for link in index.headers["link"].split(", "):  # and the chunks it imports (Cornerstone's core, shared)
+            assert link.endswith("; rel=modulepreload") and client.get(link.split(">")[0].lstrip("<")).status_code == 200
 
 
 def test_assets_are_sent_brotli_to_browsers_that_accept_it(tmp_path: Path) -> None:
@@ -89,31 +92,57 @@ def test_dicom_objects_and_frames_are_deflated(tmp_path: Path, store_root: Path)
 
 
 def _measure(api: Api, base: str, browser, shots: Path, label: str, link: dict | None = LINK) -> dict:
-    """Seconds and bytes on the link (None: unthrottled): the first case with a cold cache, then the next case."""
+    """Seconds and bytes on the link (None: unthrottled): the first case with a cold cache, then the
+    next case as a reader gets it: Submit clicked in the viewer until the next image is drawn, after
+    the viewer has prefetched that case while the first one was read."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     login = context.new_page()
     sign_in(login, base, "expert")
     page = context.new_page()
     cdp = context.new_cdp_session(page)
     cdp.send("Network.enable")
+    cdp.send("Performance.enable")
     urls: dict[str, str] = {}
     moved: dict[str, int] = {}
-    cdp.on("Network.requestWillBeSent", lambda e: urls.__setitem__(e["requestId"], e["request"]["url"]))
+    encodings: dict[str, str] = {}
+
+    def sent(e: dict) -> None:
+        urls[e["requestId"]] = e["request"]["url"]
+
+    def answered(e: dict) -> None:
+        if "/assets/viewer-" in e["response"]["url"]:
+            headers = {k.lower(): v for k, v in e["response"]["headers"].items()}
+            encodings["viewer_js"] = headers.get("content-encoding", "identity")
+            request = {k.lower(): v for k, v in (e["response"].get("requestHeaders") or {}).items()}
+            encodings["accept_encoding"] = request.get("accept-encoding", "")
+
+    cdp.on("Network.requestWillBeSent", sent)
+    cdp.on("Network.responseReceived", answered)
     cdp.on("Network.loadingFinished", lambda e: moved.__setitem__(e["requestId"], e["encodedDataLength"]))
     cdp.send("Network.clearBrowserCache")
     if link is not None:
         cdp.send("Network.emulateNetworkConditions", link)
 
-    def case(go) -> dict:
+    def busy() -> float:
+        """Seconds the page's main thread has run tasks (CPU of the renderer, not waiting on the link)."""
+        return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "TaskDuration")
+
+    def case(go, shown: str) -> dict:
         urls.clear()
         moved.clear()
+        cpu = busy()
         start = time.perf_counter()
         go()
-        page.wait_for_selector("[data-testid=viewport][data-loaded=true]", timeout=120_000)
+        page.wait_for_selector(shown, timeout=120_000)
         seconds = time.perf_counter() - start
+        cpu = busy() - cpu
+        quiet = 0
         for _ in range(300):  # the case's other slices load after the first is shown: count the whole case
-            done = [rid for rid in moved if "/instances/" in urls.get(rid, "")]
-            if len(done) >= SLICES:
+            dicom = [rid for rid in urls if "/instances/" in urls[rid]]
+            if len([rid for rid in dicom if rid in moved]) >= SLICES:
+                break
+            quiet = quiet + 1 if all(rid in moved for rid in dicom) else 0
+            if quiet >= 10:  # nothing in flight for a second: the rest came from the viewer's cache
                 break
             page.wait_for_timeout(100)
         by_kind = {"assets": 0, "dicom": 0, "other": 0}
@@ -121,25 +150,23 @@ def _measure(api: Api, base: str, browser, shots: Path, label: str, link: dict |
             url = urls.get(rid, "")
             kind = "assets" if "/assets/" in url or url.rstrip("/") == base else "dicom" if "/instances/" in url else "other"
             by_kind[kind] += n
-        return {"seconds": round(seconds, 3), "bytes": sum(by_kind.values()), **{f"{k}_bytes": v for k, v in by_kind.items()}}
+        return {"seconds": round(seconds, 3), "main_thread_busy_s": round(cpu, 3), "bytes": sum(by_kind.values()),
+                **{f"{k}_bytes": v for k, v in by_kind.items()}}
 
-    first = case(lambda: page.goto(f"{base}/#/task"))
+    first = case(lambda: page.goto(f"{base}/#/task"), "[data-testid=viewport][data-loaded=true]")
     page.screenshot(path=str(shots / f"{label}-first-case.png"))
-    expert = api.auth("expert")
-    task = next(t for t in api.client.get("/api/tasks", headers=expert).json()["tasks"] if t["status"] == "assigned")
-    r = api.client.post(f"/api/tasks/{task['id']}/submit", headers=expert, json={
-        "labels": [{"label": "finding", "value": False, "confidence": 80}], "rois": [], "active_ms": 1000, "idle_ms": 0})
-    assert r.status_code == 200, r.text
-    page.evaluate("location.hash = '#/tasks'")
-    page.get_by_test_id("task-list").wait_for()
-
-    def go_next() -> None:
-        page.evaluate("location.hash = '#/task'")
-        page.wait_for_selector("[data-testid=viewport]:not([data-loaded=true])", timeout=60_000)
-
-    following = case(go_next)
+    first_id = page.get_by_test_id("task-id").text_content()
+    start = time.perf_counter()
+    page.wait_for_selector("[data-testid=viewport][data-prefetched]", timeout=120_000)  # the reader reads meanwhile
+    prefetch_s = time.perf_counter() - start
+    page.get_by_test_id("label-finding-no").click()
+    page.get_by_test_id("label-finding-conf-80").click()
+    following = case(lambda: page.get_by_test_id("submit").click(),
+                     "[data-testid=viewport][data-loaded=true]:not([data-prefetched])")  # the new case's viewport
+    assert page.get_by_test_id("task-id").text_content() != first_id
+    page.screenshot(path=str(shots / f"{label}-next-case.png"))
     context.close()
-    return {"first_case": first, "next_case": following}
+    return {"first_case": first, "next_case": following, "prefetch_wait_s": round(prefetch_s, 3), **encodings}
 
 
 def test_first_and_next_case_on_a_throttled_link(live_server_factory, tmp_path: Path) -> None:
@@ -171,10 +198,13 @@ def test_first_and_next_case_on_a_throttled_link(live_server_factory, tmp_path: 
                 figures[label] = _measure(api, server.url, browser, shots, label, link)
         finally:
             browser.close()
-    figures["link"] = {"mbit_s": 20, "latency_ms": 40, "dicom_bytes_on_disk": sum(p.stat().st_size for p in cases[0])}
+    figures["link"] = {"mbit_s": 20, "latency_ms": 40, "dicom_bytes_on_disk": sum(p.stat().st_size for p in cases[0]),
+                       "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
     (ARTIFACTS / "transfer.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
     before, after = figures["uncompressed"], figures["compressed"]
     assert after["first_case"]["assets_bytes"] < before["first_case"]["assets_bytes"] / 2.5
     assert after["first_case"]["dicom_bytes"] < before["first_case"]["dicom_bytes"]
     assert after["next_case"]["assets_bytes"] < 20_000  # immutable assets come from the cache: no viewer JS again
+    for run in (before, after):  # prefetched while the first case was read: the next one moves no DICOM
+        assert run["next_case"]["dicom_bytes"] == 0, run

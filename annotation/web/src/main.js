@@ -3,7 +3,6 @@ import './style.css';
 import { ApiError, get, post } from './api.js';
 import { h, mount, toast } from './dom.js';
 import { manageProject } from './manage.js';
-import { reviewItem, reviewProject } from './review.js';
 
 export const session = { me: null };
 
@@ -179,8 +178,13 @@ async function route() {
       const { viewerPage } = await import('./viewer.js'); // Cornerstone loads only where it is needed
       return await viewerPage(params);
     }
-    if (parts[0] === 'review' && parts[2] === 'item') return await reviewItem(Number(parts[1]), Number(parts[3]));
-    if (parts[0] === 'review') return await reviewProject(Number(parts[1]));
+    if (parts[0] === 'review') {
+      // review pages paint masks through segmentation.js, which needs Cornerstone: loaded only here, so
+      // the login, task list and first case do not parse it in the main chunk
+      const { reviewItem, reviewProject } = await import('./review.js');
+      if (parts[2] === 'item') return await reviewItem(Number(parts[1]), Number(parts[3]));
+      return await reviewProject(Number(parts[1]));
+    }
     if (parts[0] === 'manage') return await manageProject(Number(parts[1]));
     return await tasksPage();
   } catch (e) {
