@@ -31,9 +31,10 @@ from annotation.models import (
     TaskStatus,
     User,
 )
-from annotation.schemas import AssistIn, HeatmapOut, LabelValue, ModelRef, PredictionsIn, PredictionsOut
+from annotation.schemas import AssistIn, HeatmapOut, LabelValue, ModelRef, PredictionsIn, PredictionsOut, RoiIn, SuggestionAction
 
 MAX_HEATMAP_SIDE = 4096  # a heatmap is a coarse map; a larger PNG is refused before it is decoded
+REGION_TOLERANCE_PX = 0.5  # an accepted suggestion's region may differ from its box by rounding only
 
 
 def _unprocessable(msg: str) -> HTTPException:
@@ -42,6 +43,50 @@ def _unprocessable(msg: str) -> HTTPException:
 
 def classification_labels(schema: SchemaVersion | None) -> list[str]:
     return [lab["id"] for lab in (schema.definition["labels"] if schema else []) if lab["kind"] == "boolean"]
+
+
+def region_label(schema: SchemaVersion | None, finding: str) -> dict | None:
+    """The box label that outlines a finding, so an accepted suggested box becomes one of the reading's
+    regions (exports, ROI agreement and consensus read regions only): the box label `<finding>_box`
+    (the platform's convention, as the `regions` of include/annotation/schemas), else the one box label
+    named after the finding ('Nodule region' for 'Nodule'). None: the project outlines no such finding.
+    annotation/web/src/ai_panel.js regionLabel() applies the same rule."""
+    labels = schema.definition["labels"] if schema else []
+    boxes = [lab for lab in labels if lab["kind"] == "box"]
+    by_id = [lab for lab in boxes if lab["id"] == f"{finding}_box"]
+    if by_id:
+        return by_id[0]
+    named = next((lab["name"].strip().lower() for lab in labels if lab["id"] == finding and lab["kind"] == "boolean"), "")
+    by_name = [lab for lab in boxes if named and (lab["name"].strip().lower() + " ").startswith(named + " ")]
+    return by_name[0] if len(by_name) == 1 else None
+
+
+def _same_box(roi: RoiIn, box: list[float]) -> bool:
+    (x0, y0), (x1, y1) = roi.points
+    return all(abs(a - b) <= REGION_TOLERANCE_PX for a, b in zip((x0, y0, x1, y1), box))
+
+
+def check_regions(pred: Prediction, suggestions: list[SuggestionAction], rois: list[RoiIn],
+                  schema: SchemaVersion | None) -> None:
+    """Every suggested box the reader accepted or edited is one of the reading's regions of the finding's
+    box label (same image, same box within REGION_TOLERANCE_PX), one region per suggestion; where the
+    schema has no such label the suggestion stays in the assist record alone."""
+    free = [r for r in rois if r.kind == "box"]
+    for s in suggestions:
+        if s.box_index is None or s.action == "reject" or s.box is None:
+            continue
+        label = region_label(schema, s.label)
+        if label is None:
+            continue
+        where = pred.boxes[s.box_index]
+        match = next((r for r in free if r.label == label["id"] and r.instance == where["instance_position"]
+                      and r.frame == where["frame"] and _same_box(r, s.box)), None)
+        if match is None:
+            raise _unprocessable(
+                f"suggested '{s.label}' box {s.box_index} was {'accepted' if s.action == 'accept' else 'edited'} "
+                f"but the reading has no '{label['name']}' ({label['id']}) region on image {where['instance_position'] + 1}"
+                f" at {[round(v, 2) for v in s.box]} (within {REGION_TOLERANCE_PX} px): add it to rois")
+        free.remove(match)
 
 
 def heatmap_png(b64: str, rows: int, cols: int) -> bytes:
@@ -171,10 +216,12 @@ def record_unaided(db: Session, project: Project, task: Task, schema: SchemaVers
     db.flush()
 
 
-def assist_record(db: Session, project: Project, task: Task, item: Item, body: AssistIn | None) -> dict[str, Any] | None:
-    """Checks a reading's `assist` against what the service served, and returns what is stored with it:
-    the model, what it suggested (a snapshot: later predictions replace the item's), whether it was shown,
-    the unaided answer (the server's copy) and each suggestion's fate."""
+def assist_record(db: Session, project: Project, task: Task, item: Item, body: AssistIn | None,
+                  rois: list[RoiIn] = (), schema: SchemaVersion | None = None) -> dict[str, Any] | None:
+    """Checks a reading's `assist` against what the service served (and an accepted or edited box against
+    the reading's regions, check_regions), and returns what is stored with it: the model, what it
+    suggested (a snapshot: later predictions replace the item's), whether it was shown, the unaided answer
+    (the server's copy) and each suggestion's fate."""
     validation = project.kind == ProjectKind.VALIDATION.value and task.kind == TaskKind.ANNOTATE.value
     pred = prediction_of(db, item.id)
     if body is None:
@@ -226,6 +273,7 @@ def assist_record(db: Session, project: Project, task: Task, item: Item, body: A
             names = ", ".join(f"{label} box {i}" if i is not None else f"{label} call" for label, i in sorted(
                 unrated, key=lambda k: (k[0], -1 if k[1] is None else k[1])))
             raise _unprocessable(f"rate every model output (accept / reject / correct); unrated: {names}")
+    check_regions(pred, body.suggestions, list(rois), schema)
     return {
         "model": {"name": pred.model_name, "version": pred.model_version},
         "shown": body.shown, "blind_first": project.blind_first,

@@ -155,7 +155,7 @@ def submit(db: Session, task: Task, body: SubmitIn) -> list[CompletionEvent]:
         validate_against_schema(body, schema, item, complete=project.kind != ProjectKind.QUALITY_REVIEW.value)
     validate_quality(project, task, body)
     archive_replaced(db, task)  # a reopened case: the reading this one replaces goes into its history
-    assist_record = assist.assist_record(db, project, task, item, body.assist)
+    assist_record = assist.assist_record(db, project, task, item, body.assist, body.rois, schema)
     now = utcnow()
     task.status = TaskStatus.SUBMITTED.value
     task.submitted_at = now
