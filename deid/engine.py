@@ -136,10 +136,11 @@ class Deidentifier:
         sop_class = text_value(ds, _TAGS["SOPClassUID"]) or str(meta.get("MediaStorageSOPClassUID", "") or "")
         ds.preamble = b"\x00" * 128
         flagged: list[str] = []
-        out = _serialize(ds, ts, sop_class, sop_uid, flagged)
+        span: list[int] = []
+        out = _serialize(ds, ts, sop_class, sop_uid, flagged, span)
 
         # verification
-        findings = scan_bytes(out, phi, ctx.terms, ctx.new_uids)
+        findings = scan_bytes(out, phi, ctx.terms, ctx.new_uids, (span[0], len(out)) if span else None)
         findings += structure_findings(flagged, allow_private=bool(self.safe_private))
         findings += check_identity_removed(ds, sop_uid)
         if findings:
@@ -263,13 +264,16 @@ class Deidentifier:
             ds.LossyImageCompression = "01"
 
 
-def _serialize(ds: Dataset, ts: str, sop_class: str, sop_uid: str, flagged: list[str]) -> bytes:
+def _serialize(ds: Dataset, ts: str, sop_class: str, sop_uid: str, flagged: list[str],
+               span: list[int] | None = None) -> bytes:
     """Part 10 bytes: preamble, file meta, then the dataset in its transfer syntax's encoding.
     The lean writer reports the private/curve/overlay tags it wrote into ``flagged``; the
-    pydicom fallbacks (big endian, deflated input) are walked once more for them."""
+    pydicom fallbacks (big endian, deflated input) are walked once more for them. The lean
+    writer also appends to ``span`` where the Pixel Data value begins (nothing when there is
+    none, or through the fallbacks)."""
     from pydicom.uid import UID
 
-    from deid.writer import file_meta_bytes, write_le
+    from deid.writer import file_meta_bytes, pixel_value_start, write_le
 
     uid = UID(ts)
     enc = ds.original_encoding
@@ -293,8 +297,12 @@ def _serialize(ds: Dataset, ts: str, sop_class: str, sop_uid: str, flagged: list
     fp.is_little_endian = True
     fp.write(b"\x00" * 128 + b"DICM")
     fp.write(file_meta_bytes(sop_class, sop_uid, ts, PYDICOM_IMPLEMENTATION_UID, IMPLEMENTATION_VERSION))
-    write_le(fp, ds, uid.is_implicit_VR, ds._character_set, flagged)
-    return fp.getvalue()
+    at: list[int] = []
+    write_le(fp, ds, uid.is_implicit_VR, ds._character_set, flagged, pixel_at=at)
+    out = fp.getvalue()
+    if at and span is not None:
+        span.append(pixel_value_start(out, at[0], uid.is_implicit_VR))
+    return out
 
 
 def _truncated_element(ds: Dataset) -> str:

@@ -20,6 +20,7 @@ from deid.private import keep_private, private_creators
 from deid.profile import Plan
 from deid.pseudonym import Pseudonymizer
 from deid.scrub import clean_comment, scrub_text
+from deid.sequence import sequence_value
 
 TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "AE", "CS", "UR", "AS"})
 FREE_TEXT_VRS = frozenset({"ST", "LT", "UT"})
@@ -46,15 +47,25 @@ def _keyword(tag: int) -> str:
     return kw
 
 
+#: the dictionary's VR of a tag (first of "US or SS"), "UN" when it has none: implicit VR files
+#: ask for every element, and pydicom's lookup costs ~3 us
+_dict_vr_cache: dict[int, str] = {}
+
+
 def _vr_of(elem: Any) -> str:
     """The element's VR; the dictionary's where the file gave none (implicit VR) or UN (some
     writers store known attributes as UN: a UID written as UN is still remapped)."""
     vr = elem.VR
     if not vr or vr == "UN":
-        try:
-            vr = dictionary_VR(elem.tag)
-        except KeyError:
-            vr = "UN"
+        tag = int(elem.tag)  # an int key: a BaseTag compares through a Python-level __eq__
+        vr = _dict_vr_cache.get(tag)
+        if vr is None:
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                vr = "UN"
+            vr = _dict_vr_cache[tag] = vr.split(" or ")[0] if " or " in vr else vr
+        return vr
     return vr.split(" or ")[0] if " or " in vr else vr
 
 
@@ -221,7 +232,7 @@ def collect_phi(ds: Dataset, plan: Plan, phi: PhiValues) -> None:
         action = plan.exact.get(tag)
         if vr == "SQ":
             if action != "X":
-                for item in ds[tag].value or ():
+                for item in sequence_value(ds, key) or ():
                     collect_phi(item, plan, phi)
         elif _collects(tag, vr, action):
             phi.add_texts(_keyword(tag), vr, _texts_of(elem))
@@ -293,7 +304,7 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
         if vr == "SQ":
             if table_action in ("Z", "D", "P"):
                 # emptied or replaced: its values may appear elsewhere, gather them first
-                for item in ds[tag].value or ():
+                for item in sequence_value(ds, key) or ():
                     collect_phi(item, plan, phi)
         elif collect:
             phi.add_texts(_keyword(tag), vr, _texts_of(elem))
@@ -306,7 +317,7 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
         counts[by] += 1
         if action == "K":
             if vr == "SQ":
-                for item in ds[tag].value or ():
+                for item in sequence_value(ds, key) or ():
                     _walk(item, ctx)
             counts["K"] += 1
         elif action == "X":
@@ -322,7 +333,7 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
                     _put(ds, tag, vr, _remap_uids(values, ctx), ctx.enc, key)
                 counts["U"] += 1
             elif vr == "SQ":
-                for item in ds[tag].value or ():
+                for item in sequence_value(ds, key) or ():
                     _walk(item, ctx)
                 counts["K"] += 1
             else:
@@ -399,7 +410,7 @@ def _clean(ds: Dataset, tag: int, vr: str, ctx: HeaderContext, patterns: bool,
     """``key``/``elem``: the dataset's key and element for ``tag`` when the walk has them."""
     counts = ctx.counts
     if vr == "SQ":
-        for item in ds[tag].value or ():
+        for item in sequence_value(ds, key if key is not None else BaseTag(tag)) or ():
             _walk(item, ctx)
         counts["C"] += 1
         return

@@ -93,46 +93,23 @@ class PhiValues:
         on the VR per element, not per value)."""
         if vr in _SKIPPED_VRS:
             return
-        strings = self.strings
+        strings, words = self.strings, self.words
         for value in values:
             if isinstance(value, (bytes, bytearray)):
                 continue
-            s = (value if type(value) is str else str(value)).strip(" \x00")
-            if not s:
-                continue
-            if vr == "PN":
-                low = s.lower()
-                strings.setdefault(low, keyword)
-                self._add_words(keyword, low, NAME_PARTICLES)
-            elif vr == "DA":
-                for v in date_variants(s):
-                    strings.setdefault(v, keyword)
-            elif vr == "DT":
-                for v in date_variants(s[:8]):
-                    strings.setdefault(v, keyword)
-            elif vr == "UI":
-                if len(s) >= 10 and not s.startswith(_STANDARD_UID_ROOT):
-                    strings.setdefault(s.lower(), keyword)
-            elif vr == "TM":
-                if len(s) >= 6 and s[:6].isdigit():
-                    strings.setdefault(s[:6], keyword)
-                    if len(s) > 6:
-                        strings.setdefault(s.lower(), keyword)
-            else:
-                low = s.lower()
-                if len(low) >= 4 or (len(low) >= WORD_MIN and any(c.isdigit() for c in low)):
-                    strings.setdefault(low, keyword)
-                if not (low.isascii() and low.isalnum()):
-                    compact = _NOT_ALNUM.sub("", low)
-                    if compact != low and len(compact) >= 6:
-                        strings.setdefault(compact, keyword)
-                if "Address" in keyword or keyword in ("InstitutionName", "InstitutionalDepartmentName"):
-                    self._add_words(keyword, low, STOPWORDS)
-
-    def _add_words(self, keyword: str, low: str, common: frozenset[str]) -> None:
-        for tok in _SPLIT.split(low):
-            if len(tok) >= WORD_MIN and tok not in common and not tok.isdigit():
-                self.words.setdefault(tok, keyword)
+            if type(value) is not str:
+                value = str(value)
+            key = (keyword, vr, value)
+            derived = _derived.get(key)
+            if derived is None:
+                derived = _derive(keyword, vr, value)
+                if len(_derived) >= _DERIVED_MAX:
+                    _derived.clear()
+                _derived[key] = derived
+            for x in derived[0]:
+                strings.setdefault(x, keyword)
+            for w in derived[1]:
+                words.setdefault(w, keyword)
 
     def update(self, other: "PhiValues") -> None:
         for k, v in other.strings.items():
@@ -146,6 +123,54 @@ class PhiValues:
         out += [(w, k, True) for w, k in self.words.items() if w not in self.strings]
         out.sort(key=lambda t: -len(t[0]))
         return out
+
+
+#: what one value of one attribute adds, by (keyword, VR, value): the values of a series repeat
+#: in every object (names, dates, institution), and deriving them costs ~2 us a value
+_derived: dict[tuple[str, str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_DERIVED_MAX = 65536  # cleared when full: a site's UIDs are unique to their object
+
+
+def _derive(keyword: str, vr: str, value: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The strings (searched as they are) and words (searched alone) one value of ``keyword``
+    (VR ``vr``) adds, in the order they are added."""
+    s = value.strip(" \x00")
+    strings: list[str] = []
+    words: list[str] = []
+    if not s:
+        return (), ()
+    if vr == "PN":
+        low = s.lower()
+        strings.append(low)
+        words += _words(low, NAME_PARTICLES)
+    elif vr == "DA":
+        strings += date_variants(s)
+    elif vr == "DT":
+        strings += date_variants(s[:8])
+    elif vr == "UI":
+        if len(s) >= 10 and not s.startswith(_STANDARD_UID_ROOT):
+            strings.append(s.lower())
+    elif vr == "TM":
+        if len(s) >= 6 and s[:6].isdigit():
+            strings.append(s[:6])
+            if len(s) > 6:
+                strings.append(s.lower())
+    else:
+        low = s.lower()
+        if len(low) >= 4 or (len(low) >= WORD_MIN and any(c.isdigit() for c in low)):
+            strings.append(low)
+        if not (low.isascii() and low.isalnum()):
+            compact = _NOT_ALNUM.sub("", low)
+            if compact != low and len(compact) >= 6:
+                strings.append(compact)
+        if "Address" in keyword or keyword in ("InstitutionName", "InstitutionalDepartmentName"):
+            words += _words(low, STOPWORDS)
+    return tuple(strings), tuple(words)
+
+
+def _words(low: str, common: frozenset[str]) -> list[str]:
+    """The tokens of ``low`` searched alone: >= WORD_MIN characters, not all digits, not ``common``."""
+    return [tok for tok in _SPLIT.split(low) if len(tok) >= WORD_MIN and tok not in common and not tok.isdigit()]
 
 
 def _is_boundary(text: str | bytes, i: int) -> bool:

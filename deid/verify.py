@@ -53,16 +53,20 @@ def pixel_value_span(data: bytes) -> tuple[int, int]:
     return len(data), len(data)
 
 
-def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None, own_uids: Iterable[str] = ()) -> list[Finding]:
+def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None, own_uids: Iterable[str] = (),
+               span: tuple[int, int] | None = None) -> list[Finding]:
     """Search the serialized object for every identifying value (case-insensitive).
 
-    Outside Pixel Data the bytes are lowercased once and split into their alphanumeric words:
-    a short (whole-word) alphanumeric value is found iff it is one of those words, a set lookup;
-    other values are searched with ``bytes.find``. ``own_uids`` are the keyed-hash UIDs this run
-    wrote (random decimal digits, no source data in them): their bytes are blanked first, so an
-    8-digit ID that occurs inside one by chance is not a finding. Inside Pixel Data the patient's
-    identifiers are searched, all at once (``_pixel_hits``)."""
-    p0, p1 = pixel_value_span(data)
+    Outside Pixel Data the bytes are lowercased once and every value is searched with
+    ``bytes.find``, a short (whole-word) value only between non-alphanumeric bytes (one find per
+    value over the few kilobytes of header: splitting the header into its words with a regular
+    expression for set lookups cost five times as much). ``own_uids`` are the keyed-hash UIDs
+    this run wrote (random decimal digits, no source data in them): their bytes are blanked
+    first, so an 8-digit ID that occurs inside one by chance is not a finding. Inside Pixel Data
+    the patient's identifiers are searched, all at once (``_pixel_hits``). ``span``: where the
+    Pixel Data value is, when the writer knows it (else found by ``pixel_value_span``: a search of
+    the whole object for its tag)."""
+    p0, p1 = span if span is not None else pixel_value_span(data)
     head, tail = data[:p0].lower(), data[p1:].lower()
     for uid in own_uids:
         u = uid.encode("ascii")
@@ -70,22 +74,23 @@ def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None, own_uids:
             head = head.replace(u, b"\x00" * len(u))
         if u in tail:
             tail = tail.replace(u, b"\x00" * len(u))
-    words = set(_WORD.findall(head))
-    if tail:
-        words.update(_WORD.findall(tail))
     out = []
     in_pixels = []
     for term, kw, whole in terms if terms is not None else phi.terms():
         t = term.encode("latin-1", "ignore")
         if not t:
             continue
-        if whole and t.isalnum():
-            hit = t in words
+        if whole:
+            i = find_term(head, t, True)
+            if i == -1 and tail:
+                i = find_term(tail, t, True)
+                i = i if i == -1 else p1 + i
         else:
-            hit = (t in head or t in tail) if not whole else (find_term(head, t, True) != -1 or find_term(tail, t, True) != -1)
-        if hit:
-            i = find_term(head, t, whole)
-            i = i if i != -1 else p1 + find_term(tail, t, whole)
+            i = head.find(t)
+            if i == -1 and tail:
+                i = tail.find(t)
+                i = i if i == -1 else p1 + i
+        if i != -1:
             out.append(Finding("value", f"byte {i}", kw, "identifying value of the source found in output bytes"))
         elif len(t) >= SUBSTRING_MIN and p0 < p1 and kw in PIXEL_SPAN_ATTRIBUTES:
             in_pixels.append((t, kw))
@@ -93,9 +98,6 @@ def scan_bytes(data: bytes, phi: PhiValues, terms: list | None = None, own_uids:
         out += [Finding("value", f"byte {i}", kw, "identifying value of the source found in output bytes")
                 for i, kw in _pixel_hits(data, p0, p1, in_pixels)]
     return out
-
-
-_WORD = re.compile(rb"[a-z0-9]+")
 
 
 def _pixel_hits(data: bytes, p0: int, p1: int, terms: list[tuple[bytes, str]]) -> list[tuple[int, str]]:

@@ -98,10 +98,19 @@ def _is_sq(elem: Any, implicit: bool) -> bool:
     return False
 
 
+def pixel_value_start(data: bytes, at: int, implicit: bool) -> int:
+    """Where the value of the element written at ``at`` begins: after its 8-byte header, 12 for
+    the explicit VRs with a 4-byte length (as this module and pydicom write them)."""
+    return at + (8 if implicit or data[at + 4:at + 6].decode("latin-1") not in _LONG else 12)
+
+
 def write_le(fp: DicomBytesIO, ds: Dataset, implicit: bool, encodings: Any, flagged: list[str] | None = None,
-             path: str = "") -> None:
+             path: str = "", pixel_at: list[int] | None = None) -> None:
     """Write ``ds`` (little endian, explicit or implicit VR) to ``fp``; the paths of private,
-    curve and overlay elements written (any depth) are appended to ``flagged``."""
+    curve and overlay elements written (any depth) are appended to ``flagged``. ``pixel_at``:
+    the offset in ``fp`` of the dataset's Pixel Data (7FE0,0010) element is appended to it
+    (``pixel_value_start`` then says where its value begins: the verification need not search
+    the whole object for the tag)."""
     pack = struct.pack
     write = fp.write
     charset = None  # resolved when first needed: pydicom's _character_set reads the dataset
@@ -112,6 +121,8 @@ def write_le(fp: DicomBytesIO, ds: Dataset, implicit: bool, encodings: Any, flag
         g = tag >> 16
         if flagged is not None and (g & 1 or (g & 0xFF00) in (0x5000, 0x6000)):
             flagged.append(f"{path}({g:04X},{tag & 0xFFFF:04X})")
+        if tag == 0x7FE00010 and pixel_at is not None:
+            pixel_at.append(fp.tell())
         if elem.is_raw:
             if elem.length == 0xFFFFFFFF or _is_sq(elem, implicit) or (elem.VR is None and not implicit):
                 # undefined length, a sequence, or no VR to write (read as implicit VR from a file

@@ -374,3 +374,21 @@ def test_profiles_in_one_process_keep_their_own_walk_decisions():
             out = pydicom.dcmread(io.BytesIO(d.deidentify(data).data))
             assert ("SeriesDescription" in out) == kept, name
             assert (out.get("PatientSex") == "F") == kept, name
+
+
+@pytest.mark.parametrize("name", ["MR_small.dcm", "MR_small_implicit.dcm", "CT_small.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm", "rtplan.dcm"])
+def test_writer_tells_where_pixel_data_begins(name):
+    """The lean writer reports where the Pixel Data value starts, so the byte scan need not
+    search the whole object for its tag: the same place as that search, or no Pixel Data."""
+    from deid.engine import _serialize
+    from deid.verify import pixel_value_span
+
+    ds = pydicom.dcmread(get_testdata_file(name))
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    span: list[int] = []
+    out = _serialize(ds, ts, str(ds.SOPClassUID), str(ds.SOPInstanceUID), [], span)
+    if "PixelData" in ds:
+        assert span == [pixel_value_span(out)[0]] and span[0] < len(out)
+        assert out[span[0] - 12:span[0] - 8] == b"\xe0\x7f\x10\x00" or out[span[0] - 8:span[0] - 4] == b"\xe0\x7f\x10\x00"
+    else:
+        assert span == [] and pixel_value_span(out) == (len(out), len(out))
