@@ -285,7 +285,8 @@ class Reading(Base):
 
 class ConsensusLabel(Base):
     """The round's conclusion on one item and label by one method: `majority` and `dawid_skene`
-    (value, and the Dawid-Skene posterior P(yes)), `box` (one consensus region per row)."""
+    (value, and the Dawid-Skene posterior P(yes)), `box` (one consensus region per row), `staple`
+    (one painted slice per row: its instance and frame, the mask, its pixel count and bounding box)."""
 
     __tablename__ = "consensus_label"
     __table_args__ = (
@@ -306,6 +307,11 @@ class ConsensusLabel(Base):
     y0: Mapped[float | None] = mapped_column(Float, nullable=True)
     x1: Mapped[float | None] = mapped_column(Float, nullable=True)
     y1: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: a mask row's slice: the 0-based index of the item's instances (release order) and frame
+    instance: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: a mask row's pixels as the service encodes a mask: {rows, columns, rle} (annotation/masks.py)
+    mask: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -38,7 +38,8 @@ from curation.pipeline.select import final_decisions, model_decision, newest_rec
 from curation.vocabulary import StageStatus
 
 ANALYSE_STAGE = "annotation_analyse"
-ANALYSE_VERSION = "1"
+#: 2: STAPLE rows keep their slice (instance, frame) and mask, so earlier analyses run again.
+ANALYSE_VERSION = "2"
 MAJORITY, DAWID_SKENE, BOX, STAPLE = "majority", "dawid_skene", "box", "staple"
 #: The agreement statistics the round's XCom summary and the `annotations` asset carry.
 HEADLINE = ("fleiss_kappa", "krippendorff_alpha")
@@ -128,7 +129,9 @@ def _mask_consensus(data: RoundReadings, voters: Readings) -> MaskConsensus | No
 
 def _mask_rows(masks: MaskConsensus | None) -> list[dict[str, Any]]:
     """One consensus row per slice STAPLE marks (ordinal: the slices in instance, frame order):
-    value = its pixels, x0..y1 = their bounding box, n_positive = the readers who painted the label."""
+    value = its pixels, x0..y1 = their bounding box, n_positive = the readers who painted the label,
+    instance and frame = the slice, mask = the consensus itself as the service encodes a mask
+    ({rows, columns, rle}), which a release writes as DICOM SEG."""
     if masks is None:
         return []
     painted = masks.readers[masks.readers["pixels"] > 0].groupby(["item", "label"]).size()
@@ -140,7 +143,9 @@ def _mask_rows(masks: MaskConsensus | None) -> list[dict[str, Any]]:
             ys, xs = np.nonzero(pixels)
             rows.append({"item": item, "label": label, "method": STAPLE, "ordinal": ordinal, "value": int(m["pixels"]),
                          "n_readers": int(n_read[(item, label)]), "n_positive": int(painted.get((item, label), 0)),
-                         "x0": float(xs.min()), "y0": float(ys.min()), "x1": float(xs.max() + 1), "y1": float(ys.max() + 1)})
+                         "x0": float(xs.min()), "y0": float(ys.min()), "x1": float(xs.max() + 1), "y1": float(ys.max() + 1),
+                         "instance": int(m["instance"]), "frame": int(m["frame"]),
+                         "mask": {"rows": int(m["rows"]), "columns": int(m["columns"]), "rle": [int(n) for n in m["rle"]]}})
     return rows
 
 

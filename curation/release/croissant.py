@@ -64,7 +64,8 @@ DESCRIPTIONS = {
     "value": "Answer (1 yes, 0 no).", "confidence": "Reader's confidence.", "seconds": "Time spent.",
     "roi_kind": "box, freehand or mask.", "instance": "0-based index of the instance in the series.",
     "frame": "Frame number.", "x0": "Box left (pixels).", "y0": "Box top (pixels).", "x1": "Box right (pixels).",
-    "y1": "Box bottom (pixels).", "points": "Freehand points (JSON).", "is_gold": "Whether the item is a gold item."}
+    "y1": "Box bottom (pixels).", "points": "Freehand points (JSON).",
+    "mask": "Consensus mask of one slice: {rows, columns, rle} run lengths, background first (JSON).", "is_gold": "Whether the item is a gold item."}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from curation.release.tables import (
 
 _SCHEMAS = {SERIES_TABLE: SERIES_SCHEMA, READINGS_TABLE: READING_SCHEMA, CONSENSUS_TABLE: CONSENSUS_SCHEMA}
 #: Consensus columns compared between versions (the round id and posterior move with any re-analysis).
-_LABEL_VALUE = ("value", "x0", "y0", "x1", "y1")
+_LABEL_VALUE = ("value", "x0", "y0", "x1", "y1", "mask")
 
 
 def _table(tree: ReleaseTree | None, path: str) -> list[dict[str, Any]]:
@@ -32,12 +32,16 @@ def _table(tree: ReleaseTree | None, path: str) -> list[dict[str, Any]]:
 def counts(series: list[dict[str, Any]], readings: list[dict[str, Any]],
            consensus: list[dict[str, Any]]) -> dict[str, int]:
     """The headline figures of one version."""
+    findings = [r for r in consensus if r["method"] != "box" and r.get("mask") is None]
     out = {"series": len(series), "patients": len({r["patient"] for r in series}),
            "studies": len({r["study"] for r in series}), "files": sum(r["n_files"] or 0 for r in series),
            "readings": len(readings), "readers": len({r["reader"] for r in readings}),
-           "consensus_labels": sum(1 for r in consensus if r["method"] != "box"),
-           "consensus_positive": sum(1 for r in consensus if r["method"] != "box" and r["value"] == 1),
+           "consensus_labels": len(findings),
+           "consensus_positive": sum(1 for r in findings if r["value"] == 1),
            "consensus_boxes": sum(1 for r in consensus if r["method"] == "box")}
+    mask_slices = sum(1 for r in consensus if r.get("mask") is not None)
+    if mask_slices:  # only releases with masks name them (earlier CHANGES.md stay as they were)
+        out["consensus_mask_slices"] = mask_slices
     for split, n in sorted(Counter(r["split"] for r in series).items()):
         out[f"series_{split}"] = n
     patients = {r["patient"]: r["split"] for r in series}

@@ -5,19 +5,26 @@ curation.release.labels on the released (de-identified) instances only.
 Consensus boxes are series-level (the consensus table names no instance); each is placed on the
 instance its readers' boxes of that label named most often (Reading.instance, the 0-based index
 of the item's instances in release order; ties: the lower index), else on the first instance.
-One SR and one SEG series per series and round: their UIDs hash `<series>/round-<id>`."""
+One SR and one SEG series per series and round: their UIDs hash `<series>/round-<id>`.
+
+Consensus masks (STAPLE rows, which carry their slice and mask) are slice-level: each is laid on the
+instance (and frame) its row names and written as their own binary SEG series, one segment per mask
+label (`round-<id>-mask-<n>.dcm`, UIDs hashing `<series>/round-<id>/masks`), pixel for pixel the
+consensus. A mask row is neither a finding nor a box of the SR."""
 from __future__ import annotations
 
 import io
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from pydicom import Dataset
 from sqlalchemy import select
 
 from curation.catalog import Catalog
 from curation.catalog.models import AnnotationItem, ConsensusLabel, Reading
+from curation.agreement.roi import decode_runs
 from curation.release.labels import Box, Finding, ReleaseIdentity, boxes_to_masks, consensus_segs, findings_sr
 
 
@@ -72,14 +79,45 @@ def _bytes(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
+def _frames(ds: Dataset) -> int:
+    return int(getattr(ds, "NumberOfFrames", 1) or 1)
+
+
+def consensus_masks(rows: Sequence[ConsensusLabel], sources: Sequence[Dataset]) -> dict[str, np.ndarray]:
+    """The mask rows as SEG masks: per label a bool array (frames, rows, cols) over the sources'
+    frames in order (as `boxes_to_masks`), each slice decoded from the row's run lengths; a row
+    naming an instance or frame the release lacks, or a size other than the instance's, is refused."""
+    offsets, total = [], 0
+    for src in sources:
+        offsets.append(total)
+        total += _frames(src)
+    out: dict[str, np.ndarray] = {}
+    for r in rows:
+        index, frame = int(r.instance or 0), int(r.frame or 0)
+        if not 0 <= index < len(sources) or not 0 <= frame < _frames(sources[index]):
+            raise ValueError(f"the {r.label} consensus mask is on image {index + 1} frame {frame + 1}, which the "
+                             f"release does not hold ({len(sources)} instance(s))")
+        src = sources[index]
+        height, width = int(r.mask["rows"]), int(r.mask["columns"])
+        if (height, width) != (int(src.Rows), int(src.Columns)):
+            raise ValueError(f"the {r.label} consensus mask is {height} x {width}, its released instance "
+                             f"{int(src.Rows)} x {int(src.Columns)}")
+        full = out.setdefault(r.label, np.zeros((total, height, width), dtype=bool))
+        full[offsets[index] + frame] |= decode_runs(r.mask["rle"], height, width)
+    return out
+
+
 def series_labels(identity: ReleaseIdentity, folder: str, key: str, round_id: int, sources: Sequence[Dataset],
                   consensus: RoundConsensus) -> list[tuple[str, bytes]]:
     """(release path, bytes) of one series' SR and SEGs in one round, under `folder` (the series'
     `labels/<patient>/<study>/<series>/`); `sources`: its released instances in release order."""
     label_series = f"{key}/round-{round_id}"
     findings, boxes = [], []
+    masks: dict[str, list[ConsensusLabel]] = defaultdict(list)
     for r in consensus.rows:
-        if r.x0 is None:
+        if r.mask is not None:
+            masks[r.method].append(r)
+        elif r.x0 is None:
             findings.append(Finding(r.label, r.value, r.method, r.n_readers, r.posterior))
         else:
             src = sources[_placement(consensus.box_instances.get(r.label), len(sources))]
@@ -90,7 +128,14 @@ def series_labels(identity: ReleaseIdentity, folder: str, key: str, round_id: in
         segs = consensus_segs(sources, boxes_to_masks(boxes, sources), identity=identity, series_uid=label_series,
                               method=boxes[0].method, n_readers=max(b.n_readers for b in boxes))
         out += [(f"{folder}round-{round_id}-seg-{n}.dcm", _bytes(seg)) for n, seg in enumerate(segs, start=1)]
+    written = 0
+    for method, rows in sorted(masks.items()):
+        segs = consensus_segs(sources, consensus_masks(rows, sources), identity=identity,
+                              series_uid=f"{label_series}/masks" + (f"/{method}" if written else ""),
+                              method=method, n_readers=max(r.n_readers for r in rows))
+        out += [(f"{folder}round-{round_id}-mask-{written + n}.dcm", _bytes(seg)) for n, seg in enumerate(segs, start=1)]
+        written += len(segs)
     return out
 
 
-__all__ = ["RoundConsensus", "Skipped", "consensus_of_rounds", "series_labels"]
+__all__ = ["RoundConsensus", "Skipped", "consensus_masks", "consensus_of_rounds", "series_labels"]

@@ -196,9 +196,10 @@ class Release:
         return matrix.astype("float64")
 
     def boxes(self, series: str) -> pd.DataFrame:
-        """The consensus boxes of one series (pixel coordinates: column x, row y), newest round."""
+        """The consensus boxes of one series (pixel coordinates: column x, row y), newest round; a
+        mask's row (its bounding box beside its `mask`) is not a box: its SEG holds the mask."""
         table = self.consensus
-        table = table[(table["series"] == series) & table["x0"].notna()]
+        table = table[(table["series"] == series) & table["x0"].notna() & table["mask"].isna()]
         if table.empty:
             return table
         return table[table["round"] == table["round"].max()].reset_index(drop=True)

@@ -41,15 +41,19 @@ READING_SCHEMA = _schema(
     ("roi_kind", TEXT), ("instance", INT), ("frame", INT), *_BOX, ("points", TEXT), ("is_gold", BOOL))
 CONSENSUS_SCHEMA = _schema(
     ("round", INT), ("series", TEXT), ("label", TEXT), ("method", TEXT), ("ordinal", INT), ("value", INT),
-    ("posterior", FLOAT), ("n_readers", INT), ("n_positive", INT), *_BOX)
+    ("posterior", FLOAT), ("n_readers", INT), ("n_positive", INT), *_BOX, ("instance", INT), ("frame", INT),
+    ("mask", TEXT))
+#: Consensus columns added after the first releases (a STAPLE row's slice and mask): a release built
+#: before them reads with these columns null instead of being refused.
+CONSENSUS_MASK_COLUMNS = ("instance", "frame", "mask")
 #: manifest.parquet: the manifest's entries as a table (see curation.release.manifest).
 MANIFEST_SCHEMA = _schema(("path", TEXT), ("size", INT), ("sha256", TEXT), ("role", TEXT))
 
 SERIES_COLUMNS = tuple(SERIES_SCHEMA.names)
 READING_COLUMNS = tuple(READING_SCHEMA.names)
 CONSENSUS_COLUMNS = tuple(CONSENSUS_SCHEMA.names)
-#: Text columns holding canonical JSON (objects, point lists), decoded by the readers.
-JSON_COLUMNS = ("quality_metrics", "attributes", "points")
+#: Text columns holding canonical JSON (objects, point lists, masks' run lengths), decoded by the readers.
+JSON_COLUMNS = ("quality_metrics", "attributes", "points", "mask")
 
 
 def _cell(column: str, value: Any) -> Any:
@@ -72,6 +76,10 @@ def to_parquet(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> bytes:
 def read_arrow(data: bytes, schema: pa.Schema) -> pa.Table:
     """A release table as Arrow, refused unless it has the documented columns (cast to their types)."""
     table = pq.read_table(io.BytesIO(data))
+    if schema.equals(CONSENSUS_SCHEMA):
+        for column in CONSENSUS_MASK_COLUMNS:
+            if column not in table.column_names:
+                table = table.append_column(schema.field(column), pa.nulls(len(table), schema.field(column).type))
     missing = [c for c in schema.names if c not in table.column_names]
     if missing:
         raise ValueError(f"table lacks the documented columns {missing}")
@@ -88,6 +96,6 @@ def read_rows(data: bytes, schema: pa.Schema) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["AGREEMENT_TABLE", "CONSENSUS_COLUMNS", "CONSENSUS_SCHEMA", "CONSENSUS_TABLE", "JSON_COLUMNS",
+__all__ = ["AGREEMENT_TABLE", "CONSENSUS_COLUMNS", "CONSENSUS_MASK_COLUMNS", "CONSENSUS_SCHEMA", "CONSENSUS_TABLE", "JSON_COLUMNS",
            "MANIFEST_SCHEMA", "READINGS_TABLE", "READING_COLUMNS", "READING_SCHEMA", "SERIES_COLUMNS", "SERIES_SCHEMA",
            "SERIES_TABLE", "read_arrow", "read_rows", "to_parquet"]

@@ -11,7 +11,8 @@ from curation.annotation_schema import SCHEMAS_DIR, SchemaError, available, load
 
 
 def test_the_shipped_schemas_load_and_convert_one_to_one_to_the_service_payload():
-    assert available() == ["brain_lesions_v1", "chest_findings_v1", "ct_lesions_v1", "quality_review_v1"]
+    assert available() == ["brain_lesions_v1", "brain_lesions_v2", "chest_findings_v1", "ct_lesions_v1",
+                           "quality_review_v1"]
     for key in available():
         schema = load_schema(key)
         assert schema.key == key
@@ -24,6 +25,11 @@ def test_the_shipped_schemas_load_and_convert_one_to_one_to_the_service_payload(
     assert chest.yes_no_labels == ["opacity", "effusion", "nodule"]
     assert chest.regions == {"opacity_box": "opacity", "effusion_box": "effusion", "nodule_box": "nodule"}
     assert chest.labels["nodule_box"] == "box" and chest.selection["series_kinds"] == ["CR", "DX"]
+    # brain_lesions v2 paints the lesion (a mask label) where v1 boxed it; v1 stays as it was
+    brain = load_schema("brain_lesions_v2")
+    assert brain.labels == {"hyperintensity": "boolean", "hyperintensity_mask": "mask"}
+    assert brain.regions == {"hyperintensity_mask": "hyperintensity"}
+    assert load_schema("brain_lesions_v1").labels["hyperintensity_box"] == "box"
 
 
 def _chest() -> dict:
