@@ -1,8 +1,11 @@
 """The AI panel in headless Chromium (issue 18): blind first hides the model until every label is
 answered, then shows probabilities, a heatmap whose opacity changes the overlay's pixels, and a
-suggested box the reader edits by dragging a corner; the submitted reading records both answers."""
+suggested box the reader edits by dragging a corner; the submitted reading records both answers.
+Where the schema has a box label for the finding, accepted and edited boxes are the reading's regions."""
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import httpx
@@ -17,16 +20,18 @@ from tests.annotation.test_browser import ARTIFACTS, PASSWORD, _login, _require_
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 SCHEMA = {"labels": [{"id": "nodule", "name": "Lung nodule", "kind": "boolean", "color": "#ff0000"},
                      {"id": "effusion", "name": "Pleural effusion", "kind": "boolean", "color": "#00aaff"}]}
+OUTLINED = {"labels": [*SCHEMA["labels"], {"id": "nodule_box", "name": "Nodule region", "kind": "box", "color": "#ff0000"}]}
 
 
-def _project_with_predictions(live_server_factory, tmp_path: Path, settings: dict) -> tuple[httpx.Client, dict, int, int]:
+def _project_with_predictions(live_server_factory, tmp_path: Path, settings: dict,
+                              schema: dict = SCHEMA) -> tuple[httpx.Client, dict, int, int]:
     """A live service with one project (`settings`), its reader and one 256x256 image with the model's
     suggestions: a heatmap hot at image rows/cols 64-128 and two nodule boxes."""
     server = live_server_factory()
     create_admin(server.database_url, "admin", PASSWORD)
     c = httpx.Client(base_url=server.url, timeout=30)
     admin = {"Authorization": f"Bearer {c.post('/api/auth/login', json={'username': 'admin', 'password': PASSWORD}).json()['token']}"}
-    pid = c.post("/api/projects", headers=admin, json={"name": "chest-ai", "schema": SCHEMA, **settings}).json()["id"]
+    pid = c.post("/api/projects", headers=admin, json={"name": "chest-ai", "schema": schema, **settings}).json()["id"]
     uid = c.post("/api/users", headers=admin, json={"username": "reader", "password": PASSWORD}).json()["id"]
     assert c.post(f"/api/projects/{pid}/members", headers=admin, json={"user_id": uid, "role": "annotator"}).status_code == 201
     paths = dicomgen.write_series(tmp_path / "store" / "deid" / "cxr", 1, rows=256, cols=256, seed=3)
@@ -64,6 +69,18 @@ def _overlay_alpha(page, fx: float, fy: float) -> int:
         const d = window.devicePixelRatio || 1;
         return c.getContext('2d').getImageData(Math.round(x * d), Math.round(y * d), 1, 1).data[3];
     }""", [fx, fy])
+
+
+def _drag_corner(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Drags with the mouse from one image pixel to another (256x256 image, fitted and centred)."""
+    vr = page.get_by_test_id("viewport").locator("canvas").first.bounding_box()
+    side = min(vr["width"], vr["height"])
+    left, top = vr["x"] + (vr["width"] - side) / 2, vr["y"] + (vr["height"] - side) / 2
+    px = lambda ix, iy: (left + ix * side / 256, top + iy * side / 256)  # noqa: E731
+    page.mouse.move(*px(*start))
+    page.mouse.down()
+    page.mouse.move(*px(*end), steps=8)
+    page.mouse.up()
 
 
 def test_blind_first_reveal_heatmap_opacity_and_box_edit(live_server_factory, tmp_path: Path) -> None:
@@ -108,14 +125,10 @@ def test_blind_first_reveal_heatmap_opacity_and_box_edit(live_server_factory, tm
             # boxes: accept the first, edit the second by dragging its top-left corner
             page.get_by_test_id("ai-box-0-accept").click()
             page.get_by_test_id("ai-box-1-edit").click()
-            vr = page.get_by_test_id("viewport").locator("canvas").first.bounding_box()
-            side = min(vr["width"], vr["height"])
-            left, top = vr["x"] + (vr["width"] - side) / 2, vr["y"] + (vr["height"] - side) / 2
-            px = lambda ix, iy: (left + ix * side / 256, top + iy * side / 256)  # noqa: E731
-            page.mouse.move(*px(20, 180))
-            page.mouse.down()
-            page.mouse.move(*px(10, 170), steps=8)
-            page.mouse.up()
+            _drag_corner(page, (20, 180), (10, 170))
+            # this schema outlines no nodule: the boxes stay in the assist record, and the panel says so
+            expect(page.get_by_test_id("ai-box-note-0")).to_have_text("suggestion noted, no box label in this project")
+            expect(page.get_by_test_id("roi-item")).to_have_count(0)
             page.screenshot(path=ARTIFACTS / "ai-05-box-accepted-and-edited.png")
             page.get_by_test_id("submit").click()
             page.get_by_test_id("no-task").wait_for(timeout=30000)
@@ -170,3 +183,52 @@ def test_validation_project_rates_every_output_with_a_reason(live_server_factory
     rated = [(s["label"], s.get("box_index"), s["action"], s["reason"]) for s in reading["assist"]["suggestions"]]
     assert rated == [("nodule", None, "accept", ""), ("effusion", None, "accept", ""), ("nodule", 0, "accept", ""),
                      ("nodule", 1, "reject", "vessel seen end-on")]
+
+
+def test_accepted_and_edited_boxes_become_the_readers_regions(live_server_factory, tmp_path: Path) -> None:
+    """With a 'Nodule region' box label: accepting a suggestion adds it as a region (listed, in the label's
+    colour), rejecting it again removes it, an edited one becomes a region where its corner was dragged; the
+    export lists both as the reading's regions, equal to the boxes in the assist record."""
+    _require_browser_stack()
+    from playwright.sync_api import expect, sync_playwright
+
+    c, admin, pid, _ = _project_with_predictions(live_server_factory, tmp_path, {}, OUTLINED)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page, errors = _reader_on_first_task(browser, c)
+            for label, answer in (("nodule", "yes"), ("effusion", "no")):
+                page.get_by_test_id(f"label-{label}-{answer}").click()
+                page.get_by_test_id(f"label-{label}-conf-80").click()
+            items = page.get_by_test_id("roi-item")
+            page.get_by_test_id("ai-box-0-accept").click()
+            expect(items).to_have_count(1)
+            expect(items.first).to_contain_text("Nodule region")
+            expect(page.get_by_test_id("ai-box-note-0")).to_have_text("→ your region: Nodule region")
+            page.get_by_test_id("ai-box-0-reject").click()  # rejecting an accepted box removes its region
+            expect(items).to_have_count(0)
+            page.get_by_test_id("ai-box-0-accept").click()
+            page.get_by_test_id("ai-box-1-edit").click()
+            expect(items).to_have_count(2)
+            _drag_corner(page, (20, 180), (10, 170))
+            page.wait_for_timeout(300)  # the region is placed again where the corner was let go
+            expect(items).to_have_count(2)
+            page.screenshot(path=ARTIFACTS / "ai-07-suggestions-as-regions.png")
+            page.get_by_test_id("submit").click()
+            page.get_by_test_id("no-task").wait_for(timeout=30000)
+            assert not errors, errors
+        finally:
+            browser.close()
+    (reading,) = c.get(f"/api/projects/{pid}/export/json", headers=admin).json()["readings"]
+    accepted, edited = reading["assist"]["suggestions"]
+    assert (accepted["action"], edited["action"]) == ("accept", "edit")
+    regions = sorted(reading["rois"], key=lambda r: r["points"][0][0], reverse=True)
+    assert [r["label"] for r in regions] == ["nodule_box", "nodule_box"]
+    for roi, s in zip(regions, (accepted, edited)):
+        assert all(abs(a - b) <= 0.5 for a, b in zip(roi["points"][0] + roi["points"][1], s["box"])), (roi, s)
+    assert all(abs(a - b) < 1 for a, b in zip(accepted["box"], [150, 150, 200, 200])), accepted["box"]
+    x0, y0, x1, y1 = edited["box"]
+    assert abs(x0 - 10) < 2.5 and abs(y0 - 170) < 2.5 and abs(x1 - 60) < 1 and abs(y1 - 220) < 1, edited["box"]
+    rows = csv.DictReader(io.StringIO(c.get(f"/api/projects/{pid}/export/csv", headers=admin).text))
+    assert [(r["label"], r["roi_kind"]) for r in rows if r["record"] == "roi"] == [("nodule_box", "box")] * 2

@@ -3,11 +3,26 @@
 // rejects. Blind first: nothing of the model is shown until the reader answered every label once; that
 // unaided answer goes to the server before the reveal. In validation projects every output is rated,
 // with a reason to reject or correct. The overlay is one canvas over the viewport, redrawn on every render.
-import { Enums as csEnums } from '@cornerstonejs/core';
+// An accepted or edited box becomes one of the reading's regions of the finding's box label (regionLabel),
+// so exports, agreement and consensus see it; the server checks that it is there (annotation/assist.py).
+import { Enums as csEnums, utilities as csUtils } from '@cornerstonejs/core';
+import { annotation as annotationApi } from '@cornerstonejs/tools';
 import { get, post } from './api.js';
 import { h, toast } from './dom.js';
 
 const GRAB_PX = 8; // how near a corner (screen pixels) a drag picks it up
+const NO_BOX_LABEL = 'suggestion noted, no box label in this project';
+
+// The box label that outlines a finding: `<finding>_box`, else the one box label named after the finding
+// ('Nodule region' for 'Nodule'); the same rule as annotation/assist.py region_label.
+export function regionLabel(labels, finding) {
+  const boxes = labels.filter((l) => l.kind === 'box');
+  const byId = boxes.find((l) => l.id === `${finding}_box`);
+  if (byId) return byId;
+  const named = (labels.find((l) => l.id === finding && l.kind === 'boolean')?.name || '').trim().toLowerCase();
+  const byName = boxes.filter((l) => named && `${l.name.trim().toLowerCase()} `.startsWith(`${named} `));
+  return byName.length === 1 ? byName[0] : null;
+}
 
 // heat in [0, 1] -> RGBA (transparent where cold, red to yellow where hot); opacity applies on top
 function colourise(grey) {
@@ -59,7 +74,11 @@ export class AiPanel {
     wrap.addEventListener('mousedown', grab, true);
     this.r.cleanup.push(() => wrap.removeEventListener('mousedown', grab, true));
     this.r.listen(window, 'mousemove', (e) => this.dragTo(e));
-    this.r.listen(window, 'mouseup', () => { this.dragging = null; });
+    this.r.listen(window, 'mouseup', () => {
+      const b = this.dragging?.b;
+      this.dragging = null;
+      if (b) this.placeRegion(b).then(() => this.draw()); // the edited box becomes the region
+    });
     if (this.pred.hidden) this.renderHidden();
     else await this.show(this.pred);
     return true;
@@ -101,7 +120,8 @@ export class AiPanel {
       const entry = this.heat[m.label] || (this.heat[m.label] = { on: false, opacity: 0.5, maps: [] });
       entry.maps.push({ ...m, canvas: colourise(img) });
     }
-    this.boxes = pred.boxes.map((b) => ({ ...b, original: [b.x0, b.y0, b.x1, b.y1], box: [b.x0, b.y0, b.x1, b.y1], action: null, reason: '' }));
+    this.boxes = pred.boxes.map((b) => ({ ...b, original: [b.x0, b.y0, b.x1, b.y1], box: [b.x0, b.y0, b.x1, b.y1], action: null,
+      reason: '', region: regionLabel(this.r.schema.labels, b.label), ann: null }));
     const rows = Object.entries(pred.probabilities).map(([label, p]) => this.labelRow(label, p));
     const boxes = this.boxes.map((b, i) => this.boxRow(b, i));
     this.el.replaceChildren(h('h3', {}, 'AI suggestions'),
@@ -122,6 +142,7 @@ export class AiPanel {
       btns.forEach((b) => b.classList.toggle('on', b.dataset.action === id));
       after?.();
     }, 'data-action': id }, text));
+    target.buttons = btns;
     return btns;
   }
 
@@ -143,15 +164,76 @@ export class AiPanel {
   }
 
   boxRow(b, i) {
+    b.note = h('span', { class: 'muted', testid: `ai-box-note-${i}` });
     return h('div', { class: 'ai-box', testid: `ai-box-${i}` },
       h('span', { class: 'swatch', style: { background: this.colours[b.label] } }),
       `${this.names[b.label] || b.label} ${Math.round(100 * b.score)}% (image ${b.instance_position + 1})`,
       h('div', { class: 'ai-actions' },
-        this.actionButtons(b, `ai-box-${i}`, [['accept', 'Accept'], ['edit', 'Edit'], ['reject', 'Reject']], () => {
+        this.actionButtons(b, `ai-box-${i}`, [['accept', 'Accept'], ['edit', 'Edit'], ['reject', 'Reject']], async () => {
           if (b.action !== 'edit') b.box = [...b.original];
+          if (b.action === 'reject') this.dropRegion(b);
+          else await this.placeRegion(b);
+          this.noteOf(b);
           this.draw();
         }),
-        this.reasonInput(b, `ai-box-reason-${i}`)));
+        this.reasonInput(b, `ai-box-reason-${i}`)), b.note);
+  }
+
+  noteOf(b) {
+    if (!b.note) return;
+    if (b.action && b.action !== 'reject' && !b.region) b.note.textContent = NO_BOX_LABEL;
+    else if (b.ann) b.note.textContent = `→ your region: ${b.region.name}`;
+    else b.note.textContent = '';
+  }
+
+  // The suggestion as a region of its box label at b.box (replacing the one placed before), drawn,
+  // listed and deletable like a region the reader drew.
+  async placeRegion(b) {
+    if (!b.region) return;
+    this.dropRegion(b);
+    const [x0, y0, x1, y1] = b.box;
+    const points = [[Math.min(x0, x1), Math.min(y0, y1)], [Math.max(x0, x1), Math.max(y0, y1)]];
+    const ann = await this.r.restoreRoi({ label: b.region.id, kind: 'box', instance: b.instance_position, frame: b.frame, points });
+    if (!ann) return void toast(`The suggested ${b.region.name} could not be placed on the image.`, 'error');
+    b.ann = ann.annotationUID;
+    this.noteOf(b);
+  }
+
+  dropRegion(b) {
+    const uid = b.ann;
+    if (!uid) return;
+    b.ann = null;
+    if (this.r.roiLabel[uid]) {
+      annotationApi.state.removeAnnotation(uid);
+      delete this.r.roiLabel[uid];
+      this.r.viewport.render();
+      this.r.renderRois();
+    }
+  }
+
+  // The region's box in image pixels now (the reader may have moved its corners with the region tools),
+  // rounded as the viewer's region payload is.
+  regionBox(b) {
+    const ann = b.ann && annotationApi.state.getAnnotation(b.ann);
+    if (!ann) return null;
+    const imageId = ann.metadata.referencedImageId;
+    const pts = ann.data.handles.points.map((p) => csUtils.worldToImageCoords(imageId, p).map((v) => Math.round(v * 100) / 100));
+    const xs = pts.map((p) => p[0]);
+    const ys = pts.map((p) => p[1]);
+    return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
+  }
+
+  // Called whenever the viewer's regions change: a suggestion whose region the reader deleted is rejected.
+  regionsChanged() {
+    for (const b of this.boxes || []) {
+      if (!b.ann || this.r.roiLabel[b.ann]) continue;
+      b.ann = null;
+      b.action = 'reject';
+      b.buttons?.forEach((btn) => btn.classList.toggle('on', btn.dataset.action === 'reject'));
+      this.noteOf(b);
+      if (b.note) b.note.textContent = 'region deleted: suggestion rejected';
+    }
+    this.draw();
   }
 
   // Image pixel -> canvas pixel through the two image corners (stack viewports: no rotation here).
@@ -205,6 +287,8 @@ export class AiPanel {
     ctx.globalAlpha = 1;
     this.boxes.forEach((b) => {
       if (!at(b) || b.action === 'reject') return;
+      if (b.ann && this.dragging?.b !== b) b.box = this.regionBox(b) || b.box; // moved with the region tools
+      if (b.ann && b.action === 'accept') return; // drawn by the viewer as the reader's region
       const [x0, y0] = m.toCanvas(b.box[0], b.box[1]);
       const [x1, y1] = m.toCanvas(b.box[2], b.box[3]);
       ctx.strokeStyle = this.colours[b.label];
@@ -277,7 +361,7 @@ export class AiPanel {
       if (!b.action) return;
       const s = { label: b.label, box_index: i, action: b.action, reason: b.reason };
       if (b.action !== 'reject') {
-        const [x0, y0, x1, y1] = b.box;
+        const [x0, y0, x1, y1] = this.regionBox(b) || b.box; // the region as submitted, where there is one
         s.box = [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)].map((v) => Math.round(v * 100) / 100);
       }
       suggestions.push(s);

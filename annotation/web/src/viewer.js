@@ -343,7 +343,7 @@ class Reading {
     this.currentRoi = label;
     this.roiCompleted(ann); // labelled and drawn in the label's colour like a region just drawn
     this.currentRoi = prevRoi;
-    return true;
+    return ann; // the AI panel keeps it: an accepted suggestion's region
   }
 
   listen(target, ev, fn) {
@@ -523,6 +523,7 @@ class Reading {
   }
 
   renderRois() {
+    this.ai?.regionsChanged(); // a deleted region of an accepted suggestion rejects it
     const byId = Object.fromEntries(this.schema.labels.map((l) => [l.id, l]));
     this.roiList.replaceChildren(...this.rois().map((a, i) => {
       const label = byId[this.roiLabel[a.annotationUID]];
