@@ -71,6 +71,14 @@ def _overlay_alpha(page, fx: float, fy: float) -> int:
     }""", [fx, fy])
 
 
+def _submit_case(page, errors: list, screenshot: str) -> None:
+    """Screenshot, Submit, and the reader's queue is empty without a page error."""
+    page.screenshot(path=ARTIFACTS / screenshot)
+    page.get_by_test_id("submit").click()
+    page.get_by_test_id("no-task").wait_for(timeout=30000)
+    assert not errors, errors
+
+
 def _drag_corner(page, start: tuple[float, float], end: tuple[float, float]) -> None:
     """Drags with the mouse from one image pixel to another (256x256 image, fitted and centred)."""
     vr = page.get_by_test_id("viewport").locator("canvas").first.bounding_box()
@@ -129,10 +137,7 @@ def test_blind_first_reveal_heatmap_opacity_and_box_edit(live_server_factory, tm
             # this schema outlines no nodule: the boxes stay in the assist record, and the panel says so
             expect(page.get_by_test_id("ai-box-note-0")).to_have_text("suggestion noted, no box label in this project")
             expect(page.get_by_test_id("roi-item")).to_have_count(0)
-            page.screenshot(path=ARTIFACTS / "ai-05-box-accepted-and-edited.png")
-            page.get_by_test_id("submit").click()
-            page.get_by_test_id("no-task").wait_for(timeout=30000)
-            assert not errors, errors
+            _submit_case(page, errors, "ai-05-box-accepted-and-edited.png")
         finally:
             browser.close()
     export = c.get(f"/api/projects/{pid}/export/json", headers=admin).json()
@@ -173,10 +178,7 @@ def test_validation_project_rates_every_output_with_a_reason(live_server_factory
             expect(page.locator("#toast")).to_contain_text("give a reason for region 2")
             expect(page.get_by_test_id("task-id")).to_have_text(task_id)  # not submitted
             page.get_by_test_id("ai-box-reason-1").fill("vessel seen end-on")
-            page.screenshot(path=ARTIFACTS / "ai-06-validation-rated.png")
-            page.get_by_test_id("submit").click()
-            page.get_by_test_id("no-task").wait_for(timeout=30000)
-            assert not errors, errors
+            _submit_case(page, errors, "ai-06-validation-rated.png")
         finally:
             browser.close()
     (reading,) = c.get(f"/api/projects/{pid}/export/json", headers=admin).json()["readings"]
@@ -214,10 +216,7 @@ def test_accepted_and_edited_boxes_become_the_readers_regions(live_server_factor
             _drag_corner(page, (20, 180), (10, 170))
             page.wait_for_timeout(300)  # the region is placed again where the corner was let go
             expect(items).to_have_count(2)
-            page.screenshot(path=ARTIFACTS / "ai-07-suggestions-as-regions.png")
-            page.get_by_test_id("submit").click()
-            page.get_by_test_id("no-task").wait_for(timeout=30000)
-            assert not errors, errors
+            _submit_case(page, errors, "ai-07-suggestions-as-regions.png")
         finally:
             browser.close()
     (reading,) = c.get(f"/api/projects/{pid}/export/json", headers=admin).json()["readings"]
