@@ -122,8 +122,10 @@ def series_labels(identity: ReleaseIdentity, folder: str, key: str, round_id: in
         else:
             src = sources[_placement(consensus.box_instances.get(r.label), len(sources))]
             boxes.append(Box(r.label, str(src.SOPInstanceUID), r.x0, r.y0, r.x1, r.y1, r.method, r.n_readers))
-    out = [(f"{folder}round-{round_id}-sr.dcm",
-            _bytes(findings_sr(sources, findings, boxes, identity=identity, series_uid=label_series)))]
+    out = []
+    if findings or boxes:  # a round of mask labels only has no measurement for the SR (highdicom refuses none)
+        out.append((f"{folder}round-{round_id}-sr.dcm",
+                    _bytes(findings_sr(sources, findings, boxes, identity=identity, series_uid=label_series))))
     if boxes:
         segs = consensus_segs(sources, boxes_to_masks(boxes, sources), identity=identity, series_uid=label_series,
                               method=boxes[0].method, n_readers=max(b.n_readers for b in boxes))

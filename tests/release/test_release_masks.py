@@ -186,3 +186,54 @@ def test_staple_masks_reach_the_release_as_seg_pixel_for_pixel(world):
     assert tuple(target["masks"].shape) == (1, *volume.shape) == (1, 2, ROWS, COLUMNS)
     assert sorted(int(m.sum()) for m in target["masks"][0]) == sorted(int(expected[(1, i)].sum()) for i in (0, 1))
     assert release.provenance["labels_skipped"] == []
+
+
+def test_a_consensus_table_built_before_masks_reads_with_them_null():
+    """consensus.parquet of a release built before the mask columns: read, not refused."""
+    import pyarrow as pa
+
+    from curation.release.tables import CONSENSUS_MASK_COLUMNS, CONSENSUS_SCHEMA, read_rows, to_parquet
+
+    old = pa.schema([f for f in CONSENSUS_SCHEMA if f.name not in CONSENSUS_MASK_COLUMNS])
+    row = {"round": 1, "series": "2.25.1001", "label": FINDING, "method": "majority", "ordinal": 0, "value": 1}
+    (read,) = read_rows(to_parquet([row], old), CONSENSUS_SCHEMA)
+    assert {k: read[k] for k in row} == row and all(read[c] is None for c in CONSENSUS_MASK_COLUMNS)
+
+
+def test_masks_on_a_ct_volume_are_one_seg_over_its_slices():
+    """Sources placed in patient space (a CT series): one SEG whose frames sit on the painted slices,
+    equal to the rows' masks, and no SR for a round of masks only (before, its empty SR failed the
+    series' labels); a mask of another size than the instance is refused, named."""
+    from curation.release.labelling import RoundConsensus, series_labels
+    from curation.release.labels import ReleaseIdentity
+    from tests.annotation.dicomgen import ct_dataset, phantom
+
+    size = 24
+    sources = []
+    for i in range(3):
+        ds = ct_dataset(phantom(size, size, i), study_uid="2.25.91", series_uid="2.25.1001", frame_uid="2.25.71",
+                        index=i)
+        ds.PatientIdentityRemoved, ds.DeidentificationMethod = "YES", "test series"  # as the de-identifier writes
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        sources.append(pydicom.dcmread(io.BytesIO(buf.getvalue())))
+    ys, xs = np.mgrid[0:size, 0:size]
+    painted = {0: (xs - 8) ** 2 + (ys - 9) ** 2 <= 16, 2: (xs > 12) & (ys > 3) & (ys < 11)}
+    rows = [ConsensusLabel(label=MASK, method="staple", ordinal=k, value=int(m.sum()), n_readers=3, instance=i,
+                           frame=0, mask={"rows": size, "columns": size, "rle": rle.encode(m)})
+            for k, (i, m) in enumerate(sorted(painted.items()))]
+    identity = ReleaseIdentity("brain", "1.0.0", date(2026, 12, 1))
+    out = series_labels(identity, "labels/p/s/x/", "2.25.1001", 1, sources, RoundConsensus(rows=rows))
+    files = dict(out)
+    assert sorted(files) == ["labels/p/s/x/round-1-mask-1.dcm"]  # masks only: no SR (nothing to measure)
+    data = files["labels/p/s/x/round-1-mask-1.dcm"]
+    assert dciodvfy_errors(data) == [], dciodvfy_errors(data)
+    seg = hd.seg.Segmentation.from_dataset(pydicom.dcmread(io.BytesIO(data)))
+    uids = [str(s.SOPInstanceUID) for s in sources]
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1],
+                                               assert_missing_frames_are_empty=True)
+    for i in range(3):
+        assert np.array_equal(pixels[i, :, :, 0].astype(bool), painted.get(i, np.zeros((size, size), dtype=bool)))
+    rows[0].mask = {"rows": size, "columns": size - 1, "rle": rle.encode(painted[0][:, 1:])}
+    with pytest.raises(ValueError, match=f"{MASK} consensus mask is 24 x 23, its released instance 24 x 24"):
+        series_labels(identity, "labels/p/s/x/", "2.25.1001", 1, sources, RoundConsensus(rows=rows))
