@@ -29,6 +29,7 @@ from curation.release.checks import dciodvfy_errors, referenced_instances
 from curation.release.manifest import Manifest
 from curation.release.publish import publish
 from curation.release.torch import ReleaseDataset
+from curation.release.verify import verify_build
 from curation.store import LocalStore
 from curation.vocabulary import Zone
 from tests.release.world import add_series, deidentified
@@ -159,6 +160,8 @@ def test_staple_masks_reach_the_release_as_seg_pixel_for_pixel(world):
     # the box SEG is not made of a mask's bounding box: only the masks' SEGs are there
     assert not [p for p in manifest if p.startswith("labels/") and "-seg-" in p]
 
+    report = verify_build(catalog, store, "brain", built.version)  # content checks: PHI, references
+    assert report.ok, report.problems
     # a rebuild of the same catalog is byte-identical (the SEG UIDs hash the release, not the clock)
     assert build(catalog, store, SPEC).manifest_sha256 == built.manifest_sha256
 
