@@ -417,3 +417,5 @@ class AnnotationRevision(Base):
     quality_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     replaced_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The replaced reading's assist record (Annotation.assist): what the model showed it stays auditable.
+    assist: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -61,7 +61,7 @@ def archive_replaced(db: Session, task: Task) -> None:
         return
     db.add(AnnotationRevision(task_id=task.id, schema_version_id=old.schema_version_id, labels=old.labels, rois=old.rois,
                               comment=old.comment, quality_decision=old.quality_decision, quality_reason=old.quality_reason,
-                              submitted_at=task.submitted_at or old.created_at, replaced_at=utcnow()))
+                              submitted_at=task.submitted_at or old.created_at, replaced_at=utcnow(), assist=old.assist))
     db.delete(old)
     db.flush()  # the row is gone before the new reading's INSERT (one reading per task)
 

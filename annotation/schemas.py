@@ -587,6 +587,7 @@ class RevisionOut(BaseModel):
     quality_reason: str | None
     submitted_at: datetime | None
     replaced_at: datetime
+    assist: dict[str, Any] | None = None  # the replaced reading's assist record (model suggestions and the reader's actions)
 
 
 class RoiDisagreement(BaseModel):

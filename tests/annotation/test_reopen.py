@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from annotation.models import Task, utcnow
 from tests.annotation.conftest import make_client, series_uris
+from tests.annotation.test_ai_predictions import ANSWERS, MODEL, predictions
 from tests.annotation.test_rounds import _pipeline
 from tests.annotation.world import build_world, ok, reading
 
@@ -59,6 +60,26 @@ def test_reopen_replaces_the_reading_and_keeps_the_old_one(database_url: str, st
         senior = _take_and_submit(w, "senior", reading())
         assert senior["item"]["id"] == t["item"]["id"]
         assert ok(client.post(f"/api/tasks/next?project_id={w.project_id}", headers=w.h("senior")))["task"] is None
+
+
+def test_a_replaced_reading_keeps_its_assist_record(database_url: str, store_root: Path) -> None:
+    """What the model showed and what the reader did with it stays with the revision (migration 0005):
+    resubmitting a reopened case must not lose the first reading's assist record."""
+    with make_client(database_url) as client:
+        w = build_world(client, database_url, store_root, readers=1, verification=0, n_items=1)
+        ok(client.put(f"/api/items/{w.items[0]}/predictions", headers=w.h("manager"), json=predictions()))
+        t = ok(client.post(f"/api/tasks/next?project_id={w.project_id}", headers=w.h("junior")))["task"]
+        first = {"model": MODEL, "shown": True, "suggestions": [{"label": "nodule", "box_index": 1, "action": "reject"}]}
+        ok(client.post(f"/api/tasks/{t['id']}/submit", headers=w.h("junior"),
+                       json={"labels": ANSWERS, "rois": [], "assist": first, "comment": "with the model"}))
+        ok(client.post(f"/api/tasks/{t['id']}/reopen", headers=w.h("junior")))
+        ok(client.post(f"/api/tasks/{t['id']}/submit", headers=w.h("junior"),
+                       json={"labels": ANSWERS, "rois": [], "comment": "without"}))
+        review = ok(client.get(f"/api/items/{t['item']['id']}/review", headers=w.h("manager")))
+        mine = next(r for r in review["readings"] if r["task_id"] == t["id"])
+        [old] = mine["revisions"]
+        assert old["comment"] == "with the model" and old["assist"]["model"] == MODEL
+        assert [(s["box_index"], s["action"]) for s in old["assist"]["suggestions"]] == [(1, "reject")]
 
 
 def test_no_reopen_after_the_round_closed_and_a_reopened_case_keeps_its_reading(database_url: str, store_root: Path) -> None:
