@@ -101,10 +101,13 @@ def _read(service, project_id: int, reader: str, truth: dict[str, dict[str, Labe
                 if aided[b["label"]]:
                     suggestions.append({"label": b["label"], "box_index": i, "action": "accept",
                                         "box": [b["x0"], b["y0"], b["x1"], b["y1"]]})
+                    # an accepted box is one of the reading's regions of the finding's box label (422 otherwise)
+                    rois.append({"label": f"{b['label']}_box", "kind": "box", "instance": b["instance_position"],
+                                 "frame": b["frame"], "points": [[b["x0"], b["y0"]], [b["x1"], b["y1"]]]})
                 else:
                     suggestions.append({"label": b["label"], "box_index": i, "action": "reject",
                                         "reason": "no finding there"})
-            if aided["nodule"]:
+            if aided["nodule"] and not rois:  # the reader's own box where no suggested one was taken instead
                 rois = [{"label": "nodule_box", "kind": "box", "instance": 0, "frame": 0, "points": b.corners()}
                         for b in answers["nodule"].boxes]
             labels = [{"label": k, "value": bool(v), "confidence": answers[k].confidence} for k, v in aided.items()]
