@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from curation.catalog import Catalog
 from curation.catalog.models import AnnotationItem, ConsensusLabel, Reading
+from curation.pipeline.analyse import STAPLE
 from curation.agreement.roi import decode_runs
 from curation.release.labels import Box, Finding, ReleaseIdentity, boxes_to_masks, consensus_segs, findings_sr
 
@@ -117,6 +118,8 @@ def series_labels(identity: ReleaseIdentity, folder: str, key: str, round_id: in
     for r in consensus.rows:
         if r.mask is not None:
             masks[r.method].append(r)
+        elif r.method == STAPLE:
+            continue  # a mask's bounding box from an analysis before masks were kept (analyse v1) is no box
         elif r.x0 is None:
             findings.append(Finding(r.label, r.value, r.method, r.n_readers, r.posterior))
         else:

@@ -44,6 +44,8 @@ PANDAS_DTYPES = {pa.string(): "string", pa.int64(): "Int64", pa.float64(): "Floa
 #: Consensus methods preferred for a series' yes/no label, best first (a box row is not a finding).
 METHOD_PREFERENCE = ("dawid_skene", "majority")
 BOX_COLUMNS = ("x0", "y0", "x1", "y1")
+#: The consensus method of mask labels: its rows are slices of a mask (with `mask`), never boxes.
+MASK_METHOD = "staple"
 
 
 def table_dtypes(schema: pa.Schema) -> dict[str, str]:
@@ -199,7 +201,8 @@ class Release:
         """The consensus boxes of one series (pixel coordinates: column x, row y), newest round; a
         mask's row (its bounding box beside its `mask`) is not a box: its SEG holds the mask."""
         table = self.consensus
-        table = table[(table["series"] == series) & table["x0"].notna() & table["mask"].isna()]
+        table = table[(table["series"] == series) & table["x0"].notna() & table["mask"].isna()
+                      & (table["method"] != MASK_METHOD)]
         if table.empty:
             return table
         return table[table["round"] == table["round"].max()].reset_index(drop=True)

@@ -225,8 +225,10 @@ def test_masks_on_a_ct_volume_are_one_seg_over_its_slices():
     rows = [ConsensusLabel(label=MASK, method="staple", ordinal=k, value=int(m.sum()), n_readers=3, instance=i,
                            frame=0, mask={"rows": size, "columns": size, "rle": rle.encode(m)})
             for k, (i, m) in enumerate(sorted(painted.items()))]
+    # a STAPLE row of an analysis before masks were kept (bounding box, no mask) is neither a box nor a mask
+    old = ConsensusLabel(label=MASK, method="staple", ordinal=9, value=5, n_readers=3, x0=1.0, y0=1.0, x1=3.0, y1=4.0)
     identity = ReleaseIdentity("brain", "1.0.0", date(2026, 12, 1))
-    out = series_labels(identity, "labels/p/s/x/", "2.25.1001", 1, sources, RoundConsensus(rows=rows))
+    out = series_labels(identity, "labels/p/s/x/", "2.25.1001", 1, sources, RoundConsensus(rows=[*rows, old]))
     files = dict(out)
     assert sorted(files) == ["labels/p/s/x/round-1-mask-1.dcm"]  # masks only: no SR (nothing to measure)
     data = files["labels/p/s/x/round-1-mask-1.dcm"]
