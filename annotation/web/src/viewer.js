@@ -6,6 +6,7 @@ import {
   Enums as csEnums,
   RenderingEngine,
   eventTarget,
+  getRenderingEngine,
   imageLoader,
   init as csInit,
   isCornerstoneInitialized,
@@ -51,7 +52,9 @@ let initialised = false;
 
 async function initCornerstone() {
   if (initialised) return;
-  if (!isCornerstoneInitialized()) await csInit();
+  // One WebGL context, not Cornerstone's default pool of 7: the reader has one viewport, and each
+  // context of the pool is created eagerly with the engine (issue 17 point 14: main-thread time).
+  if (!isCornerstoneInitialized()) await csInit({ rendering: { webGlContextCount: 1 } });
   dicomLoaderInit({ maxWebWorkers: 1 });
   cstools.init();
   for (const Tool of [WindowLevelTool, ZoomTool, PanTool, StackScrollTool, RectangleROITool, PlanarFreehandROITool]) {
@@ -190,7 +193,8 @@ class Reading {
       warnings.join('; ')) : '';
     mount(h('div', { class: 'reader' }, h('div', { class: 'stage' }, toolbar, geometry, h('div', { class: 'viewport-wrap' }, this.element, this.overlay)), side));
 
-    this.engine = new RenderingEngine(RE_ID);
+    // Issue 17 point 14: the engine (its WebGL context) outlives the case; each case enables its new element in it.
+    this.engine = getRenderingEngine(RE_ID) || new RenderingEngine(RE_ID);
     this.engine.enableElement({ viewportId: VP_ID, type: csEnums.ViewportType.STACK, element: this.element });
     this.viewport = this.engine.getViewport(VP_ID);
     ToolGroupManager.destroyToolGroup(TG_ID);
@@ -357,7 +361,7 @@ class Reading {
     try {
       annotationApi.state.removeAllAnnotations();
       ToolGroupManager.destroyToolGroup(TG_ID);
-      this.engine?.destroy();
+      this.engine?.disableElement(VP_ID); // the engine is kept for the next case
     } catch (e) {
       /* page is going away */
     }
