@@ -217,9 +217,20 @@ def test_accepted_and_edited_boxes_become_the_readers_regions(live_server_factor
             page.wait_for_timeout(300)  # the region is placed again where the corner was let go
             expect(items).to_have_count(2)
             _submit_case(page, errors, "ai-07-suggestions-as-regions.png")
+            (reading,) = c.get(f"/api/projects/{pid}/export/json", headers=admin).json()["readings"]
+            # reopened: the two suggestions are shown accepted / edited and linked to the two restored regions
+            page.goto(str(c.base_url))
+            page.get_by_test_id(f"reopen-{reading['task_id']}").click()
+            page.wait_for_selector("[data-testid=viewport][data-loaded=true][data-reopened=true]", timeout=60000)
+            expect(page.get_by_test_id("ai-box-0-accept")).to_have_class("on")
+            expect(page.get_by_test_id("ai-box-1-edit")).to_have_class("on")
+            expect(page.get_by_test_id("ai-box-note-1")).to_have_text("→ your region: Nodule region")
+            expect(items).to_have_count(2)
+            _submit_case(page, errors, "ai-08-reopened-suggestions.png")
         finally:
             browser.close()
-    (reading,) = c.get(f"/api/projects/{pid}/export/json", headers=admin).json()["readings"]
+    (again,) = c.get(f"/api/projects/{pid}/export/json", headers=admin).json()["readings"]
+    assert again["rois"] == reading["rois"] and again["assist"]["suggestions"] == reading["assist"]["suggestions"]
     accepted, edited = reading["assist"]["suggestions"]
     assert (accepted["action"], edited["action"]) == ("accept", "edit")
     regions = sorted(reading["rois"], key=lambda r: r["points"][0][0], reverse=True)

@@ -128,12 +128,49 @@ export class AiPanel {
       h('p', { class: 'muted', testid: 'ai-model' }, `${pred.model.name} ${pred.model.version} · a suggestion, not a diagnosis`),
       h('div', { testid: 'ai-labels' }, rows),
       ...(boxes.length ? [h('h4', {}, 'Suggested regions'), h('div', { testid: 'ai-boxes' }, boxes)] : []));
+    await this.resume();
     this.draw();
   }
 
   reasonInput(target, testid) {
-    return this.validation ? h('input', { testid, placeholder: 'Reason (to reject or correct)', maxlength: 2000,
-      oninput: (e) => { target.reason = e.target.value; } }) : '';
+    if (!this.validation) return '';
+    target.reasonEl = h('input', { testid, placeholder: 'Reason (to reject or correct)', maxlength: 2000,
+      oninput: (e) => { target.reason = e.target.value; } });
+    return target.reasonEl;
+  }
+
+  // A reopened reading: what the reader did with each suggestion before is shown again, and an accepted or
+  // edited box is linked to its region the viewer restored (so it is not placed twice).
+  async resume() {
+    const prev = this.r.task.annotation?.assist;
+    const model = this.pred?.model;
+    if (!prev?.suggestions || this.r.task.status !== 'assigned' || !model
+      || prev.model?.name !== model.name || prev.model?.version !== model.version) return;
+    const free = new Set(this.r.rois().map((a) => a.annotationUID));
+    const mark = (target, s) => {
+      target.action = s.action;
+      target.reason = s.reason || '';
+      if (target.reasonEl) target.reasonEl.value = target.reason;
+      target.buttons?.forEach((btn) => btn.classList.toggle('on', btn.dataset.action === s.action));
+    };
+    for (const s of prev.suggestions) {
+      if (s.box_index === null || s.box_index === undefined) {
+        if (this.calls[s.label]) mark(this.calls[s.label], s);
+        continue;
+      }
+      const b = this.boxes[s.box_index];
+      if (!b || b.label !== s.label) continue;
+      mark(b, s);
+      if (s.action === 'reject' || !s.box) continue;
+      b.box = [...s.box];
+      const uid = b.region && [...free].find((id) => this.r.roiLabel[id] === b.region.id
+        && (this.boxOf(id) || []).every((v, k) => Math.abs(v - s.box[k]) <= 0.5));
+      if (uid) {
+        b.ann = uid;
+        free.delete(uid);
+      } else await this.placeRegion(b); // a reading from before suggestions became regions
+      this.noteOf(b);
+    }
   }
 
   actionButtons(target, prefix, actions, after) {
@@ -214,7 +251,11 @@ export class AiPanel {
   // The region's box in image pixels now (the reader may have moved its corners with the region tools),
   // rounded as the viewer's region payload is.
   regionBox(b) {
-    const ann = b.ann && annotationApi.state.getAnnotation(b.ann);
+    return b.ann ? this.boxOf(b.ann) : null;
+  }
+
+  boxOf(uid) {
+    const ann = annotationApi.state.getAnnotation(uid);
     if (!ann) return null;
     const imageId = ann.metadata.referencedImageId;
     const pts = ann.data.handles.points.map((p) => csUtils.worldToImageCoords(imageId, p).map((v) => Math.round(v * 100) / 100));
