@@ -211,6 +211,10 @@ def test_accepted_and_edited_boxes_become_the_readers_regions(live_server_factor
             page.get_by_test_id("ai-box-0-reject").click()  # rejecting an accepted box removes its region
             expect(items).to_have_count(0)
             page.get_by_test_id("ai-box-0-accept").click()
+            page.get_by_test_id("roi-delete-0").click()  # deleting its region rejects the suggestion
+            expect(page.get_by_test_id("ai-box-0-reject")).to_have_class("on")
+            expect(page.get_by_test_id("ai-box-note-0")).to_have_text("region deleted: suggestion rejected")
+            page.get_by_test_id("ai-box-0-accept").click()
             page.get_by_test_id("ai-box-1-edit").click()
             expect(items).to_have_count(2)
             _drag_corner(page, (20, 180), (10, 170))
