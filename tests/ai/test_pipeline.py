@@ -319,3 +319,17 @@ def test_items_are_stored_as_their_images_are_answered_not_at_the_end(tmp_path):
 
     predict_items(catalog, store, Watching(), select_series(catalog, Selection(), "r"), PredictConfig(batch_size=1))
     assert stored_before_call == [0, 1, 2]
+
+
+def test_torch_threads_stay_within_the_platforms_openmp_limit(tmp_path, monkeypatch):
+    """include/airflow/env.sh sets OMP_THREAD_LIMIT=1; torch asking for more hangs in backward (Grad-CAM)."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_THREAD_LIMIT", "1")
+        home = tmp_path / "curate"
+        catalog, _, _ = curated_catalog(home, n_labels=1, n_review=0)
+        predict_items(catalog, open_store(home / "store"), BrightSpotModel(), select_series(catalog, Selection(), "r"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
