@@ -19,6 +19,12 @@ Contenders (rigid, all starting from the images' physical placement, 2 threads):
 
 Usage: .venv/bin/python benchmarks/registration.py [--pairs 6] [--seed 0] [--out results.json]
        .venv/bin/python benchmarks/registration.py --grid 3mm-slab --pairs 10 --methods "ours (default)"
+
+Study mode (issue 16, throughput): `register_study` on one study of a synthetic site (one folder per
+series, as `curate synth` writes them), with the default and with the settings before the alignment
+check and the cheaper motion-correction finest level (`PREVIOUS_DEFAULT`), one after the other in one
+process; CPU seconds of the process (getrusage: every SimpleITK thread) beside wall time and load:
+       .venv/bin/python benchmarks/registration.py --study /tmp/r-site/dicom/P00001/S0001 [--repeat 1]
 """
 from __future__ import annotations
 
@@ -26,14 +32,18 @@ import argparse
 import json
 import os
 import platform
+import resource
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # dipy's OpenMP loops: the same 2 cores as SimpleITK
 
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
-from curation.registration import load_config, register_images  # noqa: E402
+from curation.registration import load_config, register_images, register_study  # noqa: E402
 from curation.registration import dipy_engine  # noqa: E402
 from synth.registration_pairs import make_pair  # noqa: E402
 from curation.registration.transforms import rotation_error_deg, target_registration_error, transform_to_matrix  # noqa: E402
@@ -78,6 +88,49 @@ def loadavg() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+#: The default before issue 16's throughput work: no alignment check, a dense finest level and its
+#: restart in motion correction (overrides of include/registration/default.yaml).
+PREVIOUS_DEFAULT = {
+    "coregister": {"aligned_below_mm": 0},
+    "motion_correction": {"aligned_below_mm": 0, "dense_below_voxels": [60000, 60000, 150000], "final_restarts": 1},
+}
+
+
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def study_run(study: Path, repeat: int) -> list[dict]:
+    """register_study on one study's series folders, previous default vs default; one row per run."""
+    dirs = sorted(p for p in study.iterdir() if p.is_dir())
+    rows = []
+    for _ in range(repeat):
+        for name, config in (("previous default", PREVIOUS_DEFAULT), ("default", None)):
+            out = Path(tempfile.mkdtemp(prefix="bench-register-"))
+            try:
+                load0, cpu, wall = loadavg(), _cpu_seconds(), time.perf_counter()
+                result = register_study(dirs, out, config)
+                cpu, wall = _cpu_seconds() - cpu, time.perf_counter() - wall
+                files = sum(1 for f in out.rglob("*.dcm"))
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+            kept = [s for s in result.series if (s.coregistration or {}).get("optimizer", {}).get("aligned", {})
+                    .get("kept_identity")]
+            moco_regs = sum(len((s.motion or {}).get("moved_volumes", [])) if config is None else
+                            max(len((s.motion or {}).get("volumes", [])) - 1, 0) for s in result.series)
+            row = {"config": name, "cpu_s": cpu, "wall_s": wall, "load_start": load0, "load_end": loadavg(),
+                   "series": len(result.series), "coregistered": sum(1 for s in result.series if s.coregistration),
+                   "kept_identity": len(kept), "volumes_motion_corrected": moco_regs,
+                   "derived_series": len(result.derived), "derived_files": files,
+                   "reasons": {Path(s.source).name: s.reason for s in result.series if s.reason}}
+            rows.append(row)
+            print(f"{name:17s} CPU {cpu:6.1f} s  wall {wall:6.1f} s  co-registered {row['coregistered']} "
+                  f"(identity kept {len(kept)})  volumes motion-corrected {moco_regs}  derived series "
+                  f"{row['derived_series']} ({files} files)  load {load0} -> {row['load_end']}", flush=True)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", type=int, default=6)
@@ -86,7 +139,16 @@ def main() -> int:
     ap.add_argument("--grid", choices=sorted(GRIDS), default="128x128x64",
                     help="grid of the pairs (the acceptance benchmark is 128x128x64; others for the accuracy sweep)")
     ap.add_argument("--out", help="write every figure as JSON here")
+    ap.add_argument("--study", type=Path, help="study mode: register_study on this study folder (one folder per series)")
+    ap.add_argument("--repeat", type=int, default=1, help="study mode: runs of each configuration")
     args = ap.parse_args()
+    if args.study:
+        print(f"# study {args.study}; load average at start: {loadavg()} ({platform.node()}, {os.cpu_count()} CPUs)")
+        rows = study_run(args.study, args.repeat)
+        if args.out:
+            with open(args.out, "w") as fh:
+                json.dump({"study": str(args.study), "rows": rows}, fh, indent=1)
+        return 0
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
     methods = [m for m in args.methods.split(",") if m]
     rows = []

@@ -71,13 +71,17 @@ def register_images(
     params: Mapping[str, Any],
     initial_matrix: np.ndarray | None = None,
     similarity: bool = True,
+    same_frame: bool = False,
 ) -> Registration:
-    """Register `moving` to `fixed` with the settings of one config section (e.g. cfg["coregister"])."""
+    """Register `moving` to `fixed` with the settings of one config section (e.g. cfg["coregister"]).
+
+    same_frame: both images are known to share one scanner frame; the SimpleITK backend may then end at
+    identity after a coarse check (`aligned_below_mm`, recorded in `details["aligned"]`)."""
     backend = str(params.get("backend", "simpleitk"))
     if backend == "dipy":
         res = dipy_engine.register(fixed, moving, params, initial_matrix)
     else:
-        res = sitk_engine.register(fixed, moving, params, initial_matrix)
+        res = sitk_engine.register(fixed, moving, params, initial_matrix, same_frame=same_frame)
     details = dict(res.details)
     details.setdefault("centre_mm", [float(v) for v in image_centre(fixed)])
     details.update({"iterations": res.iterations, "stop_condition": res.stop_condition,

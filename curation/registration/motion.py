@@ -5,6 +5,12 @@ unless told otherwise; matrices follow the shared convention (reference space ->
 so resampling volume i through its matrix puts it back onto the reference grid. Framewise
 displacement (Power et al. 2012) and the mean displacement of the head flag the volumes that moved
 too much.
+
+Volumes are checked before they are corrected: a volume whose coarse registration to the reference
+moved the head less than `aligned_below_mm` keeps identity and is not resampled (the measured
+displacement is in its record, `aligned`), so a still series costs one coarse level per volume and a
+series without any motion is not rewritten at all (`moved` is empty; the register stage then writes no
+motion-corrected copy).
 """
 from __future__ import annotations
 
@@ -40,6 +46,17 @@ class MotionCorrection:
     seconds: float
     centre_mm: list[float] = field(default_factory=list)
 
+    @property
+    def still(self) -> list[int]:
+        """Volumes (not the reference) whose coarse check found no motion: kept as acquired."""
+        return [i for i, r in enumerate(self.registrations)
+                if r is not None and r.details.get("aligned", {}).get("kept_identity")]
+
+    @property
+    def moved(self) -> list[int]:
+        """Volumes that were registered and resampled."""
+        return [i for i, r in enumerate(self.registrations) if r is not None and i not in self.still]
+
     def to_dict(self) -> dict[str, Any]:
         vols = []
         for i, (m, fd, disp) in enumerate(zip(self.matrices, self.framewise_displacement_mm, self.displacement_mm)):
@@ -47,6 +64,9 @@ class MotionCorrection:
                  "framewise_displacement_mm": round(fd, 4), "displacement_mm": round(disp, 4),
                  "flagged": i in self.flagged}
             d.update(describe_matrix(m, self.centre_mm))
+            reg = self.registrations[i]
+            if reg is not None and "aligned" in reg.details:
+                d["aligned"] = reg.details["aligned"]
             vols.append(d)
         return {
             "reference_volume": self.reference,
@@ -54,6 +74,8 @@ class MotionCorrection:
             "matrices": [v["matrix"] for v in vols],
             "framewise_displacement_mm": [v["framewise_displacement_mm"] for v in vols],
             "flagged_volumes": list(self.flagged),
+            "still_volumes": self.still,
+            "moved_volumes": self.moved,
             "mean_framewise_displacement_mm": round(float(np.mean(self.framewise_displacement_mm)), 4),
             "temporal_sd_in_head_before": round(self.temporal_sd_before, 4),
             "temporal_sd_in_head_after": round(self.temporal_sd_after, 4),
@@ -65,6 +87,12 @@ def temporal_sd(volumes: Sequence[np.ndarray], mask: np.ndarray) -> float:
     """Mean over the mask of each voxel's standard deviation across volumes."""
     stack = np.stack([v[mask] for v in volumes]).astype(np.float64)
     return float(stack.std(axis=0).mean()) if stack.size else float("nan")
+
+
+def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    return (a.GetSize() == b.GetSize() and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-4)
+            and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=1e-6)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-6))
 
 
 def motion_correct(
@@ -94,12 +122,15 @@ def motion_correct(
             regs.append(None)
             matrices.append(np.eye(4))
             continue
-        r = register_images(ref, vol, params, similarity=False)
+        r = register_images(ref, vol, params, similarity=False, same_frame=True)
         regs.append(r)
         matrices.append(r.matrix)
 
     interp = _INTERP[output_interpolator]
-    corrected = [ref if i == ref_index else resample(v, ref, m, interp) for i, (v, m) in enumerate(zip(volumes, matrices))]
+    # A still volume on the reference grid is used as acquired: resampling it through identity changes nothing.
+    corrected = [ref if i == ref_index else
+                 sitk.Cast(v, sitk.sitkFloat32) if _same_grid(v, ref) and np.array_equal(m, np.eye(4)) else
+                 resample(v, ref, m, interp) for i, (v, m) in enumerate(zip(volumes, matrices))]
     fd = framewise_displacement(matrices, centre, float(params.get("fd_radius_mm", 50.0)))
     disp = [float(np.linalg.norm(apply(m, pts) - pts, axis=1).mean()) for m in matrices]
     fd_thr = float(params.get("fd_threshold_mm", 0.5))

@@ -162,6 +162,13 @@ def _info(key: str, series: DicomSeries) -> SeriesInfo:
                       voxel_mm3=float(sp[0] * sp[1] * sp[2]))
 
 
+def _same_frame(a: DicomSeries, b: DicomSeries) -> bool:
+    """Both series declare one scanner frame of reference (FrameOfReferenceUID, present and equal)."""
+    fa = str(a.datasets[0][0].get("FrameOfReferenceUID", "") or "")
+    fb = str(b.datasets[0][0].get("FrameOfReferenceUID", "") or "")
+    return bool(fa) and fa == fb
+
+
 def _desc(ds: Any, suffix: str) -> str:
     base = str(ds.get("SeriesDescription", "") or "").strip()
     room = 64 - len(suffix) - 1
@@ -272,7 +279,10 @@ def register_study(
                 mc_params = series_cfg["motion_correction"]
                 moco = motion_correct(s.volumes, mc_params, cfg["output"]["interpolator"])
                 outcome.motion = moco.to_dict()
-                if cfg["output"]["motion_corrected"]:
+                if not moco.moved:
+                    outcome.reason = (f"no motion: every volume's coarse check moved the head less than "
+                                      f"{mc_params.get('aligned_below_mm')} mm; no motion-corrected copy written")
+                if cfg["output"]["motion_corrected"] and moco.moved:
                     uid = generate_uid(entropy_srcs=[seed, "moco"])
                     written = write_dicom_series(
                         moco.corrected, out / uid, s.datasets,
@@ -297,8 +307,15 @@ def register_study(
             ref_index = moco.reference if moco else 0
             fixed_img = fixed_series.volumes[0]
             moving_ref = s.volumes[ref_index]
-            reg: Registration = register_images(fixed_img, moving_ref, series_cfg["coregister"])
+            reg: Registration = register_images(fixed_img, moving_ref, series_cfg["coregister"],
+                                                same_frame=_same_frame(fixed_series, s))
             outcome.coregistration = reg.to_dict()
+            aligned = reg.details.get("aligned")
+            if aligned and aligned["kept_identity"]:
+                outcome.reason = "; ".join(filter(None, [outcome.reason, (
+                    f"aligned in scanner coordinates (frame of reference shared with the fixed series): the "
+                    f"coarse check moved the head {aligned['coarse_moved_mm']:.3f} mm < {aligned['below_mm']} mm; "
+                    f"identity kept, resampled onto the fixed grid only")]))
             if cfg["output"]["coregistered"]:
                 # One resampling per volume: fixed -> reference volume -> volume i, composed.
                 mats = [(moco.matrices[i] if moco else np.eye(4)) @ reg.matrix for i in range(len(s.volumes))]
