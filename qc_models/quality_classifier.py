@@ -10,9 +10,14 @@ MR series of synthetic sites 101, 202, 303 (6 patients, 128x128x24, three vendor
 defects, and the training part of synth.acquisitions (seed 1901: matrices 96-512, slices 1-6 mm,
 1.5/3 T, 2D/3D; every kind clean and with noise, ghosting, blur and bias at severities 1-5).
 Evaluation: `python -m training.quality evaluate` on held-back settings (matrices 160/320, slices
-1.5/4 mm, both fields; seed 2602) -- the confusion is in docs/benchmarks.md. Not covered: DWI, ADC,
-DCE (rules only), real scanner data, vendor reconstruction filters (a sharpening filter makes
-fwhm_edge read below 0.9), partial-volume-rich anatomy at 6 mm slices.
+1.5/4 mm, both fields; seed 2602) -- the confusion is in docs/benchmarks.md.
+
+DWI, ADC and DCE have one small model each (`kind_weights`, the same class and file format; features
+curation.quality.features.KIND_METRICS): trained by `python -m training.quality_4d train` on the 4D
+acquisition grid of synth.acquisitions (clean, and with each kind's defects at severities 1-5),
+evaluated by `python -m training.quality_4d evaluate` on held-back settings. Not covered: real
+scanner data, multi-shell diffusion (b-values other than 0 and one high b), perfusion (DSC),
+vendor reconstruction filters (a sharpening filter makes fwhm_edge read below 0.9), partial-volume-rich anatomy at 6 mm slices.
 """
 from __future__ import annotations
 
@@ -25,6 +30,12 @@ import numpy as np
 from qc_models import mlp
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "quality_classifier.pt"
+
+
+def kind_weights(kind: str) -> Path:
+    """Weights of a kind's own model (DWI, ADC, DCE: `python -m training.quality_4d train`)."""
+    return WEIGHTS.with_name(f"quality_{kind.lower()}.pt")
+
 HPARAMS: dict[str, Any] = {"hidden": [32, 16], "epochs": 800, "lr": 5e-3, "weight_decay": 1e-3, "seed": 7, "noise": 0.1}
 
 
@@ -40,6 +51,15 @@ def train(x: np.ndarray, degraded: Sequence[int], feature_names: Sequence[str], 
     full = {"task": "quality", "classes": ["clean", "degraded"], "feature_names": list(feature_names), "hparams": hp,
             "n_train": int(len(y)), "n_degraded": int(y.sum()), **(meta or {})}
     return model, full
+
+
+KIND_HPARAMS: dict[str, Any] = {"hidden": [12], "epochs": 600, "lr": 1e-2, "weight_decay": 1e-3, "seed": 7, "noise": 0.1}
+
+
+def train_kind(x: np.ndarray, degraded: Sequence[int], feature_names: Sequence[str], meta: dict[str, Any]
+               ) -> tuple[mlp.MLP, dict[str, Any]]:
+    """A kind's own model: few features, a few hundred rows, so one small hidden layer."""
+    return train(x, degraded, feature_names, meta, **KIND_HPARAMS)
 
 
 class QualityModel:

@@ -343,3 +343,72 @@ def us_reverberation(echo: np.ndarray, severity: int, apex: tuple[float, float],
         bands += US_REVERB_AMPLITUDE[severity] * math.exp(-k / 3.0) * np.exp(-0.5 * ((r - first - k * step) / 2.0) ** 2)
     speckle = rng.rayleigh(0.5, v.shape) / (0.5 * math.sqrt(math.pi / 2))
     return v + bands * speckle, {"step_px": round(step, 2), "first_px": round(first, 2)}
+
+
+# -- Defects of diffusion, ADC and dynamic contrast series (issue 19) -----------------------------------
+# DWI: "noise" (NOISE_SIGMA, on every b-value), "ghosting" (EPI Nyquist ghost), "dropout" (slices of a
+# diffusion-weighted volume losing signal); ADC: "scale" (range off: a fit with the wrong b-value or
+# units), "noise" (the map fitted from noisy images: the noise floor biases high diffusivities down);
+# DCE: "drift" (unstable baseline: the receive gain changes from phase to phase), "uptake" (implausible
+# enhancement curve: a failed or extravasated injection), "motion" (the head moves between phases).
+
+DWI_DEFECTS = ("noise", "ghosting", "dropout")
+ADC_DEFECTS = ("scale", "noise")
+DCE_DEFECTS = ("drift", "uptake", "motion")
+#: Amplitude of the N/2 (Nyquist) ghost of an EPI read-out as a fraction of the object (odd/even
+#: echo phase error phi: ghost amplitude sin(phi / 2)); a well-tuned scanner keeps it under about 2 %.
+EPI_GHOST_FRACTION = {1: 0.04, 2: 0.07, 3: 0.11, 4: 0.16, 5: 0.24}
+#: Signal lost in the affected slices of one diffusion-weighted volume (bulk motion during the
+#: diffusion encoding dephases the whole slice) and how many slices lose it.
+DWI_DROPOUT_LOSS = {1: 0.2, 2: 0.35, 3: 0.5, 4: 0.65, 5: 0.8}
+DWI_DROPOUT_SLICES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 3}
+#: Factor between the stored ADC and the true one (up or down, drawn): a fit with a wrong b-value or a
+#: wrong rescale moves every diffusivity by it.
+ADC_SCALE = {1: 1.1, 2: 1.22, 3: 1.4, 4: 1.7, 5: 2.2}
+#: Peak-to-peak gain change between the phases of a dynamic series (fraction).
+DCE_DRIFT = {1: 0.03, 2: 0.06, 3: 0.09, 4: 0.13, 5: 0.2}
+#: Fraction of the expected contrast uptake that reaches the tissue (failed or extravasated bolus); even
+#: severity 1 stays below the spread of clean series (synth.acquisitions.DCE_UPTAKE_SPREAD, 0.85-1.15).
+DCE_UPTAKE_LEFT = {1: 0.65, 2: 0.5, 3: 0.3, 4: 0.15, 5: 0.05}
+#: A move between two phases beyond the routine jitter: translation (mm) and rotation (degrees).
+DCE_MOTION_MM = {1: 7.0, 2: 10.0, 3: 14.0, 4: 19.0, 5: 26.0}
+DCE_MOTION_DEG = {1: 3.0, 2: 4.0, 3: 6.0, 4: 8.0, 5: 11.0}
+
+
+def epi_nyquist_ghost(volume: np.ndarray, severity: int, phase_axis: int = -2) -> np.ndarray:
+    """The N/2 ghost of an EPI read-out: odd k-space lines along the phase-encode axis carry a phase
+    error phi (odd/even echo misalignment); the magnitude image holds the object times cos(phi/2)
+    and its copy shifted by half the field of view times sin(phi/2)."""
+    v = _check(volume, severity)
+    if severity == 0:
+        return v.copy()
+    axis = phase_axis % v.ndim
+    n = v.shape[axis]
+    phi = 2.0 * math.asin(EPI_GHOST_FRACTION[severity])
+    shape = [1] * v.ndim
+    shape[axis] = n
+    line = np.where(np.arange(n) % 2 == 1, np.exp(1j * phi), 1.0).reshape(shape)
+    k = np.fft.fftshift(np.fft.fft(np.fft.ifftshift(v, axes=axis), axis=axis), axes=axis)
+    img = np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(k * line, axes=axis), axis=axis), axes=axis)
+    return np.abs(img)
+
+
+def diffusion_dropout(volume: np.ndarray, severity: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """One diffusion-weighted volume with DWI_DROPOUT_SLICES of its middle slices keeping
+    1 - DWI_DROPOUT_LOSS of their signal."""
+    v = _check(volume, severity).copy()
+    n = v.shape[0]
+    lo, hi = n // 4, max(n // 4 + 1, 3 * n // 4)
+    slices = sorted(int(s) for s in rng.choice(np.arange(lo, hi), size=min(DWI_DROPOUT_SLICES[severity], hi - lo),
+                                               replace=False))
+    v[slices] *= 1.0 - DWI_DROPOUT_LOSS[severity]
+    return v, {"slices": slices, "loss": DWI_DROPOUT_LOSS[severity]}
+
+
+def dce_phase_gains(n_phases: int, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Receive gain per phase (phase 0: 1) of an unstable dynamic series: steps of about
+    DCE_DRIFT[severity] peak to peak, alternating in sign so that a baseline of a few phases shows it."""
+    a = DCE_DRIFT[severity]
+    sign = np.where(np.arange(n_phases) % 2 == 0, 1.0, -1.0)
+    g = 1.0 + 0.5 * a * sign * rng.uniform(0.6, 1.0, n_phases)
+    return g / g[0]

@@ -145,13 +145,18 @@ def acquisition_jobs(split: str, seed: int, n_settings: int) -> list[tuple]:
 def acquisition_rows(split: str = "train", seed: int = ACQ_SEED, n_settings: int = ACQ_SETTINGS,
                      processes: int = 2) -> list[dict[str, Any]]:
     """Metric rows of `acquisition_jobs` (in job order, whatever the number of processes)."""
-    jobs = acquisition_jobs(split, seed, n_settings)
+    return run_jobs(_acquisition_rows, acquisition_jobs(split, seed, n_settings), processes)
+
+
+def run_jobs(fn: Callable[[tuple], list[dict[str, Any]]], jobs: Sequence[tuple], processes: int = 2
+             ) -> list[dict[str, Any]]:
+    """fn's rows of every job, in job order, in `processes` spawned processes (1: here)."""
     if processes <= 1:
-        return [r for j in jobs for r in _acquisition_rows(j)]
+        return [r for j in jobs for r in fn(j)]
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(processes) as pool:
-        return [r for rows in pool.map(_acquisition_rows, jobs, chunksize=1) for r in rows]
+        return [r for rows in pool.map(fn, jobs, chunksize=1) for r in rows]
 
 
 def build_table(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int = TRAIN_PATIENTS, augment: int = 4,
@@ -175,34 +180,35 @@ def build_table(workdir: Path, seeds: Sequence[int] = TRAIN_SEEDS, patients: int
     return rows
 
 
-def write_table(rows: Iterable[dict[str, Any]], path: Path) -> None:
+def write_table(rows: Iterable[dict[str, Any]], path: Path, metric_columns: Sequence[str] = METRIC_COLUMNS) -> None:
     rows = list(rows)
     cols = ["seed", "series", "vendor", "kind", "contrast", "augmented", "type", "severity", "degraded", *ACQ_COLUMNS,
-            *METRIC_COLUMNS]
+            *metric_columns]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for r in rows:
-            w.writerow({c: (repr(float(r[c])) if c in METRIC_COLUMNS or c in ACQ_COLUMNS else r[c]) for c in cols})
+            w.writerow({c: (repr(float(r[c])) if c in metric_columns or c in ACQ_COLUMNS else r[c]) for c in cols})
 
 
-def read_table(path: Path) -> list[dict[str, Any]]:
+def read_table(path: Path, metric_columns: Sequence[str] = METRIC_COLUMNS) -> list[dict[str, Any]]:
     out = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             row: dict[str, Any] = dict(r)
             for c in ("seed", "contrast", "augmented", "severity", "degraded"):
                 row[c] = int(row[c])
-            for c in (*METRIC_COLUMNS, *ACQ_COLUMNS):
+            for c in (*metric_columns, *ACQ_COLUMNS):
                 row[c] = float(row[c]) if row.get(c) not in (None, "") else math.nan
             out.append(row)
     return out
 
 
-def _group_stats(kr: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+def _group_stats(kr: Sequence[dict[str, Any]], metric_columns: Sequence[str] = METRIC_COLUMNS
+                 ) -> dict[str, dict[str, float]]:
     out = {}
-    for m in METRIC_COLUMNS:
+    for m in metric_columns:
         t = np.array([transform(m, r[m]) for r in kr])
         raw = np.array([r[m] for r in kr], dtype=float)
         t, raw = t[np.isfinite(t)], raw[np.isfinite(raw)]
@@ -216,7 +222,8 @@ def _group_stats(kr: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def reference_stats(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, float]]:
+def reference_stats(rows: Sequence[dict[str, Any]], metric_columns: Sequence[str] = METRIC_COLUMNS
+                    ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, float]]:
     """Clean reference per group, per metric: median and robust scale (1.4826 MAD) on the model's
     scale, the raw median and the raw 5-95 % range (the "expected" range of a reason). Groups: per
     kind (and kind with contrast, "T1W+C"), and per kind at an acquisition bin (field, pixel size,
@@ -227,7 +234,7 @@ def reference_stats(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str,
     ref: dict[str, dict[str, dict[str, float]]] = {}
     fill: dict[str, float] = {}
     clean = [r for r in rows if not r["degraded"]]
-    for m in METRIC_COLUMNS:
+    for m in metric_columns:
         allv = [transform(m, r[m]) for r in clean]
         allv = [v for v in allv if math.isfinite(v)]
         fill[m] = float(np.median(allv)) if allv else 0.0
@@ -244,7 +251,7 @@ def reference_stats(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str,
     for key in sorted(groups):
         kr = groups[key]
         if key in KINDS or key.endswith("+C") or len(kr) >= MIN_REFERENCE_ROWS:
-            ref[key] = _group_stats(kr)
+            ref[key] = _group_stats(kr, metric_columns)
     return ref, fill
 
 
@@ -290,15 +297,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m training.quality evaluate`: the held-back acquisition settings' confusion per kind."""
     import argparse
 
-    from curation.vocabulary import QualityDecision
-
     p = argparse.ArgumentParser(prog="python -m training.quality")
     p.add_argument("command", choices=("evaluate",))
     p.add_argument("--seed", type=int, default=ACQ_HELDOUT_SEED)
     p.add_argument("--settings", type=int, default=8, help="held-back settings (8: every one)")
     p.add_argument("--processes", type=int, default=2)
     args = p.parse_args(argv)
-    decisions = evaluate(acquisition_rows("heldout", args.seed, args.settings, args.processes))
+    report(evaluate(acquisition_rows("heldout", args.seed, args.settings, args.processes)))
+    return 0
+
+
+def report(decisions: Sequence[dict[str, Any]]) -> None:
+    """The confusion per kind and group, each group's share on target, then every wrong decision."""
+    from curation.vocabulary import QualityDecision
+
     approve, review, exclude = (str(q) for q in QualityDecision)
     print(f"{'kind':6s} {'series':14s} {approve:>8s} {review:>7s} {exclude:>8s}  target")
     for (kind, group), c in confusion(decisions).items():
@@ -310,7 +322,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         wrong = (d["group"] == "clean") != (d["decision"] == approve) and d["group"] != "severity 1"
         if wrong:
             print(f"  wrong: {d['series']} {d['type'] or 'clean'} {d['severity']}: {d['decision']} - {d['reason'][:160]}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ decision; hard limits on single metrics can only make a decision stricter. The r
 metric furthest on its bad side from the clean reference of the same kind (robust z-score), so a
 curator reading "snr_dietrich 6.1 is 7.4 robust SD below clean T2W (median 37.9)" knows what to look at.
 
+DWI, ADC and DCE have a small model each (qc_models.quality_classifier.kind_weights) on their own
+metrics (curation.quality.features.KIND_METRICS), read the same way, with the kind's thresholds from
+`decision_by_kind` where the file has them.
+
 Kinds without a learned model (CT, CR, DX, US) are decided by rules: `limits_by_kind` in the thresholds
 file gives, per kind, one bound per defect-specific metric (review beyond it, exclude beyond
 `exclude_min`/`exclude_max`) and the defect it points to, e.g. "ct_streak_index 35.2 > 10.9: streaks
@@ -21,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from curation.quality.features import DIRECTION, KINDS, UNITS, quality_features, transform
+from curation.quality.features import (DIRECTION, KIND_METRICS, KINDS, UNITS, kind_feature_names, kind_features,
+                                       quality_features, transform)
 from curation.settings import settings
 from curation.vocabulary import DECISION_SEVERITY, QualityDecision
 
@@ -64,6 +69,25 @@ def _load_model(path: str | None):
     return model
 
 
+@lru_cache(maxsize=8)
+def _load_kind_model(kind: str):
+    from qc_models.quality_classifier import QualityModel, kind_weights
+
+    p = kind_weights(kind)
+    if not p.exists():
+        return None
+    model = QualityModel(p)
+    if model.feature_names != list(kind_feature_names(kind)):
+        raise ValueError(f"{p}: {kind} quality weights were trained on other features; retrain with "
+                         "`python -m training.quality_4d train`")
+    return model
+
+
+def kind_model(kind: str):
+    """The shipped model of a kind with its own metrics (DWI, ADC, DCE), or None."""
+    return _load_kind_model(str(kind)) if kind in KIND_METRICS else None
+
+
 def weights_path(path: str | os.PathLike | None = None) -> Path:
     """Where the quality model's weights are read from: the argument, else CURATE_QUALITY_MODEL, else
     the shipped file. One rule for the loader and for the stage's idempotency key."""
@@ -99,9 +123,10 @@ def worst_metric(metrics: Mapping[str, float], kind: str, reference: Mapping[str
             continue
         t = transform(name, value)
         spread = max(stats["scale"], 1e-6)
-        z = (stats["median"] - t) / spread if sign > 0 else (t - stats["median"]) / spread
+        z = abs(t - stats["median"]) / spread if sign == 2 else \
+            (stats["median"] - t) / spread if sign > 0 else (t - stats["median"]) / spread
         if best is None or z > best[1]:
-            side = "below" if sign > 0 else "above"
+            side = ("below" if t < stats["median"] else "above") if sign == 2 else "below" if sign > 0 else "above"
             unit = UNITS.get(name, "")
             if "lo" in stats:
                 text = (f"{name} {value:.3g}{unit}, expected {stats['lo']:.3g}-{stats['hi']:.3g} for {key} "
@@ -135,7 +160,10 @@ def _beyond_clean_range(metrics: Mapping[str, float], name: str, kind: str, refe
         return True
     margin = 0.5 * (stats["hi"] - stats["lo"])
     v = metrics.get(name, math.nan)
-    return v < stats["lo"] - margin if DIRECTION.get(name, 0) > 0 else v > stats["hi"] + margin
+    sign = DIRECTION.get(name, 0)
+    if sign == 2:
+        return v < stats["lo"] - margin or v > stats["hi"] + margin
+    return v < stats["lo"] - margin if sign > 0 else v > stats["hi"] + margin
 
 
 def _limits(metrics: Mapping[str, float], limits: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
@@ -164,16 +192,18 @@ def decide(metrics: Mapping[str, float], kind: str, config: Mapping[str, Any] | 
     `acquisition`: pixel_mm, slice_mm, field_t, three_d (curation.quality.acquisition) when known:
     the model sees field and 2D/3D, the reason compares with clean series of the same acquisition."""
     cfg = config if config is not None and "decision" in config else load_config(config)
+    own = kind in KIND_METRICS
     if model == "default":
-        model = default_model()
-    d = cfg["decision"]
+        model = kind_model(kind) if own else default_model()
+    d = {**cfg["decision"], **((cfg.get("decision_by_kind") or {}).get(kind) or {})} if own else cfg["decision"]
     out: dict[str, Any] = {"p_degraded": None, "worst_metric": None, "z": None, "model": None,
                            "thresholds": {"approve_below": d["approve_below"], "exclude_above": d["exclude_above"]}}
     covered = model is not None and kind in getattr(model, "kinds", KINDS)
     reasons: list[str] = []
     by_kind = (cfg.get("limits_by_kind") or {}).get(kind) or {}
     if covered:
-        x = quality_features(metrics, kind, model.fill, contrast, acquisition)
+        x = kind_features(metrics, kind, model.fill, acquisition) if own else \
+            quality_features(metrics, kind, model.fill, contrast, acquisition)
         p = float(model.p_degraded(x[None, :])[0])
         out["p_degraded"] = round(p, 4)
         out["model"] = model.meta.get("name", "quality_classifier")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from curation.vocabulary import STRUCTURAL_MR_KINDS
+from curation.vocabulary import STRUCTURAL_MR_KINDS, SeriesKind
 
 #: Plain strings, not enum members: they are saved inside the model weights, and torch's weights-only
 #: loader refuses pickled classes.
@@ -30,18 +30,32 @@ METRICS: tuple[tuple[str, bool, int], ...] = (
 ACQUISITION_FEATURES: tuple[str, ...] = ("field_t", "three_d")
 FEATURE_NAMES: tuple[str, ...] = (tuple(m for m, _, _ in METRICS) + tuple(f"kind_{k}" for k in KINDS) + ("contrast",)
                                   + tuple(f"acq_{a}" for a in ACQUISITION_FEATURES))
-DIRECTION = {m: d for m, _, d in METRICS}
+#: The 4D and derived MR kinds have their own small models (issue 19): their metrics
+#: (curation.quality.diffusion, perfusion) share nothing with the tissue-class metrics above, and a
+#: model per kind is retrained without moving the structural decisions. Direction 2: bad on both sides
+#: (a plausible range, e.g. the ADC of brain).
+KIND_METRICS: dict[str, tuple[tuple[str, bool, int], ...]] = {
+    SeriesKind.DWI.value: (("dwi_snr_b0", True, 1), ("dwi_snr_bmax", True, 1), ("dwi_nyquist_ghost", False, -1),
+                           ("dwi_dropout", False, -1), ("dwi_attenuation", False, 2)),
+    SeriesKind.ADC.value: (("adc_median", True, 2), ("adc_p99", True, 2), ("adc_implausible", False, -1),
+                           ("adc_noise", True, -1), ("adc_floor", False, -1)),
+    SeriesKind.DCE.value: (("dce_baseline_cv", True, -1), ("dce_enhancement", True, 2), ("dce_washout", False, 2),
+                           ("dce_motion_mm", False, -1), ("dce_mask_change", False, -1)),
+}
+KIND_ACQUISITION_FEATURES: tuple[str, ...] = ("field_t",)
+DIRECTION = {m: d for m, _, d in METRICS} | {m: d for ms in KIND_METRICS.values() for m, _, d in ms}
+_LOG = {m: log for m, log, _ in METRICS} | {m: log for ms in KIND_METRICS.values() for m, log, _ in ms}
 #: What a metric's value is counted in, for the decision's reason.
-UNITS = {"fwhm_edge": " voxels", "fwhm_avg": " voxels"}
+UNITS = {"fwhm_edge": " voxels", "fwhm_avg": " voxels", "adc_median": " x10^-3 mm^2/s",
+         "adc_p99": " x10^-3 mm^2/s", "dce_motion_mm": " mm"}
 
 
 def transform(name: str, value: float) -> float:
     """The scale a metric is compared on (log for the multiplicative ones); NaN stays NaN."""
     if value is None or not math.isfinite(value):
         return math.nan
-    for m, log, _ in METRICS:
-        if m == name:
-            return math.log(max(value, 1e-6)) if log else float(value)
+    if _LOG.get(name):
+        return math.log(max(value, 1e-6))
     return float(value)
 
 
@@ -75,4 +89,23 @@ def quality_features(metrics: Mapping[str, float], kind: str, fill: Mapping[str,
     for a in ACQUISITION_FEATURES:
         v = _acquisition_value(a, acquisition)
         out.append(v if v is not None else float(fill.get(f"acq_{a}", 1.0 if a == "field_t" else 0.5)))
+    return np.asarray(out, dtype=np.float32)
+
+
+def kind_feature_names(kind: str) -> tuple[str, ...]:
+    """Feature names of a kind's own model (KIND_METRICS)."""
+    return tuple(m for m, _, _ in KIND_METRICS[kind]) + tuple(f"acq_{a}" for a in KIND_ACQUISITION_FEATURES)
+
+
+def kind_features(metrics: Mapping[str, float], kind: str, fill: Mapping[str, float] | None = None,
+                  acquisition: Mapping[str, object] | None = None) -> np.ndarray:
+    """Feature vector of a kind with its own model; NaN metrics take `fill` (clean medians), as above."""
+    fill = fill or {}
+    out = []
+    for m, _, _ in KIND_METRICS[kind]:
+        v = transform(m, metrics.get(m, math.nan))
+        out.append(v if math.isfinite(v) else float(fill.get(m, 0.0)))
+    for a in KIND_ACQUISITION_FEATURES:
+        v = _acquisition_value(a, acquisition)
+        out.append(v if v is not None else float(fill.get(f"acq_{a}", 1.0)))
     return np.asarray(out, dtype=np.float32)

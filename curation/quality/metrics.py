@@ -2,7 +2,9 @@
 
 - structural brain MR (T1W, T2W, FLAIR, PDW, SWI): MRIQC's anatomical set + artifact measures;
 - other MR (DWI, ADC, DCE, OTHER_MR): foreground-based SNR, Dietrich SNR, EFC, FBER, QI1 with MRIQC's
-  functions (the foreground standing in for the tissues), plus temporal metrics when 4D;
+  functions (the foreground standing in for the tissues), plus temporal metrics when 4D; DWI per b-value
+  SNR, Nyquist ghost and slice drop-out, ADC range and noise floor, DCE baseline stability, enhancement
+  curve and motion between phases (curation.quality.diffusion, perfusion: issue 19);
 - CT: Christianson's global noise level, noise in air, CNR, streak and ring indices, truncation;
 - CR, DX, MG, US, SC: exposure/saturation/SNR proxies; radiographs (CR, DX, MG) also exposure level,
   clipping and collimation cut in the collimated field, grid lines and sharpness; US saturation,
@@ -20,7 +22,9 @@ import numpy as np
 
 from curation.quality.anatomical import anatomical_metrics
 from curation.quality.ct import ct_artifact_metrics, global_noise_level
+from curation.quality.diffusion import ADC_METRICS, DWI_METRICS, adc_metrics, dwi_metrics
 from curation.quality.masks import compute_masks
+from curation.quality.perfusion import DCE_METRICS, dce_metrics
 from curation.quality.radiography import projection_metrics, radiograph_metrics
 from curation.quality.results import MetricSet
 from curation.quality.temporal import temporal_metrics
@@ -33,7 +37,8 @@ RADIOGRAPH = PROJECTION_KINDS
 #: The metric names every result carries (lower case, MRIQC's where MRIQC has one).
 CORE_METRICS = ("snr", "snr_dietrich", "cnr", "cjv", "efc", "fber", "wm2max", "qi1", "var", "fwhm_avg",
                 "inu_range", "gsr")
-STAGE_VERSION = "quality/2"  # 2: CT, CR/DX and US defect metrics and rules (issue 11, point 7)
+#: 2: CT, CR/DX and US defect metrics and rules (issue 11, point 7); 3: DWI, ADC, DCE metrics and models (issue 19)
+STAGE_VERSION = "quality/3"
 
 
 def _foreground_mr(volume: np.ndarray, spacing: tuple[float, float, float]) -> MetricSet:
@@ -107,8 +112,18 @@ def compute_metrics(
     elif kind in (SeriesKind.DWI, SeriesKind.ADC, SeriesKind.DCE, SeriesKind.OTHER_MR):
         why = None
         ms.update(_foreground_mr(volume, sp))
-        if frames is not None and frames.ndim == 4 and frames.shape[0] > 1:
+        four_d = frames is not None and frames.ndim == 4 and frames.shape[0] > 1
+        if four_d:
             ms.update(temporal_metrics(frames, sp, kind, b_values))
+        if kind == SeriesKind.DWI and four_d:
+            ms.update(dwi_metrics(frames, sp, b_values))
+        elif kind == SeriesKind.DCE and four_d:
+            ms.update(dce_metrics(frames, sp))
+        elif kind == SeriesKind.ADC and volume is not None:
+            ms.update(adc_metrics(volume, sp))
+        for n in {SeriesKind.DWI: DWI_METRICS, SeriesKind.DCE: DCE_METRICS, SeriesKind.ADC: ADC_METRICS}.get(kind, ()):
+            if n not in ms.values:
+                ms.nan(n, "needs the series' volumes (4D: every b-value / phase)")
     elif kind == SeriesKind.CT:
         why = None
         ms.update(global_noise_level(volume, sp, kernel_mm=float(cfg.get("ct_kernel_mm", 6.0))))

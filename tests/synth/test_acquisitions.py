@@ -40,3 +40,27 @@ def test_field_strength_physics():
         corner = vol[:, :12, :12].astype(float)  # air: Rayleigh, sd = sigma sqrt(2 - pi/2)
         sd[field] = corner.std() / np.sqrt(2 - np.pi / 2)
     assert 1.25 < sd[1.5] / sd[3.0] < 1.6, sd
+
+
+def test_4d_settings_and_series_follow_the_setting_and_are_seeded():
+    train = acq.settings("train", 40, 1, four_d=True)
+    held = acq.settings("heldout", 8, 1, four_d=True)
+    assert {s.matrix for s in train} <= set(acq.FOUR_D_TRAIN_MATRICES)
+    assert {s.matrix for s in held} == set(acq.FOUR_D_HELDOUT_MATRICES)
+    assert {s.matrix for s in train}.isdisjoint({s.matrix for s in held})
+    assert {s.slice_mm for s in train}.isdisjoint({s.slice_mm for s in held})
+    st = acq.Setting(64, 4.0, 1.5, False)
+    frames, spacing, b_values, facts = acq.diffusion_series(st, 3, "ge")
+    assert frames.shape[0] == len(b_values) == 4 and frames.shape[2:] == (64, 64) and b_values[0] == 0.0
+    assert frames.shape[1] <= acq.MAX_4D_SLICES and np.isclose(spacing[1], 240.0 / 64) and facts["field_t"] == 1.5
+    again, _, _, _ = acq.diffusion_series(st, 3, "ge")
+    assert np.array_equal(frames, again)
+    # diffusion weighting: brain signal at b=1000 about exp(-b ADC) of the b=0 one (ADC 0.7-0.85e-3)
+    ratio = np.median(frames[1:][:, frames[0] > 400] / frames[0][frames[0] > 400])
+    assert 0.35 < ratio < 0.55
+    adc, _, _ = acq.adc_map_volume(st, 3, "ge")
+    assert 700 < np.median(adc[adc > 100]) < 1000  # 10^-6 mm^2/s: brain about 0.8 x 10^-3
+    dce, _, _ = acq.dce_series(st, 3, "ge")
+    assert dce.shape[0] == acq.DCE_BASELINE_PHASES + len(acq.DCE_CURVE) - 1
+    g = dce.reshape(dce.shape[0], -1).mean(axis=1)
+    assert g[acq.DCE_BASELINE_PHASES + 1] > 1.05 * g[0]  # the bolus arrives after the baseline phases
