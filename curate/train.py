@@ -1,4 +1,5 @@
-"""`curate train quality` / `curate train classifier`: rebuild the shipped models from synthetic sites.
+"""`curate train quality` / `curate train classifier`: rebuild the shipped models from synthetic sites;
+`curate train findings --release NAME@VERSION`: train the findings model from a release (docs/ai.md).
 
 The classifier also learns from a physics-labelled sample generated from a fixed seed
 (`curation.classify.physics`), so it knows MR contrast physics beyond the sites' protocol table.
@@ -17,7 +18,7 @@ from curate._common import CliError, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the quality classifier or the series classifier")
+    p = sub.add_parser("train", help="train the quality classifier, the series classifier or the findings model")
     tsub = p.add_subparsers(dest="train_command", metavar="MODEL")
     tsub.required = True
     for name, helptext in (("quality", "quality classifier (clean vs degraded, on image-quality metrics)"),
@@ -31,6 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         t.add_argument("--table", default=None, help="also write the training table here")
         t.add_argument("--from-table", default=None, help="train from this table instead of generating sites")
         t.set_defaults(func=run_quality if name == "quality" else run_classifier)
+    f = tsub.add_parser("findings", help="chest findings model (nodule, opacity, effusion) from a release")
+    f.add_argument("--release", required=True, help="NAME@VERSION of a published release")
+    f.add_argument("--store", default=None, help="the release's store (default: the platform's store)")
+    f.add_argument("--split", default="train", help="split to train on (default: train)")
+    f.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    f.add_argument("--epochs", type=int, default=None, help="epochs (default: training.findings.EPOCHS)")
+    f.add_argument("--truth", default=None, help="synthetic site of the release (its ground truth): adds the "
+                   "pointing game to the card")
+    f.add_argument("--out", default=None, help="folder for the weights and card (default: qc_models/weights/)")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=run_findings)
 
 
 def _common(args: argparse.Namespace, default_seeds, default_patients):
@@ -92,4 +104,30 @@ def run_classifier(args: argparse.Namespace) -> int:
     summary = {"weights": str(out), "examples": int(len(labels)), "seeds": list(seeds), "bytes": out.stat().st_size}
     print_json(summary) if args.json else print(f"series classifier: {summary['examples']} examples -> {out} "
                                                 f"({summary['bytes']} bytes)")
+    return 0
+
+
+def run_findings(args: argparse.Namespace) -> int:
+    import training.findings as training
+    from curation.release.reader import open_release
+    from curation.settings import settings
+    from curation.store import open_store
+    from qc_models.findings import model as findings_model
+
+    if "@" not in args.release:
+        raise CliError(f"--release {args.release!r}: expected NAME@VERSION")
+    where = args.store or settings().store_location
+    release = open_release(where, args.release)
+    truth = training.site_truth(Path(args.truth), open_store(where)) if args.truth else None
+    model, card = training.train_from_release(release, args.seed, args.split, args.epochs or training.EPOCHS,
+                                              truth=truth, say=_say)
+    out = Path(args.out) / findings_model.WEIGHTS.name if args.out else findings_model.WEIGHTS
+    findings_model.save(model, out)
+    summary = {"weights": str(out), "card": str(findings_model.card_path(out)), "bytes": out.stat().st_size,
+               "release": card["data"]["release"], "seed": args.seed,
+               "auc": {split: {label: m["auc"]["auc"] for label, m in block["labels"].items()}
+                       for split, block in card["metrics"].items()}}
+    print_json(summary) if args.json else print(f"findings model: {card['data']['train_images']} images of "
+                                                f"{summary['release']} -> {out} ({summary['bytes']} bytes); "
+                                                f"AUC {summary['auc']}")
     return 0

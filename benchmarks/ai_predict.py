@@ -1,0 +1,91 @@
+"""Inference cost of the findings model's predict step (the plugin `chest`, qc_models/findings), on
+fresh synthetic chest radiographs (256 x 256, seed 424242: no training cohort used it): images/s for
+probabilities alone and for the full answer (probabilities, a Grad-CAM heatmap per label on the
+image's grid, box proposals), by batch size, with torch on `--threads` CPU threads. Wall time moves
+with the machine's load: CPU time (resource.getrusage, all threads) and the load average are printed
+beside it.
+
+    .venv/bin/python benchmarks/ai_predict.py [--images 64] [--threads 2] [--batches 1,8,32] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from curation.assist.plugin import ModelInput  # noqa: E402
+from curation.vocabulary import SeriesKind  # noqa: E402
+from qc_models.findings.plugin import load  # noqa: E402
+from synth.identity import rng_for  # noqa: E402
+from synth.xray import chest_image_with_defect  # noqa: E402
+from training.findings import cohort_findings  # noqa: E402
+
+SEED = 424242
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def radiographs(n: int, size: int) -> list[ModelInput]:
+    return [ModelInput(chest_image_with_defect(size, cohort_findings(SEED, i), rng_for(SEED, "xr", i, 3))[0]
+                       .astype(np.float32), None, "DX", SeriesKind.DX, {"item": str(i), "instance_position": 0,
+                                                                        "frame": 0})
+            for i in range(n)]
+
+
+def measure(plugin, inputs: list[ModelInput], batch: int, heatmaps: bool) -> dict[str, float]:  # noqa: ANN001
+    run = plugin.predict if heatmaps else (lambda b: plugin.model.answer([i.pixels for i in b], heatmaps=False))
+    run(inputs[:batch])  # warm-up (first-call allocations, MONAI hooks)
+    wall0, cpu0 = time.perf_counter(), _cpu()
+    for start in range(0, len(inputs), batch):
+        run(inputs[start:start + batch])
+    wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+    return {"batch": batch, "heatmaps": heatmaps, "images": len(inputs), "wall_s": round(wall, 3),
+            "cpu_s": round(cpu, 3), "images_per_s": round(len(inputs) / wall, 1),
+            "images_per_cpu_s": round(len(inputs) / cpu, 1)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--images", type=int, default=64)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batches", default="1,8,32")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    plugin = load()
+    load_s = time.perf_counter() - t0
+    inputs = radiographs(args.images, args.size)
+    rows = [measure(plugin, inputs, int(b), h) for h in (False, True) for b in args.batches.split(",")]
+    out = {"model": f"{plugin.info.name} {plugin.info.version}", "threads": args.threads, "load_s": round(load_s, 2),
+           "image": f"{args.size}x{args.size}", "loadavg": [round(x, 2) for x in os.getloadavg()], "runs": rows}
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"{out['model']}: {args.images} radiographs {out['image']}, torch threads {args.threads}, "
+          f"model load {out['load_s']} s, load average {out['loadavg']}")
+    print("| batch | heatmaps + boxes | images/s (wall) | images per CPU-s | wall s | CPU s |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['batch']} | {'yes' if r['heatmaps'] else 'no'} | {r['images_per_s']} | {r['images_per_cpu_s']} | "
+              f"{r['wall_s']} | {r['cpu_s']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""The findings model without the platform's types: a `FindingsNet` with its labels and model card,
+answering probabilities, per-label Grad-CAM heatmaps on each image's own grid and box proposals.
+`plugin` wraps it in the `curation.assist.plugin` interface; training and benchmarks use it directly.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from qc_models.findings.boxes import peak_component_box
+from qc_models.findings.cam import LabelCam, to_grid
+from qc_models.findings.network import FindingsNet
+from qc_models.findings.preprocess import to_batch
+
+#: The shipped weights (state dict, labels, card) and their card as JSON beside them.
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "findings_chest.pt"
+#: Probability from which a regional label gets a box proposal.
+BOX_THRESHOLD = 0.5
+
+
+@dataclass
+class Answer:
+    """One image's answer: probabilities, heatmaps (float32 on the image's grid, [0, 1]) and boxes
+    (label, x0, y0, x1, y1, score) in pixels of the image, half-open."""
+
+    probabilities: dict[str, float]
+    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)
+    boxes: list[tuple[str, int, int, int, int, float]] = field(default_factory=list)
+
+
+class ChestFindings:
+    """`net` in eval mode, `labels` in logit order, `regional` (labels that get boxes), `card`."""
+
+    def __init__(self, net: FindingsNet, labels: Sequence[str], regional: Sequence[str], card: dict[str, Any]) -> None:
+        self.net, self.labels, self.regional, self.card = net.eval(), tuple(labels), tuple(regional), card
+        self._cam: LabelCam | None = None
+
+    @torch.no_grad()
+    def probabilities(self, batch: torch.Tensor) -> np.ndarray:
+        """(n, n_labels) sigmoid outputs for a preprocessed batch."""
+        return torch.sigmoid(self.net.eval()(batch)).numpy().astype(np.float64)
+
+    def answer(self, images: Sequence[np.ndarray], heatmaps: bool = True) -> list[Answer]:
+        """Probabilities for every image; with `heatmaps`, Grad-CAM per label (one backward pass per
+        label over the whole batch) and boxes for regional labels above BOX_THRESHOLD."""
+        batch = to_batch(images)
+        probs = self.probabilities(batch)
+        answers = [Answer({lab: float(p[k]) for k, lab in enumerate(self.labels)}) for p in probs]
+        if not heatmaps:
+            return answers
+        if self._cam is None:
+            self._cam = LabelCam(self.net)
+        for k, label in enumerate(self.labels):
+            heat = self._cam(batch, k)
+            for i, (image, ans) in enumerate(zip(images, answers)):
+                grid = to_grid(heat[i], np.asarray(image).shape)
+                ans.heatmaps[label] = grid
+                if label in self.regional and ans.probabilities[label] >= BOX_THRESHOLD:
+                    box = peak_component_box(grid)
+                    if box is not None:
+                        ans.boxes.append((label, *box, ans.probabilities[label]))
+        return answers
+
+
+def save(model: ChestFindings, path: Path) -> None:
+    """Weights, labels and card in one torch file (float32 state dict), the card also as JSON beside
+    it (`<stem>.card.json`) for people and for the repository's review."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+    torch.save({"state_dict": state, "labels": list(model.labels), "regional": list(model.regional),
+                "width": model.net.features[0][0].out_channels, "card": model.card}, path)
+    card_path(path).write_text(json.dumps(model.card, indent=2, sort_keys=True) + "\n")
+
+
+def card_path(weights: Path) -> Path:
+    return weights.with_name(weights.stem + ".card.json")
+
+
+def load(path: Path = WEIGHTS) -> ChestFindings:
+    """The model saved by `save` (only tensors and plain values are unpickled: weights_only)."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    net = FindingsNet(len(blob["labels"]), width=int(blob["width"]))
+    net.load_state_dict(blob["state_dict"])
+    return ChestFindings(net, blob["labels"], blob["regional"], blob["card"])
