@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from curation.pipeline.result import StageResult
 from curation.pipeline.select import ItemRef
 from curation.store import Store, Zone
 from curation.vocabulary import StageStatus
+from qc_models.threads import within_openmp_limit
 
 STAGE = "predict"
 STAGE_VERSION = "1"
@@ -126,23 +125,12 @@ def _write(store: Store, model: FindingsModel, ref: ItemRef, images: Sequence[Mo
                        output_hashes=[hashlib.sha256(data).hexdigest()])
 
 
-def within_thread_limit() -> None:
-    """Keep torch's intra-op threads within OMP_THREAD_LIMIT when a model uses torch. The platform's
-    environment sets the limit to 1 (one tesseract thread per deid task); torch asking OpenMP for
-    more threads than the limit allows hangs in autograd's backward pass, i.e. in every Grad-CAM
-    (seen with the shipped model under include/airflow/env.sh)."""
-    torch = sys.modules.get("torch")
-    limit = os.environ.get("OMP_THREAD_LIMIT", "")
-    if torch is not None and limit.isdigit() and int(limit) > 0 and torch.get_num_threads() > int(limit):
-        torch.set_num_threads(int(limit))
-
-
 def predict_items(catalog: Catalog, store: Store, model: FindingsModel, items: Sequence[ItemRef | Mapping],
                   config: PredictConfig = PredictConfig()) -> list[StageResult]:
     """Run `model` over the items it accepts (its `kinds`), `batch_size` images per call, each item's
     answer stored and recorded once per (item objects, model name, version, card): a rerun reads the
     stored answers. Items of other kinds or without DICOM pixels come back SKIPPED with the reason."""
-    within_thread_limit()
+    within_openmp_limit()
     refs = [ItemRef.from_xcom(i) for i in items]
     results: dict[int, StageResult] = {}
     todo: list[tuple[int, ItemRef, StageKey]] = []
@@ -280,5 +268,4 @@ def prediction_tables(catalog: Catalog, store: Store, series_ids: Mapping[str, i
 
 
 __all__ = ["HEATMAP_MAX_SIDE", "PredictConfig", "STAGE", "heatmap_png", "item_prefix", "item_probabilities",
-           "model_key", "predict_items", "prediction_tables", "round_bodies", "service_body", "stored_predictions",
-           "within_thread_limit"]
+           "model_key", "predict_items", "prediction_tables", "round_bodies", "service_body", "stored_predictions"]

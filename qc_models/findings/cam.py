@@ -11,6 +11,7 @@ from monai.visualize import GradCAM
 from torch import nn
 
 from qc_models.findings.network import CAM_LAYER
+from qc_models.threads import within_openmp_limit
 
 
 class LabelCam:
@@ -25,6 +26,7 @@ class LabelCam:
     def __call__(self, batch: torch.Tensor, label_index: int) -> torch.Tensor:
         """(n, 1, H, W) heat in [0, 1] on the network's input grid; the network stays in eval mode
         (batch statistics are not touched)."""
+        within_openmp_limit()  # backward hangs when torch asks OpenMP for more threads than allowed
         self.model.eval()
         with torch.enable_grad():
             heat = self.cam(x=batch.detach(), class_idx=label_index)
