@@ -60,6 +60,7 @@ def _say(msg: str) -> None:
 
 def run_quality(args: argparse.Namespace) -> int:
     import training.quality as training
+    import training.quality_4d as quality_4d
     from qc_models import mlp, quality_classifier
 
     seeds, patients, workdir = _common(args, training.TRAIN_SEEDS, training.TRAIN_PATIENTS)
@@ -75,10 +76,14 @@ def run_quality(args: argparse.Namespace) -> int:
     model, meta = training.fit(rows)
     out = Path(args.out) if args.out else quality_classifier.WEIGHTS
     mlp.save(model, out, meta)
+    # DWI, ADC and DCE have their own small models on their own metrics, trained from the shipped 4D
+    # table (`python -m training.quality_4d table` rebuilds it); written beside `out`.
+    kinds = quality_4d.train(quality_4d.TABLE, out.parent if args.out else None)
     summary = {"weights": str(out), "rows": len(rows), "degraded": meta["n_degraded"], "seeds": meta["train_seeds"],
-               "bytes": out.stat().st_size}
+               "bytes": out.stat().st_size, "kind_weights": {str(k): str(v) for k, v in kinds.items()}}
     print_json(summary) if args.json else print(f"quality classifier: {summary['rows']} rows "
-                                                f"({summary['degraded']} degraded) -> {out} ({summary['bytes']} bytes)")
+                                                f"({summary['degraded']} degraded) -> {out} ({summary['bytes']} bytes); "
+                                                f"{', '.join(str(k) for k in kinds)}: {out.parent if args.out else 'shipped'}")
     return 0
 
 

@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from curation.classify.report import format_decisions
 from curate.main import main as curate
 from curation.quality import assess_series, decide, load_config, stage_result
+from training import quality_4d
 from training.quality import read_table, site_rows
 from qc_models import mlp, quality_classifier
 
@@ -97,4 +98,9 @@ def test_shipped_weights_are_reproduced_from_the_shipped_table(tmp_path):
         "curate train quality no longer reproduces the shipped weights"
     assert meta == meta2
     assert quality_classifier.WEIGHTS.stat().st_size < 1_000_000
+    for kind in quality_4d.KINDS_4D:  # the command also rebuilds the DWI/ADC/DCE models beside --out
+        shipped_kind, kind_meta = mlp.load(quality_classifier.kind_weights(kind))
+        again_kind, kind_meta2 = mlp.load(tmp_path / quality_classifier.kind_weights(kind).name)
+        assert mlp.same_weights(shipped_kind, again_kind, atol=mlp.REPRODUCE_ATOL), kind
+        assert kind_meta == kind_meta2
     assert len(read_table(TABLE)) == meta["n_train"]
