@@ -164,6 +164,10 @@ def reading_canvas(page, rows: int, cols: int) -> np.ndarray:
     size = page.evaluate("() => { const c = document.querySelector('[data-testid=viewport] canvas'); "
                          "return [c.width, c.height, window.devicePixelRatio]; }")
     assert size[2] == 1
+    # Cornerstone draws in animation frames: wait until the frame a key or a case change asked for is on the
+    # canvas (with one rendering engine kept across cases, a read right after the attributes changed could
+    # still see the previous draw on a loaded machine)
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     assert 0 <= round(ox) and round(ox) + cols <= size[0] and 0 <= round(oy) and round(oy) + rows <= size[1], (size, ox, oy)
     return canvas_rgb(page, "[data-testid=viewport] canvas", 0, round(ox), round(oy), cols, rows)
 
