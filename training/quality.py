@@ -114,13 +114,21 @@ def _acquisition_rows(job: tuple) -> list[dict[str, Any]]:
         for defect in (None, *defects):
             vol, spacing, facts = structural_volume(kind, setting, seed, vendor, defect)
             ms = compute_metrics(vol, spacing, kind)
-            d_type, sev = defect or ("", 0)
-            rows.append({"seed": seed, "series": f"acq-{kind}-{vendor}-{setting.matrix}-{setting.slice_mm:g}mm-"
-                                                 f"{setting.field_t:g}T-{'3D' if setting.three_d else '2D'}",
-                         "vendor": vendor, "kind": kind, "contrast": 0, "augmented": augmented if defect else 0,
-                         "type": d_type, "severity": sev, "degraded": int(bool(d_type)), **_acq_columns(facts),
-                         **{m: ms.get(m) for m in METRIC_COLUMNS}})
+            rows.append(acquisition_row(seed, kind, vendor, setting, defect, augmented, facts, ms, METRIC_COLUMNS))
     return rows
+
+
+def acquisition_row(seed: int, kind: str, vendor: str, setting: Any, defect: tuple[str, int] | None, augmented: int,
+                    facts: Any, metrics: dict[str, Any], columns: Sequence[str], suffix: str = "") -> dict[str, Any]:
+    """One training-table row of a synthetic acquisition: its name (kind, vendor, setting; `suffix`
+    tells several series of one setting apart), the defect and its severity, the acquisition facts and
+    the metric `columns`. Shared by the structural and the DWI/ADC/DCE tables."""
+    d_type, sev = defect or ("", 0)
+    return {"seed": seed, "series": f"acq-{kind}-{vendor}-{setting.matrix}-{setting.slice_mm:g}mm-"
+                                    f"{setting.field_t:g}T-{'3D' if setting.three_d else '2D'}{suffix}",
+            "vendor": vendor, "kind": kind, "contrast": 0, "augmented": augmented if defect else 0,
+            "type": d_type, "severity": sev, "degraded": int(bool(d_type)), **_acq_columns(facts),
+            **{m: metrics.get(m) for m in columns}}
 
 
 def acquisition_jobs(split: str, seed: int, n_settings: int) -> list[tuple]:

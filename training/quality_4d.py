@@ -65,7 +65,7 @@ def jobs(split: str, seed: int, n_settings: int) -> list[tuple]:
 def _job_rows(job: tuple) -> list[dict[str, Any]]:
     from curation.quality.metrics import compute_metrics
     from synth.acquisitions import adc_map_volume, dce_series, diffusion_series
-    from training.quality import _acq_columns
+    from training.quality import acquisition_row
 
     setting, seed, kind, series, augmented = job
     rows = []
@@ -80,12 +80,8 @@ def _job_rows(job: tuple) -> list[dict[str, Any]]:
         else:
             vol, spacing, facts = adc_map_volume(setting, s, vendor, defect)
             ms = compute_metrics(vol, spacing, kind)
-        d_type, sev = defect or ("", 0)
-        rows.append({"seed": seed, "series": f"acq-{kind}-{vendor}-{setting.matrix}-{setting.slice_mm:g}mm-"
-                                             f"{setting.field_t:g}T-{'3D' if setting.three_d else '2D'}-{c}",
-                     "vendor": vendor, "kind": kind, "contrast": 0, "augmented": augmented if defect else 0,
-                     "type": d_type, "severity": sev, "degraded": int(bool(d_type)), **_acq_columns(facts),
-                     **{m: ms.get(m) for m in METRIC_COLUMNS_4D}})
+        rows.append(acquisition_row(seed, kind, vendor, setting, defect, augmented, facts, ms, METRIC_COLUMNS_4D,
+                                    suffix=f"-{c}"))
     return rows
 
 
