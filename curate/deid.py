@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  quarantined {q['file']}: {q['reason']}")
         if len(summary["quarantined"]) > 20:
             print(f"  ... {len(summary['quarantined']) - 20} more in the report")
+    # the pool is joined, the map sealed and closed, the report written: nothing is left for
+    # the interpreter's teardown to do (see curate.main)
+    args.exit_now = True
     return 0
 
 

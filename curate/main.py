@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 import curate as cli_pkg
-from curate._common import CliError
+from curate._common import CliError, exit_now
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -51,6 +51,11 @@ def _command_module(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. From the command line (``argv`` None: the `curate` script, ``python -m
+    curate``), a command that sets ``args.exit_now`` (everything written, closed and joined) ends
+    the process without the interpreter's teardown; called with ``argv`` (tests, other code) it
+    always returns."""
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_module(argv))
     args = parser.parse_args(argv)
@@ -59,12 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
     except CliError as exc:
         print(f"curate: error: {exc}", file=sys.stderr)
         return 2
+    if from_command_line and getattr(args, "exit_now", False):
+        exit_now(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -113,6 +113,21 @@ def _prepare(profile: Profile, secret: bytes, dst: str) -> None:
         from deid.ocr import engine
 
         engine()
+    _import_for_workers()
+
+
+def _import_for_workers() -> None:
+    """Import in the parent, before the fork, the modules each worker otherwise imports on its
+    first object (the writer, Hyperscan for the byte verification, ``datetime.strptime``'s
+    module): once instead of once per worker (~5 ms of each worker's first object)."""
+    import _strptime  # noqa: F401  (what datetime.strptime imports on first use)
+
+    import deid.writer  # noqa: F401
+
+    try:
+        import hyperscan  # noqa: F401
+    except ImportError:  # optional: verification falls back to bytes.find
+        pass
 
 
 def _task(batch: list[tuple[str, str]]) -> list[dict[str, Any]]:
