@@ -16,6 +16,7 @@ import copy
 import logging
 import os
 import shutil
+import struct
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,8 +27,12 @@ from typing import Any
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import correct_ambiguous_vr, write_data_element, write_file_meta_info, write_sequence_item
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
@@ -551,8 +556,8 @@ def write_dicom_series(
             stored = np.clip(np.rint((arr - intercept) / slope), -32768, 32767).astype(np.int16)
             finite = arr[np.isfinite(arr)]
             lo_w, hi_w = (np.percentile(finite, [1, 99.5]) if finite.size else (0.0, 1.0))
-            # Attributes shared by the volume's slices, built once; each slice is a shallow copy
-            # whose per-slice attributes are replaced (never mutated in place).
+            # Attributes shared by the volume's slices, built and encoded once (_SliceEncoder); each
+            # slice adds its own UIDs, position, references and pixels.
             base = _derived_header(group[0], modality)
             base.SeriesInstanceUID = series_uid
             base.SeriesNumber = int(series_number)
@@ -580,29 +585,16 @@ def write_dicom_series(
             base.WindowCenter = _ds(float((lo_w + hi_w) / 2.0))
             base.WindowWidth = _ds(float(max(hi_w - lo_w, 1e-3)))
             matrix = None if source_matrices is None else np.asarray(source_matrices[v], dtype=np.float64)
+            encoder = _SliceEncoder(base, group)
             for k in range(stored.shape[0]):
                 number += 1
-                ds = Dataset(dict(base.items()))  # its own element dict (Dataset(base) would share it)
                 sop_uid = generate_uid(entropy_srcs=seed + ["sop", str(v), str(k)] if seed else None)
-                ds.SOPInstanceUID = sop_uid
-                ds.InstanceNumber = number
-                sources = group if matrix is None else _contributing(vol, k, matrix, group)
-                ds.SourceImageSequence = _source_images(sources)
-                ds.ReferencedSeriesSequence = _references(sources)
+                sources = group if matrix is None else _contributing(vol, k, matrix, group, encoder.depth)
                 pos = vol.TransformIndexToPhysicalPoint((0, 0, k))
-                ds.ImagePositionPatient = [_ds(float(c)) for c in pos]
-                ds.SliceLocation = _ds(float(np.asarray(pos) @ direction[:, 2]))
-                ds.PixelData = stored[k].tobytes()
-                ds["PixelData"].VR = "OW"
-                meta = FileMetaDataset()
-                meta.MediaStorageSOPClassUID = ds.SOPClassUID
-                meta.MediaStorageSOPInstanceUID = sop_uid
-                meta.TransferSyntaxUID = ExplicitVRLittleEndian
-                meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-                ds.file_meta = meta
-                ds.preamble = b"\x00" * 128
                 path = tmp / f"IM{number:05d}.dcm"
-                ds.save_as(path, enforce_file_format=True)
+                path.write_bytes(encoder.file_bytes(
+                    sop_uid, number, sources, [_ds(float(c)) for c in pos],
+                    _ds(float(np.asarray(pos) @ direction[:, 2])), stored[k]))
                 files.append(out / path.name)
                 sop_uids.append(sop_uid)
         if out.exists():
@@ -618,19 +610,29 @@ def write_dicom_series(
 _SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")
 
 
-def _contributing(vol: sitk.Image, k: int, matrix: np.ndarray, sources: Sequence[Dataset]) -> list[Dataset]:
-    """The source slices (sorted along their normal) that slice k of `vol` samples through `matrix`."""
+def _depths(sources: Sequence[Dataset]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(normal, depth of each source slice along it), or None when the sources' geometry is unreadable;
+    computed once per source volume, not once per derived slice."""
+    try:
+        iop = np.asarray([float(x) for x in sources[0].ImageOrientationPatient])
+        normal = np.cross(iop[:3], iop[3:])
+        depth = np.asarray([float(np.asarray([float(x) for x in ds.ImagePositionPatient]) @ normal) for ds in sources])
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return normal, depth
+
+
+def _contributing(vol: sitk.Image, k: int, matrix: np.ndarray, sources: Sequence[Dataset],
+                  geometry: tuple[np.ndarray, np.ndarray] | None) -> list[Dataset]:
+    """The source slices (sorted along their normal) that slice k of `vol` samples through `matrix`;
+    `geometry` is `_depths(sources)` (every source when it is None)."""
+    if geometry is None:
+        return list(sources)
+    normal, depth = geometry
     size = vol.GetSize()
     corners = [vol.TransformContinuousIndexToPhysicalPoint((float(i), float(j), float(k)))
                for i in (0, size[0] - 1) for j in (0, size[1] - 1)]
     pts = np.asarray(corners) @ matrix[:3, :3].T + matrix[:3, 3]
-    first = sources[0]
-    try:
-        iop = np.asarray([float(x) for x in first.ImageOrientationPatient])
-        normal = np.cross(iop[:3], iop[3:])
-        depth = np.asarray([float(np.asarray([float(x) for x in ds.ImagePositionPatient]) @ normal) for ds in sources])
-    except (AttributeError, TypeError, ValueError):
-        return list(sources)
     along = pts @ normal
     step = float(np.median(np.abs(np.diff(depth)))) if len(depth) > 1 else 1.0
     lo, hi = along.min() - step, along.max() + step  # linear interpolation reaches one slice further
@@ -638,44 +640,116 @@ def _contributing(vol: sitk.Image, k: int, matrix: np.ndarray, sources: Sequence
     return chosen or [sources[int(np.argmin(np.abs(depth - along.mean())))]]
 
 
-def _source_images(sources: Sequence[Dataset]) -> DicomSequence:
-    """Source Image Sequence: every instance of the source volume (after rotation any may contribute)."""
-    items = []
-    seen: set[str] = set()
-    for src in sources:
-        if str(src.SOPInstanceUID) in seen:
-            continue
-        seen.add(str(src.SOPInstanceUID))
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = src.SOPClassUID
-        ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
-        ref.PurposeOfReferenceCodeSequence = DicomSequence([_code_item(*_SOURCE_PURPOSE)])
-        items.append(ref)
-    return DicomSequence(items)
+#: Elements every derived slice sets itself (SOPInstanceUID, ReferencedSeriesSequence, SourceImageSequence,
+#: InstanceNumber, ImagePositionPatient, SliceLocation, PixelData); the rest of a slice is its volume's.
+_PER_SLICE_TAGS = frozenset({0x00080018, 0x00081115, 0x00082112, 0x00200013, 0x00200032, 0x00201041, 0x7FE00010})
 
 
-def _references(sources: Sequence[Dataset]) -> DicomSequence:
-    """Common Instance Reference: the source series and the instances of the source volume."""
-    by_series: dict[str, list[Dataset]] = {}
-    for src in sources:
-        by_series.setdefault(str(src.SeriesInstanceUID), []).append(src)
-    items = []
-    for uid, group in by_series.items():
-        instances = []
-        seen: set[str] = set()
-        for src in group:
-            if str(src.SOPInstanceUID) in seen:
-                continue  # frames of one multi-frame source
-            seen.add(str(src.SOPInstanceUID))
+class _SliceEncoder:
+    """Encodes the slices of one derived volume as DICOM Part 10 files (explicit VR little endian).
+
+    Why: a study's register task writes ~500 derived files, and encoding every slice's full header
+    with `Dataset.save_as` was most of the stage's Python time. Here the attributes the slices share
+    are encoded once, by pydicom's own element writer, and each slice encodes only its own elements;
+    the references to the source slices are encoded once per distinct set of sources. The bytes are
+    those `save_as(..., enforce_file_format=True)` writes for the same dataset (tests/registration).
+    """
+
+    def __init__(self, base: Dataset, sources: Sequence[Dataset]) -> None:
+        correct_ambiguous_vr(base, True)  # as dcmwrite does for a dataset built in memory
+        self.sop_class = str(base.SOPClassUID)
+        self.encodings = base.get("SpecificCharacterSet", default_encoding)
+        self.shared = [(int(t), self._encode(base[t])) for t in sorted(base.keys())
+                       if int(t) not in _PER_SLICE_TAGS and not (t.element == 0 and t.group > 6)]
+        self.depth = _depths(sources)
+        self._references: dict[tuple[int, ...], list[tuple[int, bytes]]] = {}
+        self._items: dict[tuple[int, bool], bytes] = {}
+
+    def _encode(self, elem: Any) -> bytes:
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, False
+        write_data_element(fp, elem, self.encodings)
+        return fp.getvalue()
+
+    def _source_elements(self, sources: Sequence[Dataset]) -> list[tuple[int, bytes]]:
+        """ReferencedSeriesSequence and SourceImageSequence of a slice with these sources: the
+        Common Instance Reference (source series, their instances) and one Source Image item per
+        source instance, multi-frame sources once. Items are encoded once per source slice."""
+        key = tuple(id(s) for s in sources)  # the sources live as long as this encoder's volume
+        if key not in self._references:
+            by_series: dict[str, list[Dataset]] = {}
+            for src in sources:
+                by_series.setdefault(str(src.SeriesInstanceUID), []).append(src)
+            series = [_item_bytes(_sequence_bytes(0x0008114A, [self._item(src, False) for src in _unique(group)])
+                                  + self._encode(DataElement(0x0020000E, "UI", uid)))
+                      for uid, group in by_series.items()]
+            self._references[key] = [
+                (0x00081115, _sequence_bytes(0x00081115, series)),
+                (0x00082112, _sequence_bytes(0x00082112, [self._item(src, True) for src in _unique(sources)])),
+            ]
+        return self._references[key]
+
+    def _item(self, src: Dataset, purpose: bool) -> bytes:
+        """One encoded reference item to `src` (SOP class and instance; with `purpose`, the Source
+        Image Sequence's purpose of reference code)."""
+        key = (id(src), purpose)
+        if key not in self._items:
             ref = Dataset()
             ref.ReferencedSOPClassUID = src.SOPClassUID
             ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
-            instances.append(ref)
-        item = Dataset()
-        item.SeriesInstanceUID = uid
-        item.ReferencedInstanceSequence = DicomSequence(instances)
-        items.append(item)
-    return DicomSequence(items)
+            if purpose:
+                ref.PurposeOfReferenceCodeSequence = DicomSequence([_code_item(*_SOURCE_PURPOSE)])
+            fp = DicomBytesIO()
+            fp.is_little_endian, fp.is_implicit_VR = True, False
+            write_sequence_item(fp, ref, convert_encodings(self.encodings))
+            self._items[key] = fp.getvalue()
+        return self._items[key]
+
+    def file_bytes(self, sop_uid: str, number: int, sources: Sequence[Dataset], position: list[str],
+                   location: str, pixels: np.ndarray) -> bytes:
+        """One slice's file: preamble, file meta information, the shared and the slice's own elements."""
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = self.sop_class
+        meta.MediaStorageSOPInstanceUID = sop_uid
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        head = DicomBytesIO()
+        head.is_little_endian, head.is_implicit_VR = True, False
+        head.write(b"\x00" * 128 + b"DICM")
+        write_file_meta_info(head, meta, enforce_standard=True)
+        data = pixels.astype("<i2", copy=False).tobytes()
+        own = [
+            (0x00080018, self._encode(DataElement(0x00080018, "UI", sop_uid))),
+            (0x00200013, self._encode(DataElement(0x00200013, "IS", number))),
+            (0x00200032, self._encode(DataElement(0x00200032, "DS", position))),
+            (0x00201041, self._encode(DataElement(0x00201041, "DS", location))),
+            (0x7FE00010, struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, len(data)) + data),
+            *self._source_elements(sources),
+        ]
+        return head.getvalue() + b"".join(chunk for _, chunk in sorted(self.shared + own, key=lambda e: e[0]))
+
+
+def _unique(sources: Sequence[Dataset]) -> list[Dataset]:
+    """The sources, each SOP instance once (the frames of one multi-frame source share it)."""
+    seen: set[str] = set()
+    out = []
+    for src in sources:
+        uid = str(src.SOPInstanceUID)
+        if uid not in seen:
+            seen.add(uid)
+            out.append(src)
+    return out
+
+
+def _sequence_bytes(tag: int, items: Sequence[bytes]) -> bytes:
+    """An explicit VR little endian SQ element of defined length holding encoded items."""
+    body = b"".join(items)
+    return struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, b"SQ", 0, len(body)) + body
+
+
+def _item_bytes(body: bytes) -> bytes:
+    """A sequence item of defined length around encoded elements."""
+    return struct.pack("<HHI", 0xFFFE, 0xE000, len(body)) + body
 
 
 def _derived_header(template: Dataset, modality: str) -> Dataset:
