@@ -128,6 +128,32 @@ def fit_gmm_1d(values: np.ndarray, k: int = 3, bins: int = 512, max_iter: int = 
     return GaussianMixture1D(weights[order], means[order], sigmas[order], it, converged)
 
 
+def gm_wm_mixture(values: np.ndarray, trim: float, min_weight: float = 0.15, rounds: int = 3) -> GaussianMixture1D:
+    """The GM/WM two-class mixture of brain-mask values, fitted without the outer `trim` on either side.
+
+    Why the rounds: GM and WM are the bulk of a brain mask, each well over `min_weight` of it. When a
+    component comes out smaller, it sits on another peak -- the ventricles of a thin slab through the
+    midline (CSF is then more than the trim), skull or scalp that an in-plane-only brain mask keeps
+    (a slab too thin for the through-plane erosion) -- and GM and WM were merged into the other one.
+    Those values (beyond the boundary between the two components, on the small one's side) are left
+    out and the mixture refitted, up to `rounds` times."""
+    v = np.asarray(values).ravel()
+    gmm = fit_gmm_1d(v, 2, trim=trim)
+    for _ in range(rounds):
+        small = int(np.argmin(gmm.weights))
+        if gmm.weights[small] >= min_weight * gmm.weights.sum() or v.size < 300:
+            break
+        grid = np.linspace(gmm.means[0], gmm.means[1], 1024)
+        cls = gmm.classify(grid)
+        boundary = float(grid[np.argmax(cls == 1)])  # first point the upper component wins
+        keep = v > boundary if small == 0 else v < boundary
+        if keep.sum() < 300 or keep.all():
+            break
+        v = v[keep]
+        gmm = fit_gmm_1d(v, 2, trim=trim)
+    return gmm
+
+
 @dataclass
 class TissueClasses:
     """Hard tissue masks (bool) inside the brain mask, and the mixture they came from."""
@@ -190,7 +216,8 @@ def tissue_classes(volume: np.ndarray, head: np.ndarray, spacing: tuple[float, f
                    kind: str | None = None, depth_mm: float = 12.0,
                    order: dict[str, tuple[str, str, str]] | None = None, smooth_sigma: float = 2.0,
                    min_csf_fraction: float = 0.05, csf_sigmas: float = 4.0,
-                   min_csf_floor: float = 0.005, gm_wm_trim: float = 0.035) -> TissueClasses | None:
+                   min_csf_floor: float = 0.005, gm_wm_trim: float = 0.035,
+                   min_gm_wm_weight: float = 0.15) -> TissueClasses | None:
     """CSF/GM/WM masks by a Gaussian mixture on the brain-mask intensities (None if the brain is tiny)."""
     brain_full = brain_mask(head, spacing, depth_mm)
     if np.count_nonzero(brain_full) < 300:
@@ -236,7 +263,7 @@ def tissue_classes(volume: np.ndarray, head: np.ndarray, spacing: tuple[float, f
     # has merged the GM and WM peaks, the CSF partial-volume tail (or bright vessels) would otherwise
     # take a component of its own and leave "WM" a few hundred voxels (seen from 2 % noise on FLAIR,
     # from mild bias fields and on low-contrast T1).
-    gmm2 = fit_gmm_1d(vals, 2, trim=gm_wm_trim)
+    gmm2 = gm_wm_mixture(vals, gm_wm_trim, min_gm_wm_weight)
     near = 0 if csf_low else 1
     edge = gmm2.means[near] + (-1 if csf_low else 1) * csf_sigmas * gmm2.sigmas[near]
     is_csf = vals < edge if csf_low else vals > edge
@@ -247,14 +274,19 @@ def tissue_classes(volume: np.ndarray, head: np.ndarray, spacing: tuple[float, f
     if is_csf.mean() >= min_csf_fraction:
         # CSF is a class of its own here (ventricles, sulci): three tissue peaks.
         gmm = fit_gmm_1d(vals, 3)
-        ranks = gmm.classify(grid)[idx]
-        method = "gmm3"
+        tissue_ranks = (1, 2) if csf_low else (0, 1)
+        if min(gmm.weights[list(tissue_ranks)]) >= min_gm_wm_weight * gmm.weights[list(tissue_ranks)].sum():
+            ranks = gmm.classify(grid)[idx]
+            method = "gmm3"
+        else:  # the three peaks are CSF, skull/vessels and GM+WM: the tail rule below serves
+            gmm = gmm2
+            method = "gmm2+tail"
     else:
+        gmm, method = gmm2, "gmm2+tail"
+    if method == "gmm2+tail":
         # Little CSF (a thin layer, small ventricles): a third component would land on partial-volume
         # voxels between GM and WM, so CSF is the tail and GM/WM the two-class mixture.
-        gmm = gmm2
         ranks = np.where(is_csf, 0 if csf_low else 2, gmm2.classify(grid)[idx] + (1 if csf_low else 0))
-        method = "gmm2+tail"
     cls = ranks
     masks = {}
     for rank, name in enumerate(tissue_order):
