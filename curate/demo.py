@@ -240,7 +240,7 @@ def describe_stage(task_id: str, states: Mapping[int, str], results: Mapping[int
         decisions = Counter(v.get("decision") or "not assessed" for v in dicts)
         what = f"{n} series: {_counts(decisions, tuple(QualityDecision))}"
     elif task_id == "group_studies" and values and isinstance(values[0], list):
-        what = f"{len(values[0])} studies to register"
+        what = f"{sum(len(b) if isinstance(b, list) else 1 for b in values[0])} studies to register"  # in batches
     elif task_id == "register":
         derived = sum(int(v.get("derived") or 0) for v in dicts)
         statuses = _counts(Counter(v.get("status") for v in dicts), (StageStatus.OK, StageStatus.SKIPPED))

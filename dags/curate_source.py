@@ -80,10 +80,13 @@ with DAG(
                                 max_active_tis_per_dagrun=2).expand(refs=ingest.output)
     classify = ClassifyOperator.partial(task_id="classify").expand(refs=deid.output)
     quality = QualityOperator.partial(task_id="quality", max_active_tis_per_dagrun=2).expand(refs=classify.output)
+    # Studies in balanced batches (one register task each, as the per-series stages batch series); two
+    # at once: a study's Python part (reading, writing ~500 derived files) holds one core, so a second
+    # study keeps the other busy; the pool still caps registration across runs.
     studies = StudiesOperator(task_id="group_studies", results=quality.output)
     register = RegisterOperator.partial(task_id="register", config="{{ params.registration }}",
                                         pool=REGISTRATION_POOL,
-                                        max_active_tis_per_dagrun=1).expand(study=studies.output)
+                                        max_active_tis_per_dagrun=2).expand(studies=studies.output)
     # none_failed: a site with no study to register (radiographs only) skips register, and must still be
     # summarised and announce its curated series
     summary = CurationSummaryOperator(task_id="summary", results=quality.output, registrations=register.output,

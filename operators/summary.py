@@ -23,7 +23,7 @@ class CurationSummaryOperator(BaseOperator):
         from curation.pipeline.summary import flagged, summarize
 
         results = series_of(self.results)
-        summary = summarize(results, list(self.registrations or []))
+        summary = summarize(results, series_of(self.registrations))  # register tasks return batches
         self.log.info("curation summary: %s", summary)
         for r in flagged(results):
             self.log.info("series %s (%s) sent to %s: %s", r.series_id, r.kind, r.decision, r.decision_reason)
