@@ -12,6 +12,10 @@ The "header only" row is the same library with the profile's pixel text search o
 (``clean_pixel_data: false``, not a shipped profile): the work dicognito does, for comparison.
 
     .venv/bin/python benchmarks/deid.py [--patients 3] [--workdir var/bench-deid] [--peer-python var/peer-venv/bin/python]
+    .venv/bin/python benchmarks/deid.py --pairs 3   # ours and dicognito as shipped, alternated, 3 times
+
+``--pairs N`` times only `curate deid` and dicognito as shipped, one after the other N times (no
+leak count): the CPU ratio of runs a few seconds apart, under the same load.
 
 Peers live in their own venv because the PyPI package `deid` has the same import name as this
 project's library; the benchmark makes it on first use (PyPI only): python3.11 -m venv
@@ -191,6 +195,24 @@ def deid_pkg(files: list[str], work: Path, py: str, procs: int) -> tuple[tuple[f
     return timed(cmds, cwd="/"), out
 
 
+def pairs(clean: Path, files: list[str], work: Path, py: str, n: int, out_json: Path | None) -> None:
+    """Ours then dicognito as shipped, ``n`` times: each ratio from two runs seconds apart."""
+    rows = []
+    for i in range(n):
+        load = os.getloadavg()[0]
+        (s1, c1), _ = ours(clean, work, 2)
+        (s2, c2), _ = dicognito(files, work, py, 1)
+        mine, theirs = c1 / len(files) * 1000, c2 / len(files) * 1000
+        rows.append({"ours_cpu_ms_per_file": round(mine, 2), "dicognito_cpu_ms_per_file": round(theirs, 2),
+                     "ratio": round(mine / theirs, 3), "wall_s": [round(s1, 1), round(s2, 1)],
+                     "load": [round(load, 1), round(os.getloadavg()[0], 1)]})
+        print(f"pair {i + 1}: CPU ms/file ours {mine:.2f} / dicognito {theirs:.2f} = {mine / theirs:.3f} "
+              f"(goal <= {CPU_RATIO_GOAL}); wall {s1:.1f} / {s2:.1f} s; load {load:.1f} -> {os.getloadavg()[0]:.1f}",
+              flush=True)
+    if out_json:
+        out_json.write_text(json.dumps({"files": len(files), "pairs": rows}, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=3)
@@ -198,10 +220,16 @@ def main() -> None:
     ap.add_argument("--peer-python", default=str(ROOT / "var" / "peer-venv" / "bin" / "python"))
     ap.add_argument("--no-peers", action="store_true", help="time this project alone (while tuning)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--pairs", type=int, default=0, metavar="N",
+                    help="only time curate deid and dicognito as shipped, alternated N times (CPU ratio per pair)")
     a = ap.parse_args()
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     a.workdir.mkdir(parents=True, exist_ok=True)
     clean, truth, files = corpus(a.workdir, a.patients)
+    if a.pairs:
+        py = str(peer_python(Path(a.peer_python).parent.parent, PEER_PACKAGES, "dicognito, deid.dicom"))
+        pairs(clean, files, a.workdir, py, a.pairs, a.json)
+        return
     print(f"corpus: {len(files)} valid DICOM files of the synthetic site ({a.patients} patients); load: {os.getloadavg()}")
     results = {"files": len(files), "load_before": os.getloadavg()}
     ours_name, header_name = "this project (curate deid, 2 workers)", "this project, header only (2 workers)"
