@@ -32,11 +32,27 @@ function brotliAssets() {
   };
 }
 
+// Issue 17 point 14: Cornerstone's loggers (the loglevel package, also bundled inside dcmjs) are made while
+// its modules load, and each asks the browser for document.cookie when localStorage holds no level for
+// it: a synchronous call to the browser process, up to 0.1 s of the first case's main-thread time in
+// Chromium on a busy machine. Levels are never kept in cookies here, so loglevel's cookie fallback reads
+// an empty string instead (levels set in localStorage still work).
+function loglevelWithoutCookieReads() {
+  const READ = 'var cookie = window.document.cookie;';
+  return {
+    name: 'curate-loglevel-without-cookie-reads',
+    transform(code, id) {
+      if (!/[\\/]node_modules[\\/](loglevel|dcmjs)[\\/]/.test(id) || !code.includes(READ)) return null;
+      return { code: code.replace(READ, "var cookie = '';"), map: null };
+    },
+  };
+}
+
 export default defineConfig({
   base: '/',
   // manifest: the service announces the viewer's chunks (annotation/app.py viewer_chunks)
   build: { outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 6000, sourcemap: false, manifest: true },
   worker: { format: 'es' },
   optimizeDeps: { exclude: ['@cornerstonejs/dicom-image-loader'] },
-  plugins: [brotliAssets()],
+  plugins: [loglevelWithoutCookieReads(), brotliAssets()],
 });

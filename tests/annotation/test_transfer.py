@@ -151,6 +151,7 @@ def _measure(api: Api, base: str, browser, shots: Path, label: str, link: dict |
             kind = "assets" if "/assets/" in url or url.rstrip("/") == base else "dicom" if "/instances/" in url else "other"
             by_kind[kind] += n
         return {"seconds": round(seconds, 3), "main_thread_busy_s": round(cpu, 3), "bytes": sum(by_kind.values()),
+                "dicom_requested_twice": len(dicom) - len({urls[rid] for rid in dicom}),
                 **{f"{k}_bytes": v for k, v in by_kind.items()}}
 
     first = case(lambda: page.goto(f"{base}/#/task"), "[data-testid=viewport][data-loaded=true]")
@@ -208,3 +209,6 @@ def test_first_and_next_case_on_a_throttled_link(live_server_factory, tmp_path: 
     assert after["next_case"]["assets_bytes"] < 20_000  # immutable assets come from the cache: no viewer JS again
     for run in (before, after):  # prefetched while the first case was read: the next one moves no DICOM
         assert run["next_case"]["dicom_bytes"] == 0, run
+        # the first slice, fetched by the page while the viewer's code loads, is handed to the viewer's
+        # loader: no DICOM object crosses the link twice
+        assert run["first_case"]["dicom_requested_twice"] == 0, run

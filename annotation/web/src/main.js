@@ -3,8 +3,10 @@ import './style.css';
 import { ApiError, get, post } from './api.js';
 import { h, mount, toast } from './dom.js';
 import { manageProject } from './manage.js';
+import { startCase } from './first_case.js';
 
 export const session = { me: null };
+let viewerModule = null; // the reading viewer, once imported
 
 async function loadMe() {
   try {
@@ -167,6 +169,9 @@ async function route() {
   const [path, query] = hash.slice(1).split('?');
   const params = new URLSearchParams(query || '');
   const parts = path.split('/').filter(Boolean);
+  // first task page of the visit: claim the case and fetch its first image while the viewer's code loads
+  // (signed out, the claim answers 401 and the login page follows as before)
+  const early = parts[0] === 'task' && !viewerModule ? startCase(params) : null;
   try {
     if (parts[0] === 'invite' && parts[1]) return await invitePage(parts[1]);
     if (parts[0] === 'login') return loginPage();
@@ -175,8 +180,8 @@ async function route() {
       return;
     }
     if (parts[0] === 'task') {
-      const { viewerPage } = await import('./viewer.js'); // Cornerstone loads only where it is needed
-      return await viewerPage(params);
+      viewerModule ||= await import('./viewer.js'); // Cornerstone loads only where it is needed
+      return await viewerModule.viewerPage(params, early);
     }
     if (parts[0] === 'review') {
       // review pages paint masks through segmentation.js, which needs Cornerstone: loaded only here, so

@@ -12,12 +12,13 @@ import {
   isCornerstoneInitialized,
   utilities as csUtils,
 } from '@cornerstonejs/core';
-import { init as dicomLoaderInit } from '@cornerstonejs/dicom-image-loader';
+import { init as dicomLoaderInit, prefetchPart10Instance } from '@cornerstonejs/dicom-image-loader';
 import * as cstools from '@cornerstonejs/tools';
 import { get, post } from './api.js';
 import { h, mount, toast } from './dom.js';
 import { AiPanel } from './ai_panel.js';
 import { Segmentation } from './segmentation.js';
+import { instanceUrl } from './first_case.js';
 
 const {
   ToolGroupManager, WindowLevelTool, ZoomTool, PanTool, StackScrollTool, RectangleROITool, PlanarFreehandROITool,
@@ -68,7 +69,7 @@ function imageIdsFor(item) {
   const ids = [];
   const where = [];
   item.instances.forEach((inst) => {
-    const base = `wadouri:${location.origin}/api/items/${item.id}/instances/${inst.position}/file`;
+    const base = `wadouri:${instanceUrl(item.id, inst.position)}`;
     if (inst.frames > 1) {
       for (let f = 0; f < inst.frames; f++) {
         ids.push(`${base}?frame=${f + 1}`);
@@ -86,9 +87,14 @@ function imageIdsFor(item) {
 // is what `next` would answer once the current case is submitted.
 let aheadCase = null;
 
-export async function viewerPage(params) {
+// `early` (first_case.js startCase): the first case of a visit, claimed and its first image fetched while
+// this module loaded.
+export async function viewerPage(params, early = null) {
+  performance.mark('viewer:start'); // phases of opening a case (issue 17 point 14), readable in DevTools
   let data;
-  if (params.get('id')) {
+  if (early) {
+    data = await early.data;
+  } else if (params.get('id')) {
     data = { task: await get(`/api/tasks/${params.get('id')}`), remaining: null };
   } else if (aheadCase && aheadCase.project === params.get('project')) {
     data = aheadCase; // claimed and prefetched while the previous case was read: no round trip
@@ -102,8 +108,22 @@ export async function viewerPage(params) {
       h('p', {}, 'Thank you. New items appear here when the pipeline dispatches them.'), h('a', { href: '#/tasks' }, 'Back to my tasks')));
     return;
   }
+  performance.mark('viewer:case');
   await initCornerstone();
-  await new Reading(data.task, data.remaining, params.get('project')).start();
+  performance.mark('viewer:cornerstone');
+  await new Reading(data.task, data.remaining, params.get('project')).start(early?.firstImage);
+}
+
+// The first slice's bytes fetched early go into Cornerstone's metadata cache, where its wadouri loader
+// looks before requesting an instance; without them (fetch failed) the loader requests it as usual.
+async function primeFirstImage(firstImage) {
+  const first = await firstImage;
+  if (!first) return;
+  try {
+    await prefetchPart10Instance(first.baseImageId, first.bytes);
+  } catch (e) {
+    console.warn('first image not primed; the loader requests it', e);
+  }
 }
 
 class Reading {
@@ -127,7 +147,7 @@ class Reading {
     this.cleanup = [];
   }
 
-  async start() {
+  async start(firstImage = null) {
     const t = this.task;
     const boolLabels = this.schema.labels.filter((l) => l.kind === 'boolean');
     const roiLabels = this.schema.labels.filter((l) => l.kind !== 'boolean');
@@ -220,6 +240,7 @@ class Reading {
     }
     this.setTool(WindowLevelTool.toolName);
 
+    performance.mark('viewer:tools');
     const { ids, where } = imageIdsFor(t.item);
     this.imageIds = ids;
     this.where = where;
@@ -238,7 +259,10 @@ class Reading {
     this.cleanup.push(() => clearInterval(this.timer));
     window.addEventListener('app:leave', () => this.destroy(), { once: true });
 
+    if (firstImage) await primeFirstImage(firstImage);
+    performance.mark('viewer:stack');
     await this.viewport.setStack(this.imageIds, 0);
+    performance.mark('viewer:image');
     this.viewport.render();
     // The starting display (the DICOM's window; MONOCHROME1 shown inverted) is what Reset returns to.
     this.initialVoi = { ...this.viewport.getProperties().voiRange };
