@@ -7,10 +7,12 @@ which the decision uses to say which metric is off, by how much, and what was ex
 
 Card. Training data (`curate train quality`, table include/quality/training_table.csv): the structural
 MR series of synthetic sites 101, 202, 303 (6 patients, 128x128x24, three vendors) with augmented
-defects, and the training part of synth.acquisitions (seed 1901: matrices 96-512, slices 1-6 mm,
-1.5/3 T, 2D/3D; every kind clean and with noise, ghosting, blur and bias at severities 1-5).
+defects, and the training part of synth.acquisitions (seed 1901, 12 settings: matrices 96-512, slices
+1-6 mm, 1.5/3 T, 2D/3D; every kind clean with each of the three vendors' protocols, and with noise,
+ghosting, blur and bias at severities 1-5).
 Evaluation: `python -m training.quality evaluate` on held-back settings (matrices 160/320, slices
-1.5/4 mm, both fields; seed 2602) -- the confusion is in docs/benchmarks.md.
+1.5/4 mm, both fields; seed 2602, every kind clean with each vendor's protocol) -- the confusion is
+in docs/benchmarks.md.
 
 DWI, ADC and DCE have one small model each (`kind_weights`, the same class and file format; features
 curation.quality.features.KIND_METRICS): trained by `python -m training.quality_4d train` on the 4D

@@ -28,8 +28,10 @@ TRAIN_PATIENTS = 6
 #: The acquisition distribution (synth.acquisitions): its seed (the table's `seed` column for those
 #: rows), the settings drawn for training (each with every kind), and the held-back evaluation's seed.
 ACQ_SEED = 1901
-ACQ_SETTINGS = 6
+ACQ_SETTINGS = 12
 ACQ_HELDOUT_SEED = 2602
+#: Clean series per kind and setting: one per vendor's protocol (the first also gets every defect).
+ACQ_CLEAN_VENDORS = 3
 TABLE = Path(__file__).resolve().parents[1] / "include" / "quality" / "training_table.csv"
 METRIC_COLUMNS = tuple(m for m, _, _ in METRICS)
 ACQ_COLUMNS = ("pixel_mm", "slice_mm", "field_t", "three_d")
@@ -131,10 +133,12 @@ def acquisition_row(seed: int, kind: str, vendor: str, setting: Any, defect: tup
             **{m: metrics.get(m) for m in columns}}
 
 
-def acquisition_jobs(split: str, seed: int, n_settings: int) -> list[tuple]:
+def acquisition_jobs(split: str, seed: int, n_settings: int, clean_vendors: int = ACQ_CLEAN_VENDORS) -> list[tuple]:
     """The series of the acquisition distribution, one job per setting: every kind (vendor rotating),
     clean and once with every defect type, at a seeded severity 1-5 for training ("train", marked
-    augmented) or 2-5 for evaluation ("heldout": settings never drawn for training)."""
+    augmented) or 2-5 for evaluation ("heldout": settings never drawn for training); and clean with
+    `clean_vendors` - 1 more vendors' protocols (more clean series per setting: a clean share means
+    something, and the model sees each kind's clean spread across vendors at every setting)."""
     from synth.acquisitions import VENDOR_KEYS, settings
 
     jobs = []
@@ -146,14 +150,19 @@ def acquisition_jobs(split: str, seed: int, n_settings: int) -> list[tuple]:
             lo = 1 if split == "train" else 2
             defects = tuple((t, int(rng.integers(lo, 6))) for t in DEFECT_TYPES)
             series.append((kind, vendor, defects, int(split == "train")))
+            for j in range(1, min(clean_vendors, len(VENDOR_KEYS))):
+                series.append((kind, VENDOR_KEYS[(i + ki + j) % len(VENDOR_KEYS)], (), int(split == "train")))
         jobs.append((st, seed, tuple(series)))
     return jobs
 
 
-def acquisition_rows(split: str = "train", seed: int = ACQ_SEED, n_settings: int = ACQ_SETTINGS,
-                     processes: int = 2) -> list[dict[str, Any]]:
-    """Metric rows of `acquisition_jobs` (in job order, whatever the number of processes)."""
-    return run_jobs(_acquisition_rows, acquisition_jobs(split, seed, n_settings), processes)
+def acquisition_rows(split: str = "train", seed: int | Sequence[int] = ACQ_SEED, n_settings: int = ACQ_SETTINGS,
+                     processes: int = 2, clean_vendors: int = ACQ_CLEAN_VENDORS) -> list[dict[str, Any]]:
+    """Metric rows of `acquisition_jobs` (in job order, whatever the number of processes); several
+    seeds: each seed's settings (its own 2D/3D draws, noise and defect severities) one after another."""
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    jobs = [j for s in seeds for j in acquisition_jobs(split, s, n_settings, clean_vendors)]
+    return run_jobs(_acquisition_rows, jobs, processes)
 
 
 def run_jobs(fn: Callable[[tuple], list[dict[str, Any]]], jobs: Sequence[tuple], processes: int = 2
@@ -307,11 +316,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m training.quality")
     p.add_argument("command", choices=("evaluate",))
-    p.add_argument("--seed", type=int, default=ACQ_HELDOUT_SEED)
-    p.add_argument("--settings", type=int, default=8, help="held-back settings (8: every one)")
+    p.add_argument("--seed", type=int, nargs="+", default=[ACQ_HELDOUT_SEED],
+                   help="held-back seeds (each: every setting with its own 2D/3D draw, noise and severities)")
+    p.add_argument("--settings", type=int, default=8, help="held-back settings per seed (8: every one)")
+    p.add_argument("--clean-vendors", type=int, default=ACQ_CLEAN_VENDORS,
+                   help="clean series per kind and setting (one per vendor's protocol, at most 3)")
     p.add_argument("--processes", type=int, default=2)
     args = p.parse_args(argv)
-    report(evaluate(acquisition_rows("heldout", args.seed, args.settings, args.processes)))
+    report(evaluate(acquisition_rows("heldout", args.seed, args.settings, args.processes, args.clean_vendors)))
     return 0
 
 
