@@ -78,12 +78,13 @@ def exclude_answer() -> dict[str, Any]:
     return {"quality": {"decision": "exclude", "reason": "ghosting over the lungs"}}
 
 
-def start_world(tmp_path: Path) -> ServiceWorld:
-    """`curate annotation serve` on SQLite, a labels project with chest_findings_v1, a quality-review
-    project, three readers and a reviewer, and a pipeline token scoped to both projects."""
+def start_world(tmp_path: Path, database_url: str | None = None, env: dict[str, str] | None = None) -> ServiceWorld:
+    """`curate annotation serve` on SQLite (or `database_url`, e.g. PostgreSQL; `env` adds the service's
+    settings, e.g. its store), a labels project with chest_findings_v1, a quality-review project, three
+    readers and a reviewer, and a pipeline token scoped to both projects."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    db = f"sqlite:///{tmp_path / 'annotation.db'}"
-    server = LiveServer(db, tmp_path / "annotation.log")
+    db = database_url or f"sqlite:///{tmp_path / 'annotation.db'}"
+    server = LiveServer(db, tmp_path / "annotation.log", env)
     try:
         create_admin(db, "admin", PASSWORD)
         with httpx.Client(base_url=server.url, timeout=30) as c:
