@@ -232,6 +232,16 @@ LIMITS = ("Trained and measured on synthetic radiographs only (synth.xray render
           "Sees one image at 128 x 128: small nodules (6 mm radius, ~3 pixels there) are the hardest label.")
 
 
+#: What each heatmap method draws (the card's `heatmap.means`; docs/ai.md).
+HEATMAP_MEANS = {
+    "contribution": "each cell's share of the label's logit (linear head on global average and maximum of the "
+                    "last conv block), above the image's median cell, rectified and scaled to [0, 1] per image",
+    "gradcam": "Grad-CAM of the last conv block (monai.visualize.GradCAM), scaled to [0, 1] per image",
+    "occlusion": "drop of the label's probability when a patch (1/8 of the side, stride 1/16) is replaced by a "
+                 "blurred copy of the image, scaled to [0, 1] per image",
+}
+
+
 @dataclass
 class Split:
     """One split as the network sees it: inputs (n, 1, S, S), targets (n, labels; NaN: no consensus),
@@ -254,14 +264,16 @@ def model_labels(release: Any) -> tuple[list[str], list[str]]:
     return labels, [label for label in labels if label in box_of]
 
 
-def load_split(release: Any, split: str, labels: Sequence[str]) -> Split:
+def load_split(release: Any, split: str, labels: Sequence[str], size: int | None = None) -> Split:
     """The split's instances through `ReleaseDataset` (what a data scientist loads), as model inputs."""
     import pydicom
     import torch
 
     from curation.release.torch import ReleaseDataset
+    from qc_models.findings.network import INPUT_SIZE
     from qc_models.findings.preprocess import to_input
 
+    size = size or INPUT_SIZE
     data = ReleaseDataset(release, split=split, unit="instance", labels=list(labels))
     inputs, targets, images, uids = [], [], [], []
     for image, target in data:
@@ -269,7 +281,7 @@ def load_split(release: Any, split: str, labels: Sequence[str]) -> Split:
         if pixels.ndim != 2:  # a multi-frame object: not what this model reads
             continue
         images.append(pixels)
-        inputs.append(to_input(pixels))
+        inputs.append(to_input(pixels, size))
         targets.append(target["labels"].numpy())
         uids.append(str(pydicom.dcmread(release.path(target["instance"]), stop_before_pixels=True).SOPInstanceUID))
     stacked = torch.stack(inputs) if inputs else torch.zeros((0, 1, 1, 1))
@@ -353,13 +365,17 @@ def evaluate(model: Any, split: Split, seed: int) -> dict[str, Any]:
 def pointing(model: Any, split: Split, instances: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The pointing game per regional label on the split's images that truly show the finding
     (visible: not taken away by a defect), against the synthetic truth's regions (`instances`:
-    de-identified SOPInstanceUID -> label -> synth.findings.Truth)."""
+    de-identified SOPInstanceUID -> label -> synth.findings.Truth). Only images showing a regional
+    finding are answered (the others do not count)."""
     from qc_models.findings.evaluation import pointing_game, pointing_hit
 
     hits: dict[str, list[bool]] = {label: [] for label in model.regional}
-    for start in range(0, len(split.images), 32):
-        images = split.images[start:start + 32]
-        for image, uid, answer in zip(images, split.sop_uids[start:start + 32], model.answer(images)):
+    shown = [i for i, uid in enumerate(split.sop_uids)
+             if any(t is not None and t.visible for t in (instances.get(uid, {}).get(lab) for lab in model.regional))]
+    for start in range(0, len(shown), 32):
+        chunk = shown[start:start + 32]
+        images = [split.images[i] for i in chunk]
+        for image, uid, answer in zip(images, [split.sop_uids[i] for i in chunk], model.answer(images)):
             for label in model.regional:
                 truth = instances.get(uid, {}).get(label)
                 if truth is None or not truth.visible:
@@ -378,30 +394,56 @@ def site_truth(site: Path, store: Any) -> dict[str, dict[str, Any]]:
     return load_findings(site).pseudonymised(Pseudonymizer(store_secret(store)).uid).instances
 
 
+def choose_heatmap(by_method: dict[str, dict[str, Any]]) -> str:
+    """The method whose heatmaps hit most regional findings on the validation split (pooled over
+    labels); ties go to the first in cam.METHODS (the cheapest)."""
+    from qc_models.findings.cam import METHODS
+
+    def hits(method: str) -> int:
+        return sum(g["hits"] for g in by_method[method].values())
+
+    return max((m for m in METHODS if m in by_method), key=lambda m: (hits(m), -METHODS.index(m)))
+
+
 def train_from_release(release: Any, seed: int, split: str = "train", epochs: int = EPOCHS,
-                       truth: dict[str, dict[str, Any]] | None = None,
+                       truth: dict[str, dict[str, Any]] | None = None, size: int | None = None,
+                       heatmap_methods: Sequence[str] | None = None,
                        say: Callable[[str], None] | None = None):  # noqa: ANN201 - (ChestFindings, card)
-    """Train on `split` of `release`, evaluate on its held-out splits, and return the model with its card."""
+    """Train on `split` of `release` at input side `size`, evaluate on its held-out splits, and return
+    the model with its card. With `truth`, every heatmap method (`heatmap_methods`, default all) plays
+    the pointing game on each held-out split and the model keeps the one that hits most on `validation`."""
     import monai
     import torch
 
+    from qc_models.findings.cam import METHODS
     from qc_models.findings.model import ChestFindings
     from qc_models.findings.network import INPUT_SIZE
 
+    size = size or INPUT_SIZE
+    methods = tuple(heatmap_methods or METHODS)
     labels, regional = model_labels(release)
-    train = load_split(release, split, labels)
+    train = load_split(release, split, labels, size)
     if len(train.images) < 2:
         raise ValueError(f"split {split!r} of {release.name}@{release.version} has {len(train.images)} images")
     net = fit(train, len(labels), seed, epochs, say)
-    model = ChestFindings(net, labels, regional, {})
+    model = ChestFindings(net, labels, regional, {}, size=size, heatmap=methods[0])
     metrics: dict[str, Any] = {}
+    games: dict[str, dict[str, Any]] = {}
     for name in HELD_OUT:
         if name == split or name not in release.splits():
             continue
-        held = load_split(release, name, labels)
+        held = load_split(release, name, labels, size)
         metrics[name] = evaluate(model, held, seed)
         if truth is not None:
-            metrics[name]["pointing_game"] = pointing(model, held, truth)
+            games[name] = {}
+            for method in methods:
+                model.heatmap = method
+                games[name][method] = pointing(model, held, truth)
+    if games:
+        model.heatmap = choose_heatmap(games.get("validation") or next(iter(games.values())))
+        for name, by_method in games.items():
+            metrics[name]["pointing_game"] = by_method[model.heatmap]
+            metrics[name]["pointing_game_by_method"] = by_method
     prevalence = {label: float(np.nanmean(train.targets[:, k])) for k, label in enumerate(labels)}
     model.card = {
         "name": MODEL_NAME, "version": MODEL_VERSION, "labels": labels, "regional_labels": regional,
@@ -411,11 +453,13 @@ def train_from_release(release: Any, seed: int, split: str = "train", epochs: in
                  "held_out": {n: m["images"] for n, m in metrics.items()},
                  "targets": "consensus of the release (label_matrix: newest round, Dawid-Skene first)"},
         "training": {"seed": seed, "epochs": epochs, "batch": BATCH, "learning_rate": LEARNING_RATE,
-                     "weight_decay": WEIGHT_DECAY, "input_size": INPUT_SIZE, "loss": "masked binary cross-entropy",
+                     "weight_decay": WEIGHT_DECAY, "input_size": size, "loss": "masked binary cross-entropy",
                      "augmentation": f"shift <= {SHIFT} px, contrast 0.85-1.15, brightness +-0.05, noise 0.01",
                      "threads": 1, "torch": torch.__version__.split("+")[0], "monai": monai.__version__},
         "metrics": metrics,
-        "heatmap": "Grad-CAM of the last conv block (monai.visualize.GradCAM), scaled to [0, 1] per image",
+        "heatmap": {"method": model.heatmap, "means": HEATMAP_MEANS[model.heatmap],
+                    "chosen_by": "pointing game hits on the validation split, pooled over regional labels"
+                    if games else "default (no synthetic truth to choose by)"},
         "intended_use": INTENDED_USE, "limits": list(LIMITS),
     }
     return model, model.card
@@ -424,7 +468,7 @@ def train_from_release(release: Any, seed: int, split: str = "train", epochs: in
 # -- the command line: the training release and the 5-seed measurement ---------------------------------
 def seed_summary(cards: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Per held-out split and label: each seed's AUC with its CI, and the mean, min and max over seeds;
-    the pointing game pooled over seeds where the cards hold it."""
+    the pointing game rate per seed (mean, min, max) and pooled over seeds where the cards hold it."""
     out: dict[str, Any] = {}
     first = next(iter(cards.values()))
     for split, block in first["metrics"].items():
@@ -438,13 +482,33 @@ def seed_summary(cards: dict[int, dict[str, Any]]) -> dict[str, Any]:
                            "ece_mean": float(np.mean([e for e in ece if e is not None])) if ece else None,
                            "per_seed": {str(s): {"auc": p["auc"], "ci": p["ci"]} for s, p in per.items()}}
             games = [c["metrics"][split].get("pointing_game", {}).get(label) for c in cards.values()]
-            games = [g for g in games if g]
+            games = [g for g in games if g and g["rate"] is not None]
             if games:
-                rows[label]["pointing_rate_per_seed"] = [g["rate"] for g in games]
-                rows[label]["pointing_hits"] = sum(g["hits"] for g in games)
-                rows[label]["pointing_n"] = sum(g["n"] for g in games)
-        out[split] = {"images": block["images"], "labels": rows}
+                rates = [g["rate"] for g in games]
+                rows[label].update({"pointing_rate_per_seed": rates, "pointing_rate_mean": float(np.mean(rates)),
+                                    "pointing_rate_min": min(rates), "pointing_rate_max": max(rates),
+                                    "pointing_hits": sum(g["hits"] for g in games),
+                                    "pointing_n": sum(g["n"] for g in games)})
+        out[split] = {"images": block["images"], "labels": rows,
+                      "heatmap_methods": {str(s): c.get("heatmap", {}).get("method") for s, c in cards.items()}}
     return out
+
+
+def markdown_table(summary: dict[str, Any], split: str = "test") -> str:
+    """The docs' table of one split: per label, AUC mean [min, max] over seeds with each seed's 95 % CI,
+    and the pointing game rate mean [min, max] with the pooled hits."""
+    block = summary[split]
+    lines = [f"| label | {split} AUC, mean [min, max] over seeds | per seed: AUC [95 % CI] | "
+             "pointing game, mean rate [min, max] (pooled hits / n) |", "|---|---|---|---|"]
+    for label, row in block["labels"].items():
+        seeds = "; ".join(f"{s}: {v['auc']:.3f} [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}]" if v["auc"] is not None
+                          else f"{s}: -" for s, v in row["per_seed"].items())
+        game = (f"{row['pointing_rate_mean']:.2f} [{row['pointing_rate_min']:.2f}, {row['pointing_rate_max']:.2f}] "
+                f"({row['pointing_hits']} / {row['pointing_n']})" if "pointing_rate_mean" in row else "-")
+        auc = (f"{row['auc_mean']:.3f} [{row['auc_min']:.3f}, {row['auc_max']:.3f}]" if row["auc_mean"] is not None
+               else "-")
+        lines.append(f"| {label} | {auc} | {seeds} | {game} |")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -454,15 +518,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("release", help="build and publish the training release (cohort -> stages -> release)")
     s = sub.add_parser("seeds", help="train with several seeds on the release and summarise AUC and pointing game")
-    for q in (r, s):
+    m = sub.add_parser("summary", help="summarise the cards of MODELS/seed-*/ (runs of `seeds`, maybe in parallel)")
+    for q in (r, s, m):
         q.add_argument("--workdir", type=Path, required=True)
         q.add_argument("--name", default="chest-findings")
         q.add_argument("--patients", type=int, default=COHORT_PATIENTS)
         q.add_argument("--seed", type=int, default=COHORT_SEED, help="cohort seed")
+    for q in (s, m):
+        q.add_argument("--models", type=Path, default=None, help="where seed-N/ go (default: WORKDIR)")
+        q.add_argument("--out", type=Path, default=None, help="summary JSON (default: MODELS/seeds.json)")
     s.add_argument("--seeds", default="0,1,2,3,4")
     s.add_argument("--epochs", type=int, default=EPOCHS)
-    s.add_argument("--out", type=Path, default=None, help="summary JSON (default: WORKDIR/seeds.json)")
+    s.add_argument("--size", type=int, default=None, help="input side of the network (default: network.INPUT_SIZE)")
+    s.add_argument("--heatmaps", default=None, help="heatmap methods to compare, comma-separated (default: all)")
     args = p.parse_args(argv)
+    models = args.models or args.workdir
+    if args.command == "summary":
+        cards = {int(d.name.split("-", 1)[1]): json.loads((d / "findings_chest.card.json").read_text())
+                 for d in sorted(models.glob("seed-*")) if (d / "findings_chest.card.json").exists()}
+        timing = {int(d.name.split("-", 1)[1]): json.loads((d / "timing.json").read_text())
+                  for d in sorted(models.glob("seed-*")) if (d / "timing.json").exists()}
+        first = next(iter(cards.values()))
+        summary = {"release": first["data"]["release"], "manifest_sha256": first["data"]["manifest_sha256"],
+                   "seeds": timing, "summary": seed_summary(cards)}
+        (args.out or models / "seeds.json").write_text(json.dumps(summary, indent=1) + "\n")
+        for split in summary["summary"]:
+            print(markdown_table(summary["summary"], split) + "\n")
+        return 0
     built = build_release(args.workdir, args.name, args.patients, args.seed)
     if args.command == "release":
         print(json.dumps(built, indent=1))
@@ -478,15 +560,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     cards, seconds = {}, {}
     for seed in (int(x) for x in args.seeds.split(",")):
         wall, cpu = time.perf_counter(), time.process_time()
-        model, cards[seed] = train_from_release(release, seed, epochs=args.epochs, truth=truth, say=_say)
+        model, cards[seed] = train_from_release(release, seed, epochs=args.epochs, truth=truth, size=args.size,
+                                                heatmap_methods=args.heatmaps.split(",") if args.heatmaps else None,
+                                                say=_say)
         seconds[seed] = {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1)}
-        save(model, args.workdir / f"seed-{seed}" / "findings_chest.pt")
+        save(model, models / f"seed-{seed}" / "findings_chest.pt")
+        (models / f"seed-{seed}" / "timing.json").write_text(json.dumps(seconds[seed]) + "\n")
         _say(f"seed {seed}: {seconds[seed]}")
     summary = {"release": built["release"], "manifest_sha256": release.manifest_sha256, "seeds": seconds,
                "summary": seed_summary(cards)}
-    out = args.out or args.workdir / "seeds.json"
-    out.write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps(summary["summary"], indent=1))
+    (args.out or models / "seeds.json").write_text(json.dumps(summary, indent=1) + "\n")
+    for split in summary["summary"]:
+        print(markdown_table(summary["summary"], split) + "\n")
     return 0
 
 

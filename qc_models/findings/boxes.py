@@ -1,7 +1,7 @@
 """Box proposals from a heatmap: the connected component of heat >= `level` that holds the
 heatmap's maximum, as a half-open pixel box. One box per regional label, only where the label's
 probability passes the threshold: a proposal for the reader to accept, edit or reject, not a
-segmentation (Grad-CAM's grid is coarse: 1/8 of the network's input)."""
+segmentation (the heatmaps' grid is coarse: 1/8 of the network's input)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,17 +1,36 @@
-"""Grad-CAM per label with MONAI's implementation (`monai.visualize.GradCAM`): the last conv block's
-activations weighed by the gradient of the label's logit, rectified, scaled to [0, 1] per image and
-resampled to the input's grid. Relative heat within one image: it says where the network's evidence
-for the label is strongest, not that a finding is there (the probability says that)."""
+"""Heatmaps per label: where in the image the network's evidence for a label is (docs/ai.md, "What
+the heatmap means"). Three methods, one chosen per model by the pointing game on the validation split
+(the card's `heatmap`):
+
+- `contribution` (default): the exact share of each cell of the last conv block in the label's
+  logit. The head is linear on the block's global average and global maximum, so the logit minus the
+  bias is the sum over cells of (average weight / cells + maximum weight where the channel peaks) x
+  activation. Heat is how far a cell's share rises above the image's median cell (rectified, scaled to
+  [0, 1] per image). Signed by construction: a finding the network detects through features that
+  *drop* over it (negative weights) raises its cells' share just as one detected by features that rise.
+  One forward pass, no backward.
+- `gradcam`: MONAI's `monai.visualize.GradCAM` on the last conv block (positive evidence only: it draws
+  the complement of a finding detected by dropping features).
+- `occlusion`: the drop of the label's probability when a patch of the input is replaced by a blurred
+  copy of the image (occlusion sensitivity, as `monai.visualize.OcclusionSensitivity`, with a blur
+  instead of a constant so the lung field around a patch stays plausible); one forward pass per patch.
+
+All are relative heat within one image: where the evidence is strongest, not that a finding is there
+(the probability says that).
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.visualize import GradCAM
 from torch import nn
 
-from qc_models.findings.network import CAM_LAYER
 from qc_models.threads import within_openmp_limit
+
+#: The heatmap methods `heatmaps` knows, default first.
+METHODS = ("contribution", "gradcam", "occlusion")
+#: Occlusion patch side and stride as fractions of the input side (16 and 8 pixels at 128).
+OCCLUSION_PATCH, OCCLUSION_STRIDE = 1 / 8, 1 / 16
 
 
 class LabelCam:
@@ -20,6 +39,10 @@ class LabelCam:
     would pile hooks up (each forward pass then runs them all)."""
 
     def __init__(self, model: nn.Module) -> None:
+        from monai.visualize import GradCAM
+
+        from qc_models.findings.network import CAM_LAYER
+
         self.model = model
         self.cam = GradCAM(nn_module=model, target_layers=CAM_LAYER)
 
@@ -31,6 +54,77 @@ class LabelCam:
         with torch.enable_grad():
             heat = self.cam(x=batch.detach(), class_idx=label_index)
         return heat.detach().clamp_(0.0, 1.0)
+
+
+def _per_image_unit(heat: torch.Tensor) -> torch.Tensor:
+    """(n, L, h, w) rectified and divided by each map's maximum (an all-zero map stays zero)."""
+    heat = heat.clamp(min=0.0)
+    top = heat.amax(dim=(2, 3), keepdim=True)
+    return torch.where(top > 0, heat / top.clamp(min=1e-12), torch.zeros_like(heat))
+
+
+@torch.no_grad()
+def logit_shares(net: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """(n, L, h, w): each last-block cell's share of each label's logit; summed over cells plus the
+    head's bias it is the logit (the head is linear on global average and global maximum)."""
+    net.eval()
+    f = net.features(batch)                                   # (n, C, h, w)
+    n, c, h, w = f.shape
+    weight = net.head.weight                                  # (L, 2C): [average | maximum]
+    w_avg, w_max = weight[:, :c], weight[:, c:]
+    flat = f.flatten(2)                                       # (n, C, hw)
+    peak = F.one_hot(flat.argmax(dim=2), h * w).to(f.dtype)   # (n, C, hw): where each channel peaks
+    share = torch.einsum("lc,ncp->nlp", w_avg / (h * w), flat) + torch.einsum("lc,ncp->nlp", w_max, flat * peak)
+    return share.reshape(n, -1, h, w)
+
+
+def contribution_maps(net: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """(n, L, h, w) heat in [0, 1] on the last conv block's grid for every label at once: each cell's
+    share of the logit above the image's median share."""
+    share = logit_shares(net, batch)
+    return _per_image_unit(share - share.flatten(2).median(dim=2).values[:, :, None, None])
+
+
+@torch.no_grad()
+def occlusion_maps(net: nn.Module, batch: torch.Tensor, patch: float = OCCLUSION_PATCH,
+                   stride: float = OCCLUSION_STRIDE) -> torch.Tensor:
+    """(n, L, S, S) heat in [0, 1] on the input grid: the mean drop of each label's probability over
+    the patches that covered a pixel, a patch replaced by a Gaussian blur (sigma = patch side) of the
+    image."""
+    net.eval()
+    n, _, size, _ = batch.shape
+    side, step = max(2, round(size * patch)), max(1, round(size * stride))
+    base = torch.sigmoid(net(batch))                          # (n, L)
+    blurred = _blur(batch, float(side))
+    starts = list(range(0, size - side + 1, step))
+    if starts[-1] != size - side:
+        starts.append(size - side)
+    drop = torch.zeros((n, base.shape[1], size, size))
+    cover = torch.zeros((1, 1, size, size))
+    for y in starts:
+        occluded = []
+        for x in starts:
+            copy = batch.clone()
+            copy[:, :, y:y + side, x:x + side] = blurred[:, :, y:y + side, x:x + side]
+            occluded.append(copy)
+        probs = torch.sigmoid(net(torch.cat(occluded))).reshape(len(starts), n, -1)  # (xs, n, L)
+        for k, x in enumerate(starts):
+            drop[:, :, y:y + side, x:x + side] += (base - probs[k])[:, :, None, None]
+            cover[:, :, y:y + side, x:x + side] += 1
+    return _per_image_unit(drop / cover)
+
+
+def _blur(batch: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur (reflected border) of (n, 1, S, S)."""
+    radius = int(3 * sigma)
+    radius = min(radius, batch.shape[-1] - 1)
+    t = torch.arange(-radius, radius + 1, dtype=batch.dtype)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    out = F.pad(batch, (radius, radius, 0, 0), mode="reflect")
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1))
+    out = F.pad(out, (0, 0, radius, radius), mode="reflect")
+    return F.conv2d(out, kernel.view(1, 1, -1, 1))
 
 
 def to_grid(heat: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:

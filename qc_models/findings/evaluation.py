@@ -69,7 +69,10 @@ def calibration(y: np.ndarray, p: np.ndarray, bins: int = BINS) -> dict[str, Any
 
 def pointing_hit(heat: np.ndarray, region: np.ndarray) -> bool:
     """The pointing game: the heatmap's maximum (any of its pixels at the maximum) lies inside `region`
-    (a boolean mask on the same grid)."""
+    (a boolean mask on the same grid). A flat heatmap points nowhere (a miss), else it would hit
+    every region."""
+    if heat.max() <= heat.min():
+        return False
     return bool(np.any(region[heat >= heat.max()]))
 
 

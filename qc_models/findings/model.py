@@ -1,5 +1,5 @@
 """The findings model without the platform's types: a `FindingsNet` with its labels and model card,
-answering probabilities, per-label Grad-CAM heatmaps on each image's own grid and box proposals.
+answering probabilities, per-label heatmaps (cam.METHODS) on each image's own grid and box proposals.
 `plugin` wraps it in the `curation.assist.plugin` interface; training and benchmarks use it directly.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from qc_models.findings.boxes import peak_component_box
-from qc_models.findings.cam import LabelCam, to_grid
-from qc_models.findings.network import FindingsNet
+from qc_models.findings.cam import METHODS, LabelCam, contribution_maps, occlusion_maps, to_grid
+from qc_models.findings.network import INPUT_SIZE, FindingsNet
 from qc_models.findings.preprocess import to_batch
 
 #: The shipped weights (state dict, labels, card) and their card as JSON beside them.
@@ -34,11 +34,26 @@ class Answer:
 
 
 class ChestFindings:
-    """`net` in eval mode, `labels` in logit order, `regional` (labels that get boxes), `card`."""
+    """`net` in eval mode, `labels` in logit order, `regional` (labels that get boxes), `card`, the
+    input side `size` the network was trained at and the `heatmap` method (cam.METHODS)."""
 
-    def __init__(self, net: FindingsNet, labels: Sequence[str], regional: Sequence[str], card: dict[str, Any]) -> None:
+    def __init__(self, net: FindingsNet, labels: Sequence[str], regional: Sequence[str], card: dict[str, Any],
+                 size: int = INPUT_SIZE, heatmap: str = METHODS[0]) -> None:
+        if heatmap not in METHODS:
+            raise ValueError(f"heatmap method {heatmap!r} is not one of {METHODS}")
         self.net, self.labels, self.regional, self.card = net.eval(), tuple(labels), tuple(regional), card
+        self.size, self.heatmap = int(size), heatmap
         self._cam: LabelCam | None = None
+
+    def heat(self, batch: torch.Tensor) -> torch.Tensor:
+        """(n, L, h, w) heat in [0, 1] for every label with the model's method, on the method's grid."""
+        if self.heatmap == "contribution":
+            return contribution_maps(self.net, batch)
+        if self.heatmap == "occlusion":
+            return occlusion_maps(self.net, batch)
+        if self._cam is None:
+            self._cam = LabelCam(self.net)
+        return torch.cat([self._cam(batch, k) for k in range(len(self.labels))], dim=1)
 
     @torch.no_grad()
     def probabilities(self, batch: torch.Tensor) -> np.ndarray:
@@ -46,19 +61,17 @@ class ChestFindings:
         return torch.sigmoid(self.net.eval()(batch)).numpy().astype(np.float64)
 
     def answer(self, images: Sequence[np.ndarray], heatmaps: bool = True) -> list[Answer]:
-        """Probabilities for every image; with `heatmaps`, Grad-CAM per label (one backward pass per
-        label over the whole batch) and boxes for regional labels above BOX_THRESHOLD."""
-        batch = to_batch(images)
+        """Probabilities for every image; with `heatmaps`, a heatmap per label (`heat`) on each image's
+        grid and boxes for regional labels above BOX_THRESHOLD."""
+        batch = to_batch(images, self.size)
         probs = self.probabilities(batch)
         answers = [Answer({lab: float(p[k]) for k, lab in enumerate(self.labels)}) for p in probs]
         if not heatmaps:
             return answers
-        if self._cam is None:
-            self._cam = LabelCam(self.net)
+        heat = self.heat(batch)
         for k, label in enumerate(self.labels):
-            heat = self._cam(batch, k)
             for i, (image, ans) in enumerate(zip(images, answers)):
-                grid = to_grid(heat[i], np.asarray(image).shape)
+                grid = to_grid(heat[i, k:k + 1], np.asarray(image).shape)
                 ans.heatmaps[label] = grid
                 if label in self.regional and ans.probabilities[label] >= BOX_THRESHOLD:
                     box = peak_component_box(grid)
@@ -75,7 +88,8 @@ def save(model: ChestFindings, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
     torch.save({"state_dict": state, "labels": list(model.labels), "regional": list(model.regional),
-                "width": model.net.features[0][0].out_channels, "card": model.card}, path)
+                "width": model.net.features[0][0].out_channels, "size": model.size, "heatmap": model.heatmap,
+                "card": model.card}, path)
     card_path(path).write_text(json.dumps(model.card, indent=2, sort_keys=True) + "\n")
 
 
@@ -88,4 +102,5 @@ def load(path: Path = WEIGHTS) -> ChestFindings:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     net = FindingsNet(len(blob["labels"]), width=int(blob["width"]))
     net.load_state_dict(blob["state_dict"])
-    return ChestFindings(net, blob["labels"], blob["regional"], blob["card"])
+    return ChestFindings(net, blob["labels"], blob["regional"], blob["card"], size=int(blob.get("size", INPUT_SIZE)),
+                         heatmap=str(blob.get("heatmap", "gradcam")))

@@ -4,7 +4,7 @@ without being averaged away over the whole chest; the average carries the extend
 effusion). Small on purpose (~60k parameters, ~0.25 MB of float32): the synthetic findings are
 contrast blobs and fluid levels that a shallow net learns from a few hundred radiographs, the
 weights ship inside the repository, and CPU inference stays cheap. The last conv block (`cam_layer`)
-keeps a 16x16 grid on the 128x128 input, fine enough for Grad-CAM to point at a nodule.
+keeps 1/8 of the input's side (16 x 16 at 128, 24 x 24 at 192): the grid of the heatmaps.
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ class ChestFindingsPlugin:
                               kinds=tuple(card.get("kinds", ())), card=card)
 
     def predict(self, batch: Sequence[ModelInput]) -> list[Prediction]:
-        """Probabilities, a Grad-CAM heatmap per label on each input's grid, boxes for regional labels
+        """Probabilities, a heatmap per label (the card's method) on each input's grid, boxes for regional labels
         the model calls present (one per label, from the heatmap's peak component)."""
         answers = self.model.answer([item.pixels for item in batch])
         return [Prediction(probabilities=a.probabilities, heatmaps=a.heatmaps,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from qc_models.findings.boxes import peak_component_box
+from qc_models.findings.cam import logit_shares, occlusion_maps
 from qc_models.findings.evaluation import auc_ci, calibration, pointing_game, pointing_hit
 from qc_models.findings.model import ChestFindings
 from qc_models.findings.preprocess import to_input
@@ -45,28 +46,64 @@ def blob_model():
     return ChestFindings(net, ["blob"], ["blob"], {})
 
 
-def test_cam_lands_on_a_planted_blob(blob_model):
+#: Pointing bar per method on the 12 positives: chance is ~1.5 %; measured with this seed (2026-12-05):
+#: gradcam 6 of 12 (its maximum on the disc or just beside it), contribution 3 of 12 (the maximum-pooling
+#: shares sit on the disc's edge cells, a cell beside the centre).
+BLOB_BAR = {"gradcam": 1 / 3, "contribution": 1 / 4}
+
+
+@pytest.mark.parametrize("method", sorted(BLOB_BAR))
+def test_cam_lands_on_a_planted_blob(blob_model, method):
     images, labels, masks = blob_images(24, seed=7)
+    blob_model.heatmap = method
     answers = blob_model.answer(images)
     probs = np.array([a.probabilities["blob"] for a in answers])
     assert auc_ci(labels[:, 0], probs, n_boot=50)["auc"] > 0.95
     positives = [i for i in range(len(images)) if labels[i, 0] == 1]
     hits = [pointing_hit(answers[i].heatmaps["blob"], masks[i]) for i in positives]
-    # Chance of a hit (the maximum of a heatmap unrelated to the disc landing in it) is ~1.5 % (a disc of
-    # radius ~11 px in 160 x 160). Measured 6 of 12 with this seed (2026-12-05): Grad-CAM on the 16 x 16
-    # last block points at the disc or just beside it; the bar is "far above chance", not "precise".
-    assert np.mean(hits) >= 1 / 3, hits
+    # the bar (BLOB_BAR) is "far above chance", not "precise"
+    assert np.mean(hits) >= BLOB_BAR[method], hits
     for i in positives:
         heat = answers[i].heatmaps["blob"]
         assert heat.shape == images[i].shape and heat.dtype == np.float32 and 0 <= heat.min() <= heat.max() <= 1
     boxed = [a for i, a in enumerate(answers) if i in positives and a.boxes]
     assert boxed
+    if method != "gradcam":  # the contribution peak sits a cell off the disc's centre: its box is not checked
+        return
     covered = 0
     for i in positives:
         for label, x0, y0, x1, y1, score in answers[i].boxes:
             rows, cols = np.nonzero(masks[i])
             covered += x0 <= cols.mean() < x1 and y0 <= rows.mean() < y1
     assert covered >= 0.8 * len(boxed)
+
+
+def test_logit_shares_add_up_to_the_logit():
+    """The contribution heatmap is exact: the cells' shares plus the head's bias give the logit."""
+    import torch
+
+    from qc_models.findings.network import FindingsNet
+
+    torch.manual_seed(3)
+    net = FindingsNet(3).eval()
+    x = torch.rand((2, 1, 96, 96))
+    shares = logit_shares(net, x)
+    assert shares.shape == (2, 3, 12, 12)
+    assert torch.allclose(shares.sum(dim=(2, 3)) + net.head.bias, net(x), atol=1e-4)
+
+
+def test_occlusion_finds_the_blob(blob_model):
+    """Occlusion sensitivity (blurred patches) puts its maximum on the blob of a positive image."""
+    images, labels, masks = blob_images(8, seed=7)
+    positives = [i for i in range(len(images)) if labels[i, 0] == 1][:3]
+    from qc_models.findings.preprocess import to_batch
+
+    heat = occlusion_maps(blob_model.net, to_batch([images[i] for i in positives]))
+    assert heat.shape == (3, 1, 128, 128) and float(heat.min()) >= 0 and float(heat.max()) <= 1
+    from qc_models.findings.cam import to_grid
+
+    hits = [pointing_hit(to_grid(heat[k], images[i].shape), masks[i]) for k, i in enumerate(positives)]
+    assert sum(hits) >= 2, hits
 
 
 def test_peak_component_box():
@@ -96,3 +133,4 @@ def test_evaluation_numbers_by_hand():
     assert not pointing_hit(heat, mask)
     mask[1, 1] = True
     assert pointing_hit(heat, mask)
+    assert not pointing_hit(np.zeros((5, 5)), np.ones((5, 5), bool))  # a flat heatmap points nowhere
