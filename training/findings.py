@@ -232,6 +232,8 @@ LIMITS = ("Trained and measured on synthetic radiographs only (synth.xray render
           "Sees one image at 128 x 128: small nodules (6 mm radius, ~3 pixels there) are the hardest label.")
 
 
+#: Heatmap methods training compares by default (cam.METHODS less occlusion: too slow to predict with).
+COMPARED_HEATMAPS = ("contribution", "gradcam")
 #: What each heatmap method draws (the card's `heatmap.means`; docs/ai.md).
 HEATMAP_MEANS = {
     "contribution": "each cell's share of the label's logit (linear head on global average and maximum of the "
@@ -411,16 +413,16 @@ def train_from_release(release: Any, seed: int, split: str = "train", epochs: in
                        say: Callable[[str], None] | None = None):  # noqa: ANN201 - (ChestFindings, card)
     """Train on `split` of `release` at input side `size`, evaluate on its held-out splits, and return
     the model with its card. With `truth`, every heatmap method (`heatmap_methods`, default all) plays
-    the pointing game on each held-out split and the model keeps the one that hits most on `validation`."""
+    the pointing game on each held-out split and the model keeps the one that hits most on `validation`.
+    Occlusion is not compared by default: 225 forward passes per image, too slow for the predict step."""
     import monai
     import torch
 
-    from qc_models.findings.cam import METHODS
     from qc_models.findings.model import ChestFindings
     from qc_models.findings.network import INPUT_SIZE
 
     size = size or INPUT_SIZE
-    methods = tuple(heatmap_methods or METHODS)
+    methods = tuple(heatmap_methods or COMPARED_HEATMAPS)
     labels, regional = model_labels(release)
     train = load_split(release, split, labels, size)
     if len(train.images) < 2:
@@ -530,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--seeds", default="0,1,2,3,4")
     s.add_argument("--epochs", type=int, default=EPOCHS)
     s.add_argument("--size", type=int, default=None, help="input side of the network (default: network.INPUT_SIZE)")
-    s.add_argument("--heatmaps", default=None, help="heatmap methods to compare, comma-separated (default: all)")
+    s.add_argument("--heatmaps", default=None, help="heatmap methods to compare, comma-separated (default: contribution,gradcam)")
     args = p.parse_args(argv)
     models = args.models or args.workdir
     if args.command == "summary":

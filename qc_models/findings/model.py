@@ -63,6 +63,8 @@ class ChestFindings:
     def answer(self, images: Sequence[np.ndarray], heatmaps: bool = True) -> list[Answer]:
         """Probabilities for every image; with `heatmaps`, a heatmap per label (`heat`) on each image's
         grid and boxes for regional labels above BOX_THRESHOLD."""
+        if not len(images):  # MONAI's Grad-CAM cannot reshape an empty batch
+            return []
         batch = to_batch(images, self.size)
         probs = self.probabilities(batch)
         answers = [Answer({lab: float(p[k]) for k, lab in enumerate(self.labels)}) for p in probs]
