@@ -302,7 +302,7 @@ def _print_stage_report(catalog, truth: dict) -> None:  # noqa: ANN001 - Catalog
                               "decision": metrics["decision"], "truth": (t or {}).get("degradation")})
     if results:
         print("\n== Series classification against the ground truth ==")
-        print(confusion_from_results(results, truths))
+        print(confusion_from_results(results, truths, matrix_when_all_correct=False))
     if decisions:
         print("\n== Quality decisions (per kind; series not approved listed with the reason) ==")
         print(format_quality_by_kind(decisions))

@@ -28,9 +28,17 @@ def accuracy(pairs: Sequence[tuple[str, str]]) -> float:
     return sum(t == p for t, p in pairs) / len(pairs) if pairs else float("nan")
 
 
-def format_confusion(pairs: Sequence[tuple[str, str]], title: str = "series kinds") -> str:
-    """A confusion matrix (rows: truth, columns: prediction) plus accuracy, as fixed-width text."""
+def format_confusion(pairs: Sequence[tuple[str, str]], title: str = "series kinds", *,
+                     matrix_when_all_correct: bool = True) -> str:
+    """A confusion matrix (rows: truth, columns: prediction) plus accuracy, as fixed-width text.
+
+    With `matrix_when_all_correct=False` an all-correct result is one line with the count per kind
+    (a diagonal matrix tells a reader nothing more, and the demo's terminal budget is small)."""
     conf = confusion(pairs)
+    if not matrix_when_all_correct and pairs and all(t == p for t, p in pairs):
+        per_kind = ", ".join(f"{k} {sum(conf[k].values())}" for k in ALL_KINDS if k in conf)
+        per_kind += "".join(f", {k} {sum(conf[k].values())}" for k in sorted(set(conf) - set(ALL_KINDS)))
+        return f"{title}: {len(pairs)}/{len(pairs)} correct (100.0%): {per_kind}"
     order = [k for k in ALL_KINDS if k in conf or any(k in c for c in conf.values())]
     order += sorted({p for c in conf.values() for p in c} - set(order))
     w = 6  # column width: kinds abbreviated to 6 characters in the header row
@@ -43,9 +51,11 @@ def format_confusion(pairs: Sequence[tuple[str, str]], title: str = "series kind
     return "\n".join(lines)
 
 
-def confusion_from_results(results: Sequence[dict[str, Any]], truths: Sequence[dict[str, Any]]) -> str:
+def confusion_from_results(results: Sequence[dict[str, Any]], truths: Sequence[dict[str, Any]], *,
+                           matrix_when_all_correct: bool = True) -> str:
     """The same matrix from classification results and ground-truth series records (same order)."""
-    return format_confusion([(truth_kind(t["kind"]), r["kind"]) for r, t in zip(results, truths)])
+    return format_confusion([(truth_kind(t["kind"]), r["kind"]) for r, t in zip(results, truths)],
+                            matrix_when_all_correct=matrix_when_all_correct)
 
 
 def format_decisions(rows: Sequence[dict[str, Any]]) -> str:

@@ -69,6 +69,21 @@ def test_quality_table_counts_per_kind_and_lists_only_the_not_approved():
     assert "series #51" in lines[5] and "ct_gnl 31 > 25" in lines[5] and "snr_dietrich" in lines[6]
 
 
+
+def test_classification_is_one_line_when_all_correct_and_a_matrix_when_not():
+    """The demo prints a diagonal confusion matrix as one line of counts per kind (17 lines saved of
+    its < 150-line budget) but the whole matrix as soon as one series is misnamed."""
+    from curation.classify.report import format_confusion
+
+    right = [("T1W", "T1W")] * 4 + [("CT", "CT")] * 7 + [("US", "US")] * 2
+    assert format_confusion(right, matrix_when_all_correct=False) == \
+        "series kinds: 13/13 correct (100.0%): T1W 4, CT 7, US 2"
+    assert len(format_confusion(right).splitlines()) == 2 + 3  # the matrix stays the default
+    wrong = right + [("T2W", "PDW")]
+    lines = format_confusion(wrong, matrix_when_all_correct=False).splitlines()
+    assert lines[0] == "series kinds: 13/14 correct (92.9%)" and lines[1].startswith("truth/pred")
+    assert len(lines) == 2 + 4 and any(l.startswith("T2W") for l in lines)
+
 def test_progress_line_counts_without_identifiers():
     from curate.demo import describe_stage
 
