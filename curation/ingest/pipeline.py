@@ -91,8 +91,16 @@ def _inspect_star(args: tuple[str, str, str, str, int]) -> Inspection:
 
 def _inspections(files: list[tuple[Path, str]], store: Store, site: str, workers: int,
                  limits: Limits) -> Iterator[Inspection]:
-    """Inspect files in order, in a process pool when there is more than one worker."""
+    """Inspect files in order, in a process pool when there is more than one worker.
+
+    A daemonic process may not start children (multiprocessing refuses): a task run by a Celery
+    prefork worker inherits its pool process's daemon flag, so there the files are inspected in
+    this process, one after another, instead of failing the ingest."""
     args = [(str(p), rel, store.uri, site, limits.max_file_bytes) for p, rel in files]
+    if workers > 1 and multiprocessing.current_process().daemon:
+        log.info("ingest: inspecting %d files in this process (a daemonic process, e.g. a Celery worker's "
+                 "task, cannot start a process pool)", len(args))
+        workers = 1
     if workers <= 1 or len(args) < 64:
         yield from map(_inspect_star, args)
         return

@@ -191,3 +191,26 @@ def test_sigkill_mid_ingest_then_rerun_is_consistent(tmp_path):
     for key in listed:
         assert hashlib.sha256(store.get_bytes(Zone.RAW, key)).hexdigest() == key.rsplit("/", 1)[1]
     assert verify_chain(catalog).ok
+
+
+def _ingest_in_a_daemon(src: str, root: str, out) -> None:  # noqa: ANN001 - a multiprocessing queue
+    catalog = Catalog(f"sqlite:///{Path(root) / 'catalog.sqlite'}")
+    summary = ingest(src, catalog, open_store(str(Path(root) / "store")), workers=2)
+    out.put(summary.instances_new)
+
+
+def test_ingest_with_workers_runs_inside_a_daemonic_process(tmp_path):
+    """A Celery prefork worker runs each task in a daemonic process, which multiprocessing forbids to
+    start a pool: ingest of a site large enough for the pool (>= 64 files) failed there with "daemonic
+    processes are not allowed to have children" (seen on the 10k site under Celery). It must inspect the
+    files in its own process instead and ingest them all."""
+    import multiprocessing
+
+    build_many(tmp_path / "src", 80)
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_ingest_in_a_daemon, args=(str(tmp_path / "src"), str(tmp_path), out), daemon=True)
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == 0, f"ingest inside a daemonic process exited with {proc.exitcode}"
+    assert out.get(timeout=5) == 80
