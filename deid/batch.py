@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from deid.engine import Deidentifier
 from deid.filemeta import deidentify_file, image_format, image_reid_entry
+from deid.pool import process_pool, usable_workers
 from deid.profile import Profile, load_profile
 from deid.report import RunReport
 from deid.vault import SEALED_MAP_NAME, SealedMap, folder_public_key, load_or_create_secret
@@ -200,13 +200,14 @@ def deidentify_tree(
             if progress:
                 progress(report.files_seen, len(files), len(report.quarantined))
 
+    n_workers = usable_workers(n_workers, "deid", len(files))  # 1 inside a Celery worker's task
     if n_workers <= 1:
         _init(prof, secret, str(dst_p))
         for b in batches:
             take(_task(b))
     else:
         _prepare(prof, secret, str(dst_p))
-        with ProcessPoolExecutor(n_workers, initializer=_init, initargs=(prof, secret, str(dst_p))) as pool:
+        with process_pool(n_workers, initializer=_init, initargs=(prof, secret, str(dst_p))) as pool:
             for recs in pool.map(_task, batches):
                 take(recs)
     report.seconds = time.perf_counter() - t0

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import multiprocessing
 import os
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from curation.ingest.sources import Limits, Materialized, Refusal, SourceError, 
 from curation.settings import DEFAULT_SITE
 from curation.store import LocalStore, Store, Zone
 from curation.vocabulary import FileStatus, Modality, QuarantineReason
+from deid.pool import process_pool, usable_workers
 
 log = logging.getLogger(__name__)
 
@@ -91,21 +89,14 @@ def _inspect_star(args: tuple[str, str, str, str, int]) -> Inspection:
 
 def _inspections(files: list[tuple[Path, str]], store: Store, site: str, workers: int,
                  limits: Limits) -> Iterator[Inspection]:
-    """Inspect files in order, in a process pool when there is more than one worker.
-
-    A daemonic process may not start children (multiprocessing refuses): a task run by a Celery
-    prefork worker inherits its pool process's daemon flag, so there the files are inspected in
-    this process, one after another, instead of failing the ingest."""
+    """Inspect files in order, in a process pool when there is more than one worker (in this
+    process inside a daemonic one, e.g. a Celery worker's task: see deid.pool)."""
     args = [(str(p), rel, store.uri, site, limits.max_file_bytes) for p, rel in files]
-    if workers > 1 and multiprocessing.current_process().daemon:
-        log.info("ingest: inspecting %d files in this process (a daemonic process, e.g. a Celery worker's "
-                 "task, cannot start a process pool)", len(args))
-        workers = 1
+    workers = usable_workers(workers, "ingest", len(args))
     if workers <= 1 or len(args) < 64:
         yield from map(_inspect_star, args)
         return
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with process_pool(workers) as pool:
         yield from pool.map(_inspect_star, args, chunksize=32)
 
 
