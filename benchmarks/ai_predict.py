@@ -1,13 +1,13 @@
 """Inference cost of the findings model's predict step (the plugin `chest`, qc_models/findings), on
 fresh synthetic chest radiographs (256 x 256, seed 424242: no training cohort used it): images/s for
-probabilities alone and for the full answer (probabilities, a Grad-CAM heatmap per label on the
+probabilities alone and for the full answer (probabilities, a heatmap per label on the
 image's grid, box proposals), by batch size and heatmap method (`--heatmaps`: the shipped model's
 method by default; qc_models/findings/cam.METHODS), with torch on `--threads` CPU threads. Wall time moves
 with the machine's load: CPU time (resource.getrusage, all threads) and the load average are printed
 beside it.
 
     .venv/bin/python benchmarks/ai_predict.py [--images 64] [--threads 2] [--batches 1,8,32]
-        [--heatmaps contribution,gradcam,occlusion] [--weights PT] [--json]
+        [--heatmaps logit_map,gradcam,occlusion] [--weights PT] [--json]
 """
 from __future__ import annotations
 

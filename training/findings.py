@@ -213,8 +213,10 @@ EPOCHS = 40
 BATCH = 16
 LEARNING_RATE = 3e-3
 WEIGHT_DECAY = 1e-4
-#: Largest shift (pixels of the network's input) of the training augmentation.
-SHIFT = 8
+#: Weight of the localisation loss (consensus boxes vs the pool's weights) beside the image-level BCE.
+LOCALISATION = 0.1
+#: Largest shift of the training augmentation, as a fraction of the input's side (16 px at 256, ~28 mm).
+SHIFT = 1 / 16
 HELD_OUT = ("validation", "test")
 INTENDED_USE = ("Research and workflow demonstration: suggest nodule / opacity / effusion with a heatmap and box "
                 "proposals to readers of synthetic chest radiographs (CR, DX, PA) on this platform, and serve as "
@@ -227,17 +229,18 @@ LIMITS = ("Trained and measured on synthetic radiographs only (synth.xray render
           "are learned too.",
           "Findings are drawn independently at prevalence 1/2: probabilities are calibrated to that prevalence, "
           "not to a clinical one.",
-          "Heatmaps are Grad-CAM on a 16 x 16 grid (28 mm cells on a 450 mm field): they point at the evidence, "
-          "they do not outline the finding; boxes come from them and are proposals.",
-          "Sees one image at 128 x 128: small nodules (6 mm radius, ~3 pixels there) are the hardest label.")
+          "Heatmaps are the network's cell logit map on a 32 x 32 grid (14 mm cells on a 450 mm field): they "
+          "point at the cells that made the call, they do not outline the finding; boxes come from them and are "
+          "proposals.",
+          "Sees one image at 256 x 256: small nodules (6 mm radius, ~3.4 pixels there) are the hardest label.")
 
 
 #: Heatmap methods training compares by default (cam.METHODS less occlusion: too slow to predict with).
-COMPARED_HEATMAPS = ("contribution", "gradcam")
+COMPARED_HEATMAPS = ("logit_map", "gradcam")
 #: What each heatmap method draws (the card's `heatmap.means`; docs/ai.md).
 HEATMAP_MEANS = {
-    "contribution": "each cell's share of the label's logit (linear head on global average and maximum of the "
-                    "last conv block), above the image's median cell, rectified and scaled to [0, 1] per image",
+    "logit_map": "the network's own cell logits (1x1 conv on the last conv block; the image's logit is their "
+                 "log-sum-exp pool), above the image's median cell, rectified and scaled to [0, 1] per image",
     "gradcam": "Grad-CAM of the last conv block (monai.visualize.GradCAM), scaled to [0, 1] per image",
     "occlusion": "drop of the label's probability when a patch (1/8 of the side, stride 1/16) is replaced by a "
                  "blurred copy of the image, scaled to [0, 1] per image",
@@ -247,13 +250,16 @@ HEATMAP_MEANS = {
 @dataclass
 class Split:
     """One split as the network sees it: inputs (n, 1, S, S), targets (n, labels; NaN: no consensus),
-    the images on their own grids (for heatmaps) and the de-identified SOPInstanceUID of each."""
+    the images on their own grids (for heatmaps), the de-identified SOPInstanceUID of each and, where
+    the release has consensus boxes, `regions` (n, labels, S, S): 1 inside a label's boxes on the input
+    grid, all 0 where the image has none for that label."""
 
     name: str
     inputs: Any
     targets: np.ndarray
     images: list[np.ndarray]
     sop_uids: list[str]
+    regions: Any = None
 
 
 def model_labels(release: Any) -> tuple[list[str], list[str]]:
@@ -276,8 +282,9 @@ def load_split(release: Any, split: str, labels: Sequence[str], size: int | None
     from qc_models.findings.preprocess import to_input
 
     size = size or INPUT_SIZE
+    _, box_of = _schema_labels()
     data = ReleaseDataset(release, split=split, unit="instance", labels=list(labels))
-    inputs, targets, images, uids = [], [], [], []
+    inputs, targets, images, uids, regions = [], [], [], [], []
     for image, target in data:
         pixels = image.numpy()
         if pixels.ndim != 2:  # a multi-frame object: not what this model reads
@@ -286,32 +293,76 @@ def load_split(release: Any, split: str, labels: Sequence[str], size: int | None
         inputs.append(to_input(pixels, size))
         targets.append(target["labels"].numpy())
         uids.append(str(pydicom.dcmread(release.path(target["instance"]), stop_before_pixels=True).SOPInstanceUID))
+        regions.append(_box_regions(release.boxes(target["series"]), [box_of.get(lab) for lab in labels],
+                                    pixels.shape, size))
     stacked = torch.stack(inputs) if inputs else torch.zeros((0, 1, 1, 1))
-    return Split(split, stacked, np.asarray(targets, dtype=np.float64).reshape(len(targets), len(labels)), images, uids)
+    masks = torch.stack(regions) if regions else None
+    return Split(split, stacked, np.asarray(targets, dtype=np.float64).reshape(len(targets), len(labels)), images, uids,
+                 masks)
 
 
-def _augment(x: Any, generator: Any) -> Any:
-    """Shift by up to SHIFT pixels (reflected border), contrast x0.85-1.15, brightness +-0.05, noise 0.01:
-    what differs between two exposures of one chest. No flips: laterality is part of the findings."""
+def _box_regions(boxes: Any, box_labels: Sequence[str | None], shape: tuple[int, int], size: int) -> Any:
+    """(labels, size, size) float32: 1 inside the consensus boxes of each label's box label, scaled
+    from the image's grid (rows, cols) to the network's input."""
+    import torch
+
+    out = torch.zeros((len(box_labels), size, size))
+    if boxes is None or not len(boxes):
+        return out
+    sy, sx = size / shape[0], size / shape[1]
+    for k, name in enumerate(box_labels):
+        for row in boxes[boxes["label"] == name].itertuples() if name else ():
+            x0, y0 = max(0, math.floor(float(row.x0) * sx)), max(0, math.floor(float(row.y0) * sy))
+            x1, y1 = min(size, math.ceil(float(row.x1) * sx)), min(size, math.ceil(float(row.y1) * sy))
+            out[k, y0:y1, x0:x1] = 1.0
+    return out
+
+
+def _augment(x: Any, generator: Any, regions: Any = None) -> tuple[Any, Any]:
+    """Shift by up to SHIFT of the side (reflected border), contrast x0.85-1.15, brightness +-0.05, noise 0.01:
+    what differs between two exposures of one chest. No flips: laterality is part of the findings.
+    `regions` (n, labels, S, S), if given, moves with the image (empty border)."""
     import torch
     import torch.nn.functional as F
 
     n, _, h, w = x.shape
-    padded = F.pad(x, (SHIFT, SHIFT, SHIFT, SHIFT), mode="reflect")
-    dy, dx = (torch.randint(0, 2 * SHIFT + 1, (2, n), generator=generator)).tolist()
+    shift = round(SHIFT * h)
+    padded = F.pad(x, (shift, shift, shift, shift), mode="reflect")
+    dy, dx = (torch.randint(0, 2 * shift + 1, (2, n), generator=generator)).tolist()
     out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    if regions is not None:
+        padded = F.pad(regions, (shift, shift, shift, shift))
+        regions = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
     gain = 0.85 + 0.3 * torch.rand((n, 1, 1, 1), generator=generator)
     bias = 0.1 * torch.rand((n, 1, 1, 1), generator=generator) - 0.05
     noise = 0.01 * torch.randn(out.shape, generator=generator)
-    return (out * gain + bias + noise).clamp(0.0, 1.0)
+    return (out * gain + bias + noise).clamp(0.0, 1.0), regions
+
+
+def localisation_loss(cells: Any, regions: Any, r: float) -> Any:
+    """Cross-entropy between where the consensus boxes are and where the log-sum-exp pool looks: for
+    each (image, label) with a box, the boxes' share of each cell (coverage, summing to 1) against the
+    pool's weights softmax(r x cell logits) -- the cells that make the image's call. 0 without boxes."""
+    import torch
+    import torch.nn.functional as F
+
+    cover = F.avg_pool2d(regions, regions.shape[-1] // cells.shape[-1]).flatten(2)  # (n, L, cells)
+    boxed = cover.sum(dim=2) > 0
+    if not bool(boxed.any()):
+        return cells.sum() * 0.0
+    q = cover[boxed]
+    q = q / q.sum(dim=1, keepdim=True)
+    return -(q * torch.log_softmax(r * cells.flatten(2)[boxed], dim=1)).sum(dim=1).mean()
 
 
 def fit(train: Split, n_labels: int, seed: int, epochs: int = EPOCHS, say: Callable[[str], None] | None = None):  # noqa: ANN201
-    """A FindingsNet trained on `train` with a masked BCE loss (no-consensus targets do not count).
-    Deterministic from `seed`: own generators, deterministic kernels, one thread (restored after)."""
+    """A FindingsNet trained on `train` with a masked BCE loss (no-consensus targets do not count) plus,
+    where the split has consensus boxes, LOCALISATION x `localisation_loss`: the boxes teach the cells
+    where to look, the image's logit stays the pool of its cells. Deterministic from `seed`: own
+    generators, deterministic kernels, one thread (restored after)."""
     import torch
 
-    from qc_models.findings.network import FindingsNet
+    from qc_models.findings.network import FindingsNet, lse_pool
 
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
@@ -336,9 +387,13 @@ def fit(train: Split, n_labels: int, seed: int, epochs: int = EPOCHS, say: Calla
                     idx = order[start:start + BATCH]
                     if len(idx) < 2:  # BatchNorm needs two images
                         continue
-                    x = _augment(train.inputs[idx], generator)
+                    x, regions = _augment(train.inputs[idx], generator,
+                                          None if train.regions is None else train.regions[idx])
                     mask = known[idx].float()
-                    loss = (loss_fn(net(x), targets[idx]) * mask).sum() / mask.sum().clamp(min=1.0)
+                    cells = net.cell_logits(x)
+                    loss = (loss_fn(lse_pool(cells, net.r), targets[idx]) * mask).sum() / mask.sum().clamp(min=1.0)
+                    if regions is not None:
+                        loss = loss + LOCALISATION * localisation_loss(cells, regions, net.r)
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -455,8 +510,12 @@ def train_from_release(release: Any, seed: int, split: str = "train", epochs: in
                  "held_out": {n: m["images"] for n, m in metrics.items()},
                  "targets": "consensus of the release (label_matrix: newest round, Dawid-Skene first)"},
         "training": {"seed": seed, "epochs": epochs, "batch": BATCH, "learning_rate": LEARNING_RATE,
-                     "weight_decay": WEIGHT_DECAY, "input_size": size, "loss": "masked binary cross-entropy",
-                     "augmentation": f"shift <= {SHIFT} px, contrast 0.85-1.15, brightness +-0.05, noise 0.01",
+                     "weight_decay": WEIGHT_DECAY, "input_size": size, "loss": f"masked binary cross-entropy + {LOCALISATION:g} x localisation cross-entropy (consensus boxes "
+                             "vs the log-sum-exp pool's cell weights)" if train.regions is not None
+                     else "masked binary cross-entropy",
+                     "network": f"5x5 stride-2 stem, 3 conv blocks, 1x1 conv cell logits on a {size // 8} x "
+                                f"{size // 8} grid, log-sum-exp pool (r = {net.r:g})",
+                     "augmentation": f"shift <= {round(SHIFT * size)} px, contrast 0.85-1.15, brightness +-0.05, noise 0.01",
                      "threads": 1, "torch": torch.__version__.split("+")[0], "monai": monai.__version__},
         "metrics": metrics,
         "heatmap": {"method": model.heatmap, "means": HEATMAP_MEANS[model.heatmap],
@@ -532,9 +591,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--seeds", default="0,1,2,3,4")
     s.add_argument("--epochs", type=int, default=EPOCHS)
     s.add_argument("--size", type=int, default=None, help="input side of the network (default: network.INPUT_SIZE)")
-    s.add_argument("--heatmaps", default=None, help="heatmap methods to compare, comma-separated (default: contribution,gradcam)")
+    s.add_argument("--heatmaps", default=None, help="heatmap methods to compare, comma-separated (default: logit_map,gradcam)")
     args = p.parse_args(argv)
-    models = args.models or args.workdir
+    models = getattr(args, "models", None) or args.workdir
     if args.command == "summary":
         cards = {int(d.name.split("-", 1)[1]): json.loads((d / "findings_chest.card.json").read_text())
                  for d in sorted(models.glob("seed-*")) if (d / "findings_chest.card.json").exists()}

@@ -2,15 +2,12 @@
 the heatmap means"). Three methods, one chosen per model by the pointing game on the validation split
 (the card's `heatmap`):
 
-- `contribution` (default): the exact share of each cell of the last conv block in the label's
-  logit. The head is linear on the block's global average and global maximum, so the logit minus the
-  bias is the sum over cells of (average weight / cells + maximum weight where the channel peaks) x
-  activation. Heat is how far a cell's share rises above the image's median cell (rectified, scaled to
-  [0, 1] per image). Signed by construction: a finding the network detects through features that
-  *drop* over it (negative weights) raises its cells' share just as one detected by features that rise.
-  One forward pass, no backward.
-- `gradcam`: MONAI's `monai.visualize.GradCAM` on the last conv block (positive evidence only: it draws
-  the complement of a finding detected by dropping features).
+- `logit_map` (default): the network's own cell logits (`FindingsNet.cell_logits`), the map its
+  image logit is the log-sum-exp pool of: the cells that score highest are the ones that made the
+  call, so the heatmap is faithful by construction. Heat is how far a cell rises above the image's
+  median cell (rectified, scaled to [0, 1] per image). One forward pass, no backward.
+- `gradcam`: MONAI's `monai.visualize.GradCAM` on the last conv block (positive evidence only), an
+  alternative for comparison.
 - `occlusion`: the drop of the label's probability when a patch of the input is replaced by a blurred
   copy of the image (occlusion sensitivity, as `monai.visualize.OcclusionSensitivity`, with a blur
   instead of a constant so the lung field around a patch stays plausible); one forward pass per patch.
@@ -28,7 +25,7 @@ from torch import nn
 from qc_models.threads import within_openmp_limit
 
 #: The heatmap methods `heatmaps` knows, default first.
-METHODS = ("contribution", "gradcam", "occlusion")
+METHODS = ("logit_map", "gradcam", "occlusion")
 #: Occlusion patch side and stride as fractions of the input side (16 and 8 pixels at 128).
 OCCLUSION_PATCH, OCCLUSION_STRIDE = 1 / 8, 1 / 16
 
@@ -64,25 +61,12 @@ def _per_image_unit(heat: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def logit_shares(net: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """(n, L, h, w): each last-block cell's share of each label's logit; summed over cells plus the
-    head's bias it is the logit (the head is linear on global average and global maximum)."""
+def logit_maps(net: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """(n, L, h, w) heat in [0, 1] on the cell grid for every label at once: each cell's logit above
+    the image's median cell (`net.cell_logits`, what the image's logit is pooled from)."""
     net.eval()
-    f = net.features(batch)                                   # (n, C, h, w)
-    n, c, h, w = f.shape
-    weight = net.head.weight                                  # (L, 2C): [average | maximum]
-    w_avg, w_max = weight[:, :c], weight[:, c:]
-    flat = f.flatten(2)                                       # (n, C, hw)
-    peak = F.one_hot(flat.argmax(dim=2), h * w).to(f.dtype)   # (n, C, hw): where each channel peaks
-    share = torch.einsum("lc,ncp->nlp", w_avg / (h * w), flat) + torch.einsum("lc,ncp->nlp", w_max, flat * peak)
-    return share.reshape(n, -1, h, w)
-
-
-def contribution_maps(net: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """(n, L, h, w) heat in [0, 1] on the last conv block's grid for every label at once: each cell's
-    share of the logit above the image's median share."""
-    share = logit_shares(net, batch)
-    return _per_image_unit(share - share.flatten(2).median(dim=2).values[:, :, None, None])
+    cells = net.cell_logits(batch)
+    return _per_image_unit(cells - cells.flatten(2).median(dim=2).values[:, :, None, None])
 
 
 @torch.no_grad()

@@ -68,12 +68,15 @@ def calibration(y: np.ndarray, p: np.ndarray, bins: int = BINS) -> dict[str, Any
 
 
 def pointing_hit(heat: np.ndarray, region: np.ndarray) -> bool:
-    """The pointing game: the heatmap's maximum (any of its pixels at the maximum) lies inside `region`
-    (a boolean mask on the same grid). A flat heatmap points nowhere (a miss), else it would hit
+    """The pointing game: the point the heatmap names -- the centre of the pixels at its maximum (one
+    pixel, or the few around a grid node after resampling) -- lies inside `region` (a boolean mask on
+    the same grid). A flat heatmap points nowhere (a miss), and a plateau at the maximum names its
+    centre, not every pixel it covers: else a heatmap saturated over most of the image would hit
     every region."""
     if heat.max() <= heat.min():
         return False
-    return bool(np.any(region[heat >= heat.max()]))
+    rows, cols = np.nonzero(heat >= heat.max())
+    return bool(region[int(round(rows.mean())), int(round(cols.mean()))])
 
 
 def pointing_game(hits: Sequence[bool]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from qc_models.findings.boxes import peak_component_box
-from qc_models.findings.cam import METHODS, LabelCam, contribution_maps, occlusion_maps, to_grid
+from qc_models.findings.cam import METHODS, LabelCam, logit_maps, occlusion_maps, to_grid
 from qc_models.findings.network import INPUT_SIZE, FindingsNet
 from qc_models.findings.preprocess import to_batch
 
@@ -21,6 +21,9 @@ from qc_models.findings.preprocess import to_batch
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "findings_chest.pt"
 #: Probability from which a regional label gets a box proposal.
 BOX_THRESHOLD = 0.5
+#: Format of the weights file: 2 is the multiple-instance network (cell logit map, log-sum-exp pool);
+#: files without it hold the first network (linear head on global pooling), which `load` refuses.
+FORMAT = 2
 
 
 @dataclass
@@ -47,8 +50,8 @@ class ChestFindings:
 
     def heat(self, batch: torch.Tensor) -> torch.Tensor:
         """(n, L, h, w) heat in [0, 1] for every label with the model's method, on the method's grid."""
-        if self.heatmap == "contribution":
-            return contribution_maps(self.net, batch)
+        if self.heatmap == "logit_map":
+            return logit_maps(self.net, batch)
         if self.heatmap == "occlusion":
             return occlusion_maps(self.net, batch)
         if self._cam is None:
@@ -89,9 +92,9 @@ def save(model: ChestFindings, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
-    torch.save({"state_dict": state, "labels": list(model.labels), "regional": list(model.regional),
-                "width": model.net.features[0][0].out_channels, "size": model.size, "heatmap": model.heatmap,
-                "card": model.card}, path)
+    torch.save({"format": FORMAT, "state_dict": state, "labels": list(model.labels), "regional": list(model.regional),
+                "width": model.net.features[0][0].out_channels, "r": model.net.r, "size": model.size,
+                "heatmap": model.heatmap, "card": model.card}, path)
     card_path(path).write_text(json.dumps(model.card, indent=2, sort_keys=True) + "\n")
 
 
@@ -100,9 +103,14 @@ def card_path(weights: Path) -> Path:
 
 
 def load(path: Path = WEIGHTS) -> ChestFindings:
-    """The model saved by `save` (only tensors and plain values are unpickled: weights_only)."""
+    """The model saved by `save` (only tensors and plain values are unpickled: weights_only). A file of
+    another format (the first, global-pooling network) is refused with what to do about it."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    net = FindingsNet(len(blob["labels"]), width=int(blob["width"]))
+    if blob.get("format") != FORMAT:
+        raise ValueError(f"{path} holds findings weights of format {blob.get('format', 1)}, this model reads format "
+                         f"{FORMAT} (the multiple-instance network): retrain it with `curate train findings` "
+                         "(docs/ai.md)")
+    net = FindingsNet(len(blob["labels"]), width=int(blob["width"]), r=float(blob["r"]))
     net.load_state_dict(blob["state_dict"])
-    return ChestFindings(net, blob["labels"], blob["regional"], blob["card"], size=int(blob.get("size", INPUT_SIZE)),
-                         heatmap=str(blob.get("heatmap", "gradcam")))
+    return ChestFindings(net, blob["labels"], blob["regional"], blob["card"], size=int(blob["size"]),
+                         heatmap=str(blob["heatmap"]))

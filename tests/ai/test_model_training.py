@@ -68,3 +68,25 @@ def test_model_card_fields_and_saved_size(tiny_release, tmp_path):
     assert again.card == card and again.labels == model.labels
     x = torch.rand((2, 1, 128, 128))
     assert np.allclose(again.probabilities(x), model.probabilities(x))
+    assert "localisation" in card["training"]["loss"]  # the release's consensus boxes were used
+
+
+def test_consensus_boxes_become_regions_on_the_input_grid(tiny_release):
+    """Every training image the consensus calls positive for a label with a consensus box gets that box
+    as a region on the network's input grid; negative labels get none."""
+    release, _ = tiny_release
+    labels, _ = training.model_labels(release)
+    train = training.load_split(release, "train", labels, 64)
+    assert train.regions.shape == (len(train.images), len(labels), 64, 64)
+    boxed = train.regions.flatten(2).amax(dim=2).numpy() > 0
+    assert boxed.any() and not (boxed & (train.targets == 0)).any()
+
+
+def test_old_weights_file_is_refused_with_a_reason(tmp_path):
+    """A weights file of the first network (no `format`: linear head on global pooling) cannot be
+    loaded into the multiple-instance network: `load` says so instead of failing on the state dict."""
+    old = tmp_path / "old.pt"
+    torch.save({"state_dict": {}, "labels": ["nodule"], "regional": ["nodule"], "width": 16, "size": 128,
+                "heatmap": "gradcam", "card": {}}, old)
+    with pytest.raises(ValueError, match="format 1.*retrain"):
+        findings_model.load(old)
