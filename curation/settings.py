@@ -62,6 +62,14 @@ def _count(name: str, raw: str) -> int:
     return value
 
 
+def _positive(name: str, raw: str) -> int:
+    """An integer of at least 1."""
+    value = _count(name, raw)
+    if value < 1:
+        raise ValueError(f"{name}={raw!r} must be at least 1")
+    return value
+
+
 def _store_uri(name: str, raw: str) -> str:
     """A folder, ``file:///path`` or ``s3://bucket/prefix`` (what `curation.store.open_store` opens)."""
     if "://" in raw and not raw.startswith(_STORE_SCHEMES):
@@ -106,6 +114,9 @@ class Settings:
     max_source_files: int = _var("CURATE_MAX_SOURCE_FILES", "most files one source may hold", _count, 2_000_000)
     max_file_bytes: int = _var("CURATE_MAX_FILE_BYTES", "largest single file a source may hold", _count,
                                4 * 1024**3)
+    stage_tasks_per_run: int = _var("CURATE_STAGE_TASKS_PER_RUN", "most tasks of a heavy stage (deid, quality, "
+                                    "register) one curate_source run runs at once: about the cores of the "
+                                    "workers that run it (read when the DAG is parsed)", _positive, 2)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], cwd: Path | None = None) -> Settings:

@@ -76,17 +76,21 @@ with DAG(
     )
     # One mapped task per batch of series (ingest cuts them, `curation.pipeline.ingest.batches`): a task's
     # start-up costs seconds, a series' work often less. Each series keeps its record in the catalog.
+    # The heavy stages run at most CURATE_STAGE_TASKS_PER_RUN tasks of one run at once (default 2, this
+    # project's 2-core machine): a run cannot take every slot of a shared fleet; raise it with the cores.
+    per_run = settings().stage_tasks_per_run
     deid = DeidOperator.partial(task_id="deid", profile="{{ params.deid_profile }}", pool=OCR_POOL,
-                                max_active_tis_per_dagrun=2).expand(refs=ingest.output)
+                                max_active_tis_per_dagrun=per_run).expand(refs=ingest.output)
     classify = ClassifyOperator.partial(task_id="classify").expand(refs=deid.output)
-    quality = QualityOperator.partial(task_id="quality", max_active_tis_per_dagrun=2).expand(refs=classify.output)
-    # Studies in balanced batches (one register task each, as the per-series stages batch series); two
-    # at once: a study's Python part (reading, writing ~500 derived files) holds one core, so a second
-    # study keeps the other busy; the pool still caps registration across runs.
+    quality = QualityOperator.partial(task_id="quality", max_active_tis_per_dagrun=per_run).expand(
+        refs=classify.output)
+    # Studies in balanced batches (one register task each, as the per-series stages batch series); on 2
+    # cores two at once: a study's Python part (reading, writing ~500 derived files) holds one core, so a
+    # second study keeps the other busy; the pool still caps registration across runs.
     studies = StudiesOperator(task_id="group_studies", results=quality.output)
     register = RegisterOperator.partial(task_id="register", config="{{ params.registration }}",
                                         pool=REGISTRATION_POOL,
-                                        max_active_tis_per_dagrun=2).expand(studies=studies.output)
+                                        max_active_tis_per_dagrun=per_run).expand(studies=studies.output)
     # none_failed: a site with no study to register (radiographs only) skips register, and must still be
     # summarised and announce its curated series
     summary = CurationSummaryOperator(task_id="summary", results=quality.output, registrations=register.output,

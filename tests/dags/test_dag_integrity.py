@@ -94,3 +94,23 @@ def test_site_default_comes_from_the_settings(airflow_env):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "SITE=north-wing" in res.stdout
+
+
+@pytest.mark.parametrize("value,expected", [(None, 2), ("6", 6)])
+def test_heavy_stages_per_run_come_from_the_settings(airflow_env, value, expected):
+    """deid, quality and register run at most CURATE_STAGE_TASKS_PER_RUN tasks of one run at once (2, sized
+    for a 2-core machine, unless a fleet's operator raises it); classification is not capped."""
+    code = ("import importlib.util, json, sys\n"
+            "spec = importlib.util.spec_from_file_location('d', sys.argv[1])\n"
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "print('CAPS=' + json.dumps({t.task_id: t.max_active_tis_per_dagrun for t in m.dag.tasks}))")
+    env = {k: v for k, v in airflow_env.items() if k != "CURATE_STAGE_TASKS_PER_RUN"}
+    if value is not None:
+        env["CURATE_STAGE_TASKS_PER_RUN"] = value
+    res = subprocess.run([sys.executable, "-c", code, str(REPO / "dags" / "curate_source.py")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    caps = json.loads(res.stdout.split("CAPS=", 1)[1])
+    assert {t: caps[t] for t in ("deid", "quality", "register")} == dict.fromkeys(("deid", "quality", "register"),
+                                                                                 expected)
+    assert caps["classify"] is None

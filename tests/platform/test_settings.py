@@ -226,6 +226,7 @@ def test_defaults_are_the_embedded_platform(tmp_path):
     assert s.store_location == str(tmp_path.resolve() / "var" / "store") and s.embedded_store
     assert s.site == DEFAULT_SITE == "default"
     assert (s.max_source_bytes, s.max_source_files, s.max_file_bytes) == (200 * 1024**3, 2_000_000, 4 * 1024**3)
+    assert s.stage_tasks_per_run == 2
     assert s.series_model is s.quality_model is s.registration_config is s.s3_endpoint_url is None
 
 
@@ -234,7 +235,8 @@ def test_each_variable_sets_its_field(tmp_path):
            "s3://bucket/site", "CURATE_SITE": "north", "CURATE_S3_ENDPOINT_URL": "http://s3:8333",
            "CURATE_DICOMWEB_USERNAME": "u", "CURATE_DICOMWEB_PASSWORD": "p", "CURATE_SERIES_MODEL": "/m/s.pt",
            "CURATE_QUALITY_MODEL": "/m/q.pt", "CURATE_REGISTRATION_CONFIG": "/c/r.yaml",
-           "CURATE_RELEASE_CACHE": "/cache/releases", "CURATE_MAX_SOURCE_BYTES": "1_000", "CURATE_MAX_SOURCE_FILES": "10", "CURATE_MAX_FILE_BYTES": "7"}
+           "CURATE_RELEASE_CACHE": "/cache/releases", "CURATE_MAX_SOURCE_BYTES": "1_000", "CURATE_MAX_SOURCE_FILES": "10", "CURATE_MAX_FILE_BYTES": "7",
+           "CURATE_STAGE_TASKS_PER_RUN": "6"}
     s = Settings.from_environ(env, cwd=tmp_path)
     assert s.home == (tmp_path / "state").resolve()  # relative to the working directory, like before
     assert s.catalog_url == env["CURATE_DB_URL"] and s.store_location == "s3://bucket/site" and not s.embedded_store
@@ -243,6 +245,7 @@ def test_each_variable_sets_its_field(tmp_path):
         Path("/m/s.pt"), Path("/m/q.pt"), Path("/c/r.yaml"))
     assert s.release_cache == Path("/cache/releases")
     assert (s.max_source_bytes, s.max_source_files, s.max_file_bytes) == (1000, 10, 7)
+    assert s.stage_tasks_per_run == 6
     assert "'p'" not in repr(s)  # the password stays out of logs
     assert {f.metadata["env"] for f in dataclasses.fields(Settings)} == set(env)  # the test covers every field
 
@@ -258,6 +261,7 @@ def test_empty_variables_keep_the_default_and_aws_endpoint_is_the_fallback(tmp_p
     ("CURATE_MAX_SOURCE_BYTES", "200GB", "CURATE_MAX_SOURCE_BYTES='200GB' is not an integer"),
     ("CURATE_MAX_SOURCE_FILES", "-1", "CURATE_MAX_SOURCE_FILES='-1' must not be negative"),
     ("CURATE_MAX_FILE_BYTES", "4.5", "CURATE_MAX_FILE_BYTES='4.5' is not an integer"),
+    ("CURATE_STAGE_TASKS_PER_RUN", "0", "CURATE_STAGE_TASKS_PER_RUN='0' must be at least 1"),
     ("CURATE_STORE_URI", "gs://bucket/x", "CURATE_STORE_URI='gs://bucket/x' has an unsupported scheme"),
 ])
 def test_bad_values_name_their_variable(name, value, message):
