@@ -251,8 +251,9 @@ HEATMAP_MEANS = {
 class Split:
     """One split as the network sees it: inputs (n, 1, S, S), targets (n, labels; NaN: no consensus),
     the images on their own grids (for heatmaps), the de-identified SOPInstanceUID of each and, where
-    the release has consensus boxes, `regions` (n, labels, S, S): 1 inside a label's boxes on the input
-    grid, all 0 where the image has none for that label."""
+    the release has consensus boxes, `regions` (n, labels, S, S): where a label's boxes put the finding
+    on the input grid (a tent over each box, 1 at its centre: `_box_regions`), all 0 where the image has
+    none."""
 
     name: str
     inputs: Any
@@ -302,19 +303,23 @@ def load_split(release: Any, split: str, labels: Sequence[str], size: int | None
 
 
 def _box_regions(boxes: Any, box_labels: Sequence[str | None], shape: tuple[int, int], size: int) -> Any:
-    """(labels, size, size) float32: 1 inside the consensus boxes of each label's box label, scaled
-    from the image's grid (rows, cols) to the network's input."""
+    """(labels, size, size) float32: where each label's consensus boxes say the finding is, on the
+    network's input grid: a tent over each box, 1 at its centre and falling to 0 at its edges (a box is
+    drawn around its finding, so its centre is the likeliest place of it: an effusion's box corner lies
+    beside the meniscus-shaped fluid, not on it), the larger value where boxes overlap."""
     import torch
 
     out = torch.zeros((len(box_labels), size, size))
     if boxes is None or not len(boxes):
         return out
     sy, sx = size / shape[0], size / shape[1]
+    centres = torch.arange(size, dtype=torch.float32) + 0.5
     for k, name in enumerate(box_labels):
         for row in boxes[boxes["label"] == name].itertuples() if name else ():
-            x0, y0 = max(0, math.floor(float(row.x0) * sx)), max(0, math.floor(float(row.y0) * sy))
-            x1, y1 = min(size, math.ceil(float(row.x1) * sx)), min(size, math.ceil(float(row.y1) * sy))
-            out[k, y0:y1, x0:x1] = 1.0
+            y0, y1, x0, x1 = (float(row.y0) * sy, float(row.y1) * sy, float(row.x0) * sx, float(row.x1) * sx)
+            ty = (1 - (centres - (y0 + y1) / 2).abs() / max((y1 - y0) / 2, 0.5)).clamp(min=0)
+            tx = (1 - (centres - (x0 + x1) / 2).abs() / max((x1 - x0) / 2, 0.5)).clamp(min=0)
+            out[k] = torch.maximum(out[k], ty[:, None] * tx[None, :])
     return out
 
 
@@ -340,9 +345,10 @@ def _augment(x: Any, generator: Any, regions: Any = None) -> tuple[Any, Any]:
 
 
 def localisation_loss(cells: Any, regions: Any, r: float) -> Any:
-    """Cross-entropy between where the consensus boxes are and where the log-sum-exp pool looks: for
-    each (image, label) with a box, the boxes' share of each cell (coverage, summing to 1) against the
-    pool's weights softmax(r x cell logits) -- the cells that make the image's call. 0 without boxes."""
+    """Cross-entropy between where the consensus boxes put the finding and where the log-sum-exp pool
+    looks: for each (image, label) with a box, the regions' share of each cell (`regions` averaged over
+    the cell, summing to 1) against the pool's weights softmax(r x cell logits) -- the cells that make
+    the image's call. 0 without boxes."""
     import torch
     import torch.nn.functional as F
 
@@ -510,8 +516,8 @@ def train_from_release(release: Any, seed: int, split: str = "train", epochs: in
                  "held_out": {n: m["images"] for n, m in metrics.items()},
                  "targets": "consensus of the release (label_matrix: newest round, Dawid-Skene first)"},
         "training": {"seed": seed, "epochs": epochs, "batch": BATCH, "learning_rate": LEARNING_RATE,
-                     "weight_decay": WEIGHT_DECAY, "input_size": size, "loss": f"masked binary cross-entropy + {LOCALISATION:g} x localisation cross-entropy (consensus boxes "
-                             "vs the log-sum-exp pool's cell weights)" if train.regions is not None
+                     "weight_decay": WEIGHT_DECAY, "input_size": size, "loss": f"masked binary cross-entropy + {LOCALISATION:g} x localisation cross-entropy (consensus boxes, "
+                             "a tent 1 at each box's centre, vs the log-sum-exp pool's cell weights)" if train.regions is not None
                      else "masked binary cross-entropy",
                      "network": f"5x5 stride-2 stem, 3 conv blocks, 1x1 conv cell logits on a {size // 8} x "
                                 f"{size // 8} grid, log-sum-exp pool (r = {net.r:g})",

@@ -68,11 +68,11 @@ def test_plugin_satisfies_the_interface(plugin):
     assert plugin.predict([]) == []
 
 
-#: Bars on 40 fresh radiographs, below what the shipped weights (seed 2, Grad-CAM) measure there
-#: (2026-12-05): AUC opacity 1.00, effusion 1.00, nodule 0.84; pointing opacity 13/16, effusion 13/16,
-#: nodule 12/20 (chance: the finding's share of the image, a few per cent).
-AUC_BAR = {"opacity": 0.9, "effusion": 0.9, "nodule": 0.75}
-POINTING_BAR = {"opacity": 0.6, "effusion": 0.6, "nodule": 0.4}
+#: Bars on 40 fresh radiographs, below what the shipped weights (seed 0, 256 px, logit map) measure
+#: there (2026-12-05): AUC 1.00 for every label; pointing opacity 16/16, effusion 16/16, nodule 18/20
+#: (chance: the finding's share of the image, a few per cent).
+AUC_BAR = {"opacity": 0.9, "effusion": 0.9, "nodule": 0.9}
+POINTING_BAR = {"opacity": 0.75, "effusion": 0.75, "nodule": 0.7}
 
 
 def test_plugin_finds_planted_findings_and_points_at_them(plugin):
