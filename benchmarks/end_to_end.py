@@ -9,9 +9,16 @@ the machine's load average (this benchmark shares its cores with whatever else r
     .venv/bin/python benchmarks/end_to_end.py --site /tmp/site10k --out e2e.json   # LocalExecutor
     .venv/bin/python benchmarks/end_to_end.py --site /tmp/site10k --executor celery --workers 2
 
+After the run the scale suite (tests/scale, `pytest -m scale`) checks what it left: every file of the
+site one instance or in quarantine as its ground truth says, no duplicate row, every series through every
+stage, series kinds equal to the truth, the ledger intact, and, with `--reference OUT.json` (an earlier
+run's output, e.g. LocalExecutor's), catalog rows, decisions, ledger content and every stored object equal
+to that run's. Its verdict is in the output (`checks`); a failed check fails the benchmark.
+
 Everything (Airflow home, catalog, store) goes to a fresh folder under --workdir, removed afterwards
-unless --keep. Celery needs PostgreSQL on 127.0.0.1:5432 (a fresh database is created and dropped)
-and Redis on 127.0.0.1:6379 (database --redis-db).
+unless --keep. Celery needs PostgreSQL on 127.0.0.1:5432 (fresh databases for Airflow's metadata and, with
+`--catalog postgres`, the default under Celery, the catalog; created and dropped) and Redis on
+127.0.0.1:6379 (database --redis-db).
 """
 from __future__ import annotations
 
@@ -112,10 +119,12 @@ def stage_figures(airflow: Any, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 def catalog_counts(curate_home: Path, db_url: str | None) -> dict[str, Any]:
-    """Instances, series and stage outcomes in the run's catalog (the correctness side of the figures)."""
+    """Instances, series and stage outcomes in the run's catalog (the correctness side of the figures), the
+    rows the run wrote per table (the catalog database's load), and the objects and bytes per zone of the
+    store (the object store's load)."""
     from sqlalchemy import func, select
 
-    from curation.catalog import Catalog, Instance, QuarantineRecord, Series, StageRecord
+    from curation.catalog import Catalog, Instance, LineageEvent, QuarantineRecord, Series, StageRecord
 
     catalog = Catalog(db_url or f"sqlite:///{curate_home / 'catalog.sqlite'}")
     with catalog.session() as s:
@@ -123,10 +132,16 @@ def catalog_counts(curate_home: Path, db_url: str | None) -> dict[str, Any]:
         for stage, status, n in s.execute(select(StageRecord.stage, StageRecord.status, func.count())
                                           .group_by(StageRecord.stage, StageRecord.status)):
             outcomes.setdefault(stage, {})[str(status)] = n
-        return {"instances": s.scalar(select(func.count()).select_from(Instance)),
-                "series": s.scalar(select(func.count()).select_from(Series)),
-                "quarantined": s.scalar(select(func.count()).select_from(QuarantineRecord)),
-                "stage_records": outcomes}
+        counts = {"instances": s.scalar(select(func.count()).select_from(Instance)),
+                  "series": s.scalar(select(func.count()).select_from(Series)),
+                  "quarantined": s.scalar(select(func.count()).select_from(QuarantineRecord)),
+                  "stage_records": outcomes,
+                  "lineage_events": s.scalar(select(func.count()).select_from(LineageEvent))}
+    zones = {}
+    for zone in sorted(p.name for p in (curate_home / "store").iterdir() if p.is_dir()):
+        files = [f for f in (curate_home / "store" / zone).rglob("*") if f.is_file()]
+        zones[zone] = {"objects": len(files), "bytes": sum(f.stat().st_size for f in files)}
+    return {**counts, "store": zones}
 
 
 def _fresh_postgres(name: str) -> str:
@@ -158,9 +173,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False", "AIRFLOW__API_AUTH__JWT_SECRET": "b" * 64,
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__PARALLELISM": str(args.parallelism), "CURATE_HOME": str(curate_home),
+        # one pseudonym secret for every run of the benchmark (synthetic patients only): two runs of a site
+        # then de-identify to the same bytes, which the scale suite's --reference comparison needs
+        "CURATE_PSEUDONYM_SECRET": "e2e-benchmark-" + "s" * 50,
         "OMP_THREAD_LIMIT": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     })
     pg_name = f"bench_e2e_{os.getpid()}"
+    if args.catalog == "postgres":
+        base["CURATE_DB_URL"] = _fresh_postgres(f"{pg_name}_catalog")
     if args.executor == "celery":
         if not hasattr(components, "celery_env"):
             raise SystemExit("tests/dags/components.py has no Celery support in this checkout")
@@ -181,7 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             roots = lambda: [p.pid for n, p in airflow.procs.items() if n.startswith("w")]  # noqa: E731
         else:
             roots = lambda: [airflow.procs["scheduler"].pid]  # noqa: E731
-        conf = {"source": str(args.site), "site": "bench"}
+        conf = {"source": str(args.site), "site": "bench", "exclude": ["ground_truth.json"]}
         started = time.time()
         airflow.run("dags", "trigger", DAG_ID, "--conf", json.dumps(conf))
         run_id = airflow.wait_for("the run to be created", lambda: airflow.query(
@@ -204,19 +224,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "load_during": {"mean": round(statistics.fmean(memory.loads), 2) if memory.loads else None,
                             "max": round(max(memory.loads), 2) if memory.loads else None},
             "load_after": [round(x, 2) for x in os.getloadavg()], "catalog": counts,
+            "catalog_database": args.catalog,
         })
+        airflow.stop_all()
+        if args.check:
+            catalog_url = env.get("CURATE_DB_URL") or f"sqlite:///{curate_home / 'catalog.sqlite'}"
+            figures.update(check_run(args, work, state, catalog_url, curate_home / "store"))
     finally:
         airflow.stop_all()
-        if args.executor == "celery":
+        databases = [pg_name] * (args.executor == "celery") + [f"{pg_name}_catalog"] * (args.catalog == "postgres")
+        for name in databases:
             try:
-                _drop_postgres(pg_name)
+                _drop_postgres(name)
             except Exception as exc:  # noqa: BLE001 - cleanup must not hide the figures
-                print(f"bench: could not drop {pg_name}: {exc}", file=sys.stderr)
+                print(f"bench: could not drop {name}: {exc}", file=sys.stderr)
         if args.keep:
             print(f"bench: kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
     return figures
+
+
+def check_run(args: argparse.Namespace, work: Path, state: str, db_url: str, store: Path) -> dict[str, Any]:
+    """Run the scale suite on what the run left; its verdict and the run's digest (catalog tables and
+    store zones, for a later run's --reference)."""
+    import subprocess
+
+    described = work / "scale_run.json"
+    digest, facts = work / "digest.json", work / "facts.json"
+    described.write_text(json.dumps({"site": str(args.site), "state": state, "db_url": db_url, "store": str(store),
+                                     "digest_out": str(digest), "facts_out": str(facts)}))
+    cmd = [sys.executable, "-m", "pytest", "-m", "scale", str(REPO / "tests" / "scale"), "-q", "-p", "no:cacheprovider",
+           f"--scale-run={described}", f"--junitxml={work / 'scale.xml'}"]
+    if args.reference:
+        cmd.append(f"--scale-reference={args.reference.resolve()}")
+    started = time.time()
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    tail = done.stdout.strip().splitlines()[-1:] or [""]
+    if done.returncode:  # the failures, with the first differing rows of a --reference comparison
+        print(done.stdout[-12000:], done.stderr[-2000:], file=sys.stderr)
+    if args.out and facts.exists():  # what a later run's --reference comparison names differences from
+        shutil.copyfile(facts, args.out.with_suffix(".facts.json"))
+    return {"checks": {"exit": done.returncode, "summary": tail[0], "seconds": round(time.time() - started, 1),
+                       "reference": str(args.reference) if args.reference else None},
+            "digest": json.loads(digest.read_text()) if digest.exists() else None}
 
 
 def print_table(f: dict[str, Any]) -> None:
@@ -228,6 +279,8 @@ def print_table(f: dict[str, Any]) -> None:
     print(f"{'stage':<14} {'tasks':>6} {'wall s':>8} {'task s':>8}  states")
     for name, s in f["stages"].items():
         print(f"{name:<14} {s['tasks']:>6} {s['wall_seconds'] or 0:>8} {s['task_seconds']:>8}  {s['states']}")
+    if "checks" in f:
+        print(f"scale suite: {f['checks']['summary']} (exit {f['checks']['exit']})")
 
 
 def main() -> int:
@@ -243,13 +296,19 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the Airflow home, catalog and store")
     ap.add_argument("--out", type=Path, default=None, help="write the figures as JSON here too")
+    ap.add_argument("--catalog", choices=("sqlite", "postgres"), default=None,
+                    help="the catalog's database (default: postgres under Celery, as in production; sqlite else)")
+    ap.add_argument("--reference", type=Path, default=None,
+                    help="an earlier run's --out JSON: the catalog and store must equal that run's")
+    ap.add_argument("--no-check", dest="check", action="store_false", help="skip the scale suite after the run")
     args = ap.parse_args()
+    args.catalog = args.catalog or ("postgres" if args.executor == "celery" else "sqlite")
     args.site = args.site.resolve()
     figures = run(args)
     print_table(figures)
     if args.out:
         args.out.write_text(json.dumps(figures, indent=1))
-    return 0 if figures.get("state") == "success" else 1
+    return 0 if figures.get("state") == "success" and figures.get("checks", {}).get("exit", 0) == 0 else 1
 
 
 if __name__ == "__main__":

@@ -14,3 +14,11 @@ settings.register_profile("explore", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.airflow"]
+
+
+def pytest_addoption(parser) -> None:  # noqa: ANN001 - pytest.Parser
+    """The scale suite's inputs (tests/scale, run by benchmarks/end_to_end.py, deselected otherwise)."""
+    group = parser.getgroup("scale", "the scale suite (tests/scale)")
+    group.addoption("--scale-run", default=None, help="a benchmark run's description (JSON) to check")
+    group.addoption("--scale-reference", default=None,
+                    help="an earlier benchmark output (JSON with a digest) the run must equal")

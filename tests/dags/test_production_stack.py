@@ -13,7 +13,6 @@ a raw-zone URI is refused by the service.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from tests.dags.annotation_stack import (
 )
 from tests.dags.components import REPO, Airflow, celery_env
 from tests.dags.test_curate_source_run import RUN
+from tests.fixtures.catalog_facts import catalog_facts, zone_hashes
 from tests.fixtures.ports import free_ports, stop_process_group, wait_port
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -287,72 +287,3 @@ def _ledger_events(catalog_url: str) -> int:
 def _stack_logs(logs: Path, tis: list[tuple]) -> str:
     tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in sorted(logs.glob("*.log")))
     return f"task instances: {sorted(tis)}\n{tails}"
-
-
-def zone_hashes(store: Any, zone: str) -> dict[str, str]:
-    """Key -> SHA-256 of every object of a store's zone."""
-    import hashlib
-
-    return {key: hashlib.sha256(store.get_bytes(zone, key)).hexdigest() for key in store.list(zone)}
-
-
-#: Parts of a stage's metrics that differ between two runs of the same input by nature: timings, and the
-#: scratch folders registration reads its inputs from.
-_SCRATCH = re.compile(r"/[^\s\"']*/curate-[a-z]+-[a-z0-9_]+/")
-
-
-def _stable(value: Any, store_root: str) -> Any:
-    if isinstance(value, dict):
-        return {k: _stable(v, store_root) for k, v in value.items() if k != "seconds"}
-    if isinstance(value, list):
-        return [_stable(v, store_root) for v in value]
-    if isinstance(value, str):
-        return _SCRATCH.sub("<scratch>/", value.replace(store_root, "<store>"))
-    return value
-
-
-def catalog_facts(catalog: Any, store_root: str) -> dict[str, Any]:
-    """The catalog's content without what differs between two databases by nature (row ids, times, the
-    store's root): rows keyed by UIDs and content hashes; stage results and ledger events by the subject's
-    UID; ledger events as a multiset (their order and chain follow the tasks' order). Row counts equal to
-    unique counts (no duplicate) are checked here."""
-    from sqlalchemy import func, select
-
-    from curation.catalog import Instance, LineageEvent, Patient, QuarantineRecord, Series, StageRecord, Study
-
-    with catalog.session() as s:
-        counts = {m.__tablename__: s.scalar(select(func.count()).select_from(m))
-                  for m in (Patient, Study, Series, Instance, StageRecord, QuarantineRecord, LineageEvent)}
-        studies = {r.id: r.study_instance_uid for r in s.scalars(select(Study))}
-        instances = sorted((i.sop_instance_uid or "", i.sha256, i.size, i.raw_key, i.format, i.transfer_syntax_uid,
-                            i.rows, i.columns, i.number_of_frames, i.source_path) for i in s.scalars(select(Instance)))
-        first_hash = dict(s.execute(select(Instance.series_id, func.min(Instance.sha256))
-                                    .group_by(Instance.series_id)).tuples().all())
-        series_key = {r.id: r.series_instance_uid or f"{r.format}:{first_hash.get(r.id)}" for r in s.scalars(select(Series))}
-        series = sorted((series_key[r.id], studies.get(r.study_id), r.format, r.modality, r.sop_class_uid)
-                        for r in s.scalars(select(Series)))
-        subject = {"series": series_key, "study": studies}
-        stages = sorted(json.dumps([r.stage, r.stage_version, r.subject_type, subject[r.subject_type][r.subject_id],
-                                    r.input_hash, r.config_hash, r.status, r.reason,
-                                    _stable(r.metrics, store_root), _stable(r.output_uri, store_root)], sort_keys=True)
-                        for r in s.scalars(select(StageRecord)))
-        decisions = sorted((series_key[r.subject_id], r.status, r.reason)
-                           for r in s.scalars(select(StageRecord).where(StageRecord.stage == "quality")))
-        quarantine = sorted((q.file, q.sha256, q.raw_key or "", q.stage, q.reason_code, q.reason)
-                            for q in s.scalars(select(QuarantineRecord)))
-        patients = sorted((p.site, p.patient_key) for p in s.scalars(select(Patient)))
-
-        def named(text: str) -> str:
-            kind, _, ident = text.partition(":")
-            return f"{kind}:{subject[kind][int(ident)]}" if kind in subject and ident.isdigit() else text
-
-        ledger = sorted(json.dumps([e.stage, e.action, named(e.subject), e.inputs, e.outputs,
-                                    _stable(e.details, store_root)], sort_keys=True)
-                        for e in s.scalars(select(LineageEvent)))
-    unique = {"instance": len({i[0] or i[1] for i in instances}), "series": len(set(series)),
-              "stage_result": len(set(stages)), "lineage_event": len(set(ledger)), "study": len(set(studies.values())),
-              "patient": len(set(patients))}
-    for table, n in unique.items():
-        assert counts[table] == n, f"{table}: {counts[table]} rows, {n} distinct: a duplicate"
-    return {"counts": counts, "patients": patients, "series": series, "instances": instances, "stages": stages,
-            "decisions": decisions, "quarantine": quarantine, "ledger": ledger}
