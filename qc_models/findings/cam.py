@@ -7,7 +7,8 @@ the heatmap means"). Three methods, one chosen per model by the pointing game on
   call, so the heatmap is faithful by construction. Heat is how far a cell rises above the image's
   median cell (rectified, scaled to [0, 1] per image). One forward pass, no backward.
 - `gradcam`: MONAI's `monai.visualize.GradCAM` on the last conv block (positive evidence only), an
-  alternative for comparison.
+  alternative for comparison and for other networks: on this log-sum-exp head its maps saturate or are
+  flat (docs/ai.md).
 - `occlusion`: the drop of the label's probability when a patch of the input is replaced by a blurred
   copy of the image (occlusion sensitivity, as `monai.visualize.OcclusionSensitivity`, with a blur
   instead of a constant so the lung field around a patch stays plausible); one forward pass per patch.
