@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +31,6 @@ from deid.verify import (Finding, check_identity_removed, scan_bytes, scan_fragm
                          structure_findings)
 
 IMPLEMENTATION_VERSION = "CURATE_DEID_1"
-#: bounds of the header walk's memo (Deidentifier._memo): patient contexts kept, entries per context
-MEMO_CONTEXTS = 16
-MEMO_ENTRIES = 8192
 _ORIGINALS = ("PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID", "AccessionNumber", "StudyDate", "StudyID")
 _TAGS = {kw: tag_for_keyword(kw) for kw in _ORIGINALS + ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID")}
 _ROWS = tag_for_keyword("Rows")
@@ -74,7 +71,6 @@ class Deidentifier:
         self.safe_private = load_safe_private() if "retain_safe_private" in self.profile.options else frozenset()
         self.shifting = "retain_modified_dates" in self.profile.options
         self._constants = frozenset(code for code, _meaning in self.profile.method_codes)
-        self._memos: OrderedDict[tuple, dict] = OrderedDict()
 
     # -- one object -------------------------------------------------------------------------
     def deidentify(self, data: bytes, name: str = "") -> FileResult:
@@ -119,7 +115,6 @@ class Deidentifier:
         ctx.constants = self._constants  # CID 7050 code values this run writes itself
         enc = ds.original_encoding
         ctx.enc = (bool(enc[0]), bool(enc[1]) if enc[1] is not None else True)
-        ctx.memo = self._memo((pkey, shift, ctx.seconds_shift, ctx.enc))
         apply_plan(ds, ctx)
         self._mark(ds)
         res = FileResult("written", sha, counts=ctx.counts)
@@ -170,23 +165,6 @@ class Deidentifier:
             }
         }
         return res
-
-    def _memo(self, context: tuple) -> dict:
-        """The header walk's memo of one patient context (pseudonym key, date and time shifts,
-        source encoding: everything an element's outcome depends on besides its tag, VR and
-        value): the objects of a series repeat most values. Bounded: the last MEMO_CONTEXTS
-        contexts, each cleared at MEMO_ENTRIES (values unique to one object accumulate)."""
-        memos = self._memos
-        memo = memos.get(context)
-        if memo is None:
-            memo = memos[context] = {}
-            if len(memos) > MEMO_CONTEXTS:
-                memos.popitem(last=False)
-        else:
-            memos.move_to_end(context)
-            if len(memo) > MEMO_ENTRIES:
-                memo.clear()
-        return memo
 
     def _mark(self, ds: Dataset) -> None:
         """PatientIdentityRemoved, DeidentificationMethod(+CodeSequence, CID 7050), temporal flag.

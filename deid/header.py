@@ -15,7 +15,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
 from deid.dates import shift_da, shift_dt
-from deid.phi import PhiValues, derived_of, is_identifier_keyword
+from deid.phi import PhiValues, is_identifier_keyword
 from deid.private import keep_private, private_creators
 from deid.profile import Plan
 from deid.pseudonym import Pseudonymizer
@@ -196,9 +196,6 @@ class HeaderContext:
     deferred: list = field(default_factory=list)
     #: the keyed-hash UIDs written into this object (random digits: the leak scan masks them)
     new_uids: set = field(default_factory=set)
-    #: (tag, VR, value bytes) -> recorded outcome, shared by the objects of one patient context
-    #: (deid.engine): a series repeats most of its values, replayed instead of recomputed
-    memo: dict | None = None
 
 
 _NAME_DATE_UID_VRS = frozenset({"PN", "DA", "DT", "UI", "TM"})
@@ -278,7 +275,6 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
     creators = None
     kept_private_blocks: set[tuple[int, int]] = set()
     private_creator_tags: list[int] = []
-    memo = ctx.memo
     for key in sorted(d, key=int):  # key=int: BaseTag's own comparisons are Python calls
         elem = d[key]
         tag = int(key)  # int keys: a BaseTag looked up in an int-keyed dict calls BaseTag.__eq__
@@ -298,147 +294,66 @@ def _walk(ds: Dataset, ctx: HeaderContext) -> None:
             del d[key]
             counts["private_removed"] += 1
             continue
-        mkey = None
-        if memo is not None and type(elem) is RawDataElement:
-            value = elem.value
-            if type(value) is bytes and len(value) <= MEMO_VALUE_MAX:
-                mkey = (tag, elem.VR, value)
-                hit = memo.get(mkey)
-                if hit is not None:
-                    if hit is not _NOT_MEMOISED:
-                        _replay(hit, ds, d, key, elem, tag, ctx)
-                        continue
-                    mkey = None
         vr = elem.VR
         if not vr or vr == "UN" or len(vr) != 2:
             vr = _vr_of(elem)
         disp = dispatch.get((tag, vr, shifting))
         if disp is None:
             disp = dispatch[(tag, vr, shifting)] = _dispatch(plan, tag, vr, shifting)
-        if mkey is not None and vr != "SQ":
-            memo[mkey] = _record(ds, key, elem, tag, vr, disp, ctx)
-            continue
+        table_action, collect, action, by = disp
         if vr == "SQ":
-            if mkey is not None:
-                memo[mkey] = _NOT_MEMOISED
-            if disp[0] in ("Z", "D", "P"):
+            if table_action in ("Z", "D", "P"):
                 # emptied or replaced: its values may appear elsewhere, gather them first
                 for item in sequence_value(ds, key) or ():
                     collect_phi(item, plan, phi)
-        elif disp[1]:
+        elif collect:
             phi.add_texts(_keyword(tag), vr, _texts_of(elem))
-        _act(ds, key, elem, tag, vr, disp[2], disp[3], ctx)
+        if action == "O":
+            # Curves and overlays, the whole repeating group (Overlay Description included,
+            # which Table E.1-1 does not list).
+            del d[key]
+            counts["X"] += 1
+            continue
+        counts[by] += 1
+        if action == "K":
+            if vr == "SQ":
+                for item in sequence_value(ds, key) or ():
+                    _walk(item, ctx)
+            counts["K"] += 1
+        elif action == "X":
+            del d[key]
+            counts["X"] += 1
+        elif action == "Z":
+            _set_empty(ds, tag, vr, ctx.enc, key)
+            counts["Z"] += 1
+        elif action == "U" or action == "u":
+            if vr == "UI":
+                values = _texts_of(elem)
+                if values:
+                    _put(ds, tag, vr, _remap_uids(values, ctx), ctx.enc, key)
+                counts["U"] += 1
+            elif vr == "SQ":
+                for item in sequence_value(ds, key) or ():
+                    _walk(item, ctx)
+                counts["K"] += 1
+            else:
+                _set_empty(ds, tag, vr, ctx.enc, key)
+                counts["Z"] += 1
+        elif action == "D":
+            _dummy(ds, tag, vr, ctx)
+            counts["D"] += 1
+        elif action == "P":
+            _pseudonymise(ds, tag, vr, ctx)
+            counts["P"] += 1
+        elif action in ("C", "c"):
+            _clean(ds, tag, vr, ctx, action == "C", key, elem)
+        else:  # pragma: no cover - table codes are validated at compile time
+            raise ValueError(f"unknown action {action!r} for attribute {tag:08X}")
     for tag in private_creator_tags:
         g, e = tag >> 16, tag & 0xFFFF
         if (g, e) not in kept_private_blocks:
             del d[tag]
             counts["private_removed"] += 1
-
-
-def _act(ds: Dataset, key: BaseTag, elem: Any, tag: int, vr: str, action: str, by: str, ctx: HeaderContext) -> None:
-    """Run one element's action (``_dispatch``'s decision) on ``ds``; the walk has gathered its
-    identifying value already."""
-    counts = ctx.counts
-    d = ds._dict
-    if action == "O":
-        # Curves and overlays, the whole repeating group (Overlay Description included,
-        # which Table E.1-1 does not list).
-        del d[key]
-        counts["X"] += 1
-        return
-    counts[by] += 1
-    if action == "K":
-        if vr == "SQ":
-            for item in sequence_value(ds, key) or ():
-                _walk(item, ctx)
-        counts["K"] += 1
-    elif action == "X":
-        del d[key]
-        counts["X"] += 1
-    elif action == "Z":
-        _set_empty(ds, tag, vr, ctx.enc, key)
-        counts["Z"] += 1
-    elif action == "U" or action == "u":
-        if vr == "UI":
-            values = _texts_of(elem)
-            if values:
-                _put(ds, tag, vr, _remap_uids(values, ctx), ctx.enc, key)
-            counts["U"] += 1
-        elif vr == "SQ":
-            for item in sequence_value(ds, key) or ():
-                _walk(item, ctx)
-            counts["K"] += 1
-        else:
-            _set_empty(ds, tag, vr, ctx.enc, key)
-            counts["Z"] += 1
-    elif action == "D":
-        _dummy(ds, tag, vr, ctx)
-        counts["D"] += 1
-    elif action == "P":
-        _pseudonymise(ds, tag, vr, ctx)
-        counts["P"] += 1
-    elif action in ("C", "c"):
-        _clean(ds, tag, vr, ctx, action == "C", key, elem)
-    else:  # pragma: no cover - table codes are validated at compile time
-        raise ValueError(f"unknown action {action!r} for attribute {tag:08X}")
-
-
-#: a raw value longer than this is never memoised (pixel data, long text: rarely repeated, and
-#: hashing it would cost what the memo saves)
-MEMO_VALUE_MAX = 160
-#: a memo entry for a value met again in the walk: (what becomes of the element: _KEPT, _DELETED
-#: or its new raw element; the keyword and what the value adds to the identifying values; the
-#: counter increments in order; the UIDs written; (VR, patterns) when its cleaning is deferred)
-_KEPT, _DELETED = object(), object()
-#: marks a value whose outcome is not replayable (a sequence, a value converted by pydicom)
-_NOT_MEMOISED = ("not memoised",)
-
-
-def _record(ds: Dataset, key: BaseTag, elem: Any, tag: int, vr: str, disp: tuple, ctx: HeaderContext) -> tuple:
-    """Run a leaf element's action as the walk does and return what :func:`_replay` needs to
-    repeat it for the same (tag, VR, value bytes) in another object of the same context."""
-    kw, strings, words = "", (), ()
-    if disp[1]:
-        kw = _keyword(tag)
-        strings, words = derived_of(kw, vr, _texts_of(elem))
-        ctx.phi.add_derived(kw, strings, words)
-    counts, uids, deferred = ctx.counts, ctx.new_uids, ctx.deferred
-    ctx.counts, ctx.new_uids, ctx.deferred = Counter(), set(), []
-    try:
-        _act(ds, key, elem, tag, vr, disp[2], disp[3], ctx)
-        step_counts, step_uids, step_deferred = ctx.counts, ctx.new_uids, ctx.deferred
-    finally:
-        ctx.counts, ctx.new_uids, ctx.deferred = counts, uids, deferred
-    counts.update(step_counts)
-    uids.update(step_uids)
-    deferred += step_deferred
-    after = ds._dict.get(key, _DELETED)
-    if after is elem:
-        outcome = _KEPT
-    elif after is _DELETED or type(after) is RawDataElement:
-        outcome = after
-    else:
-        return _NOT_MEMOISED
-    defer = (step_deferred[0][2], step_deferred[0][3]) if step_deferred else None
-    return outcome, kw, strings, words, tuple(step_counts.items()), tuple(step_uids), defer
-
-
-def _replay(hit: tuple, ds: Dataset, d: dict, key: BaseTag, elem: Any, tag: int, ctx: HeaderContext) -> None:
-    """Repeat a recorded element's effects (see :func:`_record`) on this object."""
-    outcome, kw, strings, words, step_counts, uids, defer = hit
-    if strings or words:
-        ctx.phi.add_derived(kw, strings, words)
-    if outcome is _DELETED:
-        del d[key]
-    elif outcome is not _KEPT:
-        d[key] = outcome
-    counts = ctx.counts
-    for name, n in step_counts:
-        counts[name] += n
-    if uids:
-        ctx.new_uids.update(uids)
-    if defer is not None:
-        ctx.deferred.append((ds, tag, defer[0], defer[1], key, elem))
 
 
 def _set_empty(ds: Dataset, tag: int, vr: str, enc: tuple = (False, True), key: BaseTag | None = None) -> None:

@@ -93,17 +93,23 @@ class PhiValues:
         on the VR per element, not per value)."""
         if vr in _SKIPPED_VRS:
             return
-        strings, words = derived_of(keyword, vr, values)
-        self.add_derived(keyword, strings, words)
-
-    def add_derived(self, keyword: str, strings: tuple, words: tuple) -> None:
-        """Add what :func:`derived_of` gave for one element of ``keyword`` (the header walk
-        replays it for an element whose value it has met before)."""
-        s, w = self.strings, self.words
-        for x in strings:
-            s.setdefault(x, keyword)
-        for x in words:
-            w.setdefault(x, keyword)
+        strings, words = self.strings, self.words
+        for value in values:
+            if isinstance(value, (bytes, bytearray)):
+                continue
+            if type(value) is not str:
+                value = str(value)
+            key = (keyword, vr, value)
+            derived = _derived.get(key)
+            if derived is None:
+                derived = _derive(keyword, vr, value)
+                if len(_derived) >= _DERIVED_MAX:
+                    _derived.clear()
+                _derived[key] = derived
+            for x in derived[0]:
+                strings.setdefault(x, keyword)
+            for w in derived[1]:
+                words.setdefault(w, keyword)
 
     def update(self, other: "PhiValues") -> None:
         for k, v in other.strings.items():
@@ -117,38 +123,6 @@ class PhiValues:
         out += [(w, k, True) for w, k in self.words.items() if w not in self.strings]
         out.sort(key=lambda t: -len(t[0]))
         return out
-
-
-def derived_of(keyword: str, vr: str, values: list) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The strings and words the values of one element add to :class:`PhiValues`, in order:
-    a pure function of (keyword, VR, values), so a caller may keep it for a repeated value."""
-    if vr in _SKIPPED_VRS:
-        return (), ()
-    if len(values) == 1:
-        value = values[0]
-        if isinstance(value, (bytes, bytearray)):
-            return (), ()
-        return _derived_one(keyword, vr, value if type(value) is str else str(value))
-    strings: list[str] = []
-    words: list[str] = []
-    for value in values:
-        if isinstance(value, (bytes, bytearray)):
-            continue
-        d = _derived_one(keyword, vr, value if type(value) is str else str(value))
-        strings += d[0]
-        words += d[1]
-    return tuple(strings), tuple(words)
-
-
-def _derived_one(keyword: str, vr: str, value: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    key = (keyword, vr, value)
-    derived = _derived.get(key)
-    if derived is None:
-        derived = _derive(keyword, vr, value)
-        if len(_derived) >= _DERIVED_MAX:
-            _derived.clear()
-        _derived[key] = derived
-    return derived
 
 
 #: what one value of one attribute adds, by (keyword, VR, value): the values of a series repeat
