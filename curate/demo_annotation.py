@@ -227,8 +227,9 @@ def site_truth(site_dir: Path) -> dict[str, Any]:
     return truth_from_site(site_dir, store_secret(store), probe.parent if probe is not None else None)
 
 
-def round_conf(sample_size: int | None) -> dict[str, Any]:
-    return {"project": LABELS_PROJECT, "label_schema": LABEL_SCHEMA, "series_kinds": CHEST_KINDS,
+def round_conf(sample_size: int | None, model: str | None = None) -> dict[str, Any]:
+    """The labels round's DAG conf; `model` None keeps the DAG's findings model, "" runs none."""
+    return {**({} if model is None else {"model": model}), "project": LABELS_PROJECT, "label_schema": LABEL_SCHEMA, "series_kinds": CHEST_KINDS,
             "body_parts": CHEST_OR_UNKNOWN, "quality_decisions": READ_DECISIONS, "exclude_read": False,
             "sample_size": sample_size, "seed": READER_SEED, "readers_per_item": 5, "gold_share": 0.0,
             "deadline_hours": 1.0, "poll_seconds": 1, "bootstrap_resamples": 500,
@@ -236,11 +237,13 @@ def round_conf(sample_size: int | None) -> dict[str, Any]:
 
 
 def run(site_dir: Path | None, home: Path, *, truth: Mapping[str, Any] | None = None, verbose: bool = False,
-        serve: bool = False, say: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)
-        ) -> dict[str, Any]:
+        serve: bool = False, model: str | None = None,
+        say: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict[str, Any]:
     """Start the service, run `annotation_round` with simulated readers answering from the truth of
     `site_dir` (or `truth` per item key, `synth.reader_truth`), and return the summary (see
-    `summarise`); with `serve`, leave the service running for `serve_until_interrupted`."""
+    `summarise`); with `serve`, leave the service running for `serve_until_interrupted`. `model`:
+    the findings model of the round (None: the DAG's default; "": none, for images that do not show
+    the truth's findings, where the model's calls would be noise the QC filter judges readers by)."""
     from curate.demo import run_quietly
 
     started = time.monotonic()
@@ -264,7 +267,7 @@ def run(site_dir: Path | None, home: Path, *, truth: Mapping[str, Any] | None = 
             room.start()
         say(f"demo: running {DAG_ID} under dag.test() with simulated readers ({READERS}; quality review "
             f"{REVIEWERS}); its full log: {log_path}")
-        state = run_quietly(DAG_ID, round_conf(MAX_ITEMS), log_path, verbose=verbose)
+        state = run_quietly(DAG_ID, round_conf(MAX_ITEMS, model), log_path, verbose=verbose)
         for room in readers:
             room.stop.set()
             room.join(timeout=60)
